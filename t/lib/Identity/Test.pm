@@ -1,0 +1,969 @@
+package Identity::Test;
+
+# Test harness for ngx_http_identity_module: temp dirs, redis, the test IdP,
+# nginx, and a browser-like HTTP client (Identity::Test::UA).  POD at the end.
+
+use strict;
+use warnings;
+
+use Cwd qw(abs_path);
+use Digest::SHA qw(sha256);
+use File::Basename qw(dirname);
+use File::Path qw(make_path remove_tree);
+use File::Temp qw(tempdir);
+use IO::Select;
+use IO::Socket::INET;
+use JSON::PP;
+use MIME::Base64 qw(encode_base64 decode_base64);
+use POSIX qw(WNOHANG);
+use Test::More;
+use Time::HiRes qw(sleep time);
+
+our $ROOT = abs_path(dirname(__FILE__) . '/../../..');
+our $NGINX = $ENV{NGINX} // '/usr/sbin/nginx';
+
+my @live;          # harness objects whose servers END must stop
+my %used_ports;
+
+sub new {
+    my ($class, %opt) = @_;
+    my $name = $opt{name} // 'test';
+    $name =~ s/[^\w.-]+/_/g;
+    make_path("$ROOT/t/tmp");
+    my $self = bless {
+        name => $name,
+        dir => tempdir("$name-XXXXXX", DIR => "$ROOT/t/tmp"),
+        owner => $$,
+        procs => {},        # name => pid
+        ports => {},        # name => port
+    }, $class;
+    chmod 0755, $self->{dir};    # nginx workers may run as nobody
+    $SIG{$_} ||= sub { exit 1 } for qw(INT TERM HUP);    # so that END stops servers
+    push @live, $self;
+    return $self;
+}
+
+sub testdir { $_[0]{dir} }
+
+sub free_port {
+    for (1 .. 100) {
+        my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
+            Proto => 'tcp', Listen => 1, ReuseAddr => 1) or die "bind: $!";
+        my $port = $s->sockport;
+        close $s;
+        next if $used_ports{$port}++;
+        return $port;
+    }
+    die "no free port found";
+}
+
+sub port {
+    my ($self, $name) = @_;
+    return $self->{ports}{$name} //= free_port();
+}
+
+sub write_file {
+    my ($self, $name, $content) = @_;
+    my $path = "$self->{dir}/$name";
+    make_path(dirname($path));
+    open my $fh, '>', $path or die "$path: $!";
+    print $fh $content;
+    close $fh or die "$path: $!";
+    return $path;
+}
+
+sub read_file {
+    my ($self, $name) = @_;
+    my $path = $name =~ m{^/} ? $name : "$self->{dir}/$name";
+    open my $fh, '<', $path or return '';
+    local $/;
+    return scalar <$fh>;
+}
+
+# ------------------------------------------------------------ processes
+
+sub _spawn {
+    my ($self, $name, $cmd, $out, $err) = @_;
+    die "$name already running\n" if $self->{procs}{$name};
+    my $pid = fork // die "fork: $!";
+    if (!$pid) {
+        setpgrp(0, 0);     # own group, so stragglers (nginx workers) can be killed
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>>', $out or die "$out: $!";
+        open STDERR, '>>', $err or die "$err: $!";
+        exec @$cmd or die "exec $cmd->[0]: $!";
+    }
+    $self->{procs}{$name} = $pid;
+    return $pid;
+}
+
+sub _running {
+    my ($self, $name) = @_;
+    my $pid = $self->{procs}{$name} or return 0;
+    return 1 if waitpid($pid, WNOHANG) == 0;
+    delete $self->{procs}{$name};
+    return 0;
+}
+
+sub _wait_exit {
+    my ($pid, $timeout) = @_;
+    my $end = time + $timeout;
+    while (time < $end) {
+        my $r = waitpid($pid, WNOHANG);
+        return 1 if $r == $pid || $r == -1;
+        sleep 0.05;
+    }
+    return 0;
+}
+
+sub _stop {
+    my ($self, $name, $sig, $timeout) = @_;
+    my $pid = delete $self->{procs}{$name} or return;
+    kill $sig, $pid;
+    if (!_wait_exit($pid, $timeout // 10)) {
+        kill 'TERM', $pid;
+        if (!_wait_exit($pid, 3)) {
+            kill 'KILL', $pid;
+            _wait_exit($pid, 3);
+        }
+    }
+    kill 'KILL', -$pid if kill 0, -$pid;    # leftovers in its process group
+}
+
+sub _wait_port {
+    my ($port, $timeout, $alive) = @_;
+    my $end = time + $timeout;
+    while (time < $end) {
+        return 1 if IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+            PeerPort => $port, Proto => 'tcp', Timeout => 1);
+        return 0 if $alive && !$alive->();
+        sleep 0.05;
+    }
+    return 0;
+}
+
+sub stop_all {
+    my ($self) = @_;
+    return unless $self->{owner} == $$;
+    $self->stop_nginx;
+    $self->_stop($_, 'TERM', 5) for sort keys %{$self->{procs}};
+}
+
+sub _cleanup {
+    my ($self, $exit) = @_;
+    return unless $self->{owner} == $$ && !$self->{cleaned}++;
+    my $passing = !$exit && Test::More->builder->is_passing;
+    local $?;
+    $self->stop_all;
+    if ($ENV{TEST_KEEP} || !$passing) {
+        Test::More::diag("test files kept in $self->{dir}");
+    } else {
+        remove_tree($self->{dir});
+    }
+}
+
+sub DESTROY { $_[0]->_cleanup(0) }
+END { my $exit = $?; local $?; $_->_cleanup($exit) for @live; @live = () }
+
+# ------------------------------------------------------------ redis
+
+sub start_redis {
+    my ($self, %opt) = @_;
+    $self->{redis_password} = $opt{password} if exists $opt{password};
+    my $port = $self->{redis_port} //= free_port();
+    my @cmd = ('redis-server', '--port', $port, '--bind', '127.0.0.1',
+        '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--dir', $self->{dir});
+    push @cmd, '--requirepass', $self->{redis_password} if defined $self->{redis_password};
+    $self->_spawn('redis', \@cmd, "$self->{dir}/redis.log", "$self->{dir}/redis.log");
+    my $end = time + 10;
+    while (time < $end) {
+        my $pong = eval { $self->redis('PING') };
+        return $port if defined $pong && $pong eq 'PONG';
+        die "redis-server exited:\n" . $self->read_file('redis.log') unless $self->_running('redis');
+        sleep 0.05;
+    }
+    die "redis-server did not answer PING:\n" . $self->read_file('redis.log');
+}
+
+sub stop_redis { $_[0]->_stop('redis', 'TERM', 10) }
+sub redis_port { $_[0]{redis_port} }
+sub redis_error { $_[0]{redis_error} }
+
+sub _resp_encode {
+    my @args = map { my $s = "$_"; utf8::encode($s) if utf8::is_utf8($s); $s } @_;
+    return join '', '*' . @args . "\r\n", map { '$' . length($_) . "\r\n$_\r\n" } @args;
+}
+
+sub _resp_read {
+    my ($fh) = @_;
+    my $line = <$fh>;
+    die "redis: connection closed\n" unless defined $line;
+    $line =~ s/\r\n\z// or die "redis: bad reply line\n";
+    my ($type, $rest) = (substr($line, 0, 1), substr($line, 1));
+    return $rest if $type eq '+';
+    return $rest + 0 if $type eq ':';
+    return Identity::Test::RedisError->new($rest) if $type eq '-';
+    if ($type eq '$') {
+        return undef if $rest < 0;
+        my $buf = '';
+        while (length($buf) < $rest + 2) {
+            my $n = read($fh, $buf, $rest + 2 - length($buf), length($buf));
+            die "redis: connection closed\n" unless $n;
+        }
+        return substr($buf, 0, $rest);
+    }
+    if ($type eq '*') {
+        return undef if $rest < 0;
+        return [map { _resp_read($fh) } 1 .. $rest];
+    }
+    die "redis: unsupported reply type '$type'\n";
+}
+
+sub redis {
+    my ($self, @cmd) = @_;
+    my $port = $self->{redis_port} or die "redis not started\n";
+    delete $self->{redis_error};
+    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
+        Proto => 'tcp', Timeout => 5) or die "redis: cannot connect to port $port: $!\n";
+    local $SIG{ALRM} = sub { die "redis: timeout\n" };
+    my $prev = alarm 10;
+    my $reply = eval {
+        if (defined $self->{redis_password}) {
+            print $sock _resp_encode('AUTH', $self->{redis_password});
+            my $r = _resp_read($sock);
+            die "redis: AUTH failed: $r\n" if ref $r eq 'Identity::Test::RedisError';
+        }
+        print $sock _resp_encode(@cmd);
+        _resp_read($sock);
+    };
+    my $err = $@;
+    alarm $prev;
+    close $sock;
+    die $err if $err;
+    if (ref $reply eq 'Identity::Test::RedisError') {
+        $self->{redis_error} = $reply->message;
+        return undef;
+    }
+    return $reply;
+}
+
+# ------------------------------------------------------------ identity provider
+
+sub start_idp {
+    my ($self, %config) = @_;
+    my $port = $self->{idp_port} //= free_port();
+    my $conf = $self->write_file('idp.json', JSON::PP->new->canonical->encode(\%config));
+    my $out = "$self->{dir}/idp.out";
+    unlink $out;
+    $self->_spawn('idp', ['node', "$ROOT/t/idp/oidc.mjs", '--port', $port, '--config', $conf],
+        $out, "$self->{dir}/idp.err");
+    my $end = time + 30;
+    while (time < $end) {
+        if ($self->read_file($out) =~ /^READY (\S+)/m) {
+            return $self->{idp_url} = $1;
+        }
+        die "IdP exited:\n" . $self->read_file('idp.err') unless $self->_running('idp');
+        sleep 0.05;
+    }
+    die "IdP did not become ready:\n" . $self->read_file('idp.err');
+}
+
+sub stop_idp { $_[0]->_stop('idp', 'TERM', 5) }
+sub idp_url { $_[0]{idp_url} }
+sub idp_port { $_[0]{idp_port} }
+
+sub _idp_json {
+    my ($self, $path, %params) = @_;
+    my $q = join '&', map { "$_=" . Identity::Test::UA::uri_escape($params{$_}) } sort keys %params;
+    my $res = Identity::Test::UA->new->get("$self->{idp_url}$path" . ($q ? "?$q" : ''));
+    die "IdP $path: $res->{status} $res->{body}\n" unless $res->{status} == 200;
+    return decode_json($res->{body});
+}
+
+sub idp_mode { my ($self, %p) = @_; $self->_idp_json('/__test/mode', %p) }
+sub idp_stats { my ($self, %p) = @_; $self->_idp_json('/__test/stats', %p) }
+
+# ------------------------------------------------------------ nginx
+
+sub module_path { $ENV{IDENTITY_MODULE} // "$ROOT/build/ngx_http_identity_module.so" }
+
+sub nginx_conf {
+    my ($self, $text) = @_;
+    $text =~ s/%%TESTDIR%%/$self->{dir}/g;
+    $text =~ s/%%MODULE%%/module_path()/ge;
+    $text =~ s/%%PORT_(\w+)%%/$self->port($1)/ge;
+    $self->write_file('nginx.conf', $text);
+    return $text;
+}
+
+sub _nginx_cmd {
+    my ($self, $errlog, @extra) = @_;
+    return ($NGINX, '-p', "$self->{dir}/", '-c', "$self->{dir}/nginx.conf", '-e', $errlog, @extra);
+}
+
+sub start_nginx {
+    my ($self) = @_;
+    my $dir = $self->{dir};
+    $self->{nginx_started} = 1;
+    my $pid = $self->_spawn('nginx', [$self->_nginx_cmd("$dir/error.log")],
+        "$dir/nginx.stderr", "$dir/nginx.stderr");
+    return 1 if _wait_port($self->port('nginx'), 10, sub { $self->_running('nginx') });
+    my $why = $self->_running('nginx') ? 'nginx did not listen in 10s' : 'nginx exited';
+    $self->_stop('nginx', 'TERM', 3);
+    die "$why:\n" . $self->read_file('nginx.stderr') . $self->error_log;
+}
+
+sub stop_nginx { $_[0]->_stop('nginx', 'QUIT', 10) }
+
+# Sends HUP and waits until new workers started; returns 0 if the reload failed.
+sub reload_nginx {
+    my ($self) = @_;
+    my $pid = $self->{procs}{nginx} or die "nginx not running\n";
+    my $offset = length $self->error_log;
+    kill 'HUP', $pid;
+    my $end = time + 10;
+    while (time < $end) {
+        my $new = substr($self->error_log, $offset);
+        return 0 if $new =~ /\[emerg\]/;
+        return 1 if $new =~ /reconfiguring.*start worker process/s;
+        sleep 0.05;
+    }
+    return 0;
+}
+
+sub nginx_test_conf {
+    my ($self) = @_;
+    my $out = "$self->{dir}/nginx-t.out";
+    unlink $out;
+    my $pid = fork // die "fork: $!";
+    if (!$pid) {
+        open STDOUT, '>', $out;
+        open STDERR, '>&', \*STDOUT;
+        exec $self->_nginx_cmd('stderr', '-t') or exit 127;
+    }
+    waitpid $pid, 0;
+    return ($? >> 8, $self->read_file($out));
+}
+
+sub error_log { $_[0]->read_file('error.log') }
+
+sub log_like {
+    my ($self, $re, $name) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    return Test::More::like($self->error_log, $re, $name);
+}
+
+sub check_log {
+    my ($self) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    my @bad = grep { /\[(alert|emerg)\]/ } split /\n/, $self->error_log;
+    Test::More::ok(!@bad, 'no alert/emerg in error.log') or Test::More::diag(join "\n", @bad);
+}
+
+sub done {
+    my ($self) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    $self->stop_all;
+    $self->check_log if $self->{nginx_started};
+    Test::More::done_testing();
+}
+
+# ------------------------------------------------------------ helpers
+
+sub b64url {
+    my $s = encode_base64($_[0], '');
+    $s =~ tr{+/}{-_};
+    $s =~ s/=+\z//;
+    return $s;
+}
+
+sub b64url_decode {
+    my $s = $_[0];
+    $s =~ tr{-_}{+/};
+    $s .= '=' x (-length($s) % 4);
+    return decode_base64($s);
+}
+
+sub random_token {
+    my $n = shift // 32;
+    open my $fh, '<', '/dev/urandom' or die "urandom: $!";
+    my $buf;
+    read $fh, $buf, $n;
+    return b64url($buf);
+}
+
+# Returns (code_verifier, code_challenge) for PKCE S256.
+sub pkce_pair {
+    my $verifier = random_token(32);
+    return ($verifier, b64url(sha256($verifier)));
+}
+
+# Returns (header, payload) hashrefs of a compact JWS, without verifying it.
+sub jwt_decode {
+    my ($h, $p) = split /\./, shift;
+    return map { decode_json(b64url_decode($_)) } $h, $p;
+}
+
+sub http_raw {
+    my ($port, $text, %opt) = @_;
+    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
+        Proto => 'tcp', Timeout => 5) or die "connect to $port: $!\n";
+    binmode $sock;
+    syswrite $sock, $text if length $text;
+    return Identity::Test::UA::_read_all($sock, $opt{timeout} // 5, 1);
+}
+
+package Identity::Test::RedisError;
+
+use overload '""' => sub { $_[0]{message} }, fallback => 1;
+
+sub new { bless { message => $_[1] }, $_[0] }
+sub message { $_[0]{message} }
+
+package Identity::Test::UA;
+
+use strict;
+use warnings;
+
+use IO::Select;
+use IO::Socket::INET;
+use Time::HiRes qw(time);
+use Time::Local qw(timegm);
+
+my %DEFAULT_HEADERS = (
+    'User-Agent' => 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 '
+        . '(KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36',
+    'Accept' => 'text/html,application/xhtml+xml,application/xml;q=0.9,'
+        . 'image/avif,image/webp,*/*;q=0.8',
+    'Accept-Language' => 'en-US,en;q=0.9',
+    'Sec-Fetch-Mode' => 'navigate',
+    'Sec-Fetch-Dest' => 'document',
+    'Upgrade-Insecure-Requests' => '1',
+);
+
+sub new {
+    my ($class, %opt) = @_;
+    my $self = bless { jar => [], trace => [], timeout => $opt{timeout} // 10,
+        headers => { %DEFAULT_HEADERS } }, $class;
+    _merge_headers($self->{headers}, $opt{headers});
+    return $self;
+}
+
+sub uri_escape {
+    my $s = shift // '';
+    utf8::encode($s) if utf8::is_utf8($s);
+    $s =~ s/([^A-Za-z0-9\-._~])/sprintf '%%%02X', ord $1/ge;
+    return $s;
+}
+
+sub uri_unescape {
+    my $s = shift;
+    $s =~ tr/+/ /;
+    $s =~ s/%([0-9A-Fa-f]{2})/chr hex $1/ge;
+    return $s;
+}
+
+sub form_encode {
+    my $f = shift;
+    return join '&', map { uri_escape($_) . '=' . uri_escape($f->{$_}) } sort keys %$f;
+}
+
+# Case-insensitive header merge; an undef value removes the header.
+sub _merge_headers {
+    my ($into, $from) = @_;
+    for my $k (keys %{$from || {}}) {
+        delete $into->{$_} for grep { lc $_ eq lc $k } keys %$into;
+        $into->{$k} = $from->{$k} if defined $from->{$k};
+    }
+}
+
+sub parse_url {
+    my $url = shift;
+    $url =~ m{^http://([^/:?#]+)(?::(\d+))?([^#]*)} or die "unsupported URL: $url\n";
+    my ($host, $port, $path) = ($1, $2 // 80, $3);
+    $path = "/$path" unless $path =~ m{^/};
+    return ($host, $port, $path);
+}
+
+sub resolve_url {
+    my ($base, $ref) = @_;
+    return $ref if $ref =~ m{^https?://}i;
+    my ($scheme_host) = $base =~ m{^(https?://[^/?#]+)}i;
+    return "http:$ref" if $ref =~ m{^//};
+    return "$scheme_host$ref" if $ref =~ m{^/};
+    my ($path) = $base =~ m{^https?://[^/?#]+([^?#]*)}i;
+    $path ||= '/';
+    return "$scheme_host$path$ref" if $ref =~ /^\?/;
+    $path =~ s{[^/]*\z}{};
+    return "$scheme_host$path$ref";
+}
+
+# ------------------------------------------------------------ cookies
+
+sub _parse_date {
+    my $s = shift;
+    my %mon; @mon{qw(jan feb mar apr may jun jul aug sep oct nov dec)} = 0 .. 11;
+    $s =~ /(\d{1,2})[ -]([A-Za-z]{3})[ -](\d{2,4})\s+(\d{1,2}):(\d{2}):(\d{2})/ or return undef;
+    my $year = $3 < 100 ? $3 + ($3 < 70 ? 2000 : 1900) : $3;
+    my $m = $mon{lc $2} // return undef;
+    return timegm($6, $5, $4, $1, $m, $year);
+}
+
+sub _store_cookie {
+    my ($self, $raw, $host, $path) = @_;
+    my ($pair, @attrs) = split /;\s*/, $raw;
+    my ($name, $value) = $pair =~ /^\s*([^=]+?)\s*=\s*(.*?)\s*$/ or return;
+    my %c = (name => $name, value => $value, domain => lc $host, host_only => 1);
+    ($c{path} = $path) =~ s{/[^/]*\z}{};
+    $c{path} = '/' if $c{path} eq '';
+    my $max_age;
+    for (@attrs) {
+        my ($k, $v) = /^\s*([^=]+?)\s*(?:=\s*(.*?)\s*)?$/ or next;
+        $k = lc $k;
+        if ($k eq 'domain' && defined $v && length $v) {
+            ($c{domain} = lc $v) =~ s/^\.//;
+            $c{host_only} = 0;
+        } elsif ($k eq 'path' && defined $v && $v =~ m{^/}) {
+            $c{path} = $v;
+        } elsif ($k eq 'max-age' && defined $v && $v =~ /^-?\d+$/) {
+            $max_age = $v;
+        } elsif ($k eq 'expires' && defined $v) {
+            $c{expires} = _parse_date($v);
+        }
+    }
+    $c{expires} = time + $max_age if defined $max_age;
+    @{$self->{jar}} = grep { !($_->{name} eq $c{name} && $_->{domain} eq $c{domain}
+        && $_->{path} eq $c{path}) } @{$self->{jar}};
+    push @{$self->{jar}}, \%c unless defined $c{expires} && $c{expires} <= time;
+}
+
+sub _path_match {
+    my ($cpath, $path) = @_;
+    return 1 if $cpath eq $path;
+    return 0 unless index($path, $cpath) == 0;
+    return $cpath =~ m{/\z} || substr($path, length $cpath, 1) eq '/';
+}
+
+sub _cookie_header {
+    my ($self, $host, $path) = @_;
+    $host = lc $host;
+    $path =~ s/[?#].*//s;
+    my @c = grep {
+        (!defined $_->{expires} || $_->{expires} > time)
+        && ($_->{host_only} ? $host eq $_->{domain}
+            : ($host eq $_->{domain} || $host =~ /\.\Q$_->{domain}\E\z/))
+        && _path_match($_->{path}, $path)
+    } @{$self->{jar}};
+    @c = sort { length $b->{path} <=> length $a->{path} } @c;
+    return join '; ', map { "$_->{name}=$_->{value}" } @c;
+}
+
+sub cookie {
+    my ($self, $name, $host) = @_;
+    for (reverse @{$self->{jar}}) {
+        next if $_->{name} ne $name || (defined $host && $_->{domain} ne lc $host);
+        next if defined $_->{expires} && $_->{expires} <= time;
+        return $_->{value};
+    }
+    return undef;
+}
+
+sub cookies { [grep { !defined $_->{expires} || $_->{expires} > time } @{$_[0]{jar}}] }
+
+sub set_cookie {
+    my ($self, $name, $value, %attr) = @_;
+    my $raw = "$name=$value" . join '', map { "; $_=$attr{$_}" } grep { $_ ne 'host' } keys %attr;
+    $self->_store_cookie($raw, $attr{host} // '127.0.0.1', '/');
+}
+
+sub clear_cookies { $_[0]{jar} = [] }
+
+# ------------------------------------------------------------ requests
+
+sub start_request {
+    my ($self, $method, $url, %opt) = @_;
+    my ($host, $port, $path) = parse_url($url);
+    my %h = %{$self->{headers}};
+    my $body = $opt{body};
+    if ($opt{form}) {
+        $body = form_encode($opt{form});
+        $h{'Content-Type'} = 'application/x-www-form-urlencoded';
+    }
+    my $cookie = $self->_cookie_header($host, $path);
+    $h{Cookie} = $cookie if length $cookie;
+    _merge_headers(\%h, $opt{headers});
+    $h{'Content-Length'} = length $body
+        if defined $body && !grep { lc $_ eq 'content-length' } keys %h;
+    my $req = "$method $path HTTP/1.1\r\nHost: " . ($port == 80 ? $host : "$host:$port") . "\r\n"
+        . join('', map { "$_: $h{$_}\r\n" } sort keys %h)
+        . "Connection: close\r\n\r\n" . ($body // '');
+
+    my $sock = IO::Socket::INET->new(PeerAddr => $host, PeerPort => $port, Proto => 'tcp',
+        Timeout => $self->{timeout}) or die "connect to $host:$port: $!\n";
+    binmode $sock;
+    syswrite($sock, $req) == length $req or die "write to $host:$port: $!\n";
+    return bless { ua => $self, sock => $sock, method => $method, url => $url,
+        host => $host, path => $path, request => $req }, 'Identity::Test::UA::Pending';
+}
+
+sub request {
+    my ($self, $method, $url, %opt) = @_;
+    return $self->start_request($method, $url, %opt)->finish;
+}
+
+sub get { my ($self, $url, %opt) = @_; $self->request('GET', $url, %opt) }
+
+sub post_form {
+    my ($self, $url, $fields, %opt) = @_;
+    return $self->request('POST', $url, form => $fields, %opt);
+}
+
+sub _read_all {
+    my ($sock, $timeout, $partial_ok) = @_;
+    my $sel = IO::Select->new($sock);
+    my $end = time + $timeout;
+    my $buf = '';
+    while (1) {
+        my $left = $end - time;
+        if ($left <= 0 || !$sel->can_read($left)) {
+            last if $partial_ok;
+            die "timeout reading response\n";
+        }
+        my $n = sysread $sock, $buf, 65536, length $buf;
+        last if !$n;    # EOF or reset
+    }
+    close $sock;
+    return $buf;
+}
+
+sub _dechunk {
+    my $in = shift;
+    my $out = '';
+    while ($in =~ s/^([0-9a-fA-F]+)[^\r\n]*\r\n//) {
+        my $n = hex $1;
+        last if $n == 0;
+        $out .= substr($in, 0, $n, '');
+        $in =~ s/^\r\n//;
+    }
+    return $out;
+}
+
+sub parse_response {
+    my ($raw) = @_;
+    my %res = (raw => $raw, status => 0, headers => {}, h => {}, body => '', cookies_set => []);
+    my ($head, $body) = split /\r?\n\r?\n/, $raw, 2;
+    return \%res unless defined $head && $head =~ s{^HTTP/\d\.\d (\d{3})[ ]?([^\r\n]*)\r?\n?}{};
+    @res{qw(status reason)} = ($1, $2);
+    for (split /\r?\n/, $head) {
+        my ($k, $v) = /^([^:]+):\s*(.*?)\s*$/ or next;
+        push @{$res{headers}{lc $k}}, $v;
+        $res{h}{lc $k} //= $v;
+    }
+    $body //= '';
+    $body = _dechunk($body) if ($res{h}{'transfer-encoding'} // '') =~ /chunked/i;
+    $res{body} = $body;
+    $res{cookies_set} = $res{headers}{'set-cookie'} || [];
+    return \%res;
+}
+
+# Follows Location headers with GET.  List context: ($res, @followed);
+# scalar context: the last response.
+sub follow {
+    my ($self, $res, %opt) = @_;
+    my @all = ($res);
+    for (1 .. $opt{max} // 20) {
+        my $r = $all[-1];
+        last unless $r->{status} =~ /^30[12378]$/ && defined $r->{h}{location};
+        my $url = resolve_url($r->{url}, $r->{h}{location});
+        last if $opt{stop} && $opt{stop}->($url);
+        push @all, $self->get($url);
+    }
+    return wantarray ? @all : $all[-1];
+}
+
+# Parses the forms of an HTML page: [{action, method, fields => {name => value}}].
+sub forms {
+    my ($res) = @_;
+    my @forms;
+    while ($res->{body} =~ m{<form\b([^>]*)>(.*?)</form>}gis) {
+        my ($attrs, $inner) = ($1, $2);
+        my %a = _attrs($attrs);
+        my %f;
+        while ($inner =~ m{<input\b([^>]*)>}gi) {
+            my %i = _attrs($1);
+            next if !defined $i{name} || ($i{type} // '') =~ /^(submit|button|image)$/i;
+            $f{$i{name}} = $i{value} // '';
+        }
+        push @forms, { action => resolve_url($res->{url}, $a{action} // ''),
+            method => uc($a{method} // 'GET'), fields => \%f };
+    }
+    return \@forms;
+}
+
+sub _attrs {
+    my $s = shift;
+    my %a;
+    while ($s =~ /([\w-]+)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))/g) {
+        my $v = $2 // $3 // $4;
+        $v =~ s/&#(\d+);/chr $1/ge;
+        $v =~ s/&quot;/"/g; $v =~ s/&lt;/</g; $v =~ s/&gt;/>/g; $v =~ s/&amp;/&/g;
+        $a{lc $1} = $v;
+    }
+    return %a;
+}
+
+# Submits the first form (or the first whose action matches $opt{action})
+# with its own inputs overridden by %$fields.
+sub submit_form {
+    my ($self, $res, $fields, %opt) = @_;
+    my ($form) = grep { !$opt{action} || $_->{action} =~ $opt{action} } @{forms($res)};
+    die "no form found in $res->{url}\n" unless $form;
+    my %f = (%{$form->{fields}}, %{$fields || {}});
+    return $self->post_form($form->{action}, \%f) if $form->{method} eq 'POST';
+    my $url = $form->{action};
+    $url =~ s/\?.*//s;
+    return $self->get("$url?" . form_encode(\%f));
+}
+
+# Drives a browser login through t/idp/oidc.mjs starting at $start_url.
+sub oidc_login {
+    my ($self, $start_url, %opt) = @_;
+    my $user = $opt{user} // 'alice';
+    my $password = $opt{password} // "$user-password";
+    my $res = $self->get($start_url);
+    my @trace = ($res);
+    my $posted_login = 0;
+    for (1 .. $opt{max} // 30) {
+        if ($res->{status} =~ /^30[12378]$/ && defined $res->{h}{location}) {
+            my $url = resolve_url($res->{url}, $res->{h}{location});
+            last if $opt{stop} && $opt{stop}->($url);
+            $res = $self->get($url);
+        } elsif ($res->{status} == 200 && $res->{url} =~ m{/interaction/}) {
+            my ($form) = @{forms($res)};
+            last unless $form;
+            if ($form->{action} =~ m{/login\z}) {
+                last if $posted_login++;     # the form again: wrong credentials
+                $res = $self->submit_form($res, { login => $user, password => $password });
+            } elsif ($form->{action} =~ m{/confirm\z}) {
+                $res = $self->submit_form($res, {});
+            } else {
+                last;
+            }
+        } else {
+            last;
+        }
+        push @trace, $res;
+    }
+    $self->{trace} = \@trace;
+    return $res;
+}
+
+package Identity::Test::UA::Pending;
+
+sub ready { IO::Select->new($_[0]{sock})->can_read(0) ? 1 : 0 }
+
+sub finish {
+    my ($self) = @_;
+    my $ua = $self->{ua};
+    my $res = Identity::Test::UA::parse_response(
+        Identity::Test::UA::_read_all($self->{sock}, $ua->{timeout}));
+    @$res{qw(method url request)} = @$self{qw(method url request)};
+    $ua->_store_cookie($_, $self->{host}, $self->{path}) for @{$res->{cookies_set}};
+    return $res;
+}
+
+1;
+
+__END__
+
+=head1 NAME
+
+Identity::Test - harness for the ngx_http_identity_module tests
+
+=head1 SYNOPSIS
+
+    use Test::More;
+    use Identity::Test;
+
+    my $t = Identity::Test->new(name => 'basic');
+    $t->start_redis;
+    my $issuer = $t->start_idp(redirect_uris => ['http://127.0.0.1:' . $t->port('nginx') . '/cb']);
+    $t->nginx_conf(<<'EOF');
+    load_module %%MODULE%%;
+    daemon off;
+    master_process on;
+    worker_processes 1;
+    error_log %%TESTDIR%%/error.log debug;
+    pid %%TESTDIR%%/nginx.pid;
+    events { worker_connections 64; }
+    http {
+        access_log %%TESTDIR%%/access.log;
+        client_body_temp_path %%TESTDIR%%/client_body;
+        proxy_temp_path %%TESTDIR%%/proxy;
+        fastcgi_temp_path %%TESTDIR%%/fastcgi;
+        uwsgi_temp_path %%TESTDIR%%/uwsgi;
+        scgi_temp_path %%TESTDIR%%/scgi;
+        server { listen 127.0.0.1:%%PORT_nginx%%; ... }
+    }
+    EOF
+    $t->start_nginx;
+
+    my $ua = Identity::Test::UA->new;
+    my $res = $ua->oidc_login("http://127.0.0.1:" . $t->port('nginx') . "/");
+    is($res->{status}, 200);
+
+    $t->done;
+
+=head1 Identity::Test
+
+=over
+
+=item new(name => NAME)
+
+Creates F<t/tmp/NAME-XXXXXX/> (C<testdir>). Every server started through the
+object runs in its own process group and is stopped by pid when the object is
+destroyed or at END. The directory is then removed, unless C<TEST_KEEP=1> is
+set or the test is failing (its path is printed with diag).
+
+=item testdir, write_file(NAME, CONTENT), read_file(NAME)
+
+C<write_file> writes below testdir (creating directories) and returns the full
+path. C<read_file> returns '' for a missing file; absolute paths are allowed.
+
+=item Identity::Test::free_port(), port(NAME)
+
+C<free_port> returns a free 127.0.0.1 TCP port, never the same twice in one
+process. C<port(NAME)> allocates one per name, once (C<%%PORT_NAME%%>).
+
+=item start_redis(password => PW), stop_redis, redis_port
+
+Starts C<redis-server> (no persistence, bound to 127.0.0.1, dir testdir) and
+waits for PING; returns the port. A later C<start_redis> reuses the same port
+and password, so a test can stop Redis and bring it back.
+
+=item redis(CMD, ARGS...), redis_error
+
+Sends one command on a new connection (AUTH first when a password is set) and
+returns the reply: simple strings and bulk strings as strings, integers as
+numbers, nil as undef, arrays as (nested) array refs. An error reply makes it
+return undef and sets C<redis_error> to the message (it is cleared on each
+call); error replies inside arrays are C<Identity::Test::RedisError> objects
+(stringify to the message). It dies if Redis cannot be reached.
+
+=item start_idp(%config), stop_idp, idp_url, idp_port
+
+Writes %config as JSON to F<idp.json> and starts C<node t/idp/oidc.mjs> on a
+free port (the same port on restart), waits for C<READY>, returns the issuer
+URL C<http://127.0.0.1:PORT>. Config keys: see F<t/idp/README.md>.
+
+=item idp_mode(%params), idp_stats(reset => 1)
+
+GET C</__test/mode?...> and C</__test/stats>; return the decoded JSON.
+C<idp_mode> returns the current state (C<token_delay_ms>, C<id_token>,
+C<signing_kids>, C<published_kids>).
+
+=item nginx_conf(TEXT), module_path
+
+Substitutes C<%%TESTDIR%%>, C<%%MODULE%%> (env C<IDENTITY_MODULE> or
+F<build/ngx_http_identity_module.so> in the repository) and
+C<%%PORT_name%%>, and writes F<nginx.conf>. Returns the final text. Nothing is
+prepended: write C<daemon off;>, C<pid>, C<error_log> and temp paths yourself.
+
+=item start_nginx, stop_nginx, reload_nginx
+
+C<start_nginx> runs C<nginx -p TESTDIR/ -c TESTDIR/nginx.conf -e
+TESTDIR/error.log> (stdout/stderr to F<nginx.stderr>) and waits up to 10 s
+for C<port('nginx')> to accept; otherwise it dies with stderr and error.log.
+C<stop_nginx> sends QUIT (then TERM, KILL). C<reload_nginx> sends HUP and
+returns 1 once new workers started, 0 if the reload failed.
+
+=item nginx_test_conf
+
+Runs C<nginx -t> on the written conf and returns C<(exit_code, output)>.
+
+=item error_log, log_like(QR, NAME), check_log
+
+C<check_log> is one test: no C<[alert]> or C<[emerg]> line in error.log.
+
+=item done
+
+Stops every server, runs C<check_log> if nginx was started, then
+C<done_testing>.
+
+=item Identity::Test::http_raw(PORT, TEXT, timeout => 5)
+
+Sends TEXT as is to 127.0.0.1:PORT and returns everything read until the
+server closes or the timeout passes (then what was read so far).
+
+=item helpers
+
+C<b64url>, C<b64url_decode>, C<random_token(N)>, C<pkce_pair()> returning
+C<(verifier, challenge)>, C<jwt_decode(JWT)> returning C<(header, payload)>
+hashrefs (no verification).
+
+=back
+
+=head1 Identity::Test::UA
+
+=over
+
+=item new(headers => {...}, timeout => 10)
+
+A cookie-keeping client that sends browser-like headers (Chrome User-Agent,
+C<Accept: text/html,...>, C<Sec-Fetch-Mode: navigate>, C<Sec-Fetch-Dest:
+document>). Headers given here or per request override case-insensitively;
+C<undef> removes one. Every request uses HTTP/1.1 with C<Connection: close>.
+
+=item request(METHOD, URL, headers => {...}, body => STR, form => {...})
+
+Does not follow redirects. Returns a hashref:
+
+    status       HTTP status (0 if the server closed without a response)
+    reason       reason phrase
+    headers      { lc name => [values] }
+    h            { lc name => first value }
+    body         body (chunked encoding removed)
+    cookies_set  [raw Set-Cookie values]
+    raw          the raw response
+    method, url, request (the raw request text)
+
+=item get(URL, %opt), post_form(URL, \%fields, %opt)
+
+=item start_request(METHOD, URL, %opt)
+
+Sends the request and returns a handle with C<ready> (1 if response bytes can
+be read now, without blocking) and C<finish> (reads the response, as
+C<request>).
+
+=item follow(RES, max => 20, stop => sub { my $url = shift; ... })
+
+Follows Location (relative or absolute) with GET while the status is a
+redirect; C<stop> returning true stops before fetching that URL. List
+context: C<(RES, @followed)>; scalar context: the last response.
+
+=item forms(RES), submit_form(RES, \%fields, action => QR)
+
+C<forms> returns C<[{action, method, fields}]> (action made absolute, fields
+from the C<input> elements, not buttons). C<submit_form> submits the first
+form (or the first whose action matches) with its fields overridden.
+
+=item oidc_login(START_URL, user => 'alice', password => 'alice-password', stop => sub {...}, max => 30)
+
+GETs START_URL and follows redirects; on an IdP interaction page it posts the
+login form (login, password) or the consent form, and keeps following until a
+response is neither a redirect nor an interaction page (or C<stop> says so for
+the next URL). Returns that response; all responses are in C<< $ua->{trace} >>.
+With wrong credentials it returns the second login page (status 200, body
+contains "Invalid login").
+
+=item cookie(NAME, HOST), cookies, set_cookie(NAME, VALUE, host => H, Path => P, ...), clear_cookies
+
+The jar matches host (Domain or host-only) and path, honours Max-Age and
+Expires (a past date deletes), and ignores ports and Secure, like a browser on
+plain http.
+
+=item uri_escape, uri_unescape, form_encode(\%f), parse_url(URL), resolve_url(BASE, REF), parse_response(RAW)
+
+=back
+
+=cut
