@@ -1,0 +1,270 @@
+
+/*
+ * Copyright (C) ngx_http_identity_module authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_identity_module.h"
+#include "ngx_http_identity_cookie.h"
+
+
+#define NGX_HTTP_IDENTITY_COOKIE_MAX  4096
+
+
+static u_char *ngx_http_identity_cookie_next(u_char *p, u_char *last,
+    ngx_str_t *name, ngx_str_t *value);
+
+
+/*
+ * "__Host-" binds the cookie to this exact origin over https; it is only
+ * possible without a Domain attribute.
+ */
+
+ngx_int_t
+ngx_http_identity_cookie_name(ngx_http_request_t *r, ngx_str_t *base,
+    ngx_str_t *domain, const char *suffix, ngx_str_t *name)
+{
+    u_char     *p;
+    size_t      slen;
+    ngx_uint_t  host;
+
+    host = ngx_http_identity_is_https(r) && domain->len == 0;
+    slen = ngx_strlen(suffix);
+
+    name->len = (host ? sizeof("__Host-") - 1 : 0) + base->len + slen;
+    name->data = ngx_pnalloc(r->pool, name->len);
+    if (name->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = name->data;
+
+    if (host) {
+        p = ngx_cpymem(p, "__Host-", sizeof("__Host-") - 1);
+    }
+
+    p = ngx_cpymem(p, base->data, base->len);
+    ngx_memcpy(p, suffix, slen);
+
+    return NGX_OK;
+}
+
+
+/*
+ * NGX_OK and the value, NGX_DECLINED if absent, or NGX_HTTP_BAD_REQUEST if
+ * the cookie is sent twice or the header is oversized: two session cookies
+ * cannot be told apart safely.
+ */
+
+ngx_int_t
+ngx_http_identity_cookie_get(ngx_http_request_t *r, ngx_str_t *name,
+    ngx_str_t *value)
+{
+    u_char            *p, *last;
+    ngx_str_t          n, v;
+    ngx_uint_t         i, found;
+    ngx_table_elt_t  **h;
+
+    found = 0;
+    h = r->headers_in.cookies.elts;
+
+    for (i = 0; i < r->headers_in.cookies.nelts; i++) {
+
+        if (h[i]->value.len > NGX_HTTP_IDENTITY_COOKIE_MAX) {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "identity: oversized Cookie header (%uz bytes)",
+                          h[i]->value.len);
+            return NGX_HTTP_BAD_REQUEST;
+        }
+
+        p = h[i]->value.data;
+        last = p + h[i]->value.len;
+
+        while (p < last) {
+            p = ngx_http_identity_cookie_next(p, last, &n, &v);
+
+            if (n.len != name->len
+                || ngx_strncmp(n.data, name->data, n.len) != 0)
+            {
+                continue;
+            }
+
+            if (found) {
+                ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                              "identity: duplicate cookie \"%V\"", name);
+                return NGX_HTTP_BAD_REQUEST;
+            }
+
+            found = 1;
+            *value = v;
+        }
+    }
+
+    return found ? NGX_OK : NGX_DECLINED;
+}
+
+
+ngx_int_t
+ngx_http_identity_cookie_set(ngx_http_request_t *r, ngx_str_t *name,
+    ngx_str_t *value, ngx_str_t *domain, time_t max_age)
+{
+    u_char           *p;
+    size_t            len;
+    ngx_table_elt_t  *h;
+
+    len = name->len + 1 + value->len
+          + sizeof("; Domain=") - 1 + domain->len
+          + sizeof("; Max-Age=") - 1 + NGX_TIME_T_LEN
+          + sizeof("; Path=/; HttpOnly; SameSite=Lax; Secure") - 1;
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Set-Cookie");
+    h->value.data = p;
+
+    p = ngx_sprintf(p, "%V=%V", name, value);
+
+    if (domain->len) {
+        p = ngx_sprintf(p, "; Domain=%V", domain);
+    }
+
+    if (max_age != NGX_HTTP_IDENTITY_COOKIE_SESSION) {
+        p = ngx_sprintf(p, "; Max-Age=%T", max_age);
+    }
+
+    p = ngx_cpymem(p, "; Path=/; HttpOnly; SameSite=Lax",
+                   sizeof("; Path=/; HttpOnly; SameSite=Lax") - 1);
+
+    if (ngx_http_identity_is_https(r)) {
+        p = ngx_cpymem(p, "; Secure", sizeof("; Secure") - 1);
+    }
+
+    h->value.len = p - h->value.data;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The module's cookies (every cookie whose name starts with the prefix,
+ * "__Host-" or not) are removed from the Cookie headers that go upstream.
+ */
+
+ngx_int_t
+ngx_http_identity_cookie_strip(ngx_http_request_t *r, ngx_str_t *prefix)
+{
+    u_char            *p, *last, *out, *buf;
+    ngx_str_t          n, v, bare;
+    ngx_uint_t         i;
+    ngx_table_elt_t  **h;
+
+    h = r->headers_in.cookies.elts;
+
+    for (i = 0; i < r->headers_in.cookies.nelts; i++) {
+
+        buf = ngx_pnalloc(r->pool, 2 * h[i]->value.len);
+        if (buf == NULL) {
+            return NGX_ERROR;
+        }
+
+        out = buf;
+        p = h[i]->value.data;
+        last = p + h[i]->value.len;
+
+        while (p < last) {
+            p = ngx_http_identity_cookie_next(p, last, &n, &v);
+
+            if (n.len == 0) {
+                continue;
+            }
+
+            bare = n;
+
+            if (bare.len >= sizeof("__Host-") - 1
+                && ngx_strncmp(bare.data, "__Host-", sizeof("__Host-") - 1)
+                   == 0)
+            {
+                bare.data += sizeof("__Host-") - 1;
+                bare.len -= sizeof("__Host-") - 1;
+            }
+
+            if (bare.len >= prefix->len
+                && ngx_strncmp(bare.data, prefix->data, prefix->len) == 0)
+            {
+                continue;
+            }
+
+            if (out != buf) {
+                *out++ = ';';
+                *out++ = ' ';
+            }
+
+            out = ngx_cpymem(out, n.data, n.len);
+
+            if (v.data) {
+                *out++ = '=';
+                out = ngx_cpymem(out, v.data, v.len);
+            }
+        }
+
+        h[i]->value.data = buf;
+        h[i]->value.len = out - buf;
+    }
+
+    return NGX_OK;
+}
+
+
+/* one "name=value" pair of a Cookie header; returns where the next starts */
+
+static u_char *
+ngx_http_identity_cookie_next(u_char *p, u_char *last, ngx_str_t *name,
+    ngx_str_t *value)
+{
+    u_char  *end, *eq;
+
+    while (p < last && (*p == ' ' || *p == '\t')) {
+        p++;
+    }
+
+    end = ngx_strlchr(p, last, ';');
+    if (end == NULL) {
+        end = last;
+    }
+
+    eq = ngx_strlchr(p, end, '=');
+
+    name->data = p;
+    name->len = (eq ? eq : end) - p;
+
+    while (name->len && name->data[name->len - 1] == ' ') {
+        name->len--;
+    }
+
+    if (eq) {
+        value->data = eq + 1;
+        value->len = end - (eq + 1);
+
+        while (value->len && value->data[value->len - 1] == ' ') {
+            value->len--;
+        }
+
+    } else {
+        ngx_str_null(value);
+    }
+
+    return end < last ? end + 1 : last;
+}

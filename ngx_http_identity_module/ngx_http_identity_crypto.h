@@ -1,0 +1,28 @@
+
+/*
+ * Copyright (C) ngx_http_identity_module authors
+ */
+
+
+#ifndef _NGX_HTTP_IDENTITY_CRYPTO_H_INCLUDED_
+#define _NGX_HTTP_IDENTITY_CRYPTO_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+
+
+#define NGX_HTTP_IDENTITY_SHA256_HEX_LEN  64
+
+
+ngx_int_t ngx_http_identity_random(ngx_pool_t *pool, size_t bytes,
+    ngx_str_t *out);
+ngx_int_t ngx_http_identity_random_hex(ngx_pool_t *pool, size_t bytes,
+    ngx_str_t *out);
+void ngx_http_identity_sha256_hex(ngx_str_t *in, u_char *out);
+ngx_int_t ngx_http_identity_pkce_challenge(ngx_pool_t *pool,
+    ngx_str_t *verifier, ngx_str_t *challenge);
+ngx_int_t ngx_http_identity_secure_equal(ngx_str_t *a, ngx_str_t *b);
+
+
+#endif /* _NGX_HTTP_IDENTITY_CRYPTO_H_INCLUDED_ */

@@ -1,0 +1,1929 @@
+
+/*
+ * Copyright (C) ngx_http_identity_module authors
+ */
+
+
+/*
+ * Directives, configuration, and the request flow:
+ *
+ *   protect   access phase: a session cookie is checked against Redis on
+ *             every request; without a valid one a browser is sent to login
+ *             and any other client gets 401;
+ *   endpoints server rewrite phase: {identity_path}callback, login and
+ *             logout work whichever location of the server is protected.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <curl/curl.h>
+
+#include "ngx_http_identity_module.h"
+#include "ngx_http_identity_crypto.h"
+#include "ngx_http_identity_cookie.h"
+#include "ngx_http_identity_redis.h"
+#include "ngx_http_identity_session.h"
+#include "ngx_http_identity_oidc.h"
+
+
+#define NGX_HTTP_IDENTITY_CALLBACK  1
+#define NGX_HTTP_IDENTITY_LOGIN     2
+#define NGX_HTTP_IDENTITY_LOGOUT    3
+
+
+enum {
+    ngx_http_identity_protect_start = 0,
+    ngx_http_identity_protect_lookup,
+    ngx_http_identity_protect_login
+};
+
+
+typedef struct {
+    ngx_str_t   name;
+    ngx_uint_t  offset;
+} ngx_http_identity_var_t;
+
+
+static ngx_int_t ngx_http_identity_access_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_identity_session_checked(ngx_http_request_t *r,
+    ngx_http_identity_ctx_t *ctx, ngx_http_identity_loc_conf_t *ilcf);
+static ngx_int_t ngx_http_identity_unauthenticated(ngx_http_request_t *r,
+    ngx_http_identity_ctx_t *ctx, ngx_http_identity_loc_conf_t *ilcf);
+static void ngx_http_identity_phase_resume(ngx_http_request_t *r);
+static ngx_int_t ngx_http_identity_is_browser(ngx_http_request_t *r);
+static ngx_table_elt_t *ngx_http_identity_header(ngx_http_request_t *r,
+    char *name, size_t len);
+static ngx_int_t ngx_http_identity_read_cookie(ngx_http_request_t *r,
+    ngx_http_identity_loc_conf_t *ilcf, ngx_str_t *token);
+static ngx_int_t ngx_http_identity_prepare_login(ngx_http_request_t *r,
+    ngx_http_identity_loc_conf_t *ilcf, ngx_str_t *return_to);
+
+static ngx_int_t ngx_http_identity_endpoint_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_identity_endpoint(ngx_http_request_t *r);
+static void ngx_http_identity_endpoint_resume(ngx_http_request_t *r);
+static ngx_int_t ngx_http_identity_login_endpoint(ngx_http_request_t *r);
+static ngx_int_t ngx_http_identity_logout_endpoint(ngx_http_request_t *r);
+static ngx_int_t ngx_http_identity_redirect_path(ngx_http_request_t *r,
+    ngx_str_t *path);
+
+static ngx_int_t ngx_http_identity_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+
+static ngx_int_t ngx_http_identity_add_variables(ngx_conf_t *cf);
+static ngx_int_t ngx_http_identity_init(ngx_conf_t *cf);
+static void *ngx_http_identity_create_main_conf(ngx_conf_t *cf);
+static char *ngx_http_identity_init_main_conf(ngx_conf_t *cf, void *conf);
+static void *ngx_http_identity_create_srv_conf(ngx_conf_t *cf);
+static char *ngx_http_identity_merge_srv_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static void *ngx_http_identity_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_identity_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static ngx_int_t ngx_http_identity_init_module(ngx_cycle_t *cycle);
+static ngx_int_t ngx_http_identity_init_process(ngx_cycle_t *cycle);
+static void ngx_http_identity_exit_process(ngx_cycle_t *cycle);
+
+static char *ngx_http_identity_redis(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_identity_provider_block(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_identity_provider_directive(ngx_conf_t *cf,
+    ngx_command_t *dummy, void *conf);
+static char *ngx_http_identity_identity(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_identity_path(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_identity_provider_type(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_identity_words(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_identity_params(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_identity_secret_file(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_identity_algs(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_int_t ngx_http_identity_read_secret(ngx_conf_t *cf,
+    ngx_str_t *path, ngx_str_t *secret);
+static ngx_http_identity_provider_t *ngx_http_identity_provider_get(
+    ngx_conf_t *cf, ngx_str_t *name);
+
+
+static ngx_conf_enum_t  ngx_http_identity_token_auth[] = {
+    { ngx_string("client_secret_basic"), NGX_HTTP_IDENTITY_AUTH_BASIC },
+    { ngx_string("client_secret_post"), NGX_HTTP_IDENTITY_AUTH_POST },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_command_t  ngx_http_identity_commands[] = {
+
+    { ngx_string("identity_redis"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_identity_redis,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("identity_redis_prefix"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_identity_main_conf_t, key_prefix),
+      NULL },
+
+    { ngx_string("identity_provider"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_BLOCK|NGX_CONF_TAKE1,
+      ngx_http_identity_provider_block,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("identity"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_identity_identity,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("identity_path"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_http_identity_path,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("identity_idle_session_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_identity_loc_conf_t, idle_timeout),
+      NULL },
+
+    { ngx_string("identity_max_session_duration"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_identity_loc_conf_t, max_duration),
+      NULL },
+
+    { ngx_string("identity_session_touch_interval"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_identity_loc_conf_t, touch_interval),
+      NULL },
+
+    { ngx_string("identity_cookie_name"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_identity_loc_conf_t, cookie_name),
+      NULL },
+
+    { ngx_string("identity_cookie_domain"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_identity_loc_conf_t, cookie_domain),
+      NULL },
+
+      ngx_null_command
+};
+
+
+/* directives inside an identity_provider { } block */
+
+static ngx_command_t  ngx_http_identity_provider_commands[] = {
+
+    { ngx_string("type"), NGX_CONF_TAKE1,
+      ngx_http_identity_provider_type, 0, 0, NULL },
+
+    { ngx_string("issuer"), NGX_CONF_TAKE1, ngx_conf_set_str_slot, 0,
+      offsetof(ngx_http_identity_provider_t, issuer), NULL },
+
+    { ngx_string("client_id"), NGX_CONF_TAKE1, ngx_conf_set_str_slot, 0,
+      offsetof(ngx_http_identity_provider_t, client_id), NULL },
+
+    { ngx_string("client_secret"), NGX_CONF_TAKE1, ngx_conf_set_str_slot, 0,
+      offsetof(ngx_http_identity_provider_t, client_secret), NULL },
+
+    { ngx_string("client_secret_file"), NGX_CONF_TAKE1,
+      ngx_http_identity_secret_file, 0,
+      offsetof(ngx_http_identity_provider_t, client_secret), NULL },
+
+    { ngx_string("scopes"), NGX_CONF_1MORE, ngx_http_identity_words, 0,
+      offsetof(ngx_http_identity_provider_t, scopes), NULL },
+
+    { ngx_string("authorization_params"), NGX_CONF_1MORE,
+      ngx_http_identity_params, 0,
+      offsetof(ngx_http_identity_provider_t, authorization_params), NULL },
+
+    { ngx_string("redirect_uri"), NGX_CONF_TAKE1, ngx_conf_set_str_slot, 0,
+      offsetof(ngx_http_identity_provider_t, redirect_uri), NULL },
+
+    { ngx_string("token_endpoint_auth"), NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot, 0,
+      offsetof(ngx_http_identity_provider_t, token_auth),
+      &ngx_http_identity_token_auth },
+
+    { ngx_string("userinfo"), NGX_CONF_FLAG, ngx_conf_set_flag_slot, 0,
+      offsetof(ngx_http_identity_provider_t, userinfo), NULL },
+
+    { ngx_string("signing_algs"), NGX_CONF_1MORE, ngx_http_identity_algs, 0,
+      offsetof(ngx_http_identity_provider_t, signing_algs), NULL },
+
+    { ngx_string("http_timeout"), NGX_CONF_TAKE1, ngx_conf_set_msec_slot, 0,
+      offsetof(ngx_http_identity_provider_t, http_timeout), NULL },
+
+    { ngx_string("clock_skew"), NGX_CONF_TAKE1, ngx_conf_set_sec_slot, 0,
+      offsetof(ngx_http_identity_provider_t, leeway), NULL },
+
+    { ngx_string("metadata_ttl"), NGX_CONF_TAKE1, ngx_conf_set_sec_slot, 0,
+      offsetof(ngx_http_identity_provider_t, metadata_ttl), NULL },
+
+    { ngx_string("jwks_refetch_interval"), NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot, 0,
+      offsetof(ngx_http_identity_provider_t, jwks_refetch_interval), NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_identity_module_ctx = {
+    ngx_http_identity_add_variables,       /* preconfiguration */
+    ngx_http_identity_init,                /* postconfiguration */
+
+    ngx_http_identity_create_main_conf,    /* create main configuration */
+    ngx_http_identity_init_main_conf,      /* init main configuration */
+
+    ngx_http_identity_create_srv_conf,     /* create server configuration */
+    ngx_http_identity_merge_srv_conf,      /* merge server configuration */
+
+    ngx_http_identity_create_loc_conf,     /* create location configuration */
+    ngx_http_identity_merge_loc_conf       /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_identity_module = {
+    NGX_MODULE_V1,
+    &ngx_http_identity_module_ctx,         /* module context */
+    ngx_http_identity_commands,            /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    ngx_http_identity_init_module,         /* init module */
+    ngx_http_identity_init_process,        /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    ngx_http_identity_exit_process,        /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static ngx_http_identity_var_t  ngx_http_identity_vars[] = {
+    { ngx_string("identity_id"),
+      offsetof(ngx_http_identity_session_t, identity_id) },
+    { ngx_string("identity_email"),
+      offsetof(ngx_http_identity_session_t, email) },
+    { ngx_string("identity_name"),
+      offsetof(ngx_http_identity_session_t, name) },
+    { ngx_string("identity_username"),
+      offsetof(ngx_http_identity_session_t, username) },
+    { ngx_string("identity_provider"),
+      offsetof(ngx_http_identity_session_t, provider) },
+    { ngx_string("identity_provider_user_id"),
+      offsetof(ngx_http_identity_session_t, provider_user_id) },
+    { ngx_string("identity_session_id"),
+      offsetof(ngx_http_identity_session_t, id) },
+    { ngx_null_string, 0 }
+};
+
+
+/* protect */
+
+static ngx_int_t
+ngx_http_identity_access_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                      rc;
+    ngx_http_identity_ctx_t       *ctx;
+    ngx_http_identity_loc_conf_t  *ilcf;
+
+    ilcf = ngx_http_get_module_loc_conf(r, ngx_http_identity_module);
+
+    if (ilcf->provider == NULL) {
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_http_identity_get_ctx(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    switch (ctx->protect) {
+
+    case ngx_http_identity_protect_start:
+
+        if (ctx->authenticated) {
+            return NGX_OK;
+        }
+
+        ctx->resume = ngx_http_identity_phase_resume;
+
+        rc = ngx_http_identity_read_cookie(r, ilcf, &ctx->token);
+
+        if (rc == NGX_DECLINED) {
+            return ngx_http_identity_unauthenticated(r, ctx, ilcf);
+        }
+
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        if (ngx_http_identity_session_lookup(r, &ctx->token) != NGX_OK) {
+            return NGX_HTTP_SERVICE_UNAVAILABLE;
+        }
+
+        ctx->protect = ngx_http_identity_protect_lookup;
+        return NGX_AGAIN;
+
+    case ngx_http_identity_protect_lookup:
+
+        return ngx_http_identity_session_checked(r, ctx, ilcf);
+
+    default: /* ngx_http_identity_protect_login */
+
+        return ngx_http_identity_oidc_login(r);
+    }
+}
+
+
+static ngx_int_t
+ngx_http_identity_session_checked(ngx_http_request_t *r,
+    ngx_http_identity_ctx_t *ctx, ngx_http_identity_loc_conf_t *ilcf)
+{
+    time_t                        now;
+    ngx_http_identity_session_t  *s;
+
+    if (ctx->redis_error) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "identity: session store unavailable");
+        return NGX_HTTP_SERVICE_UNAVAILABLE;
+    }
+
+    s = &ctx->session;
+    now = ngx_time();
+
+    if (!ctx->found) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "identity: unknown, expired or revoked session");
+        return ngx_http_identity_unauthenticated(r, ctx, ilcf);
+    }
+
+    if (s->expires_at <= now) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "identity: session \"%V\" reached its maximum duration",
+                      &s->id);
+        return ngx_http_identity_unauthenticated(r, ctx, ilcf);
+    }
+
+    if (s->provider.len != ilcf->provider->name.len
+        || ngx_strncmp(s->provider.data, ilcf->provider->name.data,
+                       s->provider.len) != 0)
+    {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "identity: session \"%V\" is for provider \"%V\"",
+                      &s->id, &s->provider);
+        return ngx_http_identity_unauthenticated(r, ctx, ilcf);
+    }
+
+    ctx->authenticated = 1;
+    ctx->protect = ngx_http_identity_protect_start;
+
+    if (now - s->last_active >= ilcf->touch_interval) {
+        ngx_http_identity_session_touch(r);
+    }
+
+    if (ngx_http_identity_cookie_strip(r, &ilcf->cookie_name) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_identity_unauthenticated(ngx_http_request_t *r,
+    ngx_http_identity_ctx_t *ctx, ngx_http_identity_loc_conf_t *ilcf)
+{
+    ngx_table_elt_t  *h;
+
+    if (!ngx_http_identity_is_browser(r)) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "WWW-Authenticate");
+        ngx_str_set(&h->value, "Cookie realm=\"identity\"");
+        r->headers_out.www_authenticate = h;
+
+        return NGX_HTTP_UNAUTHORIZED;
+    }
+
+    if (ngx_http_identity_prepare_login(r, ilcf, &r->unparsed_uri)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->protect = ngx_http_identity_protect_login;
+    ctx->state = 0;
+
+    return ngx_http_identity_oidc_login(r);
+}
+
+
+static void
+ngx_http_identity_phase_resume(ngx_http_request_t *r)
+{
+    ngx_http_core_run_phases(r);
+}
+
+
+/*
+ * A browser navigation gets a redirect to login; anything else (XHR,
+ * fetch, API clients, non-GET methods) gets 401: a redirect to an HTML
+ * login page is of no use to them.
+ */
+
+static ngx_int_t
+ngx_http_identity_is_browser(ngx_http_request_t *r)
+{
+    ngx_table_elt_t  *h;
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        return 0;
+    }
+
+    if (ngx_http_identity_header(r, "x-requested-with",
+                                 sizeof("x-requested-with") - 1))
+    {
+        return 0;
+    }
+
+    h = ngx_http_identity_header(r, "sec-fetch-mode",
+                                 sizeof("sec-fetch-mode") - 1);
+
+    if (h && !(h->value.len == 8
+               && ngx_strncasecmp(h->value.data, (u_char *) "navigate", 8)
+                  == 0))
+    {
+        return 0;
+    }
+
+    h = ngx_http_identity_header(r, "accept", sizeof("accept") - 1);
+
+    return h && ngx_strlcasestrn(h->value.data,
+                                 h->value.data + h->value.len,
+                                 (u_char *) "text/html", 9 - 1)
+                != NULL;
+}
+
+
+static ngx_table_elt_t *
+ngx_http_identity_header(ngx_http_request_t *r, char *name, size_t len)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return NULL;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == len
+            && ngx_strncmp(h[i].lowcase_key, name, len) == 0)
+        {
+            return &h[i];
+        }
+    }
+}
+
+
+/* NGX_OK, NGX_DECLINED when absent or malformed, or an HTTP status */
+
+static ngx_int_t
+ngx_http_identity_read_cookie(ngx_http_request_t *r,
+    ngx_http_identity_loc_conf_t *ilcf, ngx_str_t *token)
+{
+    u_char     *p;
+    ngx_int_t   rc;
+    ngx_str_t   name;
+
+    if (ngx_http_identity_cookie_name(r, &ilcf->cookie_name,
+                                      &ilcf->cookie_domain, "", &name)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_identity_cookie_get(r, &name, token);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    if (token->len != NGX_HTTP_IDENTITY_TOKEN_LEN) {
+        goto malformed;
+    }
+
+    for (p = token->data; p < token->data + token->len; p++) {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
+              || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'))
+        {
+            goto malformed;
+        }
+    }
+
+    return NGX_OK;
+
+malformed:
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "identity: malformed session cookie");
+
+    return NGX_DECLINED;
+}
+
+
+static ngx_int_t
+ngx_http_identity_prepare_login(ngx_http_request_t *r,
+    ngx_http_identity_loc_conf_t *ilcf, ngx_str_t *return_to)
+{
+    u_char                        *p;
+    ngx_str_t                      base;
+    ngx_http_identity_ctx_t       *ctx;
+    ngx_http_identity_srv_conf_t  *iscf;
+
+    ctx = ngx_http_identity_get_ctx(r);
+    iscf = ngx_http_get_module_srv_conf(r, ngx_http_identity_module);
+
+    if (ctx->provider == NULL) {
+        ctx->provider = ilcf->provider;
+    }
+
+    ctx->login.return_to = *return_to;
+    ctx->login.cookie_name = ilcf->cookie_name;
+    ctx->login.cookie_domain = ilcf->cookie_domain;
+    ctx->login.idle_timeout = ilcf->idle_timeout;
+    ctx->login.max_duration = ilcf->max_duration;
+
+    if (ctx->provider->redirect_uri.len) {
+        ctx->login.redirect_uri = ctx->provider->redirect_uri;
+        return NGX_OK;
+    }
+
+    if (ngx_http_identity_endpoint_url(r, &base) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_pnalloc(r->pool, base.len + iscf->path.len
+                             + sizeof("callback") - 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->login.redirect_uri.data = p;
+    p = ngx_cpymem(p, base.data, base.len);
+    p = ngx_cpymem(p, iscf->path.data, iscf->path.len);
+    p = ngx_cpymem(p, "callback", sizeof("callback") - 1);
+    ctx->login.redirect_uri.len = p - ctx->login.redirect_uri.data;
+
+    return NGX_OK;
+}
+
+
+/* endpoints */
+
+static ngx_int_t
+ngx_http_identity_endpoint_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                      rc;
+    ngx_str_t                      rest;
+    ngx_http_identity_ctx_t       *ctx;
+    ngx_http_identity_srv_conf_t  *iscf;
+
+    iscf = ngx_http_get_module_srv_conf(r, ngx_http_identity_module);
+
+    if (iscf->path.len == 0
+        || r->uri.len < iscf->path.len
+        || ngx_strncmp(r->uri.data, iscf->path.data, iscf->path.len) != 0)
+    {
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_http_identity_get_ctx(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rest.data = r->uri.data + iscf->path.len;
+    rest.len = r->uri.len - iscf->path.len;
+
+    if (rest.len == 8 && ngx_strncmp(rest.data, "callback", 8) == 0) {
+        ctx->endpoint = NGX_HTTP_IDENTITY_CALLBACK;
+
+    } else if (rest.len == 5 && ngx_strncmp(rest.data, "login", 5) == 0) {
+        ctx->endpoint = NGX_HTTP_IDENTITY_LOGIN;
+
+    } else if (rest.len == 6 && ngx_strncmp(rest.data, "logout", 6) == 0) {
+        ctx->endpoint = NGX_HTTP_IDENTITY_LOGOUT;
+
+    } else {
+        return NGX_HTTP_NOT_FOUND;
+    }
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD|NGX_HTTP_POST))) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->resume = ngx_http_identity_endpoint_resume;
+
+    rc = ngx_http_identity_endpoint(r);
+
+    return rc == NGX_AGAIN ? NGX_DONE : rc;
+}
+
+
+static ngx_int_t
+ngx_http_identity_endpoint(ngx_http_request_t *r)
+{
+    ngx_http_identity_ctx_t  *ctx;
+
+    ctx = ngx_http_identity_get_ctx(r);
+
+    switch (ctx->endpoint) {
+
+    case NGX_HTTP_IDENTITY_CALLBACK:
+        if (ctx->state == 0) {
+            ngx_http_identity_loc_conf_t  *ilcf;
+
+            /* the state cookie is named after the server's cookie */
+            ilcf = ngx_http_get_module_loc_conf(r, ngx_http_identity_module);
+            ctx->login.cookie_name = ilcf->cookie_name;
+            ctx->login.cookie_domain = ilcf->cookie_domain;
+        }
+
+        return ngx_http_identity_oidc_callback(r);
+
+    case NGX_HTTP_IDENTITY_LOGIN:
+        return ngx_http_identity_login_endpoint(r);
+
+    default:
+        return ngx_http_identity_logout_endpoint(r);
+    }
+}
+
+
+static void
+ngx_http_identity_endpoint_resume(ngx_http_request_t *r)
+{
+    ngx_int_t  rc;
+
+    rc = ngx_http_identity_endpoint(r);
+
+    if (rc != NGX_AGAIN) {
+        ngx_http_finalize_request(r, rc);
+    }
+}
+
+
+/* login?redirect_path=/x[&provider=NAME] */
+
+static ngx_int_t
+ngx_http_identity_login_endpoint(ngx_http_request_t *r)
+{
+    ngx_str_t                       path, name;
+    ngx_uint_t                      i;
+    ngx_http_identity_ctx_t        *ctx;
+    ngx_http_identity_loc_conf_t   *ilcf;
+    ngx_http_identity_srv_conf_t   *iscf;
+    ngx_http_identity_provider_t  **pp;
+
+    ctx = ngx_http_identity_get_ctx(r);
+
+    if (ctx->provider) {
+        return ngx_http_identity_oidc_login(r);
+    }
+
+    iscf = ngx_http_get_module_srv_conf(r, ngx_http_identity_module);
+    ilcf = ngx_http_get_module_loc_conf(r, ngx_http_identity_module);
+
+    if (iscf->providers == NULL || iscf->providers->nelts == 0) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "identity: login on a server that protects nothing");
+        return NGX_HTTP_NOT_FOUND;
+    }
+
+    pp = iscf->providers->elts;
+    ctx->provider = pp[0];
+
+    if (ngx_http_arg(r, (u_char *) "provider", 8, &name) == NGX_OK) {
+        ctx->provider = NULL;
+
+        for (i = 0; i < iscf->providers->nelts; i++) {
+            if (pp[i]->name.len == name.len
+                && ngx_strncmp(pp[i]->name.data, name.data, name.len) == 0)
+            {
+                ctx->provider = pp[i];
+                break;
+            }
+        }
+
+        if (ctx->provider == NULL) {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "identity: login with unknown provider \"%V\"",
+                          &name);
+            return NGX_HTTP_BAD_REQUEST;
+        }
+    }
+
+    if (ngx_http_identity_redirect_path(r, &path) != NGX_OK) {
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    if (ngx_http_identity_prepare_login(r, ilcf, &path) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->state = 0;
+
+    return ngx_http_identity_oidc_login(r);
+}
+
+
+/* logout?redirect_path=/x: the session is deleted in Redis, not only here */
+
+static ngx_int_t
+ngx_http_identity_logout_endpoint(ngx_http_request_t *r)
+{
+    ngx_int_t                      rc;
+    ngx_str_t                      path, name, empty;
+    ngx_http_identity_ctx_t       *ctx;
+    ngx_http_identity_loc_conf_t  *ilcf;
+
+    ctx = ngx_http_identity_get_ctx(r);
+    ilcf = ngx_http_get_module_loc_conf(r, ngx_http_identity_module);
+
+    if (ctx->state == 0) {
+        ctx->state = 1;
+
+        rc = ngx_http_identity_read_cookie(r, ilcf, &ctx->token);
+
+        if (rc == NGX_OK) {
+            if (ngx_http_identity_session_destroy(r, &ctx->token) != NGX_OK) {
+                return NGX_HTTP_SERVICE_UNAVAILABLE;
+            }
+
+            return NGX_AGAIN;
+        }
+
+        if (rc != NGX_DECLINED) {
+            return rc;
+        }
+
+    } else if (ctx->redis_error) {
+        return NGX_HTTP_SERVICE_UNAVAILABLE;
+    }
+
+    if (ngx_http_identity_redirect_path(r, &path) != NGX_OK) {
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    ngx_str_null(&empty);
+
+    if (ngx_http_identity_cookie_name(r, &ilcf->cookie_name,
+                                      &ilcf->cookie_domain, "", &name)
+        != NGX_OK
+        || ngx_http_identity_cookie_set(r, &name, &empty, &ilcf->cookie_domain,
+                                        NGX_HTTP_IDENTITY_COOKIE_DELETE)
+           != NGX_OK
+        || ngx_http_identity_set_location(r, &path) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ctx->found) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "identity: logged out");
+    }
+
+    return NGX_HTTP_MOVED_TEMPORARILY;
+}
+
+
+/*
+ * redirect_path is a path on this site: "/" followed by anything but a
+ * second "/" or "\" (which browsers read as another host), and no control
+ * characters.  Without it, "/".
+ */
+
+static ngx_int_t
+ngx_http_identity_redirect_path(ngx_http_request_t *r, ngx_str_t *path)
+{
+    u_char     *p, *dst, *src;
+    ngx_str_t   arg;
+
+    if (ngx_http_arg(r, (u_char *) "redirect_path", 13, &arg) != NGX_OK) {
+        ngx_str_set(path, "/");
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, arg.len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    src = arg.data;
+    dst = p;
+    ngx_unescape_uri(&dst, &src, arg.len, NGX_UNESCAPE_URI);
+
+    path->data = p;
+    path->len = dst - p;
+
+    if (path->len == 0 || path->len > 2048 || p[0] != '/'
+        || (path->len > 1 && (p[1] == '/' || p[1] == '\\')))
+    {
+        goto invalid;
+    }
+
+    for ( /* void */ ; p < dst; p++) {
+        if (*p < 0x20 || *p == 0x7f || *p == '\\') {
+            goto invalid;
+        }
+    }
+
+    return NGX_OK;
+
+invalid:
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "identity: redirect_path is not a same-site path");
+
+    return NGX_ERROR;
+}
+
+
+/* shared helpers */
+
+ngx_http_identity_ctx_t *
+ngx_http_identity_get_ctx(ngx_http_request_t *r)
+{
+    ngx_http_identity_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_identity_module);
+
+    if (ctx == NULL) {
+        ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_identity_ctx_t));
+        if (ctx == NULL) {
+            return NULL;
+        }
+
+        ngx_http_set_ctx(r, ctx, ngx_http_identity_module);
+    }
+
+    return ctx;
+}
+
+
+ngx_http_identity_provider_t *
+ngx_http_identity_find_provider(ngx_http_request_t *r, ngx_str_t *name)
+{
+    ngx_uint_t                      i;
+    ngx_http_identity_provider_t  **pp;
+    ngx_http_identity_main_conf_t  *imcf;
+
+    imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
+    pp = imcf->providers.elts;
+
+    for (i = 0; i < imcf->providers.nelts; i++) {
+        if (pp[i]->name.len == name->len
+            && ngx_strncmp(pp[i]->name.data, name->data, name->len) == 0)
+        {
+            return pp[i];
+        }
+    }
+
+    return NULL;
+}
+
+
+ngx_int_t
+ngx_http_identity_is_https(ngx_http_request_t *r)
+{
+#if (NGX_HTTP_SSL)
+    return r->connection->ssl != NULL;
+#else
+    return 0;
+#endif
+}
+
+
+/* scheme://host[:port] as the browser addressed this server */
+
+ngx_int_t
+ngx_http_identity_endpoint_url(ngx_http_request_t *r, ngx_str_t *url)
+{
+    u_char                    *p;
+    ngx_str_t                  host;
+    ngx_http_core_srv_conf_t  *cscf;
+
+    if (r->headers_in.host) {
+        host = r->headers_in.host->value;
+
+    } else {
+        cscf = ngx_http_get_module_srv_conf(r, ngx_http_core_module);
+        host = cscf->server_name;
+    }
+
+    p = ngx_pnalloc(r->pool, sizeof("https://") - 1 + host.len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    url->data = p;
+    p = ngx_sprintf(p, "%s://%V",
+                    ngx_http_identity_is_https(r) ? "https" : "http", &host);
+    url->len = p - url->data;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_identity_set_location(ngx_http_request_t *r, ngx_str_t *location)
+{
+    ngx_table_elt_t  *h;
+
+    ngx_http_clear_location(r);
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Location");
+    h->value = *location;
+    r->headers_out.location = h;
+
+    return NGX_OK;
+}
+
+
+/* variables */
+
+static ngx_int_t
+ngx_http_identity_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t                *s;
+    ngx_http_identity_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r->main, ngx_http_identity_module);
+
+    if (ctx == NULL || !ctx->authenticated) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    s = (ngx_str_t *) ((u_char *) &ctx->session + data);
+
+    v->data = s->data;
+    v->len = s->len;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_identity_add_variables(ngx_conf_t *cf)
+{
+    ngx_http_variable_t      *var;
+    ngx_http_identity_var_t  *v;
+
+    for (v = ngx_http_identity_vars; v->name.len; v++) {
+        var = ngx_http_add_variable(cf, &v->name, NGX_HTTP_VAR_NOCACHEABLE);
+        if (var == NULL) {
+            return NGX_ERROR;
+        }
+
+        var->get_handler = ngx_http_identity_variable;
+        var->data = v->offset;
+    }
+
+    return NGX_OK;
+}
+
+
+/* configuration */
+
+static ngx_int_t
+ngx_http_identity_init(ngx_conf_t *cf)
+{
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_SERVER_REWRITE_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_identity_endpoint_handler;
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_identity_access_handler;
+
+    return NGX_OK;
+}
+
+
+static void *
+ngx_http_identity_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_identity_main_conf_t  *imcf;
+
+    imcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_identity_main_conf_t));
+    if (imcf == NULL) {
+        return NULL;
+    }
+
+    if (ngx_array_init(&imcf->providers, cf->pool, 4,
+                       sizeof(ngx_http_identity_provider_t *))
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
+    return imcf;
+}
+
+
+static char *
+ngx_http_identity_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_identity_main_conf_t *imcf = conf;
+
+    ngx_str_t                       name;
+    ngx_uint_t                      i;
+    ngx_http_identity_provider_t  **pp;
+
+    pp = imcf->providers.elts;
+
+    for (i = 0; i < imcf->providers.nelts; i++) {
+        if (!pp[i]->defined) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "unknown identity provider \"%V\" in %V:%ui",
+                               &pp[i]->name, &pp[i]->conf_file,
+                               pp[i]->conf_line);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (imcf->key_prefix.data == NULL) {
+        ngx_str_set(&imcf->key_prefix, "identity:");
+    }
+
+    if (imcf->providers.nelts) {
+        if (!imcf->redis.configured) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"identity_provider\" needs "
+                               "\"identity_redis\"");
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_str_set(&name, "default");
+
+        imcf->thread_pool = ngx_thread_pool_add(cf, &name);
+        if (imcf->thread_pool == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static void *
+ngx_http_identity_create_srv_conf(ngx_conf_t *cf)
+{
+    ngx_http_identity_srv_conf_t  *iscf;
+
+    iscf = ngx_pcalloc(cf->pool, sizeof(ngx_http_identity_srv_conf_t));
+    if (iscf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     iscf->path = { 0, NULL };
+     *     iscf->providers = NULL;
+     */
+
+    return iscf;
+}
+
+
+static char *
+ngx_http_identity_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_identity_srv_conf_t *prev = parent;
+    ngx_http_identity_srv_conf_t *conf = child;
+
+    ngx_conf_merge_str_value(conf->path, prev->path, "/_identity/");
+
+    return NGX_CONF_OK;
+}
+
+
+static void *
+ngx_http_identity_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_identity_loc_conf_t  *ilcf;
+
+    ilcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_identity_loc_conf_t));
+    if (ilcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     ilcf->cookie_name = { 0, NULL };
+     *     ilcf->cookie_domain = { 0, NULL };
+     */
+
+    ilcf->provider = NGX_CONF_UNSET_PTR;
+    ilcf->idle_timeout = NGX_CONF_UNSET;
+    ilcf->max_duration = NGX_CONF_UNSET;
+    ilcf->touch_interval = NGX_CONF_UNSET;
+
+    return ilcf;
+}
+
+
+static char *
+ngx_http_identity_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_identity_loc_conf_t *prev = parent;
+    ngx_http_identity_loc_conf_t *conf = child;
+
+    ngx_uint_t                      i;
+    ngx_http_identity_srv_conf_t   *iscf;
+    ngx_http_identity_provider_t  **pp;
+
+    ngx_conf_merge_ptr_value(conf->provider, prev->provider, NULL);
+    ngx_conf_merge_sec_value(conf->idle_timeout, prev->idle_timeout, 86400);
+    ngx_conf_merge_sec_value(conf->max_duration, prev->max_duration,
+                             7 * 86400);
+    ngx_conf_merge_sec_value(conf->touch_interval, prev->touch_interval, 60);
+    ngx_conf_merge_str_value(conf->cookie_name, prev->cookie_name,
+                             "identity_session");
+    ngx_conf_merge_str_value(conf->cookie_domain, prev->cookie_domain, "");
+
+    if (conf->idle_timeout <= 0 || conf->max_duration <= 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "session timeouts must be positive");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->provider == NULL) {
+        return NGX_CONF_OK;
+    }
+
+    /* remember which providers this server uses, for its login endpoint */
+
+    iscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_identity_module);
+
+    if (iscf->providers == NULL) {
+        iscf->providers = ngx_array_create(cf->pool, 2,
+                                        sizeof(ngx_http_identity_provider_t *));
+        if (iscf->providers == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    pp = iscf->providers->elts;
+
+    for (i = 0; i < iscf->providers->nelts; i++) {
+        if (pp[i] == conf->provider) {
+            return NGX_CONF_OK;
+        }
+    }
+
+    pp = ngx_array_push(iscf->providers);
+    if (pp == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    *pp = conf->provider;
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_identity_init_module(ngx_cycle_t *cycle)
+{
+    /* libcurl's global state must be set up before any thread uses it */
+
+    if (curl_global_init(CURL_GLOBAL_ALL) != CURLE_OK) {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                      "identity: curl_global_init() failed");
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_identity_init_process(ngx_cycle_t *cycle)
+{
+    ngx_http_identity_main_conf_t  *imcf;
+
+    imcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_identity_module);
+    if (imcf == NULL) {
+        return NGX_OK;
+    }
+
+    if (ngx_http_identity_redis_init(cycle, &imcf->redis) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_identity_oidc_init_process(cycle);
+}
+
+
+static void
+ngx_http_identity_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_identity_redis_done(cycle);
+}
+
+
+/* identity_redis ADDRESS [db=N] [password=S|password_file=P] [timeouts] */
+
+static char *
+ngx_http_identity_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_identity_main_conf_t *imcf = conf;
+
+    u_char                          *p;
+    ngx_str_t                       *value, s, path;
+    ngx_int_t                        n;
+    ngx_url_t                        u;
+    ngx_uint_t                       i;
+    ngx_http_identity_redis_conf_t  *rc;
+
+    rc = &imcf->redis;
+
+    if (rc->configured) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    rc->connect_timeout = 1000;
+    rc->timeout = 1000;
+
+    if (ngx_strncmp(value[1].data, "unix:", 5) == 0) {
+        rc->unix_socket = 1;
+        rc->host.len = value[1].len - 5;
+        rc->host.data = ngx_pnalloc(cf->pool, rc->host.len + 1);
+        if (rc->host.data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_cpystrn(rc->host.data, value[1].data + 5, rc->host.len + 1);
+
+    } else {
+        ngx_memzero(&u, sizeof(ngx_url_t));
+
+        u.url = value[1];
+        u.default_port = 6379;
+
+        /* names are resolved here, once: the worker never does DNS */
+
+        if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.naddrs == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid value \"%V\" in \"%V\"%s%s",
+                               &value[1], &cmd->name, u.err ? ": " : "",
+                               u.err ? u.err : "");
+            return NGX_CONF_ERROR;
+        }
+
+        rc->port = u.port;
+        rc->host.data = ngx_pnalloc(cf->pool, NGX_SOCKADDR_STRLEN + 1);
+        if (rc->host.data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        rc->host.len = ngx_sock_ntop(u.addrs[0].sockaddr,
+                                     u.addrs[0].socklen, rc->host.data,
+                                     NGX_SOCKADDR_STRLEN, 0);
+
+        /* hiredis wants an IPv6 address without brackets */
+
+        p = rc->host.data;
+        if (p[0] == '[') {
+            ngx_memmove(p, p + 1, rc->host.len - 2);
+            rc->host.len -= 2;
+        }
+
+        rc->host.data[rc->host.len] = '\0';
+    }
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "db=", 3) == 0) {
+            n = ngx_atoi(value[i].data + 3, value[i].len - 3);
+            if (n == NGX_ERROR) {
+                goto invalid;
+            }
+
+            rc->db = n;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "password=", 9) == 0) {
+            rc->password.data = value[i].data + 9;
+            rc->password.len = value[i].len - 9;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "password_file=", 14) == 0) {
+            path.data = value[i].data + 14;
+            path.len = value[i].len - 14;
+
+            if (ngx_http_identity_read_secret(cf, &path, &rc->password)
+                != NGX_OK)
+            {
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "connect_timeout=", 16) == 0) {
+            s.data = value[i].data + 16;
+            s.len = value[i].len - 16;
+
+            n = ngx_parse_time(&s, 0);
+            if (n == NGX_ERROR || n == 0) {
+                goto invalid;
+            }
+
+            rc->connect_timeout = n;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "timeout=", 8) == 0) {
+            s.data = value[i].data + 8;
+            s.len = value[i].len - 8;
+
+            n = ngx_parse_time(&s, 0);
+            if (n == NGX_ERROR || n == 0) {
+                goto invalid;
+            }
+
+            rc->timeout = n;
+            continue;
+        }
+
+        goto invalid;
+    }
+
+    rc->configured = 1;
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid value \"%V\" in \"%V\"", &value[i],
+                       &cmd->name);
+
+    return NGX_CONF_ERROR;
+}
+
+
+static char *
+ngx_http_identity_provider_block(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    char                          *rv;
+    ngx_str_t                     *value, *alg;
+    ngx_conf_t                     save;
+    ngx_http_identity_provider_t  *pr;
+
+    value = cf->args->elts;
+
+    pr = ngx_http_identity_provider_get(cf, &value[1]);
+    if (pr == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (pr->defined) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "duplicate identity provider \"%V\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    pr->defined = 1;
+    pr->token_auth = NGX_CONF_UNSET_UINT;
+    pr->userinfo = NGX_CONF_UNSET;
+    pr->signing_algs = NGX_CONF_UNSET_PTR;
+    pr->http_timeout = NGX_CONF_UNSET_MSEC;
+    pr->leeway = NGX_CONF_UNSET;
+    pr->metadata_ttl = NGX_CONF_UNSET;
+    pr->jwks_refetch_interval = NGX_CONF_UNSET;
+
+    save = *cf;
+    cf->handler = ngx_http_identity_provider_directive;
+    cf->handler_conf = (char *) pr;
+
+    rv = ngx_conf_parse(cf, NULL);
+
+    *cf = save;
+
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    if (pr->type == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "identity provider \"%V\" has no \"type\"",
+                           &pr->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (pr->issuer.len == 0 || pr->client_id.len == 0
+        || pr->client_secret.len == 0)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "identity provider \"%V\" needs \"issuer\", "
+                           "\"client_id\" and \"client_secret\"", &pr->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (pr->scopes.len == 0) {
+        ngx_str_set(&pr->scopes, "openid email profile");
+    }
+
+    ngx_conf_init_uint_value(pr->token_auth, NGX_HTTP_IDENTITY_AUTH_BASIC);
+    ngx_conf_init_value(pr->userinfo, 0);
+    ngx_conf_init_msec_value(pr->http_timeout, 10000);
+    ngx_conf_init_value(pr->leeway, 60);
+    ngx_conf_init_value(pr->metadata_ttl, 3600);
+    ngx_conf_init_value(pr->jwks_refetch_interval, 60);
+
+    if (pr->signing_algs == NGX_CONF_UNSET_PTR) {
+        pr->signing_algs = ngx_array_create(cf->pool, 2, sizeof(ngx_str_t));
+        if (pr->signing_algs == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        alg = ngx_array_push_n(pr->signing_algs, 2);
+        if (alg == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_str_set(&alg[0], "RS256");
+        ngx_str_set(&alg[1], "ES256");
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_identity_provider_directive(ngx_conf_t *cf, ngx_command_t *dummy,
+    void *conf)
+{
+    ngx_str_t      *value;
+    ngx_uint_t      nargs;
+    ngx_command_t  *cmd;
+
+    value = cf->args->elts;
+    nargs = cf->args->nelts - 1;
+
+    for (cmd = ngx_http_identity_provider_commands; cmd->name.len; cmd++) {
+
+        if (cmd->name.len != value[0].len
+            || ngx_strncmp(cmd->name.data, value[0].data, value[0].len) != 0)
+        {
+            continue;
+        }
+
+        if (((cmd->type & NGX_CONF_1MORE) && nargs < 1)
+            || ((cmd->type & (NGX_CONF_TAKE1|NGX_CONF_FLAG)) && nargs != 1))
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid number of arguments in \"%V\"",
+                               &cmd->name);
+            return NGX_CONF_ERROR;
+        }
+
+        return cmd->set(cf, cmd, cf->handler_conf);
+    }
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "unknown directive \"%V\" in identity_provider",
+                       &value[0]);
+
+    return NGX_CONF_ERROR;
+}
+
+
+static char *
+ngx_http_identity_provider_type(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_identity_provider_t *pr = conf;
+
+    ngx_str_t  *value;
+
+    value = cf->args->elts;
+
+    if (value[1].len == 4 && ngx_strncmp(value[1].data, "oidc", 4) == 0) {
+        pr->type = NGX_HTTP_IDENTITY_OIDC;
+        return NGX_CONF_OK;
+    }
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid value \"%V\" in \"type\"", &value[1]);
+
+    return NGX_CONF_ERROR;
+}
+
+
+/* several words joined by spaces, as the scope parameter wants them */
+
+static char *
+ngx_http_identity_words(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    u_char      *p;
+    size_t       len;
+    ngx_str_t   *value, *field;
+    ngx_uint_t   i;
+
+    field = (ngx_str_t *) ((u_char *) conf + cmd->offset);
+    value = cf->args->elts;
+
+    len = 0;
+    for (i = 1; i < cf->args->nelts; i++) {
+        len += value[i].len + 1;
+    }
+
+    p = ngx_pnalloc(cf->pool, len);
+    if (p == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    field->data = p;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        if (i > 1) {
+            *p++ = ' ';
+        }
+
+        p = ngx_cpymem(p, value[i].data, value[i].len);
+    }
+
+    field->len = p - field->data;
+
+    return NGX_CONF_OK;
+}
+
+
+/* NAME=VALUE ... becomes "&NAME=VALUE..." with both escaped */
+
+static char *
+ngx_http_identity_params(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    u_char      *p, *eq;
+    size_t       len;
+    ngx_str_t   *value, *field;
+    ngx_uint_t   i;
+
+    field = (ngx_str_t *) ((u_char *) conf + cmd->offset);
+    value = cf->args->elts;
+
+    len = 0;
+    for (i = 1; i < cf->args->nelts; i++) {
+        eq = ngx_strlchr(value[i].data, value[i].data + value[i].len, '=');
+        if (eq == NULL || eq == value[i].data) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid value \"%V\" in \"%V\"", &value[i],
+                               &cmd->name);
+            return NGX_CONF_ERROR;
+        }
+
+        len += 2 + value[i].len
+               + 2 * ngx_escape_uri(NULL, value[i].data, value[i].len,
+                                    NGX_ESCAPE_ARGS);
+    }
+
+    p = ngx_pnalloc(cf->pool, len);
+    if (p == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    field->data = p;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        eq = ngx_strlchr(value[i].data, value[i].data + value[i].len, '=');
+
+        *p++ = '&';
+        p = (u_char *) ngx_escape_uri(p, value[i].data, eq - value[i].data,
+                                      NGX_ESCAPE_ARGS);
+        *p++ = '=';
+        p = (u_char *) ngx_escape_uri(p, eq + 1,
+                                      value[i].data + value[i].len - eq - 1,
+                                      NGX_ESCAPE_ARGS);
+    }
+
+    field->len = p - field->data;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_identity_secret_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_str_t  *value, *field;
+
+    field = (ngx_str_t *) ((u_char *) conf + cmd->offset);
+    value = cf->args->elts;
+
+    if (ngx_http_identity_read_secret(cf, &value[1], field) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_identity_algs(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_identity_provider_t *pr = conf;
+
+    ngx_str_t   *value, *alg;
+    ngx_uint_t   i, j;
+
+    static char *known[] = { "RS256", "RS384", "RS512", "PS256", "PS384",
+                             "PS512", "ES256", "ES384", "ES512", NULL };
+
+    if (pr->signing_algs != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    pr->signing_algs = ngx_array_create(cf->pool, 4, sizeof(ngx_str_t));
+    if (pr->signing_algs == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    value = cf->args->elts;
+
+    /* asymmetric algorithms only: never "none", never a shared secret */
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        for (j = 0; known[j]; j++) {
+            if (ngx_strlen(known[j]) == value[i].len
+                && ngx_strncmp(known[j], value[i].data, value[i].len) == 0)
+            {
+                break;
+            }
+        }
+
+        if (known[j] == NULL) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid value \"%V\" in \"%V\"", &value[i],
+                               &cmd->name);
+            return NGX_CONF_ERROR;
+        }
+
+        alg = ngx_array_push(pr->signing_algs);
+        if (alg == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *alg = value[i];
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* a secret kept in a file; surrounding whitespace is ignored */
+
+static ngx_int_t
+ngx_http_identity_read_secret(ngx_conf_t *cf, ngx_str_t *path,
+    ngx_str_t *secret)
+{
+    u_char           *start, *end;
+    ssize_t           n;
+    ngx_str_t         name;
+    ngx_file_t        file;
+    ngx_file_info_t   fi;
+
+    name = *path;
+
+    if (ngx_conf_full_name(cf->cycle, &name, 1) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(&file, sizeof(ngx_file_t));
+    file.name = name;
+    file.log = cf->log;
+
+    file.fd = ngx_open_file(name.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    if (file.fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_open_file_n " \"%V\" failed", &name);
+        return NGX_ERROR;
+    }
+
+    if (ngx_fd_info(file.fd, &fi) == NGX_FILE_ERROR
+        || ngx_file_size(&fi) > 4096)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "secret file \"%V\" is unreadable or too large",
+                           &name);
+        ngx_close_file(file.fd);
+        return NGX_ERROR;
+    }
+
+    start = ngx_pnalloc(cf->pool, ngx_file_size(&fi) + 1);
+    if (start == NULL) {
+        ngx_close_file(file.fd);
+        return NGX_ERROR;
+    }
+
+    n = ngx_read_file(&file, start, ngx_file_size(&fi), 0);
+    ngx_close_file(file.fd);
+
+    if (n == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    end = start + n;
+
+    while (start < end && isspace(*start)) {
+        start++;
+    }
+
+    while (end > start && isspace(end[-1])) {
+        end--;
+    }
+
+    if (start == end) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "secret file \"%V\" is empty", &name);
+        return NGX_ERROR;
+    }
+
+    secret->data = start;
+    secret->len = end - start;
+
+    return NGX_OK;
+}
+
+
+static char *
+ngx_http_identity_identity(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_identity_loc_conf_t *ilcf = conf;
+
+    ngx_str_t  *value;
+
+    if (ilcf->provider != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (value[1].len == 3 && ngx_strncmp(value[1].data, "off", 3) == 0) {
+        ilcf->provider = NULL;
+        return NGX_CONF_OK;
+    }
+
+    /* a provider may be defined after its first use */
+
+    ilcf->provider = ngx_http_identity_provider_get(cf, &value[1]);
+    if (ilcf->provider == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_identity_path(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_identity_srv_conf_t *iscf = conf;
+
+    ngx_str_t  *value;
+
+    if (iscf->path.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (value[1].len < 2 || value[1].data[0] != '/'
+        || value[1].data[value[1].len - 1] != '/')
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid value \"%V\" in \"%V\": a prefix such as "
+                           "\"/_identity/\" is expected", &value[1],
+                           &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    iscf->path = value[1];
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_http_identity_provider_t *
+ngx_http_identity_provider_get(ngx_conf_t *cf, ngx_str_t *name)
+{
+    ngx_uint_t                      i;
+    ngx_http_identity_provider_t   *pr, **pp;
+    ngx_http_identity_main_conf_t  *imcf;
+
+    imcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_identity_module);
+    pp = imcf->providers.elts;
+
+    for (i = 0; i < imcf->providers.nelts; i++) {
+        if (pp[i]->name.len == name->len
+            && ngx_strncmp(pp[i]->name.data, name->data, name->len) == 0)
+        {
+            return pp[i];
+        }
+    }
+
+    pr = ngx_pcalloc(cf->pool, sizeof(ngx_http_identity_provider_t));
+    if (pr == NULL) {
+        return NULL;
+    }
+
+    pp = ngx_array_push(&imcf->providers);
+    if (pp == NULL) {
+        return NULL;
+    }
+
+    pr->name = *name;
+    pr->index = imcf->providers.nelts - 1;
+    pr->conf_file = cf->conf_file->file.name;
+    pr->conf_line = cf->conf_file->line;
+    *pp = pr;
+
+    return pr;
+}

@@ -1,0 +1,178 @@
+
+/*
+ * Copyright (C) ngx_http_identity_module authors
+ */
+
+
+#ifndef _NGX_HTTP_IDENTITY_MODULE_H_INCLUDED_
+#define _NGX_HTTP_IDENTITY_MODULE_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include <ngx_thread_pool.h>
+
+
+#define NGX_HTTP_IDENTITY_OIDC           1
+
+#define NGX_HTTP_IDENTITY_AUTH_BASIC     0
+#define NGX_HTTP_IDENTITY_AUTH_POST      1
+
+#define NGX_HTTP_IDENTITY_TOKEN_LEN      43    /* base64url of 32 bytes */
+#define NGX_HTTP_IDENTITY_STATE_TTL      600
+
+
+typedef struct ngx_http_identity_oidc_cache_s  ngx_http_identity_oidc_cache_t;
+
+
+typedef struct {
+    ngx_str_t                        name;
+    ngx_uint_t                       type;
+    ngx_uint_t                       index;
+    ngx_uint_t                       defined;
+
+    ngx_str_t                        issuer;
+    ngx_str_t                        client_id;
+    ngx_str_t                        client_secret;
+    ngx_str_t                        scopes;
+    ngx_str_t                        authorization_params;
+    ngx_str_t                        redirect_uri;
+    ngx_array_t                     *signing_algs;    /* of ngx_str_t */
+    ngx_uint_t                       token_auth;
+    ngx_flag_t                       userinfo;
+    ngx_msec_t                       http_timeout;
+    time_t                           leeway;
+    time_t                           metadata_ttl;
+    time_t                           jwks_refetch_interval;
+
+    ngx_str_t                        conf_file;
+    ngx_uint_t                       conf_line;
+} ngx_http_identity_provider_t;
+
+
+typedef struct {
+    ngx_str_t                        host;        /* numeric IP or path */
+    in_port_t                        port;
+    ngx_uint_t                       unix_socket;
+    ngx_uint_t                       db;
+    ngx_str_t                        password;
+    ngx_msec_t                       connect_timeout;
+    ngx_msec_t                       timeout;
+    ngx_uint_t                       configured;
+} ngx_http_identity_redis_conf_t;
+
+
+typedef struct {
+    ngx_http_identity_redis_conf_t   redis;
+    ngx_array_t                      providers;   /* of provider * */
+    ngx_thread_pool_t               *thread_pool;
+    ngx_str_t                        key_prefix;
+} ngx_http_identity_main_conf_t;
+
+
+typedef struct {
+    ngx_str_t                        path;
+    ngx_array_t                     *providers;   /* used in this server */
+} ngx_http_identity_srv_conf_t;
+
+
+typedef struct {
+    ngx_http_identity_provider_t    *provider;
+    ngx_uint_t                       off;
+    time_t                           idle_timeout;
+    time_t                           max_duration;
+    time_t                           touch_interval;
+    ngx_str_t                        cookie_name;
+    ngx_str_t                        cookie_domain;
+} ngx_http_identity_loc_conf_t;
+
+
+/* what a session record says about its user, in r->pool */
+
+typedef struct {
+    ngx_str_t                        id;              /* public session id */
+    ngx_str_t                        identity_id;
+    ngx_str_t                        provider;
+    ngx_str_t                        issuer;
+    ngx_str_t                        provider_user_id;
+    ngx_str_t                        email;
+    ngx_str_t                        name;
+    ngx_str_t                        username;
+    time_t                           created_at;
+    time_t                           last_active;
+    time_t                           expires_at;
+    time_t                           idle_timeout;
+} ngx_http_identity_session_t;
+
+
+/* claims of a fresh login, produced off the loop by a protocol */
+
+typedef struct {
+    ngx_str_t                        provider_user_id;
+    ngx_str_t                        email;
+    ngx_str_t                        name;
+    ngx_str_t                        username;
+    ngx_str_t                        sid;             /* IdP session id */
+} ngx_http_identity_claims_t;
+
+
+/* a pending login, kept in Redis between the redirect and the callback */
+
+typedef struct {
+    ngx_str_t                        provider;
+    ngx_str_t                        nonce;
+    ngx_str_t                        code_verifier;
+    ngx_str_t                        return_to;
+    ngx_str_t                        cookie_name;
+    ngx_str_t                        cookie_domain;
+    ngx_str_t                        redirect_uri;
+    time_t                           idle_timeout;
+    time_t                           max_duration;
+} ngx_http_identity_login_state_t;
+
+
+typedef struct ngx_http_identity_ctx_s  ngx_http_identity_ctx_t;
+
+typedef void (*ngx_http_identity_resume_pt)(ngx_http_request_t *r);
+
+
+struct ngx_http_identity_ctx_s {
+    ngx_uint_t                       protect;         /* access phase step */
+    ngx_uint_t                       endpoint;
+    ngx_uint_t                       state;           /* protocol step */
+    ngx_int_t                        status;          /* final answer */
+    ngx_http_identity_resume_pt      resume;
+
+    ngx_str_t                        token;           /* cookie secret */
+    ngx_http_identity_session_t      session;
+    ngx_http_identity_login_state_t  login;
+    ngx_http_identity_claims_t       claims;
+    ngx_http_identity_provider_t    *provider;
+
+    ngx_str_t                        state_param;
+    ngx_str_t                        code;
+    ngx_str_t                        redirect_uri;
+
+    unsigned                         authenticated:1;
+    unsigned                         found:1;
+    unsigned                         redis_error:1;
+    unsigned                         waiting:1;
+};
+
+
+ngx_http_identity_ctx_t *ngx_http_identity_get_ctx(ngx_http_request_t *r);
+ngx_http_identity_provider_t *ngx_http_identity_find_provider(
+    ngx_http_request_t *r, ngx_str_t *name);
+ngx_int_t ngx_http_identity_is_https(ngx_http_request_t *r);
+ngx_int_t ngx_http_identity_endpoint_url(ngx_http_request_t *r,
+    ngx_str_t *url);
+ngx_int_t ngx_http_identity_set_location(ngx_http_request_t *r,
+    ngx_str_t *location);
+void ngx_http_identity_resume(ngx_http_request_t *r);
+
+
+extern ngx_module_t  ngx_http_identity_module;
+
+
+#endif /* _NGX_HTTP_IDENTITY_MODULE_H_INCLUDED_ */

@@ -1,0 +1,1497 @@
+
+/*
+ * Copyright (C) ngx_http_identity_module authors
+ */
+
+
+/*
+ * OpenID Connect relying party, authorization code flow with PKCE S256.
+ *
+ * Discovery, JWKS, token and userinfo calls are blocking HTTP calls made
+ * with liboauth2 (libcurl) in nginx's thread pool; the ID token is verified
+ * there too, with cjose, so the event loop only ever sees the outcome.
+ * Metadata and the JWKS are cached per worker; an unknown "kid" triggers a
+ * JWKS refetch, at most once per jwks_refetch_interval.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <jansson.h>
+#include <cjose/cjose.h>
+#include <oauth2/oauth2.h>
+#include <oauth2/http.h>
+#include <oauth2/log.h>
+#include <oauth2/mem.h>
+#include <oauth2/util.h>
+
+#include "ngx_http_identity_module.h"
+#include "ngx_http_identity_crypto.h"
+#include "ngx_http_identity_cookie.h"
+#include "ngx_http_identity_session.h"
+#include "ngx_http_identity_task.h"
+#include "ngx_http_identity_oidc.h"
+
+
+#define NGX_HTTP_IDENTITY_ERRLEN  256
+
+
+enum {
+    ngx_http_identity_oidc_start = 0,
+    ngx_http_identity_oidc_discovery,
+    ngx_http_identity_oidc_saving,
+    ngx_http_identity_oidc_taking,
+    ngx_http_identity_oidc_exchange,
+    ngx_http_identity_oidc_creating,
+    ngx_http_identity_oidc_failed
+};
+
+
+struct ngx_http_identity_oidc_cache_s {
+    char                           *authorization_endpoint;
+    char                           *token_endpoint;
+    char                           *userinfo_endpoint;
+    char                           *jwks_uri;
+    char                           *end_session_endpoint;
+    char                           *jwks;
+    time_t                          fetched;
+    time_t                          jwks_fetched;
+};
+
+
+/* the outcome of a thread task; strings are malloc()ed by the thread */
+
+typedef struct {
+    ngx_int_t                       status;     /* 0 when all went well */
+    ngx_uint_t                      level;      /* of the log line */
+    char                            error[NGX_HTTP_IDENTITY_ERRLEN];
+} ngx_http_identity_oidc_result_t;
+
+
+typedef struct {
+    ngx_http_identity_provider_t   *provider;
+    char                           *issuer;
+    ngx_msec_t                      timeout;
+
+    ngx_http_identity_oidc_cache_t  out;
+    ngx_http_identity_oidc_result_t result;
+} ngx_http_identity_oidc_discovery_t;
+
+
+typedef struct {
+    ngx_http_identity_provider_t   *provider;
+    char                           *token_endpoint;
+    char                           *userinfo_endpoint;
+    char                           *jwks_uri;
+    char                           *jwks;
+    char                           *issuer;
+    char                           *client_id;
+    char                           *client_secret;
+    char                           *code;
+    char                           *redirect_uri;
+    char                           *verifier;
+    char                           *nonce;
+    ngx_uint_t                      may_refetch;
+
+    char                           *new_jwks;
+    char                           *sub;
+    char                           *email;
+    char                           *name;
+    char                           *username;
+    char                           *sid;
+    ngx_http_identity_oidc_result_t result;
+} ngx_http_identity_oidc_exchange_t;
+
+
+static ngx_int_t ngx_http_identity_oidc_need_metadata(ngx_http_request_t *r,
+    ngx_http_identity_provider_t *provider);
+static void ngx_http_identity_oidc_discovery_run(void *data);
+static void ngx_http_identity_oidc_discovery_done(ngx_http_request_t *r,
+    void *data);
+static ngx_int_t ngx_http_identity_oidc_redirect(ngx_http_request_t *r);
+static ngx_int_t ngx_http_identity_oidc_post_exchange(ngx_http_request_t *r);
+static void ngx_http_identity_oidc_exchange_run(void *data);
+static void ngx_http_identity_oidc_exchange_done(ngx_http_request_t *r,
+    void *data);
+static ngx_int_t ngx_http_identity_oidc_verify(
+    ngx_http_identity_oidc_exchange_t *x, oauth2_log_t *log,
+    const char *id_token, oauth2_http_call_ctx_t *hctx);
+static ngx_int_t ngx_http_identity_oidc_verify_signature(
+    ngx_http_identity_oidc_exchange_t *x, cjose_jws_t *jws, const char *alg,
+    const char *kid, const char *jwks);
+static ngx_int_t ngx_http_identity_oidc_check_claims(
+    ngx_http_identity_oidc_exchange_t *x, json_t *claims);
+static ngx_int_t ngx_http_identity_oidc_userinfo(
+    ngx_http_identity_oidc_exchange_t *x, oauth2_log_t *log,
+    const char *access_token);
+static char *ngx_http_identity_oidc_http(oauth2_log_t *log, const char *url,
+    oauth2_nv_list_t *form, oauth2_http_call_ctx_t *hctx,
+    ngx_http_identity_oidc_result_t *res, json_t **json);
+static oauth2_log_t *ngx_http_identity_oidc_log(
+    ngx_http_identity_oidc_result_t *res);
+static void ngx_http_identity_oidc_log_sink(oauth2_log_sink_t *sink,
+    const char *filename, unsigned long line, const char *function,
+    oauth2_log_level_t level, const char *msg);
+static void ngx_http_identity_oidc_fail(ngx_http_identity_oidc_result_t *res,
+    ngx_int_t status, ngx_uint_t level, const char *fmt, ...);
+static char *ngx_http_identity_json_strdup(json_t *obj, const char *key);
+static char *ngx_http_identity_cstr(ngx_pool_t *pool, ngx_str_t *s);
+static char *ngx_http_identity_dup_str(ngx_pool_t *pool, const char *s);
+static void ngx_http_identity_oidc_cache_free(
+    ngx_http_identity_oidc_cache_t *c);
+static ngx_http_identity_oidc_cache_t *ngx_http_identity_oidc_cache(
+    ngx_http_identity_provider_t *provider);
+static ngx_int_t ngx_http_identity_pool_str(ngx_pool_t *pool, char *s,
+    ngx_str_t *out);
+
+
+static ngx_array_t  ngx_http_identity_oidc_caches;  /* per worker */
+
+
+ngx_int_t
+ngx_http_identity_oidc_init_process(ngx_cycle_t *cycle)
+{
+    ngx_uint_t                      i;
+    ngx_http_identity_main_conf_t  *imcf;
+
+    imcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_identity_module);
+    if (imcf == NULL) {
+        return NGX_OK;
+    }
+
+    if (ngx_array_init(&ngx_http_identity_oidc_caches, cycle->pool,
+                       imcf->providers.nelts + 1,
+                       sizeof(ngx_http_identity_oidc_cache_t))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < imcf->providers.nelts; i++) {
+        if (ngx_array_push(&ngx_http_identity_oidc_caches) == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    ngx_memzero(ngx_http_identity_oidc_caches.elts,
+                imcf->providers.nelts
+                * sizeof(ngx_http_identity_oidc_cache_t));
+
+    return NGX_OK;
+}
+
+
+static ngx_http_identity_oidc_cache_t *
+ngx_http_identity_oidc_cache(ngx_http_identity_provider_t *provider)
+{
+    ngx_http_identity_oidc_cache_t  *caches;
+
+    caches = ngx_http_identity_oidc_caches.elts;
+
+    return &caches[provider->index];
+}
+
+
+/* login: discovery if needed, a pending login in Redis, then a redirect */
+
+ngx_int_t
+ngx_http_identity_oidc_login(ngx_http_request_t *r)
+{
+    ngx_int_t                 rc;
+    ngx_str_t                 state;
+    ngx_http_identity_ctx_t  *ctx;
+
+    ctx = ngx_http_identity_get_ctx(r);
+
+    switch (ctx->state) {
+
+    case ngx_http_identity_oidc_start:
+
+        rc = ngx_http_identity_oidc_need_metadata(r, ctx->provider);
+        if (rc != NGX_DECLINED) {
+            return rc;
+        }
+
+        /* fall through */
+
+    case ngx_http_identity_oidc_discovery:
+
+        if (ngx_http_identity_random(r->pool, 32, &state) != NGX_OK
+            || ngx_http_identity_random(r->pool, 32, &ctx->login.nonce)
+               != NGX_OK
+            || ngx_http_identity_random(r->pool, 32,
+                                        &ctx->login.code_verifier)
+               != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ctx->state_param = state;
+        ctx->login.provider = ctx->provider->name;
+        ctx->found = 0;
+
+        if (ngx_http_identity_login_save(r, &state) != NGX_OK) {
+            return NGX_HTTP_SERVICE_UNAVAILABLE;
+        }
+
+        ctx->state = ngx_http_identity_oidc_saving;
+        return NGX_AGAIN;
+
+    case ngx_http_identity_oidc_saving:
+
+        if (ctx->redis_error) {
+            return NGX_HTTP_SERVICE_UNAVAILABLE;
+        }
+
+        return ngx_http_identity_oidc_redirect(r);
+
+    default:
+        return ctx->status ? ctx->status : NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+}
+
+
+/*
+ * NGX_DECLINED if the provider's metadata is fresh, NGX_AGAIN if a
+ * discovery task was posted, or an error status.
+ */
+
+static ngx_int_t
+ngx_http_identity_oidc_need_metadata(ngx_http_request_t *r,
+    ngx_http_identity_provider_t *provider)
+{
+    ngx_http_identity_ctx_t             *ctx;
+    ngx_http_identity_oidc_cache_t      *cache;
+    ngx_http_identity_oidc_discovery_t  *d;
+
+    cache = ngx_http_identity_oidc_cache(provider);
+
+    if (cache->fetched
+        && ngx_time() - cache->fetched < provider->metadata_ttl)
+    {
+        return NGX_DECLINED;
+    }
+
+    d = ngx_pcalloc(r->pool, sizeof(ngx_http_identity_oidc_discovery_t));
+    if (d == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    d->provider = provider;
+    d->issuer = ngx_http_identity_cstr(r->pool, &provider->issuer);
+    d->timeout = provider->http_timeout;
+
+    if (d->issuer == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx = ngx_http_identity_get_ctx(r);
+
+    if (ngx_http_identity_task_post(r, ngx_http_identity_oidc_discovery_run,
+                                    ngx_http_identity_oidc_discovery_done, d)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->state = ngx_http_identity_oidc_discovery;
+
+    return NGX_AGAIN;
+}
+
+
+static void
+ngx_http_identity_oidc_discovery_run(void *data)
+{
+    ngx_http_identity_oidc_discovery_t *d = data;
+
+    char                    *url;
+    size_t                   len;
+    json_t                  *meta, *jwks;
+    oauth2_log_t            *log;
+    const char              *iss;
+    oauth2_http_call_ctx_t  *hctx;
+
+    log = ngx_http_identity_oidc_log(&d->result);
+    hctx = oauth2_http_call_ctx_init(log);
+    meta = NULL;
+    jwks = NULL;
+    url = NULL;
+
+    if (log == NULL || hctx == NULL) {
+        ngx_http_identity_oidc_fail(&d->result, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                    NGX_LOG_ERR, "out of memory");
+        goto done;
+    }
+
+    oauth2_http_call_ctx_timeout_set(log, hctx,
+                                     (int) ((d->timeout + 999) / 1000));
+
+    len = strlen(d->issuer);
+    url = malloc(len + sizeof("/.well-known/openid-configuration"));
+    if (url == NULL) {
+        goto done;
+    }
+
+    /* an issuer with a trailing slash keeps it: no double slash */
+
+    snprintf(url, len + sizeof("/.well-known/openid-configuration"), "%s%s",
+             d->issuer,
+             (len && d->issuer[len - 1] == '/')
+             ? ".well-known/openid-configuration"
+             : "/.well-known/openid-configuration");
+
+    if (ngx_http_identity_oidc_http(log, url, NULL, hctx, &d->result, &meta)
+        == NULL)
+    {
+        goto done;
+    }
+
+    /* OpenID Connect Discovery 1.0, 4.3: the issuer must match exactly */
+
+    iss = json_string_value(json_object_get(meta, "issuer"));
+
+    if (iss == NULL || strcmp(iss, d->issuer) != 0) {
+        ngx_http_identity_oidc_fail(&d->result, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                    NGX_LOG_ERR,
+                                    "discovery document of \"%s\" names "
+                                    "issuer \"%s\"", d->issuer,
+                                    iss ? iss : "(none)");
+        goto done;
+    }
+
+    d->out.authorization_endpoint =
+        ngx_http_identity_json_strdup(meta, "authorization_endpoint");
+    d->out.token_endpoint =
+        ngx_http_identity_json_strdup(meta, "token_endpoint");
+    d->out.userinfo_endpoint =
+        ngx_http_identity_json_strdup(meta, "userinfo_endpoint");
+    d->out.jwks_uri = ngx_http_identity_json_strdup(meta, "jwks_uri");
+    d->out.end_session_endpoint =
+        ngx_http_identity_json_strdup(meta, "end_session_endpoint");
+
+    if (d->out.authorization_endpoint == NULL
+        || d->out.token_endpoint == NULL
+        || d->out.jwks_uri == NULL)
+    {
+        ngx_http_identity_oidc_fail(&d->result, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                    NGX_LOG_ERR,
+                                    "discovery document of \"%s\" lacks "
+                                    "an endpoint", d->issuer);
+        goto done;
+    }
+
+    d->out.jwks = ngx_http_identity_oidc_http(log, d->out.jwks_uri, NULL,
+                                              hctx, &d->result, &jwks);
+    if (d->out.jwks == NULL) {
+        goto done;
+    }
+
+    if (!json_is_array(json_object_get(jwks, "keys"))) {
+        ngx_http_identity_oidc_fail(&d->result, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                    NGX_LOG_ERR, "JWKS at \"%s\" has no keys",
+                                    d->out.jwks_uri);
+    }
+
+done:
+
+    if (meta) {
+        json_decref(meta);
+    }
+
+    if (jwks) {
+        json_decref(jwks);
+    }
+
+    free(url);
+
+    if (hctx) {
+        oauth2_http_call_ctx_free(log, hctx);
+    }
+
+    oauth2_log_free(log);
+}
+
+
+static void
+ngx_http_identity_oidc_discovery_done(ngx_http_request_t *r, void *data)
+{
+    ngx_http_identity_oidc_discovery_t *d = data;
+
+    ngx_http_identity_ctx_t         *ctx;
+    ngx_http_identity_oidc_cache_t  *cache;
+
+    ctx = ngx_http_identity_get_ctx(r);
+
+    if (d->result.status) {
+        ngx_log_error(d->result.level, r->connection->log, 0,
+                      "identity: provider \"%V\": %s", &d->provider->name,
+                      d->result.error);
+        ngx_http_identity_oidc_cache_free(&d->out);
+        ctx->status = d->result.status;
+        ctx->state = ngx_http_identity_oidc_failed;
+
+    } else {
+        cache = ngx_http_identity_oidc_cache(d->provider);
+        ngx_http_identity_oidc_cache_free(cache);
+
+        *cache = d->out;
+        cache->fetched = ngx_time();
+        cache->jwks_fetched = cache->fetched;
+
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "identity: discovered \"%V\"", &d->provider->issuer);
+    }
+
+    ctx->resume(r);
+}
+
+
+static ngx_int_t
+ngx_http_identity_oidc_redirect(ngx_http_request_t *r)
+{
+    u_char                          *p, sep;
+    size_t                           len;
+    uintptr_t                        esc;
+    ngx_str_t                        location, challenge, name, *v;
+    ngx_http_identity_ctx_t         *ctx;
+    ngx_http_identity_provider_t    *pr;
+    ngx_http_identity_oidc_cache_t  *cache;
+
+    ctx = ngx_http_identity_get_ctx(r);
+    pr = ctx->provider;
+    cache = ngx_http_identity_oidc_cache(pr);
+
+    if (ngx_http_identity_pkce_challenge(r->pool, &ctx->login.code_verifier,
+                                         &challenge)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    v = &ctx->login.redirect_uri;
+    esc = 2 * ngx_escape_uri(NULL, v->data, v->len, NGX_ESCAPE_ARGS)
+          + 2 * ngx_escape_uri(NULL, pr->client_id.data, pr->client_id.len,
+                               NGX_ESCAPE_ARGS)
+          + 2 * ngx_escape_uri(NULL, pr->scopes.data, pr->scopes.len,
+                               NGX_ESCAPE_ARGS);
+
+    len = ngx_strlen(cache->authorization_endpoint)
+          + sizeof("?response_type=code&client_id=") - 1 + pr->client_id.len
+          + sizeof("&redirect_uri=") - 1 + v->len
+          + sizeof("&scope=") - 1 + pr->scopes.len
+          + sizeof("&state=") - 1 + ctx->state_param.len
+          + sizeof("&nonce=") - 1 + ctx->login.nonce.len
+          + sizeof("&code_challenge=") - 1 + challenge.len
+          + sizeof("&code_challenge_method=S256") - 1
+          + pr->authorization_params.len + esc;
+
+    location.data = ngx_pnalloc(r->pool, len);
+    if (location.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_cpystrn(location.data, (u_char *) cache->authorization_endpoint,
+                    len);
+    sep = ngx_strlchr(location.data, p, '?') ? '&' : '?';
+    *p++ = sep;
+    p = ngx_cpymem(p, "response_type=code&client_id=",
+                   sizeof("response_type=code&client_id=") - 1);
+    p = (u_char *) ngx_escape_uri(p, pr->client_id.data, pr->client_id.len,
+                                  NGX_ESCAPE_ARGS);
+    p = ngx_cpymem(p, "&redirect_uri=", sizeof("&redirect_uri=") - 1);
+    p = (u_char *) ngx_escape_uri(p, v->data, v->len, NGX_ESCAPE_ARGS);
+    p = ngx_cpymem(p, "&scope=", sizeof("&scope=") - 1);
+    p = (u_char *) ngx_escape_uri(p, pr->scopes.data, pr->scopes.len,
+                                  NGX_ESCAPE_ARGS);
+    p = ngx_sprintf(p, "&state=%V&nonce=%V&code_challenge=%V"
+                    "&code_challenge_method=S256%V",
+                    &ctx->state_param, &ctx->login.nonce, &challenge,
+                    &pr->authorization_params);
+
+    location.len = p - location.data;
+
+    /* the state cookie binds the login to this browser */
+
+    if (ngx_http_identity_cookie_name(r, &ctx->login.cookie_name,
+                                      &ctx->login.cookie_domain, "_state",
+                                      &name)
+        != NGX_OK
+        || ngx_http_identity_cookie_set(r, &name, &ctx->state_param,
+                                        &ctx->login.cookie_domain,
+                                        NGX_HTTP_IDENTITY_STATE_TTL)
+           != NGX_OK
+        || ngx_http_identity_set_location(r, &location) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return NGX_HTTP_MOVED_TEMPORARILY;
+}
+
+
+/* the redirect_uri: code, state, or an error from the provider */
+
+ngx_int_t
+ngx_http_identity_oidc_callback(ngx_http_request_t *r)
+{
+    ngx_int_t                        rc;
+    ngx_str_t                        arg, name, cookie, location, empty;
+    ngx_http_identity_ctx_t         *ctx;
+
+    ctx = ngx_http_identity_get_ctx(r);
+
+    switch (ctx->state) {
+
+    case ngx_http_identity_oidc_start:
+
+        if (ngx_http_arg(r, (u_char *) "error", 5, &arg) == NGX_OK) {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "identity: provider refused the login: \"%V\"",
+                          &arg);
+            return NGX_HTTP_FORBIDDEN;
+        }
+
+        if (ngx_http_arg(r, (u_char *) "state", 5, &ctx->state_param)
+            != NGX_OK
+            || ngx_http_arg(r, (u_char *) "code", 4, &ctx->code) != NGX_OK
+            || ctx->state_param.len != NGX_HTTP_IDENTITY_TOKEN_LEN
+            || ctx->code.len == 0 || ctx->code.len > 2048)
+        {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "identity: callback without a valid code and "
+                          "state");
+            return NGX_HTTP_BAD_REQUEST;
+        }
+
+        /* the state cookie's name follows the server's cookie settings */
+
+        if (ngx_http_identity_cookie_name(r, &ctx->login.cookie_name,
+                                          &ctx->login.cookie_domain,
+                                          "_state", &name)
+            != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        rc = ngx_http_identity_cookie_get(r, &name, &cookie);
+
+        if (rc == NGX_HTTP_BAD_REQUEST) {
+            return rc;
+        }
+
+        if (rc != NGX_OK
+            || !ngx_http_identity_secure_equal(&cookie, &ctx->state_param))
+        {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "identity: state does not match this browser's");
+            return NGX_HTTP_BAD_REQUEST;
+        }
+
+        ctx->found = 0;
+
+        if (ngx_http_identity_login_take(r, &ctx->state_param) != NGX_OK) {
+            return NGX_HTTP_SERVICE_UNAVAILABLE;
+        }
+
+        ctx->state = ngx_http_identity_oidc_taking;
+        return NGX_AGAIN;
+
+    case ngx_http_identity_oidc_taking:
+
+        if (ctx->redis_error) {
+            return NGX_HTTP_SERVICE_UNAVAILABLE;
+        }
+
+        if (!ctx->found) {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "identity: unknown, expired or used state");
+            return NGX_HTTP_BAD_REQUEST;
+        }
+
+        ctx->provider = ngx_http_identity_find_provider(r,
+                                                        &ctx->login.provider);
+        if (ctx->provider == NULL) {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "identity: login for unknown provider \"%V\"",
+                          &ctx->login.provider);
+            return NGX_HTTP_BAD_REQUEST;
+        }
+
+        rc = ngx_http_identity_oidc_need_metadata(r, ctx->provider);
+        if (rc != NGX_DECLINED) {
+            return rc;
+        }
+
+        /* fall through */
+
+    case ngx_http_identity_oidc_discovery:
+
+        return ngx_http_identity_oidc_post_exchange(r);
+
+    case ngx_http_identity_oidc_exchange:
+
+        if (ngx_http_identity_random(r->pool, 32, &ctx->token) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ctx->found = 0;
+
+        if (ngx_http_identity_session_create(r, &ctx->token) != NGX_OK) {
+            return NGX_HTTP_SERVICE_UNAVAILABLE;
+        }
+
+        ctx->state = ngx_http_identity_oidc_creating;
+        return NGX_AGAIN;
+
+    case ngx_http_identity_oidc_creating:
+
+        if (ctx->redis_error || !ctx->found) {
+            return NGX_HTTP_SERVICE_UNAVAILABLE;
+        }
+
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "identity: \"%V\" logged in with \"%V\", session "
+                      "\"%V\"", &ctx->claims.provider_user_id,
+                      &ctx->provider->name, &ctx->session.id);
+
+        ngx_str_null(&empty);
+
+        if (ngx_http_identity_cookie_name(r, &ctx->login.cookie_name,
+                                          &ctx->login.cookie_domain, "",
+                                          &name)
+            != NGX_OK
+            || ngx_http_identity_cookie_set(r, &name, &ctx->token,
+                                            &ctx->login.cookie_domain,
+                                            NGX_HTTP_IDENTITY_COOKIE_SESSION)
+               != NGX_OK
+            || ngx_http_identity_cookie_name(r, &ctx->login.cookie_name,
+                                             &ctx->login.cookie_domain,
+                                             "_state", &name)
+               != NGX_OK
+            || ngx_http_identity_cookie_set(r, &name, &empty,
+                                            &ctx->login.cookie_domain,
+                                            NGX_HTTP_IDENTITY_COOKIE_DELETE)
+               != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        location = ctx->login.return_to;
+
+        if (ngx_http_identity_set_location(r, &location) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return NGX_HTTP_MOVED_TEMPORARILY;
+
+    default:
+        return ctx->status ? ctx->status : NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+}
+
+
+static ngx_int_t
+ngx_http_identity_oidc_post_exchange(ngx_http_request_t *r)
+{
+    ngx_pool_t                         *pool;
+    ngx_http_identity_ctx_t            *ctx;
+    ngx_http_identity_provider_t       *pr;
+    ngx_http_identity_oidc_cache_t     *cache;
+    ngx_http_identity_oidc_exchange_t  *x;
+
+    ctx = ngx_http_identity_get_ctx(r);
+    pr = ctx->provider;
+    pool = r->pool;
+    cache = ngx_http_identity_oidc_cache(pr);
+
+    x = ngx_pcalloc(pool, sizeof(ngx_http_identity_oidc_exchange_t));
+    if (x == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    x->provider = pr;
+    x->token_endpoint = ngx_http_identity_dup_str(pool,
+                                                  cache->token_endpoint);
+    x->jwks_uri = ngx_http_identity_dup_str(pool, cache->jwks_uri);
+    x->jwks = ngx_http_identity_dup_str(pool, cache->jwks);
+    x->issuer = ngx_http_identity_cstr(pool, &pr->issuer);
+    x->client_id = ngx_http_identity_cstr(pool, &pr->client_id);
+    x->client_secret = ngx_http_identity_cstr(pool, &pr->client_secret);
+    x->code = ngx_http_identity_cstr(pool, &ctx->code);
+    x->redirect_uri = ngx_http_identity_cstr(pool, &ctx->login.redirect_uri);
+    x->verifier = ngx_http_identity_cstr(pool, &ctx->login.code_verifier);
+    x->nonce = ngx_http_identity_cstr(pool, &ctx->login.nonce);
+
+    if (pr->userinfo && cache->userinfo_endpoint) {
+        x->userinfo_endpoint = ngx_http_identity_dup_str(pool,
+                                                     cache->userinfo_endpoint);
+        if (x->userinfo_endpoint == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    if (x->token_endpoint == NULL || x->jwks_uri == NULL || x->jwks == NULL
+        || x->issuer == NULL || x->client_id == NULL
+        || x->client_secret == NULL || x->code == NULL
+        || x->redirect_uri == NULL || x->verifier == NULL
+        || x->nonce == NULL)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    x->may_refetch = (ngx_time() - cache->jwks_fetched
+                      >= pr->jwks_refetch_interval);
+
+    if (ngx_http_identity_task_post(r, ngx_http_identity_oidc_exchange_run,
+                                    ngx_http_identity_oidc_exchange_done, x)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->state = ngx_http_identity_oidc_exchange;
+
+    return NGX_AGAIN;
+}
+
+
+static void
+ngx_http_identity_oidc_exchange_run(void *data)
+{
+    ngx_http_identity_oidc_exchange_t *x = data;
+
+    json_t                        *tokens;
+    const char                    *id_token, *access_token, *type;
+    oauth2_log_t                  *log;
+    oauth2_nv_list_t              *form;
+    oauth2_http_call_ctx_t        *hctx;
+    ngx_http_identity_provider_t  *pr;
+
+    pr = x->provider;
+    tokens = NULL;
+    form = NULL;
+
+    log = ngx_http_identity_oidc_log(&x->result);
+    hctx = oauth2_http_call_ctx_init(log);
+
+    if (log == NULL || hctx == NULL) {
+        ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                    NGX_LOG_ERR, "out of memory");
+        goto done;
+    }
+
+    oauth2_http_call_ctx_timeout_set(log, hctx,
+                                     (int) ((pr->http_timeout + 999) / 1000));
+
+    form = oauth2_nv_list_init(log);
+    oauth2_nv_list_add(log, form, "grant_type", "authorization_code");
+    oauth2_nv_list_add(log, form, "code", x->code);
+    oauth2_nv_list_add(log, form, "redirect_uri", x->redirect_uri);
+    oauth2_nv_list_add(log, form, "code_verifier", x->verifier);
+
+    if (pr->token_auth == NGX_HTTP_IDENTITY_AUTH_POST) {
+        oauth2_nv_list_add(log, form, "client_id", x->client_id);
+        oauth2_nv_list_add(log, form, "client_secret", x->client_secret);
+
+    } else {
+        /* RFC 6749 2.3.1: form-encode the credentials before Basic */
+        oauth2_http_call_ctx_basic_auth_set(log, hctx, x->client_id,
+                                            x->client_secret, true);
+    }
+
+    if (ngx_http_identity_oidc_http(log, x->token_endpoint, form, hctx,
+                                    &x->result, &tokens)
+        == NULL)
+    {
+        goto done;
+    }
+
+    id_token = json_string_value(json_object_get(tokens, "id_token"));
+    access_token = json_string_value(json_object_get(tokens,
+                                                     "access_token"));
+    type = json_string_value(json_object_get(tokens, "token_type"));
+
+    if (id_token == NULL || access_token == NULL || type == NULL
+        || strcasecmp(type, "Bearer") != 0)
+    {
+        ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_FORBIDDEN,
+                                    NGX_LOG_ERR,
+                                    "token response without an id_token "
+                                    "and a Bearer access_token");
+        goto done;
+    }
+
+    if (ngx_http_identity_oidc_verify(x, log, id_token, hctx) != NGX_OK) {
+        goto done;
+    }
+
+    if (x->userinfo_endpoint) {
+        (void) ngx_http_identity_oidc_userinfo(x, log, access_token);
+    }
+
+done:
+
+    if (tokens) {
+        json_decref(tokens);
+    }
+
+    if (form) {
+        oauth2_nv_list_free(log, form);
+    }
+
+    if (hctx) {
+        oauth2_http_call_ctx_free(log, hctx);
+    }
+
+    oauth2_log_free(log);
+}
+
+
+static ngx_int_t
+ngx_http_identity_oidc_verify(ngx_http_identity_oidc_exchange_t *x,
+    oauth2_log_t *log, const char *id_token, oauth2_http_call_ctx_t *hctx)
+{
+    json_t          *claims, *jwks;
+    uint8_t         *plain;
+    size_t           plain_len;
+    ngx_int_t        rc;
+    cjose_err        err;
+    const char      *alg, *kid;
+    cjose_jws_t     *jws;
+    cjose_header_t  *hdr;
+
+    claims = NULL;
+    jwks = NULL;
+    rc = NGX_ERROR;
+
+    jws = cjose_jws_import(id_token, strlen(id_token), &err);
+    if (jws == NULL) {
+        ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_FORBIDDEN,
+                                    NGX_LOG_ERR, "malformed id_token: %s",
+                                    err.message);
+        return NGX_ERROR;
+    }
+
+    hdr = cjose_jws_get_protected(jws);
+    alg = json_string_value(json_object_get(hdr, "alg"));
+    kid = json_string_value(json_object_get(hdr, "kid"));
+
+    rc = ngx_http_identity_oidc_verify_signature(x, jws, alg, kid, x->jwks);
+
+    if (rc == NGX_DECLINED && x->may_refetch) {
+
+        /* an unknown kid: the provider may have rotated its keys */
+
+        x->new_jwks = ngx_http_identity_oidc_http(log, x->jwks_uri, NULL,
+                                                  hctx, &x->result, &jwks);
+        if (x->new_jwks == NULL) {
+            goto done;
+        }
+
+        rc = ngx_http_identity_oidc_verify_signature(x, jws, alg, kid,
+                                                     x->new_jwks);
+    }
+
+    if (rc != NGX_OK) {
+        if (rc == NGX_DECLINED) {
+            ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_FORBIDDEN,
+                                        NGX_LOG_ERR,
+                                        "id_token signed with unknown key "
+                                        "\"%s\"", kid ? kid : "");
+        }
+
+        rc = NGX_ERROR;
+        goto done;
+    }
+
+    if (!cjose_jws_get_plaintext(jws, &plain, &plain_len, &err)) {
+        ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_FORBIDDEN,
+                                    NGX_LOG_ERR, "id_token: %s", err.message);
+        rc = NGX_ERROR;
+        goto done;
+    }
+
+    claims = json_loadb((const char *) plain, plain_len, JSON_REJECT_DUPLICATES,
+                        NULL);
+    if (!json_is_object(claims)) {
+        ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_FORBIDDEN,
+                                    NGX_LOG_ERR,
+                                    "id_token payload is not a JSON object");
+        rc = NGX_ERROR;
+        goto done;
+    }
+
+    rc = ngx_http_identity_oidc_check_claims(x, claims);
+
+done:
+
+    if (claims) {
+        json_decref(claims);
+    }
+
+    if (jwks) {
+        json_decref(jwks);
+    }
+
+    cjose_jws_release(jws);
+
+    return rc;
+}
+
+
+/*
+ * NGX_OK if a key of the set verifies the signature, NGX_DECLINED if no key
+ * has that kid, NGX_ERROR (with the result set) otherwise.
+ */
+
+static ngx_int_t
+ngx_http_identity_oidc_verify_signature(ngx_http_identity_oidc_exchange_t *x,
+    cjose_jws_t *jws, const char *alg, const char *kid, const char *jwks)
+{
+    size_t         i;
+    json_t        *set, *keys, *key;
+    ngx_int_t      rc;
+    ngx_str_t     *a;
+    cjose_err      err;
+    ngx_uint_t     n, allowed;
+    const char    *kalg, *use, *kkid;
+    cjose_jwk_t   *jwk;
+
+    if (alg == NULL) {
+        ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_FORBIDDEN,
+                                    NGX_LOG_ERR, "id_token without alg");
+        return NGX_ERROR;
+    }
+
+    allowed = 0;
+    a = x->provider->signing_algs->elts;
+
+    for (n = 0; n < x->provider->signing_algs->nelts; n++) {
+        if (a[n].len == strlen(alg)
+            && ngx_strncmp(a[n].data, alg, a[n].len) == 0)
+        {
+            allowed = 1;
+            break;
+        }
+    }
+
+    if (!allowed) {
+        ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_FORBIDDEN,
+                                    NGX_LOG_ERR,
+                                    "id_token alg \"%s\" is not allowed", alg);
+        return NGX_ERROR;
+    }
+
+    set = json_loads(jwks, 0, NULL);
+    keys = json_object_get(set, "keys");
+    rc = NGX_DECLINED;
+
+    json_array_foreach(keys, i, key) {
+
+        kkid = json_string_value(json_object_get(key, "kid"));
+        kalg = json_string_value(json_object_get(key, "alg"));
+        use = json_string_value(json_object_get(key, "use"));
+
+        if ((kid && (kkid == NULL || strcmp(kid, kkid) != 0))
+            || (kalg && strcmp(kalg, alg) != 0)
+            || (use && strcmp(use, "sig") != 0))
+        {
+            continue;
+        }
+
+        jwk = cjose_jwk_import_json(key, &err);
+        if (jwk == NULL) {
+            continue;
+        }
+
+        if (cjose_jws_verify(jws, jwk, &err)) {
+            cjose_jwk_release(jwk);
+            rc = NGX_OK;
+            break;
+        }
+
+        cjose_jwk_release(jwk);
+        rc = NGX_ERROR;
+    }
+
+    if (set) {
+        json_decref(set);
+    }
+
+    if (rc == NGX_ERROR) {
+        ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_FORBIDDEN,
+                                    NGX_LOG_ERR,
+                                    "id_token signature is invalid");
+    }
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_http_identity_oidc_check_claims(ngx_http_identity_oidc_exchange_t *x,
+    json_t *claims)
+{
+    size_t       i;
+    time_t       now, leeway;
+    json_t      *aud, *v, *exp, *iat;
+    ngx_str_t    a, b;
+    ngx_uint_t   found;
+    const char  *iss, *azp, *nonce, *sub;
+
+    now = time(NULL);
+    leeway = x->provider->leeway;
+
+    iss = json_string_value(json_object_get(claims, "iss"));
+
+    if (iss == NULL || strcmp(iss, x->issuer) != 0) {
+        ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_FORBIDDEN,
+                                    NGX_LOG_ERR,
+                                    "id_token iss \"%s\" is not \"%s\"",
+                                    iss ? iss : "", x->issuer);
+        return NGX_ERROR;
+    }
+
+    aud = json_object_get(claims, "aud");
+    found = 0;
+
+    if (json_is_string(aud)) {
+        found = (strcmp(json_string_value(aud), x->client_id) == 0);
+
+    } else if (json_is_array(aud)) {
+        json_array_foreach(aud, i, v) {
+            if (json_is_string(v)
+                && strcmp(json_string_value(v), x->client_id) == 0)
+            {
+                found = 1;
+            }
+        }
+
+        if (found && json_array_size(aud) > 1) {
+            azp = json_string_value(json_object_get(claims, "azp"));
+            if (azp == NULL || strcmp(azp, x->client_id) != 0) {
+                ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_FORBIDDEN,
+                                            NGX_LOG_ERR,
+                                            "id_token has several audiences "
+                                            "and azp is not the client");
+                return NGX_ERROR;
+            }
+        }
+    }
+
+    if (!found) {
+        ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_FORBIDDEN,
+                                    NGX_LOG_ERR,
+                                    "id_token audience is not the client");
+        return NGX_ERROR;
+    }
+
+    exp = json_object_get(claims, "exp");
+    iat = json_object_get(claims, "iat");
+
+    if (!json_is_integer(exp) || !json_is_integer(iat)) {
+        ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_FORBIDDEN,
+                                    NGX_LOG_ERR, "id_token lacks exp or iat");
+        return NGX_ERROR;
+    }
+
+    if (json_integer_value(exp) + leeway < now) {
+        ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_FORBIDDEN,
+                                    NGX_LOG_ERR, "id_token has expired");
+        return NGX_ERROR;
+    }
+
+    if (json_integer_value(iat) - leeway > now) {
+        ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_FORBIDDEN,
+                                    NGX_LOG_ERR,
+                                    "id_token was issued in the future");
+        return NGX_ERROR;
+    }
+
+    nonce = json_string_value(json_object_get(claims, "nonce"));
+
+    a.data = (u_char *) x->nonce;
+    a.len = strlen(x->nonce);
+    b.data = (u_char *) nonce;
+    b.len = nonce ? strlen(nonce) : 0;
+
+    if (nonce == NULL || !ngx_http_identity_secure_equal(&a, &b)) {
+        ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_FORBIDDEN,
+                                    NGX_LOG_ERR,
+                                    "id_token nonce does not match");
+        return NGX_ERROR;
+    }
+
+    sub = json_string_value(json_object_get(claims, "sub"));
+
+    if (sub == NULL || *sub == '\0' || strlen(sub) > 255) {
+        ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_FORBIDDEN,
+                                    NGX_LOG_ERR, "id_token without a sub");
+        return NGX_ERROR;
+    }
+
+    x->sub = strdup(sub);
+    x->email = ngx_http_identity_json_strdup(claims, "email");
+    x->name = ngx_http_identity_json_strdup(claims, "name");
+    x->username = ngx_http_identity_json_strdup(claims, "preferred_username");
+    x->sid = ngx_http_identity_json_strdup(claims, "sid");
+
+    if (x->sub == NULL) {
+        ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                    NGX_LOG_ERR, "out of memory");
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* OpenID Connect Core 5.3.2: userinfo's sub must be the id_token's */
+
+static ngx_int_t
+ngx_http_identity_oidc_userinfo(ngx_http_identity_oidc_exchange_t *x,
+    oauth2_log_t *log, const char *access_token)
+{
+    char                    *body, *v, **fields[3];
+    json_t                  *info;
+    size_t                   len;
+    const char              *sub, *names[3];
+    ngx_uint_t               i;
+    oauth2_http_call_ctx_t  *hctx;
+
+    len = strlen(access_token) + sizeof("Bearer ");
+    v = malloc(len);
+    hctx = oauth2_http_call_ctx_init(log);
+
+    if (v == NULL || hctx == NULL) {
+        free(v);
+        if (hctx) {
+            oauth2_http_call_ctx_free(log, hctx);
+        }
+
+        ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                    NGX_LOG_ERR, "out of memory");
+        return NGX_ERROR;
+    }
+
+    snprintf(v, len, "Bearer %s", access_token);
+
+    oauth2_http_call_ctx_timeout_set(log, hctx,
+                               (int) ((x->provider->http_timeout + 999) / 1000));
+    oauth2_http_call_ctx_hdr_set(log, hctx, "Authorization", v);
+    free(v);
+
+    info = NULL;
+    body = ngx_http_identity_oidc_http(log, x->userinfo_endpoint, NULL, hctx,
+                                       &x->result, &info);
+    oauth2_http_call_ctx_free(log, hctx);
+
+    if (body == NULL) {
+        return NGX_ERROR;
+    }
+
+    oauth2_mem_free(body);
+
+    sub = json_string_value(json_object_get(info, "sub"));
+
+    if (sub == NULL || strcmp(sub, x->sub) != 0) {
+        ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_FORBIDDEN,
+                                    NGX_LOG_ERR,
+                                    "userinfo sub does not match the "
+                                    "id_token's");
+        json_decref(info);
+        return NGX_ERROR;
+    }
+
+    names[0] = "email";
+    fields[0] = &x->email;
+    names[1] = "name";
+    fields[1] = &x->name;
+    names[2] = "preferred_username";
+    fields[2] = &x->username;
+
+    for (i = 0; i < 3; i++) {
+        v = ngx_http_identity_json_strdup(info, names[i]);
+        if (v) {
+            free(*fields[i]);
+            *fields[i] = v;
+        }
+    }
+
+    json_decref(info);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_identity_oidc_exchange_done(ngx_http_request_t *r, void *data)
+{
+    ngx_http_identity_oidc_exchange_t *x = data;
+
+    ngx_http_identity_ctx_t         *ctx;
+    ngx_http_identity_oidc_cache_t  *cache;
+
+    ctx = ngx_http_identity_get_ctx(r);
+    cache = ngx_http_identity_oidc_cache(x->provider);
+
+    if (x->new_jwks) {
+        free(cache->jwks);
+        cache->jwks = x->new_jwks;
+        cache->jwks_fetched = ngx_time();
+        x->new_jwks = NULL;
+    }
+
+    if (x->result.status == 0
+        && (ngx_http_identity_pool_str(r->pool, x->sub,
+                                       &ctx->claims.provider_user_id)
+            != NGX_OK
+            || ngx_http_identity_pool_str(r->pool, x->email,
+                                          &ctx->claims.email) != NGX_OK
+            || ngx_http_identity_pool_str(r->pool, x->name,
+                                          &ctx->claims.name) != NGX_OK
+            || ngx_http_identity_pool_str(r->pool, x->username,
+                                          &ctx->claims.username) != NGX_OK
+            || ngx_http_identity_pool_str(r->pool, x->sid,
+                                          &ctx->claims.sid) != NGX_OK))
+    {
+        ngx_http_identity_oidc_fail(&x->result,
+                                    NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                    NGX_LOG_ERR, "out of memory");
+    }
+
+    free(x->sub);
+    free(x->email);
+    free(x->name);
+    free(x->username);
+    free(x->sid);
+
+    if (x->result.status) {
+        ngx_log_error(x->result.level, r->connection->log, 0,
+                      "identity: login with provider \"%V\" failed: %s",
+                      &x->provider->name, x->result.error);
+        ctx->status = x->result.status;
+        ctx->state = ngx_http_identity_oidc_failed;
+    }
+
+    ctx->resume(r);
+}
+
+
+/*
+ * A GET (form == NULL) or a form POST; returns the body, and its JSON
+ * object in *json, or NULL with the result set.
+ */
+
+static char *
+ngx_http_identity_oidc_http(oauth2_log_t *log, const char *url,
+    oauth2_nv_list_t *form, oauth2_http_call_ctx_t *hctx,
+    ngx_http_identity_oidc_result_t *res, json_t **json)
+{
+    char                       *body, *copy;
+    json_t                     *j;
+    const char                 *error;
+    oauth2_http_status_code_t   status;
+
+    body = NULL;
+    status = 0;
+
+    if (!(form ? oauth2_http_post_form(log, url, form, hctx, &body, &status)
+               : oauth2_http_get(log, url, NULL, hctx, &body, &status)))
+    {
+        ngx_http_identity_oidc_fail(res, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                    NGX_LOG_ERR, "\"%s\" is unreachable%s%s",
+                                    url, res->error[0] ? ": " : "",
+                                    res->error);
+        goto failed;
+    }
+
+    j = json_loads(body, JSON_REJECT_DUPLICATES, NULL);
+
+    if (status < 200 || status > 299) {
+        error = json_string_value(json_object_get(j, "error"));
+
+        if (status == 400 && error && strcmp(error, "invalid_grant") == 0) {
+            /* a used, expired or foreign code: the browser's doing */
+            ngx_http_identity_oidc_fail(res, NGX_HTTP_FORBIDDEN,
+                                        NGX_LOG_INFO,
+                                        "\"%s\" answered invalid_grant", url);
+
+        } else {
+            ngx_http_identity_oidc_fail(res, status >= 500
+                                             ? NGX_HTTP_SERVICE_UNAVAILABLE
+                                             : NGX_HTTP_FORBIDDEN,
+                                        NGX_LOG_ERR,
+                                        "\"%s\" answered %d %s", url,
+                                        (int) status, error ? error : "");
+        }
+
+        if (j) {
+            json_decref(j);
+        }
+
+        goto failed;
+    }
+
+    if (!json_is_object(j)) {
+        ngx_http_identity_oidc_fail(res, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                    NGX_LOG_ERR,
+                                    "\"%s\" did not answer a JSON object",
+                                    url);
+        if (j) {
+            json_decref(j);
+        }
+
+        goto failed;
+    }
+
+    *json = j;
+
+    copy = strdup(body);
+    oauth2_mem_free(body);
+
+    return copy;
+
+failed:
+
+    if (body) {
+        oauth2_mem_free(body);
+    }
+
+    return NULL;
+}
+
+
+static oauth2_log_t *
+ngx_http_identity_oidc_log(ngx_http_identity_oidc_result_t *res)
+{
+    oauth2_log_sink_t  *sink;
+
+    sink = oauth2_log_sink_create(OAUTH2_LOG_ERROR,
+                                  ngx_http_identity_oidc_log_sink, res);
+    if (sink == NULL) {
+        return NULL;
+    }
+
+    return oauth2_log_init(OAUTH2_LOG_ERROR, sink);
+}
+
+
+/* liboauth2's errors are kept for the log line written on the loop */
+
+static void
+ngx_http_identity_oidc_log_sink(oauth2_log_sink_t *sink, const char *filename,
+    unsigned long line, const char *function, oauth2_log_level_t level,
+    const char *msg)
+{
+    ngx_http_identity_oidc_result_t  *res;
+
+    res = oauth2_log_sink_ctx_get(sink);
+
+    if (res->status == 0) {
+        snprintf(res->error, NGX_HTTP_IDENTITY_ERRLEN, "%s", msg);
+    }
+}
+
+
+static void
+ngx_http_identity_oidc_fail(ngx_http_identity_oidc_result_t *res,
+    ngx_int_t status, ngx_uint_t level, const char *fmt, ...)
+{
+    char     buf[NGX_HTTP_IDENTITY_ERRLEN];
+    va_list  args;
+
+    if (res->status) {
+        return;         /* the first failure is the one that matters */
+    }
+
+    va_start(args, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, args);
+    va_end(args);
+
+    ngx_memcpy(res->error, buf, sizeof(buf));
+    res->status = status;
+    res->level = level;
+}
+
+
+static char *
+ngx_http_identity_json_strdup(json_t *obj, const char *key)
+{
+    const char  *s;
+
+    s = json_string_value(json_object_get(obj, key));
+
+    return s ? strdup(s) : NULL;
+}
+
+
+static char *
+ngx_http_identity_cstr(ngx_pool_t *pool, ngx_str_t *s)
+{
+    char  *p;
+
+    p = ngx_pnalloc(pool, s->len + 1);
+    if (p == NULL) {
+        return NULL;
+    }
+
+    ngx_memcpy(p, s->data, s->len);
+    p[s->len] = '\0';
+
+    return p;
+}
+
+
+static char *
+ngx_http_identity_dup_str(ngx_pool_t *pool, const char *s)
+{
+    ngx_str_t  v;
+
+    if (s == NULL) {
+        return NULL;
+    }
+
+    v.data = (u_char *) s;
+    v.len = ngx_strlen(s);
+
+    return ngx_http_identity_cstr(pool, &v);
+}
+
+
+static ngx_int_t
+ngx_http_identity_pool_str(ngx_pool_t *pool, char *s, ngx_str_t *out)
+{
+    if (s == NULL) {
+        ngx_str_null(out);
+        return NGX_OK;
+    }
+
+    out->len = ngx_strlen(s);
+    out->data = ngx_pnalloc(pool, out->len + 1);
+    if (out->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(out->data, s, out->len + 1);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_identity_oidc_cache_free(ngx_http_identity_oidc_cache_t *c)
+{
+    free(c->authorization_endpoint);
+    free(c->token_endpoint);
+    free(c->userinfo_endpoint);
+    free(c->jwks_uri);
+    free(c->end_session_endpoint);
+    free(c->jwks);
+
+    ngx_memzero(c, sizeof(ngx_http_identity_oidc_cache_t));
+}

@@ -1,0 +1,626 @@
+
+/*
+ * Copyright (C) ngx_http_identity_module authors
+ */
+
+
+/*
+ * hiredis's async API attached to nginx's event loop: one connection per
+ * worker, its socket wrapped in an ngx_connection_t, level-triggered read and
+ * write events, and nginx timers for the connect and command timeouts that
+ * hiredis 0.14 lacks.  A lost connection is re-established lazily, no sooner
+ * than an exponential backoff allows; meanwhile commands fail at once, so
+ * requests get a quick 503 rather than piling up.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <hiredis/hiredis.h>
+#include <hiredis/async.h>
+
+#include "ngx_http_identity_redis.h"
+
+
+#define NGX_HTTP_IDENTITY_REDIS_BACKOFF_MIN  100
+#define NGX_HTTP_IDENTITY_REDIS_BACKOFF_MAX  5000
+#define NGX_HTTP_IDENTITY_REDIS_MAX_ARGS     64
+
+
+typedef struct {
+    redisAsyncContext                  *ac;
+    ngx_connection_t                   *conn;
+    ngx_http_identity_redis_conf_t     *conf;
+    ngx_log_t                          *log;
+    ngx_event_t                         timer;
+    ngx_uint_t                          pending;
+    ngx_msec_t                          backoff;
+    ngx_msec_t                          retry_at;
+    unsigned                            connected:1;
+} ngx_http_identity_redis_t;
+
+
+typedef struct {
+    ngx_http_request_t                 *request;
+    ngx_pool_cleanup_t                 *cleanup;
+    ngx_http_identity_redis_handler_pt  handler;
+} ngx_http_identity_redis_waiter_t;
+
+
+static ngx_int_t ngx_http_identity_redis_connect(
+    ngx_http_identity_redis_t *rd);
+static ngx_int_t ngx_http_identity_redis_issue(ngx_log_t *log,
+    ngx_http_identity_redis_waiter_t *w, ngx_uint_t argc, ngx_str_t *argv);
+static void ngx_http_identity_redis_setup(ngx_http_identity_redis_t *rd,
+    char *cmd, ngx_str_t *arg);
+static void ngx_http_identity_redis_reply(redisAsyncContext *ac, void *r,
+    void *privdata);
+static void ngx_http_identity_redis_setup_reply(redisAsyncContext *ac,
+    void *r, void *privdata);
+static void ngx_http_identity_redis_connected(const redisAsyncContext *ac,
+    int status);
+static void ngx_http_identity_redis_disconnected(const redisAsyncContext *ac,
+    int status);
+static void ngx_http_identity_redis_timeout(ngx_event_t *ev);
+static void ngx_http_identity_redis_arm_timer(ngx_http_identity_redis_t *rd);
+static void ngx_http_identity_redis_read_handler(ngx_event_t *ev);
+static void ngx_http_identity_redis_write_handler(ngx_event_t *ev);
+static void ngx_http_identity_redis_add_read(void *data);
+static void ngx_http_identity_redis_del_read(void *data);
+static void ngx_http_identity_redis_add_write(void *data);
+static void ngx_http_identity_redis_del_write(void *data);
+static void ngx_http_identity_redis_cleanup(void *data);
+static void ngx_http_identity_redis_waiter_cleanup(void *data);
+
+
+static ngx_http_identity_redis_t  ngx_http_identity_redis;
+
+
+ngx_int_t
+ngx_http_identity_redis_init(ngx_cycle_t *cycle,
+    ngx_http_identity_redis_conf_t *conf)
+{
+    ngx_http_identity_redis_t  *rd = &ngx_http_identity_redis;
+
+    ngx_memzero(rd, sizeof(ngx_http_identity_redis_t));
+
+    rd->conf = conf;
+    rd->log = cycle->log;
+    rd->backoff = NGX_HTTP_IDENTITY_REDIS_BACKOFF_MIN;
+
+    rd->timer.handler = ngx_http_identity_redis_timeout;
+    rd->timer.data = rd;
+    rd->timer.log = cycle->log;
+    rd->timer.cancelable = 1;
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_identity_redis_done(ngx_cycle_t *cycle)
+{
+    ngx_http_identity_redis_t  *rd = &ngx_http_identity_redis;
+
+    if (rd->ac) {
+        redisAsyncFree(rd->ac);
+    }
+
+    if (rd->timer.timer_set) {
+        ngx_del_timer(&rd->timer);
+    }
+}
+
+
+ngx_int_t
+ngx_http_identity_redis_request(ngx_http_request_t *r,
+    ngx_http_identity_redis_handler_pt handler, ngx_uint_t argc,
+    ngx_str_t *argv)
+{
+    ngx_pool_cleanup_t                *cln;
+    ngx_http_identity_redis_waiter_t  *w;
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    /*
+     * The waiter lives outside the request pool: hiredis may call back
+     * after the request is gone, and then only the waiter is touched.
+     */
+
+    w = ngx_alloc(sizeof(ngx_http_identity_redis_waiter_t),
+                  r->connection->log);
+    if (w == NULL) {
+        return NGX_ERROR;
+    }
+
+    w->request = r;
+    w->cleanup = cln;
+    w->handler = handler;
+
+    cln->handler = ngx_http_identity_redis_waiter_cleanup;
+    cln->data = w;
+
+    if (ngx_http_identity_redis_issue(r->connection->log, w, argc, argv)
+        != NGX_OK)
+    {
+        cln->handler = NULL;
+        ngx_free(w);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* fire and forget: the reply is only checked for errors */
+
+ngx_int_t
+ngx_http_identity_redis_send(ngx_log_t *log, ngx_uint_t argc,
+    ngx_str_t *argv)
+{
+    ngx_http_identity_redis_waiter_t  *w;
+
+    w = ngx_alloc(sizeof(ngx_http_identity_redis_waiter_t), log);
+    if (w == NULL) {
+        return NGX_ERROR;
+    }
+
+    w->request = NULL;
+    w->cleanup = NULL;
+    w->handler = NULL;
+
+    if (ngx_http_identity_redis_issue(log, w, argc, argv) != NGX_OK) {
+        ngx_free(w);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_identity_redis_issue(ngx_log_t *log,
+    ngx_http_identity_redis_waiter_t *w, ngx_uint_t argc, ngx_str_t *argv)
+{
+    size_t                      lens[NGX_HTTP_IDENTITY_REDIS_MAX_ARGS];
+    ngx_uint_t                  i;
+    const char                 *args[NGX_HTTP_IDENTITY_REDIS_MAX_ARGS];
+    ngx_http_identity_redis_t  *rd = &ngx_http_identity_redis;
+
+    if (argc > NGX_HTTP_IDENTITY_REDIS_MAX_ARGS) {
+        ngx_log_error(NGX_LOG_ALERT, log, 0,
+                      "identity: too many redis arguments: %ui", argc);
+        return NGX_ERROR;
+    }
+
+    if (rd->conf == NULL || !rd->conf->configured) {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "identity: no \"identity_redis\" is configured");
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_identity_redis_connect(rd) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < argc; i++) {
+        args[i] = argv[i].data ? (const char *) argv[i].data : "";
+        lens[i] = argv[i].len;
+    }
+
+    if (redisAsyncCommandArgv(rd->ac, ngx_http_identity_redis_reply, w,
+                              (int) argc, args, lens)
+        != REDIS_OK)
+    {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "identity: redis command not queued: %s",
+                      rd->ac->errstr ? rd->ac->errstr : "closing");
+        return NGX_ERROR;
+    }
+
+    rd->pending++;
+
+    if (rd->connected && !rd->timer.timer_set) {
+        ngx_add_timer(&rd->timer, rd->conf->timeout);
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_identity_redis_connect(ngx_http_identity_redis_t *rd)
+{
+    u_char                           buf[NGX_INT_T_LEN];
+    ngx_str_t                        db;
+    ngx_connection_t                *c;
+    redisAsyncContext               *ac;
+    ngx_http_identity_redis_conf_t  *conf;
+
+    if (rd->ac) {
+        return NGX_OK;
+    }
+
+    conf = rd->conf;
+
+    if ((ngx_msec_int_t) (ngx_current_msec - rd->retry_at) < 0) {
+        ngx_log_error(NGX_LOG_ERR, rd->log, 0,
+                      "identity: redis at \"%V\" is down, next attempt "
+                      "in %M ms", &conf->host,
+                      rd->retry_at - ngx_current_msec);
+        return NGX_ERROR;
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, rd->log, 0,
+                   "identity: connecting to redis at \"%V\"", &conf->host);
+
+    /* conf->host is a numeric address or a path: no DNS here */
+
+    if (conf->unix_socket) {
+        ac = redisAsyncConnectUnix((const char *) conf->host.data);
+
+    } else {
+        ac = redisAsyncConnect((const char *) conf->host.data, conf->port);
+    }
+
+    if (ac == NULL || ac->err) {
+        ngx_log_error(NGX_LOG_ERR, rd->log, 0,
+                      "identity: redis connect to \"%V\" failed: %s",
+                      &conf->host, ac ? ac->errstr : "out of memory");
+        if (ac) {
+            redisAsyncFree(ac);
+        }
+
+        goto failed;
+    }
+
+    c = ngx_get_connection(ac->c.fd, rd->log);
+    if (c == NULL) {
+        redisAsyncFree(ac);
+        goto failed;
+    }
+
+    c->data = rd;
+    c->read->handler = ngx_http_identity_redis_read_handler;
+    c->write->handler = ngx_http_identity_redis_write_handler;
+    c->read->log = rd->log;
+    c->write->log = rd->log;
+
+    rd->ac = ac;
+    rd->conn = c;
+    rd->connected = 0;
+
+    ac->data = rd;
+    ac->ev.data = rd;
+    ac->ev.addRead = ngx_http_identity_redis_add_read;
+    ac->ev.delRead = ngx_http_identity_redis_del_read;
+    ac->ev.addWrite = ngx_http_identity_redis_add_write;
+    ac->ev.delWrite = ngx_http_identity_redis_del_write;
+    ac->ev.cleanup = ngx_http_identity_redis_cleanup;
+
+    redisAsyncSetConnectCallback(ac, ngx_http_identity_redis_connected);
+    redisAsyncSetDisconnectCallback(ac, ngx_http_identity_redis_disconnected);
+
+    /* writability tells that the non-blocking connect() has completed */
+
+    ngx_http_identity_redis_add_write(rd);
+
+    if (rd->timer.timer_set) {
+        ngx_del_timer(&rd->timer);
+    }
+
+    ngx_add_timer(&rd->timer, conf->connect_timeout);
+
+    /* queued ahead of every command that caused this connect */
+
+    if (conf->password.len) {
+        ngx_http_identity_redis_setup(rd, "AUTH", &conf->password);
+    }
+
+    if (conf->db) {
+        db.data = buf;
+        db.len = ngx_sprintf(buf, "%ui", conf->db) - buf;
+
+        ngx_http_identity_redis_setup(rd, "SELECT", &db);
+    }
+
+    return NGX_OK;
+
+failed:
+
+    rd->retry_at = ngx_current_msec + rd->backoff;
+    rd->backoff = ngx_min(2 * rd->backoff, NGX_HTTP_IDENTITY_REDIS_BACKOFF_MAX);
+
+    return NGX_ERROR;
+}
+
+
+static void
+ngx_http_identity_redis_setup(ngx_http_identity_redis_t *rd, char *cmd,
+    ngx_str_t *arg)
+{
+    size_t       lens[2];
+    const char  *args[2];
+
+    args[0] = cmd;
+    lens[0] = ngx_strlen(cmd);
+    args[1] = (const char *) arg->data;
+    lens[1] = arg->len;
+
+    if (redisAsyncCommandArgv(rd->ac, ngx_http_identity_redis_setup_reply,
+                              cmd, 2, args, lens)
+        == REDIS_OK)
+    {
+        rd->pending++;
+    }
+}
+
+
+static void
+ngx_http_identity_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redisReply                        *reply = r;
+    ngx_connection_t                  *c;
+    ngx_http_request_t                *req;
+    ngx_http_identity_redis_t         *rd = &ngx_http_identity_redis;
+    ngx_http_identity_redis_waiter_t  *w = privdata;
+
+    if (rd->pending) {
+        rd->pending--;
+    }
+
+    ngx_http_identity_redis_arm_timer(rd);
+
+    if (reply && reply->type == REDIS_REPLY_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, rd->log, 0,
+                      "identity: redis error: \"%*s\"",
+                      (size_t) reply->len, reply->str);
+        reply = NULL;
+    }
+
+    req = w->request;
+
+    if (req == NULL) {
+        ngx_free(w);
+        return;
+    }
+
+    w->cleanup->handler = NULL;
+    c = req->connection;
+
+    w->handler(req, reply);
+    ngx_free(w);
+
+    ngx_http_run_posted_requests(c);
+}
+
+
+static void
+ngx_http_identity_redis_setup_reply(redisAsyncContext *ac, void *r,
+    void *privdata)
+{
+    redisReply                 *reply = r;
+    ngx_http_identity_redis_t  *rd = &ngx_http_identity_redis;
+
+    if (rd->pending) {
+        rd->pending--;
+    }
+
+    ngx_http_identity_redis_arm_timer(rd);
+
+    if (reply && reply->type == REDIS_REPLY_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, rd->log, 0,
+                      "identity: redis %s failed: \"%*s\"",
+                      (char *) privdata, (size_t) reply->len, reply->str);
+    }
+}
+
+
+static void
+ngx_http_identity_redis_connected(const redisAsyncContext *ac, int status)
+{
+    ngx_http_identity_redis_t  *rd = ac->data;
+
+    if (status != REDIS_OK) {
+        ngx_log_error(NGX_LOG_ERR, rd->log, 0,
+                      "identity: redis connect to \"%V\" failed: %s",
+                      &rd->conf->host, ac->errstr);
+        return;
+    }
+
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, rd->log, 0,
+                   "identity: redis connected");
+
+    rd->connected = 1;
+    rd->backoff = NGX_HTTP_IDENTITY_REDIS_BACKOFF_MIN;
+
+    if (rd->timer.timer_set) {
+        ngx_del_timer(&rd->timer);
+    }
+
+    ngx_http_identity_redis_arm_timer(rd);
+}
+
+
+static void
+ngx_http_identity_redis_disconnected(const redisAsyncContext *ac, int status)
+{
+    ngx_http_identity_redis_t  *rd = ac->data;
+
+    if (status != REDIS_OK) {
+        ngx_log_error(NGX_LOG_ERR, rd->log, 0,
+                      "identity: lost connection to redis at \"%V\": %s",
+                      &rd->conf->host, ac->errstr);
+    }
+}
+
+
+/* a command timer runs while replies are outstanding on a live connection */
+
+static void
+ngx_http_identity_redis_arm_timer(ngx_http_identity_redis_t *rd)
+{
+    if (!rd->connected) {
+        return;
+    }
+
+    if (rd->pending == 0) {
+        if (rd->timer.timer_set) {
+            ngx_del_timer(&rd->timer);
+        }
+
+        return;
+    }
+
+    ngx_add_timer(&rd->timer, rd->conf->timeout);
+}
+
+
+static void
+ngx_http_identity_redis_timeout(ngx_event_t *ev)
+{
+    ngx_http_identity_redis_t  *rd = ev->data;
+
+    ngx_log_error(NGX_LOG_ERR, rd->log, NGX_ETIMEDOUT,
+                  "identity: redis at \"%V\" timed out while %s",
+                  &rd->conf->host,
+                  rd->connected ? "waiting for a reply" : "connecting");
+
+    if (rd->ac) {
+        /* fails every pending command: their requests answer 503 */
+        redisAsyncFree(rd->ac);
+    }
+}
+
+
+static void
+ngx_http_identity_redis_read_handler(ngx_event_t *ev)
+{
+    ngx_connection_t           *c = ev->data;
+    ngx_http_identity_redis_t  *rd = c->data;
+
+    if (rd->ac) {
+        redisAsyncHandleRead(rd->ac);
+    }
+}
+
+
+static void
+ngx_http_identity_redis_write_handler(ngx_event_t *ev)
+{
+    ngx_connection_t           *c = ev->data;
+    ngx_http_identity_redis_t  *rd = c->data;
+
+    if (rd->ac) {
+        redisAsyncHandleWrite(rd->ac);
+    }
+}
+
+
+/*
+ * hiredis reads at most one buffer per callback, so the events are
+ * level-triggered (flags 0), unlike nginx's own edge-triggered sockets.
+ */
+
+static void
+ngx_http_identity_redis_add_read(void *data)
+{
+    ngx_http_identity_redis_t  *rd = data;
+
+    if (rd->conn && !rd->conn->read->active) {
+        if (ngx_add_event(rd->conn->read, NGX_READ_EVENT, 0) != NGX_OK) {
+            ngx_log_error(NGX_LOG_ERR, rd->log, 0,
+                          "identity: cannot watch the redis socket");
+        }
+    }
+}
+
+
+static void
+ngx_http_identity_redis_del_read(void *data)
+{
+    ngx_http_identity_redis_t  *rd = data;
+
+    if (rd->conn && rd->conn->read->active) {
+        (void) ngx_del_event(rd->conn->read, NGX_READ_EVENT, 0);
+    }
+}
+
+
+static void
+ngx_http_identity_redis_add_write(void *data)
+{
+    ngx_http_identity_redis_t  *rd = data;
+
+    if (rd->conn && !rd->conn->write->active) {
+        if (ngx_add_event(rd->conn->write, NGX_WRITE_EVENT, 0) != NGX_OK) {
+            ngx_log_error(NGX_LOG_ERR, rd->log, 0,
+                          "identity: cannot watch the redis socket");
+        }
+    }
+}
+
+
+static void
+ngx_http_identity_redis_del_write(void *data)
+{
+    ngx_http_identity_redis_t  *rd = data;
+
+    if (rd->conn && rd->conn->write->active) {
+        (void) ngx_del_event(rd->conn->write, NGX_WRITE_EVENT, 0);
+    }
+}
+
+
+/* hiredis is freeing the context and will close the socket itself */
+
+static void
+ngx_http_identity_redis_cleanup(void *data)
+{
+    ngx_http_identity_redis_t  *rd = data;
+    ngx_connection_t           *c;
+
+    c = rd->conn;
+
+    if (c) {
+        if (c->read->active) {
+            (void) ngx_del_event(c->read, NGX_READ_EVENT, NGX_CLOSE_EVENT);
+        }
+
+        if (c->write->active) {
+            (void) ngx_del_event(c->write, NGX_WRITE_EVENT, NGX_CLOSE_EVENT);
+        }
+
+        c->fd = (ngx_socket_t) -1;
+        ngx_free_connection(c);
+    }
+
+    if (!rd->connected) {
+        rd->retry_at = ngx_current_msec + rd->backoff;
+        rd->backoff = ngx_min(2 * rd->backoff,
+                              NGX_HTTP_IDENTITY_REDIS_BACKOFF_MAX);
+    }
+
+    rd->conn = NULL;
+    rd->ac = NULL;
+    rd->connected = 0;
+    rd->pending = 0;
+
+    if (rd->timer.timer_set) {
+        ngx_del_timer(&rd->timer);
+    }
+}
+
+
+static void
+ngx_http_identity_redis_waiter_cleanup(void *data)
+{
+    ngx_http_identity_redis_waiter_t  *w = data;
+
+    w->request = NULL;
+}

@@ -1,0 +1,41 @@
+
+/*
+ * Copyright (C) ngx_http_identity_module authors
+ */
+
+
+#ifndef _NGX_HTTP_IDENTITY_REDIS_H_INCLUDED_
+#define _NGX_HTTP_IDENTITY_REDIS_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <hiredis/hiredis.h>
+
+#include "ngx_http_identity_module.h"
+
+
+/*
+ * Called on the event loop with the reply, or with NULL when Redis is
+ * unreachable, timed out or answered with an error.  The reply is freed
+ * after the call: copy what is needed into r->pool.  The handler is not
+ * called if the request went away meanwhile.
+ */
+typedef void (*ngx_http_identity_redis_handler_pt)(ngx_http_request_t *r,
+    redisReply *reply);
+
+
+ngx_int_t ngx_http_identity_redis_init(ngx_cycle_t *cycle,
+    ngx_http_identity_redis_conf_t *conf);
+void ngx_http_identity_redis_done(ngx_cycle_t *cycle);
+
+ngx_int_t ngx_http_identity_redis_request(ngx_http_request_t *r,
+    ngx_http_identity_redis_handler_pt handler, ngx_uint_t argc,
+    ngx_str_t *argv);
+ngx_int_t ngx_http_identity_redis_send(ngx_log_t *log, ngx_uint_t argc,
+    ngx_str_t *argv);
+
+
+#endif /* _NGX_HTTP_IDENTITY_REDIS_H_INCLUDED_ */

@@ -1,0 +1,612 @@
+
+/*
+ * Copyright (C) ngx_http_identity_module authors
+ */
+
+
+/*
+ * Key layout, under the configured prefix P (default "identity:"):
+ *
+ *   P session:<sha256(cookie)>   hash, the session; TTL = idle timeout,
+ *                                 never past the maximum duration
+ *   P sid:<session id>            hash {th, uid}: public id -> session
+ *   P sessions                    zset of session ids by creation (ms)
+ *   P session_expiry              zset of session ids by maximum expiry
+ *   P user:<identity id>          hash, the identity
+ *   P users                       zset of identity ids by creation (ms)
+ *   P user_sessions:<id>          zset of that identity's session ids
+ *   P sub:<provider>:<user id>    identity id of a provider's user
+ *   P login:<sha256(state)>       hash, a pending login; TTL 10 minutes
+ *
+ * Only hashes of the cookie and of the state are stored.  Index entries of
+ * sessions that reached their maximum duration are collected by each login,
+ * a bounded amount at a time.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_identity_module.h"
+#include "ngx_http_identity_crypto.h"
+#include "ngx_http_identity_redis.h"
+#include "ngx_http_identity_session.h"
+
+
+#define NGX_HTTP_IDENTITY_SESSION_FIELDS  12
+
+
+static ngx_int_t ngx_http_identity_key(ngx_http_request_t *r, char *kind,
+    ngx_str_t *secret, ngx_str_t *key);
+static void ngx_http_identity_lookup_handler(ngx_http_request_t *r,
+    redisReply *reply);
+static void ngx_http_identity_done_handler(ngx_http_request_t *r,
+    redisReply *reply);
+static void ngx_http_identity_create_handler(ngx_http_request_t *r,
+    redisReply *reply);
+static void ngx_http_identity_take_handler(ngx_http_request_t *r,
+    redisReply *reply);
+static ngx_int_t ngx_http_identity_reply_str(ngx_http_request_t *r,
+    redisReply *reply, ngx_str_t *out);
+static time_t ngx_http_identity_reply_time(redisReply *reply);
+static ngx_str_t *ngx_http_identity_num(ngx_http_request_t *r, ngx_str_t *s,
+    time_t n);
+
+
+static ngx_str_t  ngx_http_identity_touch_script = ngx_string(
+    "local s = KEYS[1]\n"
+    "if redis.call('EXISTS', s) == 0 then return 0 end\n"
+    "local now = tonumber(ARGV[2])\n"
+    "local f = redis.call('HMGET', s, 'uid', 'expires_at', 'idle')\n"
+    "local ttl = math.min(tonumber(f[3]), tonumber(f[2]) - now)\n"
+    "if ttl <= 0 then return 0 end\n"
+    "redis.call('HSET', s, 'last_active', now)\n"
+    "redis.call('EXPIRE', s, ttl)\n"
+    "redis.call('HSET', ARGV[1] .. 'user:' .. f[1], 'last_active', now)\n"
+    "return 1\n");
+
+
+static ngx_str_t  ngx_http_identity_create_script = ngx_string(
+    "local p, provider, issuer, sub = ARGV[1], ARGV[2], ARGV[3], ARGV[4]\n"
+    "local now, now_ms = tonumber(ARGV[14]), tonumber(ARGV[15])\n"
+    "local expires, idle = tonumber(ARGV[16]), tonumber(ARGV[17])\n"
+    "local sid, th = ARGV[9], ARGV[10]\n"
+    "local subkey = p .. 'sub:' .. provider .. ':' .. sub\n"
+    "local uid = redis.call('GET', subkey)\n"
+    "if not uid then\n"
+    "  uid = ARGV[8]\n"
+    "  redis.call('SET', subkey, uid)\n"
+    "  redis.call('ZADD', p .. 'users', now_ms, uid)\n"
+    "  redis.call('HSET', p .. 'user:' .. uid, 'id', uid, 'provider',\n"
+    "             provider, 'issuer', issuer, 'sub', sub,\n"
+    "             'created_at', now)\n"
+    "end\n"
+    "redis.call('HSET', p .. 'user:' .. uid, 'email', ARGV[5],\n"
+    "           'name', ARGV[6], 'username', ARGV[7],\n"
+    "           'last_login', now, 'last_active', now)\n"
+    "local skey = p .. 'session:' .. th\n"
+    "redis.call('HSET', skey, 'id', sid, 'uid', uid, 'provider', provider,\n"
+    "           'issuer', issuer, 'sub', sub, 'email', ARGV[5],\n"
+    "           'name', ARGV[6], 'username', ARGV[7], 'created_at', now,\n"
+    "           'last_active', now, 'expires_at', expires, 'idle', idle,\n"
+    "           'ip', ARGV[11], 'ua', ARGV[12], 'url', ARGV[13],\n"
+    "           'idp_sid', ARGV[18])\n"
+    "redis.call('EXPIRE', skey, math.max(1, math.min(idle, expires - now)))\n"
+    "redis.call('HSET', p .. 'sid:' .. sid, 'th', th, 'uid', uid)\n"
+    "redis.call('ZADD', p .. 'sessions', now_ms, sid)\n"
+    "redis.call('ZADD', p .. 'user_sessions:' .. uid, now_ms, sid)\n"
+    "redis.call('ZADD', p .. 'session_expiry', expires, sid)\n"
+    "local old = redis.call('ZRANGEBYSCORE', p .. 'session_expiry',\n"
+    "                       '-inf', now, 'LIMIT', 0, 100)\n"
+    "for _, o in ipairs(old) do\n"
+    "  local m = redis.call('HMGET', p .. 'sid:' .. o, 'th', 'uid')\n"
+    "  if m[1] then redis.call('DEL', p .. 'session:' .. m[1]) end\n"
+    "  if m[2] then redis.call('ZREM', p .. 'user_sessions:' .. m[2], o) end\n"
+    "  redis.call('DEL', p .. 'sid:' .. o)\n"
+    "  redis.call('ZREM', p .. 'sessions', o)\n"
+    "  redis.call('ZREM', p .. 'session_expiry', o)\n"
+    "end\n"
+    "return {sid, uid}\n");
+
+
+static ngx_str_t  ngx_http_identity_destroy_script = ngx_string(
+    "local p, skey = ARGV[1], KEYS[1]\n"
+    "local f = redis.call('HMGET', skey, 'id', 'uid')\n"
+    "redis.call('DEL', skey)\n"
+    "if not f[1] then return 0 end\n"
+    "redis.call('DEL', p .. 'sid:' .. f[1])\n"
+    "redis.call('ZREM', p .. 'sessions', f[1])\n"
+    "redis.call('ZREM', p .. 'session_expiry', f[1])\n"
+    "if f[2] then redis.call('ZREM', p .. 'user_sessions:' .. f[2], f[1])"
+    " end\n"
+    "return 1\n");
+
+
+static ngx_str_t  ngx_http_identity_login_save_script = ngx_string(
+    "redis.call('HSET', KEYS[1], unpack(ARGV, 2))\n"
+    "redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))\n"
+    "return 1\n");
+
+
+/* a pending login is used once: read and deleted atomically */
+
+static ngx_str_t  ngx_http_identity_login_take_script = ngx_string(
+    "local v = redis.call('HMGET', KEYS[1], 'provider', 'nonce',\n"
+    "                     'verifier', 'return_to', 'cookie', 'domain',\n"
+    "                     'redirect_uri', 'idle', 'max')\n"
+    "redis.call('DEL', KEYS[1])\n"
+    "return v\n");
+
+
+ngx_int_t
+ngx_http_identity_session_lookup(ngx_http_request_t *r, ngx_str_t *token)
+{
+    ngx_str_t  argv[2 + NGX_HTTP_IDENTITY_SESSION_FIELDS];
+
+    ngx_str_set(&argv[0], "HMGET");
+
+    if (ngx_http_identity_key(r, "session:", token, &argv[1]) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    /* the order is the one the lookup handler reads */
+
+    ngx_str_set(&argv[2], "id");
+    ngx_str_set(&argv[3], "uid");
+    ngx_str_set(&argv[4], "provider");
+    ngx_str_set(&argv[5], "issuer");
+    ngx_str_set(&argv[6], "sub");
+    ngx_str_set(&argv[7], "email");
+    ngx_str_set(&argv[8], "name");
+    ngx_str_set(&argv[9], "username");
+    ngx_str_set(&argv[10], "created_at");
+    ngx_str_set(&argv[11], "last_active");
+    ngx_str_set(&argv[12], "expires_at");
+    ngx_str_set(&argv[13], "idle");
+
+    return ngx_http_identity_redis_request(r, ngx_http_identity_lookup_handler,
+                                           2 + NGX_HTTP_IDENTITY_SESSION_FIELDS,
+                                           argv);
+}
+
+
+static void
+ngx_http_identity_lookup_handler(ngx_http_request_t *r, redisReply *reply)
+{
+    redisReply                   **e;
+    ngx_http_identity_ctx_t       *ctx;
+    ngx_http_identity_session_t   *s;
+
+    ctx = ngx_http_identity_get_ctx(r);
+    s = &ctx->session;
+
+    if (reply == NULL
+        || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements != NGX_HTTP_IDENTITY_SESSION_FIELDS)
+    {
+        ctx->redis_error = 1;
+        goto done;
+    }
+
+    e = reply->element;
+
+    if (e[0]->type != REDIS_REPLY_STRING) {
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "identity: no such session");
+        goto done;
+    }
+
+    if (ngx_http_identity_reply_str(r, e[0], &s->id) != NGX_OK
+        || ngx_http_identity_reply_str(r, e[1], &s->identity_id) != NGX_OK
+        || ngx_http_identity_reply_str(r, e[2], &s->provider) != NGX_OK
+        || ngx_http_identity_reply_str(r, e[3], &s->issuer) != NGX_OK
+        || ngx_http_identity_reply_str(r, e[4], &s->provider_user_id)
+           != NGX_OK
+        || ngx_http_identity_reply_str(r, e[5], &s->email) != NGX_OK
+        || ngx_http_identity_reply_str(r, e[6], &s->name) != NGX_OK
+        || ngx_http_identity_reply_str(r, e[7], &s->username) != NGX_OK)
+    {
+        ctx->redis_error = 1;
+        goto done;
+    }
+
+    s->created_at = ngx_http_identity_reply_time(e[8]);
+    s->last_active = ngx_http_identity_reply_time(e[9]);
+    s->expires_at = ngx_http_identity_reply_time(e[10]);
+    s->idle_timeout = ngx_http_identity_reply_time(e[11]);
+
+    ctx->found = 1;
+
+done:
+
+    ctx->resume(r);
+}
+
+
+/* last_active is written at most once per touch interval, without waiting */
+
+void
+ngx_http_identity_session_touch(ngx_http_request_t *r)
+{
+    ngx_str_t                       argv[6];
+    ngx_http_identity_main_conf_t  *imcf;
+
+    imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
+
+    ngx_str_set(&argv[0], "EVAL");
+    argv[1] = ngx_http_identity_touch_script;
+    ngx_str_set(&argv[2], "1");
+
+    if (ngx_http_identity_key(r, "session:", &ngx_http_identity_get_ctx(r)
+                              ->token, &argv[3])
+        != NGX_OK)
+    {
+        return;
+    }
+
+    argv[4] = imcf->key_prefix;
+
+    if (ngx_http_identity_num(r, &argv[5], ngx_time()) == NULL) {
+        return;
+    }
+
+    (void) ngx_http_identity_redis_send(r->connection->log, 6, argv);
+}
+
+
+ngx_int_t
+ngx_http_identity_session_create(ngx_http_request_t *r, ngx_str_t *token)
+{
+    u_char                         *th;
+    time_t                          now, expires;
+    ngx_str_t                       argv[22], uid, sid, url;
+    ngx_time_t                     *tp;
+    ngx_http_identity_ctx_t        *ctx;
+    ngx_http_identity_main_conf_t  *imcf;
+
+    imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
+    ctx = ngx_http_identity_get_ctx(r);
+
+    if (ngx_http_identity_random_hex(r->pool, 16, &uid) != NGX_OK
+        || ngx_http_identity_random_hex(r->pool, 16, &sid) != NGX_OK
+        || ngx_http_identity_endpoint_url(r, &url) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    th = ngx_pnalloc(r->pool, NGX_HTTP_IDENTITY_SHA256_HEX_LEN);
+    if (th == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_http_identity_sha256_hex(token, th);
+
+    tp = ngx_timeofday();
+    now = tp->sec;
+    expires = now + ctx->login.max_duration;
+
+    ngx_str_set(&argv[0], "EVAL");
+    argv[1] = ngx_http_identity_create_script;
+    ngx_str_set(&argv[2], "0");
+    argv[3] = imcf->key_prefix;
+    argv[4] = ctx->provider->name;
+    argv[5] = ctx->provider->issuer;
+    argv[6] = ctx->claims.provider_user_id;
+    argv[7] = ctx->claims.email;
+    argv[8] = ctx->claims.name;
+    argv[9] = ctx->claims.username;
+
+    /* ids in the style of ngrok's: au_ for users, as_ for sessions */
+
+    argv[10].len = 3 + uid.len;
+    argv[10].data = ngx_pnalloc(r->pool, argv[10].len);
+    argv[11].len = 3 + sid.len;
+    argv[11].data = ngx_pnalloc(r->pool, argv[11].len);
+
+    if (argv[10].data == NULL || argv[11].data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(argv[10].data, "au_%V", &uid);
+    ngx_sprintf(argv[11].data, "as_%V", &sid);
+
+    argv[12].data = th;
+    argv[12].len = NGX_HTTP_IDENTITY_SHA256_HEX_LEN;
+    argv[13] = r->connection->addr_text;
+
+    if (r->headers_in.user_agent) {
+        argv[14] = r->headers_in.user_agent->value;
+
+    } else {
+        ngx_str_null(&argv[14]);
+    }
+
+    argv[15] = url;
+
+    if (ngx_http_identity_num(r, &argv[16], now) == NULL
+        || ngx_http_identity_num(r, &argv[17],
+                                 (time_t) tp->sec * 1000 + tp->msec) == NULL
+        || ngx_http_identity_num(r, &argv[18], expires) == NULL
+        || ngx_http_identity_num(r, &argv[19], ctx->login.idle_timeout)
+           == NULL)
+    {
+        return NGX_ERROR;
+    }
+
+    argv[20] = ctx->claims.sid;
+
+    ctx->session.created_at = now;
+    ctx->session.expires_at = expires;
+
+    return ngx_http_identity_redis_request(r, ngx_http_identity_create_handler,
+                                           21, argv);
+}
+
+
+static void
+ngx_http_identity_create_handler(ngx_http_request_t *r, redisReply *reply)
+{
+    ngx_http_identity_ctx_t  *ctx;
+
+    ctx = ngx_http_identity_get_ctx(r);
+
+    if (reply == NULL
+        || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements != 2
+        || ngx_http_identity_reply_str(r, reply->element[0], &ctx->session.id)
+           != NGX_OK
+        || ngx_http_identity_reply_str(r, reply->element[1],
+                                       &ctx->session.identity_id)
+           != NGX_OK)
+    {
+        ctx->redis_error = 1;
+
+    } else {
+        ctx->found = 1;
+    }
+
+    ctx->resume(r);
+}
+
+
+ngx_int_t
+ngx_http_identity_session_destroy(ngx_http_request_t *r, ngx_str_t *token)
+{
+    ngx_str_t                       argv[5];
+    ngx_http_identity_main_conf_t  *imcf;
+
+    imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
+
+    ngx_str_set(&argv[0], "EVAL");
+    argv[1] = ngx_http_identity_destroy_script;
+    ngx_str_set(&argv[2], "1");
+
+    if (ngx_http_identity_key(r, "session:", token, &argv[3]) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    argv[4] = imcf->key_prefix;
+
+    return ngx_http_identity_redis_request(r, ngx_http_identity_done_handler,
+                                           5, argv);
+}
+
+
+ngx_int_t
+ngx_http_identity_login_save(ngx_http_request_t *r, ngx_str_t *state)
+{
+    ngx_str_t                         argv[23];
+    ngx_http_identity_ctx_t          *ctx;
+    ngx_http_identity_login_state_t  *ls;
+
+    ctx = ngx_http_identity_get_ctx(r);
+    ls = &ctx->login;
+
+    ngx_str_set(&argv[0], "EVAL");
+    argv[1] = ngx_http_identity_login_save_script;
+    ngx_str_set(&argv[2], "1");
+
+    if (ngx_http_identity_key(r, "login:", state, &argv[3]) != NGX_OK
+        || ngx_http_identity_num(r, &argv[4], NGX_HTTP_IDENTITY_STATE_TTL)
+           == NULL
+        || ngx_http_identity_num(r, &argv[20], ls->idle_timeout) == NULL
+        || ngx_http_identity_num(r, &argv[22], ls->max_duration) == NULL)
+    {
+        return NGX_ERROR;
+    }
+
+    /* field names are the ones the take script reads */
+
+    ngx_str_set(&argv[5], "provider");
+    argv[6] = ls->provider;
+    ngx_str_set(&argv[7], "nonce");
+    argv[8] = ls->nonce;
+    ngx_str_set(&argv[9], "verifier");
+    argv[10] = ls->code_verifier;
+    ngx_str_set(&argv[11], "return_to");
+    argv[12] = ls->return_to;
+    ngx_str_set(&argv[13], "cookie");
+    argv[14] = ls->cookie_name;
+    ngx_str_set(&argv[15], "domain");
+    argv[16] = ls->cookie_domain;
+    ngx_str_set(&argv[17], "redirect_uri");
+    argv[18] = ls->redirect_uri;
+    ngx_str_set(&argv[19], "idle");
+    ngx_str_set(&argv[21], "max");
+
+    return ngx_http_identity_redis_request(r, ngx_http_identity_done_handler,
+                                           23, argv);
+}
+
+
+ngx_int_t
+ngx_http_identity_login_take(ngx_http_request_t *r, ngx_str_t *state)
+{
+    ngx_str_t  argv[4];
+
+    ngx_str_set(&argv[0], "EVAL");
+    argv[1] = ngx_http_identity_login_take_script;
+    ngx_str_set(&argv[2], "1");
+
+    if (ngx_http_identity_key(r, "login:", state, &argv[3]) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_identity_redis_request(r, ngx_http_identity_take_handler,
+                                           4, argv);
+}
+
+
+static void
+ngx_http_identity_take_handler(ngx_http_request_t *r, redisReply *reply)
+{
+    redisReply                       **e;
+    ngx_http_identity_ctx_t           *ctx;
+    ngx_http_identity_login_state_t   *ls;
+
+    ctx = ngx_http_identity_get_ctx(r);
+    ls = &ctx->login;
+
+    if (reply == NULL
+        || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements != 9)
+    {
+        ctx->redis_error = 1;
+        goto done;
+    }
+
+    e = reply->element;
+
+    if (e[0]->type != REDIS_REPLY_STRING) {
+        goto done;
+    }
+
+    if (ngx_http_identity_reply_str(r, e[0], &ls->provider) != NGX_OK
+        || ngx_http_identity_reply_str(r, e[1], &ls->nonce) != NGX_OK
+        || ngx_http_identity_reply_str(r, e[2], &ls->code_verifier) != NGX_OK
+        || ngx_http_identity_reply_str(r, e[3], &ls->return_to) != NGX_OK
+        || ngx_http_identity_reply_str(r, e[4], &ls->cookie_name) != NGX_OK
+        || ngx_http_identity_reply_str(r, e[5], &ls->cookie_domain) != NGX_OK
+        || ngx_http_identity_reply_str(r, e[6], &ls->redirect_uri) != NGX_OK)
+    {
+        ctx->redis_error = 1;
+        goto done;
+    }
+
+    ls->idle_timeout = ngx_http_identity_reply_time(e[7]);
+    ls->max_duration = ngx_http_identity_reply_time(e[8]);
+
+    ctx->found = 1;
+
+done:
+
+    ctx->resume(r);
+}
+
+
+static void
+ngx_http_identity_done_handler(ngx_http_request_t *r, redisReply *reply)
+{
+    ngx_http_identity_ctx_t  *ctx;
+
+    ctx = ngx_http_identity_get_ctx(r);
+
+    if (reply == NULL) {
+        ctx->redis_error = 1;
+
+    } else {
+        ctx->found = (reply->type == REDIS_REPLY_INTEGER && reply->integer);
+    }
+
+    ctx->resume(r);
+}
+
+
+/* P kind sha256hex(secret) */
+
+static ngx_int_t
+ngx_http_identity_key(ngx_http_request_t *r, char *kind, ngx_str_t *secret,
+    ngx_str_t *key)
+{
+    u_char                         *p;
+    size_t                          len;
+    ngx_http_identity_main_conf_t  *imcf;
+
+    imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
+
+    len = ngx_strlen(kind);
+
+    key->len = imcf->key_prefix.len + len + NGX_HTTP_IDENTITY_SHA256_HEX_LEN;
+    key->data = ngx_pnalloc(r->pool, key->len);
+    if (key->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_cpymem(key->data, imcf->key_prefix.data, imcf->key_prefix.len);
+    p = ngx_cpymem(p, kind, len);
+    ngx_http_identity_sha256_hex(secret, p);
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_identity_reply_str(ngx_http_request_t *r, redisReply *reply,
+    ngx_str_t *out)
+{
+    if (reply->type == REDIS_REPLY_NIL) {
+        ngx_str_null(out);
+        return NGX_OK;
+    }
+
+    if (reply->type != REDIS_REPLY_STRING
+        && reply->type != REDIS_REPLY_STATUS)
+    {
+        return NGX_ERROR;
+    }
+
+    out->len = reply->len;
+    out->data = ngx_pnalloc(r->pool, reply->len + 1);
+    if (out->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(out->data, reply->str, reply->len);
+    out->data[out->len] = '\0';
+
+    return NGX_OK;
+}
+
+
+static time_t
+ngx_http_identity_reply_time(redisReply *reply)
+{
+    time_t  t;
+
+    if (reply->type == REDIS_REPLY_INTEGER) {
+        return (time_t) reply->integer;
+    }
+
+    if (reply->type != REDIS_REPLY_STRING) {
+        return 0;
+    }
+
+    t = ngx_atotm((u_char *) reply->str, reply->len);
+
+    return t == NGX_ERROR ? 0 : t;
+}
+
+
+static ngx_str_t *
+ngx_http_identity_num(ngx_http_request_t *r, ngx_str_t *s, time_t n)
+{
+    s->data = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
+    if (s->data == NULL) {
+        return NULL;
+    }
+
+    s->len = ngx_sprintf(s->data, "%T", n) - s->data;
+
+    return s;
+}

@@ -1,0 +1,39 @@
+
+/*
+ * Copyright (C) ngx_http_identity_module authors
+ */
+
+
+#ifndef _NGX_HTTP_IDENTITY_SESSION_H_INCLUDED_
+#define _NGX_HTTP_IDENTITY_SESSION_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_identity_module.h"
+
+
+/*
+ * The session store: the only code that knows the Redis key layout.  Each
+ * call either returns NGX_ERROR (Redis unavailable: answer 503) or NGX_OK,
+ * and then ctx->resume(r) is called on the loop once ctx holds the answer
+ * (ctx->found, ctx->redis_error and the record).
+ */
+
+ngx_int_t ngx_http_identity_session_lookup(ngx_http_request_t *r,
+    ngx_str_t *token);
+void ngx_http_identity_session_touch(ngx_http_request_t *r);
+ngx_int_t ngx_http_identity_session_create(ngx_http_request_t *r,
+    ngx_str_t *token);
+ngx_int_t ngx_http_identity_session_destroy(ngx_http_request_t *r,
+    ngx_str_t *token);
+
+ngx_int_t ngx_http_identity_login_save(ngx_http_request_t *r,
+    ngx_str_t *state);
+ngx_int_t ngx_http_identity_login_take(ngx_http_request_t *r,
+    ngx_str_t *state);
+
+
+#endif /* _NGX_HTTP_IDENTITY_SESSION_H_INCLUDED_ */

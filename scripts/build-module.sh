@@ -1,0 +1,34 @@
+#!/bin/sh
+# Builds ngx_http_identity_module.so as a dynamic module against the nginx
+# build tree that Debian's nginx-dev ships, with Debian's configure flags, so
+# that it loads into the packaged nginx.
+set -eu
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+build=${1:-$top/build}
+src=$build/nginx-src
+
+mkdir -p "$build"
+
+if [ ! -f "$src/conf_flags" ]; then
+    rm -rf "$src"
+    cp -a /usr/share/nginx/src "$src"
+fi
+
+cd "$src"
+
+# conf_flags is a bash array assignment: NGX_CONF_FLAGS=( ... )
+flags=$(sed -n 's/^NGX_CONF_FLAGS=(\(.*\))$/\1/p' conf_flags)
+
+if [ ! -f objs/Makefile ] || [ "$top/config" -nt objs/Makefile ]; then
+    # shellcheck disable=SC2086
+    ./configure $flags --add-dynamic-module="$top" \
+        --with-cc-opt="-Wall -Werror -g -O2" > "$build/configure.log" 2>&1 \
+        || { tail -30 "$build/configure.log"; exit 1; }
+fi
+
+make -f objs/Makefile modules > "$build/make.log" 2>&1 \
+    || { grep -E 'error|warning' "$build/make.log" | head -40; exit 1; }
+
+cp objs/ngx_http_identity_module.so "$build/"
+echo "built $build/ngx_http_identity_module.so"
