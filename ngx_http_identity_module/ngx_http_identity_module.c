@@ -1662,7 +1662,7 @@ ngx_http_identity_params(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
         len += 2 + value[i].len
                + 2 * ngx_escape_uri(NULL, value[i].data, value[i].len,
-                                    NGX_ESCAPE_ARGS);
+                                    NGX_ESCAPE_URI_COMPONENT);
     }
 
     p = ngx_pnalloc(cf->pool, len);
@@ -1677,11 +1677,11 @@ ngx_http_identity_params(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
         *p++ = '&';
         p = (u_char *) ngx_escape_uri(p, value[i].data, eq - value[i].data,
-                                      NGX_ESCAPE_ARGS);
+                                      NGX_ESCAPE_URI_COMPONENT);
         *p++ = '=';
         p = (u_char *) ngx_escape_uri(p, eq + 1,
                                       value[i].data + value[i].len - eq - 1,
-                                      NGX_ESCAPE_ARGS);
+                                      NGX_ESCAPE_URI_COMPONENT);
     }
 
     field->len = p - field->data;

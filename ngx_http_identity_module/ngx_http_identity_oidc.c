@@ -473,11 +473,11 @@ ngx_http_identity_oidc_redirect(ngx_http_request_t *r)
     }
 
     v = &ctx->login.redirect_uri;
-    esc = 2 * ngx_escape_uri(NULL, v->data, v->len, NGX_ESCAPE_ARGS)
+    esc = 2 * ngx_escape_uri(NULL, v->data, v->len, NGX_ESCAPE_URI_COMPONENT)
           + 2 * ngx_escape_uri(NULL, pr->client_id.data, pr->client_id.len,
-                               NGX_ESCAPE_ARGS)
+                               NGX_ESCAPE_URI_COMPONENT)
           + 2 * ngx_escape_uri(NULL, pr->scopes.data, pr->scopes.len,
-                               NGX_ESCAPE_ARGS);
+                               NGX_ESCAPE_URI_COMPONENT);
 
     len = ngx_strlen(cache->authorization_endpoint)
           + sizeof("?response_type=code&client_id=") - 1 + pr->client_id.len
@@ -501,12 +501,12 @@ ngx_http_identity_oidc_redirect(ngx_http_request_t *r)
     p = ngx_cpymem(p, "response_type=code&client_id=",
                    sizeof("response_type=code&client_id=") - 1);
     p = (u_char *) ngx_escape_uri(p, pr->client_id.data, pr->client_id.len,
-                                  NGX_ESCAPE_ARGS);
+                                  NGX_ESCAPE_URI_COMPONENT);
     p = ngx_cpymem(p, "&redirect_uri=", sizeof("&redirect_uri=") - 1);
-    p = (u_char *) ngx_escape_uri(p, v->data, v->len, NGX_ESCAPE_ARGS);
+    p = (u_char *) ngx_escape_uri(p, v->data, v->len, NGX_ESCAPE_URI_COMPONENT);
     p = ngx_cpymem(p, "&scope=", sizeof("&scope=") - 1);
     p = (u_char *) ngx_escape_uri(p, pr->scopes.data, pr->scopes.len,
-                                  NGX_ESCAPE_ARGS);
+                                  NGX_ESCAPE_URI_COMPONENT);
     p = ngx_sprintf(p, "&state=%V&nonce=%V&code_challenge=%V"
                     "&code_challenge_method=S256%V",
                     &ctx->state_param, &ctx->login.nonce, &challenge,
