@@ -30,7 +30,9 @@ if (!Number.isInteger(args.port) || args.port <= 0) fail('--port N is required')
 
 const config = args.config ? JSON.parse(fs.readFileSync(args.config, 'utf8')) : {};
 const opt = (k, dflt) => (config[k] === undefined ? dflt : config[k]);
-const issuer = `http://127.0.0.1:${args.port}`;
+// the demo may listen on another address and name another host
+const issuer = opt('issuer', `http://127.0.0.1:${args.port}`);
+const listenAddress = opt('listen', '127.0.0.1');
 
 function fail(msg) {
   process.stderr.write(`oidc.mjs: ${msg}\n`);
@@ -452,7 +454,7 @@ provider.use(async (ctx, next) => {
   }
 });
 
-const server = provider.listen(args.port, '127.0.0.1', () => {
+const server = provider.listen(args.port, listenAddress, () => {
   process.stdout.write(`READY ${issuer}\n`);
 });
 server.on('error', (err) => fail(err.message));
