@@ -310,11 +310,24 @@ ngx_http_identity_access_handler(ngx_http_request_t *r)
 {
     ngx_int_t                      rc;
     ngx_http_identity_ctx_t       *ctx;
+    ngx_http_identity_srv_conf_t  *iscf;
     ngx_http_identity_loc_conf_t  *ilcf;
 
     ilcf = ngx_http_get_module_loc_conf(r, ngx_http_identity_module);
 
     if (ilcf->provider == NULL) {
+
+        /* the session secret never reaches an unprotected upstream either */
+
+        iscf = ngx_http_get_module_srv_conf(r, ngx_http_identity_module);
+
+        if (iscf->providers && r->headers_in.cookies.nelts
+            && ngx_http_identity_cookie_strip(r, &ilcf->cookie_name)
+               != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
         return NGX_DECLINED;
     }
 

@@ -133,6 +133,9 @@ is($r->{status}, 200, 'API request with session cookie');
 
 $r = Identity::Test::UA->new->get("$base/public/x");
 is($r->{status}, 200, 'identity off: no login');
+$r = $ua->get("$base/public/x");
+unlike(upstream_saw($r->{body})->{cookie}, qr/identity_session/,
+       'identity off: the session cookie is not passed upstream either');
 
 # a second login of the same user keeps the identity, makes a new session
 

@@ -1,0 +1,119 @@
+#!/usr/bin/perl
+# The reserved endpoints work whichever location is protected, under a
+# custom identity_path; cookies over https are Secure and __Host- prefixed.
+
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+
+use Test::More;
+use Identity::Test;
+use Identity::Conf qw(upstream_saw);
+
+my $t = Identity::Test->new(name => 'endpoints');
+
+my $rport = $t->start_redis;
+my $nport = $t->port('nginx');
+my $sport = $t->port('tls');
+my $base = "http://127.0.0.1:$nport";
+my $issuer = $t->start_idp(redirect_uris => ["$base/auth/callback",
+                                             "https://127.0.0.1:$sport/_identity/callback"]);
+
+my $dir = $t->testdir;
+system("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 "
+       . "-keyout $dir/key.pem -out $dir/cert.pem 2>/dev/null") == 0
+    or BAIL_OUT('openssl cannot make a test certificate');
+
+$t->nginx_conf(<<"CONF");
+load_module %%MODULE%%;
+daemon off;
+master_process on;
+worker_processes 1;
+error_log %%TESTDIR%%/error.log debug;
+pid %%TESTDIR%%/nginx.pid;
+events { worker_connections 64; }
+http {
+    access_log %%TESTDIR%%/access.log;
+    client_body_temp_path %%TESTDIR%%/client_body;
+    proxy_temp_path %%TESTDIR%%/proxy;
+
+    identity_redis 127.0.0.1:$rport;
+
+    identity_provider test {
+        type oidc;
+        issuer $issuer;
+        client_id test-client;
+        client_secret test-secret;
+    }
+
+    server {
+        listen 127.0.0.1:%%PORT_nginx%%;
+        identity_path /auth/;
+
+        location / {
+            return 404;
+        }
+
+        location /app/ {
+            identity test;
+            proxy_pass http://127.0.0.1:%%PORT_upstream%%;
+            proxy_set_header X-Identity-Email \$identity_email;
+        }
+    }
+
+    server {
+        listen 127.0.0.1:%%PORT_tls%% ssl;
+        ssl_certificate %%TESTDIR%%/cert.pem;
+        ssl_certificate_key %%TESTDIR%%/key.pem;
+
+        location / {
+            identity test;
+            proxy_pass http://127.0.0.1:%%PORT_upstream%%;
+        }
+    }
+
+    server {
+        listen 127.0.0.1:%%PORT_upstream%%;
+        location / {
+            return 200 "uri=\$request_uri\nemail=\$http_x_identity_email\n";
+        }
+    }
+}
+CONF
+$t->start_nginx;
+
+# the callback is under /auth/ although only /app/ is protected
+
+my $ua = Identity::Test::UA->new;
+my $r = $ua->get("$base/app/page");
+is($r->{status}, 302, 'protected location redirects');
+like($r->{h}{location}, qr/redirect_uri=\Q@{[Identity::Test::UA::uri_escape("$base\/auth\/callback")]}\E/,
+     'redirect_uri under the custom identity_path');
+
+$r = $ua->oidc_login("$base/app/page");
+is($r->{status}, 200, 'login through /auth/callback');
+is(upstream_saw($r->{body})->{email}, 'alice@example.test', 'upstream sees the identity');
+
+$r = $ua->get("$base/_identity/callback?code=x&state=y");
+is($r->{status}, 404, 'the default prefix is not reserved any more');
+
+$r = $ua->get("$base/auth/logout?redirect_path=/app/");
+is($r->{status}, 302, 'logout under the custom prefix');
+is($ua->get("$base/app/page")->{status}, 302, 'logged out');
+
+# https: Secure and __Host-
+
+my $headers = `curl -sk -o /dev/null -D - -H 'Accept: text/html' https://127.0.0.1:$sport/x 2>&1`;
+like($headers, qr{^HTTP/\S+ 302}m, 'https: redirect to login') or diag($headers);
+my ($state) = $headers =~ /^Set-Cookie: (__Host-identity_session_state=[^\r\n]*)/mi;
+ok($state, 'https: state cookie has the __Host- prefix');
+like($state // '', qr/; Secure/, 'https: Secure');
+like($state // '', qr/; HttpOnly/, 'https: HttpOnly');
+like($state // '', qr/; Path=\//, 'https: Path=/');
+unlike($state // '', qr/Domain=/i, 'https: no Domain, as __Host- requires');
+like($headers, qr/redirect_uri=https%3A%2F%2F127\.0\.0\.1%3A$sport%2F_identity%2Fcallback/,
+     'https: redirect_uri with https scheme');
+
+$t->done;
