@@ -57,7 +57,7 @@ struct ngx_http_identity_oidc_cache_s {
     char                           *end_session_endpoint;
     char                           *jwks;
     time_t                          fetched;
-    time_t                          jwks_fetched;
+    time_t                          jwks_refetched;   /* for an unknown kid */
 };
 
 
@@ -421,6 +421,7 @@ ngx_http_identity_oidc_discovery_done(ngx_http_request_t *r, void *data)
 {
     ngx_http_identity_oidc_discovery_t *d = data;
 
+    time_t                           refetched;
     ngx_http_identity_ctx_t         *ctx;
     ngx_http_identity_oidc_cache_t  *cache;
 
@@ -436,11 +437,17 @@ ngx_http_identity_oidc_discovery_done(ngx_http_request_t *r, void *data)
 
     } else {
         cache = ngx_http_identity_oidc_cache(d->provider);
+        refetched = cache->jwks_refetched;
         ngx_http_identity_oidc_cache_free(cache);
+
+        /*
+         * Only refetches for an unknown kid are rate-limited: keys rotated
+         * right after a discovery must still be picked up at once.
+         */
 
         *cache = d->out;
         cache->fetched = ngx_time();
-        cache->jwks_fetched = cache->fetched;
+        cache->jwks_refetched = refetched;
 
         ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                        "identity: discovered \"%V\"", &d->provider->issuer);
@@ -743,7 +750,7 @@ ngx_http_identity_oidc_post_exchange(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    x->may_refetch = (ngx_time() - cache->jwks_fetched
+    x->may_refetch = (ngx_time() - cache->jwks_refetched
                       >= pr->jwks_refetch_interval);
 
     if (ngx_http_identity_task_post(r, ngx_http_identity_oidc_exchange_run,
@@ -1242,7 +1249,7 @@ ngx_http_identity_oidc_exchange_done(ngx_http_request_t *r, void *data)
     if (x->new_jwks) {
         free(cache->jwks);
         cache->jwks = x->new_jwks;
-        cache->jwks_fetched = ngx_time();
+        cache->jwks_refetched = ngx_time();
         x->new_jwks = NULL;
     }
 
