@@ -10,7 +10,7 @@ use lib "$FindBin::Bin/lib";
 
 use Test::More;
 use Identity::Test;
-use Identity::Conf qw(upstream_saw);
+use Identity::Conf qw(preamble upstream_saw);
 
 my $t = Identity::Test->new(name => 'endpoints');
 
@@ -26,19 +26,9 @@ system("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 "
        . "-keyout $dir/key.pem -out $dir/cert.pem 2>/dev/null") == 0
     or BAIL_OUT('openssl cannot make a test certificate');
 
+my $preamble = preamble();
 $t->nginx_conf(<<"CONF");
-load_module %%MODULE%%;
-daemon off;
-master_process on;
-worker_processes 1;
-error_log %%TESTDIR%%/error.log debug;
-pid %%TESTDIR%%/nginx.pid;
-events { worker_connections 64; }
-http {
-    access_log %%TESTDIR%%/access.log;
-    client_body_temp_path %%TESTDIR%%/client_body;
-    proxy_temp_path %%TESTDIR%%/proxy;
-
+$preamble
     identity_redis 127.0.0.1:$rport;
 
     identity_provider test {

@@ -7,7 +7,7 @@ use strict;
 use warnings;
 
 use Exporter 'import';
-our @EXPORT_OK = qw(identity_conf echo_upstream upstream_saw);
+our @EXPORT_OK = qw(identity_conf preamble echo_upstream upstream_saw);
 
 # identity_conf(redis => PORT, issuer => URL, %opt)
 #   workers   worker_processes (1)
@@ -26,22 +26,10 @@ sub identity_conf {
     my $locations = $o{locations} // '';
     my $upstream = $o{no_upstream} ? '' : echo_upstream();
 
-    return <<"CONF";
-load_module %%MODULE%%;
-daemon off;
-master_process on;
-worker_processes $workers;
-error_log %%TESTDIR%%/error.log debug;
-pid %%TESTDIR%%/nginx.pid;
-events { worker_connections 1024; }
-http {
-    access_log %%TESTDIR%%/access.log;
-    client_body_temp_path %%TESTDIR%%/client_body;
-    proxy_temp_path %%TESTDIR%%/proxy;
-    fastcgi_temp_path %%TESTDIR%%/fastcgi;
-    uwsgi_temp_path %%TESTDIR%%/uwsgi;
-    scgi_temp_path %%TESTDIR%%/scgi;
+    my $preamble = preamble($workers);
 
+    return <<"CONF";
+$preamble
     identity_redis 127.0.0.1:$o{redis} timeout=2s;
 
     identity_provider test {
@@ -80,6 +68,29 @@ http {
 
 $upstream
 }
+CONF
+}
+
+# the top of a test nginx.conf, up to inside "http {"
+sub preamble {
+    my ($workers) = @_;
+    $workers //= 1;
+
+    return <<"CONF";
+load_module %%MODULE%%;
+daemon off;
+master_process on;
+worker_processes $workers;
+error_log %%TESTDIR%%/error.log debug;
+pid %%TESTDIR%%/nginx.pid;
+events { worker_connections 1024; }
+http {
+    access_log %%TESTDIR%%/access.log;
+    client_body_temp_path %%TESTDIR%%/client_body;
+    proxy_temp_path %%TESTDIR%%/proxy;
+    fastcgi_temp_path %%TESTDIR%%/fastcgi;
+    uwsgi_temp_path %%TESTDIR%%/uwsgi;
+    scgi_temp_path %%TESTDIR%%/scgi;
 CONF
 }
 
