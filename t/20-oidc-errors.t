@@ -406,7 +406,8 @@ like($r->{h}{location} // '', qr{^\Q$issuer\E/auth\?}, '... to the IdP');
 # ------------------------------------------------------------ bad configuration
 
 my $c = Identity::Test->new(name => 'oidc-errors-conf');
-my $good = identity_conf(redis => 6379, issuer => 'http://127.0.0.1:9/');
+sub conf_with { identity_conf(redis => 6379, issuer => 'http://127.0.0.1:9/', @_) }
+my $good = conf_with();
 
 sub conf_fails {
     my ($conf, $re, $name) = @_;
@@ -423,8 +424,7 @@ is($rc, 0, 'nginx -t accepts the shared configuration') or diag($out);
 
 my %bad = (
     'identity with an unknown provider' => [
-        identity_conf(redis => 6379, issuer => 'http://127.0.0.1:9/',
-                      locations => 'location /x/ { identity nosuch; }'),
+        conf_with(locations => 'location /x/ { identity nosuch; }'),
         qr/unknown identity provider "nosuch" in \S+nginx\.conf:\d+/],
     'provider without issuer' => [
         $good =~ s/^\s*issuer [^\n]*\n//mr,
@@ -433,12 +433,10 @@ my %bad = (
         $good =~ s/type oidc;/type foo;/r,
         qr/invalid value "foo" in "type"/],
     'signing_algs none' => [
-        identity_conf(redis => 6379, issuer => 'http://127.0.0.1:9/',
-                      provider => 'signing_algs none;'),
+        conf_with(provider => 'signing_algs none;'),
         qr/invalid value "none" in "signing_algs"/],
     'signing_algs HS256' => [
-        identity_conf(redis => 6379, issuer => 'http://127.0.0.1:9/',
-                      provider => 'signing_algs RS256 HS256;'),
+        conf_with(provider => 'signing_algs RS256 HS256;'),
         qr/invalid value "HS256" in "signing_algs"/],
     'identity_redis db=x' => [
         $good =~ s/timeout=2s;/db=x timeout=2s;/r,
@@ -450,12 +448,10 @@ my %bad = (
         $good =~ s/timeout=2s;/bogus=1;/r,
         qr/invalid value "bogus=1" in "identity_redis"/],
     'identity_path nopath' => [
-        identity_conf(redis => 6379, issuer => 'http://127.0.0.1:9/',
-                      server => 'identity_path nopath;'),
+        conf_with(server => 'identity_path nopath;'),
         qr/invalid value "nopath" in "identity_path"/],
     'identity_path /noslash' => [
-        identity_conf(redis => 6379, issuer => 'http://127.0.0.1:9/',
-                      server => 'identity_path /noslash;'),
+        conf_with(server => 'identity_path /noslash;'),
         qr/invalid value "\/noslash" in "identity_path"/],
     'identity_provider without identity_redis' => [
         $good =~ s/^\s*identity_redis [^\n]*\n//mr,
