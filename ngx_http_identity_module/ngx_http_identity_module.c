@@ -357,6 +357,8 @@ ngx_http_identity_access_handler(ngx_http_request_t *r)
         }
 
         if (ngx_http_identity_session_lookup(r, &ctx->token) != NGX_OK) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "identity: session store unavailable");
             return NGX_HTTP_SERVICE_UNAVAILABLE;
         }
 
@@ -814,6 +816,8 @@ ngx_http_identity_logout_endpoint(ngx_http_request_t *r)
 
         if (rc == NGX_OK) {
             if (ngx_http_identity_session_destroy(r, &ctx->token) != NGX_OK) {
+                ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                              "identity: session store unavailable");
                 return NGX_HTTP_SERVICE_UNAVAILABLE;
             }
 
@@ -1237,6 +1241,12 @@ ngx_http_identity_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "session timeouts must be positive");
         return NGX_CONF_ERROR;
+    }
+
+    /* an active session must be touched before its idle timeout ends */
+
+    if (conf->touch_interval > conf->idle_timeout / 2) {
+        conf->touch_interval = conf->idle_timeout / 2;
     }
 
     if (conf->provider == NULL) {

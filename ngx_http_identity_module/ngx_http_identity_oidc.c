@@ -234,6 +234,8 @@ ngx_http_identity_oidc_login(ngx_http_request_t *r)
         ctx->found = 0;
 
         if (ngx_http_identity_login_save(r, &state) != NGX_OK) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "identity: session store unavailable");
             return NGX_HTTP_SERVICE_UNAVAILABLE;
         }
 
@@ -601,6 +603,8 @@ ngx_http_identity_oidc_callback(ngx_http_request_t *r)
         ctx->found = 0;
 
         if (ngx_http_identity_login_take(r, &ctx->state_param) != NGX_OK) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "identity: session store unavailable");
             return NGX_HTTP_SERVICE_UNAVAILABLE;
         }
 
@@ -648,6 +652,8 @@ ngx_http_identity_oidc_callback(ngx_http_request_t *r)
         ctx->found = 0;
 
         if (ngx_http_identity_session_create(r, &ctx->token) != NGX_OK) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "identity: session store unavailable");
             return NGX_HTTP_SERVICE_UNAVAILABLE;
         }
 
@@ -1188,7 +1194,7 @@ ngx_http_identity_oidc_userinfo(ngx_http_identity_oidc_exchange_t *x,
     snprintf(v, len, "Bearer %s", access_token);
 
     oauth2_http_call_ctx_timeout_set(log, hctx,
-                               (int) ((x->provider->http_timeout + 999) / 1000));
+                            (int) ((x->provider->http_timeout + 999) / 1000));
     oauth2_http_call_ctx_hdr_set(log, hctx, "Authorization", v);
     free(v);
 

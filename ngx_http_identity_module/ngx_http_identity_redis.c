@@ -249,10 +249,13 @@ ngx_http_identity_redis_connect(ngx_http_identity_redis_t *rd)
     conf = rd->conf;
 
     if ((ngx_msec_int_t) (ngx_current_msec - rd->retry_at) < 0) {
-        ngx_log_error(NGX_LOG_ERR, rd->log, 0,
-                      "identity: redis at \"%V\" is down, next attempt "
-                      "in %M ms", &conf->host,
-                      rd->retry_at - ngx_current_msec);
+
+        /* the failed attempt was logged; each request logs its own 503 */
+
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, rd->log, 0,
+                       "identity: redis at \"%V\" is down, next attempt "
+                       "in %M ms", &conf->host,
+                       rd->retry_at - ngx_current_msec);
         return NGX_ERROR;
     }
 

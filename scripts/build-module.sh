@@ -30,5 +30,8 @@ fi
 make -f objs/Makefile modules > "$build/make.log" 2>&1 \
     || { grep -E 'error|warning' "$build/make.log" | head -40; exit 1; }
 
-cp objs/ngx_http_identity_module.so "$build/"
+# a new file renamed into place: running nginx keep their mapped copy
+cp objs/ngx_http_identity_module.so "$build/.ngx_http_identity_module.so.new"
+mv -f "$build/.ngx_http_identity_module.so.new" \
+    "$build/ngx_http_identity_module.so"
 echo "built $build/ngx_http_identity_module.so"
