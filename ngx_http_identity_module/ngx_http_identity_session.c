@@ -54,24 +54,63 @@ static ngx_str_t *ngx_http_identity_num(ngx_http_request_t *r, ngx_str_t *s,
     time_t n);
 
 
+/*
+ * drop(p, sid) removes a session and every index entry that names it; every
+ * script that ends sessions uses it, so none is left half-deleted.
+ */
+
+#define NGX_HTTP_IDENTITY_LUA_DROP                                            \
+    "local function drop(p, sid)\n"                                           \
+    "  local m = redis.call('HMGET', p .. 'sid:' .. sid, 'th', 'uid',\n"      \
+    "                       'isid')\n"                                        \
+    "  if m[1] then redis.call('DEL', p .. 'session:' .. m[1]) end\n"         \
+    "  if m[2] then\n"                                                        \
+    "    redis.call('ZREM', p .. 'user_sessions:' .. m[2], sid)\n"            \
+    "  end\n"                                                                 \
+    "  if m[3] then redis.call('SREM', p .. 'idp_sid:' .. m[3], sid) end\n"   \
+    "  redis.call('DEL', p .. 'sid:' .. sid)\n"                               \
+    "  redis.call('ZREM', p .. 'sessions', sid)\n"                            \
+    "  redis.call('ZREM', p .. 'session_expiry', sid)\n"                      \
+    "end\n"
+
+
+/* endpoints:<uid> maps a public URL to "first last sessions" */
+
+#define NGX_HTTP_IDENTITY_LUA_ENDPOINT                                        \
+    "local function endpoint(p, uid, url, now, new)\n"                        \
+    "  local k = p .. 'endpoints:' .. uid\n"                                  \
+    "  local first, n = now, 0\n"                                             \
+    "  local e = redis.call('HGET', k, url)\n"                                \
+    "  if e then\n"                                                           \
+    "    local f, _, c = string.match(e, '^(%d+) (%d+) (%d+)$')\n"            \
+    "    if f then first, n = f, tonumber(c) end\n"                           \
+    "  end\n"                                                                 \
+    "  redis.call('HSET', k, url, first .. ' ' .. now .. ' ' .. (n + new))\n" \
+    "end\n"
+
+
 static ngx_str_t  ngx_http_identity_touch_script = ngx_string(
-    "local s = KEYS[1]\n"
+    NGX_HTTP_IDENTITY_LUA_ENDPOINT
+    "local s, p = KEYS[1], ARGV[1]\n"
     "if redis.call('EXISTS', s) == 0 then return 0 end\n"
     "local now = tonumber(ARGV[2])\n"
-    "local f = redis.call('HMGET', s, 'uid', 'expires_at', 'idle')\n"
+    "local f = redis.call('HMGET', s, 'uid', 'expires_at', 'idle', 'url')\n"
     "local ttl = math.min(tonumber(f[3]), tonumber(f[2]) - now)\n"
     "if ttl <= 0 then return 0 end\n"
     "redis.call('HSET', s, 'last_active', now)\n"
     "redis.call('EXPIRE', s, ttl)\n"
-    "redis.call('HSET', ARGV[1] .. 'user:' .. f[1], 'last_active', now)\n"
+    "redis.call('HSET', p .. 'user:' .. f[1], 'last_active', now)\n"
+    "endpoint(p, f[1], f[4], now, 0)\n"
     "return 1\n");
 
 
 static ngx_str_t  ngx_http_identity_create_script = ngx_string(
+    NGX_HTTP_IDENTITY_LUA_DROP
+    NGX_HTTP_IDENTITY_LUA_ENDPOINT
     "local p, provider, issuer, sub = ARGV[1], ARGV[2], ARGV[3], ARGV[4]\n"
     "local now, now_ms = tonumber(ARGV[14]), tonumber(ARGV[15])\n"
     "local expires, idle = tonumber(ARGV[16]), tonumber(ARGV[17])\n"
-    "local sid, th = ARGV[9], ARGV[10]\n"
+    "local sid, th, url, isid = ARGV[9], ARGV[10], ARGV[13], ARGV[18]\n"
     "local subkey = p .. 'sub:' .. provider .. ':' .. sub\n"
     "local uid = redis.call('GET', subkey)\n"
     "if not uid then\n"
@@ -90,37 +129,148 @@ static ngx_str_t  ngx_http_identity_create_script = ngx_string(
     "           'issuer', issuer, 'sub', sub, 'email', ARGV[5],\n"
     "           'name', ARGV[6], 'username', ARGV[7], 'created_at', now,\n"
     "           'last_active', now, 'expires_at', expires, 'idle', idle,\n"
-    "           'ip', ARGV[11], 'ua', ARGV[12], 'url', ARGV[13],\n"
-    "           'idp_sid', ARGV[18])\n"
+    "           'ip', ARGV[11], 'ua', ARGV[12], 'url', url,\n"
+    "           'idp_sid', isid)\n"
     "redis.call('EXPIRE', skey, math.max(1, math.min(idle, expires - now)))\n"
     "redis.call('HSET', p .. 'sid:' .. sid, 'th', th, 'uid', uid)\n"
+    "if isid ~= '' then\n"
+    "  isid = provider .. ':' .. isid\n"
+    "  redis.call('HSET', p .. 'sid:' .. sid, 'isid', isid)\n"
+    "  redis.call('SADD', p .. 'idp_sid:' .. isid, sid)\n"
+    "end\n"
     "redis.call('ZADD', p .. 'sessions', now_ms, sid)\n"
     "redis.call('ZADD', p .. 'user_sessions:' .. uid, now_ms, sid)\n"
     "redis.call('ZADD', p .. 'session_expiry', expires, sid)\n"
+    "endpoint(p, uid, url, now, 1)\n"
     "local old = redis.call('ZRANGEBYSCORE', p .. 'session_expiry',\n"
     "                       '-inf', now, 'LIMIT', 0, 100)\n"
-    "for _, o in ipairs(old) do\n"
-    "  local m = redis.call('HMGET', p .. 'sid:' .. o, 'th', 'uid')\n"
-    "  if m[1] then redis.call('DEL', p .. 'session:' .. m[1]) end\n"
-    "  if m[2] then redis.call('ZREM', p .. 'user_sessions:' .. m[2], o) end\n"
-    "  redis.call('DEL', p .. 'sid:' .. o)\n"
-    "  redis.call('ZREM', p .. 'sessions', o)\n"
-    "  redis.call('ZREM', p .. 'session_expiry', o)\n"
-    "end\n"
+    "for _, o in ipairs(old) do drop(p, o) end\n"
     "return {sid, uid}\n");
 
 
+/* by the session key (logout) or by the public id (admin API) */
+
 static ngx_str_t  ngx_http_identity_destroy_script = ngx_string(
-    "local p, skey = ARGV[1], KEYS[1]\n"
-    "local f = redis.call('HMGET', skey, 'id', 'uid')\n"
-    "redis.call('DEL', skey)\n"
-    "if not f[1] then return 0 end\n"
-    "redis.call('DEL', p .. 'sid:' .. f[1])\n"
-    "redis.call('ZREM', p .. 'sessions', f[1])\n"
-    "redis.call('ZREM', p .. 'session_expiry', f[1])\n"
-    "if f[2] then redis.call('ZREM', p .. 'user_sessions:' .. f[2], f[1])"
-    " end\n"
+    NGX_HTTP_IDENTITY_LUA_DROP
+    "local p, sid = ARGV[1], ARGV[3]\n"
+    "if ARGV[2] == 'key' then\n"
+    "  sid = redis.call('HGET', KEYS[1], 'id')\n"
+    "  redis.call('DEL', KEYS[1])\n"
+    "end\n"
+    "if not sid or redis.call('EXISTS', p .. 'sid:' .. sid) == 0 then\n"
+    "  return 0\n"
+    "end\n"
+    "local th = redis.call('HGET', p .. 'sid:' .. sid, 'th')\n"
+    "local alive = redis.call('EXISTS', p .. 'session:' .. th)\n"
+    "drop(p, sid)\n"
+    "return (ARGV[2] == 'key' or alive == 1) and 1 or 0\n");
+
+
+/* every session of an identity, and the identity itself */
+
+static ngx_str_t  ngx_http_identity_delete_user_script = ngx_string(
+    NGX_HTTP_IDENTITY_LUA_DROP
+    "local p, uid = ARGV[1], ARGV[2]\n"
+    "local u = redis.call('HMGET', p .. 'user:' .. uid, 'provider', 'sub')\n"
+    "if not u[1] then return 0 end\n"
+    "for _, sid in ipairs(redis.call('ZRANGE', p .. 'user_sessions:' .. uid,"
+    " 0, -1)) do\n"
+    "  drop(p, sid)\n"
+    "end\n"
+    "redis.call('DEL', p .. 'user:' .. uid, p .. 'user_sessions:' .. uid,\n"
+    "           p .. 'endpoints:' .. uid,\n"
+    "           p .. 'sub:' .. u[1] .. ':' .. u[2])\n"
+    "redis.call('ZREM', p .. 'users', uid)\n"
     "return 1\n");
+
+
+/*
+ * One page, newest first, strictly after "before": {cursor, record, ...}
+ * where each record is a flat field/value list and cursor is "" on the
+ * last page; -1 if "before" is unknown.  Without filters a page costs
+ * O(log N + limit); with filters at most "scan" entries are examined, and
+ * the cursor then says where to go on.  Sessions found expired are
+ * unindexed on the way.
+ */
+
+static ngx_str_t  ngx_http_identity_list_script = ngx_string(
+    NGX_HTTP_IDENTITY_LUA_DROP
+    "local p, index, kind, before = ARGV[1], ARGV[2], ARGV[3], ARGV[4]\n"
+    "local limit, fprov, fuser, fid = tonumber(ARGV[5]), ARGV[6],\n"
+    "                                 string.lower(ARGV[7]), ARGV[8]\n"
+    "local key = p .. index\n"
+    "local pos = 0\n"
+    "if before ~= '' then\n"
+    "  local rank = redis.call('ZREVRANK', key, before)\n"
+    "  if not rank then return -1 end\n"
+    "  pos = rank + 1\n"
+    "end\n"
+    "local filtered = fprov ~= '' or fuser ~= '' or fid ~= ''\n"
+    "local scan = filtered and tonumber(ARGV[9]) or 4 * (limit + 1)\n"
+    "local function has(v, needle)\n"
+    "  return v and string.find(string.lower(v), needle, 1, true)\n"
+    "end\n"
+    "local out, ids, dead, last = {}, {}, {}, ''\n"
+    "local scanned = 0\n"
+    "while #out <= limit and scanned < scan do\n"
+    "  local batch = redis.call('ZREVRANGE', key, pos, pos + limit)\n"
+    "  if #batch == 0 then break end\n"
+    "  for _, id in ipairs(batch) do\n"
+    "    pos = pos + 1\n"
+    "    scanned = scanned + 1\n"
+    "    local rec = {}\n"
+    "    if kind == 'user' then\n"
+    "      rec = redis.call('HGETALL', p .. 'user:' .. id)\n"
+    "    else\n"
+    "      local th = redis.call('HGET', p .. 'sid:' .. id, 'th')\n"
+    "      if th then rec = redis.call('HGETALL', p .. 'session:' .. th) end\n"
+    "      if #rec == 0 then table.insert(dead, id) end\n"
+    "    end\n"
+    "    if #rec > 0 then\n"
+    "      local f = {}\n"
+    "      for i = 1, #rec, 2 do f[rec[i]] = rec[i + 1] end\n"
+    "      if (fprov == '' or f.provider == fprov)\n"
+    "         and (fuser == '' or has(f.email, fuser) or has(f.name, fuser)\n"
+    "              or has(f.username, fuser))\n"
+    "         and (fid == '' or has(f.id, fid) or has(f.uid, fid))\n"
+    "      then\n"
+    "        table.insert(out, rec)\n"
+    "        table.insert(ids, id)\n"
+    "      end\n"
+    "      last = id\n"
+    "    end\n"
+    "    if #out > limit or scanned >= scan then break end\n"
+    "  end\n"
+    "end\n"
+    "for _, id in ipairs(dead) do drop(p, id) end\n"
+    "local cursor = ''\n"
+    "if #out > limit then\n"
+    "  table.remove(out)\n"
+    "  cursor = ids[limit]\n"
+    "elseif scanned >= scan and last ~= '' then\n"
+    "  cursor = last\n"
+    "end\n"
+    "table.insert(out, 1, cursor)\n"
+    "return out\n");
+
+
+/* one record: {} if unknown; an expired session is unindexed */
+
+static ngx_str_t  ngx_http_identity_get_script = ngx_string(
+    NGX_HTTP_IDENTITY_LUA_DROP
+    "local p, kind, id = ARGV[1], ARGV[2], ARGV[3]\n"
+    "if kind == 'user' then\n"
+    "  return redis.call('HGETALL', p .. 'user:' .. id)\n"
+    "end\n"
+    "if kind == 'endpoints' then\n"
+    "  if redis.call('EXISTS', p .. 'user:' .. id) == 0 then return -1 end\n"
+    "  return redis.call('HGETALL', p .. 'endpoints:' .. id)\n"
+    "end\n"
+    "local th = redis.call('HGET', p .. 'sid:' .. id, 'th')\n"
+    "if not th then return {} end\n"
+    "local rec = redis.call('HGETALL', p .. 'session:' .. th)\n"
+    "if #rec == 0 then drop(p, id) end\n"
+    "return rec\n");
 
 
 static ngx_str_t  ngx_http_identity_login_save_script = ngx_string(
@@ -373,7 +523,7 @@ ngx_http_identity_create_handler(ngx_http_request_t *r, redisReply *reply)
 ngx_int_t
 ngx_http_identity_session_destroy(ngx_http_request_t *r, ngx_str_t *token)
 {
-    ngx_str_t                       argv[5];
+    ngx_str_t                       argv[7];
     ngx_http_identity_main_conf_t  *imcf;
 
     imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
@@ -387,9 +537,119 @@ ngx_http_identity_session_destroy(ngx_http_request_t *r, ngx_str_t *token)
     }
 
     argv[4] = imcf->key_prefix;
+    ngx_str_set(&argv[5], "key");
+    ngx_str_null(&argv[6]);
 
     return ngx_http_identity_redis_request(r, ngx_http_identity_done_handler,
-                                           5, argv);
+                                           7, argv);
+}
+
+
+/* admin API: the replies' shapes are described with the scripts */
+
+ngx_int_t
+ngx_http_identity_store_list(ngx_http_request_t *r,
+    ngx_http_identity_redis_handler_pt handler,
+    ngx_http_identity_store_query_t *q)
+{
+    ngx_str_t                       argv[12];
+    ngx_http_identity_main_conf_t  *imcf;
+
+    imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
+
+    ngx_str_set(&argv[0], "EVAL");
+    argv[1] = ngx_http_identity_list_script;
+    ngx_str_set(&argv[2], "0");
+    argv[3] = imcf->key_prefix;
+
+    if (q->user_id.len) {
+        argv[4].len = sizeof("user_sessions:") - 1 + q->user_id.len;
+        argv[4].data = ngx_pnalloc(r->pool, argv[4].len);
+        if (argv[4].data == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_sprintf(argv[4].data, "user_sessions:%V", &q->user_id);
+
+    } else if (q->sessions) {
+        ngx_str_set(&argv[4], "sessions");
+
+    } else {
+        ngx_str_set(&argv[4], "users");
+    }
+
+    if (q->sessions) {
+        ngx_str_set(&argv[5], "session");
+
+    } else {
+        ngx_str_set(&argv[5], "user");
+    }
+
+    argv[6] = q->before_id;
+
+    if (ngx_http_identity_num(r, &argv[7], q->limit) == NULL
+        || ngx_http_identity_num(r, &argv[11], q->scan) == NULL)
+    {
+        return NGX_ERROR;
+    }
+
+    argv[8] = q->provider;
+    argv[9] = q->user;
+    argv[10] = q->id;
+
+    return ngx_http_identity_redis_request(r, handler, 12, argv);
+}
+
+
+ngx_int_t
+ngx_http_identity_store_get(ngx_http_request_t *r,
+    ngx_http_identity_redis_handler_pt handler, char *kind, ngx_str_t *id)
+{
+    ngx_str_t                       argv[6];
+    ngx_http_identity_main_conf_t  *imcf;
+
+    imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
+
+    ngx_str_set(&argv[0], "EVAL");
+    argv[1] = ngx_http_identity_get_script;
+    ngx_str_set(&argv[2], "0");
+    argv[3] = imcf->key_prefix;
+    argv[4].data = (u_char *) kind;
+    argv[4].len = ngx_strlen(kind);
+    argv[5] = *id;
+
+    return ngx_http_identity_redis_request(r, handler, 6, argv);
+}
+
+
+/* answers 1 if something was deleted, 0 if there was nothing to delete */
+
+ngx_int_t
+ngx_http_identity_store_delete(ngx_http_request_t *r,
+    ngx_http_identity_redis_handler_pt handler, ngx_uint_t user,
+    ngx_str_t *id)
+{
+    ngx_str_t                       argv[8];
+    ngx_http_identity_main_conf_t  *imcf;
+
+    imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
+
+    ngx_str_set(&argv[0], "EVAL");
+    ngx_str_set(&argv[2], "0");
+    argv[3] = imcf->key_prefix;
+
+    if (user) {
+        argv[1] = ngx_http_identity_delete_user_script;
+        argv[4] = *id;
+
+        return ngx_http_identity_redis_request(r, handler, 5, argv);
+    }
+
+    argv[1] = ngx_http_identity_destroy_script;
+    ngx_str_set(&argv[4], "sid");
+    argv[5] = *id;
+
+    return ngx_http_identity_redis_request(r, handler, 6, argv);
 }
 
 

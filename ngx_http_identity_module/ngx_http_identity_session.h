@@ -13,6 +13,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_identity_module.h"
+#include "ngx_http_identity_redis.h"
 
 
 /*
@@ -29,6 +30,27 @@ ngx_int_t ngx_http_identity_session_create(ngx_http_request_t *r,
     ngx_str_t *token);
 ngx_int_t ngx_http_identity_session_destroy(ngx_http_request_t *r,
     ngx_str_t *token);
+
+typedef struct {
+    ngx_uint_t   sessions;      /* else identities */
+    ngx_str_t    user_id;       /* sessions of one identity */
+    ngx_str_t    before_id;
+    ngx_uint_t   limit;
+    ngx_uint_t   scan;          /* entries examined at most, with filters */
+    ngx_str_t    provider;
+    ngx_str_t    user;
+    ngx_str_t    id;
+} ngx_http_identity_store_query_t;
+
+
+ngx_int_t ngx_http_identity_store_list(ngx_http_request_t *r,
+    ngx_http_identity_redis_handler_pt handler,
+    ngx_http_identity_store_query_t *q);
+ngx_int_t ngx_http_identity_store_get(ngx_http_request_t *r,
+    ngx_http_identity_redis_handler_pt handler, char *kind, ngx_str_t *id);
+ngx_int_t ngx_http_identity_store_delete(ngx_http_request_t *r,
+    ngx_http_identity_redis_handler_pt handler, ngx_uint_t user,
+    ngx_str_t *id);
 
 ngx_int_t ngx_http_identity_login_save(ngx_http_request_t *r,
     ngx_str_t *state);
