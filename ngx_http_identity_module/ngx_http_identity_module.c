@@ -27,6 +27,7 @@
 #include "ngx_http_identity_redis.h"
 #include "ngx_http_identity_session.h"
 #include "ngx_http_identity_oidc.h"
+#include "ngx_http_identity_admin.h"
 
 
 #define NGX_HTTP_IDENTITY_CALLBACK  1
@@ -106,8 +107,10 @@ static char *ngx_http_identity_secret_file(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_identity_algs(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-static ngx_int_t ngx_http_identity_read_secret(ngx_conf_t *cf,
-    ngx_str_t *path, ngx_str_t *secret);
+static char *ngx_http_identity_admin(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_identity_admin_token_file(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static ngx_http_identity_provider_t *ngx_http_identity_provider_get(
     ngx_conf_t *cf, ngx_str_t *name);
 
@@ -189,6 +192,20 @@ static ngx_command_t  ngx_http_identity_commands[] = {
       ngx_conf_set_str_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_identity_loc_conf_t, cookie_domain),
+      NULL },
+
+    { ngx_string("identity_admin"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_identity_admin,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("identity_admin_token_file"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_identity_admin_token_file,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
       NULL },
 
       ngx_null_command
@@ -1210,6 +1227,7 @@ ngx_http_identity_create_loc_conf(ngx_conf_t *cf)
      */
 
     ilcf->provider = NGX_CONF_UNSET_PTR;
+    ilcf->admin = NGX_CONF_UNSET;
     ilcf->idle_timeout = NGX_CONF_UNSET;
     ilcf->max_duration = NGX_CONF_UNSET;
     ilcf->touch_interval = NGX_CONF_UNSET;
@@ -1236,6 +1254,17 @@ ngx_http_identity_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_str_value(conf->cookie_name, prev->cookie_name,
                              "identity_session");
     ngx_conf_merge_str_value(conf->cookie_domain, prev->cookie_domain, "");
+
+    ngx_conf_merge_str_value(conf->admin_token_hash, prev->admin_token_hash,
+                             "");
+    ngx_conf_merge_value(conf->admin, prev->admin, 0);
+
+    if (conf->admin && conf->admin_token_hash.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"identity_admin\" needs "
+                           "\"identity_admin_token_file\"");
+        return NGX_CONF_ERROR;
+    }
 
     if (conf->idle_timeout <= 0 || conf->max_duration <= 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -1783,7 +1812,7 @@ ngx_http_identity_algs(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
 /* a secret kept in a file; surrounding whitespace is ignored */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_identity_read_secret(ngx_conf_t *cf, ngx_str_t *path,
     ngx_str_t *secret)
 {
@@ -1909,6 +1938,60 @@ ngx_http_identity_path(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     iscf->path = value[1];
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_identity_admin(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_identity_loc_conf_t *ilcf = conf;
+
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (ilcf->admin != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    ilcf->admin = 1;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_identity_admin_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+/* only the token's hash is kept: it is compared in constant time */
+
+static char *
+ngx_http_identity_admin_token_file(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_identity_loc_conf_t *ilcf = conf;
+
+    ngx_str_t  *value, token;
+
+    if (ilcf->admin_token_hash.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_http_identity_read_secret(cf, &value[1], &token) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    ilcf->admin_token_hash.data = ngx_pnalloc(cf->pool,
+                                          NGX_HTTP_IDENTITY_SHA256_HEX_LEN);
+    if (ilcf->admin_token_hash.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_http_identity_sha256_hex(&token, ilcf->admin_token_hash.data);
+    ilcf->admin_token_hash.len = NGX_HTTP_IDENTITY_SHA256_HEX_LEN;
+    ngx_explicit_memzero(token.data, token.len);
 
     return NGX_CONF_OK;
 }

@@ -85,6 +85,8 @@ typedef struct {
     time_t                           touch_interval;
     ngx_str_t                        cookie_name;
     ngx_str_t                        cookie_domain;
+    ngx_str_t                        admin_token_hash;    /* sha256 hex */
+    ngx_flag_t                       admin;
 } ngx_http_identity_loc_conf_t;
 
 
@@ -150,6 +152,8 @@ struct ngx_http_identity_ctx_s {
     ngx_http_identity_claims_t       claims;
     ngx_http_identity_provider_t    *provider;
 
+    void                            *admin;           /* admin API state */
+
     ngx_str_t                        state_param;
     ngx_str_t                        code;
     ngx_str_t                        redirect_uri;
@@ -169,7 +173,8 @@ ngx_int_t ngx_http_identity_endpoint_url(ngx_http_request_t *r,
     ngx_str_t *url);
 ngx_int_t ngx_http_identity_set_location(ngx_http_request_t *r,
     ngx_str_t *location);
-void ngx_http_identity_resume(ngx_http_request_t *r);
+ngx_int_t ngx_http_identity_read_secret(ngx_conf_t *cf, ngx_str_t *path,
+    ngx_str_t *secret);
 
 
 extern ngx_module_t  ngx_http_identity_module;

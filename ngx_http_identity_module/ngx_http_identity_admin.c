@@ -1,0 +1,1165 @@
+
+/*
+ * Copyright (C) ngx_http_identity_module authors
+ */
+
+
+/*
+ * The admin API, shaped like ngrok's App Users and App Sessions API:
+ *
+ *   GET    app/users                  GET    app/sessions
+ *   GET    app/users/{id}             GET    app/sessions/{id}
+ *   DELETE app/users/{id}             DELETE app/sessions/{id}
+ *   GET    app/users/{id}/sessions
+ *   GET    app/users/{id}/endpoints
+ *
+ * relative to the location holding "identity_admin".  Lists are newest
+ * first, paged with limit and before_id, and filtered with provider, user
+ * (a substring of email, name or username) and id.  Deletes answer 204 once
+ * Redis has applied them atomically; the next request with a deleted
+ * session's cookie is refused by every nginx sharing the Redis.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <jansson.h>
+
+#include "ngx_http_identity_module.h"
+#include "ngx_http_identity_crypto.h"
+#include "ngx_http_identity_redis.h"
+#include "ngx_http_identity_session.h"
+#include "ngx_http_identity_admin.h"
+
+
+#define NGX_HTTP_IDENTITY_ADMIN_LIMIT    100
+#define NGX_HTTP_IDENTITY_ADMIN_SCAN     10000
+#define NGX_HTTP_IDENTITY_ADMIN_FILTER   256
+
+
+typedef enum {
+    ngx_http_identity_users = 0,
+    ngx_http_identity_user,
+    ngx_http_identity_user_sessions,
+    ngx_http_identity_user_endpoints,
+    ngx_http_identity_sessions,
+    ngx_http_identity_session
+} ngx_http_identity_route_e;
+
+
+typedef struct {
+    ngx_http_identity_route_e        route;
+    ngx_str_t                        id;
+    ngx_str_t                        base;      /* scheme://host/location/ */
+    ngx_http_identity_store_query_t  query;
+    char                            *msg;       /* of a refusal */
+} ngx_http_identity_admin_ctx_t;
+
+
+typedef struct {
+    ngx_str_t                        url;
+    time_t                           first;
+    time_t                           last;
+    ngx_uint_t                       sessions;
+} ngx_http_identity_endpoint_t;
+
+
+static ngx_int_t ngx_http_identity_admin_route(ngx_http_request_t *r,
+    ngx_http_identity_admin_ctx_t *actx);
+static ngx_int_t ngx_http_identity_admin_query(ngx_http_request_t *r,
+    ngx_http_identity_admin_ctx_t *actx);
+static ngx_int_t ngx_http_identity_admin_valid_id(ngx_str_t *id,
+    ngx_uint_t session);
+static ngx_int_t ngx_http_identity_admin_arg(ngx_http_request_t *r,
+    char *name, ngx_str_t *value);
+static ngx_int_t ngx_http_identity_admin_authorized(ngx_http_request_t *r,
+    ngx_http_identity_loc_conf_t *ilcf);
+static void ngx_http_identity_admin_list_done(ngx_http_request_t *r,
+    redisReply *reply);
+static void ngx_http_identity_admin_get_done(ngx_http_request_t *r,
+    redisReply *reply);
+static void ngx_http_identity_admin_endpoints_done(ngx_http_request_t *r,
+    redisReply *reply);
+static void ngx_http_identity_admin_delete_done(ngx_http_request_t *r,
+    redisReply *reply);
+static json_t *ngx_http_identity_admin_user(ngx_http_request_t *r,
+    ngx_str_t *base, redisReply *rec);
+static json_t *ngx_http_identity_admin_session(ngx_http_request_t *r,
+    ngx_str_t *base, redisReply *rec);
+static json_t *ngx_http_identity_admin_ref(ngx_str_t *base, char *kind,
+    ngx_str_t *id);
+static json_t *ngx_http_identity_admin_time(ngx_str_t *v);
+static json_t *ngx_http_identity_admin_time_t(time_t t);
+static json_t *ngx_http_identity_admin_string(ngx_str_t *v);
+static ngx_str_t ngx_http_identity_admin_field(redisReply *rec, char *name);
+static json_t *ngx_http_identity_admin_next(ngx_http_request_t *r,
+    ngx_http_identity_admin_ctx_t *actx, redisReply *cursor);
+static ngx_int_t ngx_http_identity_admin_error(ngx_http_request_t *r,
+    ngx_int_t status, char *msg);
+static ngx_int_t ngx_http_identity_admin_send(ngx_http_request_t *r,
+    ngx_int_t status, json_t *body);
+static void ngx_http_identity_admin_finish(ngx_http_request_t *r,
+    ngx_int_t status, json_t *body);
+static time_t ngx_http_identity_admin_word(u_char **pos, u_char *last);
+static int ngx_cdecl ngx_http_identity_endpoint_cmp(const void *one,
+    const void *two);
+
+
+static ngx_str_t  ngx_http_identity_admin_kinds[] = {
+    ngx_string("app/users"),
+    ngx_string("app/sessions")
+};
+
+
+ngx_int_t
+ngx_http_identity_admin_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                       rc;
+    ngx_table_elt_t                *h;
+    ngx_http_identity_ctx_t        *ctx;
+    ngx_http_identity_loc_conf_t   *ilcf;
+    ngx_http_identity_admin_ctx_t  *actx;
+
+    ilcf = ngx_http_get_module_loc_conf(r, ngx_http_identity_module);
+
+    if (!ngx_http_identity_admin_authorized(r, ilcf)) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "WWW-Authenticate");
+        ngx_str_set(&h->value, "Bearer realm=\"identity\"");
+        r->headers_out.www_authenticate = h;
+
+        return ngx_http_identity_admin_error(r, NGX_HTTP_UNAUTHORIZED,
+                                             "a valid bearer token is "
+                                             "required");
+    }
+
+    ctx = ngx_http_identity_get_ctx(r);
+    actx = ngx_pcalloc(r->pool, sizeof(ngx_http_identity_admin_ctx_t));
+
+    if (ctx == NULL || actx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->admin = actx;
+
+    rc = ngx_http_identity_admin_route(r, actx);
+    if (rc != NGX_OK) {
+        return ngx_http_identity_admin_error(r, rc, actx->msg ? actx->msg
+                                                         : "internal error");
+    }
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    switch (actx->route) {
+
+    case ngx_http_identity_users:
+    case ngx_http_identity_sessions:
+    case ngx_http_identity_user_sessions:
+        rc = ngx_http_identity_admin_query(r, actx);
+        if (rc != NGX_OK) {
+            return ngx_http_identity_admin_error(r, rc, actx->msg ? actx->msg
+                                                         : "internal error");
+        }
+
+        rc = ngx_http_identity_store_list(r,
+                                          ngx_http_identity_admin_list_done,
+                                          &actx->query);
+        break;
+
+    case ngx_http_identity_user_endpoints:
+        rc = ngx_http_identity_store_get(r,
+                                       ngx_http_identity_admin_endpoints_done,
+                                       "endpoints", &actx->id);
+        break;
+
+    default: /* one user or session */
+
+        if (r->method == NGX_HTTP_DELETE) {
+            rc = ngx_http_identity_store_delete(r,
+                                         ngx_http_identity_admin_delete_done,
+                                         actx->route == ngx_http_identity_user,
+                                         &actx->id);
+
+        } else {
+            rc = ngx_http_identity_store_get(r,
+                                           ngx_http_identity_admin_get_done,
+                                           actx->route
+                                           == ngx_http_identity_user
+                                           ? "user" : "session",
+                                           &actx->id);
+        }
+    }
+
+    if (rc != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "identity: session store unavailable");
+        return ngx_http_identity_admin_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                             "the session store is "
+                                             "unavailable");
+    }
+
+    r->main->count++;
+
+    return NGX_DONE;
+}
+
+
+/* app/users[/{id}[/sessions|/endpoints]] and app/sessions[/{id}] */
+
+static ngx_int_t
+ngx_http_identity_admin_route(ngx_http_request_t *r,
+    ngx_http_identity_admin_ctx_t *actx)
+{
+    u_char                    *p, *last, *slash;
+    ngx_str_t                  path, rest, host;
+    ngx_uint_t                 kind, item;
+    ngx_table_elt_t           *allow;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    path.data = r->uri.data + clcf->name.len;
+    path.len = r->uri.len - clcf->name.len;
+
+    if (clcf->name.len > r->uri.len) {
+        ngx_str_null(&path);
+    }
+
+    while (path.len && path.data[0] == '/') {
+        path.data++;
+        path.len--;
+    }
+
+    /* base: where the URIs in answers start */
+
+    if (ngx_http_identity_endpoint_url(r, &host) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    actx->base.data = ngx_pnalloc(r->pool, host.len + clcf->name.len + 1);
+    if (actx->base.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_cpymem(actx->base.data, host.data, host.len);
+    p = ngx_cpymem(p, clcf->name.data, clcf->name.len);
+
+    if (p[-1] != '/') {
+        *p++ = '/';
+    }
+
+    actx->base.len = p - actx->base.data;
+
+    for (kind = 0; kind < 2; kind++) {
+        if (path.len >= ngx_http_identity_admin_kinds[kind].len
+            && ngx_strncmp(path.data, ngx_http_identity_admin_kinds[kind].data,
+                           ngx_http_identity_admin_kinds[kind].len)
+               == 0)
+        {
+            break;
+        }
+    }
+
+    if (kind == 2) {
+        actx->msg = "no such resource";
+        return NGX_HTTP_NOT_FOUND;
+    }
+
+    rest.data = path.data + ngx_http_identity_admin_kinds[kind].len;
+    rest.len = path.len - ngx_http_identity_admin_kinds[kind].len;
+    item = 0;
+
+    if (rest.len == 0 || (rest.len == 1 && rest.data[0] == '/')) {
+        actx->route = kind ? ngx_http_identity_sessions
+                           : ngx_http_identity_users;
+
+    } else if (rest.data[0] != '/') {
+        actx->msg = "no such resource";
+        return NGX_HTTP_NOT_FOUND;
+
+    } else {
+        last = rest.data + rest.len;
+        p = rest.data + 1;
+        slash = ngx_strlchr(p, last, '/');
+
+        actx->id.data = p;
+        actx->id.len = (slash ? slash : last) - p;
+
+        /* ids are ours: au_ or as_ and 32 hex digits */
+
+        if (!ngx_http_identity_admin_valid_id(&actx->id, kind)) {
+            actx->msg = "no such resource";
+            return NGX_HTTP_NOT_FOUND;
+        }
+
+        item = 1;
+        actx->route = kind ? ngx_http_identity_session
+                           : ngx_http_identity_user;
+
+        if (slash && slash + 1 < last) {
+            item = 0;
+            rest.data = slash + 1;
+            rest.len = last - rest.data;
+
+            if (kind == 0 && rest.len == 8
+                && ngx_strncmp(rest.data, "sessions", 8) == 0)
+            {
+                actx->route = ngx_http_identity_user_sessions;
+                actx->query.user_id = actx->id;
+
+            } else if (kind == 0 && rest.len == 9
+                       && ngx_strncmp(rest.data, "endpoints", 9) == 0)
+            {
+                actx->route = ngx_http_identity_user_endpoints;
+
+            } else {
+                actx->msg = "no such resource";
+                return NGX_HTTP_NOT_FOUND;
+            }
+        }
+    }
+
+    if (r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD)) {
+        return NGX_OK;
+    }
+
+    if (item && r->method == NGX_HTTP_DELETE) {
+        return NGX_OK;
+    }
+
+    allow = ngx_list_push(&r->headers_out.headers);
+    if (allow == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    allow->hash = 1;
+    ngx_str_set(&allow->key, "Allow");
+
+    if (item) {
+        ngx_str_set(&allow->value, "GET, HEAD, DELETE");
+
+    } else {
+        ngx_str_set(&allow->value, "GET, HEAD");
+    }
+
+    actx->msg = "method not allowed";
+    return NGX_HTTP_NOT_ALLOWED;
+}
+
+
+static ngx_int_t
+ngx_http_identity_admin_query(ngx_http_request_t *r,
+    ngx_http_identity_admin_ctx_t *actx)
+{
+    ngx_int_t                         n;
+    ngx_str_t                         v;
+    ngx_http_identity_store_query_t  *q;
+
+    q = &actx->query;
+    q->sessions = (actx->route != ngx_http_identity_users);
+    q->limit = NGX_HTTP_IDENTITY_ADMIN_LIMIT;
+    q->scan = NGX_HTTP_IDENTITY_ADMIN_SCAN;
+
+    if (ngx_http_identity_admin_arg(r, "limit", &v) == NGX_OK) {
+        n = ngx_atoi(v.data, v.len);
+
+        if (n < 1 || n > NGX_HTTP_IDENTITY_ADMIN_LIMIT) {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "identity: admin: invalid limit \"%V\"", &v);
+            actx->msg = "limit must be a number from 1 to 100";
+            return NGX_HTTP_BAD_REQUEST;
+        }
+
+        q->limit = n;
+    }
+
+    if (ngx_http_identity_admin_arg(r, "before_id", &v) == NGX_OK) {
+        if (!ngx_http_identity_admin_valid_id(&v, q->sessions)) {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "identity: admin: invalid before_id \"%V\"", &v);
+            actx->msg = "invalid before_id";
+            return NGX_HTTP_BAD_REQUEST;
+        }
+
+        q->before_id = v;
+    }
+
+    if (ngx_http_identity_admin_arg(r, "provider", &q->provider) == NGX_ERROR
+        || ngx_http_identity_admin_arg(r, "user", &q->user) == NGX_ERROR
+        || ngx_http_identity_admin_arg(r, "id", &q->id) == NGX_ERROR)
+    {
+        actx->msg = "invalid filter";
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    return NGX_OK;
+}
+
+
+/* ids are ours: au_ (identities) or as_ (sessions) and 32 hex digits */
+
+static ngx_int_t
+ngx_http_identity_admin_valid_id(ngx_str_t *id, ngx_uint_t session)
+{
+    ngx_uint_t  i;
+
+    if (id->len != 35
+        || ngx_strncmp(id->data, session ? "as_" : "au_", 3) != 0)
+    {
+        return 0;
+    }
+
+    for (i = 3; i < 35; i++) {
+        if (!((id->data[i] >= '0' && id->data[i] <= '9')
+              || (id->data[i] >= 'a' && id->data[i] <= 'f')))
+        {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+/* a query argument, unescaped; NGX_DECLINED if absent or empty */
+
+static ngx_int_t
+ngx_http_identity_admin_arg(ngx_http_request_t *r, char *name,
+    ngx_str_t *value)
+{
+    u_char     *dst, *src, *p;
+    ngx_str_t   raw;
+
+    if (ngx_http_arg(r, (u_char *) name, ngx_strlen(name), &raw) != NGX_OK
+        || raw.len == 0)
+    {
+        ngx_str_null(value);
+        return NGX_DECLINED;
+    }
+
+    if (raw.len > 3 * NGX_HTTP_IDENTITY_ADMIN_FILTER) {
+        return NGX_ERROR;
+    }
+
+    value->data = ngx_pnalloc(r->pool, raw.len);
+    if (value->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (p = raw.data; p < raw.data + raw.len; p++) {
+        if (*p == '+') {
+            *p = ' ';
+        }
+    }
+
+    src = raw.data;
+    dst = value->data;
+    ngx_unescape_uri(&dst, &src, raw.len, 0);
+    value->len = dst - value->data;
+
+    return value->len ? NGX_OK : NGX_DECLINED;
+}
+
+
+/* the hashes are compared, in constant time, whatever the lengths */
+
+static ngx_int_t
+ngx_http_identity_admin_authorized(ngx_http_request_t *r,
+    ngx_http_identity_loc_conf_t *ilcf)
+{
+    u_char            hash[NGX_HTTP_IDENTITY_SHA256_HEX_LEN];
+    ngx_str_t         token, got;
+    ngx_table_elt_t  *h;
+
+    h = r->headers_in.authorization;
+
+    if (h == NULL || ilcf->admin_token_hash.len == 0
+        || h->value.len <= sizeof("Bearer ") - 1
+        || ngx_strncasecmp(h->value.data, (u_char *) "Bearer ",
+                           sizeof("Bearer ") - 1) != 0)
+    {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "identity: admin request without a bearer token");
+        return 0;
+    }
+
+    token.data = h->value.data + sizeof("Bearer ") - 1;
+    token.len = h->value.len - (sizeof("Bearer ") - 1);
+
+    ngx_http_identity_sha256_hex(&token, hash);
+
+    got.data = hash;
+    got.len = NGX_HTTP_IDENTITY_SHA256_HEX_LEN;
+
+    if (!ngx_http_identity_secure_equal(&got, &ilcf->admin_token_hash)) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "identity: admin request with a wrong token");
+        return 0;
+    }
+
+    return 1;
+}
+
+
+static void
+ngx_http_identity_admin_list_done(ngx_http_request_t *r, redisReply *reply)
+{
+    json_t                         *body, *list, *item;
+    size_t                          i;
+    ngx_str_t                       uri;
+    ngx_http_identity_admin_ctx_t  *actx;
+
+    actx = ngx_http_identity_get_ctx(r)->admin;
+
+    if (reply == NULL) {
+        ngx_http_identity_admin_finish(r, NGX_HTTP_SERVICE_UNAVAILABLE, NULL);
+        return;
+    }
+
+    if (reply->type == REDIS_REPLY_INTEGER) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "identity: admin: unknown before_id \"%V\"",
+                      &actx->query.before_id);
+        ngx_http_identity_admin_finish(r, NGX_HTTP_BAD_REQUEST, NULL);
+        return;
+    }
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1) {
+        ngx_http_identity_admin_finish(r, NGX_HTTP_SERVICE_UNAVAILABLE, NULL);
+        return;
+    }
+
+    body = json_object();
+    list = json_array();
+
+    if (body == NULL || list == NULL) {
+        json_decref(body);
+        json_decref(list);
+        ngx_http_identity_admin_finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                       NULL);
+        return;
+    }
+
+    for (i = 1; i < reply->elements; i++) {
+        item = actx->query.sessions
+               ? ngx_http_identity_admin_session(r, &actx->base,
+                                                 reply->element[i])
+               : ngx_http_identity_admin_user(r, &actx->base,
+                                              reply->element[i]);
+        json_array_append_new(list, item);
+    }
+
+    json_object_set_new(body, actx->query.sessions ? "application_sessions"
+                                                   : "application_users",
+                        list);
+
+    uri.data = ngx_pnalloc(r->pool, actx->base.len + 64);
+    if (uri.data == NULL) {
+        json_decref(body);
+        ngx_http_identity_admin_finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                       NULL);
+        return;
+    }
+
+    if (actx->route == ngx_http_identity_user_sessions) {
+        uri.len = ngx_sprintf(uri.data, "%Vapp/users/%V/sessions",
+                              &actx->base, &actx->id)
+                  - uri.data;
+
+    } else {
+        uri.len = ngx_sprintf(uri.data, "%V%V", &actx->base,
+                              &ngx_http_identity_admin_kinds[
+                                  actx->query.sessions])
+                  - uri.data;
+    }
+
+    json_object_set_new(body, "uri", ngx_http_identity_admin_string(&uri));
+    json_object_set_new(body, "next_page_uri",
+                        ngx_http_identity_admin_next(r, actx,
+                                                     reply->element[0]));
+
+    ngx_http_identity_admin_finish(r, NGX_HTTP_OK, body);
+}
+
+
+/* the same list, after the cursor, with the same filters; or null */
+
+static json_t *
+ngx_http_identity_admin_next(ngx_http_request_t *r,
+    ngx_http_identity_admin_ctx_t *actx, redisReply *cursor)
+{
+    u_char                           *p;
+    size_t                            len;
+    json_t                           *next;
+    ngx_str_t                        *f[3];
+    ngx_uint_t                        i;
+    ngx_http_identity_store_query_t  *q;
+
+    static char  *names[] = { "provider", "user", "id" };
+
+    if (cursor->type != REDIS_REPLY_STRING || cursor->len == 0) {
+        return json_null();
+    }
+
+    q = &actx->query;
+    f[0] = &q->provider;
+    f[1] = &q->user;
+    f[2] = &q->id;
+
+    len = actx->base.len + sizeof("app/users/au_/sessions") - 1 + 32
+          + sizeof("?limit=100&before_id=") - 1 + cursor->len;
+
+    for (i = 0; i < 3; i++) {
+        len += sizeof("&provider=") - 1 + 3 * f[i]->len;
+    }
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return json_null();
+    }
+
+    next = NULL;
+
+    {
+        u_char  *start = p;
+
+        if (actx->route == ngx_http_identity_user_sessions) {
+            p = ngx_sprintf(p, "%Vapp/users/%V/sessions", &actx->base,
+                            &actx->id);
+
+        } else {
+            p = ngx_sprintf(p, "%V%V", &actx->base,
+                            &ngx_http_identity_admin_kinds[q->sessions]);
+        }
+
+        p = ngx_sprintf(p, "?limit=%ui&before_id=%*s", q->limit,
+                        (size_t) cursor->len, cursor->str);
+
+        for (i = 0; i < 3; i++) {
+            if (f[i]->len) {
+                p = ngx_sprintf(p, "&%s=", names[i]);
+                p = (u_char *) ngx_escape_uri(p, f[i]->data, f[i]->len,
+                                              NGX_ESCAPE_URI_COMPONENT);
+            }
+        }
+
+        next = json_stringn((char *) start, p - start);
+    }
+
+    return next ? next : json_null();
+}
+
+
+static void
+ngx_http_identity_admin_get_done(ngx_http_request_t *r, redisReply *reply)
+{
+    json_t                         *body;
+    ngx_http_identity_admin_ctx_t  *actx;
+
+    actx = ngx_http_identity_get_ctx(r)->admin;
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
+        ngx_http_identity_admin_finish(r, NGX_HTTP_SERVICE_UNAVAILABLE, NULL);
+        return;
+    }
+
+    if (reply->elements == 0) {
+        ngx_http_identity_admin_finish(r, NGX_HTTP_NOT_FOUND, NULL);
+        return;
+    }
+
+    body = (actx->route == ngx_http_identity_user)
+           ? ngx_http_identity_admin_user(r, &actx->base, reply)
+           : ngx_http_identity_admin_session(r, &actx->base, reply);
+
+    ngx_http_identity_admin_finish(r, NGX_HTTP_OK, body);
+}
+
+
+/* endpoints:<uid> is {url: "first last sessions"}; newest access first */
+
+static void
+ngx_http_identity_admin_endpoints_done(ngx_http_request_t *r,
+    redisReply *reply)
+{
+    u_char                          *p, *last;
+    u_char                           id[NGX_HTTP_IDENTITY_SHA256_HEX_LEN];
+    json_t                          *body, *list, *e;
+    size_t                           i;
+    ngx_str_t                        v, eid;
+    ngx_uint_t                       n;
+    ngx_http_identity_endpoint_t    *eps;
+    ngx_http_identity_admin_ctx_t   *actx;
+
+    actx = ngx_http_identity_get_ctx(r)->admin;
+
+    if (reply == NULL) {
+        ngx_http_identity_admin_finish(r, NGX_HTTP_SERVICE_UNAVAILABLE, NULL);
+        return;
+    }
+
+    if (reply->type == REDIS_REPLY_INTEGER) {
+        ngx_http_identity_admin_finish(r, NGX_HTTP_NOT_FOUND, NULL);
+        return;
+    }
+
+    if (reply->type != REDIS_REPLY_ARRAY) {
+        ngx_http_identity_admin_finish(r, NGX_HTTP_SERVICE_UNAVAILABLE, NULL);
+        return;
+    }
+
+    eps = ngx_pcalloc(r->pool, (reply->elements / 2 + 1)
+                               * sizeof(ngx_http_identity_endpoint_t));
+    if (eps == NULL) {
+        ngx_http_identity_admin_finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                       NULL);
+        return;
+    }
+
+    n = 0;
+
+    for (i = 0; i + 1 < reply->elements; i += 2) {
+        eps[n].url.data = (u_char *) reply->element[i]->str;
+        eps[n].url.len = reply->element[i]->len;
+
+        p = (u_char *) reply->element[i + 1]->str;
+        last = p + reply->element[i + 1]->len;
+
+        eps[n].first = ngx_http_identity_admin_word(&p, last);
+        eps[n].last = ngx_http_identity_admin_word(&p, last);
+        eps[n].sessions = ngx_http_identity_admin_word(&p, last);
+
+        n++;
+    }
+
+    ngx_qsort(eps, n, sizeof(ngx_http_identity_endpoint_t),
+              ngx_http_identity_endpoint_cmp);
+
+    body = json_object();
+    list = json_array();
+
+    for (i = 0; i < n; i++) {
+        e = json_object();
+
+        ngx_http_identity_sha256_hex(&eps[i].url, id);
+        eid.data = ngx_pnalloc(r->pool, 19);
+        if (eid.data == NULL) {
+            json_decref(e);
+            continue;
+        }
+
+        eid.len = ngx_sprintf(eid.data, "ep_%*s", (size_t) 16, id)
+                  - eid.data;
+
+        json_object_set_new(e, "id", ngx_http_identity_admin_string(&eid));
+        json_object_set_new(e, "public_url",
+                            ngx_http_identity_admin_string(&eps[i].url));
+        json_object_set_new(e, "first_accessed",
+                            ngx_http_identity_admin_time_t(eps[i].first));
+        json_object_set_new(e, "last_accessed",
+                            ngx_http_identity_admin_time_t(eps[i].last));
+        json_object_set_new(e, "session_count",
+                            json_integer((json_int_t) eps[i].sessions));
+        json_array_append_new(list, e);
+    }
+
+    json_object_set_new(body, "endpoints", list);
+
+    v.data = ngx_pnalloc(r->pool, actx->base.len + 64);
+    if (v.data) {
+        v.len = ngx_sprintf(v.data, "%Vapp/users/%V/endpoints", &actx->base,
+                            &actx->id)
+                - v.data;
+        json_object_set_new(body, "uri", ngx_http_identity_admin_string(&v));
+    }
+
+    ngx_http_identity_admin_finish(r, NGX_HTTP_OK, body);
+}
+
+
+static void
+ngx_http_identity_admin_delete_done(ngx_http_request_t *r, redisReply *reply)
+{
+    ngx_http_identity_admin_ctx_t  *actx;
+
+    actx = ngx_http_identity_get_ctx(r)->admin;
+
+    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
+        ngx_http_identity_admin_finish(r, NGX_HTTP_SERVICE_UNAVAILABLE, NULL);
+        return;
+    }
+
+    if (reply->integer == 0) {
+        ngx_http_identity_admin_finish(r, NGX_HTTP_NOT_FOUND, NULL);
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                  "identity: admin deleted %s \"%V\"",
+                  actx->route == ngx_http_identity_user ? "user" : "session",
+                  &actx->id);
+
+    ngx_http_identity_admin_finish(r, NGX_HTTP_NO_CONTENT, NULL);
+}
+
+
+/* ApplicationUser */
+
+static json_t *
+ngx_http_identity_admin_user(ngx_http_request_t *r, ngx_str_t *base,
+    redisReply *rec)
+{
+    json_t     *u, *idp, *ref;
+    ngx_str_t   id, v;
+
+    u = json_object();
+    idp = json_object();
+
+    id = ngx_http_identity_admin_field(rec, "id");
+
+    json_object_set_new(u, "id", ngx_http_identity_admin_string(&id));
+    ref = ngx_http_identity_admin_ref(base, "app/users/", &id);
+    json_object_set(u, "uri", json_object_get(ref, "uri"));
+    json_decref(ref);
+
+    v = ngx_http_identity_admin_field(rec, "provider");
+    json_object_set_new(idp, "name", ngx_http_identity_admin_string(&v));
+    v = ngx_http_identity_admin_field(rec, "issuer");
+    json_object_set_new(idp, "url", ngx_http_identity_admin_string(&v));
+    json_object_set_new(u, "identity_provider", idp);
+
+    v = ngx_http_identity_admin_field(rec, "sub");
+    json_object_set_new(u, "provider_user_id",
+                        ngx_http_identity_admin_string(&v));
+    v = ngx_http_identity_admin_field(rec, "username");
+    json_object_set_new(u, "username", ngx_http_identity_admin_string(&v));
+    v = ngx_http_identity_admin_field(rec, "email");
+    json_object_set_new(u, "email", ngx_http_identity_admin_string(&v));
+    v = ngx_http_identity_admin_field(rec, "name");
+    json_object_set_new(u, "name", ngx_http_identity_admin_string(&v));
+    v = ngx_http_identity_admin_field(rec, "created_at");
+    json_object_set_new(u, "created_at", ngx_http_identity_admin_time(&v));
+    v = ngx_http_identity_admin_field(rec, "last_active");
+    json_object_set_new(u, "last_active", ngx_http_identity_admin_time(&v));
+    v = ngx_http_identity_admin_field(rec, "last_login");
+    json_object_set_new(u, "last_login", ngx_http_identity_admin_time(&v));
+
+    return u;
+}
+
+
+/* ApplicationSession; parsed user agent and geo come with their issue */
+
+static json_t *
+ngx_http_identity_admin_session(ngx_http_request_t *r, ngx_str_t *base,
+    redisReply *rec)
+{
+    u_char      hash[NGX_HTTP_IDENTITY_SHA256_HEX_LEN], ep[19];
+    json_t     *s, *bs, *ua, *ref;
+    ngx_str_t   id, v;
+
+    s = json_object();
+    bs = json_object();
+    ua = json_object();
+
+    id = ngx_http_identity_admin_field(rec, "id");
+
+    json_object_set_new(s, "id", ngx_http_identity_admin_string(&id));
+    ref = ngx_http_identity_admin_ref(base, "app/sessions/", &id);
+    json_object_set(s, "uri", json_object_get(ref, "uri"));
+    json_decref(ref);
+
+    v = ngx_http_identity_admin_field(rec, "url");
+    json_object_set_new(s, "public_url", ngx_http_identity_admin_string(&v));
+
+    /* the endpoint: the public URL the session was made for */
+
+    ngx_http_identity_sha256_hex(&v, hash);
+    ngx_sprintf(ep, "ep_%*s", (size_t) 16, hash);
+    ref = json_object();
+    json_object_set_new(ref, "id", json_stringn((char *) ep, 19));
+    json_object_set_new(ref, "uri", ngx_http_identity_admin_string(&v));
+
+    v = ngx_http_identity_admin_field(rec, "ua");
+    json_object_set_new(ua, "raw", ngx_http_identity_admin_string(&v));
+    json_object_set_new(bs, "user_agent", ua);
+    v = ngx_http_identity_admin_field(rec, "ip");
+    json_object_set_new(bs, "ip_address", ngx_http_identity_admin_string(&v));
+    json_object_set_new(s, "browser_session", bs);
+
+    v = ngx_http_identity_admin_field(rec, "uid");
+    json_object_set_new(s, "application_user",
+                        ngx_http_identity_admin_ref(base, "app/users/", &v));
+
+    v = ngx_http_identity_admin_field(rec, "created_at");
+    json_object_set_new(s, "created_at", ngx_http_identity_admin_time(&v));
+    v = ngx_http_identity_admin_field(rec, "last_active");
+    json_object_set_new(s, "last_active", ngx_http_identity_admin_time(&v));
+    v = ngx_http_identity_admin_field(rec, "expires_at");
+    json_object_set_new(s, "expires_at", ngx_http_identity_admin_time(&v));
+    json_object_set_new(s, "endpoint", ref);
+
+    return s;
+}
+
+
+/* {id, uri}, ngrok's Ref */
+
+static json_t *
+ngx_http_identity_admin_ref(ngx_str_t *base, char *kind, ngx_str_t *id)
+{
+    char    *uri;
+    size_t   len;
+    json_t  *ref;
+
+    ref = json_object();
+
+    len = base->len + ngx_strlen(kind) + id->len;
+    uri = malloc(len);
+    if (uri == NULL) {
+        return ref;
+    }
+
+    ngx_sprintf((u_char *) uri, "%V%s%V", base, kind, id);
+
+    json_object_set_new(ref, "id", ngx_http_identity_admin_string(id));
+    json_object_set_new(ref, "uri", json_stringn(uri, len));
+    free(uri);
+
+    return ref;
+}
+
+
+/* RFC 3339, UTC; null when unknown */
+
+static json_t *
+ngx_http_identity_admin_time(ngx_str_t *v)
+{
+    time_t  t;
+
+    t = v->len ? ngx_atotm(v->data, v->len) : NGX_ERROR;
+
+    return ngx_http_identity_admin_time_t(t == NGX_ERROR ? 0 : t);
+}
+
+
+static json_t *
+ngx_http_identity_admin_time_t(time_t t)
+{
+    u_char    buf[sizeof("1970-01-01T00:00:00Z")];
+    ngx_tm_t  tm;
+
+    if (t <= 0) {
+        return json_null();
+    }
+
+    ngx_gmtime(t, &tm);
+
+    ngx_sprintf(buf, "%4d-%02d-%02dT%02d:%02d:%02dZ",
+                tm.ngx_tm_year, tm.ngx_tm_mon, tm.ngx_tm_mday,
+                tm.ngx_tm_hour, tm.ngx_tm_min, tm.ngx_tm_sec);
+
+    return json_stringn((char *) buf, sizeof(buf) - 1);
+}
+
+
+static json_t *
+ngx_http_identity_admin_string(ngx_str_t *v)
+{
+    json_t  *j;
+
+    j = json_stringn(v->data ? (char *) v->data : "", v->len);
+
+    /* not UTF-8 (a raw User-Agent may be anything): keep it visible */
+
+    return j ? j : json_string("");
+}
+
+
+static ngx_str_t
+ngx_http_identity_admin_field(redisReply *rec, char *name)
+{
+    size_t      i, len;
+    ngx_str_t   v;
+
+    len = ngx_strlen(name);
+    ngx_str_null(&v);
+
+    for (i = 0; i + 1 < rec->elements; i += 2) {
+        if (rec->element[i]->len == len
+            && ngx_strncmp(rec->element[i]->str, name, len) == 0)
+        {
+            v.data = (u_char *) rec->element[i + 1]->str;
+            v.len = rec->element[i + 1]->len;
+            break;
+        }
+    }
+
+    return v;
+}
+
+
+/* ngrok's error shape: {error_code, status_code, msg, details} */
+
+static ngx_int_t
+ngx_http_identity_admin_error(ngx_http_request_t *r, ngx_int_t status,
+    char *msg)
+{
+    u_char   code[32];
+    json_t  *body;
+
+    body = json_object();
+    if (body == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_sprintf(code, "ERR_IDENTITY_%i%Z", status);
+
+    json_object_set_new(body, "error_code", json_string((char *) code));
+    json_object_set_new(body, "status_code", json_integer(status));
+    json_object_set_new(body, "msg", json_string(msg));
+    json_object_set_new(body, "details", json_object());
+
+    return ngx_http_identity_admin_send(r, status, body);
+}
+
+
+static ngx_int_t
+ngx_http_identity_admin_send(ngx_http_request_t *r, ngx_int_t status,
+    json_t *body)
+{
+    char         *text;
+    size_t        len;
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    ngx_chain_t   out;
+
+    text = NULL;
+    len = 0;
+
+    if (body) {
+        text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        json_decref(body);
+
+        if (text == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        len = ngx_strlen(text);
+    }
+
+    r->headers_out.status = status;
+    r->headers_out.content_length_n = len;
+
+    if (len) {
+        ngx_str_set(&r->headers_out.content_type, "application/json");
+        r->headers_out.content_type_len = r->headers_out.content_type.len;
+    }
+
+    b = NULL;
+
+    if (len) {
+        b = ngx_create_temp_buf(r->pool, len);
+        if (b == NULL) {
+            free(text);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        b->last = ngx_cpymem(b->pos, text, len);
+        b->last_buf = (r == r->main) ? 1 : 0;
+        b->last_in_chain = 1;
+    }
+
+    free(text);
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only || b == NULL) {
+        return rc == NGX_OK && b == NULL ? ngx_http_send_special(r,
+                                                     NGX_HTTP_LAST)
+                                         : rc;
+    }
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+static void
+ngx_http_identity_admin_finish(ngx_http_request_t *r, ngx_int_t status,
+    json_t *body)
+{
+    ngx_int_t  rc;
+
+    switch (status) {
+
+    case NGX_HTTP_OK:
+    case NGX_HTTP_NO_CONTENT:
+        rc = ngx_http_identity_admin_send(r, status, body);
+        break;
+
+    case NGX_HTTP_NOT_FOUND:
+        rc = ngx_http_identity_admin_error(r, status, "no such resource");
+        break;
+
+    case NGX_HTTP_BAD_REQUEST:
+        rc = ngx_http_identity_admin_error(r, status, "unknown before_id");
+        break;
+
+    case NGX_HTTP_SERVICE_UNAVAILABLE:
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "identity: session store unavailable");
+        rc = ngx_http_identity_admin_error(r, status,
+                                           "the session store is "
+                                           "unavailable");
+        break;
+
+    default:
+        json_decref(body);
+        rc = status;
+    }
+
+    ngx_http_finalize_request(r, rc);
+}
+
+
+/* the next space-separated number, or 0 */
+
+static time_t
+ngx_http_identity_admin_word(u_char **pos, u_char *last)
+{
+    u_char  *p, *end;
+    time_t   n;
+
+    p = *pos;
+    end = ngx_strlchr(p, last, ' ');
+    if (end == NULL) {
+        end = last;
+    }
+
+    n = ngx_atotm(p, end - p);
+    *pos = end < last ? end + 1 : last;
+
+    return n == NGX_ERROR ? 0 : n;
+}
+
+
+static int ngx_cdecl
+ngx_http_identity_endpoint_cmp(const void *one, const void *two)
+{
+    const ngx_http_identity_endpoint_t  *a = one, *b = two;
+
+    return (a->last < b->last) - (a->last > b->last);
+}
