@@ -30,9 +30,10 @@
 #include "ngx_http_identity_admin.h"
 
 
-#define NGX_HTTP_IDENTITY_CALLBACK  1
-#define NGX_HTTP_IDENTITY_LOGIN     2
-#define NGX_HTTP_IDENTITY_LOGOUT    3
+#define NGX_HTTP_IDENTITY_CALLBACK     1
+#define NGX_HTTP_IDENTITY_LOGIN        2
+#define NGX_HTTP_IDENTITY_LOGOUT       3
+#define NGX_HTTP_IDENTITY_BACKCHANNEL  4
 
 
 enum {
@@ -686,19 +687,26 @@ ngx_http_identity_endpoint_handler(ngx_http_request_t *r)
     } else if (rest.len == 6 && ngx_strncmp(rest.data, "logout", 6) == 0) {
         ctx->endpoint = NGX_HTTP_IDENTITY_LOGOUT;
 
+    } else if (rest.len == 18
+               && ngx_strncmp(rest.data, "backchannel_logout", 18) == 0)
+    {
+        ctx->endpoint = NGX_HTTP_IDENTITY_BACKCHANNEL;
+
     } else {
         return NGX_HTTP_NOT_FOUND;
     }
 
-    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD|NGX_HTTP_POST))) {
-        return NGX_HTTP_NOT_ALLOWED;
-    }
-
-    if (ngx_http_discard_request_body(r) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
     ctx->resume = ngx_http_identity_endpoint_resume;
+
+    if (ctx->endpoint != NGX_HTTP_IDENTITY_BACKCHANNEL) {
+        if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD|NGX_HTTP_POST))) {
+            return NGX_HTTP_NOT_ALLOWED;
+        }
+
+        if (ngx_http_discard_request_body(r) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
 
     rc = ngx_http_identity_endpoint(r);
 
@@ -729,6 +737,9 @@ ngx_http_identity_endpoint(ngx_http_request_t *r)
 
     case NGX_HTTP_IDENTITY_LOGIN:
         return ngx_http_identity_login_endpoint(r);
+
+    case NGX_HTTP_IDENTITY_BACKCHANNEL:
+        return ngx_http_identity_oidc_backchannel(r);
 
     default:
         return ngx_http_identity_logout_endpoint(r);
@@ -962,6 +973,29 @@ ngx_http_identity_find_provider(ngx_http_request_t *r, ngx_str_t *name)
     for (i = 0; i < imcf->providers.nelts; i++) {
         if (pp[i]->name.len == name->len
             && ngx_strncmp(pp[i]->name.data, name->data, name->len) == 0)
+        {
+            return pp[i];
+        }
+    }
+
+    return NULL;
+}
+
+
+ngx_http_identity_provider_t *
+ngx_http_identity_find_issuer(ngx_http_request_t *r, ngx_str_t *issuer)
+{
+    ngx_uint_t                      i;
+    ngx_http_identity_provider_t  **pp;
+    ngx_http_identity_main_conf_t  *imcf;
+
+    imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
+    pp = imcf->providers.elts;
+
+    for (i = 0; i < imcf->providers.nelts; i++) {
+        if (pp[i]->issuer.len == issuer->len
+            && ngx_strncmp(pp[i]->issuer.data, issuer->data, issuer->len)
+               == 0)
         {
             return pp[i];
         }

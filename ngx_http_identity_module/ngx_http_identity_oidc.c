@@ -29,6 +29,7 @@
 
 #include "ngx_http_identity_module.h"
 #include "ngx_http_identity_crypto.h"
+#include "ngx_http_identity_redis.h"
 #include "ngx_http_identity_cookie.h"
 #include "ngx_http_identity_session.h"
 #include "ngx_http_identity_task.h"
@@ -45,8 +46,16 @@ enum {
     ngx_http_identity_oidc_taking,
     ngx_http_identity_oidc_exchange,
     ngx_http_identity_oidc_creating,
+    ngx_http_identity_oidc_reading,
+    ngx_http_identity_oidc_read,
     ngx_http_identity_oidc_failed
 };
+
+
+#define NGX_HTTP_IDENTITY_LOGOUT_TOKEN_MAX  16384
+#define NGX_HTTP_IDENTITY_LOGOUT_MAX_AGE    300
+#define NGX_HTTP_IDENTITY_LOGOUT_EVENT                                        \
+    "http://schemas.openid.net/event/backchannel-logout"
 
 
 struct ngx_http_identity_oidc_cache_s {
@@ -93,6 +102,7 @@ typedef struct {
     char                           *redirect_uri;
     char                           *verifier;
     char                           *nonce;
+    char                           *logout_token;
     ngx_uint_t                      may_refetch;
 
     char                           *new_jwks;
@@ -101,6 +111,7 @@ typedef struct {
     char                           *name;
     char                           *username;
     char                           *sid;
+    char                           *jti;
     ngx_http_identity_oidc_result_t result;
 } ngx_http_identity_oidc_exchange_t;
 
@@ -112,6 +123,17 @@ static void ngx_http_identity_oidc_discovery_done(ngx_http_request_t *r,
     void *data);
 static ngx_int_t ngx_http_identity_oidc_redirect(ngx_http_request_t *r);
 static ngx_int_t ngx_http_identity_oidc_post_exchange(ngx_http_request_t *r);
+static ngx_http_identity_oidc_exchange_t *ngx_http_identity_oidc_jws_ctx(
+    ngx_http_request_t *r);
+static void ngx_http_identity_oidc_body_read(ngx_http_request_t *r);
+static ngx_int_t ngx_http_identity_oidc_logout_token(ngx_http_request_t *r);
+static void ngx_http_identity_oidc_backchannel_run(void *data);
+static ngx_int_t ngx_http_identity_oidc_check_logout(
+    ngx_http_identity_oidc_exchange_t *x, json_t *claims);
+static void ngx_http_identity_oidc_backchannel_done(ngx_http_request_t *r,
+    void *data);
+static void ngx_http_identity_oidc_revoked(ngx_http_request_t *r,
+    redisReply *reply);
 static void ngx_http_identity_oidc_exchange_run(void *data);
 static void ngx_http_identity_oidc_exchange_done(ngx_http_request_t *r,
     void *data);
@@ -123,6 +145,11 @@ static ngx_int_t ngx_http_identity_oidc_verify_signature(
     const char *kid, const char *jwks);
 static ngx_int_t ngx_http_identity_oidc_check_claims(
     ngx_http_identity_oidc_exchange_t *x, json_t *claims);
+static ngx_int_t ngx_http_identity_oidc_check_audience(
+    ngx_http_identity_oidc_exchange_t *x, json_t *claims, const char *what);
+static json_t *ngx_http_identity_oidc_decode(
+    ngx_http_identity_oidc_exchange_t *x, oauth2_log_t *log,
+    const char *token, const char *what, oauth2_http_call_ctx_t *hctx);
 static ngx_int_t ngx_http_identity_oidc_userinfo(
     ngx_http_identity_oidc_exchange_t *x, oauth2_log_t *log,
     const char *access_token);
@@ -721,18 +748,13 @@ ngx_http_identity_oidc_post_exchange(ngx_http_request_t *r)
     pool = r->pool;
     cache = ngx_http_identity_oidc_cache(pr);
 
-    x = ngx_pcalloc(pool, sizeof(ngx_http_identity_oidc_exchange_t));
+    x = ngx_http_identity_oidc_jws_ctx(r);
     if (x == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    x->provider = pr;
     x->token_endpoint = ngx_http_identity_dup_str(pool,
                                                   cache->token_endpoint);
-    x->jwks_uri = ngx_http_identity_dup_str(pool, cache->jwks_uri);
-    x->jwks = ngx_http_identity_dup_str(pool, cache->jwks);
-    x->issuer = ngx_http_identity_cstr(pool, &pr->issuer);
-    x->client_id = ngx_http_identity_cstr(pool, &pr->client_id);
     x->client_secret = ngx_http_identity_cstr(pool, &pr->client_secret);
     x->code = ngx_http_identity_cstr(pool, &ctx->code);
     x->redirect_uri = ngx_http_identity_cstr(pool, &ctx->login.redirect_uri);
@@ -747,17 +769,12 @@ ngx_http_identity_oidc_post_exchange(ngx_http_request_t *r)
         }
     }
 
-    if (x->token_endpoint == NULL || x->jwks_uri == NULL || x->jwks == NULL
-        || x->issuer == NULL || x->client_id == NULL
-        || x->client_secret == NULL || x->code == NULL
-        || x->redirect_uri == NULL || x->verifier == NULL
+    if (x->token_endpoint == NULL || x->client_secret == NULL
+        || x->code == NULL || x->redirect_uri == NULL || x->verifier == NULL
         || x->nonce == NULL)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-
-    x->may_refetch = (ngx_time() - cache->jwks_refetched
-                      >= pr->jwks_refetch_interval);
 
     if (ngx_http_identity_task_post(r, ngx_http_identity_oidc_exchange_run,
                                     ngx_http_identity_oidc_exchange_done, x)
@@ -769,6 +786,489 @@ ngx_http_identity_oidc_post_exchange(ngx_http_request_t *r)
     ctx->state = ngx_http_identity_oidc_exchange;
 
     return NGX_AGAIN;
+}
+
+
+/*
+ * OpenID Connect Back-Channel Logout 1.0: the provider POSTs a logout token;
+ * once it is verified, the sessions of that provider session (sid), or else
+ * of that user (sub), end.  200 on success, 400 for any invalid token.
+ */
+
+ngx_int_t
+ngx_http_identity_oidc_backchannel(ngx_http_request_t *r)
+{
+    ngx_int_t                           rc;
+    ngx_table_elt_t                    *h;
+    ngx_http_identity_ctx_t            *ctx;
+    ngx_http_identity_oidc_exchange_t  *x;
+
+    ctx = ngx_http_identity_get_ctx(r);
+
+    switch (ctx->state) {
+
+    case ngx_http_identity_oidc_start:
+
+        if (r->method != NGX_HTTP_POST) {
+            return NGX_HTTP_NOT_ALLOWED;
+        }
+
+        if (r->headers_in.content_length_n
+            > NGX_HTTP_IDENTITY_LOGOUT_TOKEN_MAX)
+        {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "identity: oversized back-channel logout request");
+            return NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
+        }
+
+        r->request_body_in_single_buf = 1;
+        ctx->state = ngx_http_identity_oidc_reading;
+
+        rc = ngx_http_read_client_request_body(r,
+                                             ngx_http_identity_oidc_body_read);
+        if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+            return rc;
+        }
+
+        /* reading the body took a reference; the body handler goes on */
+
+        ngx_http_finalize_request(r, NGX_DONE);
+        return NGX_AGAIN;
+
+    case ngx_http_identity_oidc_reading:
+        return NGX_AGAIN;
+
+    case ngx_http_identity_oidc_read:
+
+        rc = ngx_http_identity_oidc_logout_token(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        rc = ngx_http_identity_oidc_need_metadata(r, ctx->provider);
+        if (rc != NGX_DECLINED) {
+            return rc;
+        }
+
+        /* fall through */
+
+    case ngx_http_identity_oidc_discovery:
+
+        x = ngx_http_identity_oidc_jws_ctx(r);
+        if (x == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        x->logout_token = (char *) ctx->code.data;
+
+        if (ngx_http_identity_task_post(r,
+                                        ngx_http_identity_oidc_backchannel_run,
+                                        ngx_http_identity_oidc_backchannel_done,
+                                        x)
+            != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ctx->state = ngx_http_identity_oidc_exchange;
+        return NGX_AGAIN;
+
+    case ngx_http_identity_oidc_exchange:
+
+        ctx->found = 0;
+
+        if (ngx_http_identity_store_logout(r, ngx_http_identity_oidc_revoked,
+                                           &ctx->provider->name, &ctx->code,
+                                           2 * NGX_HTTP_IDENTITY_LOGOUT_MAX_AGE,
+                                           &ctx->claims.sid,
+                                           &ctx->claims.provider_user_id)
+            != NGX_OK)
+        {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "identity: session store unavailable");
+            return NGX_HTTP_SERVICE_UNAVAILABLE;
+        }
+
+        ctx->state = ngx_http_identity_oidc_creating;
+        return NGX_AGAIN;
+
+    case ngx_http_identity_oidc_creating:
+
+        if (ctx->redis_error) {
+            return NGX_HTTP_SERVICE_UNAVAILABLE;
+        }
+
+        if (!ctx->found) {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "identity: replayed logout token");
+            return NGX_HTTP_BAD_REQUEST;
+        }
+
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "identity: back-channel logout from \"%V\" ended %i "
+                      "session(s)", &ctx->provider->name, ctx->status);
+
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Cache-Control");
+        ngx_str_set(&h->value, "no-store");
+
+        r->headers_out.status = NGX_HTTP_OK;
+        r->headers_out.content_length_n = 0;
+        r->header_only = 1;
+
+        return ngx_http_send_header(r);
+
+    default:
+        return ctx->status ? NGX_HTTP_BAD_REQUEST
+                           : NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+}
+
+
+static void
+ngx_http_identity_oidc_body_read(ngx_http_request_t *r)
+{
+    ngx_http_identity_ctx_t  *ctx;
+
+    ctx = ngx_http_identity_get_ctx(r);
+    ctx->state = ngx_http_identity_oidc_read;
+
+    ctx->resume(r);
+}
+
+
+/*
+ * The logout_token form parameter, and the provider whose issuer its (not
+ * yet verified) iss names; the thread then verifies it completely.
+ */
+
+static ngx_int_t
+ngx_http_identity_oidc_logout_token(ngx_http_request_t *r)
+{
+    u_char                             *p, *last, *amp, *dst, *src;
+    json_t                             *claims;
+    uint8_t                            *plain;
+    size_t                              plain_len;
+    ngx_buf_t                          *b;
+    ngx_str_t                           token, iss;
+    cjose_err                           err;
+    cjose_jws_t                        *jws;
+    ngx_http_identity_ctx_t            *ctx;
+
+    ctx = ngx_http_identity_get_ctx(r);
+
+    if (r->request_body == NULL || r->request_body->temp_file
+        || r->request_body->bufs == NULL
+        || r->request_body->bufs->next != NULL)
+    {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "identity: back-channel logout without a usable body");
+        return r->request_body && r->request_body->temp_file
+               ? NGX_HTTP_REQUEST_ENTITY_TOO_LARGE : NGX_HTTP_BAD_REQUEST;
+    }
+
+    b = r->request_body->bufs->buf;
+    p = b->pos;
+    last = b->last;
+    ngx_str_null(&token);
+
+    while (p < last) {
+        amp = ngx_strlchr(p, last, '&');
+        if (amp == NULL) {
+            amp = last;
+        }
+
+        if (amp - p > 13 && ngx_strncmp(p, "logout_token=", 13) == 0) {
+            token.data = ngx_pnalloc(r->pool, amp - p - 13 + 1);
+            if (token.data == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            src = p + 13;
+            dst = token.data;
+            ngx_unescape_uri(&dst, &src, amp - p - 13, 0);
+            token.len = dst - token.data;
+            *dst = '\0';
+        }
+
+        p = amp + 1;
+    }
+
+    if (token.len == 0) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "identity: back-channel logout without logout_token");
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    jws = cjose_jws_import((char *) token.data, token.len, &err);
+    claims = NULL;
+
+    if (jws && cjose_jws_get_plaintext(jws, &plain, &plain_len, &err)) {
+        claims = json_loadb((const char *) plain, plain_len, 0, NULL);
+    }
+
+    iss.data = (u_char *) json_string_value(json_object_get(claims, "iss"));
+    iss.len = iss.data ? ngx_strlen(iss.data) : 0;
+
+    ctx->provider = iss.len ? ngx_http_identity_find_issuer(r, &iss) : NULL;
+
+    if (claims) {
+        json_decref(claims);
+    }
+
+    if (jws) {
+        cjose_jws_release(jws);
+    }
+
+    if (ctx->provider == NULL) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "identity: logout token from no known issuer");
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    ctx->code = token;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_identity_oidc_backchannel_run(void *data)
+{
+    ngx_http_identity_oidc_exchange_t *x = data;
+
+    json_t                  *claims;
+    oauth2_log_t            *log;
+    oauth2_http_call_ctx_t  *hctx;
+
+    log = ngx_http_identity_oidc_log(&x->result);
+    hctx = oauth2_http_call_ctx_init(log);
+
+    if (log == NULL || hctx == NULL) {
+        ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                    NGX_LOG_ERR, "out of memory");
+        goto done;
+    }
+
+    oauth2_http_call_ctx_timeout_set(log, hctx,
+                            (int) ((x->provider->http_timeout + 999) / 1000));
+
+    claims = ngx_http_identity_oidc_decode(x, log, x->logout_token,
+                                           "logout_token", hctx);
+    if (claims) {
+        (void) ngx_http_identity_oidc_check_logout(x, claims);
+        json_decref(claims);
+    }
+
+done:
+
+    if (hctx) {
+        oauth2_http_call_ctx_free(log, hctx);
+    }
+
+    oauth2_log_free(log);
+}
+
+
+/* Back-Channel Logout 1.0, 2.6: what makes a logout token valid */
+
+static ngx_int_t
+ngx_http_identity_oidc_check_logout(ngx_http_identity_oidc_exchange_t *x,
+    json_t *claims)
+{
+    time_t       now, leeway;
+    json_t      *iat, *exp, *events;
+    const char  *sub, *sid, *jti;
+
+    now = time(NULL);
+    leeway = x->provider->leeway;
+
+    if (ngx_http_identity_oidc_check_audience(x, claims, "logout_token")
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    iat = json_object_get(claims, "iat");
+    exp = json_object_get(claims, "exp");
+
+    if (!json_is_integer(iat)
+        || json_integer_value(iat) - leeway > now
+        || json_integer_value(iat) + NGX_HTTP_IDENTITY_LOGOUT_MAX_AGE + leeway
+           < now
+        || (exp && (!json_is_integer(exp)
+                    || json_integer_value(exp) + leeway < now)))
+    {
+        ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_BAD_REQUEST,
+                                    NGX_LOG_INFO,
+                                    "logout_token is not current");
+        return NGX_ERROR;
+    }
+
+    events = json_object_get(claims, "events");
+
+    if (!json_is_object(events)
+        || !json_is_object(json_object_get(events,
+                                           NGX_HTTP_IDENTITY_LOGOUT_EVENT)))
+    {
+        ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_BAD_REQUEST,
+                                    NGX_LOG_INFO,
+                                    "logout_token without the logout event");
+        return NGX_ERROR;
+    }
+
+    if (json_object_get(claims, "nonce")) {
+        ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_BAD_REQUEST,
+                                    NGX_LOG_INFO,
+                                    "logout_token with a nonce");
+        return NGX_ERROR;
+    }
+
+    sub = json_string_value(json_object_get(claims, "sub"));
+    sid = json_string_value(json_object_get(claims, "sid"));
+    jti = json_string_value(json_object_get(claims, "jti"));
+
+    if ((sub == NULL || *sub == '\0') && (sid == NULL || *sid == '\0')) {
+        ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_BAD_REQUEST,
+                                    NGX_LOG_INFO,
+                                    "logout_token names no sid or sub");
+        return NGX_ERROR;
+    }
+
+    if (jti == NULL || *jti == '\0') {
+        ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_BAD_REQUEST,
+                                    NGX_LOG_INFO, "logout_token without jti");
+        return NGX_ERROR;
+    }
+
+    x->sub = sub ? strdup(sub) : NULL;
+    x->sid = sid ? strdup(sid) : NULL;
+    x->jti = malloc(strlen(x->issuer) + 1 + strlen(jti) + 1);
+
+    if ((sub && x->sub == NULL) || (sid && x->sid == NULL) || x->jti == NULL) {
+        ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                    NGX_LOG_ERR, "out of memory");
+        return NGX_ERROR;
+    }
+
+    /* jti is unique per issuer */
+
+    sprintf(x->jti, "%s %s", x->issuer, jti);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_identity_oidc_backchannel_done(ngx_http_request_t *r, void *data)
+{
+    ngx_http_identity_oidc_exchange_t *x = data;
+
+    ngx_http_identity_ctx_t         *ctx;
+    ngx_http_identity_oidc_cache_t  *cache;
+
+    ctx = ngx_http_identity_get_ctx(r);
+    cache = ngx_http_identity_oidc_cache(x->provider);
+
+    if (x->new_jwks) {
+        free(cache->jwks);
+        cache->jwks = x->new_jwks;
+        cache->jwks_refetched = ngx_time();
+        x->new_jwks = NULL;
+    }
+
+    if (x->result.status == 0
+        && (ngx_http_identity_pool_str(r->pool, x->sub,
+                                       &ctx->claims.provider_user_id)
+            != NGX_OK
+            || ngx_http_identity_pool_str(r->pool, x->sid, &ctx->claims.sid)
+               != NGX_OK
+            || ngx_http_identity_pool_str(r->pool, x->jti, &ctx->code)
+               != NGX_OK))
+    {
+        ngx_http_identity_oidc_fail(&x->result,
+                                    NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                    NGX_LOG_ERR, "out of memory");
+    }
+
+    free(x->sub);
+    free(x->sid);
+    free(x->jti);
+
+    if (x->result.status) {
+
+        /* an invalid token is a 400, whoever is to blame */
+
+        ngx_log_error(x->result.level, r->connection->log, 0,
+                      "identity: back-channel logout refused: %s",
+                      x->result.error);
+        ctx->status = x->result.status;
+        ctx->state = ngx_http_identity_oidc_failed;
+    }
+
+    ctx->resume(r);
+}
+
+
+static void
+ngx_http_identity_oidc_revoked(ngx_http_request_t *r, redisReply *reply)
+{
+    ngx_http_identity_ctx_t  *ctx;
+
+    ctx = ngx_http_identity_get_ctx(r);
+
+    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
+        ctx->redis_error = 1;
+
+    } else if (reply->integer >= 0) {
+        ctx->found = 1;
+        ctx->status = (ngx_int_t) reply->integer;
+    }
+
+    ctx->resume(r);
+}
+
+
+/* what every check of a provider's JWS needs, copied for the thread */
+
+static ngx_http_identity_oidc_exchange_t *
+ngx_http_identity_oidc_jws_ctx(ngx_http_request_t *r)
+{
+    ngx_http_identity_ctx_t            *ctx;
+    ngx_http_identity_provider_t       *pr;
+    ngx_http_identity_oidc_cache_t     *cache;
+    ngx_http_identity_oidc_exchange_t  *x;
+
+    ctx = ngx_http_identity_get_ctx(r);
+    pr = ctx->provider;
+    cache = ngx_http_identity_oidc_cache(pr);
+
+    x = ngx_pcalloc(r->pool, sizeof(ngx_http_identity_oidc_exchange_t));
+    if (x == NULL) {
+        return NULL;
+    }
+
+    x->provider = pr;
+    x->jwks_uri = ngx_http_identity_dup_str(r->pool, cache->jwks_uri);
+    x->jwks = ngx_http_identity_dup_str(r->pool, cache->jwks);
+    x->issuer = ngx_http_identity_cstr(r->pool, &pr->issuer);
+    x->client_id = ngx_http_identity_cstr(r->pool, &pr->client_id);
+
+    if (x->jwks_uri == NULL || x->jwks == NULL || x->issuer == NULL
+        || x->client_id == NULL)
+    {
+        return NULL;
+    }
+
+    x->may_refetch = (ngx_time() - cache->jwks_refetched
+                      >= pr->jwks_refetch_interval);
+
+    return x;
 }
 
 
@@ -868,6 +1368,34 @@ static ngx_int_t
 ngx_http_identity_oidc_verify(ngx_http_identity_oidc_exchange_t *x,
     oauth2_log_t *log, const char *id_token, oauth2_http_call_ctx_t *hctx)
 {
+    json_t     *claims;
+    ngx_int_t   rc;
+
+    claims = ngx_http_identity_oidc_decode(x, log, id_token, "id_token",
+                                           hctx);
+    if (claims == NULL) {
+        return NGX_ERROR;
+    }
+
+    rc = ngx_http_identity_oidc_check_claims(x, claims);
+
+    json_decref(claims);
+
+    return rc;
+}
+
+
+/*
+ * The claims of a JWS whose signature a key of the provider's JWKS
+ * verifies, fetching the JWKS again for an unknown kid if allowed; or NULL
+ * with the result set.
+ */
+
+static json_t *
+ngx_http_identity_oidc_decode(ngx_http_identity_oidc_exchange_t *x,
+    oauth2_log_t *log, const char *token, const char *what,
+    oauth2_http_call_ctx_t *hctx)
+{
     json_t          *claims, *jwks;
     uint8_t         *plain;
     size_t           plain_len;
@@ -879,14 +1407,13 @@ ngx_http_identity_oidc_verify(ngx_http_identity_oidc_exchange_t *x,
 
     claims = NULL;
     jwks = NULL;
-    rc = NGX_ERROR;
 
-    jws = cjose_jws_import(id_token, strlen(id_token), &err);
+    jws = cjose_jws_import(token, strlen(token), &err);
     if (jws == NULL) {
         ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_FORBIDDEN,
-                                    NGX_LOG_ERR, "malformed id_token: %s",
+                                    NGX_LOG_ERR, "malformed %s: %s", what,
                                     err.message);
-        return NGX_ERROR;
+        return NULL;
     }
 
     hdr = cjose_jws_get_protected(jws);
@@ -913,18 +1440,16 @@ ngx_http_identity_oidc_verify(ngx_http_identity_oidc_exchange_t *x,
         if (rc == NGX_DECLINED) {
             ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_FORBIDDEN,
                                         NGX_LOG_ERR,
-                                        "id_token signed with unknown key "
-                                        "\"%s\"", kid ? kid : "");
+                                        "%s signed with unknown key \"%s\"",
+                                        what, kid ? kid : "");
         }
 
-        rc = NGX_ERROR;
         goto done;
     }
 
     if (!cjose_jws_get_plaintext(jws, &plain, &plain_len, &err)) {
         ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_FORBIDDEN,
-                                    NGX_LOG_ERR, "id_token: %s", err.message);
-        rc = NGX_ERROR;
+                                    NGX_LOG_ERR, "%s: %s", what, err.message);
         goto done;
     }
 
@@ -933,18 +1458,14 @@ ngx_http_identity_oidc_verify(ngx_http_identity_oidc_exchange_t *x,
     if (!json_is_object(claims)) {
         ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_FORBIDDEN,
                                     NGX_LOG_ERR,
-                                    "id_token payload is not a JSON object");
-        rc = NGX_ERROR;
-        goto done;
+                                    "%s payload is not a JSON object", what);
+        if (claims) {
+            json_decref(claims);
+            claims = NULL;
+        }
     }
-
-    rc = ngx_http_identity_oidc_check_claims(x, claims);
 
 done:
-
-    if (claims) {
-        json_decref(claims);
-    }
 
     if (jwks) {
         json_decref(jwks);
@@ -952,7 +1473,7 @@ done:
 
     cjose_jws_release(jws);
 
-    return rc;
+    return claims;
 }
 
 
@@ -1049,57 +1570,17 @@ static ngx_int_t
 ngx_http_identity_oidc_check_claims(ngx_http_identity_oidc_exchange_t *x,
     json_t *claims)
 {
-    size_t       i;
     time_t       now, leeway;
-    json_t      *aud, *v, *exp, *iat;
+    json_t      *exp, *iat;
     ngx_str_t    a, b;
-    ngx_uint_t   found;
-    const char  *iss, *azp, *nonce, *sub;
+    const char  *nonce, *sub;
 
     now = time(NULL);
     leeway = x->provider->leeway;
 
-    iss = json_string_value(json_object_get(claims, "iss"));
-
-    if (iss == NULL || strcmp(iss, x->issuer) != 0) {
-        ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_FORBIDDEN,
-                                    NGX_LOG_ERR,
-                                    "id_token iss \"%s\" is not \"%s\"",
-                                    iss ? iss : "", x->issuer);
-        return NGX_ERROR;
-    }
-
-    aud = json_object_get(claims, "aud");
-    found = 0;
-
-    if (json_is_string(aud)) {
-        found = (strcmp(json_string_value(aud), x->client_id) == 0);
-
-    } else if (json_is_array(aud)) {
-        json_array_foreach(aud, i, v) {
-            if (json_is_string(v)
-                && strcmp(json_string_value(v), x->client_id) == 0)
-            {
-                found = 1;
-            }
-        }
-
-        if (found && json_array_size(aud) > 1) {
-            azp = json_string_value(json_object_get(claims, "azp"));
-            if (azp == NULL || strcmp(azp, x->client_id) != 0) {
-                ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_FORBIDDEN,
-                                            NGX_LOG_ERR,
-                                            "id_token has several audiences "
-                                            "and azp is not the client");
-                return NGX_ERROR;
-            }
-        }
-    }
-
-    if (!found) {
-        ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_FORBIDDEN,
-                                    NGX_LOG_ERR,
-                                    "id_token audience is not the client");
+    if (ngx_http_identity_oidc_check_audience(x, claims, "id_token")
+        != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
@@ -1156,6 +1637,66 @@ ngx_http_identity_oidc_check_claims(ngx_http_identity_oidc_exchange_t *x,
     if (x->sub == NULL) {
         ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_SERVICE_UNAVAILABLE,
                                     NGX_LOG_ERR, "out of memory");
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* iss is the provider, aud names the client, and so does azp if needed */
+
+static ngx_int_t
+ngx_http_identity_oidc_check_audience(ngx_http_identity_oidc_exchange_t *x,
+    json_t *claims, const char *what)
+{
+    size_t       i;
+    json_t      *aud, *v;
+    ngx_uint_t   found;
+    const char  *iss, *azp;
+
+    iss = json_string_value(json_object_get(claims, "iss"));
+
+    if (iss == NULL || strcmp(iss, x->issuer) != 0) {
+        ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_FORBIDDEN,
+                                    NGX_LOG_ERR,
+                                    "%s iss \"%s\" is not \"%s\"", what,
+                                    iss ? iss : "", x->issuer);
+        return NGX_ERROR;
+    }
+
+    aud = json_object_get(claims, "aud");
+    found = 0;
+
+    if (json_is_string(aud)) {
+        found = (strcmp(json_string_value(aud), x->client_id) == 0);
+
+    } else if (json_is_array(aud)) {
+        json_array_foreach(aud, i, v) {
+            if (json_is_string(v)
+                && strcmp(json_string_value(v), x->client_id) == 0)
+            {
+                found = 1;
+            }
+        }
+
+        if (found && json_array_size(aud) > 1) {
+            azp = json_string_value(json_object_get(claims, "azp"));
+            if (azp == NULL || strcmp(azp, x->client_id) != 0) {
+                ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_FORBIDDEN,
+                                            NGX_LOG_ERR,
+                                            "%s has several audiences and azp "
+                                            "is not the client", what);
+                return NGX_ERROR;
+            }
+        }
+    }
+
+    if (!found) {
+        ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_FORBIDDEN,
+                                    NGX_LOG_ERR,
+                                    "%s audience is not the client",
+                                    what);
         return NGX_ERROR;
     }
 

@@ -254,6 +254,34 @@ static ngx_str_t  ngx_http_identity_list_script = ngx_string(
     "return out\n");
 
 
+/*
+ * Back-channel logout: the token's jti is remembered until it could no
+ * longer be accepted (a replay answers -1); then the sessions of that IdP
+ * session, or else of that user, end.  Answers how many ended.
+ */
+
+static ngx_str_t  ngx_http_identity_logout_script = ngx_string(
+    NGX_HTTP_IDENTITY_LUA_DROP
+    "local p, provider, sid, sub = ARGV[1], ARGV[2], ARGV[5], ARGV[6]\n"
+    "if not redis.call('SET', p .. 'jti:' .. ARGV[3], '1', 'NX', 'EX',\n"
+    "                  ARGV[4]) then\n"
+    "  return -1\n"
+    "end\n"
+    "local sids = {}\n"
+    "if sid ~= '' then\n"
+    "  local k = p .. 'idp_sid:' .. provider .. ':' .. sid\n"
+    "  sids = redis.call('SMEMBERS', k)\n"
+    "  redis.call('DEL', k)\n"
+    "else\n"
+    "  local uid = redis.call('GET', p .. 'sub:' .. provider .. ':' .. sub)\n"
+    "  if uid then\n"
+    "    sids = redis.call('ZRANGE', p .. 'user_sessions:' .. uid, 0, -1)\n"
+    "  end\n"
+    "end\n"
+    "for _, s in ipairs(sids) do drop(p, s) end\n"
+    "return #sids\n");
+
+
 /* one record: {} if unknown; an expired session is unindexed */
 
 static ngx_str_t  ngx_http_identity_get_script = ngx_string(
@@ -619,6 +647,38 @@ ngx_http_identity_store_get(ngx_http_request_t *r,
     argv[5] = *id;
 
     return ngx_http_identity_redis_request(r, handler, 6, argv);
+}
+
+
+ngx_int_t
+ngx_http_identity_store_logout(ngx_http_request_t *r,
+    ngx_http_identity_redis_handler_pt handler, ngx_str_t *provider,
+    ngx_str_t *jti, time_t ttl, ngx_str_t *sid, ngx_str_t *sub)
+{
+    u_char                          hash[NGX_HTTP_IDENTITY_SHA256_HEX_LEN];
+    ngx_str_t                       argv[9];
+    ngx_http_identity_main_conf_t  *imcf;
+
+    imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
+
+    ngx_http_identity_sha256_hex(jti, hash);
+
+    ngx_str_set(&argv[0], "EVAL");
+    argv[1] = ngx_http_identity_logout_script;
+    ngx_str_set(&argv[2], "0");
+    argv[3] = imcf->key_prefix;
+    argv[4] = *provider;
+    argv[5].data = hash;
+    argv[5].len = NGX_HTTP_IDENTITY_SHA256_HEX_LEN;
+
+    if (ngx_http_identity_num(r, &argv[6], ttl) == NULL) {
+        return NGX_ERROR;
+    }
+
+    argv[7] = *sid;
+    argv[8] = *sub;
+
+    return ngx_http_identity_redis_request(r, handler, 9, argv);
 }
 
 
