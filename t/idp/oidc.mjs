@@ -239,6 +239,11 @@ const provider = new Provider(issuer, {
   },
 });
 provider.on('server_error', (ctx, err) => console.error('server_error', ctx.path, err));
+provider.on('backchannel.success', () => { stats.backchannel_logout_ok += 1; });
+provider.on('backchannel.error', (ctx, err, client) => {
+  stats.backchannel_logout_error += 1;
+  console.error('backchannel logout to', client.backchannelLogoutUri, 'failed:', err.message);
+});
 
 // ---------------------------------------------------------------- interactions
 
@@ -337,7 +342,16 @@ async function interactionRoute(ctx, uid, action) {
 // ---------------------------------------------------------------- test controls
 
 const state = { token_delay_ms: 0, id_token: 'normal' };
-const stats = { discovery: 0, jwks: 0, token: 0, userinfo: 0, auth: 0, end_session: 0 };
+const stats = {
+  discovery: 0,
+  jwks: 0,
+  token: 0,
+  userinfo: 0,
+  auth: 0,
+  end_session: 0,
+  backchannel_logout_ok: 0,
+  backchannel_logout_error: 0,
+};
 const statPaths = {
   '/.well-known/openid-configuration': 'discovery',
   '/jwks': 'jwks',
@@ -424,6 +438,61 @@ async function rewriteIdToken(jwt) {
   }
 }
 
+// A logout token for OpenID Connect Back-Channel Logout 1.0, made the way
+// oidc-provider makes one (Client#backchannelLogout), or broken on purpose.
+const BACKCHANNEL_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
+const LOGOUT_TOKEN_MODES = new Set(['normal', 'wrong_key', 'unknown_kid', 'alg_none',
+  'no_events', 'events_not_object', 'event_not_object', 'wrong_event', 'with_nonce',
+  'wrong_aud', 'wrong_iss', 'iat_future', 'iat_old', 'no_iat', 'expired', 'no_exp',
+  'no_jti', 'no_sub_sid']);
+
+async function testLogoutToken(ctx) {
+  const q = ctx.query;
+  const mode = q.mode || 'normal';
+  if (!LOGOUT_TOKEN_MODES.has(mode)) ctx.throw(400, `unknown logout_token mode ${mode}`);
+  if (!q.sub && !q.sid && mode !== 'no_sub_sid') ctx.throw(400, 'sub or sid is required');
+
+  const key = current.RS256;
+  const now = Math.floor(Date.now() / 1000);
+  const header = { alg: 'RS256', typ: 'logout+jwt', kid: key.kid };
+  const payload = {
+    iss: issuer,
+    aud: q.client_id || clients[0].client_id,
+    iat: now,
+    exp: now + 120,
+    jti: q.jti || crypto.randomBytes(16).toString('base64url'),
+    events: { [BACKCHANNEL_EVENT]: {} },
+  };
+  if (q.sub && mode !== 'no_sub_sid') payload.sub = q.sub;
+  if (q.sid && mode !== 'no_sub_sid') payload.sid = q.sid;
+  let priv = key.priv;
+
+  switch (mode) {
+    case 'wrong_key': priv = newKey('RS256').priv; break;
+    case 'unknown_kid': { const k = newKey('RS256'); header.kid = k.kid; priv = k.priv; break; }
+    case 'no_events': delete payload.events; break;
+    case 'events_not_object': payload.events = [BACKCHANNEL_EVENT]; break;
+    case 'event_not_object': payload.events = { [BACKCHANNEL_EVENT]: 'logout' }; break;
+    case 'wrong_event': payload.events = { 'http://schemas.openid.net/event/other': {} }; break;
+    case 'with_nonce': payload.nonce = crypto.randomBytes(16).toString('base64url'); break;
+    case 'wrong_aud': payload.aud = 'someone-else'; break;
+    case 'wrong_iss': payload.iss = 'http://issuer.invalid'; break;
+    case 'iat_future': payload.iat = now + 3600; payload.exp = now + 3720; break;
+    case 'iat_old': payload.iat = now - 3600; break;
+    case 'no_iat': delete payload.iat; break;
+    case 'expired': payload.iat = now - 180; payload.exp = now - 60; break;
+    case 'no_exp': delete payload.exp; break;
+    case 'no_jti': delete payload.jti; break;
+    default: break;
+  }
+
+  ctx.body = {
+    logout_token: mode === 'alg_none'
+      ? `${b64json({ alg: 'none', typ: 'logout+jwt' })}.${b64json(payload)}.`
+      : await sign(header, payload, priv),
+  };
+}
+
 const sleep = (ms) => new Promise((r) => { setTimeout(r, ms); });
 
 provider.use(async (ctx, next) => {
@@ -437,6 +506,7 @@ provider.use(async (ctx, next) => {
   }
   if (ctx.path.startsWith('/__test/') && opt('test_controls', true)) {
     if (ctx.path === '/__test/mode') testMode(ctx);
+    else if (ctx.path === '/__test/logout_token') await testLogoutToken(ctx);
     else if (ctx.path === '/__test/stats') {
       ctx.body = { ...stats };
       if (ctx.query.reset) for (const k of Object.keys(stats)) stats[k] = 0;

@@ -282,6 +282,7 @@ sub _idp_json {
 
 sub idp_mode { my ($self, %p) = @_; $self->_idp_json('/__test/mode', %p) }
 sub idp_stats { my ($self, %p) = @_; $self->_idp_json('/__test/stats', %p) }
+sub idp_logout_token { my ($self, %p) = @_; $self->_idp_json('/__test/logout_token', %p)->{logout_token} }
 
 # ------------------------------------------------------------ nginx
 
@@ -578,6 +579,12 @@ sub set_cookie {
 
 sub clear_cookies { $_[0]{jar} = [] }
 
+sub delete_cookie {
+    my ($self, $name, $host) = @_;
+    @{$self->{jar}} = grep { $_->{name} ne $name
+        || (defined $host && $_->{domain} ne lc $host) } @{$self->{jar}};
+}
+
 # ------------------------------------------------------------ requests
 
 sub start_request {
@@ -862,6 +869,11 @@ GET C</__test/mode?...> and C</__test/stats>; return the decoded JSON.
 C<idp_mode> returns the current state (C<token_delay_ms>, C<id_token>,
 C<signing_kids>, C<published_kids>).
 
+=item idp_logout_token(sub => S, sid => SID, mode => M, jti => J, client_id => C)
+
+GET C</__test/logout_token?...>; returns the Back-Channel Logout token it
+made (modes: see F<t/idp/README.md>). Dies unless the IdP answers 200.
+
 =item nginx_conf(TEXT), module_path
 
 Substitutes C<%%TESTDIR%%>, C<%%MODULE%%> (env C<IDENTITY_MODULE> or
@@ -956,11 +968,12 @@ the next URL). Returns that response; all responses are in C<< $ua->{trace} >>.
 With wrong credentials it returns the second login page (status 200, body
 contains "Invalid login").
 
-=item cookie(NAME, HOST), cookies, set_cookie(NAME, VALUE, host => H, Path => P, ...), clear_cookies
+=item cookie(NAME, HOST), cookies, set_cookie(NAME, VALUE, host => H, Path => P, ...), delete_cookie(NAME, HOST), clear_cookies
 
 The jar matches host (Domain or host-only) and path, honours Max-Age and
 Expires (a past date deletes), and ignores ports and Secure, like a browser on
-plain http.
+plain http. C<delete_cookie> forgets every cookie named NAME (only those of
+HOST if given) and keeps the others.
 
 =item uri_escape, uri_unescape, form_encode(\%f), parse_url(URL), resolve_url(BASE, REF), parse_response(RAW)
 
