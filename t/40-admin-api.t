@@ -31,12 +31,7 @@ my $issuer = $t->start_idp(
 my $token = 'admin-' . Identity::Test::random_token(24);
 $t->write_file('admin.token', "\n  $token  \n");
 
-$t->nginx_conf(identity_conf(redis => $rport, issuer => $issuer, locations => <<'LOC'));
-        location /api/ {
-            identity_admin;
-            identity_admin_token_file %%TESTDIR%%/admin.token;
-        }
-LOC
+$t->nginx_conf(identity_conf(redis => $rport, issuer => $issuer, admin => 1));
 $t->start_nginx;
 
 my $api = Identity::Test::UA->new(headers => {

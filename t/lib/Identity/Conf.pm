@@ -15,6 +15,7 @@ our @EXPORT_OK = qw(identity_conf preamble echo_upstream upstream_saw);
 #   provider  extra lines inside the provider block
 #   server    extra server-level directives
 #   locations extra locations of the protected server
+#   admin     1: the admin API at /api/, its token in %%TESTDIR%%/admin.token
 #   nginx     port name of the protected server ('nginx')
 sub identity_conf {
     my (%o) = @_;
@@ -24,6 +25,12 @@ sub identity_conf {
     my $provider = $o{provider} // '';
     my $server = $o{server} // '';
     my $locations = $o{locations} // '';
+    $locations .= <<'LOC' if $o{admin};
+        location /api/ {
+            identity_admin;
+            identity_admin_token_file %%TESTDIR%%/admin.token;
+        }
+LOC
     my $upstream = $o{no_upstream} ? '' : echo_upstream();
 
     my $preamble = preamble($workers);
