@@ -127,6 +127,8 @@ static ngx_http_identity_oidc_exchange_t *ngx_http_identity_oidc_jws_ctx(
     ngx_http_request_t *r);
 static void ngx_http_identity_oidc_body_read(ngx_http_request_t *r);
 static ngx_int_t ngx_http_identity_oidc_logout_token(ngx_http_request_t *r);
+static ngx_int_t ngx_http_identity_oidc_body(ngx_http_request_t *r,
+    ngx_str_t *body);
 static void ngx_http_identity_oidc_backchannel_run(void *data);
 static ngx_int_t ngx_http_identity_oidc_check_logout(
     ngx_http_identity_oidc_exchange_t *x, json_t *claims);
@@ -142,7 +144,7 @@ static ngx_int_t ngx_http_identity_oidc_verify(
     const char *id_token, oauth2_http_call_ctx_t *hctx);
 static ngx_int_t ngx_http_identity_oidc_verify_signature(
     ngx_http_identity_oidc_exchange_t *x, cjose_jws_t *jws, const char *alg,
-    const char *kid, const char *jwks);
+    const char *kid, const char *jwks, const char *what);
 static ngx_int_t ngx_http_identity_oidc_check_claims(
     ngx_http_identity_oidc_exchange_t *x, json_t *claims);
 static ngx_int_t ngx_http_identity_oidc_check_audience(
@@ -954,27 +956,25 @@ ngx_http_identity_oidc_logout_token(ngx_http_request_t *r)
     json_t                             *claims;
     uint8_t                            *plain;
     size_t                              plain_len;
-    ngx_buf_t                          *b;
-    ngx_str_t                           token, iss;
+    ngx_int_t                           rc;
+    ngx_str_t                           token, iss, body;
     cjose_err                           err;
     cjose_jws_t                        *jws;
     ngx_http_identity_ctx_t            *ctx;
 
     ctx = ngx_http_identity_get_ctx(r);
 
-    if (r->request_body == NULL || r->request_body->temp_file
-        || r->request_body->bufs == NULL
-        || r->request_body->bufs->next != NULL)
-    {
+    rc = ngx_http_identity_oidc_body(r, &body);
+
+    if (rc != NGX_OK) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "identity: back-channel logout without a usable body");
-        return r->request_body && r->request_body->temp_file
-               ? NGX_HTTP_REQUEST_ENTITY_TOO_LARGE : NGX_HTTP_BAD_REQUEST;
+        return rc == NGX_DECLINED ? NGX_HTTP_REQUEST_ENTITY_TOO_LARGE
+                                  : NGX_HTTP_BAD_REQUEST;
     }
 
-    b = r->request_body->bufs->buf;
-    p = b->pos;
-    last = b->last;
+    p = body.data;
+    last = body.data + body.len;
     ngx_str_null(&token);
 
     while (p < last) {
@@ -1032,6 +1032,70 @@ ngx_http_identity_oidc_logout_token(ngx_http_request_t *r)
     }
 
     ctx->code = token;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The request body in one piece.  It is at most 16 KB, limited by its
+ * Content-Length, and may have gone to a temporary file past
+ * client_body_buffer_size; reading that back is a read of a file nginx has
+ * just written.
+ */
+
+static ngx_int_t
+ngx_http_identity_oidc_body(ngx_http_request_t *r, ngx_str_t *body)
+{
+    u_char       *p;
+    size_t        len;
+    ssize_t       n;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    if (r->request_body == NULL || r->request_body->bufs == NULL) {
+        return NGX_ERROR;
+    }
+
+    len = 0;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        len += ngx_buf_size(cl->buf);
+    }
+
+    if (len > NGX_HTTP_IDENTITY_LOGOUT_TOKEN_MAX) {
+        return NGX_DECLINED;    /* a chunked body has no Content-Length */
+    }
+
+    if (len == 0) {
+        return NGX_ERROR;
+    }
+
+    body->data = ngx_pnalloc(r->pool, len);
+    if (body->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = body->data;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (b->in_file) {
+            n = ngx_read_file(b->file, p, b->file_last - b->file_pos,
+                              b->file_pos);
+            if (n != b->file_last - b->file_pos) {
+                return NGX_ERROR;
+            }
+
+            p += n;
+
+        } else {
+            p = ngx_cpymem(p, b->pos, b->last - b->pos);
+        }
+    }
+
+    body->len = p - body->data;
 
     return NGX_OK;
 }
@@ -1102,7 +1166,7 @@ ngx_http_identity_oidc_check_logout(ngx_http_identity_oidc_exchange_t *x,
         || json_integer_value(iat) + NGX_HTTP_IDENTITY_LOGOUT_MAX_AGE + leeway
            < now
         || (exp && (!json_is_integer(exp)
-                    || json_integer_value(exp) + leeway < now)))
+                    || json_integer_value(exp) + leeway <= now)))
     {
         ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_BAD_REQUEST,
                                     NGX_LOG_INFO,
@@ -1169,6 +1233,7 @@ ngx_http_identity_oidc_backchannel_done(ngx_http_request_t *r, void *data)
 {
     ngx_http_identity_oidc_exchange_t *x = data;
 
+    ngx_uint_t                       level;
     ngx_http_identity_ctx_t         *ctx;
     ngx_http_identity_oidc_cache_t  *cache;
 
@@ -1202,9 +1267,15 @@ ngx_http_identity_oidc_backchannel_done(ngx_http_request_t *r, void *data)
 
     if (x->result.status) {
 
-        /* an invalid token is a 400, whoever is to blame */
+        /*
+         * Anyone can post a logout token: an invalid one is logged at info;
+         * a provider that cannot be reached, at error.  Both answer 400.
+         */
 
-        ngx_log_error(x->result.level, r->connection->log, 0,
+        level = (x->result.status == NGX_HTTP_SERVICE_UNAVAILABLE)
+                ? NGX_LOG_ERR : NGX_LOG_INFO;
+
+        ngx_log_error(level, r->connection->log, 0,
                       "identity: back-channel logout refused: %s",
                       x->result.error);
         ctx->status = x->result.status;
@@ -1420,7 +1491,8 @@ ngx_http_identity_oidc_decode(ngx_http_identity_oidc_exchange_t *x,
     alg = json_string_value(json_object_get(hdr, "alg"));
     kid = json_string_value(json_object_get(hdr, "kid"));
 
-    rc = ngx_http_identity_oidc_verify_signature(x, jws, alg, kid, x->jwks);
+    rc = ngx_http_identity_oidc_verify_signature(x, jws, alg, kid, x->jwks,
+                                                 what);
 
     if (rc == NGX_DECLINED && x->may_refetch) {
 
@@ -1433,7 +1505,7 @@ ngx_http_identity_oidc_decode(ngx_http_identity_oidc_exchange_t *x,
         }
 
         rc = ngx_http_identity_oidc_verify_signature(x, jws, alg, kid,
-                                                     x->new_jwks);
+                                                     x->new_jwks, what);
     }
 
     if (rc != NGX_OK) {
@@ -1484,7 +1556,8 @@ done:
 
 static ngx_int_t
 ngx_http_identity_oidc_verify_signature(ngx_http_identity_oidc_exchange_t *x,
-    cjose_jws_t *jws, const char *alg, const char *kid, const char *jwks)
+    cjose_jws_t *jws, const char *alg, const char *kid, const char *jwks,
+    const char *what)
 {
     size_t         i;
     json_t        *set, *keys, *key;
@@ -1497,7 +1570,7 @@ ngx_http_identity_oidc_verify_signature(ngx_http_identity_oidc_exchange_t *x,
 
     if (alg == NULL) {
         ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_FORBIDDEN,
-                                    NGX_LOG_ERR, "id_token without alg");
+                                    NGX_LOG_ERR, "%s without alg", what);
         return NGX_ERROR;
     }
 
@@ -1516,7 +1589,8 @@ ngx_http_identity_oidc_verify_signature(ngx_http_identity_oidc_exchange_t *x,
     if (!allowed) {
         ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_FORBIDDEN,
                                     NGX_LOG_ERR,
-                                    "id_token alg \"%s\" is not allowed", alg);
+                                    "%s alg \"%s\" is not allowed", what,
+                                    alg);
         return NGX_ERROR;
     }
 
@@ -1559,7 +1633,7 @@ ngx_http_identity_oidc_verify_signature(ngx_http_identity_oidc_exchange_t *x,
     if (rc == NGX_ERROR) {
         ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_FORBIDDEN,
                                     NGX_LOG_ERR,
-                                    "id_token signature is invalid");
+                                    "%s signature is invalid", what);
     }
 
     return rc;
@@ -1593,7 +1667,7 @@ ngx_http_identity_oidc_check_claims(ngx_http_identity_oidc_exchange_t *x,
         return NGX_ERROR;
     }
 
-    if (json_integer_value(exp) + leeway < now) {
+    if (json_integer_value(exp) + leeway <= now) {
         ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_FORBIDDEN,
                                     NGX_LOG_ERR, "id_token has expired");
         return NGX_ERROR;

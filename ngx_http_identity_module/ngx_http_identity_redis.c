@@ -39,6 +39,7 @@ typedef struct {
     ngx_msec_t                          backoff;
     ngx_msec_t                          retry_at;
     unsigned                            connected:1;
+    unsigned                            writing:1;
 } ngx_http_identity_redis_t;
 
 
@@ -520,7 +521,9 @@ ngx_http_identity_redis_write_handler(ngx_event_t *ev)
     ngx_http_identity_redis_t  *rd = c->data;
 
     if (rd->ac) {
+        rd->writing = 1;
         redisAsyncHandleWrite(rd->ac);
+        rd->writing = 0;
     }
 }
 
@@ -555,13 +558,36 @@ ngx_http_identity_redis_del_read(void *data)
 }
 
 
+/*
+ * Commands queued while the loop handles one batch of events are written
+ * together, once that batch is done: a posted event, not a write event, so
+ * a pipelined write() and no epoll_ctl() per command.  Only a write that
+ * could not complete waits for the socket to become writable.
+ */
+
 static void
 ngx_http_identity_redis_add_write(void *data)
 {
     ngx_http_identity_redis_t  *rd = data;
 
-    if (rd->conn && !rd->conn->write->active) {
-        if (ngx_add_event(rd->conn->write, NGX_WRITE_EVENT, 0) != NGX_OK) {
+    ngx_event_t  *wev;
+
+    if (rd->conn == NULL) {
+        return;
+    }
+
+    wev = rd->conn->write;
+
+    if (rd->connected && !rd->writing) {
+        if (!wev->posted) {
+            ngx_post_event(wev, &ngx_posted_events);
+        }
+
+        return;
+    }
+
+    if (!wev->active) {
+        if (ngx_add_event(wev, NGX_WRITE_EVENT, 0) != NGX_OK) {
             ngx_log_error(NGX_LOG_ERR, rd->log, 0,
                           "identity: cannot watch the redis socket");
         }
@@ -597,6 +623,14 @@ ngx_http_identity_redis_cleanup(void *data)
 
         if (c->write->active) {
             (void) ngx_del_event(c->write, NGX_WRITE_EVENT, NGX_CLOSE_EVENT);
+        }
+
+        if (c->write->posted) {
+            ngx_delete_posted_event(c->write);
+        }
+
+        if (c->read->posted) {
+            ngx_delete_posted_event(c->read);
         }
 
         c->fd = (ngx_socket_t) -1;

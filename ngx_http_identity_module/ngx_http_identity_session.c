@@ -94,13 +94,13 @@ static ngx_str_t  ngx_http_identity_touch_script = ngx_string(
     "local s, p = KEYS[1], ARGV[1]\n"
     "if redis.call('EXISTS', s) == 0 then return 0 end\n"
     "local now = tonumber(ARGV[2])\n"
-    "local f = redis.call('HMGET', s, 'uid', 'expires_at', 'idle', 'url')\n"
+    "local f = redis.call('HMGET', s, 'uid', 'expires_at', 'idle')\n"
     "local ttl = math.min(tonumber(f[3]), tonumber(f[2]) - now)\n"
     "if ttl <= 0 then return 0 end\n"
     "redis.call('HSET', s, 'last_active', now)\n"
     "redis.call('EXPIRE', s, ttl)\n"
     "redis.call('HSET', p .. 'user:' .. f[1], 'last_active', now)\n"
-    "endpoint(p, f[1], f[4], now, 0)\n"
+    "endpoint(p, f[1], ARGV[3], now, 0)\n"
     "return 1\n");
 
 
@@ -407,7 +407,7 @@ done:
 void
 ngx_http_identity_session_touch(ngx_http_request_t *r)
 {
-    ngx_str_t                       argv[6];
+    ngx_str_t                       argv[7];
     ngx_http_identity_main_conf_t  *imcf;
 
     imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
@@ -416,20 +416,20 @@ ngx_http_identity_session_touch(ngx_http_request_t *r)
     argv[1] = ngx_http_identity_touch_script;
     ngx_str_set(&argv[2], "1");
 
+    /* the endpoint is the one in use now: a session may span several */
+
     if (ngx_http_identity_key(r, "session:", &ngx_http_identity_get_ctx(r)
                               ->token, &argv[3])
-        != NGX_OK)
+        != NGX_OK
+        || ngx_http_identity_num(r, &argv[5], ngx_time()) == NULL
+        || ngx_http_identity_endpoint_url(r, &argv[6]) != NGX_OK)
     {
         return;
     }
 
     argv[4] = imcf->key_prefix;
 
-    if (ngx_http_identity_num(r, &argv[5], ngx_time()) == NULL) {
-        return;
-    }
-
-    (void) ngx_http_identity_redis_send(r->connection->log, 6, argv);
+    (void) ngx_http_identity_redis_send(r->connection->log, 7, argv);
 }
 
 
