@@ -50,6 +50,8 @@ typedef struct {
 
 
 static ngx_int_t ngx_http_identity_access_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_identity_protect(ngx_http_request_t *r,
+    ngx_http_identity_ctx_t *ctx, ngx_http_identity_loc_conf_t *ilcf);
 static ngx_int_t ngx_http_identity_session_checked(ngx_http_request_t *r,
     ngx_http_identity_ctx_t *ctx, ngx_http_identity_loc_conf_t *ilcf);
 static ngx_int_t ngx_http_identity_unauthenticated(ngx_http_request_t *r,
@@ -354,6 +356,26 @@ ngx_http_identity_access_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    rc = ngx_http_identity_protect(r, ctx, ilcf);
+
+    if (rc == NGX_AGAIN) {
+        /*
+         * Nothing but the answer may run the phases again: on a kept-alive
+         * connection the write event is ready and would re-enter them.
+         */
+        r->write_event_handler = ngx_http_request_empty_handler;
+    }
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_http_identity_protect(ngx_http_request_t *r, ngx_http_identity_ctx_t *ctx,
+    ngx_http_identity_loc_conf_t *ilcf)
+{
+    ngx_int_t  rc;
+
     switch (ctx->protect) {
 
     case ngx_http_identity_protect_start:
@@ -484,6 +506,7 @@ ngx_http_identity_unauthenticated(ngx_http_request_t *r,
 static void
 ngx_http_identity_phase_resume(ngx_http_request_t *r)
 {
+    r->write_event_handler = ngx_http_core_run_phases;
     ngx_http_core_run_phases(r);
 }
 
@@ -710,7 +733,12 @@ ngx_http_identity_endpoint_handler(ngx_http_request_t *r)
 
     rc = ngx_http_identity_endpoint(r);
 
-    return rc == NGX_AGAIN ? NGX_DONE : rc;
+    if (rc == NGX_AGAIN) {
+        r->write_event_handler = ngx_http_request_empty_handler;
+        return NGX_DONE;
+    }
+
+    return rc;
 }
 
 

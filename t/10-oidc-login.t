@@ -9,6 +9,7 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 
 use Digest::SHA qw(sha256_hex);
+use IO::Socket::INET;
 use Test::More;
 use Identity::Test;
 use Identity::Conf qw(identity_conf upstream_saw);
@@ -130,6 +131,23 @@ is($r->{status}, 200, 'session cookie admits the next request');
 is(upstream_saw($r->{body})->{email}, 'alice@example.test', 'identity again');
 $r = $ua->get("$base/api", headers => { Accept => 'application/json' });
 is($r->{status}, 200, 'API request with session cookie');
+
+# several requests, one after the other, on one kept-alive connection: the
+# connection's write event is ready while each waits for Redis
+
+my $sock = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$nport") or die $!;
+my @statuses;
+for my $i (1 .. 5) {
+    print $sock "GET /ka$i HTTP/1.1\r\nHost: 127.0.0.1:$nport\r\n"
+                . "Cookie: identity_session=$token\r\nAccept: text/html\r\n\r\n";
+    my ($head, $line) = ('');
+    while (defined($line = <$sock>)) { $head .= $line; last if $line eq "\r\n" }
+    my ($len) = $head =~ /^Content-Length: (\d+)/mi;
+    read($sock, my $body, $len // 0);
+    push @statuses, ($head =~ m{^HTTP/1\.1 (\d+)}) [0] // 0;
+}
+close $sock;
+is_deeply(\@statuses, [200, 200, 200, 200, 200], 'keep-alive: every request admitted');
 
 $r = Identity::Test::UA->new->get("$base/public/x");
 is($r->{status}, 200, 'identity off: no login');
