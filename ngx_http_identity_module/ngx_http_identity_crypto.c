@@ -14,6 +14,18 @@
 #include "ngx_http_identity_crypto.h"
 
 
+static const EVP_MD *ngx_http_identity_sha256(void);
+
+
+/* before any thread may hash */
+
+ngx_int_t
+ngx_http_identity_crypto_init(void)
+{
+    return ngx_http_identity_sha256() ? NGX_OK : NGX_ERROR;
+}
+
+
 /* a base64url-encoded secret of "bytes" random bytes from OpenSSL */
 
 ngx_int_t
@@ -71,7 +83,9 @@ ngx_http_identity_sha256_hex(ngx_str_t *in, u_char *out)
 
     len = 0;
 
-    if (EVP_Digest(in->data, in->len, md, &len, EVP_sha256(), NULL) != 1
+    if (EVP_Digest(in->data, in->len, md, &len, ngx_http_identity_sha256(),
+                   NULL)
+        != 1
         || len != 32)
     {
         /* cannot happen with a working libcrypto; never yield a weak key */
@@ -93,8 +107,8 @@ ngx_http_identity_pkce_challenge(ngx_pool_t *pool, ngx_str_t *verifier,
     ngx_str_t     raw;
     unsigned int  len;
 
-    if (EVP_Digest(verifier->data, verifier->len, md, &len, EVP_sha256(),
-                   NULL)
+    if (EVP_Digest(verifier->data, verifier->len, md, &len,
+                   ngx_http_identity_sha256(), NULL)
         != 1)
     {
         return NGX_ERROR;
@@ -124,4 +138,29 @@ ngx_http_identity_secure_equal(ngx_str_t *a, ngx_str_t *b)
     }
 
     return CRYPTO_memcmp(a->data, b->data, a->len) == 0;
+}
+
+
+/*
+ * Every request hashes its cookie: OpenSSL 3 would look the digest up on
+ * each EVP_sha256() call, so it is fetched once per process.
+ */
+
+static const EVP_MD *
+ngx_http_identity_sha256(void)
+{
+#if (OPENSSL_VERSION_NUMBER >= 0x30000000L)
+    static EVP_MD  *md;
+
+    if (md == NULL) {
+        md = EVP_MD_fetch(NULL, "SHA256", NULL);
+        if (md == NULL) {
+            return EVP_sha256();
+        }
+    }
+
+    return md;
+#else
+    return EVP_sha256();
+#endif
 }

@@ -15,6 +15,7 @@
 #define NGX_HTTP_IDENTITY_SHA256_HEX_LEN  64
 
 
+ngx_int_t ngx_http_identity_crypto_init(void);
 ngx_int_t ngx_http_identity_random(ngx_pool_t *pool, size_t bytes,
     ngx_str_t *out);
 ngx_int_t ngx_http_identity_random_hex(ngx_pool_t *pool, size_t bytes,

@@ -1401,6 +1401,10 @@ ngx_http_identity_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
+    if (ngx_http_identity_crypto_init() != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     if (ngx_http_identity_redis_init(cycle, &imcf->redis) != NGX_OK) {
         return NGX_ERROR;
     }
