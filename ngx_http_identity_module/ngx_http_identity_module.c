@@ -28,12 +28,15 @@
 #include "ngx_http_identity_session.h"
 #include "ngx_http_identity_oidc.h"
 #include "ngx_http_identity_admin.h"
+#include "ngx_http_identity_saml.h"
 
 
 #define NGX_HTTP_IDENTITY_CALLBACK     1
 #define NGX_HTTP_IDENTITY_LOGIN        2
 #define NGX_HTTP_IDENTITY_LOGOUT       3
 #define NGX_HTTP_IDENTITY_BACKCHANNEL  4
+#define NGX_HTTP_IDENTITY_SAML_ACS     5
+#define NGX_HTTP_IDENTITY_SAML_META    6
 
 
 enum {
@@ -110,8 +113,16 @@ static char *ngx_http_identity_secret_file(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_identity_algs(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_identity_file(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_identity_nameid_format(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_identity_attribute_map(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static char *ngx_http_identity_admin(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static ngx_int_t ngx_http_identity_read_file(ngx_conf_t *cf, ngx_str_t *path,
+    ngx_str_t *secret, size_t max);
 static char *ngx_http_identity_admin_token_file(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static ngx_http_identity_provider_t *ngx_http_identity_provider_get(
@@ -269,6 +280,37 @@ static ngx_command_t  ngx_http_identity_provider_commands[] = {
       ngx_conf_set_sec_slot, 0,
       offsetof(ngx_http_identity_provider_t, jwks_refetch_interval), NULL },
 
+    { ngx_string("idp_metadata"), NGX_CONF_TAKE1, ngx_http_identity_file, 0,
+      offsetof(ngx_http_identity_provider_t, idp_metadata), NULL },
+
+    { ngx_string("sp_certificate"), NGX_CONF_TAKE1, ngx_http_identity_file,
+      0, offsetof(ngx_http_identity_provider_t, sp_cert), NULL },
+
+    { ngx_string("sp_certificate_key"), NGX_CONF_TAKE1,
+      ngx_http_identity_file, 0,
+      offsetof(ngx_http_identity_provider_t, sp_key), NULL },
+
+    { ngx_string("sp_entity_id"), NGX_CONF_TAKE1, ngx_conf_set_str_slot, 0,
+      offsetof(ngx_http_identity_provider_t, sp_entity_id), NULL },
+
+    { ngx_string("nameid_format"), NGX_CONF_TAKE1,
+      ngx_http_identity_nameid_format, 0,
+      offsetof(ngx_http_identity_provider_t, nameid_format), NULL },
+
+    { ngx_string("force_authn"), NGX_CONF_FLAG, ngx_conf_set_flag_slot, 0,
+      offsetof(ngx_http_identity_provider_t, force_authn), NULL },
+
+    { ngx_string("allow_idp_initiated"), NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot, 0,
+      offsetof(ngx_http_identity_provider_t, allow_idp_initiated), NULL },
+
+    { ngx_string("attribute_map"), NGX_CONF_1MORE,
+      ngx_http_identity_attribute_map, 0, 0, NULL },
+
+    { ngx_string("authorized_groups"), NGX_CONF_1MORE,
+      ngx_conf_set_str_array_slot, 0,
+      offsetof(ngx_http_identity_provider_t, authorized_groups), NULL },
+
       ngx_null_command
 };
 
@@ -411,7 +453,7 @@ ngx_http_identity_protect(ngx_http_request_t *r, ngx_http_identity_ctx_t *ctx,
 
     default: /* ngx_http_identity_protect_login */
 
-        return ngx_http_identity_oidc_login(r);
+        return ngx_http_identity_login(r);
     }
 }
 
@@ -499,7 +541,7 @@ ngx_http_identity_unauthenticated(ngx_http_request_t *r,
     ctx->protect = ngx_http_identity_protect_login;
     ctx->state = 0;
 
-    return ngx_http_identity_oidc_login(r);
+    return ngx_http_identity_login(r);
 }
 
 
@@ -715,13 +757,23 @@ ngx_http_identity_endpoint_handler(ngx_http_request_t *r)
     {
         ctx->endpoint = NGX_HTTP_IDENTITY_BACKCHANNEL;
 
+    } else if (rest.len == 8 && ngx_strncmp(rest.data, "saml/acs", 8) == 0) {
+        ctx->endpoint = NGX_HTTP_IDENTITY_SAML_ACS;
+
+    } else if (rest.len == 13
+               && ngx_strncmp(rest.data, "saml/metadata", 13) == 0)
+    {
+        ctx->endpoint = NGX_HTTP_IDENTITY_SAML_META;
+
     } else {
         return NGX_HTTP_NOT_FOUND;
     }
 
     ctx->resume = ngx_http_identity_endpoint_resume;
 
-    if (ctx->endpoint != NGX_HTTP_IDENTITY_BACKCHANNEL) {
+    if (ctx->endpoint != NGX_HTTP_IDENTITY_BACKCHANNEL
+        && ctx->endpoint != NGX_HTTP_IDENTITY_SAML_ACS)
+    {
         if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD|NGX_HTTP_POST))) {
             return NGX_HTTP_NOT_ALLOWED;
         }
@@ -769,6 +821,12 @@ ngx_http_identity_endpoint(ngx_http_request_t *r)
     case NGX_HTTP_IDENTITY_BACKCHANNEL:
         return ngx_http_identity_oidc_backchannel(r);
 
+    case NGX_HTTP_IDENTITY_SAML_ACS:
+        return ngx_http_identity_saml_acs(r);
+
+    case NGX_HTTP_IDENTITY_SAML_META:
+        return ngx_http_identity_saml_metadata(r);
+
     default:
         return ngx_http_identity_logout_endpoint(r);
     }
@@ -803,7 +861,7 @@ ngx_http_identity_login_endpoint(ngx_http_request_t *r)
     ctx = ngx_http_identity_get_ctx(r);
 
     if (ctx->provider) {
-        return ngx_http_identity_oidc_login(r);
+        return ngx_http_identity_login(r);
     }
 
     iscf = ngx_http_get_module_srv_conf(r, ngx_http_identity_module);
@@ -848,7 +906,7 @@ ngx_http_identity_login_endpoint(ngx_http_request_t *r)
 
     ctx->state = 0;
 
-    return ngx_http_identity_oidc_login(r);
+    return ngx_http_identity_login(r);
 }
 
 
@@ -967,6 +1025,71 @@ invalid:
 
 
 /* shared helpers */
+
+ngx_int_t
+ngx_http_identity_login(ngx_http_request_t *r)
+{
+    ngx_http_identity_ctx_t  *ctx;
+
+    ctx = ngx_http_identity_get_ctx(r);
+
+    if (ctx->provider->type == NGX_HTTP_IDENTITY_SAML) {
+        return ngx_http_identity_saml_login(r);
+    }
+
+    return ngx_http_identity_oidc_login(r);
+}
+
+
+/* the session is in Redis: its cookie, and back to where the user was */
+
+ngx_int_t
+ngx_http_identity_login_done(ngx_http_request_t *r)
+{
+    ngx_str_t                 name, empty, location;
+    ngx_http_identity_ctx_t  *ctx;
+
+    ctx = ngx_http_identity_get_ctx(r);
+
+    if (ctx->redis_error || !ctx->found) {
+        return NGX_HTTP_SERVICE_UNAVAILABLE;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "identity: \"%V\" logged in with \"%V\", session \"%V\"",
+                  &ctx->claims.provider_user_id, &ctx->provider->name,
+                  &ctx->session.id);
+
+    ngx_str_null(&empty);
+
+    if (ngx_http_identity_cookie_name(r, &ctx->login.cookie_name,
+                                      &ctx->login.cookie_domain, "", &name)
+        != NGX_OK
+        || ngx_http_identity_cookie_set(r, &name, &ctx->token,
+                                        &ctx->login.cookie_domain,
+                                        NGX_HTTP_IDENTITY_COOKIE_SESSION)
+           != NGX_OK
+        || ngx_http_identity_cookie_name(r, &ctx->login.cookie_name,
+                                         &ctx->login.cookie_domain, "_state",
+                                         &name)
+           != NGX_OK
+        || ngx_http_identity_cookie_set(r, &name, &empty,
+                                        &ctx->login.cookie_domain,
+                                        NGX_HTTP_IDENTITY_COOKIE_DELETE)
+           != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    location = ctx->login.return_to;
+
+    if (ngx_http_identity_set_location(r, &location) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return NGX_HTTP_MOVED_TEMPORARILY;
+}
+
 
 ngx_http_identity_ctx_t *
 ngx_http_identity_get_ctx(ngx_http_request_t *r)
@@ -1596,6 +1719,9 @@ ngx_http_identity_provider_block(ngx_conf_t *cf, ngx_command_t *cmd,
     pr->leeway = NGX_CONF_UNSET;
     pr->metadata_ttl = NGX_CONF_UNSET;
     pr->jwks_refetch_interval = NGX_CONF_UNSET;
+    pr->force_authn = NGX_CONF_UNSET;
+    pr->allow_idp_initiated = NGX_CONF_UNSET;
+    pr->authorized_groups = NGX_CONF_UNSET_PTR;
 
     save = *cf;
     cf->handler = ngx_http_identity_provider_directive;
@@ -1614,6 +1740,23 @@ ngx_http_identity_provider_block(ngx_conf_t *cf, ngx_command_t *cmd,
                            "identity provider \"%V\" has no \"type\"",
                            &pr->name);
         return NGX_CONF_ERROR;
+    }
+
+    ngx_conf_init_value(pr->leeway, 60);
+    ngx_conf_init_value(pr->force_authn, 0);
+    ngx_conf_init_value(pr->allow_idp_initiated, 0);
+
+    if (pr->authorized_groups == NGX_CONF_UNSET_PTR) {
+        pr->authorized_groups = NULL;
+    }
+
+    if (pr->type == NGX_HTTP_IDENTITY_SAML) {
+        if (pr->nameid_format.len == 0) {
+            ngx_str_set(&pr->nameid_format,
+                "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent");
+        }
+
+        return ngx_http_identity_saml_conf(cf, pr);
     }
 
     if (pr->issuer.len == 0 || pr->client_id.len == 0
@@ -1706,6 +1849,11 @@ ngx_http_identity_provider_type(ngx_conf_t *cf, ngx_command_t *cmd,
 
     if (value[1].len == 4 && ngx_strncmp(value[1].data, "oidc", 4) == 0) {
         pr->type = NGX_HTTP_IDENTITY_OIDC;
+        return NGX_CONF_OK;
+    }
+
+    if (value[1].len == 4 && ngx_strncmp(value[1].data, "saml", 4) == 0) {
+        pr->type = NGX_HTTP_IDENTITY_SAML;
         return NGX_CONF_OK;
     }
 
@@ -1876,11 +2024,145 @@ ngx_http_identity_algs(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+/* a file's contents, NUL-terminated (metadata, PEM) */
+
+static char *
+ngx_http_identity_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_str_t  *value, *field;
+
+    field = (ngx_str_t *) ((u_char *) conf + cmd->offset);
+    value = cf->args->elts;
+
+    if (ngx_http_identity_read_file(cf, &value[1], field, 1024 * 1024)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_identity_nameid_format(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_identity_provider_t *pr = conf;
+
+    ngx_str_t   *value;
+    ngx_uint_t   i;
+
+    static ngx_str_t  formats[][2] = {
+        { ngx_string("persistent"),
+          ngx_string("urn:oasis:names:tc:SAML:2.0:nameid-format:persistent") },
+        { ngx_string("transient"),
+          ngx_string("urn:oasis:names:tc:SAML:2.0:nameid-format:transient") },
+        { ngx_string("email"),
+          ngx_string("urn:oasis:names:tc:SAML:1.1:nameid-format:"
+                     "emailAddress") },
+        { ngx_string("unspecified"),
+          ngx_string("urn:oasis:names:tc:SAML:1.1:nameid-format:"
+                     "unspecified") }
+    };
+
+    value = cf->args->elts;
+
+    for (i = 0; i < sizeof(formats) / sizeof(formats[0]); i++) {
+        if ((value[1].len == formats[i][0].len
+             && ngx_strncmp(value[1].data, formats[i][0].data,
+                            value[1].len) == 0)
+            || (value[1].len == formats[i][1].len
+                && ngx_strncmp(value[1].data, formats[i][1].data,
+                               value[1].len) == 0))
+        {
+            pr->nameid_format = formats[i][1];
+            return NGX_CONF_OK;
+        }
+    }
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid value \"%V\" in \"%V\"", &value[1],
+                       &cmd->name);
+
+    return NGX_CONF_ERROR;
+}
+
+
+/* attribute_map id=uid email=mail name=displayName username=uid ... */
+
+static char *
+ngx_http_identity_attribute_map(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_identity_provider_t *pr = conf;
+
+    u_char      *eq;
+    ngx_str_t   *value, key;
+    ngx_uint_t   i, j;
+
+    static ngx_str_t  keys[] = {
+        ngx_string("id"), ngx_string("email"), ngx_string("name"),
+        ngx_string("username"), ngx_string("groups")
+    };
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        eq = ngx_strlchr(value[i].data, value[i].data + value[i].len, '=');
+
+        if (eq == NULL || eq + 1 == value[i].data + value[i].len) {
+            goto invalid;
+        }
+
+        key.data = value[i].data;
+        key.len = eq - value[i].data;
+
+        for (j = 0; j < 5; j++) {
+            if (key.len == keys[j].len
+                && ngx_strncmp(key.data, keys[j].data, key.len) == 0)
+            {
+                break;
+            }
+        }
+
+        if (j == 5) {
+            goto invalid;
+        }
+
+        /* NUL-terminated: compared with lasso's strings */
+
+        pr->attributes[j].data = eq + 1;
+        pr->attributes[j].len = value[i].data + value[i].len - eq - 1;
+    }
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid value \"%V\" in \"%V\"", &value[i],
+                       &cmd->name);
+
+    return NGX_CONF_ERROR;
+}
+
+
 /* a secret kept in a file; surrounding whitespace is ignored */
 
 ngx_int_t
 ngx_http_identity_read_secret(ngx_conf_t *cf, ngx_str_t *path,
     ngx_str_t *secret)
+{
+    return ngx_http_identity_read_file(cf, path, secret, 4096);
+}
+
+
+/* surrounding whitespace is dropped; the contents are NUL-terminated */
+
+static ngx_int_t
+ngx_http_identity_read_file(ngx_conf_t *cf, ngx_str_t *path,
+    ngx_str_t *secret, size_t max)
 {
     u_char           *start, *end;
     ssize_t           n;
@@ -1906,10 +2188,10 @@ ngx_http_identity_read_secret(ngx_conf_t *cf, ngx_str_t *path,
     }
 
     if (ngx_fd_info(file.fd, &fi) == NGX_FILE_ERROR
-        || ngx_file_size(&fi) > 4096)
+        || ngx_file_size(&fi) > (off_t) max)
     {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "secret file \"%V\" is unreadable or too large",
+                           "file \"%V\" is unreadable or too large",
                            &name);
         ngx_close_file(file.fd);
         return NGX_ERROR;
@@ -1940,9 +2222,11 @@ ngx_http_identity_read_secret(ngx_conf_t *cf, ngx_str_t *path,
 
     if (start == end) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "secret file \"%V\" is empty", &name);
+                           "file \"%V\" is empty", &name);
         return NGX_ERROR;
     }
+
+    *end = '\0';
 
     secret->data = start;
     secret->len = end - start;

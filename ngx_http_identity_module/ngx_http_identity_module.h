@@ -15,6 +15,7 @@
 
 
 #define NGX_HTTP_IDENTITY_OIDC           1
+#define NGX_HTTP_IDENTITY_SAML           2
 
 #define NGX_HTTP_IDENTITY_AUTH_BASIC     0
 #define NGX_HTTP_IDENTITY_AUTH_POST      1
@@ -45,6 +46,19 @@ typedef struct {
     time_t                           leeway;
     time_t                           metadata_ttl;
     time_t                           jwks_refetch_interval;
+
+    /* saml; the issuer is the IdP's entity id */
+    ngx_str_t                        idp_metadata;        /* contents */
+    ngx_str_t                        sp_cert;             /* PEM */
+    ngx_str_t                        sp_key;              /* PEM */
+    ngx_str_t                        sp_entity_id;
+    ngx_str_t                        nameid_format;
+    ngx_flag_t                       force_authn;
+    ngx_flag_t                       allow_idp_initiated;
+    ngx_str_t                        attributes[5];       /* id, email, name,
+                                                             username,
+                                                             groups */
+    ngx_array_t                     *authorized_groups;   /* of ngx_str_t */
 
     ngx_str_t                        conf_file;
     ngx_uint_t                       conf_line;
@@ -116,6 +130,7 @@ typedef struct {
     ngx_str_t                        name;
     ngx_str_t                        username;
     ngx_str_t                        sid;             /* IdP session id */
+    ngx_str_t                        groups;          /* one per line */
 } ngx_http_identity_claims_t;
 
 
@@ -162,6 +177,7 @@ struct ngx_http_identity_ctx_s {
     unsigned                         found:1;
     unsigned                         redis_error:1;
     unsigned                         waiting:1;
+    unsigned                         body_ready:1;
 };
 
 
@@ -175,6 +191,8 @@ ngx_int_t ngx_http_identity_endpoint_url(ngx_http_request_t *r,
     ngx_str_t *url);
 ngx_int_t ngx_http_identity_set_location(ngx_http_request_t *r,
     ngx_str_t *location);
+ngx_int_t ngx_http_identity_login(ngx_http_request_t *r);
+ngx_int_t ngx_http_identity_login_done(ngx_http_request_t *r);
 ngx_int_t ngx_http_identity_read_secret(ngx_conf_t *cf, ngx_str_t *path,
     ngx_str_t *secret);
 

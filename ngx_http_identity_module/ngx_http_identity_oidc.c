@@ -33,6 +33,7 @@
 #include "ngx_http_identity_cookie.h"
 #include "ngx_http_identity_session.h"
 #include "ngx_http_identity_task.h"
+#include "ngx_http_identity_body.h"
 #include "ngx_http_identity_oidc.h"
 
 
@@ -47,7 +48,6 @@ enum {
     ngx_http_identity_oidc_exchange,
     ngx_http_identity_oidc_creating,
     ngx_http_identity_oidc_reading,
-    ngx_http_identity_oidc_read,
     ngx_http_identity_oidc_failed
 };
 
@@ -125,10 +125,7 @@ static ngx_int_t ngx_http_identity_oidc_redirect(ngx_http_request_t *r);
 static ngx_int_t ngx_http_identity_oidc_post_exchange(ngx_http_request_t *r);
 static ngx_http_identity_oidc_exchange_t *ngx_http_identity_oidc_jws_ctx(
     ngx_http_request_t *r);
-static void ngx_http_identity_oidc_body_read(ngx_http_request_t *r);
 static ngx_int_t ngx_http_identity_oidc_logout_token(ngx_http_request_t *r);
-static ngx_int_t ngx_http_identity_oidc_body(ngx_http_request_t *r,
-    ngx_str_t *body);
 static void ngx_http_identity_oidc_backchannel_run(void *data);
 static ngx_int_t ngx_http_identity_oidc_check_logout(
     ngx_http_identity_oidc_exchange_t *x, json_t *claims);
@@ -577,7 +574,7 @@ ngx_int_t
 ngx_http_identity_oidc_callback(ngx_http_request_t *r)
 {
     ngx_int_t                        rc;
-    ngx_str_t                        arg, name, cookie, location, empty;
+    ngx_str_t                        arg, name, cookie;
     ngx_http_identity_ctx_t         *ctx;
 
     ctx = ngx_http_identity_get_ctx(r);
@@ -690,45 +687,7 @@ ngx_http_identity_oidc_callback(ngx_http_request_t *r)
         return NGX_AGAIN;
 
     case ngx_http_identity_oidc_creating:
-
-        if (ctx->redis_error || !ctx->found) {
-            return NGX_HTTP_SERVICE_UNAVAILABLE;
-        }
-
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "identity: \"%V\" logged in with \"%V\", session "
-                      "\"%V\"", &ctx->claims.provider_user_id,
-                      &ctx->provider->name, &ctx->session.id);
-
-        ngx_str_null(&empty);
-
-        if (ngx_http_identity_cookie_name(r, &ctx->login.cookie_name,
-                                          &ctx->login.cookie_domain, "",
-                                          &name)
-            != NGX_OK
-            || ngx_http_identity_cookie_set(r, &name, &ctx->token,
-                                            &ctx->login.cookie_domain,
-                                            NGX_HTTP_IDENTITY_COOKIE_SESSION)
-               != NGX_OK
-            || ngx_http_identity_cookie_name(r, &ctx->login.cookie_name,
-                                             &ctx->login.cookie_domain,
-                                             "_state", &name)
-               != NGX_OK
-            || ngx_http_identity_cookie_set(r, &name, &empty,
-                                            &ctx->login.cookie_domain,
-                                            NGX_HTTP_IDENTITY_COOKIE_DELETE)
-               != NGX_OK)
-        {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        location = ctx->login.return_to;
-
-        if (ngx_http_identity_set_location(r, &location) != NGX_OK) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        return NGX_HTTP_MOVED_TEMPORARILY;
+        return ngx_http_identity_login_done(r);
 
     default:
         return ctx->status ? ctx->status : NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -815,32 +774,18 @@ ngx_http_identity_oidc_backchannel(ngx_http_request_t *r)
             return NGX_HTTP_NOT_ALLOWED;
         }
 
-        if (r->headers_in.content_length_n
-            > NGX_HTTP_IDENTITY_LOGOUT_TOKEN_MAX)
-        {
-            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                          "identity: oversized back-channel logout request");
-            return NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
-        }
-
-        r->request_body_in_single_buf = 1;
         ctx->state = ngx_http_identity_oidc_reading;
 
-        rc = ngx_http_read_client_request_body(r,
-                                             ngx_http_identity_oidc_body_read);
-        if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
-            return rc;
-        }
-
-        /* reading the body took a reference; the body handler goes on */
-
-        ngx_http_finalize_request(r, NGX_DONE);
-        return NGX_AGAIN;
+        return ngx_http_identity_read_body(r,
+                                           NGX_HTTP_IDENTITY_LOGOUT_TOKEN_MAX);
 
     case ngx_http_identity_oidc_reading:
-        return NGX_AGAIN;
 
-    case ngx_http_identity_oidc_read:
+        if (!ctx->body_ready) {
+            return NGX_AGAIN;
+        }
+
+        /* fall through */
 
         rc = ngx_http_identity_oidc_logout_token(r);
         if (rc != NGX_OK) {
@@ -932,18 +877,6 @@ ngx_http_identity_oidc_backchannel(ngx_http_request_t *r)
 }
 
 
-static void
-ngx_http_identity_oidc_body_read(ngx_http_request_t *r)
-{
-    ngx_http_identity_ctx_t  *ctx;
-
-    ctx = ngx_http_identity_get_ctx(r);
-    ctx->state = ngx_http_identity_oidc_read;
-
-    ctx->resume(r);
-}
-
-
 /*
  * The logout_token form parameter, and the provider whose issuer its (not
  * yet verified) iss names; the thread then verifies it completely.
@@ -952,7 +885,6 @@ ngx_http_identity_oidc_body_read(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_identity_oidc_logout_token(ngx_http_request_t *r)
 {
-    u_char                             *p, *last, *amp, *dst, *src;
     json_t                             *claims;
     uint8_t                            *plain;
     size_t                              plain_len;
@@ -964,7 +896,7 @@ ngx_http_identity_oidc_logout_token(ngx_http_request_t *r)
 
     ctx = ngx_http_identity_get_ctx(r);
 
-    rc = ngx_http_identity_oidc_body(r, &body);
+    rc = ngx_http_identity_body(r, NGX_HTTP_IDENTITY_LOGOUT_TOKEN_MAX, &body);
 
     if (rc != NGX_OK) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
@@ -973,33 +905,13 @@ ngx_http_identity_oidc_logout_token(ngx_http_request_t *r)
                                   : NGX_HTTP_BAD_REQUEST;
     }
 
-    p = body.data;
-    last = body.data + body.len;
-    ngx_str_null(&token);
+    rc = ngx_http_identity_form_arg(r, &body, "logout_token", &token);
 
-    while (p < last) {
-        amp = ngx_strlchr(p, last, '&');
-        if (amp == NULL) {
-            amp = last;
-        }
-
-        if (amp - p > 13 && ngx_strncmp(p, "logout_token=", 13) == 0) {
-            token.data = ngx_pnalloc(r->pool, amp - p - 13 + 1);
-            if (token.data == NULL) {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
-
-            src = p + 13;
-            dst = token.data;
-            ngx_unescape_uri(&dst, &src, amp - p - 13, 0);
-            token.len = dst - token.data;
-            *dst = '\0';
-        }
-
-        p = amp + 1;
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (token.len == 0) {
+    if (rc != NGX_OK) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "identity: back-channel logout without logout_token");
         return NGX_HTTP_BAD_REQUEST;
@@ -1032,70 +944,6 @@ ngx_http_identity_oidc_logout_token(ngx_http_request_t *r)
     }
 
     ctx->code = token;
-
-    return NGX_OK;
-}
-
-
-/*
- * The request body in one piece.  It is at most 16 KB, limited by its
- * Content-Length, and may have gone to a temporary file past
- * client_body_buffer_size; reading that back is a read of a file nginx has
- * just written.
- */
-
-static ngx_int_t
-ngx_http_identity_oidc_body(ngx_http_request_t *r, ngx_str_t *body)
-{
-    u_char       *p;
-    size_t        len;
-    ssize_t       n;
-    ngx_buf_t    *b;
-    ngx_chain_t  *cl;
-
-    if (r->request_body == NULL || r->request_body->bufs == NULL) {
-        return NGX_ERROR;
-    }
-
-    len = 0;
-
-    for (cl = r->request_body->bufs; cl; cl = cl->next) {
-        len += ngx_buf_size(cl->buf);
-    }
-
-    if (len > NGX_HTTP_IDENTITY_LOGOUT_TOKEN_MAX) {
-        return NGX_DECLINED;    /* a chunked body has no Content-Length */
-    }
-
-    if (len == 0) {
-        return NGX_ERROR;
-    }
-
-    body->data = ngx_pnalloc(r->pool, len);
-    if (body->data == NULL) {
-        return NGX_ERROR;
-    }
-
-    p = body->data;
-
-    for (cl = r->request_body->bufs; cl; cl = cl->next) {
-        b = cl->buf;
-
-        if (b->in_file) {
-            n = ngx_read_file(b->file, p, b->file_last - b->file_pos,
-                              b->file_pos);
-            if (n != b->file_last - b->file_pos) {
-                return NGX_ERROR;
-            }
-
-            p += n;
-
-        } else {
-            p = ngx_cpymem(p, b->pos, b->last - b->pos);
-        }
-    }
-
-    body->len = p - body->data;
 
     return NGX_OK;
 }

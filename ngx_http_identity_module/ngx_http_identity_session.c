@@ -682,6 +682,50 @@ ngx_http_identity_store_logout(ngx_http_request_t *r,
 }
 
 
+/* a token accepted once: SET NX answers OK the first time, nil after */
+
+ngx_int_t
+ngx_http_identity_store_once(ngx_http_request_t *r,
+    ngx_http_identity_redis_handler_pt handler, ngx_str_t *ns, ngx_str_t *id,
+    time_t ttl)
+{
+    u_char                         *p;
+    ngx_str_t                       argv[6], name;
+    ngx_http_identity_main_conf_t  *imcf;
+
+    imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
+
+    name.len = ns->len + 1 + id->len;
+    name.data = ngx_pnalloc(r->pool, name.len);
+    if (name.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_cpymem(name.data, ns->data, ns->len);
+    *p++ = ' ';
+    ngx_memcpy(p, id->data, id->len);
+
+    ngx_str_set(&argv[0], "SET");
+    ngx_str_set(&argv[2], "1");
+    ngx_str_set(&argv[3], "NX");
+    ngx_str_set(&argv[4], "EX");
+
+    argv[1].len = imcf->key_prefix.len + sizeof("once:") - 1
+                  + NGX_HTTP_IDENTITY_SHA256_HEX_LEN;
+    argv[1].data = ngx_pnalloc(r->pool, argv[1].len);
+    if (argv[1].data == NULL
+        || ngx_http_identity_num(r, &argv[5], ngx_max(ttl, 1)) == NULL)
+    {
+        return NGX_ERROR;
+    }
+
+    p = ngx_sprintf(argv[1].data, "%Vonce:", &imcf->key_prefix);
+    ngx_http_identity_sha256_hex(&name, p);
+
+    return ngx_http_identity_redis_request(r, handler, 6, argv);
+}
+
+
 /* answers 1 if something was deleted, 0 if there was nothing to delete */
 
 ngx_int_t

@@ -56,6 +56,10 @@ ngx_int_t ngx_http_identity_store_logout(ngx_http_request_t *r,
     ngx_http_identity_redis_handler_pt handler, ngx_str_t *provider,
     ngx_str_t *jti, time_t ttl, ngx_str_t *sid, ngx_str_t *sub);
 
+ngx_int_t ngx_http_identity_store_once(ngx_http_request_t *r,
+    ngx_http_identity_redis_handler_pt handler, ngx_str_t *ns, ngx_str_t *id,
+    time_t ttl);
+
 ngx_int_t ngx_http_identity_login_save(ngx_http_request_t *r,
     ngx_str_t *state);
 ngx_int_t ngx_http_identity_login_take(ngx_http_request_t *r,

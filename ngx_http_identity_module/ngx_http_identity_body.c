@@ -1,0 +1,180 @@
+
+/*
+ * Copyright (C) ngx_http_identity_module authors
+ */
+
+
+/*
+ * The POSTed forms of identity providers (a SAML response, a logout token),
+ * read by the endpoints that run in the server rewrite phase.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_identity_module.h"
+#include "ngx_http_identity_body.h"
+
+
+static void ngx_http_identity_body_handler(ngx_http_request_t *r);
+
+
+/*
+ * NGX_AGAIN: ctx->resume(r) is called once the body is in, with
+ * ctx->body_ready set (possibly before this returns); or an HTTP status.
+ */
+
+ngx_int_t
+ngx_http_identity_read_body(ngx_http_request_t *r, size_t max)
+{
+    ngx_int_t  rc;
+
+    if (r->headers_in.content_length_n > (off_t) max) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "identity: request body of %O bytes is over %uz",
+                      r->headers_in.content_length_n, max);
+        return NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
+    }
+
+    r->request_body_in_single_buf = 1;
+
+    rc = ngx_http_read_client_request_body(r, ngx_http_identity_body_handler);
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    /* reading the body took a reference on the request: give it back */
+
+    ngx_http_finalize_request(r, NGX_DONE);
+
+    return NGX_AGAIN;
+}
+
+
+static void
+ngx_http_identity_body_handler(ngx_http_request_t *r)
+{
+    ngx_http_identity_ctx_t  *ctx;
+
+    ctx = ngx_http_identity_get_ctx(r);
+    ctx->body_ready = 1;
+
+    ctx->resume(r);
+}
+
+
+/*
+ * The body in one piece: NGX_DECLINED if over max (a chunked body has no
+ * Content-Length to refuse it by earlier).  Past client_body_buffer_size it
+ * is in a temporary file nginx has just written, and is read back.
+ */
+
+ngx_int_t
+ngx_http_identity_body(ngx_http_request_t *r, size_t max, ngx_str_t *body)
+{
+    u_char       *p;
+    size_t        len;
+    ssize_t       n;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    if (r->request_body == NULL || r->request_body->bufs == NULL) {
+        return NGX_ERROR;
+    }
+
+    len = 0;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        len += ngx_buf_size(cl->buf);
+    }
+
+    if (len > max) {
+        return NGX_DECLINED;
+    }
+
+    if (len == 0) {
+        return NGX_ERROR;
+    }
+
+    body->data = ngx_pnalloc(r->pool, len);
+    if (body->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = body->data;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (b->in_file) {
+            n = ngx_read_file(b->file, p, b->file_last - b->file_pos,
+                              b->file_pos);
+            if (n != b->file_last - b->file_pos) {
+                return NGX_ERROR;
+            }
+
+            p += n;
+
+        } else {
+            p = ngx_cpymem(p, b->pos, b->last - b->pos);
+        }
+    }
+
+    body->len = p - body->data;
+
+    return NGX_OK;
+}
+
+
+/*
+ * One parameter of an application/x-www-form-urlencoded body, decoded
+ * ("+" is a space) and NUL-terminated; NGX_DECLINED if absent or empty.
+ */
+
+ngx_int_t
+ngx_http_identity_form_arg(ngx_http_request_t *r, ngx_str_t *body,
+    char *name, ngx_str_t *value)
+{
+    u_char  *p, *last, *amp, *dst, *src, *q;
+    size_t   len;
+
+    len = ngx_strlen(name);
+    p = body->data;
+    last = body->data + body->len;
+
+    while (p < last) {
+        amp = ngx_strlchr(p, last, '&');
+        if (amp == NULL) {
+            amp = last;
+        }
+
+        if ((size_t) (amp - p) > len && p[len] == '='
+            && ngx_strncmp(p, name, len) == 0)
+        {
+            value->data = ngx_pnalloc(r->pool, amp - p - len);
+            if (value->data == NULL) {
+                return NGX_ERROR;
+            }
+
+            for (q = p + len + 1; q < amp; q++) {
+                if (*q == '+') {
+                    *q = ' ';
+                }
+            }
+
+            src = p + len + 1;
+            dst = value->data;
+            ngx_unescape_uri(&dst, &src, amp - p - len - 1, 0);
+            value->len = dst - value->data;
+            *dst = '\0';
+
+            return value->len ? NGX_OK : NGX_DECLINED;
+        }
+
+        p = amp + 1;
+    }
+
+    return NGX_DECLINED;
+}
