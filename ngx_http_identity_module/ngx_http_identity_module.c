@@ -1041,6 +1041,31 @@ ngx_http_identity_login(ngx_http_request_t *r)
 }
 
 
+/* a login was accepted: a new session, for ngx_http_identity_login_done() */
+
+ngx_int_t
+ngx_http_identity_login_create(ngx_http_request_t *r)
+{
+    ngx_http_identity_ctx_t  *ctx;
+
+    ctx = ngx_http_identity_get_ctx(r);
+
+    if (ngx_http_identity_random(r->pool, 32, &ctx->token) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->found = 0;
+
+    if (ngx_http_identity_session_create(r, &ctx->token) != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "identity: session store unavailable");
+        return NGX_HTTP_SERVICE_UNAVAILABLE;
+    }
+
+    return NGX_AGAIN;
+}
+
+
 /* the session is in Redis: its cookie, and back to where the user was */
 
 ngx_int_t

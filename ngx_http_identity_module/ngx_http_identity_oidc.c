@@ -671,20 +671,9 @@ ngx_http_identity_oidc_callback(ngx_http_request_t *r)
 
     case ngx_http_identity_oidc_exchange:
 
-        if (ngx_http_identity_random(r->pool, 32, &ctx->token) != NGX_OK) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        ctx->found = 0;
-
-        if (ngx_http_identity_session_create(r, &ctx->token) != NGX_OK) {
-            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                          "identity: session store unavailable");
-            return NGX_HTTP_SERVICE_UNAVAILABLE;
-        }
-
         ctx->state = ngx_http_identity_oidc_creating;
-        return NGX_AGAIN;
+
+        return ngx_http_identity_login_create(r);
 
     case ngx_http_identity_oidc_creating:
         return ngx_http_identity_login_done(r);
