@@ -1041,6 +1041,53 @@ ngx_http_identity_login(ngx_http_request_t *r)
 }
 
 
+/*
+ * The state (OIDC) or RelayState (SAML) that came back must be the one in
+ * this browser's state cookie; then its pending login is taken from Redis,
+ * once.  NGX_AGAIN, or an HTTP status.
+ */
+
+ngx_int_t
+ngx_http_identity_login_take_bound(ngx_http_request_t *r, ngx_str_t *state)
+{
+    ngx_int_t                 rc;
+    ngx_str_t                 name, cookie;
+    ngx_http_identity_ctx_t  *ctx;
+
+    ctx = ngx_http_identity_get_ctx(r);
+
+    if (ngx_http_identity_cookie_name(r, &ctx->login.cookie_name,
+                                      &ctx->login.cookie_domain, "_state",
+                                      &name)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_identity_cookie_get(r, &name, &cookie);
+
+    if (rc == NGX_HTTP_BAD_REQUEST) {
+        return rc;
+    }
+
+    if (rc != NGX_OK || !ngx_http_identity_secure_equal(&cookie, state)) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "identity: state does not match this browser's");
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    ctx->found = 0;
+
+    if (ngx_http_identity_login_take(r, state) != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "identity: session store unavailable");
+        return NGX_HTTP_SERVICE_UNAVAILABLE;
+    }
+
+    return NGX_AGAIN;
+}
+
+
 /* a login was accepted: a new session, for ngx_http_identity_login_done() */
 
 ngx_int_t

@@ -192,6 +192,8 @@ ngx_int_t ngx_http_identity_endpoint_url(ngx_http_request_t *r,
 ngx_int_t ngx_http_identity_set_location(ngx_http_request_t *r,
     ngx_str_t *location);
 ngx_int_t ngx_http_identity_login(ngx_http_request_t *r);
+ngx_int_t ngx_http_identity_login_take_bound(ngx_http_request_t *r,
+    ngx_str_t *state);
 ngx_int_t ngx_http_identity_login_create(ngx_http_request_t *r);
 ngx_int_t ngx_http_identity_login_done(ngx_http_request_t *r);
 ngx_int_t ngx_http_identity_read_secret(ngx_conf_t *cf, ngx_str_t *path,

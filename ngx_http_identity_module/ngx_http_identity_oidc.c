@@ -574,7 +574,7 @@ ngx_int_t
 ngx_http_identity_oidc_callback(ngx_http_request_t *r)
 {
     ngx_int_t                        rc;
-    ngx_str_t                        arg, name, cookie;
+    ngx_str_t                        arg;
     ngx_http_identity_ctx_t         *ctx;
 
     ctx = ngx_http_identity_get_ctx(r);
@@ -602,40 +602,9 @@ ngx_http_identity_oidc_callback(ngx_http_request_t *r)
             return NGX_HTTP_BAD_REQUEST;
         }
 
-        /* the state cookie's name follows the server's cookie settings */
-
-        if (ngx_http_identity_cookie_name(r, &ctx->login.cookie_name,
-                                          &ctx->login.cookie_domain,
-                                          "_state", &name)
-            != NGX_OK)
-        {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        rc = ngx_http_identity_cookie_get(r, &name, &cookie);
-
-        if (rc == NGX_HTTP_BAD_REQUEST) {
-            return rc;
-        }
-
-        if (rc != NGX_OK
-            || !ngx_http_identity_secure_equal(&cookie, &ctx->state_param))
-        {
-            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                          "identity: state does not match this browser's");
-            return NGX_HTTP_BAD_REQUEST;
-        }
-
-        ctx->found = 0;
-
-        if (ngx_http_identity_login_take(r, &ctx->state_param) != NGX_OK) {
-            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                          "identity: session store unavailable");
-            return NGX_HTTP_SERVICE_UNAVAILABLE;
-        }
-
         ctx->state = ngx_http_identity_oidc_taking;
-        return NGX_AGAIN;
+
+        return ngx_http_identity_login_take_bound(r, &ctx->state_param);
 
     case ngx_http_identity_oidc_taking:
 

@@ -637,7 +637,7 @@ ngx_http_identity_saml_response(ngx_http_request_t *r)
 {
     u_char                        *xml;
     ngx_int_t                      rc;
-    ngx_str_t                      body, response, relay, name, cookie, raw;
+    ngx_str_t                      body, response, relay, raw;
     ngx_http_identity_ctx_t       *ctx;
     ngx_http_identity_loc_conf_t  *ilcf;
 
@@ -695,38 +695,10 @@ ngx_http_identity_saml_response(ngx_http_request_t *r)
         == NGX_OK
         && relay.len == NGX_HTTP_IDENTITY_TOKEN_LEN)
     {
-        if (ngx_http_identity_cookie_name(r, &ilcf->cookie_name,
-                                          &ilcf->cookie_domain, "_state",
-                                          &name)
-            != NGX_OK)
-        {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        rc = ngx_http_identity_cookie_get(r, &name, &cookie);
-
-        if (rc == NGX_HTTP_BAD_REQUEST) {
-            return rc;
-        }
-
-        if (rc != NGX_OK || !ngx_http_identity_secure_equal(&cookie, &relay)) {
-            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                          "identity: RelayState does not match this "
-                          "browser's");
-            return NGX_HTTP_BAD_REQUEST;
-        }
-
         ctx->state_param = relay;
-        ctx->found = 0;
-
-        if (ngx_http_identity_login_take(r, &relay) != NGX_OK) {
-            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                          "identity: session store unavailable");
-            return NGX_HTTP_SERVICE_UNAVAILABLE;
-        }
-
         ctx->state = ngx_http_identity_saml_taking;
-        return NGX_AGAIN;
+
+        return ngx_http_identity_login_take_bound(r, &relay);
     }
 
     /* unsolicited: only where allow_idp_initiated is on */
