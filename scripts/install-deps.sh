@@ -14,7 +14,7 @@ libcurl4-openssl-dev liblasso3-dev libmaxminddb-dev libyaml-dev libpcre2-dev
 libcmocka-dev
 redis-server
 perl libjson-pp-perl libmaxmind-db-writer-perl
-simplesamlphp php-cli php-xml php-mbstring
+simplesamlphp php-cli php-xml php-mbstring xmlsec1 libxml-libxml-perl
 uap-core
 wrk curl ca-certificates
 chromium

@@ -711,10 +711,11 @@ sub _attrs {
     my $s = shift;
     my %a;
     while ($s =~ /([\w-]+)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))/g) {
-        my $v = $2 // $3 // $4;
+        my ($k, $v) = (lc $1, $2 // $3 // $4);
         $v =~ s/&#(\d+);/chr $1/ge;
+        $v =~ s/&#x([0-9a-fA-F]+);/chr hex $1/ge;
         $v =~ s/&quot;/"/g; $v =~ s/&lt;/</g; $v =~ s/&gt;/>/g; $v =~ s/&amp;/&/g;
-        $a{lc $1} = $v;
+        $a{$k} = $v;
     }
     return %a;
 }
@@ -873,6 +874,16 @@ C<signing_kids>, C<published_kids>).
 
 GET C</__test/logout_token?...>; returns the Back-Channel Logout token it
 made (modes: see F<t/idp/README.md>). Dies unless the IdP answers 200.
+
+=item start_saml_idp(%opt), stop_saml_idp(NAME)
+
+Defined by L<Identity::SAML> (C<use Identity::SAML;> first): starts
+SimpleSAMLphp as a SAML 2.0 IdP under C<php -S> on C<port(NAME)> (NAME
+defaults to C<saml_idp>), registered like the other servers so that C<done>
+and the cleanup stop it by pid; returns a hashref (url, entity_id,
+metadata_file, key_file, cert_file, port, ...). Options, the browser flows
+(C<saml_login>, C<saml_response>, C<saml_idp_initiated>, C<saml_post> on
+Identity::Test::UA) and the forging tools: see F<t/lib/Identity/SAML.pm>.
 
 =item nginx_conf(TEXT), module_path
 
