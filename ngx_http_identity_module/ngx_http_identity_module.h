@@ -176,7 +176,6 @@ struct ngx_http_identity_ctx_s {
     unsigned                         authenticated:1;
     unsigned                         found:1;
     unsigned                         redis_error:1;
-    unsigned                         waiting:1;
     unsigned                         body_ready:1;
 };
 
