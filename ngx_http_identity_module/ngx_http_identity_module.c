@@ -264,6 +264,9 @@ static ngx_command_t  ngx_http_identity_provider_commands[] = {
     { ngx_string("userinfo"), NGX_CONF_FLAG, ngx_conf_set_flag_slot, 0,
       offsetof(ngx_http_identity_provider_t, userinfo), NULL },
 
+    { ngx_string("end_session"), NGX_CONF_FLAG, ngx_conf_set_flag_slot, 0,
+      offsetof(ngx_http_identity_provider_t, end_session), NULL },
+
     { ngx_string("signing_algs"), NGX_CONF_1MORE, ngx_http_identity_algs, 0,
       offsetof(ngx_http_identity_provider_t, signing_algs), NULL },
 
@@ -916,9 +919,10 @@ static ngx_int_t
 ngx_http_identity_logout_endpoint(ngx_http_request_t *r)
 {
     ngx_int_t                      rc;
-    ngx_str_t                      path, name, empty;
+    ngx_str_t                      path, name, empty, base, back, idp;
     ngx_http_identity_ctx_t       *ctx;
     ngx_http_identity_loc_conf_t  *ilcf;
+    ngx_http_identity_provider_t  *pr;
 
     ctx = ngx_http_identity_get_ctx(r);
     ilcf = ngx_http_get_module_loc_conf(r, ngx_http_identity_module);
@@ -963,9 +967,38 @@ ngx_http_identity_logout_endpoint(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (ctx->found) {
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "identity: logged out");
+    if (!ctx->found) {
+        return NGX_HTTP_MOVED_TEMPORARILY;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "identity: logged out");
+
+    /* with end_session on, the provider's session ends too */
+
+    pr = ngx_http_identity_find_provider(r, &ctx->session.provider);
+
+    if (pr == NULL || pr->type != NGX_HTTP_IDENTITY_OIDC || !pr->end_session
+        || ngx_http_identity_endpoint_url(r, &base) != NGX_OK)
+    {
+        return NGX_HTTP_MOVED_TEMPORARILY;
+    }
+
+    back.data = ngx_pnalloc(r->pool, base.len + path.len);
+    if (back.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    back.len = ngx_sprintf(back.data, "%V%V", &base, &path) - back.data;
+
+    rc = ngx_http_identity_oidc_end_session(r, pr, &back, &idp);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc == NGX_OK && ngx_http_identity_set_location(r, &idp) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     return NGX_HTTP_MOVED_TEMPORARILY;
@@ -1786,6 +1819,7 @@ ngx_http_identity_provider_block(ngx_conf_t *cf, ngx_command_t *cmd,
     pr->defined = 1;
     pr->token_auth = NGX_CONF_UNSET_UINT;
     pr->userinfo = NGX_CONF_UNSET;
+    pr->end_session = NGX_CONF_UNSET;
     pr->signing_algs = NGX_CONF_UNSET_PTR;
     pr->http_timeout = NGX_CONF_UNSET_MSEC;
     pr->leeway = NGX_CONF_UNSET;
@@ -1846,6 +1880,7 @@ ngx_http_identity_provider_block(ngx_conf_t *cf, ngx_command_t *cmd,
 
     ngx_conf_init_uint_value(pr->token_auth, NGX_HTTP_IDENTITY_AUTH_BASIC);
     ngx_conf_init_value(pr->userinfo, 0);
+    ngx_conf_init_value(pr->end_session, 0);
     ngx_conf_init_msec_value(pr->http_timeout, 10000);
     ngx_conf_init_value(pr->leeway, 60);
     ngx_conf_init_value(pr->metadata_ttl, 3600);

@@ -42,6 +42,7 @@ typedef struct {
     ngx_array_t                     *signing_algs;    /* of ngx_str_t */
     ngx_uint_t                       token_auth;
     ngx_flag_t                       userinfo;
+    ngx_flag_t                       end_session;
     ngx_msec_t                       http_timeout;
     time_t                           leeway;
     time_t                           metadata_ttl;

@@ -221,6 +221,52 @@ ngx_http_identity_oidc_cache(ngx_http_identity_provider_t *provider)
 }
 
 
+/*
+ * RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0): the
+ * provider's end_session_endpoint, back to post_logout_redirect_uri.
+ * NGX_DECLINED if this worker has not discovered one.
+ */
+
+ngx_int_t
+ngx_http_identity_oidc_end_session(ngx_http_request_t *r,
+    ngx_http_identity_provider_t *pr, ngx_str_t *back, ngx_str_t *url)
+{
+    u_char                          *p, sep;
+    size_t                           len;
+    ngx_http_identity_oidc_cache_t  *cache;
+
+    cache = ngx_http_identity_oidc_cache(pr);
+
+    if (cache->end_session_endpoint == NULL) {
+        return NGX_DECLINED;
+    }
+
+    len = ngx_strlen(cache->end_session_endpoint)
+          + sizeof("?client_id=&post_logout_redirect_uri=") - 1
+          + 3 * pr->client_id.len + 3 * back->len;
+
+    url->data = ngx_pnalloc(r->pool, len);
+    if (url->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_cpystrn(url->data, (u_char *) cache->end_session_endpoint, len);
+    sep = ngx_strlchr(url->data, p, '?') ? '&' : '?';
+    *p++ = sep;
+    p = ngx_cpymem(p, "client_id=", sizeof("client_id=") - 1);
+    p = (u_char *) ngx_escape_uri(p, pr->client_id.data, pr->client_id.len,
+                                  NGX_ESCAPE_URI_COMPONENT);
+    p = ngx_cpymem(p, "&post_logout_redirect_uri=",
+                   sizeof("&post_logout_redirect_uri=") - 1);
+    p = (u_char *) ngx_escape_uri(p, back->data, back->len,
+                                  NGX_ESCAPE_URI_COMPONENT);
+
+    url->len = p - url->data;
+
+    return NGX_OK;
+}
+
+
 /* login: discovery if needed, a pending login in Redis, then a redirect */
 
 ngx_int_t

@@ -24,6 +24,8 @@ ngx_int_t ngx_http_identity_oidc_init_process(ngx_cycle_t *cycle);
 ngx_int_t ngx_http_identity_oidc_login(ngx_http_request_t *r);
 ngx_int_t ngx_http_identity_oidc_callback(ngx_http_request_t *r);
 ngx_int_t ngx_http_identity_oidc_backchannel(ngx_http_request_t *r);
+ngx_int_t ngx_http_identity_oidc_end_session(ngx_http_request_t *r,
+    ngx_http_identity_provider_t *pr, ngx_str_t *back, ngx_str_t *url);
 
 
 #endif /* _NGX_HTTP_IDENTITY_OIDC_H_INCLUDED_ */

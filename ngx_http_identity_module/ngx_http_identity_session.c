@@ -43,6 +43,8 @@ static void ngx_http_identity_lookup_handler(ngx_http_request_t *r,
     redisReply *reply);
 static void ngx_http_identity_done_handler(ngx_http_request_t *r,
     redisReply *reply);
+static void ngx_http_identity_destroyed_handler(ngx_http_request_t *r,
+    redisReply *reply);
 static void ngx_http_identity_create_handler(ngx_http_request_t *r,
     redisReply *reply);
 static void ngx_http_identity_take_handler(ngx_http_request_t *r,
@@ -148,13 +150,17 @@ static ngx_str_t  ngx_http_identity_create_script = ngx_string(
     "return {sid, uid}\n");
 
 
-/* by the session key (logout) or by the public id (admin API) */
+/*
+ * By the session key (logout: answers the session's provider, or 0) or by
+ * the public id (admin API: answers 1, or 0 if it had already ended).
+ */
 
 static ngx_str_t  ngx_http_identity_destroy_script = ngx_string(
     NGX_HTTP_IDENTITY_LUA_DROP
-    "local p, sid = ARGV[1], ARGV[3]\n"
+    "local p, sid, provider = ARGV[1], ARGV[3], nil\n"
     "if ARGV[2] == 'key' then\n"
-    "  sid = redis.call('HGET', KEYS[1], 'id')\n"
+    "  local f = redis.call('HMGET', KEYS[1], 'id', 'provider')\n"
+    "  sid, provider = f[1], f[2]\n"
     "  redis.call('DEL', KEYS[1])\n"
     "end\n"
     "if not sid or redis.call('EXISTS', p .. 'sid:' .. sid) == 0 then\n"
@@ -163,7 +169,8 @@ static ngx_str_t  ngx_http_identity_destroy_script = ngx_string(
     "local th = redis.call('HGET', p .. 'sid:' .. sid, 'th')\n"
     "local alive = redis.call('EXISTS', p .. 'session:' .. th)\n"
     "drop(p, sid)\n"
-    "return (ARGV[2] == 'key' or alive == 1) and 1 or 0\n");
+    "if provider then return provider end\n"
+    "return alive\n");
 
 
 /* every session of an identity, and the identity itself */
@@ -568,7 +575,8 @@ ngx_http_identity_session_destroy(ngx_http_request_t *r, ngx_str_t *token)
     ngx_str_set(&argv[5], "key");
     ngx_str_null(&argv[6]);
 
-    return ngx_http_identity_redis_request(r, ngx_http_identity_done_handler,
+    return ngx_http_identity_redis_request(r,
+                                           ngx_http_identity_destroyed_handler,
                                            7, argv);
 }
 
@@ -864,6 +872,32 @@ ngx_http_identity_take_handler(ngx_http_request_t *r, redisReply *reply)
     ctx->found = 1;
 
 done:
+
+    ctx->resume(r);
+}
+
+
+/* ctx->session.provider: whose session the logout ended */
+
+static void
+ngx_http_identity_destroyed_handler(ngx_http_request_t *r, redisReply *reply)
+{
+    ngx_http_identity_ctx_t  *ctx;
+
+    ctx = ngx_http_identity_get_ctx(r);
+
+    if (reply == NULL) {
+        ctx->redis_error = 1;
+
+    } else if (reply->type == REDIS_REPLY_STRING) {
+        ctx->found = 1;
+
+        if (ngx_http_identity_reply_str(r, reply, &ctx->session.provider)
+            != NGX_OK)
+        {
+            ctx->redis_error = 1;
+        }
+    }
 
     ctx->resume(r);
 }
