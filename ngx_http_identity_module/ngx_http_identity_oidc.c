@@ -133,6 +133,8 @@ static void ngx_http_identity_oidc_backchannel_done(ngx_http_request_t *r,
     void *data);
 static void ngx_http_identity_oidc_revoked(ngx_http_request_t *r,
     redisReply *reply);
+static void ngx_http_identity_oidc_adopt_jwks(
+    ngx_http_identity_oidc_exchange_t *x);
 static void ngx_http_identity_oidc_exchange_run(void *data);
 static void ngx_http_identity_oidc_exchange_done(ngx_http_request_t *r,
     void *data);
@@ -789,8 +791,6 @@ ngx_http_identity_oidc_backchannel(ngx_http_request_t *r)
             return NGX_AGAIN;
         }
 
-        /* fall through */
-
         rc = ngx_http_identity_oidc_logout_token(r);
         if (rc != NGX_OK) {
             return rc;
@@ -1087,17 +1087,10 @@ ngx_http_identity_oidc_backchannel_done(ngx_http_request_t *r, void *data)
 
     ngx_uint_t                       level;
     ngx_http_identity_ctx_t         *ctx;
-    ngx_http_identity_oidc_cache_t  *cache;
 
     ctx = ngx_http_identity_get_ctx(r);
-    cache = ngx_http_identity_oidc_cache(x->provider);
 
-    if (x->new_jwks) {
-        free(cache->jwks);
-        cache->jwks = x->new_jwks;
-        cache->jwks_refetched = ngx_time();
-        x->new_jwks = NULL;
-    }
+    ngx_http_identity_oidc_adopt_jwks(x);
 
     if (x->result.status == 0
         && (ngx_http_identity_pool_str(r->pool, x->sub,
@@ -1714,17 +1707,10 @@ ngx_http_identity_oidc_exchange_done(ngx_http_request_t *r, void *data)
     ngx_http_identity_oidc_exchange_t *x = data;
 
     ngx_http_identity_ctx_t         *ctx;
-    ngx_http_identity_oidc_cache_t  *cache;
 
     ctx = ngx_http_identity_get_ctx(r);
-    cache = ngx_http_identity_oidc_cache(x->provider);
 
-    if (x->new_jwks) {
-        free(cache->jwks);
-        cache->jwks = x->new_jwks;
-        cache->jwks_refetched = ngx_time();
-        x->new_jwks = NULL;
-    }
+    ngx_http_identity_oidc_adopt_jwks(x);
 
     if (x->result.status == 0
         && (ngx_http_identity_pool_str(r->pool, x->sub,
@@ -1759,6 +1745,26 @@ ngx_http_identity_oidc_exchange_done(ngx_http_request_t *r, void *data)
     }
 
     ctx->resume(r);
+}
+
+
+/* a JWKS a thread fetched again for an unknown kid replaces the cached one */
+
+static void
+ngx_http_identity_oidc_adopt_jwks(ngx_http_identity_oidc_exchange_t *x)
+{
+    ngx_http_identity_oidc_cache_t  *cache;
+
+    if (x->new_jwks == NULL) {
+        return;
+    }
+
+    cache = ngx_http_identity_oidc_cache(x->provider);
+
+    free(cache->jwks);
+    cache->jwks = x->new_jwks;
+    cache->jwks_refetched = ngx_time();
+    x->new_jwks = NULL;
 }
 
 
