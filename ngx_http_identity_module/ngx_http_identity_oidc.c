@@ -1770,7 +1770,8 @@ ngx_http_identity_oidc_adopt_jwks(ngx_http_identity_oidc_exchange_t *x)
 
 /*
  * A GET (form == NULL) or a form POST; returns the body, and its JSON
- * object in *json, or NULL with the result set.
+ * object in *json, or NULL with the result set.  It blocks: it is only
+ * called from the thread tasks (*_run).
  */
 
 static char *
