@@ -22,8 +22,10 @@ static void ngx_http_identity_body_handler(ngx_http_request_t *r);
 
 
 /*
- * NGX_AGAIN: ctx->resume(r) is called once the body is in, with
- * ctx->body_ready set (possibly before this returns); or an HTTP status.
+ * NGX_DONE: ctx->resume(r) is called once the body is in, with
+ * ctx->body_ready set; or an HTTP status.  A body that is already in is
+ * handled before this returns, and the answer may have ended the request:
+ * after NGX_DONE the caller must not touch r, only return NGX_DONE.
  */
 
 ngx_int_t
@@ -40,6 +42,10 @@ ngx_http_identity_read_body(ngx_http_request_t *r, size_t max)
 
     r->request_body_in_single_buf = 1;
 
+    /* as for any wait: the write event must not run the phases again */
+
+    r->write_event_handler = ngx_http_request_empty_handler;
+
     rc = ngx_http_read_client_request_body(r, ngx_http_identity_body_handler);
     if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
         return rc;
@@ -49,7 +55,7 @@ ngx_http_identity_read_body(ngx_http_request_t *r, size_t max)
 
     ngx_http_finalize_request(r, NGX_DONE);
 
-    return NGX_AGAIN;
+    return NGX_DONE;
 }
 
 

@@ -19,7 +19,10 @@ ngx_int_t ngx_http_identity_saml_init(ngx_log_t *log);
 char *ngx_http_identity_saml_conf(ngx_conf_t *cf,
     ngx_http_identity_provider_t *pr);
 
-/* as the OIDC ones: NGX_AGAIN while waiting, else the HTTP status */
+/*
+ * As the OIDC ones: NGX_AGAIN while waiting, else the HTTP status; the ACS
+ * returns NGX_DONE, without touching r, once its body is being read.
+ */
 ngx_int_t ngx_http_identity_saml_login(ngx_http_request_t *r);
 ngx_int_t ngx_http_identity_saml_acs(ngx_http_request_t *r);
 ngx_int_t ngx_http_identity_saml_metadata(ngx_http_request_t *r);
