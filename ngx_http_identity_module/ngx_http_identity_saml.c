@@ -1340,6 +1340,10 @@ ngx_http_identity_saml_server(ngx_http_identity_saml_task_t *t)
         return NULL;
     }
 
+    /* lasso signs with RSA-SHA1 unless told otherwise */
+
+    server->signature_method = LASSO_SIGNATURE_METHOD_RSA_SHA256;
+
     if (lasso_server_add_provider_from_buffer(server,
                                               LASSO_PROVIDER_ROLE_IDP,
                                               (char *) pr->idp_metadata.data,
