@@ -761,6 +761,7 @@ ngx_http_identity_saml_check_run(void *data)
     ngx_http_identity_saml_task_t *t = data;
 
     int           rc;
+    ngx_int_t     status;
     LassoLogin   *login;
     LassoServer  *server;
 
@@ -777,15 +778,21 @@ ngx_http_identity_saml_check_run(void *data)
         return;
     }
 
-    /* parses, and verifies the signature of the response or assertion */
+    /*
+     * Parses, and verifies the signature of the response or assertion.
+     * What is not an HTTP-POST SAML message at all lasso 2.8 reports as an
+     * unsupported profile.
+     */
 
     rc = lasso_login_process_authn_response_msg(login, t->response);
 
     if (rc != 0) {
-        ngx_http_identity_saml_fail(t, rc == LASSO_PROFILE_ERROR_INVALID_MSG
-                                       ? NGX_HTTP_BAD_REQUEST
-                                       : NGX_HTTP_FORBIDDEN,
-                                    NGX_LOG_INFO, "SAML response refused: %s",
+        status = (rc == LASSO_PROFILE_ERROR_INVALID_MSG
+                  || rc == LASSO_PROFILE_ERROR_UNSUPPORTED_PROFILE)
+                 ? NGX_HTTP_BAD_REQUEST : NGX_HTTP_FORBIDDEN;
+
+        ngx_http_identity_saml_fail(t, status, NGX_LOG_INFO,
+                                    "SAML response refused: %s",
                                     lasso_strerror(rc));
 
     } else {
