@@ -100,6 +100,7 @@ static void ngx_http_identity_saml_authn_run(void *data);
 static void ngx_http_identity_saml_authn_done(ngx_http_request_t *r,
     void *data);
 static ngx_int_t ngx_http_identity_saml_response(ngx_http_request_t *r);
+static ngx_int_t ngx_http_identity_saml_local_path(ngx_str_t *path);
 static ngx_int_t ngx_http_identity_saml_post_check(ngx_http_request_t *r,
     char *request_id);
 static void ngx_http_identity_saml_check_run(void *data);
@@ -691,10 +692,17 @@ ngx_http_identity_saml_response(ngx_http_request_t *r)
     ctx->login.cookie_name = ilcf->cookie_name;
     ctx->login.cookie_domain = ilcf->cookie_domain;
 
-    if (ngx_http_identity_form_arg(r, &body, "RelayState", &relay)
-        == NGX_OK
-        && relay.len == NGX_HTTP_IDENTITY_TOKEN_LEN)
-    {
+    rc = ngx_http_identity_form_arg(r, &body, "RelayState", &relay);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc == NGX_DECLINED) {
+        ngx_str_null(&relay);
+    }
+
+    if (relay.len == NGX_HTTP_IDENTITY_TOKEN_LEN) {
         ctx->state_param = relay;
         ctx->state = ngx_http_identity_saml_taking;
 
@@ -715,14 +723,40 @@ ngx_http_identity_saml_response(ngx_http_request_t *r)
     ctx->login.max_duration = ilcf->max_duration;
     ngx_str_set(&ctx->login.return_to, "/");
 
-    if (relay.len && relay.data[0] == '/'
-        && (relay.len == 1 || (relay.data[1] != '/' && relay.data[1] != '\\')))
-    {
-        /* an IdP-initiated RelayState may name a path of this site */
+    if (ngx_http_identity_saml_local_path(&relay)) {
         ctx->login.return_to = relay;
     }
 
     return ngx_http_identity_saml_post_check(r, NULL);
+}
+
+
+/*
+ * An IdP-initiated RelayState may name a path of this site: "/" but not
+ * "//" or "/\" (another host to a browser), and nothing that would break
+ * out of the Location header.
+ */
+
+static ngx_int_t
+ngx_http_identity_saml_local_path(ngx_str_t *path)
+{
+    u_char  *p, *last;
+
+    if (path->len == 0 || path->len > 2048 || path->data[0] != '/'
+        || (path->len > 1 && (path->data[1] == '/' || path->data[1] == '\\')))
+    {
+        return 0;
+    }
+
+    last = path->data + path->len;
+
+    for (p = path->data; p < last; p++) {
+        if (*p < 0x20 || *p == 0x7f || *p == '\\') {
+            return 0;
+        }
+    }
+
+    return 1;
 }
 
 
