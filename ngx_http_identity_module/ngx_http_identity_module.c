@@ -107,6 +107,8 @@ static char *ngx_http_identity_provider_type(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_identity_words(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_identity_str_list(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_http_identity_params(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_identity_secret_file(ngx_conf_t *cf,
@@ -311,7 +313,7 @@ static ngx_command_t  ngx_http_identity_provider_commands[] = {
       ngx_http_identity_attribute_map, 0, 0, NULL },
 
     { ngx_string("authorized_groups"), NGX_CONF_1MORE,
-      ngx_conf_set_str_array_slot, 0,
+      ngx_http_identity_str_list, 0,
       offsetof(ngx_http_identity_provider_t, authorized_groups), NULL },
 
       ngx_null_command
@@ -2005,6 +2007,39 @@ ngx_http_identity_words(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     field->len = p - field->data;
+
+    return NGX_CONF_OK;
+}
+
+
+/* all the words into an array: ngx_conf_set_str_array_slot() takes one */
+
+static char *
+ngx_http_identity_str_list(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_str_t     *value, *s;
+    ngx_uint_t     i;
+    ngx_array_t  **a;
+
+    a = (ngx_array_t **) ((u_char *) conf + cmd->offset);
+
+    if (*a == NGX_CONF_UNSET_PTR || *a == NULL) {
+        *a = ngx_array_create(cf->pool, 4, sizeof(ngx_str_t));
+        if (*a == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        s = ngx_array_push(*a);
+        if (s == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *s = value[i];
+    }
 
     return NGX_CONF_OK;
 }
