@@ -578,13 +578,17 @@ ngx_http_identity_saml_acs(ngx_http_request_t *r)
 
     case ngx_http_identity_saml_checking:
 
-        /* an assertion is accepted once, until it would expire anyway */
+        /*
+         * An assertion is accepted once, until it would be refused anyway:
+         * clock_skew past its NotOnOrAfter.
+         */
 
         ctx->found = 0;
 
         if (ngx_http_identity_store_once(r, ngx_http_identity_saml_once_done,
                                          &ctx->provider->issuer, &ctx->code,
                                          ctx->session.expires_at
+                                         + ctx->provider->leeway
                                          - ngx_time() + 1)
             != NGX_OK)
         {
