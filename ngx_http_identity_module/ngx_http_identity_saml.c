@@ -108,6 +108,8 @@ static ngx_int_t ngx_http_identity_saml_check(
     ngx_http_identity_saml_task_t *t, LassoLogin *login);
 static void ngx_http_identity_saml_attributes(
     ngx_http_identity_saml_task_t *t, LassoSaml2Assertion *assertion);
+static void ngx_http_identity_saml_values(ngx_http_identity_saml_task_t *t,
+    ngx_uint_t i, LassoSaml2Attribute *attr);
 static void ngx_http_identity_saml_check_done(ngx_http_request_t *r,
     void *data);
 static void ngx_http_identity_saml_once_done(ngx_http_request_t *r,
@@ -1019,19 +1021,16 @@ ngx_http_identity_saml_check(ngx_http_identity_saml_task_t *t,
 }
 
 
-/* mapped attributes; several values (groups) are joined by newlines */
+/* the mapped attributes: one may give several keys, as id=uid username=uid */
 
 static void
 ngx_http_identity_saml_attributes(ngx_http_identity_saml_task_t *t,
     LassoSaml2Assertion *assertion)
 {
-    char                       *v, *joined;
-    size_t                      len;
-    GList                      *s, *a, *av, *n;
-    ngx_str_t                  *names;
-    ngx_uint_t                  i;
-    LassoSaml2Attribute        *attr;
-    LassoSaml2AttributeValue   *value;
+    GList                *s, *a;
+    ngx_str_t            *names;
+    ngx_uint_t            i;
+    LassoSaml2Attribute  *attr;
 
     names = t->provider->attributes;
 
@@ -1050,54 +1049,67 @@ ngx_http_identity_saml_attributes(ngx_http_identity_saml_task_t *t,
 
             attr = a->data;
 
-            for (i = 0; i < 5; i++) {
-                if (attr->Name && names[i].len
-                    && ngx_strcmp(attr->Name, names[i].data) == 0)
-                {
-                    break;
-                }
-            }
-
-            if (i == 5) {
+            if (attr->Name == NULL) {
                 continue;
             }
 
-            for (av = attr->AttributeValue; av; av = av->next) {
-                if (!LASSO_IS_SAML2_ATTRIBUTE_VALUE(av->data)) {
-                    continue;
-                }
-
-                value = av->data;
-
-                for (n = value->any; n; n = n->next) {
-                    if (!LASSO_IS_MISC_TEXT_NODE(n->data)
-                        || LASSO_MISC_TEXT_NODE(n->data)->content == NULL)
-                    {
-                        continue;
-                    }
-
-                    v = LASSO_MISC_TEXT_NODE(n->data)->content;
-
-                    if (t->attrs[i] == NULL) {
-                        t->attrs[i] = strdup(v);
-                        continue;
-                    }
-
-                    if (i != 4) {
-                        continue;       /* only groups keep several */
-                    }
-
-                    len = strlen(t->attrs[i]) + 1 + strlen(v) + 1;
-                    joined = malloc(len);
-                    if (joined == NULL) {
-                        continue;
-                    }
-
-                    snprintf(joined, len, "%s\n%s", t->attrs[i], v);
-                    free(t->attrs[i]);
-                    t->attrs[i] = joined;
+            for (i = 0; i < 5; i++) {
+                if (names[i].len
+                    && ngx_strcmp(attr->Name, names[i].data) == 0)
+                {
+                    ngx_http_identity_saml_values(t, i, attr);
                 }
             }
+        }
+    }
+}
+
+
+/* the first value, or for groups (key 4) all of them joined by newlines */
+
+static void
+ngx_http_identity_saml_values(ngx_http_identity_saml_task_t *t, ngx_uint_t i,
+    LassoSaml2Attribute *attr)
+{
+    char                      *v, *joined;
+    size_t                     len;
+    GList                     *av, *n;
+    LassoSaml2AttributeValue  *value;
+
+    for (av = attr->AttributeValue; av; av = av->next) {
+        if (!LASSO_IS_SAML2_ATTRIBUTE_VALUE(av->data)) {
+            continue;
+        }
+
+        value = av->data;
+
+        for (n = value->any; n; n = n->next) {
+            if (!LASSO_IS_MISC_TEXT_NODE(n->data)
+                || LASSO_MISC_TEXT_NODE(n->data)->content == NULL)
+            {
+                continue;
+            }
+
+            v = LASSO_MISC_TEXT_NODE(n->data)->content;
+
+            if (t->attrs[i] == NULL) {
+                t->attrs[i] = strdup(v);
+                continue;
+            }
+
+            if (i != 4) {
+                return;
+            }
+
+            len = strlen(t->attrs[i]) + 1 + strlen(v) + 1;
+            joined = malloc(len);
+            if (joined == NULL) {
+                continue;
+            }
+
+            snprintf(joined, len, "%s\n%s", t->attrs[i], v);
+            free(t->attrs[i]);
+            t->attrs[i] = joined;
         }
     }
 }
