@@ -525,6 +525,7 @@ ngx_http_identity_saml_metadata(ngx_http_request_t *r)
 ngx_int_t
 ngx_http_identity_saml_acs(ngx_http_request_t *r)
 {
+    char                      *request_id;
     ngx_int_t                  rc;
     ngx_http_identity_ctx_t   *ctx;
 
@@ -575,8 +576,14 @@ ngx_http_identity_saml_acs(ngx_http_request_t *r)
             return NGX_HTTP_BAD_REQUEST;
         }
 
-        return ngx_http_identity_saml_post_check(r,
-                       ngx_http_identity_saml_cstr(r->pool, &ctx->login.nonce));
+        /* without the request id it would be checked as unsolicited */
+
+        request_id = ngx_http_identity_saml_cstr(r->pool, &ctx->login.nonce);
+        if (request_id == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return ngx_http_identity_saml_post_check(r, request_id);
 
     case ngx_http_identity_saml_checking:
 
