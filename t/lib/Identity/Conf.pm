@@ -13,6 +13,9 @@ our @EXPORT_OK = qw(identity_conf preamble echo_upstream upstream_saw);
 #   workers   worker_processes (1)
 #   http      extra http-level directives
 #   provider  extra lines inside the provider block
+#   providers identity_provider blocks instead of the OpenID one (then
+#             issuer and provider are not used), e.g. SAML providers
+#   identity  the provider that protects "location /" ('test')
 #   server    extra server-level directives
 #   locations extra locations of the protected server
 #   admin     1: the admin API at /api/, its token in %%TESTDIR%%/admin.token
@@ -23,6 +26,7 @@ sub identity_conf {
     my $name = $o{nginx} // 'nginx';
     my $http = $o{http} // '';
     my $provider = $o{provider} // '';
+    my $identity = $o{identity} // 'test';
     my $server = $o{server} // '';
     my $locations = $o{locations} // '';
     $locations .= <<'LOC' if $o{admin};
@@ -35,10 +39,7 @@ LOC
 
     my $preamble = preamble($workers);
 
-    return <<"CONF";
-$preamble
-    identity_redis 127.0.0.1:$o{redis} timeout=2s;
-
+    my $providers = $o{providers} // <<"PROVIDER";
     identity_provider test {
         type oidc;
         issuer $o{issuer};
@@ -46,6 +47,13 @@ $preamble
         client_secret test-secret;
         $provider
     }
+PROVIDER
+
+    return <<"CONF";
+$preamble
+    identity_redis 127.0.0.1:$o{redis} timeout=2s;
+
+$providers
 
     $http
 
@@ -54,7 +62,7 @@ $preamble
         $server
 
         location / {
-            identity test;
+            identity $identity;
             proxy_pass http://127.0.0.1:%%PORT_upstream%%;
             proxy_set_header X-Identity-Id \$identity_id;
             proxy_set_header X-Identity-Email \$identity_email;
