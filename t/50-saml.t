@@ -15,7 +15,7 @@ use JSON::PP qw(decode_json);
 use Test::More;
 use XML::LibXML;
 use Identity::Test;
-use Identity::Conf qw(identity_conf upstream_saw);
+use Identity::Conf qw(identity_conf protected upstream_saw);
 use Identity::SAML qw(:all);
 
 my $t = Identity::Test->new(name => 'saml');
@@ -62,21 +62,6 @@ sub provider {
         attribute_map $map;
         $extra
     }
-EOF
-}
-
-sub protected {
-    my ($provider) = @_;
-    return <<"EOF";
-            identity $provider;
-            proxy_pass http://127.0.0.1:%%PORT_upstream%%;
-            proxy_set_header X-Identity-Id \$identity_id;
-            proxy_set_header X-Identity-Email \$identity_email;
-            proxy_set_header X-Identity-Name \$identity_name;
-            proxy_set_header X-Identity-Username \$identity_username;
-            proxy_set_header X-Identity-Provider \$identity_provider;
-            proxy_set_header X-Identity-User-Id \$identity_provider_user_id;
-            proxy_set_header X-Identity-Session \$identity_session_id;
 EOF
 }
 

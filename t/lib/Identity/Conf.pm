@@ -7,7 +7,7 @@ use strict;
 use warnings;
 
 use Exporter 'import';
-our @EXPORT_OK = qw(identity_conf preamble echo_upstream upstream_saw);
+our @EXPORT_OK = qw(identity_conf protected preamble echo_upstream upstream_saw);
 
 # identity_conf(redis => PORT, issuer => URL, %opt)
 #   workers   worker_processes (1)
@@ -38,6 +38,7 @@ LOC
     my $upstream = $o{no_upstream} ? '' : echo_upstream();
 
     my $preamble = preamble($workers);
+    my $protected = protected($identity);
 
     my $providers = $o{providers} // <<"PROVIDER";
     identity_provider test {
@@ -62,15 +63,7 @@ $providers
         $server
 
         location / {
-            identity $identity;
-            proxy_pass http://127.0.0.1:%%PORT_upstream%%;
-            proxy_set_header X-Identity-Id \$identity_id;
-            proxy_set_header X-Identity-Email \$identity_email;
-            proxy_set_header X-Identity-Name \$identity_name;
-            proxy_set_header X-Identity-Username \$identity_username;
-            proxy_set_header X-Identity-Provider \$identity_provider;
-            proxy_set_header X-Identity-User-Id \$identity_provider_user_id;
-            proxy_set_header X-Identity-Session \$identity_session_id;
+$protected
         }
 
         location /public/ {
@@ -83,6 +76,24 @@ $providers
 
 $upstream
 }
+CONF
+}
+
+# protected(PROVIDER): the inside of a location that PROVIDER protects, in
+# front of the echo upstream, with the X-Identity-* headers it reports
+sub protected {
+    my ($provider) = @_;
+
+    return <<"CONF";
+            identity $provider;
+            proxy_pass http://127.0.0.1:%%PORT_upstream%%;
+            proxy_set_header X-Identity-Id \$identity_id;
+            proxy_set_header X-Identity-Email \$identity_email;
+            proxy_set_header X-Identity-Name \$identity_name;
+            proxy_set_header X-Identity-Username \$identity_username;
+            proxy_set_header X-Identity-Provider \$identity_provider;
+            proxy_set_header X-Identity-User-Id \$identity_provider_user_id;
+            proxy_set_header X-Identity-Session \$identity_session_id;
 CONF
 }
 
