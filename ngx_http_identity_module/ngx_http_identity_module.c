@@ -288,6 +288,9 @@ static ngx_command_t  ngx_http_identity_provider_commands[] = {
     { ngx_string("idp_metadata"), NGX_CONF_TAKE1, ngx_http_identity_file, 0,
       offsetof(ngx_http_identity_provider_t, idp_metadata), NULL },
 
+    { ngx_string("idp_metadata_url"), NGX_CONF_TAKE1, ngx_conf_set_str_slot,
+      0, offsetof(ngx_http_identity_provider_t, idp_metadata_url), NULL },
+
     { ngx_string("sp_certificate"), NGX_CONF_TAKE1, ngx_http_identity_file,
       0, offsetof(ngx_http_identity_provider_t, sp_cert), NULL },
 
@@ -1635,6 +1638,12 @@ ngx_http_identity_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
+    if (ngx_http_identity_saml_init_process(cycle, imcf->providers.nelts)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
     if (ngx_http_identity_redis_init(cycle, &imcf->redis) != NGX_OK) {
         return NGX_ERROR;
     }
@@ -1851,6 +1860,8 @@ ngx_http_identity_provider_block(ngx_conf_t *cf, ngx_command_t *cmd,
     }
 
     ngx_conf_init_value(pr->leeway, 60);
+    ngx_conf_init_msec_value(pr->http_timeout, 10000);
+    ngx_conf_init_value(pr->metadata_ttl, 3600);
     ngx_conf_init_value(pr->force_authn, 0);
     ngx_conf_init_value(pr->allow_idp_initiated, 0);
 
@@ -1883,9 +1894,6 @@ ngx_http_identity_provider_block(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_conf_init_uint_value(pr->token_auth, NGX_HTTP_IDENTITY_AUTH_BASIC);
     ngx_conf_init_value(pr->userinfo, 0);
     ngx_conf_init_value(pr->end_session, 0);
-    ngx_conf_init_msec_value(pr->http_timeout, 10000);
-    ngx_conf_init_value(pr->leeway, 60);
-    ngx_conf_init_value(pr->metadata_ttl, 3600);
     ngx_conf_init_value(pr->jwks_refetch_interval, 60);
 
     if (pr->signing_algs == NGX_CONF_UNSET_PTR) {

@@ -50,6 +50,7 @@ typedef struct {
 
     /* saml; the issuer is the IdP's entity id */
     ngx_str_t                        idp_metadata;        /* contents */
+    ngx_str_t                        idp_metadata_url;
     ngx_str_t                        sp_cert;             /* PEM */
     ngx_str_t                        sp_key;              /* PEM */
     ngx_str_t                        sp_entity_id;

@@ -43,6 +43,7 @@
 #include "ngx_http_identity_session.h"
 #include "ngx_http_identity_task.h"
 #include "ngx_http_identity_body.h"
+#include "ngx_http_identity_http.h"
 #include "ngx_http_identity_saml.h"
 
 
@@ -83,14 +84,37 @@ typedef struct {
     char                           *assertion_id;
     time_t                          not_on_or_after;
 
+    char                           *idp_metadata;    /* in use */
+    char                           *metadata_url;    /* to refresh from */
+    char                           *new_metadata;    /* refreshed */
+    char                            refresh_error[NGX_HTTP_IDENTITY_ERRLEN];
+
     ngx_int_t                       status;
     ngx_uint_t                      level;
     char                            error[NGX_HTTP_IDENTITY_ERRLEN];
 } ngx_http_identity_saml_task_t;
 
 
+/* the IdP metadata last refreshed from idp_metadata_url, per worker */
+
+typedef struct {
+    char                           *metadata;
+    time_t                          fetched;
+    time_t                          attempted;
+} ngx_http_identity_saml_cache_t;
+
+
+#define NGX_HTTP_IDENTITY_SAML_RETRY  10     /* s between failed refreshes */
+
+
 static ngx_int_t ngx_http_identity_saml_sp(ngx_http_request_t *r,
     ngx_http_identity_provider_t *pr, ngx_http_identity_saml_task_t *t);
+static ngx_int_t ngx_http_identity_saml_post(ngx_http_request_t *r,
+    ngx_http_identity_task_run_pt run, ngx_http_identity_task_done_pt done,
+    ngx_http_identity_saml_task_t *t);
+static void ngx_http_identity_saml_adopt(ngx_http_request_t *r,
+    ngx_http_identity_saml_task_t *t);
+static char *ngx_http_identity_saml_refresh(ngx_http_identity_saml_task_t *t);
 static ngx_int_t ngx_http_identity_saml_metadata_xml(ngx_http_request_t *r,
     ngx_http_identity_provider_t *pr, ngx_str_t *entity_id, ngx_str_t *base,
     ngx_str_t *xml);
@@ -288,7 +312,7 @@ ngx_http_identity_saml_login(ngx_http_request_t *r)
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        if (ngx_http_identity_task_post(r, ngx_http_identity_saml_authn_run,
+        if (ngx_http_identity_saml_post(r, ngx_http_identity_saml_authn_run,
                                         ngx_http_identity_saml_authn_done, t)
             != NGX_OK)
         {
@@ -437,6 +461,8 @@ ngx_http_identity_saml_authn_done(ngx_http_request_t *r, void *data)
     ngx_http_identity_ctx_t  *ctx;
 
     ctx = ngx_http_identity_get_ctx(r);
+
+    ngx_http_identity_saml_adopt(r, t);
 
     if (t->status == 0
         && (ngx_http_identity_saml_str(r->pool, t->url, &ctx->redirect_uri)
@@ -789,7 +815,7 @@ ngx_http_identity_saml_post_check(ngx_http_request_t *r, char *request_id)
     t->request_id = request_id;
     t->response = (char *) ctx->code.data;
 
-    if (ngx_http_identity_task_post(r, ngx_http_identity_saml_check_run,
+    if (ngx_http_identity_saml_post(r, ngx_http_identity_saml_check_run,
                                     ngx_http_identity_saml_check_done, t)
         != NGX_OK)
     {
@@ -1132,6 +1158,8 @@ ngx_http_identity_saml_check_done(ngx_http_request_t *r, void *data)
 
     ctx = ngx_http_identity_get_ctx(r);
 
+    ngx_http_identity_saml_adopt(r, t);
+
     if (t->status == 0
         && (ngx_http_identity_saml_str(r->pool, t->attrs[0] ? t->attrs[0]
                                                             : t->name_id,
@@ -1408,10 +1436,17 @@ ngx_http_identity_saml_server(ngx_http_identity_saml_task_t *t)
 
     server->signature_method = LASSO_SIGNATURE_METHOD_RSA_SHA256;
 
+    if (t->metadata_url) {
+        t->new_metadata = ngx_http_identity_saml_refresh(t);
+
+        if (t->new_metadata) {
+            t->idp_metadata = t->new_metadata;
+        }
+    }
+
     if (lasso_server_add_provider_from_buffer(server,
                                               LASSO_PROVIDER_ROLE_IDP,
-                                              (char *) pr->idp_metadata.data,
-                                              NULL, NULL)
+                                              t->idp_metadata, NULL, NULL)
         != 0)
     {
         ngx_http_identity_saml_fail(t, NGX_HTTP_INTERNAL_SERVER_ERROR,
@@ -1422,6 +1457,171 @@ ngx_http_identity_saml_server(ngx_http_identity_saml_task_t *t)
     }
 
     return server;
+}
+
+
+/*
+ * idp_metadata_url: the IdP's metadata fetched again, in the thread; it is
+ * used only if lasso accepts it and it describes the same one IdP (its
+ * entity id is the provider's issuer).  NULL keeps the previous metadata.
+ */
+
+static char *
+ngx_http_identity_saml_refresh(ngx_http_identity_saml_task_t *t)
+{
+    char                          *md;
+    gpointer                       key, value;
+    ngx_uint_t                     same;
+    LassoServer                   *check;
+    GHashTableIter                 iter;
+    ngx_http_identity_provider_t  *pr;
+
+    pr = t->provider;
+
+    md = ngx_http_identity_http_get(t->metadata_url, pr->http_timeout,
+                                    t->refresh_error,
+                                    NGX_HTTP_IDENTITY_ERRLEN);
+    if (md == NULL) {
+        return NULL;
+    }
+
+    same = 0;
+    check = lasso_server_new_from_buffers(t->sp_metadata,
+                                          (char *) pr->sp_key.data, NULL,
+                                          (char *) pr->sp_cert.data);
+
+    if (check
+        && lasso_server_add_provider_from_buffer(check,
+                                                 LASSO_PROVIDER_ROLE_IDP, md,
+                                                 NULL, NULL)
+           == 0
+        && g_hash_table_size(check->providers) == 1)
+    {
+        g_hash_table_iter_init(&iter, check->providers);
+
+        while (g_hash_table_iter_next(&iter, &key, &value)) {
+            same = (ngx_strcmp(LASSO_PROVIDER(value)->ProviderID,
+                               pr->issuer.data) == 0);
+        }
+    }
+
+    if (check) {
+        lasso_server_destroy(check);
+    }
+
+    if (!same) {
+        snprintf(t->refresh_error, NGX_HTTP_IDENTITY_ERRLEN,
+                 "\"%s\" is not metadata of \"%s\"", t->metadata_url,
+                 (char *) pr->issuer.data);
+        free(md);
+        return NULL;
+    }
+
+    return md;
+}
+
+
+static ngx_array_t  ngx_http_identity_saml_caches;  /* per worker */
+
+
+ngx_int_t
+ngx_http_identity_saml_init_process(ngx_cycle_t *cycle, ngx_uint_t n)
+{
+    if (ngx_array_init(&ngx_http_identity_saml_caches, cycle->pool, n + 1,
+                       sizeof(ngx_http_identity_saml_cache_t))
+        != NGX_OK
+        || ngx_array_push_n(&ngx_http_identity_saml_caches, n + 1) == NULL)
+    {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(ngx_http_identity_saml_caches.elts,
+                (n + 1) * sizeof(ngx_http_identity_saml_cache_t));
+
+    return NGX_OK;
+}
+
+
+/*
+ * Every task gets its own copy of the IdP metadata in use, and is told to
+ * refresh it from idp_metadata_url when it is older than metadata_ttl.
+ */
+
+static ngx_int_t
+ngx_http_identity_saml_post(ngx_http_request_t *r,
+    ngx_http_identity_task_run_pt run, ngx_http_identity_task_done_pt done,
+    ngx_http_identity_saml_task_t *t)
+{
+    time_t                           now;
+    ngx_str_t                        md;
+    ngx_http_identity_provider_t    *pr;
+    ngx_http_identity_saml_cache_t  *cache;
+
+    pr = t->provider;
+    now = ngx_time();
+    cache = ngx_http_identity_saml_caches.elts;
+    cache = &cache[pr->index];
+
+    if (cache->metadata) {
+        md.data = (u_char *) cache->metadata;
+        md.len = ngx_strlen(cache->metadata);
+
+    } else {
+        md = pr->idp_metadata;
+    }
+
+    t->idp_metadata = ngx_http_identity_saml_cstr(r->pool, &md);
+    if (t->idp_metadata == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (pr->idp_metadata_url.len
+        && now - cache->fetched >= pr->metadata_ttl
+        && now - cache->attempted >= NGX_HTTP_IDENTITY_SAML_RETRY)
+    {
+        t->metadata_url = ngx_http_identity_saml_cstr(r->pool,
+                                                      &pr->idp_metadata_url);
+        if (t->metadata_url == NULL) {
+            return NGX_ERROR;
+        }
+
+        cache->attempted = now;
+    }
+
+    return ngx_http_identity_task_post(r, run, done, t);
+}
+
+
+static void
+ngx_http_identity_saml_adopt(ngx_http_request_t *r,
+    ngx_http_identity_saml_task_t *t)
+{
+    ngx_http_identity_saml_cache_t  *cache;
+
+    if (t->metadata_url == NULL) {
+        return;
+    }
+
+    if (t->new_metadata == NULL) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "identity: provider \"%V\": IdP metadata not "
+                      "refreshed, the previous is kept: %s",
+                      &t->provider->name, t->refresh_error);
+        return;
+    }
+
+    cache = ngx_http_identity_saml_caches.elts;
+    cache = &cache[t->provider->index];
+
+    free(cache->metadata);
+    cache->metadata = t->new_metadata;
+    cache->fetched = ngx_time();
+    t->new_metadata = NULL;
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "identity: provider \"%V\": IdP metadata refreshed from "
+                  "\"%V\"", &t->provider->name,
+                  &t->provider->idp_metadata_url);
 }
 
 

@@ -16,6 +16,8 @@
 
 
 ngx_int_t ngx_http_identity_saml_init(ngx_log_t *log);
+ngx_int_t ngx_http_identity_saml_init_process(ngx_cycle_t *cycle,
+    ngx_uint_t n);
 char *ngx_http_identity_saml_conf(ngx_conf_t *cf,
     ngx_http_identity_provider_t *pr);
 
