@@ -159,6 +159,9 @@ static char *ngx_http_identity_oidc_http(oauth2_log_t *log, const char *url,
     ngx_http_identity_oidc_result_t *res, json_t **json);
 static oauth2_log_t *ngx_http_identity_oidc_log(
     ngx_http_identity_oidc_result_t *res);
+static ngx_int_t ngx_http_identity_oidc_begin(
+    ngx_http_identity_oidc_result_t *res, ngx_msec_t timeout,
+    oauth2_log_t **log, oauth2_http_call_ctx_t **hctx);
 static void ngx_http_identity_oidc_log_sink(oauth2_log_sink_t *sink,
     const char *filename, unsigned long line, const char *function,
     oauth2_log_level_t level, const char *msg);
@@ -391,20 +394,15 @@ ngx_http_identity_oidc_discovery_run(void *data)
     const char              *iss;
     oauth2_http_call_ctx_t  *hctx;
 
-    log = ngx_http_identity_oidc_log(&d->result);
-    hctx = oauth2_http_call_ctx_init(log);
     meta = NULL;
     jwks = NULL;
     url = NULL;
 
-    if (log == NULL || hctx == NULL) {
-        ngx_http_identity_oidc_fail(&d->result, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                    NGX_LOG_ERR, "out of memory");
+    if (ngx_http_identity_oidc_begin(&d->result, d->timeout, &log, &hctx)
+        != NGX_OK)
+    {
         goto done;
     }
-
-    oauth2_http_call_ctx_timeout_set(log, hctx,
-                                     (int) ((d->timeout + 999) / 1000));
 
     len = strlen(d->issuer);
     url = malloc(len + sizeof("/.well-known/openid-configuration"));
@@ -962,17 +960,12 @@ ngx_http_identity_oidc_backchannel_run(void *data)
     oauth2_log_t            *log;
     oauth2_http_call_ctx_t  *hctx;
 
-    log = ngx_http_identity_oidc_log(&x->result);
-    hctx = oauth2_http_call_ctx_init(log);
-
-    if (log == NULL || hctx == NULL) {
-        ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                    NGX_LOG_ERR, "out of memory");
+    if (ngx_http_identity_oidc_begin(&x->result, x->provider->http_timeout,
+                                     &log, &hctx)
+        != NGX_OK)
+    {
         goto done;
     }
-
-    oauth2_http_call_ctx_timeout_set(log, hctx,
-                            (int) ((x->provider->http_timeout + 999) / 1000));
 
     claims = ngx_http_identity_oidc_decode(x, log, x->logout_token,
                                            "logout_token", hctx);
@@ -1204,17 +1197,12 @@ ngx_http_identity_oidc_exchange_run(void *data)
     tokens = NULL;
     form = NULL;
 
-    log = ngx_http_identity_oidc_log(&x->result);
-    hctx = oauth2_http_call_ctx_init(log);
-
-    if (log == NULL || hctx == NULL) {
-        ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                    NGX_LOG_ERR, "out of memory");
+    if (ngx_http_identity_oidc_begin(&x->result, pr->http_timeout, &log,
+                                     &hctx)
+        != NGX_OK)
+    {
         goto done;
     }
-
-    oauth2_http_call_ctx_timeout_set(log, hctx,
-                                     (int) ((pr->http_timeout + 999) / 1000));
 
     form = oauth2_nv_list_init(log);
     oauth2_nv_list_add(log, form, "grant_type", "authorization_code");
@@ -1850,6 +1838,28 @@ failed:
     }
 
     return NULL;
+}
+
+
+/* what every thread task needs to call the provider */
+
+static ngx_int_t
+ngx_http_identity_oidc_begin(ngx_http_identity_oidc_result_t *res,
+    ngx_msec_t timeout, oauth2_log_t **log, oauth2_http_call_ctx_t **hctx)
+{
+    *log = ngx_http_identity_oidc_log(res);
+    *hctx = *log ? oauth2_http_call_ctx_init(*log) : NULL;
+
+    if (*hctx == NULL) {
+        ngx_http_identity_oidc_fail(res, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                    NGX_LOG_ERR, "out of memory");
+        return NGX_ERROR;
+    }
+
+    oauth2_http_call_ctx_timeout_set(*log, *hctx,
+                                     (int) ((timeout + 999) / 1000));
+
+    return NGX_OK;
 }
 
 
