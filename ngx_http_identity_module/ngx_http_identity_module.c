@@ -736,7 +736,10 @@ ngx_http_identity_endpoint_handler(ngx_http_request_t *r)
 
     iscf = ngx_http_get_module_srv_conf(r, ngx_http_identity_module);
 
-    if (iscf->path.len == 0
+    /* a server that protects nothing keeps its whole URI space */
+
+    if (iscf->providers == NULL
+        || iscf->path.len == 0
         || r->uri.len < iscf->path.len
         || ngx_strncmp(r->uri.data, iscf->path.data, iscf->path.len) != 0)
     {

@@ -65,6 +65,13 @@ $preamble
     }
 
     server {
+        listen 127.0.0.1:%%PORT_plain%%;
+        location / {
+            return 200 "own \$uri";
+        }
+    }
+
+    server {
         listen 127.0.0.1:%%PORT_upstream%%;
         location / {
             return 200 "uri=\$request_uri\nemail=\$http_x_identity_email\n";
@@ -92,6 +99,13 @@ is($r->{status}, 404, 'the default prefix is not reserved any more');
 $r = $ua->get("$base/auth/logout?redirect_path=/app/");
 is($r->{status}, 302, 'logout under the custom prefix');
 is($ua->get("$base/app/page")->{status}, 302, 'logged out');
+
+# a server of the same nginx that protects nothing keeps /_identity/
+
+my $plain = $t->port('plain');
+$r = Identity::Test::UA->new->get("http://127.0.0.1:$plain/_identity/login?redirect_path=/x");
+is($r->{status}, 200, 'a server without identity: its own /_identity/');
+is($r->{body}, 'own /_identity/login', 'served by its own location');
 
 # https: Secure and __Host-
 
