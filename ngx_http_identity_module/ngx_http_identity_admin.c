@@ -125,14 +125,12 @@ ngx_http_identity_admin_handler(ngx_http_request_t *r)
     ilcf = ngx_http_get_module_loc_conf(r, ngx_http_identity_module);
 
     if (!ngx_http_identity_admin_authorized(r, ilcf)) {
-        h = ngx_list_push(&r->headers_out.headers);
+        h = ngx_http_identity_add_header(r, "WWW-Authenticate",
+                                         "Bearer realm=\"identity\"");
         if (h == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        h->hash = 1;
-        ngx_str_set(&h->key, "WWW-Authenticate");
-        ngx_str_set(&h->value, "Bearer realm=\"identity\"");
         r->headers_out.www_authenticate = h;
 
         return ngx_http_identity_admin_error(r, NGX_HTTP_UNAUTHORIZED,
@@ -201,8 +199,6 @@ ngx_http_identity_admin_handler(ngx_http_request_t *r)
     }
 
     if (rc != NGX_OK) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "identity: session store unavailable");
         return ngx_http_identity_admin_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
                                              "the session store is "
                                              "unavailable");
@@ -223,7 +219,6 @@ ngx_http_identity_admin_route(ngx_http_request_t *r,
     u_char                    *p, *last, *slash;
     ngx_str_t                  path, rest, host;
     ngx_uint_t                 kind, item;
-    ngx_table_elt_t           *allow;
     ngx_http_core_loc_conf_t  *clcf;
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
@@ -337,19 +332,11 @@ ngx_http_identity_admin_route(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    allow = ngx_list_push(&r->headers_out.headers);
-    if (allow == NULL) {
+    if (ngx_http_identity_add_header(r, "Allow", item ? "GET, HEAD, DELETE"
+                                                      : "GET, HEAD")
+        == NULL)
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    allow->hash = 1;
-    ngx_str_set(&allow->key, "Allow");
-
-    if (item) {
-        ngx_str_set(&allow->value, "GET, HEAD, DELETE");
-
-    } else {
-        ngx_str_set(&allow->value, "GET, HEAD");
     }
 
     actx->msg = "method not allowed";

@@ -126,13 +126,11 @@ ngx_http_identity_cookie_set(ngx_http_request_t *r, ngx_str_t *name,
         return NGX_ERROR;
     }
 
-    h = ngx_list_push(&r->headers_out.headers);
+    h = ngx_http_identity_add_header(r, "Set-Cookie", NULL);
     if (h == NULL) {
         return NGX_ERROR;
     }
 
-    h->hash = 1;
-    ngx_str_set(&h->key, "Set-Cookie");
     h->value.data = p;
 
     p = ngx_sprintf(p, "%V=%V", name, value);

@@ -447,8 +447,6 @@ ngx_http_identity_protect(ngx_http_request_t *r, ngx_http_identity_ctx_t *ctx,
         }
 
         if (ngx_http_identity_session_lookup(r, &ctx->token) != NGX_OK) {
-            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                          "identity: session store unavailable");
             return NGX_HTTP_SERVICE_UNAVAILABLE;
         }
 
@@ -527,14 +525,12 @@ ngx_http_identity_unauthenticated(ngx_http_request_t *r,
     ngx_table_elt_t  *h;
 
     if (!ngx_http_identity_is_browser(r)) {
-        h = ngx_list_push(&r->headers_out.headers);
+        h = ngx_http_identity_add_header(r, "WWW-Authenticate",
+                                         "Cookie realm=\"identity\"");
         if (h == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        h->hash = 1;
-        ngx_str_set(&h->key, "WWW-Authenticate");
-        ngx_str_set(&h->value, "Cookie realm=\"identity\"");
         r->headers_out.www_authenticate = h;
 
         return NGX_HTTP_UNAUTHORIZED;
@@ -942,8 +938,6 @@ ngx_http_identity_logout_endpoint(ngx_http_request_t *r)
 
         if (rc == NGX_OK) {
             if (ngx_http_identity_session_destroy(r, &ctx->token) != NGX_OK) {
-                ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                              "identity: session store unavailable");
                 return NGX_HTTP_SERVICE_UNAVAILABLE;
             }
 
@@ -1120,8 +1114,6 @@ ngx_http_identity_login_take_bound(ngx_http_request_t *r, ngx_str_t *state)
     ctx->found = 0;
 
     if (ngx_http_identity_login_take(r, state) != NGX_OK) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "identity: session store unavailable");
         return NGX_HTTP_SERVICE_UNAVAILABLE;
     }
 
@@ -1145,8 +1137,6 @@ ngx_http_identity_login_create(ngx_http_request_t *r)
     ctx->found = 0;
 
     if (ngx_http_identity_session_create(r, &ctx->token) != NGX_OK) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "identity: session store unavailable");
         return NGX_HTTP_SERVICE_UNAVAILABLE;
     }
 
@@ -1311,6 +1301,29 @@ ngx_http_identity_endpoint_url(ngx_http_request_t *r, ngx_str_t *url)
 }
 
 
+/* a response header; key is a literal */
+
+ngx_table_elt_t *
+ngx_http_identity_add_header(ngx_http_request_t *r, char *key,
+    char *value)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NULL;
+    }
+
+    h->hash = 1;
+    h->key.data = (u_char *) key;
+    h->key.len = ngx_strlen(key);
+    h->value.data = (u_char *) value;
+    h->value.len = value ? ngx_strlen(value) : 0;
+
+    return h;
+}
+
+
 ngx_int_t
 ngx_http_identity_set_location(ngx_http_request_t *r, ngx_str_t *location)
 {
@@ -1318,13 +1331,11 @@ ngx_http_identity_set_location(ngx_http_request_t *r, ngx_str_t *location)
 
     ngx_http_clear_location(r);
 
-    h = ngx_list_push(&r->headers_out.headers);
+    h = ngx_http_identity_add_header(r, "Location", NULL);
     if (h == NULL) {
         return NGX_ERROR;
     }
 
-    h->hash = 1;
-    ngx_str_set(&h->key, "Location");
     h->value = *location;
     r->headers_out.location = h;
 

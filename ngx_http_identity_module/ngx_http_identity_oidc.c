@@ -311,8 +311,6 @@ ngx_http_identity_oidc_login(ngx_http_request_t *r)
         ctx->found = 0;
 
         if (ngx_http_identity_login_save(r, &state) != NGX_OK) {
-            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                          "identity: session store unavailable");
             return NGX_HTTP_SERVICE_UNAVAILABLE;
         }
 
@@ -764,7 +762,6 @@ ngx_int_t
 ngx_http_identity_oidc_backchannel(ngx_http_request_t *r)
 {
     ngx_int_t                           rc;
-    ngx_table_elt_t                    *h;
     ngx_http_identity_ctx_t            *ctx;
     ngx_http_identity_oidc_exchange_t  *x;
 
@@ -833,8 +830,6 @@ ngx_http_identity_oidc_backchannel(ngx_http_request_t *r)
                                            &ctx->claims.provider_user_id)
             != NGX_OK)
         {
-            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                          "identity: session store unavailable");
             return NGX_HTTP_SERVICE_UNAVAILABLE;
         }
 
@@ -857,14 +852,11 @@ ngx_http_identity_oidc_backchannel(ngx_http_request_t *r)
                       "identity: back-channel logout from \"%V\" ended %i "
                       "session(s)", &ctx->provider->name, ctx->status);
 
-        h = ngx_list_push(&r->headers_out.headers);
-        if (h == NULL) {
+        if (ngx_http_identity_add_header(r, "Cache-Control", "no-store")
+            == NULL)
+        {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
-
-        h->hash = 1;
-        ngx_str_set(&h->key, "Cache-Control");
-        ngx_str_set(&h->value, "no-store");
 
         r->headers_out.status = NGX_HTTP_OK;
         r->headers_out.content_length_n = 0;

@@ -149,6 +149,10 @@ ngx_http_identity_redis_request(ngx_http_request_t *r,
     if (ngx_http_identity_redis_issue(r->connection->log, w, argc, argv)
         != NGX_OK)
     {
+        /* once per request that will answer 503 for it */
+
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "identity: session store unavailable");
         cln->handler = NULL;
         ngx_free(w);
         return NGX_ERROR;

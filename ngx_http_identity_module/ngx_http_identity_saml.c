@@ -331,8 +331,6 @@ ngx_http_identity_saml_login(ngx_http_request_t *r)
         ctx->found = 0;
 
         if (ngx_http_identity_login_save(r, &ctx->state_param) != NGX_OK) {
-            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                          "identity: session store unavailable");
             return NGX_HTTP_SERVICE_UNAVAILABLE;
         }
 
@@ -627,8 +625,6 @@ ngx_http_identity_saml_acs(ngx_http_request_t *r)
                                          - ngx_time() + 1)
             != NGX_OK)
         {
-            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                          "identity: session store unavailable");
             return NGX_HTTP_SERVICE_UNAVAILABLE;
         }
 
