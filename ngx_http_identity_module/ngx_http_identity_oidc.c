@@ -34,10 +34,8 @@
 #include "ngx_http_identity_session.h"
 #include "ngx_http_identity_task.h"
 #include "ngx_http_identity_body.h"
+#include "ngx_http_identity_http.h"
 #include "ngx_http_identity_oidc.h"
-
-
-#define NGX_HTTP_IDENTITY_ERRLEN  256
 
 
 enum {
@@ -70,22 +68,13 @@ struct ngx_http_identity_oidc_cache_s {
 };
 
 
-/* the outcome of a thread task; strings are malloc()ed by the thread */
-
-typedef struct {
-    ngx_int_t                       status;     /* 0 when all went well */
-    ngx_uint_t                      level;      /* of the log line */
-    char                            error[NGX_HTTP_IDENTITY_ERRLEN];
-} ngx_http_identity_oidc_result_t;
-
-
 typedef struct {
     ngx_http_identity_provider_t   *provider;
     char                           *issuer;
     ngx_msec_t                      timeout;
 
     ngx_http_identity_oidc_cache_t  out;
-    ngx_http_identity_oidc_result_t result;
+    ngx_http_identity_http_result_t result;
 } ngx_http_identity_oidc_discovery_t;
 
 
@@ -112,7 +101,7 @@ typedef struct {
     char                           *username;
     char                           *sid;
     char                           *jti;
-    ngx_http_identity_oidc_result_t result;
+    ngx_http_identity_http_result_t result;
 } ngx_http_identity_oidc_exchange_t;
 
 
@@ -154,28 +143,10 @@ static json_t *ngx_http_identity_oidc_decode(
 static ngx_int_t ngx_http_identity_oidc_userinfo(
     ngx_http_identity_oidc_exchange_t *x, oauth2_log_t *log,
     const char *access_token);
-static char *ngx_http_identity_oidc_http(oauth2_log_t *log, const char *url,
-    oauth2_nv_list_t *form, oauth2_http_call_ctx_t *hctx,
-    ngx_http_identity_oidc_result_t *res, json_t **json);
-static oauth2_log_t *ngx_http_identity_oidc_log(
-    ngx_http_identity_oidc_result_t *res);
-static ngx_int_t ngx_http_identity_oidc_begin(
-    ngx_http_identity_oidc_result_t *res, ngx_msec_t timeout,
-    oauth2_log_t **log, oauth2_http_call_ctx_t **hctx);
-static void ngx_http_identity_oidc_log_sink(oauth2_log_sink_t *sink,
-    const char *filename, unsigned long line, const char *function,
-    oauth2_log_level_t level, const char *msg);
-static void ngx_http_identity_oidc_fail(ngx_http_identity_oidc_result_t *res,
-    ngx_int_t status, ngx_uint_t level, const char *fmt, ...);
-static char *ngx_http_identity_json_strdup(json_t *obj, const char *key);
-static char *ngx_http_identity_cstr(ngx_pool_t *pool, ngx_str_t *s);
-static char *ngx_http_identity_dup_str(ngx_pool_t *pool, const char *s);
 static void ngx_http_identity_oidc_cache_free(
     ngx_http_identity_oidc_cache_t *c);
 static ngx_http_identity_oidc_cache_t *ngx_http_identity_oidc_cache(
     ngx_http_identity_provider_t *provider);
-static ngx_int_t ngx_http_identity_pool_str(ngx_pool_t *pool, char *s,
-    ngx_str_t *out);
 
 
 static ngx_array_t  ngx_http_identity_oidc_caches;  /* per worker */
@@ -396,7 +367,7 @@ ngx_http_identity_oidc_discovery_run(void *data)
     jwks = NULL;
     url = NULL;
 
-    if (ngx_http_identity_oidc_begin(&d->result, d->timeout, &log, &hctx)
+    if (ngx_http_identity_http_begin(&d->result, d->timeout, &log, &hctx)
         != NGX_OK)
     {
         goto done;
@@ -416,7 +387,7 @@ ngx_http_identity_oidc_discovery_run(void *data)
              ? ".well-known/openid-configuration"
              : "/.well-known/openid-configuration");
 
-    if (ngx_http_identity_oidc_http(log, url, NULL, hctx, &d->result, &meta)
+    if (ngx_http_identity_http_call(log, url, NULL, hctx, &d->result, &meta)
         == NULL)
     {
         goto done;
@@ -427,7 +398,7 @@ ngx_http_identity_oidc_discovery_run(void *data)
     iss = json_string_value(json_object_get(meta, "issuer"));
 
     if (iss == NULL || strcmp(iss, d->issuer) != 0) {
-        ngx_http_identity_oidc_fail(&d->result, NGX_HTTP_SERVICE_UNAVAILABLE,
+        ngx_http_identity_http_fail(&d->result, NGX_HTTP_SERVICE_UNAVAILABLE,
                                     NGX_LOG_ERR,
                                     "discovery document of \"%s\" names "
                                     "issuer \"%s\"", d->issuer,
@@ -449,21 +420,21 @@ ngx_http_identity_oidc_discovery_run(void *data)
         || d->out.token_endpoint == NULL
         || d->out.jwks_uri == NULL)
     {
-        ngx_http_identity_oidc_fail(&d->result, NGX_HTTP_SERVICE_UNAVAILABLE,
+        ngx_http_identity_http_fail(&d->result, NGX_HTTP_SERVICE_UNAVAILABLE,
                                     NGX_LOG_ERR,
                                     "discovery document of \"%s\" lacks "
                                     "an endpoint", d->issuer);
         goto done;
     }
 
-    d->out.jwks = ngx_http_identity_oidc_http(log, d->out.jwks_uri, NULL,
+    d->out.jwks = ngx_http_identity_http_call(log, d->out.jwks_uri, NULL,
                                               hctx, &d->result, &jwks);
     if (d->out.jwks == NULL) {
         goto done;
     }
 
     if (!json_is_array(json_object_get(jwks, "keys"))) {
-        ngx_http_identity_oidc_fail(&d->result, NGX_HTTP_SERVICE_UNAVAILABLE,
+        ngx_http_identity_http_fail(&d->result, NGX_HTTP_SERVICE_UNAVAILABLE,
                                     NGX_LOG_ERR, "JWKS at \"%s\" has no keys",
                                     d->out.jwks_uri);
     }
@@ -952,7 +923,7 @@ ngx_http_identity_oidc_backchannel_run(void *data)
     oauth2_log_t            *log;
     oauth2_http_call_ctx_t  *hctx;
 
-    if (ngx_http_identity_oidc_begin(&x->result, x->provider->http_timeout,
+    if (ngx_http_identity_http_begin(&x->result, x->provider->http_timeout,
                                      &log, &hctx)
         != NGX_OK)
     {
@@ -1005,7 +976,7 @@ ngx_http_identity_oidc_check_logout(ngx_http_identity_oidc_exchange_t *x,
         || (exp && (!json_is_integer(exp)
                     || json_integer_value(exp) + leeway <= now)))
     {
-        ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_BAD_REQUEST,
+        ngx_http_identity_http_fail(&x->result, NGX_HTTP_BAD_REQUEST,
                                     NGX_LOG_INFO,
                                     "logout_token is not current");
         return NGX_ERROR;
@@ -1017,14 +988,14 @@ ngx_http_identity_oidc_check_logout(ngx_http_identity_oidc_exchange_t *x,
         || !json_is_object(json_object_get(events,
                                            NGX_HTTP_IDENTITY_LOGOUT_EVENT)))
     {
-        ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_BAD_REQUEST,
+        ngx_http_identity_http_fail(&x->result, NGX_HTTP_BAD_REQUEST,
                                     NGX_LOG_INFO,
                                     "logout_token without the logout event");
         return NGX_ERROR;
     }
 
     if (json_object_get(claims, "nonce")) {
-        ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_BAD_REQUEST,
+        ngx_http_identity_http_fail(&x->result, NGX_HTTP_BAD_REQUEST,
                                     NGX_LOG_INFO,
                                     "logout_token with a nonce");
         return NGX_ERROR;
@@ -1035,14 +1006,14 @@ ngx_http_identity_oidc_check_logout(ngx_http_identity_oidc_exchange_t *x,
     jti = json_string_value(json_object_get(claims, "jti"));
 
     if ((sub == NULL || *sub == '\0') && (sid == NULL || *sid == '\0')) {
-        ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_BAD_REQUEST,
+        ngx_http_identity_http_fail(&x->result, NGX_HTTP_BAD_REQUEST,
                                     NGX_LOG_INFO,
                                     "logout_token names no sid or sub");
         return NGX_ERROR;
     }
 
     if (jti == NULL || *jti == '\0') {
-        ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_BAD_REQUEST,
+        ngx_http_identity_http_fail(&x->result, NGX_HTTP_BAD_REQUEST,
                                     NGX_LOG_INFO, "logout_token without jti");
         return NGX_ERROR;
     }
@@ -1052,7 +1023,7 @@ ngx_http_identity_oidc_check_logout(ngx_http_identity_oidc_exchange_t *x,
     x->jti = malloc(strlen(x->issuer) + 1 + strlen(jti) + 1);
 
     if ((sub && x->sub == NULL) || (sid && x->sid == NULL) || x->jti == NULL) {
-        ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_SERVICE_UNAVAILABLE,
+        ngx_http_identity_http_fail(&x->result, NGX_HTTP_SERVICE_UNAVAILABLE,
                                     NGX_LOG_ERR, "out of memory");
         return NGX_ERROR;
     }
@@ -1086,7 +1057,7 @@ ngx_http_identity_oidc_backchannel_done(ngx_http_request_t *r, void *data)
             || ngx_http_identity_pool_str(r->pool, x->jti, &ctx->code)
                != NGX_OK))
     {
-        ngx_http_identity_oidc_fail(&x->result,
+        ngx_http_identity_http_fail(&x->result,
                                     NGX_HTTP_INTERNAL_SERVER_ERROR,
                                     NGX_LOG_ERR, "out of memory");
     }
@@ -1189,7 +1160,7 @@ ngx_http_identity_oidc_exchange_run(void *data)
     tokens = NULL;
     form = NULL;
 
-    if (ngx_http_identity_oidc_begin(&x->result, pr->http_timeout, &log,
+    if (ngx_http_identity_http_begin(&x->result, pr->http_timeout, &log,
                                      &hctx)
         != NGX_OK)
     {
@@ -1212,7 +1183,7 @@ ngx_http_identity_oidc_exchange_run(void *data)
                                             x->client_secret, true);
     }
 
-    if (ngx_http_identity_oidc_http(log, x->token_endpoint, form, hctx,
+    if (ngx_http_identity_http_call(log, x->token_endpoint, form, hctx,
                                     &x->result, &tokens)
         == NULL)
     {
@@ -1227,7 +1198,7 @@ ngx_http_identity_oidc_exchange_run(void *data)
     if (id_token == NULL || access_token == NULL || type == NULL
         || strcasecmp(type, "Bearer") != 0)
     {
-        ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_FORBIDDEN,
+        ngx_http_identity_http_fail(&x->result, NGX_HTTP_FORBIDDEN,
                                     NGX_LOG_ERR,
                                     "token response without an id_token "
                                     "and a Bearer access_token");
@@ -1306,7 +1277,7 @@ ngx_http_identity_oidc_decode(ngx_http_identity_oidc_exchange_t *x,
 
     jws = cjose_jws_import(token, strlen(token), &err);
     if (jws == NULL) {
-        ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_FORBIDDEN,
+        ngx_http_identity_http_fail(&x->result, NGX_HTTP_FORBIDDEN,
                                     NGX_LOG_ERR, "malformed %s: %s", what,
                                     err.message);
         return NULL;
@@ -1323,7 +1294,7 @@ ngx_http_identity_oidc_decode(ngx_http_identity_oidc_exchange_t *x,
 
         /* an unknown kid: the provider may have rotated its keys */
 
-        x->new_jwks = ngx_http_identity_oidc_http(log, x->jwks_uri, NULL,
+        x->new_jwks = ngx_http_identity_http_call(log, x->jwks_uri, NULL,
                                                   hctx, &x->result, &jwks);
         if (x->new_jwks == NULL) {
             goto done;
@@ -1335,7 +1306,7 @@ ngx_http_identity_oidc_decode(ngx_http_identity_oidc_exchange_t *x,
 
     if (rc != NGX_OK) {
         if (rc == NGX_DECLINED) {
-            ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_FORBIDDEN,
+            ngx_http_identity_http_fail(&x->result, NGX_HTTP_FORBIDDEN,
                                         NGX_LOG_ERR,
                                         "%s signed with unknown key \"%s\"",
                                         what, kid ? kid : "");
@@ -1345,7 +1316,7 @@ ngx_http_identity_oidc_decode(ngx_http_identity_oidc_exchange_t *x,
     }
 
     if (!cjose_jws_get_plaintext(jws, &plain, &plain_len, &err)) {
-        ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_FORBIDDEN,
+        ngx_http_identity_http_fail(&x->result, NGX_HTTP_FORBIDDEN,
                                     NGX_LOG_ERR, "%s: %s", what, err.message);
         goto done;
     }
@@ -1353,7 +1324,7 @@ ngx_http_identity_oidc_decode(ngx_http_identity_oidc_exchange_t *x,
     claims = json_loadb((const char *) plain, plain_len, JSON_REJECT_DUPLICATES,
                         NULL);
     if (!json_is_object(claims)) {
-        ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_FORBIDDEN,
+        ngx_http_identity_http_fail(&x->result, NGX_HTTP_FORBIDDEN,
                                     NGX_LOG_ERR,
                                     "%s payload is not a JSON object", what);
         if (claims) {
@@ -1394,7 +1365,7 @@ ngx_http_identity_oidc_verify_signature(ngx_http_identity_oidc_exchange_t *x,
     cjose_jwk_t   *jwk;
 
     if (alg == NULL) {
-        ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_FORBIDDEN,
+        ngx_http_identity_http_fail(&x->result, NGX_HTTP_FORBIDDEN,
                                     NGX_LOG_ERR, "%s without alg", what);
         return NGX_ERROR;
     }
@@ -1412,7 +1383,7 @@ ngx_http_identity_oidc_verify_signature(ngx_http_identity_oidc_exchange_t *x,
     }
 
     if (!allowed) {
-        ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_FORBIDDEN,
+        ngx_http_identity_http_fail(&x->result, NGX_HTTP_FORBIDDEN,
                                     NGX_LOG_ERR,
                                     "%s alg \"%s\" is not allowed", what,
                                     alg);
@@ -1456,7 +1427,7 @@ ngx_http_identity_oidc_verify_signature(ngx_http_identity_oidc_exchange_t *x,
     }
 
     if (rc == NGX_ERROR) {
-        ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_FORBIDDEN,
+        ngx_http_identity_http_fail(&x->result, NGX_HTTP_FORBIDDEN,
                                     NGX_LOG_ERR,
                                     "%s signature is invalid", what);
     }
@@ -1487,19 +1458,19 @@ ngx_http_identity_oidc_check_claims(ngx_http_identity_oidc_exchange_t *x,
     iat = json_object_get(claims, "iat");
 
     if (!json_is_integer(exp) || !json_is_integer(iat)) {
-        ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_FORBIDDEN,
+        ngx_http_identity_http_fail(&x->result, NGX_HTTP_FORBIDDEN,
                                     NGX_LOG_ERR, "id_token lacks exp or iat");
         return NGX_ERROR;
     }
 
     if (json_integer_value(exp) + leeway <= now) {
-        ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_FORBIDDEN,
+        ngx_http_identity_http_fail(&x->result, NGX_HTTP_FORBIDDEN,
                                     NGX_LOG_ERR, "id_token has expired");
         return NGX_ERROR;
     }
 
     if (json_integer_value(iat) - leeway > now) {
-        ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_FORBIDDEN,
+        ngx_http_identity_http_fail(&x->result, NGX_HTTP_FORBIDDEN,
                                     NGX_LOG_ERR,
                                     "id_token was issued in the future");
         return NGX_ERROR;
@@ -1513,7 +1484,7 @@ ngx_http_identity_oidc_check_claims(ngx_http_identity_oidc_exchange_t *x,
     b.len = nonce ? strlen(nonce) : 0;
 
     if (nonce == NULL || !ngx_http_identity_secure_equal(&a, &b)) {
-        ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_FORBIDDEN,
+        ngx_http_identity_http_fail(&x->result, NGX_HTTP_FORBIDDEN,
                                     NGX_LOG_ERR,
                                     "id_token nonce does not match");
         return NGX_ERROR;
@@ -1522,7 +1493,7 @@ ngx_http_identity_oidc_check_claims(ngx_http_identity_oidc_exchange_t *x,
     sub = json_string_value(json_object_get(claims, "sub"));
 
     if (sub == NULL || *sub == '\0' || strlen(sub) > 255) {
-        ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_FORBIDDEN,
+        ngx_http_identity_http_fail(&x->result, NGX_HTTP_FORBIDDEN,
                                     NGX_LOG_ERR, "id_token without a sub");
         return NGX_ERROR;
     }
@@ -1534,7 +1505,7 @@ ngx_http_identity_oidc_check_claims(ngx_http_identity_oidc_exchange_t *x,
     x->sid = ngx_http_identity_json_strdup(claims, "sid");
 
     if (x->sub == NULL) {
-        ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_SERVICE_UNAVAILABLE,
+        ngx_http_identity_http_fail(&x->result, NGX_HTTP_SERVICE_UNAVAILABLE,
                                     NGX_LOG_ERR, "out of memory");
         return NGX_ERROR;
     }
@@ -1557,7 +1528,7 @@ ngx_http_identity_oidc_check_audience(ngx_http_identity_oidc_exchange_t *x,
     iss = json_string_value(json_object_get(claims, "iss"));
 
     if (iss == NULL || strcmp(iss, x->issuer) != 0) {
-        ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_FORBIDDEN,
+        ngx_http_identity_http_fail(&x->result, NGX_HTTP_FORBIDDEN,
                                     NGX_LOG_ERR,
                                     "%s iss \"%s\" is not \"%s\"", what,
                                     iss ? iss : "", x->issuer);
@@ -1582,7 +1553,7 @@ ngx_http_identity_oidc_check_audience(ngx_http_identity_oidc_exchange_t *x,
         if (found && json_array_size(aud) > 1) {
             azp = json_string_value(json_object_get(claims, "azp"));
             if (azp == NULL || strcmp(azp, x->client_id) != 0) {
-                ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_FORBIDDEN,
+                ngx_http_identity_http_fail(&x->result, NGX_HTTP_FORBIDDEN,
                                             NGX_LOG_ERR,
                                             "%s has several audiences and azp "
                                             "is not the client", what);
@@ -1592,7 +1563,7 @@ ngx_http_identity_oidc_check_audience(ngx_http_identity_oidc_exchange_t *x,
     }
 
     if (!found) {
-        ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_FORBIDDEN,
+        ngx_http_identity_http_fail(&x->result, NGX_HTTP_FORBIDDEN,
                                     NGX_LOG_ERR,
                                     "%s audience is not the client",
                                     what);
@@ -1626,7 +1597,7 @@ ngx_http_identity_oidc_userinfo(ngx_http_identity_oidc_exchange_t *x,
             oauth2_http_call_ctx_free(log, hctx);
         }
 
-        ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_SERVICE_UNAVAILABLE,
+        ngx_http_identity_http_fail(&x->result, NGX_HTTP_SERVICE_UNAVAILABLE,
                                     NGX_LOG_ERR, "out of memory");
         return NGX_ERROR;
     }
@@ -1639,7 +1610,7 @@ ngx_http_identity_oidc_userinfo(ngx_http_identity_oidc_exchange_t *x,
     free(v);
 
     info = NULL;
-    body = ngx_http_identity_oidc_http(log, x->userinfo_endpoint, NULL, hctx,
+    body = ngx_http_identity_http_call(log, x->userinfo_endpoint, NULL, hctx,
                                        &x->result, &info);
     oauth2_http_call_ctx_free(log, hctx);
 
@@ -1652,7 +1623,7 @@ ngx_http_identity_oidc_userinfo(ngx_http_identity_oidc_exchange_t *x,
     sub = json_string_value(json_object_get(info, "sub"));
 
     if (sub == NULL || strcmp(sub, x->sub) != 0) {
-        ngx_http_identity_oidc_fail(&x->result, NGX_HTTP_FORBIDDEN,
+        ngx_http_identity_http_fail(&x->result, NGX_HTTP_FORBIDDEN,
                                     NGX_LOG_ERR,
                                     "userinfo sub does not match the "
                                     "id_token's");
@@ -1705,7 +1676,7 @@ ngx_http_identity_oidc_exchange_done(ngx_http_request_t *r, void *data)
             || ngx_http_identity_pool_str(r->pool, x->sid,
                                           &ctx->claims.sid) != NGX_OK))
     {
-        ngx_http_identity_oidc_fail(&x->result,
+        ngx_http_identity_http_fail(&x->result,
                                     NGX_HTTP_INTERNAL_SERVER_ERROR,
                                     NGX_LOG_ERR, "out of memory");
     }
@@ -1754,222 +1725,22 @@ ngx_http_identity_oidc_adopt_jwks(ngx_http_identity_oidc_exchange_t *x)
  * called from the thread tasks (*_run).
  */
 
-static char *
-ngx_http_identity_oidc_http(oauth2_log_t *log, const char *url,
-    oauth2_nv_list_t *form, oauth2_http_call_ctx_t *hctx,
-    ngx_http_identity_oidc_result_t *res, json_t **json)
-{
-    char                       *body, *copy;
-    json_t                     *j;
-    const char                 *error;
-    oauth2_http_status_code_t   status;
-
-    body = NULL;
-    status = 0;
-
-    if (!(form ? oauth2_http_post_form(log, url, form, hctx, &body, &status)
-               : oauth2_http_get(log, url, NULL, hctx, &body, &status)))
-    {
-        ngx_http_identity_oidc_fail(res, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                    NGX_LOG_ERR, "\"%s\" is unreachable%s%s",
-                                    url, res->error[0] ? ": " : "",
-                                    res->error);
-        goto failed;
-    }
-
-    j = json_loads(body, JSON_REJECT_DUPLICATES, NULL);
-
-    if (status < 200 || status > 299) {
-        error = json_string_value(json_object_get(j, "error"));
-
-        if (status == 400 && error && strcmp(error, "invalid_grant") == 0) {
-            /* a used, expired or foreign code: the browser's doing */
-            ngx_http_identity_oidc_fail(res, NGX_HTTP_FORBIDDEN,
-                                        NGX_LOG_INFO,
-                                        "\"%s\" answered invalid_grant", url);
-
-        } else {
-            ngx_http_identity_oidc_fail(res, status >= 500
-                                             ? NGX_HTTP_SERVICE_UNAVAILABLE
-                                             : NGX_HTTP_FORBIDDEN,
-                                        NGX_LOG_ERR,
-                                        "\"%s\" answered %d %s", url,
-                                        (int) status, error ? error : "");
-        }
-
-        if (j) {
-            json_decref(j);
-        }
-
-        goto failed;
-    }
-
-    if (!json_is_object(j)) {
-        ngx_http_identity_oidc_fail(res, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                    NGX_LOG_ERR,
-                                    "\"%s\" did not answer a JSON object",
-                                    url);
-        if (j) {
-            json_decref(j);
-        }
-
-        goto failed;
-    }
-
-    *json = j;
-
-    copy = strdup(body);
-    oauth2_mem_free(body);
-
-    return copy;
-
-failed:
-
-    if (body) {
-        oauth2_mem_free(body);
-    }
-
-    return NULL;
-}
 
 
-/* what every thread task needs to call the provider */
-
-static ngx_int_t
-ngx_http_identity_oidc_begin(ngx_http_identity_oidc_result_t *res,
-    ngx_msec_t timeout, oauth2_log_t **log, oauth2_http_call_ctx_t **hctx)
-{
-    *log = ngx_http_identity_oidc_log(res);
-    *hctx = *log ? oauth2_http_call_ctx_init(*log) : NULL;
-
-    if (*hctx == NULL) {
-        ngx_http_identity_oidc_fail(res, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                    NGX_LOG_ERR, "out of memory");
-        return NGX_ERROR;
-    }
-
-    oauth2_http_call_ctx_timeout_set(*log, *hctx,
-                                     (int) ((timeout + 999) / 1000));
-
-    return NGX_OK;
-}
 
 
-static oauth2_log_t *
-ngx_http_identity_oidc_log(ngx_http_identity_oidc_result_t *res)
-{
-    oauth2_log_sink_t  *sink;
-
-    sink = oauth2_log_sink_create(OAUTH2_LOG_ERROR,
-                                  ngx_http_identity_oidc_log_sink, res);
-    if (sink == NULL) {
-        return NULL;
-    }
-
-    return oauth2_log_init(OAUTH2_LOG_ERROR, sink);
-}
 
 
-/* liboauth2's errors are kept for the log line written on the loop */
-
-static void
-ngx_http_identity_oidc_log_sink(oauth2_log_sink_t *sink, const char *filename,
-    unsigned long line, const char *function, oauth2_log_level_t level,
-    const char *msg)
-{
-    ngx_http_identity_oidc_result_t  *res;
-
-    res = oauth2_log_sink_ctx_get(sink);
-
-    if (res->status == 0) {
-        snprintf(res->error, NGX_HTTP_IDENTITY_ERRLEN, "%s", msg);
-    }
-}
 
 
-static void
-ngx_http_identity_oidc_fail(ngx_http_identity_oidc_result_t *res,
-    ngx_int_t status, ngx_uint_t level, const char *fmt, ...)
-{
-    char     buf[NGX_HTTP_IDENTITY_ERRLEN];
-    va_list  args;
-
-    if (res->status) {
-        return;         /* the first failure is the one that matters */
-    }
-
-    va_start(args, fmt);
-    vsnprintf(buf, sizeof(buf), fmt, args);
-    va_end(args);
-
-    ngx_memcpy(res->error, buf, sizeof(buf));
-    res->status = status;
-    res->level = level;
-}
 
 
-static char *
-ngx_http_identity_json_strdup(json_t *obj, const char *key)
-{
-    const char  *s;
-
-    s = json_string_value(json_object_get(obj, key));
-
-    return s ? strdup(s) : NULL;
-}
 
 
-static char *
-ngx_http_identity_cstr(ngx_pool_t *pool, ngx_str_t *s)
-{
-    char  *p;
-
-    p = ngx_pnalloc(pool, s->len + 1);
-    if (p == NULL) {
-        return NULL;
-    }
-
-    ngx_memcpy(p, s->data, s->len);
-    p[s->len] = '\0';
-
-    return p;
-}
 
 
-static char *
-ngx_http_identity_dup_str(ngx_pool_t *pool, const char *s)
-{
-    ngx_str_t  v;
-
-    if (s == NULL) {
-        return NULL;
-    }
-
-    v.data = (u_char *) s;
-    v.len = ngx_strlen(s);
-
-    return ngx_http_identity_cstr(pool, &v);
-}
 
 
-static ngx_int_t
-ngx_http_identity_pool_str(ngx_pool_t *pool, char *s, ngx_str_t *out)
-{
-    if (s == NULL) {
-        ngx_str_null(out);
-        return NGX_OK;
-    }
-
-    out->len = ngx_strlen(s);
-    out->data = ngx_pnalloc(pool, out->len + 1);
-    if (out->data == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_memcpy(out->data, s, out->len + 1);
-
-    return NGX_OK;
-}
 
 
 static void

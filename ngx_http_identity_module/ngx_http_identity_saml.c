@@ -48,7 +48,6 @@
 
 
 #define NGX_HTTP_IDENTITY_SAML_RESPONSE_MAX  (256 * 1024)
-#define NGX_HTTP_IDENTITY_ERRLEN             256
 
 
 enum {
