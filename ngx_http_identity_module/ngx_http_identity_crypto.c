@@ -9,6 +9,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 #include "ngx_http_identity_crypto.h"
@@ -163,4 +164,154 @@ ngx_http_identity_sha256(void)
 #else
     return EVP_sha256();
 #endif
+}
+
+
+/*
+ * The key that encrypts OAuth tokens at rest: HMAC-SHA256 of a fixed label
+ * keyed with the operator's secret, so that any secret of 32 bytes or more
+ * (a file of random base64, say) gives a uniform AES-256 key.
+ */
+
+ngx_int_t
+ngx_http_identity_token_key(ngx_str_t *secret, u_char *key)
+{
+    unsigned int  len;
+
+    len = NGX_HTTP_IDENTITY_TOKEN_KEY_LEN;
+
+    if (HMAC(EVP_sha256(), secret->data, (int) secret->len,
+             (u_char *) "ngx_http_identity token encryption", 34, key, &len)
+        == NULL
+        || len != NGX_HTTP_IDENTITY_TOKEN_KEY_LEN)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * AES-256-GCM with a random 96-bit nonce; "aad" binds the ciphertext to
+ * its session, so a token copied into another session does not decrypt.
+ * The result is base64url(nonce | ciphertext | tag).
+ */
+
+ngx_int_t
+ngx_http_identity_encrypt(ngx_pool_t *pool, u_char *key, ngx_str_t *aad,
+    ngx_str_t *plain, ngx_str_t *out)
+{
+    int              len, n;
+    u_char          *buf;
+    ngx_int_t        rc;
+    ngx_str_t        raw;
+    EVP_CIPHER_CTX  *c;
+
+    if (plain->len == 0) {
+        ngx_str_null(out);
+        return NGX_OK;
+    }
+
+    if (plain->len > 16384) {
+        return NGX_ERROR;
+    }
+
+    buf = ngx_pnalloc(pool, 12 + plain->len + 16);
+    out->data = ngx_pnalloc(pool,
+                            ngx_base64_encoded_length(12 + plain->len + 16));
+    c = EVP_CIPHER_CTX_new();
+
+    if (buf == NULL || out->data == NULL || c == NULL) {
+        EVP_CIPHER_CTX_free(c);
+        return NGX_ERROR;
+    }
+
+    rc = NGX_ERROR;
+
+    if (RAND_bytes(buf, 12) != 1
+        || EVP_EncryptInit_ex(c, EVP_aes_256_gcm(), NULL, key, buf) != 1
+        || EVP_EncryptUpdate(c, NULL, &n, aad->data, (int) aad->len) != 1
+        || EVP_EncryptUpdate(c, buf + 12, &len, plain->data,
+                             (int) plain->len)
+           != 1
+        || EVP_EncryptFinal_ex(c, buf + 12 + len, &n) != 1
+        || EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, 16,
+                               buf + 12 + len + n)
+           != 1)
+    {
+        goto done;
+    }
+
+    raw.data = buf;
+    raw.len = 12 + len + n + 16;
+
+    ngx_encode_base64url(out, &raw);
+    rc = NGX_OK;
+
+done:
+
+    EVP_CIPHER_CTX_free(c);
+
+    return rc;
+}
+
+
+/* NGX_DECLINED when the text was not made with this key for this aad */
+
+ngx_int_t
+ngx_http_identity_decrypt(ngx_pool_t *pool, u_char *key, ngx_str_t *aad,
+    ngx_str_t *in, ngx_str_t *plain)
+{
+    int              len, n;
+    ngx_int_t        rc;
+    ngx_str_t        raw;
+    EVP_CIPHER_CTX  *c;
+
+    if (in->len == 0) {
+        ngx_str_null(plain);
+        return NGX_OK;
+    }
+
+    raw.data = ngx_pnalloc(pool, ngx_base64_decoded_length(in->len));
+    if (raw.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_decode_base64url(&raw, in) != NGX_OK || raw.len < 12 + 16) {
+        return NGX_DECLINED;
+    }
+
+    plain->data = ngx_pnalloc(pool, raw.len - 12 - 16 + 1);
+    c = EVP_CIPHER_CTX_new();
+
+    if (plain->data == NULL || c == NULL) {
+        EVP_CIPHER_CTX_free(c);
+        return NGX_ERROR;
+    }
+
+    rc = NGX_DECLINED;
+
+    if (EVP_DecryptInit_ex(c, EVP_aes_256_gcm(), NULL, key, raw.data) != 1
+        || EVP_DecryptUpdate(c, NULL, &n, aad->data, (int) aad->len) != 1
+        || EVP_DecryptUpdate(c, plain->data, &len, raw.data + 12,
+                             (int) (raw.len - 12 - 16))
+           != 1
+        || EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, 16,
+                               raw.data + raw.len - 16)
+           != 1
+        || EVP_DecryptFinal_ex(c, plain->data + len, &n) != 1)
+    {
+        goto done;
+    }
+
+    plain->len = len + n;
+    plain->data[plain->len] = '\0';
+    rc = NGX_OK;
+
+done:
+
+    EVP_CIPHER_CTX_free(c);
+
+    return rc;
 }

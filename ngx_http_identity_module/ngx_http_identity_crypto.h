@@ -13,6 +13,7 @@
 
 
 #define NGX_HTTP_IDENTITY_SHA256_HEX_LEN  64
+#define NGX_HTTP_IDENTITY_TOKEN_KEY_LEN   32
 
 
 ngx_int_t ngx_http_identity_crypto_init(void);
@@ -24,6 +25,11 @@ void ngx_http_identity_sha256_hex(ngx_str_t *in, u_char *out);
 ngx_int_t ngx_http_identity_pkce_challenge(ngx_pool_t *pool,
     ngx_str_t *verifier, ngx_str_t *challenge);
 ngx_int_t ngx_http_identity_secure_equal(ngx_str_t *a, ngx_str_t *b);
+ngx_int_t ngx_http_identity_token_key(ngx_str_t *secret, u_char *key);
+ngx_int_t ngx_http_identity_encrypt(ngx_pool_t *pool, u_char *key,
+    ngx_str_t *aad, ngx_str_t *plain, ngx_str_t *out);
+ngx_int_t ngx_http_identity_decrypt(ngx_pool_t *pool, u_char *key,
+    ngx_str_t *aad, ngx_str_t *in, ngx_str_t *plain);
 
 
 #endif /* _NGX_HTTP_IDENTITY_CRYPTO_H_INCLUDED_ */

@@ -34,8 +34,6 @@ typedef struct {
 static void ngx_http_identity_http_sink(oauth2_log_sink_t *sink,
     const char *filename, unsigned long line, const char *function,
     oauth2_log_level_t level, const char *msg);
-static oauth2_log_t *ngx_http_identity_http_log(
-    ngx_http_identity_http_result_t *res);
 static void ngx_http_identity_http_log_sink(oauth2_log_sink_t *sink,
     const char *filename, unsigned long line, const char *function,
     oauth2_log_level_t level, const char *msg);
@@ -244,7 +242,32 @@ ngx_http_identity_http_begin(ngx_http_identity_http_result_t *res,
     return NGX_OK;
 }
 
-static oauth2_log_t *
+/* a call context for JSON APIs: some refuse clients without a User-Agent */
+
+oauth2_http_call_ctx_t *
+ngx_http_identity_http_ctx(ngx_http_identity_http_result_t *res,
+    oauth2_log_t *log, ngx_msec_t timeout)
+{
+    oauth2_http_call_ctx_t  *hctx;
+
+    hctx = oauth2_http_call_ctx_init(log);
+    if (hctx == NULL) {
+        ngx_http_identity_http_fail(res, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                    NGX_LOG_ERR, "out of memory");
+        return NULL;
+    }
+
+    oauth2_http_call_ctx_timeout_set(log, hctx,
+                                     (int) ((timeout + 999) / 1000));
+    oauth2_http_call_ctx_hdr_set(log, hctx, "Accept", "application/json");
+    oauth2_http_call_ctx_hdr_set(log, hctx, "User-Agent",
+                                 "ngx_http_identity_module");
+
+    return hctx;
+}
+
+
+oauth2_log_t *
 ngx_http_identity_http_log(ngx_http_identity_http_result_t *res)
 {
     oauth2_log_sink_t  *sink;

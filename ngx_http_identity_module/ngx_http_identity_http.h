@@ -35,6 +35,11 @@ char *ngx_http_identity_http_get(const char *url, ngx_msec_t timeout,
 
 ngx_int_t ngx_http_identity_http_begin(ngx_http_identity_http_result_t *res,
     ngx_msec_t timeout, oauth2_log_t **log, oauth2_http_call_ctx_t **hctx);
+oauth2_log_t *ngx_http_identity_http_log(
+    ngx_http_identity_http_result_t *res);
+oauth2_http_call_ctx_t *ngx_http_identity_http_ctx(
+    ngx_http_identity_http_result_t *res, oauth2_log_t *log,
+    ngx_msec_t timeout);
 char *ngx_http_identity_http_call(oauth2_log_t *log, const char *url,
     oauth2_nv_list_t *form, oauth2_http_call_ctx_t *hctx,
     ngx_http_identity_http_result_t *res, json_t **json);

@@ -29,6 +29,8 @@
 #include "ngx_http_identity_oidc.h"
 #include "ngx_http_identity_admin.h"
 #include "ngx_http_identity_saml.h"
+#include "ngx_http_identity_oauth.h"
+#include "ngx_http_identity_rules.h"
 
 
 #define NGX_HTTP_IDENTITY_CALLBACK     1
@@ -42,13 +44,17 @@
 enum {
     ngx_http_identity_protect_start = 0,
     ngx_http_identity_protect_lookup,
+    ngx_http_identity_protect_claim,
+    ngx_http_identity_protect_refresh,
+    ngx_http_identity_protect_revoked,
     ngx_http_identity_protect_login
 };
 
 
 typedef struct {
-    ngx_str_t   name;
-    ngx_uint_t  offset;
+    ngx_str_t                   name;
+    ngx_uint_t                  offset;
+    ngx_http_get_variable_pt    get;      /* NULL: the string at offset */
 } ngx_http_identity_var_t;
 
 
@@ -59,6 +65,17 @@ static ngx_int_t ngx_http_identity_session_checked(ngx_http_request_t *r,
     ngx_http_identity_ctx_t *ctx, ngx_http_identity_loc_conf_t *ilcf);
 static ngx_int_t ngx_http_identity_unauthenticated(ngx_http_request_t *r,
     ngx_http_identity_ctx_t *ctx, ngx_http_identity_loc_conf_t *ilcf);
+static ngx_int_t ngx_http_identity_refresh_checked(ngx_http_request_t *r,
+    ngx_http_identity_ctx_t *ctx, ngx_http_identity_loc_conf_t *ilcf);
+static ngx_int_t ngx_http_identity_admit(ngx_http_request_t *r,
+    ngx_http_identity_ctx_t *ctx, ngx_http_identity_loc_conf_t *ilcf);
+static ngx_int_t ngx_http_identity_deny(ngx_http_request_t *r,
+    ngx_http_identity_ctx_t *ctx, ngx_http_identity_loc_conf_t *ilcf);
+static ngx_int_t ngx_http_identity_is_preflight(ngx_http_request_t *r);
+static ngx_http_identity_loc_conf_t *ngx_http_identity_auth_conf(
+    ngx_http_request_t *r);
+static ngx_http_identity_loc_conf_t *ngx_http_identity_server_conf(
+    ngx_http_request_t *r);
 static void ngx_http_identity_phase_resume(ngx_http_request_t *r);
 static ngx_int_t ngx_http_identity_is_browser(ngx_http_request_t *r);
 static ngx_table_elt_t *ngx_http_identity_header(ngx_http_request_t *r,
@@ -77,6 +94,10 @@ static ngx_int_t ngx_http_identity_redirect_path(ngx_http_request_t *r,
     ngx_str_t *path);
 
 static ngx_int_t ngx_http_identity_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_identity_access_token_variable(
+    ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_identity_groups_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 
 static ngx_int_t ngx_http_identity_add_variables(ngx_conf_t *cf);
@@ -127,8 +148,14 @@ static ngx_int_t ngx_http_identity_read_file(ngx_conf_t *cf, ngx_str_t *path,
     ngx_str_t *secret, size_t max);
 static char *ngx_http_identity_admin_token_file(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
+static char *ngx_http_identity_token_key_file(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static ngx_http_identity_provider_t *ngx_http_identity_provider_get(
     ngx_conf_t *cf, ngx_str_t *name);
+static ngx_int_t ngx_http_identity_auth_cookie(ngx_conf_t *cf,
+    ngx_http_identity_loc_conf_t *conf);
+static ngx_int_t ngx_http_identity_add_auth(ngx_conf_t *cf,
+    ngx_http_identity_srv_conf_t *iscf, ngx_http_identity_loc_conf_t *conf);
 
 
 static ngx_conf_enum_t  ngx_http_identity_token_auth[] = {
@@ -210,6 +237,55 @@ static ngx_command_t  ngx_http_identity_commands[] = {
       offsetof(ngx_http_identity_loc_conf_t, cookie_domain),
       NULL },
 
+    { ngx_string("identity_auth_id"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_identity_loc_conf_t, auth_id),
+      NULL },
+
+    { ngx_string("identity_allow_cors_preflight"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_identity_loc_conf_t, cors_preflight),
+      NULL },
+
+    { ngx_string("identity_allow_email"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_identity_rules_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      (void *) NGX_HTTP_IDENTITY_RULE_EMAIL },
+
+    { ngx_string("identity_allow_email_domain"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_identity_rules_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      (void *) NGX_HTTP_IDENTITY_RULE_DOMAIN },
+
+    { ngx_string("identity_require_group"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_identity_rules_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      (void *) NGX_HTTP_IDENTITY_RULE_GROUP },
+
+    { ngx_string("identity_require_claim"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_2MORE,
+      ngx_http_identity_rules_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      (void *) NGX_HTTP_IDENTITY_RULE_CLAIM },
+
+    { ngx_string("identity_token_key_file"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_identity_token_key_file,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("identity_admin"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_identity_admin,
@@ -254,6 +330,28 @@ static ngx_command_t  ngx_http_identity_provider_commands[] = {
     { ngx_string("authorization_params"), NGX_CONF_1MORE,
       ngx_http_identity_params, 0,
       offsetof(ngx_http_identity_provider_t, authorization_params), NULL },
+    { ngx_string("authz_url_params"), NGX_CONF_1MORE,
+      ngx_http_identity_params, 0,
+      offsetof(ngx_http_identity_provider_t, authorization_params), NULL },
+    { ngx_string("preset"), NGX_CONF_TAKE1, ngx_conf_set_str_slot, 0,
+      offsetof(ngx_http_identity_provider_t, preset), NULL },
+    { ngx_string("authorization_endpoint"), NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot, 0,
+      offsetof(ngx_http_identity_provider_t, authorization_endpoint), NULL },
+    { ngx_string("token_endpoint"), NGX_CONF_TAKE1, ngx_conf_set_str_slot,
+      0, offsetof(ngx_http_identity_provider_t, token_endpoint), NULL },
+    { ngx_string("userinfo_endpoint"), NGX_CONF_TAKE1, ngx_conf_set_str_slot,
+      0, offsetof(ngx_http_identity_provider_t, userinfo_endpoint), NULL },
+    { ngx_string("emails_endpoint"), NGX_CONF_TAKE1, ngx_conf_set_str_slot,
+      0, offsetof(ngx_http_identity_provider_t, emails_endpoint), NULL },
+    { ngx_string("claim_map"), NGX_CONF_1MORE,
+      ngx_http_identity_attribute_map, 0, 0, NULL },
+    { ngx_string("pkce"), NGX_CONF_FLAG, ngx_conf_set_flag_slot, 0,
+      offsetof(ngx_http_identity_provider_t, pkce), NULL },
+    { ngx_string("userinfo_refresh_interval"), NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot, 0,
+      offsetof(ngx_http_identity_provider_t, userinfo_refresh_interval),
+      NULL },
 
     { ngx_string("redirect_uri"), NGX_CONF_TAKE1, ngx_conf_set_str_slot, 0,
       offsetof(ngx_http_identity_provider_t, redirect_uri), NULL },
@@ -356,20 +454,26 @@ ngx_module_t  ngx_http_identity_module = {
 
 static ngx_http_identity_var_t  ngx_http_identity_vars[] = {
     { ngx_string("identity_id"),
-      offsetof(ngx_http_identity_session_t, identity_id) },
+      offsetof(ngx_http_identity_session_t, identity_id), NULL },
     { ngx_string("identity_email"),
-      offsetof(ngx_http_identity_session_t, email) },
+      offsetof(ngx_http_identity_session_t, email), NULL },
     { ngx_string("identity_name"),
-      offsetof(ngx_http_identity_session_t, name) },
+      offsetof(ngx_http_identity_session_t, name), NULL },
     { ngx_string("identity_username"),
-      offsetof(ngx_http_identity_session_t, username) },
+      offsetof(ngx_http_identity_session_t, username), NULL },
     { ngx_string("identity_provider"),
-      offsetof(ngx_http_identity_session_t, provider) },
+      offsetof(ngx_http_identity_session_t, provider), NULL },
     { ngx_string("identity_provider_user_id"),
-      offsetof(ngx_http_identity_session_t, provider_user_id) },
+      offsetof(ngx_http_identity_session_t, provider_user_id), NULL },
     { ngx_string("identity_session_id"),
-      offsetof(ngx_http_identity_session_t, id) },
-    { ngx_null_string, 0 }
+      offsetof(ngx_http_identity_session_t, id), NULL },
+    { ngx_string("identity_auth_id"),
+      offsetof(ngx_http_identity_session_t, auth_id), NULL },
+    { ngx_string("identity_groups"), 0,
+      ngx_http_identity_groups_variable },
+    { ngx_string("identity_access_token"), 0,
+      ngx_http_identity_access_token_variable },
+    { ngx_null_string, 0, NULL }
 };
 
 
@@ -398,6 +502,12 @@ ngx_http_identity_access_handler(ngx_http_request_t *r)
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
+        return NGX_DECLINED;
+    }
+
+    /* a CORS preflight carries no cookie: it cannot log in */
+
+    if (ilcf->cors_preflight && ngx_http_identity_is_preflight(r)) {
         return NGX_DECLINED;
     }
 
@@ -457,6 +567,47 @@ ngx_http_identity_protect(ngx_http_request_t *r, ngx_http_identity_ctx_t *ctx,
 
         return ngx_http_identity_session_checked(r, ctx, ilcf);
 
+    case ngx_http_identity_protect_claim:
+
+        if (ctx->redis_error) {
+            return NGX_HTTP_SERVICE_UNAVAILABLE;
+        }
+
+        /* another request is checking the user info now */
+
+        if (!ctx->found) {
+            return ngx_http_identity_admit(r, ctx, ilcf);
+        }
+
+        rc = ngx_http_identity_oauth_refresh(r);
+
+        if (rc == NGX_DECLINED) {
+            return ngx_http_identity_admit(r, ctx, ilcf);
+        }
+
+        if (rc != NGX_AGAIN) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ctx->protect = ngx_http_identity_protect_refresh;
+        return NGX_AGAIN;
+
+    case ngx_http_identity_protect_refresh:
+
+        return ngx_http_identity_refresh_checked(r, ctx, ilcf);
+
+    case ngx_http_identity_protect_revoked:
+
+        if (ctx->redis_error) {
+            return NGX_HTTP_SERVICE_UNAVAILABLE;
+        }
+
+        if (ctx->denied) {
+            return ngx_http_identity_deny(r, ctx, ilcf);
+        }
+
+        return ngx_http_identity_unauthenticated(r, ctx, ilcf);
+
     default: /* ngx_http_identity_protect_login */
 
         return ngx_http_identity_login(r);
@@ -468,8 +619,9 @@ static ngx_int_t
 ngx_http_identity_session_checked(ngx_http_request_t *r,
     ngx_http_identity_ctx_t *ctx, ngx_http_identity_loc_conf_t *ilcf)
 {
-    time_t                        now;
-    ngx_http_identity_session_t  *s;
+    time_t                         now;
+    ngx_http_identity_provider_t  *pr;
+    ngx_http_identity_session_t   *s;
 
     if (ctx->redis_error) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
@@ -503,10 +655,117 @@ ngx_http_identity_session_checked(ngx_http_request_t *r,
         return ngx_http_identity_unauthenticated(r, ctx, ilcf);
     }
 
+    if (s->auth_id.len != ilcf->auth_id.len
+        || ngx_strncmp(s->auth_id.data, ilcf->auth_id.data, s->auth_id.len)
+           != 0)
+    {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "identity: session \"%V\" is for auth id \"%V\"",
+                      &s->id, &s->auth_id);
+        return ngx_http_identity_unauthenticated(r, ctx, ilcf);
+    }
+
+    pr = ilcf->provider;
+
+    if (pr->userinfo_refresh_interval
+        && now - s->checked >= pr->userinfo_refresh_interval)
+    {
+        if (ngx_http_identity_session_claim(r, pr->userinfo_refresh_interval)
+            != NGX_OK)
+        {
+            return NGX_HTTP_SERVICE_UNAVAILABLE;
+        }
+
+        ctx->protect = ngx_http_identity_protect_claim;
+        return NGX_AGAIN;
+    }
+
+    return ngx_http_identity_admit(r, ctx, ilcf);
+}
+
+
+/*
+ * Continuous authorization: a provider that now refuses, or rules the
+ * fresh user info no longer satisfies, end the session.  A provider that
+ * cannot be reached leaves it as it was until the next interval.
+ */
+
+static ngx_int_t
+ngx_http_identity_refresh_checked(ngx_http_request_t *r,
+    ngx_http_identity_ctx_t *ctx, ngx_http_identity_loc_conf_t *ilcf)
+{
+    ngx_int_t                     rc;
+    ngx_http_identity_session_t  *s;
+
+    s = &ctx->session;
+
+    if (ctx->status && ctx->status != NGX_HTTP_FORBIDDEN) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "identity: user info of session \"%V\" not checked, "
+                      "kept until the next check", &s->id);
+        ctx->status = 0;
+        return ngx_http_identity_admit(r, ctx, ilcf);
+    }
+
+    if (ctx->status == 0) {
+        s->email = ctx->claims.email;
+        s->name = ctx->claims.name;
+        s->username = ctx->claims.username;
+        s->groups = ctx->claims.groups;
+        s->claims = ctx->claims.raw;
+
+        rc = ngx_http_identity_rules_check(r, ilcf->rules, s);
+
+        if (rc == NGX_ERROR) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (rc == NGX_OK) {
+            (void) ngx_http_identity_session_refreshed(r);
+            return ngx_http_identity_admit(r, ctx, ilcf);
+        }
+
+        ctx->denied = 1;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "identity: session \"%V\" ended: %s", &s->id,
+                  ctx->denied ? "the rules no longer admit its user"
+                              : "the provider refuses its tokens");
+
+    ctx->status = 0;
+
+    if (ngx_http_identity_session_destroy(r, &ctx->token) != NGX_OK) {
+        return NGX_HTTP_SERVICE_UNAVAILABLE;
+    }
+
+    ctx->protect = ngx_http_identity_protect_revoked;
+    return NGX_AGAIN;
+}
+
+
+/* a valid session: the location's rules decide */
+
+static ngx_int_t
+ngx_http_identity_admit(ngx_http_request_t *r, ngx_http_identity_ctx_t *ctx,
+    ngx_http_identity_loc_conf_t *ilcf)
+{
+    ngx_int_t  rc;
+
+    rc = ngx_http_identity_rules_check(r, ilcf->rules, &ctx->session);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc == NGX_DECLINED) {
+        return ngx_http_identity_deny(r, ctx, ilcf);
+    }
+
     ctx->authenticated = 1;
     ctx->protect = ngx_http_identity_protect_start;
 
-    if (now - s->last_active >= ilcf->touch_interval) {
+    if (ngx_time() - ctx->session.last_active >= ilcf->touch_interval) {
         ngx_http_identity_session_touch(r);
     }
 
@@ -515,6 +774,50 @@ ngx_http_identity_session_checked(ngx_http_request_t *r,
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * 403: a browser gets a page naming the account, with a link to log out
+ * and come back here; other clients a bare 403.
+ */
+
+static ngx_int_t
+ngx_http_identity_deny(ngx_http_request_t *r, ngx_http_identity_ctx_t *ctx,
+    ngx_http_identity_loc_conf_t *ilcf)
+{
+    u_char                        *p;
+    size_t                         len;
+    ngx_str_t                      logout;
+    ngx_http_identity_srv_conf_t  *iscf;
+
+    if (!ngx_http_identity_is_browser(r)) {
+        return NGX_HTTP_FORBIDDEN;
+    }
+
+    iscf = ngx_http_get_module_srv_conf(r, ngx_http_identity_module);
+
+    len = iscf->path.len + sizeof("logout?redirect_path=") - 1
+          + r->uri.len + 2 * ngx_escape_uri(NULL, r->uri.data, r->uri.len,
+                                            NGX_ESCAPE_ARGS)
+          + sizeof("&auth_id=") - 1 + ilcf->auth_id.len;
+
+    logout.data = ngx_pnalloc(r->pool, len);
+    if (logout.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_sprintf(logout.data, "%Vlogout?redirect_path=", &iscf->path);
+    p = (u_char *) ngx_escape_uri(p, r->uri.data, r->uri.len,
+                                  NGX_ESCAPE_ARGS);
+
+    if (ilcf->auth_id.len) {
+        p = ngx_sprintf(p, "&auth_id=%V", &ilcf->auth_id);
+    }
+
+    logout.len = p - logout.data;
+
+    return ngx_http_identity_rules_deny(r, &ctx->session, &logout);
 }
 
 
@@ -597,6 +900,16 @@ ngx_http_identity_is_browser(ngx_http_request_t *r)
 }
 
 
+static ngx_int_t
+ngx_http_identity_is_preflight(ngx_http_request_t *r)
+{
+    return r->method == NGX_HTTP_OPTIONS
+           && ngx_http_identity_header(r, "origin", sizeof("origin") - 1)
+           && ngx_http_identity_header(r, "access-control-request-method",
+                               sizeof("access-control-request-method") - 1);
+}
+
+
 static ngx_table_elt_t *
 ngx_http_identity_header(ngx_http_request_t *r, char *name, size_t len)
 {
@@ -638,7 +951,7 @@ ngx_http_identity_read_cookie(ngx_http_request_t *r,
     ngx_int_t   rc;
     ngx_str_t   name;
 
-    if (ngx_http_identity_cookie_name(r, &ilcf->cookie_name,
+    if (ngx_http_identity_cookie_name(r, &ilcf->session_cookie,
                                       &ilcf->cookie_domain, "", &name)
         != NGX_OK)
     {
@@ -690,7 +1003,8 @@ ngx_http_identity_prepare_login(ngx_http_request_t *r,
     }
 
     ctx->login.return_to = *return_to;
-    ctx->login.cookie_name = ilcf->cookie_name;
+    ctx->login.cookie_name = ilcf->session_cookie;
+    ctx->login.auth_id = ilcf->auth_id;
     ctx->login.cookie_domain = ilcf->cookie_domain;
     ctx->login.idle_timeout = ilcf->idle_timeout;
     ctx->login.max_duration = ilcf->max_duration;
@@ -811,13 +1125,9 @@ ngx_http_identity_endpoint(ngx_http_request_t *r)
     switch (ctx->endpoint) {
 
     case NGX_HTTP_IDENTITY_CALLBACK:
-        if (ctx->state == 0) {
-            ngx_http_identity_loc_conf_t  *ilcf;
 
-            /* the state cookie is named after the server's cookie */
-            ilcf = ngx_http_get_module_loc_conf(r, ngx_http_identity_module);
-            ctx->login.cookie_name = ilcf->cookie_name;
-            ctx->login.cookie_domain = ilcf->cookie_domain;
+        if (ctx->provider && ctx->provider->type == NGX_HTTP_IDENTITY_OAUTH) {
+            return ngx_http_identity_oauth_callback(r);
         }
 
         return ngx_http_identity_oidc_callback(r);
@@ -853,7 +1163,7 @@ ngx_http_identity_endpoint_resume(ngx_http_request_t *r)
 }
 
 
-/* login?redirect_path=/x[&provider=NAME] */
+/* login?redirect_path=/x[&provider=NAME][&auth_id=ID] */
 
 static ngx_int_t
 ngx_http_identity_login_endpoint(ngx_http_request_t *r)
@@ -872,7 +1182,11 @@ ngx_http_identity_login_endpoint(ngx_http_request_t *r)
     }
 
     iscf = ngx_http_get_module_srv_conf(r, ngx_http_identity_module);
-    ilcf = ngx_http_get_module_loc_conf(r, ngx_http_identity_module);
+
+    ilcf = ngx_http_identity_auth_conf(r);
+    if (ilcf == NULL) {
+        return NGX_HTTP_BAD_REQUEST;
+    }
 
     if (iscf->providers == NULL || iscf->providers->nelts == 0) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
@@ -881,7 +1195,7 @@ ngx_http_identity_login_endpoint(ngx_http_request_t *r)
     }
 
     pp = iscf->providers->elts;
-    ctx->provider = pp[0];
+    ctx->provider = ilcf->provider ? ilcf->provider : pp[0];
 
     if (ngx_http_arg(r, (u_char *) "provider", 8, &name) == NGX_OK) {
         ctx->provider = NULL;
@@ -917,7 +1231,10 @@ ngx_http_identity_login_endpoint(ngx_http_request_t *r)
 }
 
 
-/* logout?redirect_path=/x: the session is deleted in Redis, not only here */
+/*
+ * logout?redirect_path=/x[&auth_id=ID]: the session is deleted in Redis,
+ * not only here
+ */
 
 static ngx_int_t
 ngx_http_identity_logout_endpoint(ngx_http_request_t *r)
@@ -929,7 +1246,11 @@ ngx_http_identity_logout_endpoint(ngx_http_request_t *r)
     ngx_http_identity_provider_t  *pr;
 
     ctx = ngx_http_identity_get_ctx(r);
-    ilcf = ngx_http_get_module_loc_conf(r, ngx_http_identity_module);
+
+    ilcf = ngx_http_identity_auth_conf(r);
+    if (ilcf == NULL) {
+        return NGX_HTTP_BAD_REQUEST;
+    }
 
     if (ctx->state == 0) {
         ctx->state = 1;
@@ -958,7 +1279,7 @@ ngx_http_identity_logout_endpoint(ngx_http_request_t *r)
 
     ngx_str_null(&empty);
 
-    if (ngx_http_identity_cookie_name(r, &ilcf->cookie_name,
+    if (ngx_http_identity_cookie_name(r, &ilcf->session_cookie,
                                       &ilcf->cookie_domain, "", &name)
         != NGX_OK
         || ngx_http_identity_cookie_set(r, &name, &empty, &ilcf->cookie_domain,
@@ -1004,6 +1325,77 @@ ngx_http_identity_logout_endpoint(ngx_http_request_t *r)
     }
 
     return NGX_HTTP_MOVED_TEMPORARILY;
+}
+
+
+/*
+ * The settings the login and logout endpoints use: those of the protected
+ * locations with the auth id the request names, else the server's.  NULL
+ * (logged) for an unknown auth id.
+ */
+
+static ngx_http_identity_loc_conf_t *
+ngx_http_identity_auth_conf(ngx_http_request_t *r)
+{
+    ngx_str_t                       id;
+    ngx_uint_t                      i;
+    ngx_http_identity_srv_conf_t   *iscf;
+    ngx_http_identity_loc_conf_t  **lp;
+
+    if (ngx_http_arg(r, (u_char *) "auth_id", 7, &id) != NGX_OK) {
+        return ngx_http_identity_server_conf(r);
+    }
+
+    iscf = ngx_http_get_module_srv_conf(r, ngx_http_identity_module);
+
+    if (iscf->auths) {
+        lp = iscf->auths->elts;
+
+        for (i = 0; i < iscf->auths->nelts; i++) {
+            if (lp[i]->auth_id.len == id.len
+                && ngx_strncmp(lp[i]->auth_id.data, id.data, id.len) == 0)
+            {
+                return lp[i];
+            }
+        }
+    }
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "identity: unknown auth id \"%V\"", &id);
+
+    return NULL;
+}
+
+
+static ngx_http_identity_loc_conf_t *
+ngx_http_identity_server_conf(ngx_http_request_t *r)
+{
+    ngx_http_core_srv_conf_t  *cscf;
+
+    cscf = ngx_http_get_module_srv_conf(r, ngx_http_core_module);
+
+    return cscf->ctx->loc_conf[ngx_http_identity_module.ctx_index];
+}
+
+
+/*
+ * The state cookie binds a login in progress to the browser.  It is named
+ * after the server's session cookie whichever location started the login:
+ * the callback, which reads it, belongs to no location.
+ */
+
+ngx_int_t
+ngx_http_identity_state_cookie(ngx_http_request_t *r, ngx_str_t *name,
+    ngx_str_t *domain)
+{
+    ngx_http_identity_loc_conf_t  *ilcf;
+
+    ilcf = ngx_http_identity_server_conf(r);
+    *domain = ilcf->cookie_domain;
+
+    return ngx_http_identity_cookie_name(r, &ilcf->cookie_name,
+                                         &ilcf->cookie_domain, "_state",
+                                         name);
 }
 
 
@@ -1068,11 +1460,17 @@ ngx_http_identity_login(ngx_http_request_t *r)
 
     ctx = ngx_http_identity_get_ctx(r);
 
-    if (ctx->provider->type == NGX_HTTP_IDENTITY_SAML) {
-        return ngx_http_identity_saml_login(r);
-    }
+    switch (ctx->provider->type) {
 
-    return ngx_http_identity_oidc_login(r);
+    case NGX_HTTP_IDENTITY_SAML:
+        return ngx_http_identity_saml_login(r);
+
+    case NGX_HTTP_IDENTITY_OAUTH:
+        return ngx_http_identity_oauth_login(r);
+
+    default:
+        return ngx_http_identity_oidc_login(r);
+    }
 }
 
 
@@ -1086,16 +1484,12 @@ ngx_int_t
 ngx_http_identity_login_take_bound(ngx_http_request_t *r, ngx_str_t *state)
 {
     ngx_int_t                 rc;
-    ngx_str_t                 name, cookie;
+    ngx_str_t                 name, domain, cookie;
     ngx_http_identity_ctx_t  *ctx;
 
     ctx = ngx_http_identity_get_ctx(r);
 
-    if (ngx_http_identity_cookie_name(r, &ctx->login.cookie_name,
-                                      &ctx->login.cookie_domain, "_state",
-                                      &name)
-        != NGX_OK)
-    {
+    if (ngx_http_identity_state_cookie(r, &name, &domain) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -1149,7 +1543,7 @@ ngx_http_identity_login_create(ngx_http_request_t *r)
 ngx_int_t
 ngx_http_identity_login_done(ngx_http_request_t *r)
 {
-    ngx_str_t                 name, empty, location;
+    ngx_str_t                 name, domain, empty, location;
     ngx_http_identity_ctx_t  *ctx;
 
     ctx = ngx_http_identity_get_ctx(r);
@@ -1172,12 +1566,8 @@ ngx_http_identity_login_done(ngx_http_request_t *r)
                                         &ctx->login.cookie_domain,
                                         NGX_HTTP_IDENTITY_COOKIE_SESSION)
            != NGX_OK
-        || ngx_http_identity_cookie_name(r, &ctx->login.cookie_name,
-                                         &ctx->login.cookie_domain, "_state",
-                                         &name)
-           != NGX_OK
-        || ngx_http_identity_cookie_set(r, &name, &empty,
-                                        &ctx->login.cookie_domain,
+        || ngx_http_identity_state_cookie(r, &name, &domain) != NGX_OK
+        || ngx_http_identity_cookie_set(r, &name, &empty, &domain,
                                         NGX_HTTP_IDENTITY_COOKIE_DELETE)
            != NGX_OK)
     {
@@ -1247,7 +1637,8 @@ ngx_http_identity_find_issuer(ngx_http_request_t *r, ngx_str_t *issuer)
     pp = imcf->providers.elts;
 
     for (i = 0; i < imcf->providers.nelts; i++) {
-        if (pp[i]->issuer.len == issuer->len
+        if (pp[i]->type == NGX_HTTP_IDENTITY_OIDC
+            && pp[i]->issuer.len == issuer->len
             && ngx_strncmp(pp[i]->issuer.data, issuer->data, issuer->len)
                == 0)
         {
@@ -1371,6 +1762,87 @@ ngx_http_identity_variable(ngx_http_request_t *r,
 }
 
 
+/* groups, comma-separated as a header would list them */
+
+static ngx_int_t
+ngx_http_identity_groups_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    u_char                   *p, *q;
+    ngx_http_identity_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r->main, ngx_http_identity_module);
+
+    if (ctx == NULL || !ctx->authenticated) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, ctx->session.groups.len);
+    if (p == NULL && ctx->session.groups.len) {
+        return NGX_ERROR;
+    }
+
+    v->data = p;
+    v->len = ctx->session.groups.len;
+
+    for (q = ctx->session.groups.data;
+         q < ctx->session.groups.data + ctx->session.groups.len;
+         q++)
+    {
+        *p++ = (*q == '\n') ? ',' : *q;
+    }
+
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+/* the OAuth access token, decrypted only when something uses it */
+
+static ngx_int_t
+ngx_http_identity_access_token_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t                       plain;
+    ngx_http_identity_ctx_t        *ctx;
+    ngx_http_identity_main_conf_t  *imcf;
+
+    ctx = ngx_http_get_module_ctx(r->main, ngx_http_identity_module);
+    imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
+
+    if (ctx == NULL || !ctx->authenticated || imcf->token_key == NULL
+        || ctx->session.access_token.len == 0)
+    {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    if (ngx_http_identity_decrypt(r->pool, imcf->token_key, &ctx->session.id,
+                                  &ctx->session.access_token, &plain)
+        != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "identity: the access token of session \"%V\" does "
+                      "not decrypt with identity_token_key_file",
+                      &ctx->session.id);
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->data = plain.data;
+    v->len = plain.len;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
 static ngx_int_t
 ngx_http_identity_add_variables(ngx_conf_t *cf)
 {
@@ -1383,7 +1855,7 @@ ngx_http_identity_add_variables(ngx_conf_t *cf)
             return NGX_ERROR;
         }
 
-        var->get_handler = ngx_http_identity_variable;
+        var->get_handler = v->get ? v->get : ngx_http_identity_variable;
         var->data = v->offset;
     }
 
@@ -1457,6 +1929,14 @@ ngx_http_identity_init_main_conf(ngx_conf_t *cf, void *conf)
                                "unknown identity provider \"%V\" in %V:%ui",
                                &pp[i]->name, &pp[i]->conf_file,
                                pp[i]->conf_line);
+            return NGX_CONF_ERROR;
+        }
+
+        if (pp[i]->userinfo_refresh_interval && imcf->token_key == NULL) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"userinfo_refresh_interval\" of identity "
+                               "provider \"%V\" needs "
+                               "\"identity_token_key_file\"", &pp[i]->name);
             return NGX_CONF_ERROR;
         }
     }
@@ -1533,6 +2013,8 @@ ngx_http_identity_create_loc_conf(ngx_conf_t *cf)
      *
      *     ilcf->cookie_name = { 0, NULL };
      *     ilcf->cookie_domain = { 0, NULL };
+     *     ilcf->auth_id = { 0, NULL };
+     *     ilcf->rules = NULL;
      */
 
     ilcf->provider = NGX_CONF_UNSET_PTR;
@@ -1540,6 +2022,7 @@ ngx_http_identity_create_loc_conf(ngx_conf_t *cf)
     ilcf->idle_timeout = NGX_CONF_UNSET;
     ilcf->max_duration = NGX_CONF_UNSET;
     ilcf->touch_interval = NGX_CONF_UNSET;
+    ilcf->cors_preflight = NGX_CONF_UNSET;
 
     return ilcf;
 }
@@ -1563,6 +2046,16 @@ ngx_http_identity_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_str_value(conf->cookie_name, prev->cookie_name,
                              "identity_session");
     ngx_conf_merge_str_value(conf->cookie_domain, prev->cookie_domain, "");
+    ngx_conf_merge_str_value(conf->auth_id, prev->auth_id, "");
+    ngx_conf_merge_value(conf->cors_preflight, prev->cors_preflight, 0);
+
+    if (conf->rules == NULL) {
+        conf->rules = prev->rules;
+    }
+
+    if (ngx_http_identity_auth_cookie(cf, conf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
 
     ngx_conf_merge_str_value(conf->admin_token_hash, prev->admin_token_hash,
                              "");
@@ -1591,9 +2084,15 @@ ngx_http_identity_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_OK;
     }
 
-    /* remember which providers this server uses, for its login endpoint */
-
     iscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_identity_module);
+
+    if (conf->auth_id.len
+        && ngx_http_identity_add_auth(cf, iscf, conf) != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    /* remember which providers this server uses, for its login endpoint */
 
     if (iscf->providers == NULL) {
         iscf->providers = ngx_array_create(cf->pool, 2,
@@ -1619,6 +2118,101 @@ ngx_http_identity_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     *pp = conf->provider;
 
     return NGX_CONF_OK;
+}
+
+
+/*
+ * An auth id keeps the sessions of its locations apart from the others of
+ * the server: its own cookie, and sessions that only its locations admit.
+ */
+
+static ngx_int_t
+ngx_http_identity_auth_cookie(ngx_conf_t *cf,
+    ngx_http_identity_loc_conf_t *conf)
+{
+    u_char  *p;
+
+    if (conf->auth_id.len == 0) {
+        conf->session_cookie = conf->cookie_name;
+        return NGX_OK;
+    }
+
+    if (conf->auth_id.len > 64
+        || (conf->auth_id.len == 5
+            && ngx_strncmp(conf->auth_id.data, "state", 5) == 0))
+    {
+        goto invalid;
+    }
+
+    for (p = conf->auth_id.data; p < conf->auth_id.data + conf->auth_id.len;
+         p++)
+    {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
+              || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'))
+        {
+            goto invalid;
+        }
+    }
+
+    conf->session_cookie.len = conf->cookie_name.len + 1 + conf->auth_id.len;
+    conf->session_cookie.data = ngx_pnalloc(cf->pool,
+                                            conf->session_cookie.len);
+    if (conf->session_cookie.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(conf->session_cookie.data, "%V_%V", &conf->cookie_name,
+                &conf->auth_id);
+
+    return NGX_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid value \"%V\" in \"identity_auth_id\"",
+                       &conf->auth_id);
+
+    return NGX_ERROR;
+}
+
+
+/* the first location of an auth id gives its login endpoint's settings */
+
+static ngx_int_t
+ngx_http_identity_add_auth(ngx_conf_t *cf, ngx_http_identity_srv_conf_t *iscf,
+    ngx_http_identity_loc_conf_t *conf)
+{
+    ngx_uint_t                      i;
+    ngx_http_identity_loc_conf_t  **lp;
+
+    if (iscf->auths == NULL) {
+        iscf->auths = ngx_array_create(cf->pool, 2,
+                                       sizeof(ngx_http_identity_loc_conf_t *));
+        if (iscf->auths == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    lp = iscf->auths->elts;
+
+    for (i = 0; i < iscf->auths->nelts; i++) {
+        if (lp[i]->auth_id.len == conf->auth_id.len
+            && ngx_strncmp(lp[i]->auth_id.data, conf->auth_id.data,
+                           conf->auth_id.len)
+               == 0)
+        {
+            return NGX_OK;
+        }
+    }
+
+    lp = ngx_array_push(iscf->auths);
+    if (lp == NULL) {
+        return NGX_ERROR;
+    }
+
+    *lp = conf;
+
+    return NGX_OK;
 }
 
 
@@ -1853,6 +2447,8 @@ ngx_http_identity_provider_block(ngx_conf_t *cf, ngx_command_t *cmd,
     pr->force_authn = NGX_CONF_UNSET;
     pr->allow_idp_initiated = NGX_CONF_UNSET;
     pr->authorized_groups = NGX_CONF_UNSET_PTR;
+    pr->pkce = NGX_CONF_UNSET;
+    pr->userinfo_refresh_interval = NGX_CONF_UNSET;
 
     save = *cf;
     cf->handler = ngx_http_identity_provider_directive;
@@ -1883,6 +2479,20 @@ ngx_http_identity_provider_block(ngx_conf_t *cf, ngx_command_t *cmd,
         pr->authorized_groups = NULL;
     }
 
+    if (pr->type != NGX_HTTP_IDENTITY_OAUTH
+        && (pr->userinfo_refresh_interval != NGX_CONF_UNSET
+            || pr->pkce != NGX_CONF_UNSET))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"userinfo_refresh_interval\" and \"pkce\" "
+                           "are for providers of type oauth");
+        return NGX_CONF_ERROR;
+    }
+
+    if (pr->type != NGX_HTTP_IDENTITY_OAUTH) {
+        pr->userinfo_refresh_interval = 0;
+    }
+
     if (pr->type == NGX_HTTP_IDENTITY_SAML) {
         if (pr->nameid_format.len == 0) {
             ngx_str_set(&pr->nameid_format,
@@ -1891,6 +2501,11 @@ ngx_http_identity_provider_block(ngx_conf_t *cf, ngx_command_t *cmd,
 
         return ngx_http_identity_saml_conf(cf, pr);
     }
+
+    if (pr->type == NGX_HTTP_IDENTITY_OAUTH) {
+        return ngx_http_identity_oauth_conf(cf, pr);
+    }
+
 
     if (pr->issuer.len == 0 || pr->client_id.len == 0
         || pr->client_secret.len == 0)
@@ -1985,6 +2600,11 @@ ngx_http_identity_provider_type(ngx_conf_t *cf, ngx_command_t *cmd,
 
     if (value[1].len == 4 && ngx_strncmp(value[1].data, "saml", 4) == 0) {
         pr->type = NGX_HTTP_IDENTITY_SAML;
+        return NGX_CONF_OK;
+    }
+
+    if (value[1].len == 5 && ngx_strncmp(value[1].data, "oauth", 5) == 0) {
+        pr->type = NGX_HTTP_IDENTITY_OAUTH;
         return NGX_CONF_OK;
     }
 
@@ -2506,6 +3126,48 @@ ngx_http_identity_admin_token_file(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_http_identity_sha256_hex(&token, ilcf->admin_token_hash.data);
     ilcf->admin_token_hash.len = NGX_HTTP_IDENTITY_SHA256_HEX_LEN;
     ngx_explicit_memzero(token.data, token.len);
+
+    return NGX_CONF_OK;
+}
+
+
+/* the secret that encrypts OAuth tokens kept in Redis */
+
+static char *
+ngx_http_identity_token_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_identity_main_conf_t *imcf = conf;
+
+    ngx_str_t  *value, secret;
+
+    if (imcf->token_key) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_http_identity_read_secret(cf, &value[1], &secret) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (secret.len < 32) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" must hold at least 32 bytes of secret",
+                           &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    imcf->token_key = ngx_pnalloc(cf->pool, NGX_HTTP_IDENTITY_TOKEN_KEY_LEN);
+    if (imcf->token_key == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_identity_token_key(&secret, imcf->token_key) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_explicit_memzero(secret.data, secret.len);
 
     return NGX_CONF_OK;
 }

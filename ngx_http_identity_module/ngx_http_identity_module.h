@@ -16,6 +16,7 @@
 
 #define NGX_HTTP_IDENTITY_OIDC           1
 #define NGX_HTTP_IDENTITY_SAML           2
+#define NGX_HTTP_IDENTITY_OAUTH          3
 
 #define NGX_HTTP_IDENTITY_AUTH_BASIC     0
 #define NGX_HTTP_IDENTITY_AUTH_POST      1
@@ -62,6 +63,16 @@ typedef struct {
                                                              groups */
     ngx_array_t                     *authorized_groups;   /* of ngx_str_t */
 
+    /* oauth; attributes[] are the claim paths in the user info */
+    ngx_str_t                        preset;
+    ngx_str_t                        authorization_endpoint;
+    ngx_str_t                        token_endpoint;
+    ngx_str_t                        userinfo_endpoint;
+    ngx_str_t                        emails_endpoint;
+    ngx_flag_t                       pkce;
+    time_t                           userinfo_refresh_interval;
+    void                            *oauth;   /* for the thread tasks */
+
     ngx_str_t                        conf_file;
     ngx_uint_t                       conf_line;
 } ngx_http_identity_provider_t;
@@ -84,12 +95,15 @@ typedef struct {
     ngx_array_t                      providers;   /* of provider * */
     ngx_thread_pool_t               *thread_pool;
     ngx_str_t                        key_prefix;
+    u_char                          *token_key;   /* AES-256, or NULL */
 } ngx_http_identity_main_conf_t;
 
 
 typedef struct {
     ngx_str_t                        path;
     ngx_array_t                     *providers;   /* used in this server */
+    ngx_array_t                     *auths;       /* of loc conf *, with
+                                                     an auth id */
 } ngx_http_identity_srv_conf_t;
 
 
@@ -101,6 +115,10 @@ typedef struct {
     time_t                           touch_interval;
     ngx_str_t                        cookie_name;
     ngx_str_t                        cookie_domain;
+    ngx_str_t                        auth_id;
+    ngx_str_t                        session_cookie;  /* name, auth id */
+    ngx_flag_t                       cors_preflight;
+    ngx_array_t                     *rules;           /* authorization */
     ngx_str_t                        admin_token_hash;    /* sha256 hex */
     ngx_flag_t                       admin;
 } ngx_http_identity_loc_conf_t;
@@ -117,10 +135,15 @@ typedef struct {
     ngx_str_t                        email;
     ngx_str_t                        name;
     ngx_str_t                        username;
+    ngx_str_t                        auth_id;
+    ngx_str_t                        groups;          /* one per line */
+    ngx_str_t                        claims;          /* JSON object */
+    ngx_str_t                        access_token;    /* encrypted */
     time_t                           created_at;
     time_t                           last_active;
     time_t                           expires_at;
     time_t                           idle_timeout;
+    time_t                           checked;         /* user info */
 } ngx_http_identity_session_t;
 
 
@@ -133,6 +156,10 @@ typedef struct {
     ngx_str_t                        username;
     ngx_str_t                        sid;             /* IdP session id */
     ngx_str_t                        groups;          /* one per line */
+    ngx_str_t                        raw;             /* JSON object */
+    ngx_str_t                        access_token;    /* in clear */
+    ngx_str_t                        refresh_token;
+    time_t                           access_expires;  /* 0: unknown */
 } ngx_http_identity_claims_t;
 
 
@@ -146,6 +173,7 @@ typedef struct {
     ngx_str_t                        cookie_name;
     ngx_str_t                        cookie_domain;
     ngx_str_t                        redirect_uri;
+    ngx_str_t                        auth_id;
     time_t                           idle_timeout;
     time_t                           max_duration;
 } ngx_http_identity_login_state_t;
@@ -179,6 +207,8 @@ struct ngx_http_identity_ctx_s {
     unsigned                         found:1;
     unsigned                         redis_error:1;
     unsigned                         body_ready:1;
+    unsigned                         refreshed:1;
+    unsigned                         denied:1;
 };
 
 
@@ -199,6 +229,8 @@ ngx_int_t ngx_http_identity_login_take_bound(ngx_http_request_t *r,
     ngx_str_t *state);
 ngx_int_t ngx_http_identity_login_create(ngx_http_request_t *r);
 ngx_int_t ngx_http_identity_login_done(ngx_http_request_t *r);
+ngx_int_t ngx_http_identity_state_cookie(ngx_http_request_t *r,
+    ngx_str_t *name, ngx_str_t *domain);
 ngx_int_t ngx_http_identity_read_secret(ngx_conf_t *cf, ngx_str_t *path,
     ngx_str_t *secret);
 

@@ -35,6 +35,7 @@
 #include "ngx_http_identity_task.h"
 #include "ngx_http_identity_body.h"
 #include "ngx_http_identity_http.h"
+#include "ngx_http_identity_oauth.h"
 #include "ngx_http_identity_oidc.h"
 
 
@@ -503,83 +504,14 @@ ngx_http_identity_oidc_discovery_done(ngx_http_request_t *r, void *data)
 static ngx_int_t
 ngx_http_identity_oidc_redirect(ngx_http_request_t *r)
 {
-    u_char                          *p, sep;
-    size_t                           len;
-    uintptr_t                        esc;
-    ngx_str_t                        location, challenge, name, *v;
     ngx_http_identity_ctx_t         *ctx;
-    ngx_http_identity_provider_t    *pr;
     ngx_http_identity_oidc_cache_t  *cache;
 
     ctx = ngx_http_identity_get_ctx(r);
-    pr = ctx->provider;
-    cache = ngx_http_identity_oidc_cache(pr);
+    cache = ngx_http_identity_oidc_cache(ctx->provider);
 
-    if (ngx_http_identity_pkce_challenge(r->pool, &ctx->login.code_verifier,
-                                         &challenge)
-        != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    v = &ctx->login.redirect_uri;
-    esc = 2 * ngx_escape_uri(NULL, v->data, v->len, NGX_ESCAPE_URI_COMPONENT)
-          + 2 * ngx_escape_uri(NULL, pr->client_id.data, pr->client_id.len,
-                               NGX_ESCAPE_URI_COMPONENT)
-          + 2 * ngx_escape_uri(NULL, pr->scopes.data, pr->scopes.len,
-                               NGX_ESCAPE_URI_COMPONENT);
-
-    len = ngx_strlen(cache->authorization_endpoint)
-          + sizeof("?response_type=code&client_id=") - 1 + pr->client_id.len
-          + sizeof("&redirect_uri=") - 1 + v->len
-          + sizeof("&scope=") - 1 + pr->scopes.len
-          + sizeof("&state=") - 1 + ctx->state_param.len
-          + sizeof("&nonce=") - 1 + ctx->login.nonce.len
-          + sizeof("&code_challenge=") - 1 + challenge.len
-          + sizeof("&code_challenge_method=S256") - 1
-          + pr->authorization_params.len + esc;
-
-    location.data = ngx_pnalloc(r->pool, len);
-    if (location.data == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    p = ngx_cpystrn(location.data, (u_char *) cache->authorization_endpoint,
-                    len);
-    sep = ngx_strlchr(location.data, p, '?') ? '&' : '?';
-    *p++ = sep;
-    p = ngx_cpymem(p, "response_type=code&client_id=",
-                   sizeof("response_type=code&client_id=") - 1);
-    p = (u_char *) ngx_escape_uri(p, pr->client_id.data, pr->client_id.len,
-                                  NGX_ESCAPE_URI_COMPONENT);
-    p = ngx_cpymem(p, "&redirect_uri=", sizeof("&redirect_uri=") - 1);
-    p = (u_char *) ngx_escape_uri(p, v->data, v->len, NGX_ESCAPE_URI_COMPONENT);
-    p = ngx_cpymem(p, "&scope=", sizeof("&scope=") - 1);
-    p = (u_char *) ngx_escape_uri(p, pr->scopes.data, pr->scopes.len,
-                                  NGX_ESCAPE_URI_COMPONENT);
-    p = ngx_sprintf(p, "&state=%V&nonce=%V&code_challenge=%V"
-                    "&code_challenge_method=S256%V",
-                    &ctx->state_param, &ctx->login.nonce, &challenge,
-                    &pr->authorization_params);
-
-    location.len = p - location.data;
-
-    /* the state cookie binds the login to this browser */
-
-    if (ngx_http_identity_cookie_name(r, &ctx->login.cookie_name,
-                                      &ctx->login.cookie_domain, "_state",
-                                      &name)
-        != NGX_OK
-        || ngx_http_identity_cookie_set(r, &name, &ctx->state_param,
-                                        &ctx->login.cookie_domain,
-                                        NGX_HTTP_IDENTITY_STATE_TTL)
-           != NGX_OK
-        || ngx_http_identity_set_location(r, &location) != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    return NGX_HTTP_MOVED_TEMPORARILY;
+    return ngx_http_identity_oauth_redirect(r, cache->authorization_endpoint,
+                                            1, &ctx->login.nonce);
 }
 
 
@@ -640,6 +572,11 @@ ngx_http_identity_oidc_callback(ngx_http_request_t *r)
                           "identity: login for unknown provider \"%V\"",
                           &ctx->login.provider);
             return NGX_HTTP_BAD_REQUEST;
+        }
+
+        if (ctx->provider->type == NGX_HTTP_IDENTITY_OAUTH) {
+            ctx->state = 0;
+            return ngx_http_identity_oauth_callback(r);
         }
 
         rc = ngx_http_identity_oidc_need_metadata(r, ctx->provider);

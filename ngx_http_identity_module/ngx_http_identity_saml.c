@@ -286,7 +286,7 @@ ngx_http_identity_saml_conf(ngx_conf_t *cf, ngx_http_identity_provider_t *pr)
 ngx_int_t
 ngx_http_identity_saml_login(ngx_http_request_t *r)
 {
-    ngx_str_t                       name, location;
+    ngx_str_t                       name, domain, location;
     ngx_http_identity_ctx_t        *ctx;
     ngx_http_identity_saml_task_t  *t;
 
@@ -344,12 +344,10 @@ ngx_http_identity_saml_login(ngx_http_request_t *r)
 
         location = ctx->redirect_uri;
 
-        if (ngx_http_identity_cookie_name(r, &ctx->login.cookie_name,
-                                          &ctx->login.cookie_domain, "_state",
-                                          &name)
-            != NGX_OK
+        if (ngx_http_identity_state_cookie(r, &name, &domain)
+               != NGX_OK
             || ngx_http_identity_cookie_set(r, &name, &ctx->state_param,
-                                            &ctx->login.cookie_domain,
+                                            &domain,
                                             NGX_HTTP_IDENTITY_STATE_TTL)
                != NGX_OK
             || ngx_http_identity_set_location(r, &location) != NGX_OK)

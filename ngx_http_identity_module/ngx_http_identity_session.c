@@ -34,7 +34,7 @@
 #include "ngx_http_identity_session.h"
 
 
-#define NGX_HTTP_IDENTITY_SESSION_FIELDS  12
+#define NGX_HTTP_IDENTITY_SESSION_FIELDS  17
 
 
 static ngx_int_t ngx_http_identity_key(ngx_http_request_t *r, char *kind,
@@ -46,6 +46,10 @@ static void ngx_http_identity_done_handler(ngx_http_request_t *r,
 static void ngx_http_identity_destroyed_handler(ngx_http_request_t *r,
     redisReply *reply);
 static void ngx_http_identity_create_handler(ngx_http_request_t *r,
+    redisReply *reply);
+static ngx_int_t ngx_http_identity_session_tokens(ngx_http_request_t *r,
+    ngx_str_t *sid, ngx_str_t *out);
+static void ngx_http_identity_claim_handler(ngx_http_request_t *r,
     redisReply *reply);
 static void ngx_http_identity_take_handler(ngx_http_request_t *r,
     redisReply *reply);
@@ -132,7 +136,10 @@ static ngx_str_t  ngx_http_identity_create_script = ngx_string(
     "           'name', ARGV[6], 'username', ARGV[7], 'created_at', now,\n"
     "           'last_active', now, 'expires_at', expires, 'idle', idle,\n"
     "           'ip', ARGV[11], 'ua', ARGV[12], 'url', url,\n"
-    "           'idp_sid', isid)\n"
+    "           'idp_sid', isid, 'auth', ARGV[19], 'groups', ARGV[20],\n"
+    "           'claims', ARGV[21], 'at', ARGV[22], 'rt', ARGV[23],\n"
+    "           'at_exp', ARGV[24], 'checked', now)\n"
+    "if ARGV[22] == '' then redis.call('HDEL', skey, 'at', 'rt') end\n"
     "redis.call('EXPIRE', skey, math.max(1, math.min(idle, expires - now)))\n"
     "redis.call('HSET', p .. 'sid:' .. sid, 'th', th, 'uid', uid)\n"
     "if isid ~= '' then\n"
@@ -148,6 +155,33 @@ static ngx_str_t  ngx_http_identity_create_script = ngx_string(
     "                       '-inf', now, 'LIMIT', 0, 100)\n"
     "for _, o in ipairs(old) do drop(p, o) end\n"
     "return {sid, uid}\n");
+
+
+/* answers {at, rt, at_exp} to the one request that is to check */
+
+static ngx_str_t  ngx_http_identity_claim_script = ngx_string(
+    "local f = redis.call('HMGET', KEYS[1], 'checked', 'at', 'rt',\n"
+    "                     'at_exp')\n"
+    "if not f[2] then return 0 end\n"
+    "local now = tonumber(ARGV[1])\n"
+    "if now - tonumber(f[1] or 0) < tonumber(ARGV[2]) then return 0 end\n"
+    "redis.call('HSET', KEYS[1], 'checked', now)\n"
+    "return {f[2], f[3] or '', f[4] or '0'}\n");
+
+
+static ngx_str_t  ngx_http_identity_refreshed_script = ngx_string(
+    "local s, p = KEYS[1], ARGV[1]\n"
+    "local uid = redis.call('HGET', s, 'uid')\n"
+    "if not uid then return 0 end\n"
+    "redis.call('HSET', s, 'email', ARGV[2], 'name', ARGV[3],\n"
+    "           'username', ARGV[4], 'groups', ARGV[5], 'claims', ARGV[6])\n"
+    "if ARGV[7] ~= '' then\n"
+    "  redis.call('HSET', s, 'at', ARGV[7], 'rt', ARGV[8],\n"
+    "             'at_exp', ARGV[9])\n"
+    "end\n"
+    "redis.call('HSET', p .. 'user:' .. uid, 'email', ARGV[2],\n"
+    "           'name', ARGV[3], 'username', ARGV[4])\n"
+    "return 1\n");
 
 
 /*
@@ -319,7 +353,7 @@ static ngx_str_t  ngx_http_identity_login_save_script = ngx_string(
 static ngx_str_t  ngx_http_identity_login_take_script = ngx_string(
     "local v = redis.call('HMGET', KEYS[1], 'provider', 'nonce',\n"
     "                     'verifier', 'return_to', 'cookie', 'domain',\n"
-    "                     'redirect_uri', 'idle', 'max')\n"
+    "                     'redirect_uri', 'idle', 'max', 'auth')\n"
     "redis.call('DEL', KEYS[1])\n"
     "return v\n");
 
@@ -349,6 +383,11 @@ ngx_http_identity_session_lookup(ngx_http_request_t *r, ngx_str_t *token)
     ngx_str_set(&argv[11], "last_active");
     ngx_str_set(&argv[12], "expires_at");
     ngx_str_set(&argv[13], "idle");
+    ngx_str_set(&argv[14], "auth");
+    ngx_str_set(&argv[15], "groups");
+    ngx_str_set(&argv[16], "claims");
+    ngx_str_set(&argv[17], "at");
+    ngx_str_set(&argv[18], "checked");
 
     return ngx_http_identity_redis_request(r, ngx_http_identity_lookup_handler,
                                            2 + NGX_HTTP_IDENTITY_SESSION_FIELDS,
@@ -390,7 +429,11 @@ ngx_http_identity_lookup_handler(ngx_http_request_t *r, redisReply *reply)
            != NGX_OK
         || ngx_http_identity_reply_str(r, e[5], &s->email) != NGX_OK
         || ngx_http_identity_reply_str(r, e[6], &s->name) != NGX_OK
-        || ngx_http_identity_reply_str(r, e[7], &s->username) != NGX_OK)
+        || ngx_http_identity_reply_str(r, e[7], &s->username) != NGX_OK
+        || ngx_http_identity_reply_str(r, e[12], &s->auth_id) != NGX_OK
+        || ngx_http_identity_reply_str(r, e[13], &s->groups) != NGX_OK
+        || ngx_http_identity_reply_str(r, e[14], &s->claims) != NGX_OK
+        || ngx_http_identity_reply_str(r, e[15], &s->access_token) != NGX_OK)
     {
         ctx->redis_error = 1;
         goto done;
@@ -400,6 +443,7 @@ ngx_http_identity_lookup_handler(ngx_http_request_t *r, redisReply *reply)
     s->last_active = ngx_http_identity_reply_time(e[9]);
     s->expires_at = ngx_http_identity_reply_time(e[10]);
     s->idle_timeout = ngx_http_identity_reply_time(e[11]);
+    s->checked = ngx_http_identity_reply_time(e[16]);
 
     ctx->found = 1;
 
@@ -445,7 +489,7 @@ ngx_http_identity_session_create(ngx_http_request_t *r, ngx_str_t *token)
 {
     u_char                         *th;
     time_t                          now, expires;
-    ngx_str_t                       argv[22], uid, sid, url;
+    ngx_str_t                       argv[27], uid, sid, url;
     ngx_time_t                     *tp;
     ngx_http_identity_ctx_t        *ctx;
     ngx_http_identity_main_conf_t  *imcf;
@@ -520,12 +564,19 @@ ngx_http_identity_session_create(ngx_http_request_t *r, ngx_str_t *token)
     }
 
     argv[20] = ctx->claims.sid;
+    argv[21] = ctx->login.auth_id;
+    argv[22] = ctx->claims.groups;
+    argv[23] = ctx->claims.raw;
+
+    if (ngx_http_identity_session_tokens(r, &argv[11], &argv[24]) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     ctx->session.created_at = now;
     ctx->session.expires_at = expires;
 
     return ngx_http_identity_redis_request(r, ngx_http_identity_create_handler,
-                                           21, argv);
+                                           27, argv);
 }
 
 
@@ -552,6 +603,146 @@ ngx_http_identity_create_handler(ngx_http_request_t *r, redisReply *reply)
     }
 
     ctx->resume(r);
+}
+
+
+/*
+ * The tokens of a login or a refresh, encrypted for the session "sid":
+ * access, refresh, and the access token's expiry.  Without a key, or
+ * without tokens, nothing is kept.
+ */
+
+static ngx_int_t
+ngx_http_identity_session_tokens(ngx_http_request_t *r, ngx_str_t *sid,
+    ngx_str_t *out)
+{
+    ngx_http_identity_ctx_t        *ctx;
+    ngx_http_identity_main_conf_t  *imcf;
+
+    imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
+    ctx = ngx_http_identity_get_ctx(r);
+
+    ngx_str_null(&out[0]);
+    ngx_str_null(&out[1]);
+    ngx_str_set(&out[2], "0");
+
+    if (imcf->token_key == NULL || ctx->claims.access_token.len == 0) {
+        return NGX_OK;
+    }
+
+    if (ngx_http_identity_encrypt(r->pool, imcf->token_key, sid,
+                                  &ctx->claims.access_token, &out[0])
+        != NGX_OK
+        || ngx_http_identity_encrypt(r->pool, imcf->token_key, sid,
+                                     &ctx->claims.refresh_token, &out[1])
+           != NGX_OK
+        || ngx_http_identity_num(r, &out[2], ctx->claims.access_expires)
+           == NULL)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Continuous authorization: a session due for a user info check is
+ * claimed atomically, so that one request (of any nginx) checks it, and
+ * the claimer gets the encrypted tokens: ctx->found and ctx->claims.
+ */
+
+ngx_int_t
+ngx_http_identity_session_claim(ngx_http_request_t *r, time_t interval)
+{
+    ngx_str_t                 argv[6];
+    ngx_http_identity_ctx_t  *ctx;
+
+    ctx = ngx_http_identity_get_ctx(r);
+
+    ngx_str_set(&argv[0], "EVAL");
+    argv[1] = ngx_http_identity_claim_script;
+    ngx_str_set(&argv[2], "1");
+
+    if (ngx_http_identity_key(r, "session:", &ctx->token, &argv[3])
+        != NGX_OK
+        || ngx_http_identity_num(r, &argv[4], ngx_time()) == NULL
+        || ngx_http_identity_num(r, &argv[5], interval) == NULL)
+    {
+        return NGX_ERROR;
+    }
+
+    ctx->found = 0;
+
+    return ngx_http_identity_redis_request(r, ngx_http_identity_claim_handler,
+                                           6, argv);
+}
+
+
+static void
+ngx_http_identity_claim_handler(ngx_http_request_t *r, redisReply *reply)
+{
+    ngx_http_identity_ctx_t  *ctx;
+
+    ctx = ngx_http_identity_get_ctx(r);
+
+    if (reply == NULL) {
+        ctx->redis_error = 1;
+
+    } else if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 3) {
+
+        if (ngx_http_identity_reply_str(r, reply->element[0],
+                                        &ctx->claims.access_token)
+            != NGX_OK
+            || ngx_http_identity_reply_str(r, reply->element[1],
+                                           &ctx->claims.refresh_token)
+               != NGX_OK)
+        {
+            ctx->redis_error = 1;
+
+        } else {
+            ctx->claims.access_expires =
+                               ngx_http_identity_reply_time(reply->element[2]);
+            ctx->found = 1;
+        }
+    }
+
+    ctx->resume(r);
+}
+
+
+/* what a user info check found replaces the session's, without waiting */
+
+ngx_int_t
+ngx_http_identity_session_refreshed(ngx_http_request_t *r)
+{
+    ngx_str_t                       argv[13];
+    ngx_http_identity_ctx_t        *ctx;
+    ngx_http_identity_main_conf_t  *imcf;
+
+    imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
+    ctx = ngx_http_identity_get_ctx(r);
+
+    ngx_str_set(&argv[0], "EVAL");
+    argv[1] = ngx_http_identity_refreshed_script;
+    ngx_str_set(&argv[2], "1");
+
+    if (ngx_http_identity_key(r, "session:", &ctx->token, &argv[3])
+        != NGX_OK
+        || ngx_http_identity_session_tokens(r, &ctx->session.id, &argv[10])
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    argv[4] = imcf->key_prefix;
+    argv[5] = ctx->claims.email;
+    argv[6] = ctx->claims.name;
+    argv[7] = ctx->claims.username;
+    argv[8] = ctx->claims.groups;
+    argv[9] = ctx->claims.raw;
+
+    return ngx_http_identity_redis_send(r->connection->log, 13, argv);
 }
 
 
@@ -768,7 +959,7 @@ ngx_http_identity_store_delete(ngx_http_request_t *r,
 ngx_int_t
 ngx_http_identity_login_save(ngx_http_request_t *r, ngx_str_t *state)
 {
-    ngx_str_t                         argv[23];
+    ngx_str_t                         argv[25];
     ngx_http_identity_ctx_t          *ctx;
     ngx_http_identity_login_state_t  *ls;
 
@@ -806,9 +997,11 @@ ngx_http_identity_login_save(ngx_http_request_t *r, ngx_str_t *state)
     argv[18] = ls->redirect_uri;
     ngx_str_set(&argv[19], "idle");
     ngx_str_set(&argv[21], "max");
+    ngx_str_set(&argv[23], "auth");
+    argv[24] = ls->auth_id;
 
     return ngx_http_identity_redis_request(r, ngx_http_identity_done_handler,
-                                           23, argv);
+                                           25, argv);
 }
 
 
@@ -842,7 +1035,7 @@ ngx_http_identity_take_handler(ngx_http_request_t *r, redisReply *reply)
 
     if (reply == NULL
         || reply->type != REDIS_REPLY_ARRAY
-        || reply->elements != 9)
+        || reply->elements != 10)
     {
         ctx->redis_error = 1;
         goto done;
@@ -860,7 +1053,8 @@ ngx_http_identity_take_handler(ngx_http_request_t *r, redisReply *reply)
         || ngx_http_identity_reply_str(r, e[3], &ls->return_to) != NGX_OK
         || ngx_http_identity_reply_str(r, e[4], &ls->cookie_name) != NGX_OK
         || ngx_http_identity_reply_str(r, e[5], &ls->cookie_domain) != NGX_OK
-        || ngx_http_identity_reply_str(r, e[6], &ls->redirect_uri) != NGX_OK)
+        || ngx_http_identity_reply_str(r, e[6], &ls->redirect_uri) != NGX_OK
+        || ngx_http_identity_reply_str(r, e[9], &ls->auth_id) != NGX_OK)
     {
         ctx->redis_error = 1;
         goto done;

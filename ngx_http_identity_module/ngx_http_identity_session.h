@@ -28,6 +28,9 @@ ngx_int_t ngx_http_identity_session_lookup(ngx_http_request_t *r,
 void ngx_http_identity_session_touch(ngx_http_request_t *r);
 ngx_int_t ngx_http_identity_session_create(ngx_http_request_t *r,
     ngx_str_t *token);
+ngx_int_t ngx_http_identity_session_claim(ngx_http_request_t *r,
+    time_t interval);
+ngx_int_t ngx_http_identity_session_refreshed(ngx_http_request_t *r);
 ngx_int_t ngx_http_identity_session_destroy(ngx_http_request_t *r,
     ngx_str_t *token);
 

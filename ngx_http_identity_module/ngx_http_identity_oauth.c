@@ -1,0 +1,1219 @@
+
+/*
+ * Copyright (C) ngx_http_identity_module authors
+ */
+
+
+/*
+ * OAuth 2.0 providers (type oauth): presets for eight well-known providers,
+ * or every endpoint and claim path configured.  The authorization code
+ * flow (with PKCE S256 where the provider takes it) gives an access token,
+ * and the provider's user info endpoint gives the identity.
+ *
+ * The tokens are kept with the session, encrypted.  With
+ * userinfo_refresh_interval the user info is fetched again (after a
+ * refresh grant when the access token has expired): a provider that now
+ * refuses ends the session.  Calls to the provider run in the thread pool.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <jansson.h>
+#include <oauth2/oauth2.h>
+#include <oauth2/http.h>
+#include <oauth2/log.h>
+#include <oauth2/mem.h>
+
+#include "ngx_http_identity_module.h"
+#include "ngx_http_identity_crypto.h"
+#include "ngx_http_identity_cookie.h"
+#include "ngx_http_identity_session.h"
+#include "ngx_http_identity_task.h"
+#include "ngx_http_identity_http.h"
+#include "ngx_http_identity_oauth.h"
+
+
+#define NGX_HTTP_IDENTITY_OAUTH_RAW_MAX  8192
+#define NGX_HTTP_IDENTITY_OAUTH_EARLY    30    /* refresh this soon */
+
+
+enum {
+    ngx_http_identity_oauth_start = 0,
+    ngx_http_identity_oauth_saving,
+    ngx_http_identity_oauth_exchange,
+    ngx_http_identity_oauth_creating,
+    ngx_http_identity_oauth_failed
+};
+
+
+/* claim paths: id, email, name, username, groups */
+
+typedef struct {
+    char                             *name;
+    char                             *issuer;
+    char                             *authorization_endpoint;
+    char                             *token_endpoint;
+    char                             *userinfo_endpoint;
+    char                             *emails_endpoint;
+    char                             *scopes;
+    char                             *claims[5];
+    char                             *email_verified;
+    ngx_uint_t                        pkce;
+    ngx_uint_t                        client_id_header;
+} ngx_http_identity_oauth_preset_t;
+
+
+/* NUL-terminated copies of the configuration, read by the thread tasks */
+
+struct ngx_http_identity_oauth_conf_s {
+    char                             *authorization_endpoint;
+    char                             *token_endpoint;
+    char                             *userinfo_endpoint;
+    char                             *emails_endpoint;
+    char                             *client_id;
+    char                             *client_secret;
+    char                             *claims[5];
+    char                             *email_verified;
+    ngx_uint_t                        client_id_header;
+    ngx_uint_t                        token_auth;
+    ngx_msec_t                        timeout;
+};
+
+
+typedef struct {
+    ngx_http_identity_provider_t     *provider;
+    ngx_http_identity_oauth_conf_t   *conf;
+
+    /* in: a code grant, or the tokens of a session */
+    char                             *code;
+    char                             *redirect_uri;
+    char                             *verifier;
+    char                             *access_token;
+    char                             *refresh_token;
+    time_t                            access_expires;
+
+    /* out, malloc()ed */
+    char                             *new_access;
+    char                             *new_refresh;
+    time_t                            new_expires;
+    char                             *claims[5];
+    char                             *raw;
+    ngx_uint_t                        refreshed;
+
+    ngx_http_identity_http_result_t   result;
+} ngx_http_identity_oauth_task_t;
+
+
+static ngx_http_identity_oauth_task_t *ngx_http_identity_oauth_task(
+    ngx_http_request_t *r);
+static void ngx_http_identity_oauth_exchange_run(void *data);
+static void ngx_http_identity_oauth_refresh_run(void *data);
+static void ngx_http_identity_oauth_task_done(ngx_http_request_t *r,
+    void *data);
+static ngx_int_t ngx_http_identity_oauth_grant(
+    ngx_http_identity_oauth_task_t *t, oauth2_log_t *log,
+    oauth2_nv_list_t *form);
+static ngx_int_t ngx_http_identity_oauth_refresh_grant(
+    ngx_http_identity_oauth_task_t *t, oauth2_log_t *log);
+static ngx_int_t ngx_http_identity_oauth_userinfo(
+    ngx_http_identity_oauth_task_t *t, oauth2_log_t *log);
+static json_t *ngx_http_identity_oauth_get(ngx_http_identity_oauth_task_t *t,
+    oauth2_log_t *log, const char *url, ngx_uint_t any);
+static char *ngx_http_identity_oauth_primary_email(
+    ngx_http_identity_oauth_task_t *t, oauth2_log_t *log);
+static json_t *ngx_http_identity_oauth_path(json_t *root, const char *path,
+    size_t len);
+static char *ngx_http_identity_oauth_claim(json_t *root, const char *paths);
+static ngx_int_t ngx_http_identity_oauth_adopt(ngx_http_request_t *r,
+    ngx_http_identity_ctx_t *ctx, ngx_http_identity_oauth_task_t *t);
+static void ngx_http_identity_oauth_task_free(
+    ngx_http_identity_oauth_task_t *t);
+static char *ngx_http_identity_oauth_strdup(ngx_conf_t *cf, ngx_str_t *s,
+    char *dflt);
+
+
+/*
+ * The endpoints and user info shapes are those each provider documents;
+ * every one of them can be overridden in the provider block.
+ */
+
+static ngx_http_identity_oauth_preset_t  ngx_http_identity_oauth_presets[] = {
+
+    { "amazon", "https://www.amazon.com",
+      "https://www.amazon.com/ap/oa",
+      "https://api.amazon.com/auth/o2/token",
+      "https://api.amazon.com/user/profile", NULL,
+      "profile",
+      { "user_id", "email", "name", NULL, NULL }, NULL, 1, 0 },
+
+    { "facebook", "https://www.facebook.com",
+      "https://www.facebook.com/v19.0/dialog/oauth",
+      "https://graph.facebook.com/v19.0/oauth/access_token",
+      "https://graph.facebook.com/me?fields=id,name,email", NULL,
+      "public_profile email",
+      { "id", "email", "name", NULL, NULL }, NULL, 1, 0 },
+
+    { "github", "https://github.com",
+      "https://github.com/login/oauth/authorize",
+      "https://github.com/login/oauth/access_token",
+      "https://api.github.com/user",
+      "https://api.github.com/user/emails",
+      "read:user user:email",
+      { "id", "email", "name", "login", NULL }, NULL, 1, 0 },
+
+    { "gitlab", "https://gitlab.com",
+      "https://gitlab.com/oauth/authorize",
+      "https://gitlab.com/oauth/token",
+      "https://gitlab.com/api/v4/user", NULL,
+      "read_user",
+      { "id", "email", "name", "username", NULL }, NULL, 1, 0 },
+
+    { "google", "https://accounts.google.com",
+      "https://accounts.google.com/o/oauth2/v2/auth",
+      "https://oauth2.googleapis.com/token",
+      "https://openidconnect.googleapis.com/v1/userinfo", NULL,
+      "openid email profile",
+      { "sub", "email", "name", NULL, NULL }, "email_verified", 1, 0 },
+
+    { "linkedin", "https://www.linkedin.com",
+      "https://www.linkedin.com/oauth/v2/authorization",
+      "https://www.linkedin.com/oauth/v2/accessToken",
+      "https://api.linkedin.com/v2/userinfo", NULL,
+      "openid profile email",
+      { "sub", "email", "name", NULL, NULL }, "email_verified", 0, 0 },
+
+    { "microsoft", "https://login.microsoftonline.com",
+      "https://login.microsoftonline.com/common/oauth2/v2.0/authorize",
+      "https://login.microsoftonline.com/common/oauth2/v2.0/token",
+      "https://graph.microsoft.com/v1.0/me", NULL,
+      "openid profile email offline_access User.Read",
+      { "id", "mail|userPrincipalName", "displayName", "userPrincipalName",
+        NULL }, NULL, 1, 0 },
+
+    { "twitch", "https://id.twitch.tv",
+      "https://id.twitch.tv/oauth2/authorize",
+      "https://id.twitch.tv/oauth2/token",
+      "https://api.twitch.tv/helix/users", NULL,
+      "user:read:email",
+      { "data.0.id", "data.0.email", "data.0.display_name", "data.0.login",
+        NULL }, NULL, 0, 1 },
+
+    { NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+      { NULL, NULL, NULL, NULL, NULL }, NULL, 0, 0 }
+};
+
+
+static char  *ngx_http_identity_oauth_generic_claims[5] = {
+    "sub", "email", "name", "preferred_username", "groups"
+};
+
+
+/* the end of an identity_provider block of type oauth */
+
+char *
+ngx_http_identity_oauth_conf(ngx_conf_t *cf, ngx_http_identity_provider_t *pr)
+{
+    ngx_uint_t                         i;
+    ngx_http_identity_oauth_conf_t    *oc;
+    ngx_http_identity_oauth_preset_t  *ps, generic;
+
+    ps = NULL;
+
+    if (pr->preset.len) {
+        for (ps = ngx_http_identity_oauth_presets; ps->name; ps++) {
+            if (ngx_strlen(ps->name) == pr->preset.len
+                && ngx_strncmp(ps->name, pr->preset.data, pr->preset.len)
+                   == 0)
+            {
+                break;
+            }
+        }
+
+        if (ps->name == NULL) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid value \"%V\" in \"preset\"",
+                               &pr->preset);
+            return NGX_CONF_ERROR;
+        }
+
+    } else {
+        ngx_memzero(&generic, sizeof(ngx_http_identity_oauth_preset_t));
+
+        for (i = 0; i < 5; i++) {
+            generic.claims[i] = ngx_http_identity_oauth_generic_claims[i];
+        }
+
+        generic.pkce = 1;
+        ps = &generic;
+    }
+
+    oc = ngx_pcalloc(cf->pool, sizeof(ngx_http_identity_oauth_conf_t));
+    if (oc == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    pr->oauth = oc;
+
+    oc->authorization_endpoint = ngx_http_identity_oauth_strdup(cf,
+                                    &pr->authorization_endpoint,
+                                    ps->authorization_endpoint);
+    oc->token_endpoint = ngx_http_identity_oauth_strdup(cf,
+                                    &pr->token_endpoint, ps->token_endpoint);
+    oc->userinfo_endpoint = ngx_http_identity_oauth_strdup(cf,
+                                    &pr->userinfo_endpoint,
+                                    ps->userinfo_endpoint);
+    oc->emails_endpoint = ngx_http_identity_oauth_strdup(cf,
+                                    &pr->emails_endpoint,
+                                    ps->emails_endpoint);
+    oc->client_id = ngx_http_identity_oauth_strdup(cf, &pr->client_id, NULL);
+    oc->client_secret = ngx_http_identity_oauth_strdup(cf, &pr->client_secret,
+                                                       NULL);
+
+    if (oc->authorization_endpoint == NULL || oc->token_endpoint == NULL
+        || oc->userinfo_endpoint == NULL)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "identity provider \"%V\" needs a \"preset\" or "
+                           "\"authorization_endpoint\", \"token_endpoint\" "
+                           "and \"userinfo_endpoint\"", &pr->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (oc->client_id == NULL || oc->client_secret == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "identity provider \"%V\" needs \"client_id\" "
+                           "and \"client_secret\"", &pr->name);
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 0; i < 5; i++) {
+        oc->claims[i] = ngx_http_identity_oauth_strdup(cf, &pr->attributes[i],
+                                                       ps->claims[i]);
+    }
+
+    if (oc->claims[0] == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "identity provider \"%V\" needs \"claim_map "
+                           "id=PATH\"", &pr->name);
+        return NGX_CONF_ERROR;
+    }
+
+    oc->email_verified = ps->email_verified;
+    oc->client_id_header = ps->client_id_header;
+    oc->timeout = pr->http_timeout;
+
+    ngx_conf_init_value(pr->pkce, (ngx_flag_t) ps->pkce);
+    ngx_conf_init_value(pr->userinfo_refresh_interval, 0);
+
+    /* presets: every provider takes the secret in the form */
+
+    ngx_conf_init_uint_value(pr->token_auth, pr->preset.len
+                                             ? NGX_HTTP_IDENTITY_AUTH_POST
+                                             : NGX_HTTP_IDENTITY_AUTH_BASIC);
+    oc->token_auth = pr->token_auth;
+
+    if (pr->scopes.len == 0 && ps->scopes) {
+        pr->scopes.data = (u_char *) ps->scopes;
+        pr->scopes.len = ngx_strlen(ps->scopes);
+    }
+
+    /* the identity's provider URL */
+
+    if (pr->issuer.len == 0) {
+        pr->issuer.data = (u_char *) (ps->issuer ? ps->issuer
+                                                 : oc->token_endpoint);
+        pr->issuer.len = ngx_strlen(pr->issuer.data);
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_identity_oauth_strdup(ngx_conf_t *cf, ngx_str_t *s, char *dflt)
+{
+    char  *p;
+
+    if (s->len == 0) {
+        return dflt;
+    }
+
+    p = ngx_pnalloc(cf->pool, s->len + 1);
+    if (p == NULL) {
+        return NULL;
+    }
+
+    ngx_memcpy(p, s->data, s->len);
+    p[s->len] = '\0';
+
+    return p;
+}
+
+
+/* login: a pending login in Redis, then the redirect */
+
+ngx_int_t
+ngx_http_identity_oauth_login(ngx_http_request_t *r)
+{
+    ngx_http_identity_ctx_t         *ctx;
+    ngx_http_identity_oauth_conf_t  *oc;
+
+    ctx = ngx_http_identity_get_ctx(r);
+    oc = ctx->provider->oauth;
+
+    switch (ctx->state) {
+
+    case ngx_http_identity_oauth_start:
+
+        if (ngx_http_identity_random(r->pool, 32, &ctx->state_param) != NGX_OK
+            || ngx_http_identity_random(r->pool, 32,
+                                        &ctx->login.code_verifier)
+               != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_str_null(&ctx->login.nonce);
+        ctx->login.provider = ctx->provider->name;
+        ctx->found = 0;
+
+        if (ngx_http_identity_login_save(r, &ctx->state_param) != NGX_OK) {
+            return NGX_HTTP_SERVICE_UNAVAILABLE;
+        }
+
+        ctx->state = ngx_http_identity_oauth_saving;
+        return NGX_AGAIN;
+
+    case ngx_http_identity_oauth_saving:
+
+        if (ctx->redis_error) {
+            return NGX_HTTP_SERVICE_UNAVAILABLE;
+        }
+
+        return ngx_http_identity_oauth_redirect(r, oc->authorization_endpoint,
+                                                ctx->provider->pkce, NULL);
+
+    default:
+        return ctx->status ? ctx->status : NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+}
+
+
+/*
+ * The redirect to an authorization endpoint, for OAuth and OpenID Connect
+ * alike; the state cookie binds the login to this browser.
+ */
+
+ngx_int_t
+ngx_http_identity_oauth_redirect(ngx_http_request_t *r, char *endpoint,
+    ngx_uint_t pkce, ngx_str_t *nonce)
+{
+    u_char                        *p;
+    size_t                         len;
+    uintptr_t                      esc;
+    ngx_str_t                      location, challenge, name, domain, *v;
+    ngx_http_identity_ctx_t       *ctx;
+    ngx_http_identity_provider_t  *pr;
+
+    ctx = ngx_http_identity_get_ctx(r);
+    pr = ctx->provider;
+
+    ngx_str_null(&challenge);
+
+    if (pkce
+        && ngx_http_identity_pkce_challenge(r->pool,
+                                            &ctx->login.code_verifier,
+                                            &challenge)
+           != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    v = &ctx->login.redirect_uri;
+    esc = 2 * ngx_escape_uri(NULL, v->data, v->len, NGX_ESCAPE_URI_COMPONENT)
+          + 2 * ngx_escape_uri(NULL, pr->client_id.data, pr->client_id.len,
+                               NGX_ESCAPE_URI_COMPONENT)
+          + 2 * ngx_escape_uri(NULL, pr->scopes.data, pr->scopes.len,
+                               NGX_ESCAPE_URI_COMPONENT);
+
+    len = ngx_strlen(endpoint)
+          + sizeof("?response_type=code&client_id=") - 1 + pr->client_id.len
+          + sizeof("&redirect_uri=") - 1 + v->len
+          + sizeof("&scope=") - 1 + pr->scopes.len
+          + sizeof("&state=") - 1 + ctx->state_param.len
+          + sizeof("&nonce=") - 1 + (nonce ? nonce->len : 0)
+          + sizeof("&code_challenge=") - 1 + challenge.len
+          + sizeof("&code_challenge_method=S256") - 1
+          + pr->authorization_params.len + esc;
+
+    location.data = ngx_pnalloc(r->pool, len);
+    if (location.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_cpystrn(location.data, (u_char *) endpoint, len);
+    *p = ngx_strlchr(location.data, p, '?') ? '&' : '?';
+    p++;
+    p = ngx_cpymem(p, "response_type=code&client_id=",
+                   sizeof("response_type=code&client_id=") - 1);
+    p = (u_char *) ngx_escape_uri(p, pr->client_id.data, pr->client_id.len,
+                                  NGX_ESCAPE_URI_COMPONENT);
+    p = ngx_cpymem(p, "&redirect_uri=", sizeof("&redirect_uri=") - 1);
+    p = (u_char *) ngx_escape_uri(p, v->data, v->len, NGX_ESCAPE_URI_COMPONENT);
+    p = ngx_cpymem(p, "&scope=", sizeof("&scope=") - 1);
+    p = (u_char *) ngx_escape_uri(p, pr->scopes.data, pr->scopes.len,
+                                  NGX_ESCAPE_URI_COMPONENT);
+    p = ngx_sprintf(p, "&state=%V", &ctx->state_param);
+
+    if (nonce) {
+        p = ngx_sprintf(p, "&nonce=%V", nonce);
+    }
+
+    if (pkce) {
+        p = ngx_sprintf(p, "&code_challenge=%V&code_challenge_method=S256",
+                        &challenge);
+    }
+
+    p = ngx_cpymem(p, pr->authorization_params.data,
+                   pr->authorization_params.len);
+
+    location.len = p - location.data;
+
+    if (ngx_http_identity_state_cookie(r, &name, &domain) != NGX_OK
+        || ngx_http_identity_cookie_set(r, &name, &ctx->state_param, &domain,
+                                        NGX_HTTP_IDENTITY_STATE_TTL)
+           != NGX_OK
+        || ngx_http_identity_set_location(r, &location) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return NGX_HTTP_MOVED_TEMPORARILY;
+}
+
+
+/* the callback, once the pending login was taken: code for tokens */
+
+ngx_int_t
+ngx_http_identity_oauth_callback(ngx_http_request_t *r)
+{
+    ngx_http_identity_ctx_t         *ctx;
+    ngx_http_identity_oauth_task_t  *t;
+
+    ctx = ngx_http_identity_get_ctx(r);
+
+    switch (ctx->state) {
+
+    case ngx_http_identity_oauth_start:
+
+        t = ngx_http_identity_oauth_task(r);
+        if (t == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        t->code = ngx_http_identity_cstr(r->pool, &ctx->code);
+        t->redirect_uri = ngx_http_identity_cstr(r->pool,
+                                                 &ctx->login.redirect_uri);
+
+        if (ctx->provider->pkce) {
+            t->verifier = ngx_http_identity_cstr(r->pool,
+                                                 &ctx->login.code_verifier);
+            if (t->verifier == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+        }
+
+        if (t->code == NULL || t->redirect_uri == NULL
+            || ngx_http_identity_task_post(r,
+                                        ngx_http_identity_oauth_exchange_run,
+                                        ngx_http_identity_oauth_task_done, t)
+               != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ctx->state = ngx_http_identity_oauth_exchange;
+        return NGX_AGAIN;
+
+    case ngx_http_identity_oauth_exchange:
+
+        if (ctx->status) {
+            return ctx->status;
+        }
+
+        ctx->state = ngx_http_identity_oauth_creating;
+
+        return ngx_http_identity_login_create(r);
+
+    case ngx_http_identity_oauth_creating:
+        return ngx_http_identity_login_done(r);
+
+    default:
+        return ctx->status ? ctx->status : NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+}
+
+
+/*
+ * Continuous authorization: the session's tokens (as the session store
+ * gave them, encrypted) are decrypted and the user info is fetched again.
+ * NGX_AGAIN, then ctx->status says 0 (claims fresh), 403 (the provider
+ * refuses) or 503; NGX_DECLINED when there is nothing to check with.
+ */
+
+ngx_int_t
+ngx_http_identity_oauth_refresh(ngx_http_request_t *r)
+{
+    ngx_str_t                        plain;
+    ngx_http_identity_ctx_t         *ctx;
+    ngx_http_identity_main_conf_t   *imcf;
+    ngx_http_identity_oauth_task_t  *t;
+
+    ctx = ngx_http_identity_get_ctx(r);
+    imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
+
+    if (imcf->token_key == NULL || ctx->claims.access_token.len == 0) {
+        return NGX_DECLINED;
+    }
+
+    t = ngx_http_identity_oauth_task(r);
+    if (t == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_identity_decrypt(r->pool, imcf->token_key, &ctx->session.id,
+                                  &ctx->claims.access_token, &plain)
+        != NGX_OK)
+    {
+        return NGX_DECLINED;
+    }
+
+    t->access_token = (char *) plain.data;
+
+    if (ngx_http_identity_decrypt(r->pool, imcf->token_key, &ctx->session.id,
+                                  &ctx->claims.refresh_token, &plain)
+        != NGX_OK)
+    {
+        return NGX_DECLINED;
+    }
+
+    t->refresh_token = plain.len ? (char *) plain.data : NULL;
+    t->access_expires = ctx->claims.access_expires;
+
+    /* the tokens stay unless the provider hands out new ones */
+
+    ctx->claims.access_token.data = (u_char *) t->access_token;
+    ctx->claims.access_token.len = ngx_strlen(t->access_token);
+    ctx->claims.refresh_token = plain;
+    ctx->status = 0;
+
+    if (ngx_http_identity_task_post(r, ngx_http_identity_oauth_refresh_run,
+                                    ngx_http_identity_oauth_task_done, t)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_AGAIN;
+}
+
+
+static ngx_http_identity_oauth_task_t *
+ngx_http_identity_oauth_task(ngx_http_request_t *r)
+{
+    ngx_http_identity_ctx_t         *ctx;
+    ngx_http_identity_oauth_task_t  *t;
+
+    ctx = ngx_http_identity_get_ctx(r);
+
+    t = ngx_pcalloc(r->pool, sizeof(ngx_http_identity_oauth_task_t));
+    if (t == NULL) {
+        return NULL;
+    }
+
+    t->provider = ctx->provider;
+    t->conf = ctx->provider->oauth;
+
+    return t;
+}
+
+
+static void
+ngx_http_identity_oauth_exchange_run(void *data)
+{
+    ngx_http_identity_oauth_task_t *t = data;
+
+    oauth2_log_t      *log;
+    oauth2_nv_list_t  *form;
+
+    log = ngx_http_identity_http_log(&t->result);
+    if (log == NULL) {
+        return;
+    }
+
+    form = oauth2_nv_list_init(log);
+    oauth2_nv_list_add(log, form, "grant_type", "authorization_code");
+    oauth2_nv_list_add(log, form, "code", t->code);
+    oauth2_nv_list_add(log, form, "redirect_uri", t->redirect_uri);
+
+    if (t->verifier) {
+        oauth2_nv_list_add(log, form, "code_verifier", t->verifier);
+    }
+
+    if (ngx_http_identity_oauth_grant(t, log, form) == NGX_OK) {
+        (void) ngx_http_identity_oauth_userinfo(t, log);
+    }
+
+    oauth2_nv_list_free(log, form);
+    oauth2_log_free(log);
+}
+
+
+/*
+ * An expired access token is refreshed first; one the provider refuses
+ * before its expiry is refreshed once too.  A refresh or a user info
+ * call that is refused then ends the session.
+ */
+
+static void
+ngx_http_identity_oauth_refresh_run(void *data)
+{
+    ngx_http_identity_oauth_task_t *t = data;
+
+    oauth2_log_t  *log;
+
+    log = ngx_http_identity_http_log(&t->result);
+    if (log == NULL) {
+        return;
+    }
+
+    if (t->refresh_token && t->access_expires
+        && t->access_expires <= time(NULL) + NGX_HTTP_IDENTITY_OAUTH_EARLY
+        && ngx_http_identity_oauth_refresh_grant(t, log) != NGX_OK)
+    {
+        goto done;
+    }
+
+    if (ngx_http_identity_oauth_userinfo(t, log) == NGX_OK
+        || t->result.status != NGX_HTTP_FORBIDDEN
+        || t->refresh_token == NULL || t->refreshed)
+    {
+        goto done;
+    }
+
+    ngx_memzero(&t->result, sizeof(ngx_http_identity_http_result_t));
+
+    if (ngx_http_identity_oauth_refresh_grant(t, log) == NGX_OK) {
+        (void) ngx_http_identity_oauth_userinfo(t, log);
+    }
+
+done:
+
+    oauth2_log_free(log);
+}
+
+
+static ngx_int_t
+ngx_http_identity_oauth_refresh_grant(ngx_http_identity_oauth_task_t *t,
+    oauth2_log_t *log)
+{
+    ngx_int_t          rc;
+    oauth2_nv_list_t  *form;
+
+    form = oauth2_nv_list_init(log);
+    oauth2_nv_list_add(log, form, "grant_type", "refresh_token");
+    oauth2_nv_list_add(log, form, "refresh_token",
+                       t->new_refresh ? t->new_refresh : t->refresh_token);
+
+    rc = ngx_http_identity_oauth_grant(t, log, form);
+
+    oauth2_nv_list_free(log, form);
+
+    t->refreshed = 1;
+
+    return rc;
+}
+
+
+/* RFC 6749 4.1.3 and 6: the token endpoint, with client authentication */
+
+static ngx_int_t
+ngx_http_identity_oauth_grant(ngx_http_identity_oauth_task_t *t,
+    oauth2_log_t *log, oauth2_nv_list_t *form)
+{
+    char                            *body;
+    json_t                          *tokens, *v;
+    const char                      *access, *type, *refresh;
+    oauth2_http_call_ctx_t          *hctx;
+    ngx_http_identity_oauth_conf_t  *oc;
+
+    oc = t->conf;
+
+    hctx = ngx_http_identity_http_ctx(&t->result, log, oc->timeout);
+    if (hctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (oc->token_auth == NGX_HTTP_IDENTITY_AUTH_POST) {
+        oauth2_nv_list_add(log, form, "client_id", oc->client_id);
+        oauth2_nv_list_add(log, form, "client_secret", oc->client_secret);
+
+    } else {
+        /* RFC 6749 2.3.1: form-encode the credentials before Basic */
+        oauth2_http_call_ctx_basic_auth_set(log, hctx, oc->client_id,
+                                            oc->client_secret, true);
+    }
+
+    tokens = NULL;
+    body = ngx_http_identity_http_call(log, oc->token_endpoint, form, hctx,
+                                       &t->result, &tokens);
+    oauth2_http_call_ctx_free(log, hctx);
+
+    if (body == NULL) {
+        return NGX_ERROR;
+    }
+
+    free(body);
+
+    access = json_string_value(json_object_get(tokens, "access_token"));
+    type = json_string_value(json_object_get(tokens, "token_type"));
+    refresh = json_string_value(json_object_get(tokens, "refresh_token"));
+
+    if (access == NULL || access[0] == '\0'
+        || (type && strcasecmp(type, "bearer") != 0))
+    {
+        ngx_http_identity_http_fail(&t->result, NGX_HTTP_FORBIDDEN,
+                                    NGX_LOG_ERR,
+                                    "token response without a Bearer "
+                                    "access_token");
+        json_decref(tokens);
+        return NGX_ERROR;
+    }
+
+    free(t->new_access);
+    t->new_access = strdup(access);
+
+    if (refresh && refresh[0]) {
+        free(t->new_refresh);
+        t->new_refresh = strdup(refresh);
+    }
+
+    v = json_object_get(tokens, "expires_in");
+    t->new_expires = 0;
+
+    if (json_is_integer(v) && json_integer_value(v) > 0) {
+        t->new_expires = time(NULL) + (time_t) json_integer_value(v);
+
+    } else if (json_is_string(v) && atol(json_string_value(v)) > 0) {
+        t->new_expires = time(NULL) + atol(json_string_value(v));
+    }
+
+    json_decref(tokens);
+
+    if (t->new_access == NULL) {
+        ngx_http_identity_http_fail(&t->result, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                    NGX_LOG_ERR, "out of memory");
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_identity_oauth_userinfo(ngx_http_identity_oauth_task_t *t,
+    oauth2_log_t *log)
+{
+    json_t                          *info, *verified;
+    ngx_uint_t                       i;
+    ngx_http_identity_oauth_conf_t  *oc;
+
+    oc = t->conf;
+
+    info = ngx_http_identity_oauth_get(t, log, oc->userinfo_endpoint, 0);
+    if (info == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < 5; i++) {
+        free(t->claims[i]);
+        t->claims[i] = oc->claims[i]
+                       ? ngx_http_identity_oauth_claim(info, oc->claims[i])
+                       : NULL;
+    }
+
+    /* an address the provider says it has not verified is no identity */
+
+    if (oc->email_verified) {
+        verified = json_object_get(info, oc->email_verified);
+
+        if (json_is_false(verified)
+            || (json_is_string(verified)
+                && strcmp(json_string_value(verified), "false") == 0))
+        {
+            free(t->claims[1]);
+            t->claims[1] = NULL;
+        }
+    }
+
+    free(t->raw);
+    t->raw = json_dumps(info, JSON_COMPACT);
+
+    if (t->raw && strlen(t->raw) > NGX_HTTP_IDENTITY_OAUTH_RAW_MAX) {
+        free(t->raw);
+        t->raw = NULL;
+    }
+
+    json_decref(info);
+
+    if (t->claims[0] == NULL || t->claims[0][0] == '\0') {
+        ngx_http_identity_http_fail(&t->result, NGX_HTTP_FORBIDDEN,
+                                    NGX_LOG_ERR,
+                                    "user info of \"%s\" has no \"%s\"",
+                                    oc->userinfo_endpoint, oc->claims[0]);
+        return NGX_ERROR;
+    }
+
+    /* GitHub: a private address is only in /user/emails */
+
+    if ((t->claims[1] == NULL || t->claims[1][0] == '\0')
+        && oc->emails_endpoint)
+    {
+        free(t->claims[1]);
+        t->claims[1] = ngx_http_identity_oauth_primary_email(t, log);
+
+        if (t->result.status) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static char *
+ngx_http_identity_oauth_primary_email(ngx_http_identity_oauth_task_t *t,
+    oauth2_log_t *log)
+{
+    char        *email;
+    size_t       i;
+    json_t      *list, *e;
+    const char  *addr;
+
+    list = ngx_http_identity_oauth_get(t, log, t->conf->emails_endpoint, 1);
+    if (list == NULL) {
+        return NULL;
+    }
+
+    email = NULL;
+
+    json_array_foreach(list, i, e) {
+        addr = json_string_value(json_object_get(e, "email"));
+
+        if (addr && json_is_true(json_object_get(e, "primary"))
+            && json_is_true(json_object_get(e, "verified")))
+        {
+            email = strdup(addr);
+            break;
+        }
+    }
+
+    json_decref(list);
+
+    return email;
+}
+
+
+/* a GET with the access token; an object, or with "any" an array too */
+
+static json_t *
+ngx_http_identity_oauth_get(ngx_http_identity_oauth_task_t *t,
+    oauth2_log_t *log, const char *url, ngx_uint_t any)
+{
+    char                    *body, *auth;
+    size_t                   len;
+    json_t                  *json;
+    const char              *token;
+    oauth2_http_call_ctx_t  *hctx;
+
+    token = t->new_access ? t->new_access : t->access_token;
+
+    hctx = ngx_http_identity_http_ctx(&t->result, log, t->conf->timeout);
+    if (hctx == NULL) {
+        return NULL;
+    }
+
+    len = sizeof("Bearer ") + strlen(token);
+    auth = malloc(len);
+
+    if (auth == NULL) {
+        oauth2_http_call_ctx_free(log, hctx);
+        ngx_http_identity_http_fail(&t->result, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                    NGX_LOG_ERR, "out of memory");
+        return NULL;
+    }
+
+    snprintf(auth, len, "Bearer %s", token);
+    oauth2_http_call_ctx_hdr_set(log, hctx, "Authorization", auth);
+    free(auth);
+
+    /* Twitch's API wants the client id beside the token */
+
+    if (t->conf->client_id_header) {
+        oauth2_http_call_ctx_hdr_set(log, hctx, "Client-Id",
+                                     t->conf->client_id);
+    }
+
+    json = NULL;
+    body = ngx_http_identity_http_fetch(log, url, NULL, hctx, &t->result,
+                                        &json, any);
+    oauth2_http_call_ctx_free(log, hctx);
+
+    if (body == NULL) {
+        return NULL;
+    }
+
+    free(body);
+
+    if (any && !json_is_array(json) && !json_is_object(json)) {
+        json_decref(json);
+        ngx_http_identity_http_fail(&t->result, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                    NGX_LOG_ERR, "\"%s\" did not answer JSON",
+                                    url);
+        return NULL;
+    }
+
+    return json;
+}
+
+
+/*
+ * A claim path: keys separated by dots, a number indexes an array
+ * ("data.0.login"); "a|b" takes b when a is absent.  Strings come as they
+ * are, integers in decimal, an array of strings one per line (groups).
+ */
+
+static char *
+ngx_http_identity_oauth_claim(json_t *root, const char *paths)
+{
+    char        *out, *p;
+    size_t       i, len, n;
+    json_t      *v, *e;
+    const char  *path, *end;
+
+    for (path = paths; *path; path = end + 1) {
+        end = strchr(path, '|');
+        if (end == NULL) {
+            end = path + strlen(path);
+        }
+
+        v = ngx_http_identity_oauth_path(root, path, end - path);
+
+        if (json_is_string(v) && json_string_length(v)) {
+            return strdup(json_string_value(v));
+        }
+
+        if (json_is_integer(v)) {
+            out = malloc(NGX_INT64_LEN + 1);
+            if (out) {
+                snprintf(out, NGX_INT64_LEN + 1, "%" JSON_INTEGER_FORMAT,
+                         json_integer_value(v));
+            }
+
+            return out;
+        }
+
+        if (json_is_array(v) && json_array_size(v)) {
+            len = 0;
+
+            json_array_foreach(v, i, e) {
+                len += json_is_string(e) ? json_string_length(e) + 1 : 0;
+            }
+
+            out = malloc(len + 1);
+            if (out == NULL) {
+                return NULL;
+            }
+
+            p = out;
+
+            json_array_foreach(v, i, e) {
+                n = json_is_string(e) ? json_string_length(e) : 0;
+
+                if (n && memchr(json_string_value(e), '\n', n) == NULL) {
+                    memcpy(p, json_string_value(e), n);
+                    p += n;
+                    *p++ = '\n';
+                }
+            }
+
+            if (p > out) {
+                p--;
+            }
+
+            *p = '\0';
+
+            return out;
+        }
+
+        if (*end == '\0') {
+            break;
+        }
+    }
+
+    return NULL;
+}
+
+
+static json_t *
+ngx_http_identity_oauth_path(json_t *root, const char *path, size_t len)
+{
+    char        key[128], *endp;
+    size_t      n;
+    json_t     *v;
+    long        index;
+    const char  *p, *last, *dot;
+
+    v = root;
+    p = path;
+    last = path + len;
+
+    while (v && p < last) {
+        dot = memchr(p, '.', last - p);
+        if (dot == NULL) {
+            dot = last;
+        }
+
+        n = dot - p;
+
+        if (n == 0 || n >= sizeof(key)) {
+            return NULL;
+        }
+
+        memcpy(key, p, n);
+        key[n] = '\0';
+
+        if (json_is_array(v)) {
+            index = strtol(key, &endp, 10);
+            v = (*endp == '\0' && index >= 0)
+                ? json_array_get(v, (size_t) index) : NULL;
+
+        } else {
+            v = json_object_get(v, key);
+        }
+
+        p = dot + 1;
+    }
+
+    return v;
+}
+
+
+static void
+ngx_http_identity_oauth_task_done(ngx_http_request_t *r, void *data)
+{
+    ngx_http_identity_oauth_task_t *t = data;
+
+    ngx_http_identity_ctx_t  *ctx;
+
+    ctx = ngx_http_identity_get_ctx(r);
+
+    if (t->result.status == 0
+        && ngx_http_identity_oauth_adopt(r, ctx, t) != NGX_OK)
+    {
+        ngx_http_identity_http_fail(&t->result,
+                                    NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                    NGX_LOG_ERR, "out of memory");
+    }
+
+    if (t->result.status) {
+        ngx_log_error(t->result.level, r->connection->log, 0,
+                      "identity: provider \"%V\": %s", &t->provider->name,
+                      t->result.error);
+    }
+
+    ctx->status = t->result.status;
+    ctx->refreshed = t->refreshed;
+
+    ngx_http_identity_oauth_task_free(t);
+
+    ctx->resume(r);
+}
+
+
+/* the thread's findings, into the request's pool */
+
+static ngx_int_t
+ngx_http_identity_oauth_adopt(ngx_http_request_t *r,
+    ngx_http_identity_ctx_t *ctx, ngx_http_identity_oauth_task_t *t)
+{
+    ngx_str_t   *claims[5];
+    ngx_uint_t   i;
+
+    claims[0] = &ctx->claims.provider_user_id;
+    claims[1] = &ctx->claims.email;
+    claims[2] = &ctx->claims.name;
+    claims[3] = &ctx->claims.username;
+    claims[4] = &ctx->claims.groups;
+
+    for (i = 0; i < 5; i++) {
+        if (ngx_http_identity_pool_str(r->pool, t->claims[i], claims[i])
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    if (ngx_http_identity_pool_str(r->pool, t->raw, &ctx->claims.raw)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (t->new_access) {
+        if (ngx_http_identity_pool_str(r->pool, t->new_access,
+                                       &ctx->claims.access_token)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        ctx->claims.access_expires = t->new_expires;
+    }
+
+    if (t->new_refresh
+        && ngx_http_identity_pool_str(r->pool, t->new_refresh,
+                                      &ctx->claims.refresh_token)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_identity_oauth_task_free(ngx_http_identity_oauth_task_t *t)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < 5; i++) {
+        free(t->claims[i]);
+    }
+
+    free(t->raw);
+
+    if (t->new_access) {
+        ngx_explicit_memzero(t->new_access, strlen(t->new_access));
+        free(t->new_access);
+    }
+
+    if (t->new_refresh) {
+        ngx_explicit_memzero(t->new_refresh, strlen(t->new_refresh));
+        free(t->new_refresh);
+    }
+}
