@@ -1408,25 +1408,19 @@ ngx_http_identity_state_cookie(ngx_http_request_t *r, ngx_str_t *name,
 static ngx_int_t
 ngx_http_identity_redirect_path(ngx_http_request_t *r, ngx_str_t *path)
 {
-    u_char     *p, *dst, *src;
-    ngx_str_t   arg;
+    u_char  *p, *last;
 
-    if (ngx_http_arg(r, (u_char *) "redirect_path", 13, &arg) != NGX_OK) {
+    if (ngx_http_arg(r, (u_char *) "redirect_path", 13, path) != NGX_OK) {
         ngx_str_set(path, "/");
         return NGX_OK;
     }
 
-    p = ngx_pnalloc(r->pool, arg.len);
-    if (p == NULL) {
+    if (ngx_http_identity_unescape_arg(r, path) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    src = arg.data;
-    dst = p;
-    ngx_unescape_uri(&dst, &src, arg.len, NGX_UNESCAPE_URI);
-
-    path->data = p;
-    path->len = dst - p;
+    p = path->data;
+    last = p + path->len;
 
     if (path->len == 0 || path->len > 2048 || p[0] != '/'
         || (path->len > 1 && (p[1] == '/' || p[1] == '\\')))
@@ -1434,7 +1428,7 @@ ngx_http_identity_redirect_path(ngx_http_request_t *r, ngx_str_t *path)
         goto invalid;
     }
 
-    for ( /* void */ ; p < dst; p++) {
+    for ( /* void */ ; p < last; p++) {
         if (*p < 0x20 || *p == 0x7f || *p == '\\') {
             goto invalid;
         }
@@ -1729,6 +1723,30 @@ ngx_http_identity_set_location(ngx_http_request_t *r, ngx_str_t *location)
 
     h->value = *location;
     r->headers_out.location = h;
+
+    return NGX_OK;
+}
+
+
+/* a query argument as it was before URL encoding */
+
+ngx_int_t
+ngx_http_identity_unescape_arg(ngx_http_request_t *r, ngx_str_t *arg)
+{
+    u_char  *dst, *src, *p;
+
+    p = ngx_pnalloc(r->pool, arg->len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    src = arg->data;
+    dst = p;
+
+    ngx_unescape_uri(&dst, &src, arg->len, NGX_UNESCAPE_URI);
+
+    arg->data = p;
+    arg->len = dst - p;
 
     return NGX_OK;
 }

@@ -229,6 +229,8 @@ ngx_int_t ngx_http_identity_login_take_bound(ngx_http_request_t *r,
     ngx_str_t *state);
 ngx_int_t ngx_http_identity_login_create(ngx_http_request_t *r);
 ngx_int_t ngx_http_identity_login_done(ngx_http_request_t *r);
+ngx_int_t ngx_http_identity_unescape_arg(ngx_http_request_t *r,
+    ngx_str_t *arg);
 ngx_int_t ngx_http_identity_state_cookie(ngx_http_request_t *r,
     ngx_str_t *name, ngx_str_t *domain);
 ngx_int_t ngx_http_identity_read_secret(ngx_conf_t *cf, ngx_str_t *path,

@@ -746,7 +746,7 @@ ngx_http_identity_oauth_grant(ngx_http_identity_oauth_task_t *t,
 {
     char                            *body;
     json_t                          *tokens, *v;
-    const char                      *access, *type, *refresh;
+    const char                      *access, *type, *refresh, *err;
     oauth2_http_call_ctx_t          *hctx;
     ngx_http_identity_oauth_conf_t  *oc;
 
@@ -777,6 +777,19 @@ ngx_http_identity_oauth_grant(ngx_http_identity_oauth_task_t *t,
     }
 
     free(body);
+
+    /* GitHub answers a refused code with 200 and an "error" */
+
+    err = json_string_value(json_object_get(tokens, "error"));
+
+    if (err) {
+        ngx_http_identity_http_fail(&t->result, NGX_HTTP_FORBIDDEN,
+                                    NGX_LOG_INFO,
+                                    "\"%s\" answered %s", oc->token_endpoint,
+                                    err);
+        json_decref(tokens);
+        return NGX_ERROR;
+    }
 
     access = json_string_value(json_object_get(tokens, "access_token"));
     type = json_string_value(json_object_get(tokens, "token_type"));

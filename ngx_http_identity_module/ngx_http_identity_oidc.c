@@ -549,6 +549,12 @@ ngx_http_identity_oidc_callback(ngx_http_request_t *r)
             return NGX_HTTP_BAD_REQUEST;
         }
 
+        /* a code may hold "/" or "+" (Google's do): it came URL-encoded */
+
+        if (ngx_http_identity_unescape_arg(r, &ctx->code) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
         ctx->state = ngx_http_identity_oidc_taking;
 
         return ngx_http_identity_login_take_bound(r, &ctx->state_param);
