@@ -49,6 +49,8 @@ char *ngx_http_identity_http_fetch(oauth2_log_t *log, const char *url,
 void ngx_http_identity_http_fail(ngx_http_identity_http_result_t *res,
     ngx_int_t status, ngx_uint_t level, const char *fmt, ...);
 
+char *ngx_http_identity_json_claim(json_t *root, const char *paths);
+
 /* on the loop */
 char *ngx_http_identity_json_strdup(json_t *obj, const char *key);
 char *ngx_http_identity_cstr(ngx_pool_t *pool, ngx_str_t *s);

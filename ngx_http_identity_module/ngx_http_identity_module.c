@@ -579,6 +579,8 @@ ngx_http_identity_protect(ngx_http_request_t *r, ngx_http_identity_ctx_t *ctx,
             return ngx_http_identity_admit(r, ctx, ilcf);
         }
 
+        ctx->provider = ilcf->provider;
+
         rc = ngx_http_identity_oauth_refresh(r);
 
         if (rc == NGX_DECLINED) {

@@ -124,9 +124,6 @@ static json_t *ngx_http_identity_oauth_get(ngx_http_identity_oauth_task_t *t,
     oauth2_log_t *log, const char *url, ngx_uint_t any);
 static char *ngx_http_identity_oauth_primary_email(
     ngx_http_identity_oauth_task_t *t, oauth2_log_t *log);
-static json_t *ngx_http_identity_oauth_path(json_t *root, const char *path,
-    size_t len);
-static char *ngx_http_identity_oauth_claim(json_t *root, const char *paths);
 static ngx_int_t ngx_http_identity_oauth_adopt(ngx_http_request_t *r,
     ngx_http_identity_ctx_t *ctx, ngx_http_identity_oauth_task_t *t);
 static void ngx_http_identity_oauth_task_free(
@@ -854,7 +851,7 @@ ngx_http_identity_oauth_userinfo(ngx_http_identity_oauth_task_t *t,
     for (i = 0; i < 5; i++) {
         free(t->claims[i]);
         t->claims[i] = oc->claims[i]
-                       ? ngx_http_identity_oauth_claim(info, oc->claims[i])
+                       ? ngx_http_identity_json_claim(info, oc->claims[i])
                        : NULL;
     }
 
@@ -1000,128 +997,6 @@ ngx_http_identity_oauth_get(ngx_http_identity_oauth_task_t *t,
     }
 
     return json;
-}
-
-
-/*
- * A claim path: keys separated by dots, a number indexes an array
- * ("data.0.login"); "a|b" takes b when a is absent.  Strings come as they
- * are, integers in decimal, an array of strings one per line (groups).
- */
-
-static char *
-ngx_http_identity_oauth_claim(json_t *root, const char *paths)
-{
-    char        *out, *p;
-    size_t       i, len, n;
-    json_t      *v, *e;
-    const char  *path, *end;
-
-    for (path = paths; *path; path = end + 1) {
-        end = strchr(path, '|');
-        if (end == NULL) {
-            end = path + strlen(path);
-        }
-
-        v = ngx_http_identity_oauth_path(root, path, end - path);
-
-        if (json_is_string(v) && json_string_length(v)) {
-            return strdup(json_string_value(v));
-        }
-
-        if (json_is_integer(v)) {
-            out = malloc(NGX_INT64_LEN + 1);
-            if (out) {
-                snprintf(out, NGX_INT64_LEN + 1, "%" JSON_INTEGER_FORMAT,
-                         json_integer_value(v));
-            }
-
-            return out;
-        }
-
-        if (json_is_array(v) && json_array_size(v)) {
-            len = 0;
-
-            json_array_foreach(v, i, e) {
-                len += json_is_string(e) ? json_string_length(e) + 1 : 0;
-            }
-
-            out = malloc(len + 1);
-            if (out == NULL) {
-                return NULL;
-            }
-
-            p = out;
-
-            json_array_foreach(v, i, e) {
-                n = json_is_string(e) ? json_string_length(e) : 0;
-
-                if (n && memchr(json_string_value(e), '\n', n) == NULL) {
-                    memcpy(p, json_string_value(e), n);
-                    p += n;
-                    *p++ = '\n';
-                }
-            }
-
-            if (p > out) {
-                p--;
-            }
-
-            *p = '\0';
-
-            return out;
-        }
-
-        if (*end == '\0') {
-            break;
-        }
-    }
-
-    return NULL;
-}
-
-
-static json_t *
-ngx_http_identity_oauth_path(json_t *root, const char *path, size_t len)
-{
-    char        key[128], *endp;
-    size_t      n;
-    json_t     *v;
-    long        index;
-    const char  *p, *last, *dot;
-
-    v = root;
-    p = path;
-    last = path + len;
-
-    while (v && p < last) {
-        dot = memchr(p, '.', last - p);
-        if (dot == NULL) {
-            dot = last;
-        }
-
-        n = dot - p;
-
-        if (n == 0 || n >= sizeof(key)) {
-            return NULL;
-        }
-
-        memcpy(key, p, n);
-        key[n] = '\0';
-
-        if (json_is_array(v)) {
-            index = strtol(key, &endp, 10);
-            v = (*endp == '\0' && index >= 0)
-                ? json_array_get(v, (size_t) index) : NULL;
-
-        } else {
-            v = json_object_get(v, key);
-        }
-
-        p = dot + 1;
-    }
-
-    return v;
 }
 
 

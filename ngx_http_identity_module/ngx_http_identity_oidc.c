@@ -101,6 +101,8 @@ typedef struct {
     char                           *name;
     char                           *username;
     char                           *sid;
+    char                           *groups;
+    char                           *raw;        /* the claims, JSON */
     char                           *jti;
     ngx_http_identity_http_result_t result;
 } ngx_http_identity_oidc_exchange_t;
@@ -1446,6 +1448,8 @@ ngx_http_identity_oidc_check_claims(ngx_http_identity_oidc_exchange_t *x,
     x->name = ngx_http_identity_json_strdup(claims, "name");
     x->username = ngx_http_identity_json_strdup(claims, "preferred_username");
     x->sid = ngx_http_identity_json_strdup(claims, "sid");
+    x->groups = ngx_http_identity_json_claim(claims, "groups");
+    x->raw = json_dumps(claims, JSON_COMPACT);
 
     if (x->sub == NULL) {
         ngx_http_identity_http_fail(&x->result, NGX_HTTP_SERVICE_UNAVAILABLE,
@@ -1617,7 +1621,11 @@ ngx_http_identity_oidc_exchange_done(ngx_http_request_t *r, void *data)
             || ngx_http_identity_pool_str(r->pool, x->username,
                                           &ctx->claims.username) != NGX_OK
             || ngx_http_identity_pool_str(r->pool, x->sid,
-                                          &ctx->claims.sid) != NGX_OK))
+                                          &ctx->claims.sid) != NGX_OK
+            || ngx_http_identity_pool_str(r->pool, x->groups,
+                                          &ctx->claims.groups) != NGX_OK
+            || ngx_http_identity_pool_str(r->pool, x->raw,
+                                          &ctx->claims.raw) != NGX_OK))
     {
         ngx_http_identity_http_fail(&x->result,
                                     NGX_HTTP_INTERNAL_SERVER_ERROR,
@@ -1629,6 +1637,8 @@ ngx_http_identity_oidc_exchange_done(ngx_http_request_t *r, void *data)
     free(x->name);
     free(x->username);
     free(x->sid);
+    free(x->groups);
+    free(x->raw);
 
     if (x->result.status) {
         ngx_log_error(x->result.level, r->connection->log, 0,

@@ -735,6 +735,12 @@ ngx_http_identity_session_refreshed(ngx_http_request_t *r)
         return NGX_ERROR;
     }
 
+    /* this very request passes the new access token upstream */
+
+    if (argv[10].len) {
+        ctx->session.access_token = argv[10];
+    }
+
     argv[4] = imcf->key_prefix;
     argv[5] = ctx->claims.email;
     argv[6] = ctx->claims.name;
