@@ -716,6 +716,10 @@ ngx_http_identity_refresh_checked(ngx_http_request_t *r,
         s->groups = ctx->claims.groups;
         s->claims = ctx->claims.raw;
 
+        /* the identity shows what the provider says now, either way */
+
+        (void) ngx_http_identity_session_refreshed(r);
+
         rc = ngx_http_identity_rules_check(r, ilcf->rules, s);
 
         if (rc == NGX_ERROR) {
@@ -723,7 +727,6 @@ ngx_http_identity_refresh_checked(ngx_http_request_t *r,
         }
 
         if (rc == NGX_OK) {
-            (void) ngx_http_identity_session_refreshed(r);
             return ngx_http_identity_admit(r, ctx, ilcf);
         }
 
