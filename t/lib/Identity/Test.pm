@@ -601,7 +601,8 @@ sub start_request {
     _merge_headers(\%h, $opt{headers});
     $h{'Content-Length'} = length $body
         if defined $body && !grep { lc $_ eq 'content-length' } keys %h;
-    my $req = "$method $path HTTP/1.1\r\nHost: " . ($port == 80 ? $host : "$host:$port") . "\r\n"
+    my ($vhost) = map { delete $h{$_} } grep { lc $_ eq 'host' } keys %h;    # a Host of one's own
+    my $req = "$method $path HTTP/1.1\r\nHost: " . ($vhost // ($port == 80 ? $host : "$host:$port")) . "\r\n"
         . join('', map { "$_: $h{$_}\r\n" } sort keys %h)
         . "Connection: close\r\n\r\n" . ($body // '');
 
