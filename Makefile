@@ -31,3 +31,29 @@ bench: module
 
 clean:
 	rm -rf $(BUILD) t/tmp
+
+# unit programs: plain C pieces of the module, built and run without nginx
+.PHONY: unit
+unit: $(BUILD)/unit/geo_lookup
+
+$(BUILD)/unit/geo_lookup: unit/geo_lookup.c \
+		ngx_http_identity_module/ngx_http_identity_geo.c \
+		ngx_http_identity_module/ngx_http_identity_geo.h
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -Wall -Wextra -Werror -Ingx_http_identity_module -o $@ \
+		unit/geo_lookup.c ngx_http_identity_module/ngx_http_identity_geo.c \
+		-lmaxminddb
+
+# prerequisites of "unit" add up: one line and one rule per program
+UA_PKGS    := yaml-0.1 libpcre2-8
+
+unit: $(BUILD)/unit/ua_conformance
+
+$(BUILD)/unit/ua_conformance: unit/ua_conformance.c \
+		ngx_http_identity_module/ngx_http_identity_ua.c \
+		ngx_http_identity_module/ngx_http_identity_ua.h
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -Wall -Wextra -Werror -Ingx_http_identity_module \
+		`pkg-config --cflags $(UA_PKGS)` -o $@ \
+		unit/ua_conformance.c ngx_http_identity_module/ngx_http_identity_ua.c \
+		`pkg-config --libs $(UA_PKGS)`
