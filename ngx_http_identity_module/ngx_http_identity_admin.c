@@ -88,6 +88,11 @@ static json_t *ngx_http_identity_admin_user(ngx_http_request_t *r,
     ngx_str_t *base, redisReply *rec);
 static json_t *ngx_http_identity_admin_session(ngx_http_request_t *r,
     ngx_str_t *base, redisReply *rec);
+static void ngx_http_identity_admin_strings(json_t *obj, redisReply *rec,
+    char **names);
+static void ngx_http_identity_admin_number(json_t *obj, char *key,
+    redisReply *rec, char *field);
+static ngx_int_t ngx_http_identity_admin_valid_endpoint(ngx_str_t *id);
 static json_t *ngx_http_identity_admin_ref(ngx_str_t *base, char *kind,
     ngx_str_t *id);
 static json_t *ngx_http_identity_admin_time(ngx_str_t *v);
@@ -105,6 +110,20 @@ static void ngx_http_identity_admin_finish(ngx_http_request_t *r,
 static time_t ngx_http_identity_admin_word(u_char **pos, u_char *last);
 static int ngx_cdecl ngx_http_identity_endpoint_cmp(const void *one,
     const void *two);
+
+
+/* the session record's field, then the API's name */
+
+static char  *ngx_http_identity_admin_ua_fields[] = {
+    "ua", "raw",
+    "browser", "browser_name",
+    "browser_version", "browser_version",
+    "os", "os_name",
+    "os_version", "os_version",
+    "device_type", "device_type",
+    "device", "device_family",
+    NULL
+};
 
 
 static ngx_str_t  ngx_http_identity_admin_kinds[] = {
@@ -381,6 +400,20 @@ ngx_http_identity_admin_query(ngx_http_request_t *r,
         q->before_id = v;
     }
 
+    if (ngx_http_identity_admin_arg(r, "endpoint", &v) == NGX_OK) {
+        if (actx->route != ngx_http_identity_user_sessions
+            || !ngx_http_identity_admin_valid_endpoint(&v))
+        {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "identity: admin: invalid endpoint \"%V\"", &v);
+            actx->msg = "endpoint must be an ep_ id, on a user's sessions";
+            return NGX_HTTP_BAD_REQUEST;
+        }
+
+        q->endpoint.data = v.data + 3;
+        q->endpoint.len = NGX_HTTP_IDENTITY_ENDPOINT_HASH_LEN;
+    }
+
     if (ngx_http_identity_admin_arg(r, "provider", &q->provider) == NGX_ERROR
         || ngx_http_identity_admin_arg(r, "user", &q->user) == NGX_ERROR
         || ngx_http_identity_admin_arg(r, "id", &q->id) == NGX_ERROR)
@@ -407,6 +440,31 @@ ngx_http_identity_admin_valid_id(ngx_str_t *id, ngx_uint_t session)
     }
 
     for (i = 3; i < 35; i++) {
+        if (!((id->data[i] >= '0' && id->data[i] <= '9')
+              || (id->data[i] >= 'a' && id->data[i] <= 'f')))
+        {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+/* ep_ and the first 16 hex digits of the SHA-256 of the endpoint's URL */
+
+static ngx_int_t
+ngx_http_identity_admin_valid_endpoint(ngx_str_t *id)
+{
+    ngx_uint_t  i;
+
+    if (id->len != 3 + NGX_HTTP_IDENTITY_ENDPOINT_HASH_LEN
+        || ngx_strncmp(id->data, "ep_", 3) != 0)
+    {
+        return 0;
+    }
+
+    for (i = 3; i < id->len; i++) {
         if (!((id->data[i] >= '0' && id->data[i] <= '9')
               || (id->data[i] >= 'a' && id->data[i] <= 'f')))
         {
@@ -604,7 +662,8 @@ ngx_http_identity_admin_next(ngx_http_request_t *r,
     f[2] = &q->id;
 
     len = actx->base.len + sizeof("app/users/au_/sessions") - 1 + 32
-          + sizeof("?limit=100&before_id=") - 1 + cursor->len;
+          + sizeof("?limit=100&before_id=") - 1 + cursor->len
+          + sizeof("&endpoint=ep_") - 1 + q->endpoint.len;
 
     for (i = 0; i < 3; i++) {
         len += sizeof("&provider=") - 1 + 3 * f[i]->len;
@@ -638,6 +697,10 @@ ngx_http_identity_admin_next(ngx_http_request_t *r,
                 p = (u_char *) ngx_escape_uri(p, f[i]->data, f[i]->len,
                                               NGX_ESCAPE_URI_COMPONENT);
             }
+        }
+
+        if (q->endpoint.len) {
+            p = ngx_sprintf(p, "&endpoint=ep_%V", &q->endpoint);
         }
 
         next = json_stringn((char *) start, p - start);
@@ -845,19 +908,20 @@ ngx_http_identity_admin_user(ngx_http_request_t *r, ngx_str_t *base,
 }
 
 
-/* ApplicationSession; parsed user agent and geo come with their issue */
+/* ApplicationSession, with the parsed user agent and the location */
 
 static json_t *
 ngx_http_identity_admin_session(ngx_http_request_t *r, ngx_str_t *base,
     redisReply *rec)
 {
-    u_char      hash[NGX_HTTP_IDENTITY_SHA256_HEX_LEN], ep[19];
-    json_t     *s, *bs, *ua, *ref;
-    ngx_str_t   id, v;
+    u_char      ep[3 + NGX_HTTP_IDENTITY_ENDPOINT_HASH_LEN];
+    json_t     *s, *bs, *ua, *loc, *ref;
+    ngx_str_t   id, v, hash;
 
     s = json_object();
     bs = json_object();
     ua = json_object();
+    loc = json_object();
 
     id = ngx_http_identity_admin_field(rec, "id");
 
@@ -871,17 +935,32 @@ ngx_http_identity_admin_session(ngx_http_request_t *r, ngx_str_t *base,
 
     /* the endpoint: the public URL the session was made for */
 
-    ngx_http_identity_sha256_hex(&v, hash);
-    ngx_sprintf(ep, "ep_%*s", (size_t) 16, hash);
     ref = json_object();
-    json_object_set_new(ref, "id", json_stringn((char *) ep, 19));
+
+    if (ngx_http_identity_endpoint_hash(r->pool, &v, &hash) == NGX_OK) {
+        ngx_sprintf(ep, "ep_%V", &hash);
+        json_object_set_new(ref, "id", json_stringn((char *) ep, sizeof(ep)));
+    }
+
     json_object_set_new(ref, "uri", ngx_http_identity_admin_string(&v));
 
-    v = ngx_http_identity_admin_field(rec, "ua");
-    json_object_set_new(ua, "raw", ngx_http_identity_admin_string(&v));
+    ngx_http_identity_admin_strings(ua, rec,
+                                    ngx_http_identity_admin_ua_fields);
     json_object_set_new(bs, "user_agent", ua);
     v = ngx_http_identity_admin_field(rec, "ip");
     json_object_set_new(bs, "ip_address", ngx_http_identity_admin_string(&v));
+
+    v = ngx_http_identity_admin_field(rec, "country");
+    if (v.len) {
+        json_object_set_new(loc, "country_code",
+                            ngx_http_identity_admin_string(&v));
+    }
+
+    ngx_http_identity_admin_number(loc, "latitude", rec, "lat");
+    ngx_http_identity_admin_number(loc, "longitude", rec, "lon");
+    ngx_http_identity_admin_number(loc, "lat_long_radius_km", rec, "radius");
+
+    json_object_set_new(bs, "location", loc);
     json_object_set_new(s, "browser_session", bs);
 
     v = ngx_http_identity_admin_field(rec, "uid");
@@ -897,6 +976,43 @@ ngx_http_identity_admin_session(ngx_http_request_t *r, ngx_str_t *base,
     json_object_set_new(s, "endpoint", ref);
 
     return s;
+}
+
+
+static void
+ngx_http_identity_admin_strings(json_t *obj, redisReply *rec, char **names)
+{
+    ngx_str_t  v;
+
+    for ( /* void */ ; *names; names += 2) {
+        v = ngx_http_identity_admin_field(rec, names[0]);
+        json_object_set_new(obj, names[1], ngx_http_identity_admin_string(&v));
+    }
+}
+
+
+/* a number the session record holds as text, if it holds one */
+
+static void
+ngx_http_identity_admin_number(json_t *obj, char *key, redisReply *rec,
+    char *field)
+{
+    u_char     buf[32];
+    ngx_str_t  v;
+
+    v = ngx_http_identity_admin_field(rec, field);
+
+    if (v.len == 0 || v.len >= sizeof(buf)) {
+        return;
+    }
+
+    ngx_memcpy(buf, v.data, v.len);
+    buf[v.len] = '\0';
+
+    json_object_set_new(obj, key,
+                        ngx_strlchr(buf, buf + v.len, '.')
+                        ? json_real(strtod((char *) buf, NULL))
+                        : json_integer(strtoll((char *) buf, NULL, 10)));
 }
 
 

@@ -31,6 +31,7 @@
 #include "ngx_http_identity_saml.h"
 #include "ngx_http_identity_oauth.h"
 #include "ngx_http_identity_rules.h"
+#include "ngx_http_identity_meta.h"
 
 
 #define NGX_HTTP_IDENTITY_CALLBACK     1
@@ -279,6 +280,20 @@ static ngx_command_t  ngx_http_identity_commands[] = {
       0,
       (void *) NGX_HTTP_IDENTITY_RULE_CLAIM },
 
+    { ngx_string("identity_geoip_database"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_identity_meta_geoip,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("identity_user_agent_regexes"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_identity_meta_regexes,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("identity_token_key_file"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_http_identity_token_key_file,
@@ -469,6 +484,22 @@ static ngx_http_identity_var_t  ngx_http_identity_vars[] = {
       offsetof(ngx_http_identity_session_t, id), NULL },
     { ngx_string("identity_auth_id"),
       offsetof(ngx_http_identity_session_t, auth_id), NULL },
+    { ngx_string("identity_browser"),
+      offsetof(ngx_http_identity_session_t, browser), NULL },
+    { ngx_string("identity_browser_version"),
+      offsetof(ngx_http_identity_session_t, browser_version), NULL },
+    { ngx_string("identity_os"),
+      offsetof(ngx_http_identity_session_t, os), NULL },
+    { ngx_string("identity_os_version"),
+      offsetof(ngx_http_identity_session_t, os_version), NULL },
+    { ngx_string("identity_device_type"),
+      offsetof(ngx_http_identity_session_t, device_type), NULL },
+    { ngx_string("identity_country"),
+      offsetof(ngx_http_identity_session_t, country), NULL },
+    { ngx_string("identity_latitude"),
+      offsetof(ngx_http_identity_session_t, latitude), NULL },
+    { ngx_string("identity_longitude"),
+      offsetof(ngx_http_identity_session_t, longitude), NULL },
     { ngx_string("identity_groups"), 0,
       ngx_http_identity_groups_variable },
     { ngx_string("identity_access_token"), 0,
@@ -1962,6 +1993,10 @@ ngx_http_identity_init_main_conf(ngx_conf_t *cf, void *conf)
                                "\"identity_token_key_file\"", &pp[i]->name);
             return NGX_CONF_ERROR;
         }
+    }
+
+    if (ngx_http_identity_meta_init_conf(cf, imcf) != NGX_OK) {
+        return NGX_CONF_ERROR;
     }
 
     if (imcf->key_prefix.data == NULL) {

@@ -13,6 +13,9 @@
 #include <ngx_http.h>
 #include <ngx_thread_pool.h>
 
+#include "ngx_http_identity_ua.h"
+#include "ngx_http_identity_geo.h"
+
 
 #define NGX_HTTP_IDENTITY_OIDC           1
 #define NGX_HTTP_IDENTITY_SAML           2
@@ -96,6 +99,9 @@ typedef struct {
     ngx_thread_pool_t               *thread_pool;
     ngx_str_t                        key_prefix;
     u_char                          *token_key;   /* AES-256, or NULL */
+    ngx_http_identity_ua_parser_t   *ua;
+    ngx_uint_t                       ua_set;
+    ngx_array_t                     *geo;   /* of ngx_http_identity_geo_t * */
 } ngx_http_identity_main_conf_t;
 
 
@@ -139,6 +145,14 @@ typedef struct {
     ngx_str_t                        groups;          /* one per line */
     ngx_str_t                        claims;          /* JSON object */
     ngx_str_t                        access_token;    /* encrypted */
+    ngx_str_t                        browser;
+    ngx_str_t                        browser_version;
+    ngx_str_t                        os;
+    ngx_str_t                        os_version;
+    ngx_str_t                        device_type;
+    ngx_str_t                        country;
+    ngx_str_t                        latitude;
+    ngx_str_t                        longitude;
     time_t                           created_at;
     time_t                           last_active;
     time_t                           expires_at;

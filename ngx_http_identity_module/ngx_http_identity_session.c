@@ -30,11 +30,12 @@
 
 #include "ngx_http_identity_module.h"
 #include "ngx_http_identity_crypto.h"
+#include "ngx_http_identity_meta.h"
 #include "ngx_http_identity_redis.h"
 #include "ngx_http_identity_session.h"
 
 
-#define NGX_HTTP_IDENTITY_SESSION_FIELDS  17
+#define NGX_HTTP_IDENTITY_SESSION_FIELDS  25
 
 
 static ngx_int_t ngx_http_identity_key(ngx_http_request_t *r, char *kind,
@@ -74,16 +75,26 @@ static ngx_str_t *ngx_http_identity_num(ngx_http_request_t *r, ngx_str_t *s,
     "    redis.call('ZREM', p .. 'user_sessions:' .. m[2], sid)\n"            \
     "  end\n"                                                                 \
     "  if m[3] then redis.call('SREM', p .. 'idp_sid:' .. m[3], sid) end\n"   \
-    "  redis.call('DEL', p .. 'sid:' .. sid)\n"                               \
+    "  for _, ep in ipairs(redis.call('SMEMBERS',\n"                          \
+    "                                 p .. 'session_endpoints:' .. sid)) do\n" \
+    "    redis.call('ZREM', p .. 'endpoint_sessions:' .. m[2] .. ':' .. ep,\n" \
+    "               sid)\n"                                                   \
+    "  end\n"                                                                 \
+    "  redis.call('DEL', p .. 'sid:' .. sid, p .. 'session_endpoints:' .. sid)\n" \
     "  redis.call('ZREM', p .. 'sessions', sid)\n"                            \
     "  redis.call('ZREM', p .. 'session_expiry', sid)\n"                      \
     "end\n"
 
 
-/* endpoints:<uid> maps a public URL to "first last sessions" */
+/*
+ * endpoints:<uid> maps a public URL to "first last sessions";
+ * endpoint_sessions:<uid>:<ep> are the sessions that used the endpoint ep
+ * (by first use), user_endpoints:<uid> and session_endpoints:<sid> the
+ * endpoints of a user and of a session, to clean up with.
+ */
 
 #define NGX_HTTP_IDENTITY_LUA_ENDPOINT                                        \
-    "local function endpoint(p, uid, url, now, new)\n"                        \
+    "local function endpoint(p, uid, sid, url, ep, now, new)\n"               \
     "  local k = p .. 'endpoints:' .. uid\n"                                  \
     "  local first, n = now, 0\n"                                             \
     "  local e = redis.call('HGET', k, url)\n"                                \
@@ -92,6 +103,10 @@ static ngx_str_t *ngx_http_identity_num(ngx_http_request_t *r, ngx_str_t *s,
     "    if f then first, n = f, tonumber(c) end\n"                           \
     "  end\n"                                                                 \
     "  redis.call('HSET', k, url, first .. ' ' .. now .. ' ' .. (n + new))\n" \
+    "  redis.call('ZADD', p .. 'endpoint_sessions:' .. uid .. ':' .. ep,\n"  \
+    "             'NX', now * 1000, sid)\n"                                   \
+    "  redis.call('SADD', p .. 'session_endpoints:' .. sid, ep)\n"           \
+    "  redis.call('SADD', p .. 'user_endpoints:' .. uid, ep)\n"              \
     "end\n"
 
 
@@ -100,13 +115,13 @@ static ngx_str_t  ngx_http_identity_touch_script = ngx_string(
     "local s, p = KEYS[1], ARGV[1]\n"
     "if redis.call('EXISTS', s) == 0 then return 0 end\n"
     "local now = tonumber(ARGV[2])\n"
-    "local f = redis.call('HMGET', s, 'uid', 'expires_at', 'idle')\n"
+    "local f = redis.call('HMGET', s, 'uid', 'expires_at', 'idle', 'id')\n"
     "local ttl = math.min(tonumber(f[3]), tonumber(f[2]) - now)\n"
     "if ttl <= 0 then return 0 end\n"
     "redis.call('HSET', s, 'last_active', now)\n"
     "redis.call('EXPIRE', s, ttl)\n"
     "redis.call('HSET', p .. 'user:' .. f[1], 'last_active', now)\n"
-    "endpoint(p, f[1], ARGV[3], now, 0)\n"
+    "endpoint(p, f[1], f[4], ARGV[3], ARGV[4], now, 0)\n"
     "return 1\n");
 
 
@@ -138,7 +153,11 @@ static ngx_str_t  ngx_http_identity_create_script = ngx_string(
     "           'ip', ARGV[11], 'ua', ARGV[12], 'url', url,\n"
     "           'idp_sid', isid, 'auth', ARGV[19], 'groups', ARGV[20],\n"
     "           'claims', ARGV[21], 'at', ARGV[22], 'rt', ARGV[23],\n"
-    "           'at_exp', ARGV[24], 'checked', now)\n"
+    "           'at_exp', ARGV[24], 'checked', now,\n"
+    "           'browser', ARGV[25], 'browser_version', ARGV[26],\n"
+    "           'os', ARGV[27], 'os_version', ARGV[28], 'device', ARGV[29],\n"
+    "           'device_type', ARGV[30], 'country', ARGV[31],\n"
+    "           'lat', ARGV[32], 'lon', ARGV[33], 'radius', ARGV[34])\n"
     "if ARGV[22] == '' then redis.call('HDEL', skey, 'at', 'rt') end\n"
     "redis.call('EXPIRE', skey, math.max(1, math.min(idle, expires - now)))\n"
     "redis.call('HSET', p .. 'sid:' .. sid, 'th', th, 'uid', uid)\n"
@@ -150,7 +169,7 @@ static ngx_str_t  ngx_http_identity_create_script = ngx_string(
     "redis.call('ZADD', p .. 'sessions', now_ms, sid)\n"
     "redis.call('ZADD', p .. 'user_sessions:' .. uid, now_ms, sid)\n"
     "redis.call('ZADD', p .. 'session_expiry', expires, sid)\n"
-    "endpoint(p, uid, url, now, 1)\n"
+    "endpoint(p, uid, sid, url, ARGV[35], now, 1)\n"
     "local old = redis.call('ZRANGEBYSCORE', p .. 'session_expiry',\n"
     "                       '-inf', now, 'LIMIT', 0, 100)\n"
     "for _, o in ipairs(old) do drop(p, o) end\n"
@@ -218,8 +237,12 @@ static ngx_str_t  ngx_http_identity_delete_user_script = ngx_string(
     " 0, -1)) do\n"
     "  drop(p, sid)\n"
     "end\n"
+    "for _, ep in ipairs(redis.call('SMEMBERS',\n"
+    "                               p .. 'user_endpoints:' .. uid)) do\n"
+    "  redis.call('DEL', p .. 'endpoint_sessions:' .. uid .. ':' .. ep)\n"
+    "end\n"
     "redis.call('DEL', p .. 'user:' .. uid, p .. 'user_sessions:' .. uid,\n"
-    "           p .. 'endpoints:' .. uid,\n"
+    "           p .. 'endpoints:' .. uid, p .. 'user_endpoints:' .. uid,\n"
     "           p .. 'sub:' .. u[1] .. ':' .. u[2])\n"
     "redis.call('ZREM', p .. 'users', uid)\n"
     "return 1\n");
@@ -283,7 +306,10 @@ static ngx_str_t  ngx_http_identity_list_script = ngx_string(
     "    if #out > limit or scanned >= scan then break end\n"
     "  end\n"
     "end\n"
-    "for _, id in ipairs(dead) do drop(p, id) end\n"
+    "for _, id in ipairs(dead) do\n"
+    "  drop(p, id)\n"
+    "  redis.call('ZREM', key, id)\n"
+    "end\n"
     "local cursor = ''\n"
     "if #out > limit then\n"
     "  table.remove(out)\n"
@@ -388,6 +414,14 @@ ngx_http_identity_session_lookup(ngx_http_request_t *r, ngx_str_t *token)
     ngx_str_set(&argv[16], "claims");
     ngx_str_set(&argv[17], "at");
     ngx_str_set(&argv[18], "checked");
+    ngx_str_set(&argv[19], "browser");
+    ngx_str_set(&argv[20], "browser_version");
+    ngx_str_set(&argv[21], "os");
+    ngx_str_set(&argv[22], "os_version");
+    ngx_str_set(&argv[23], "device_type");
+    ngx_str_set(&argv[24], "country");
+    ngx_str_set(&argv[25], "lat");
+    ngx_str_set(&argv[26], "lon");
 
     return ngx_http_identity_redis_request(r, ngx_http_identity_lookup_handler,
                                            2 + NGX_HTTP_IDENTITY_SESSION_FIELDS,
@@ -433,7 +467,16 @@ ngx_http_identity_lookup_handler(ngx_http_request_t *r, redisReply *reply)
         || ngx_http_identity_reply_str(r, e[12], &s->auth_id) != NGX_OK
         || ngx_http_identity_reply_str(r, e[13], &s->groups) != NGX_OK
         || ngx_http_identity_reply_str(r, e[14], &s->claims) != NGX_OK
-        || ngx_http_identity_reply_str(r, e[15], &s->access_token) != NGX_OK)
+        || ngx_http_identity_reply_str(r, e[15], &s->access_token) != NGX_OK
+        || ngx_http_identity_reply_str(r, e[17], &s->browser) != NGX_OK
+        || ngx_http_identity_reply_str(r, e[18], &s->browser_version)
+           != NGX_OK
+        || ngx_http_identity_reply_str(r, e[19], &s->os) != NGX_OK
+        || ngx_http_identity_reply_str(r, e[20], &s->os_version) != NGX_OK
+        || ngx_http_identity_reply_str(r, e[21], &s->device_type) != NGX_OK
+        || ngx_http_identity_reply_str(r, e[22], &s->country) != NGX_OK
+        || ngx_http_identity_reply_str(r, e[23], &s->latitude) != NGX_OK
+        || ngx_http_identity_reply_str(r, e[24], &s->longitude) != NGX_OK)
     {
         ctx->redis_error = 1;
         goto done;
@@ -458,7 +501,7 @@ done:
 void
 ngx_http_identity_session_touch(ngx_http_request_t *r)
 {
-    ngx_str_t                       argv[7];
+    ngx_str_t                       argv[8];
     ngx_http_identity_main_conf_t  *imcf;
 
     imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
@@ -473,14 +516,16 @@ ngx_http_identity_session_touch(ngx_http_request_t *r)
                               ->token, &argv[3])
         != NGX_OK
         || ngx_http_identity_num(r, &argv[5], ngx_time()) == NULL
-        || ngx_http_identity_endpoint_url(r, &argv[6]) != NGX_OK)
+        || ngx_http_identity_endpoint_url(r, &argv[6]) != NGX_OK
+        || ngx_http_identity_endpoint_hash(r->pool, &argv[6], &argv[7])
+           != NGX_OK)
     {
         return;
     }
 
     argv[4] = imcf->key_prefix;
 
-    (void) ngx_http_identity_redis_send(r->connection->log, 7, argv);
+    (void) ngx_http_identity_redis_send(r->connection->log, 8, argv);
 }
 
 
@@ -489,7 +534,7 @@ ngx_http_identity_session_create(ngx_http_request_t *r, ngx_str_t *token)
 {
     u_char                         *th;
     time_t                          now, expires;
-    ngx_str_t                       argv[27], uid, sid, url;
+    ngx_str_t                       argv[38], uid, sid, url;
     ngx_time_t                     *tp;
     ngx_http_identity_ctx_t        *ctx;
     ngx_http_identity_main_conf_t  *imcf;
@@ -568,7 +613,11 @@ ngx_http_identity_session_create(ngx_http_request_t *r, ngx_str_t *token)
     argv[22] = ctx->claims.groups;
     argv[23] = ctx->claims.raw;
 
-    if (ngx_http_identity_session_tokens(r, &argv[11], &argv[24]) != NGX_OK) {
+    if (ngx_http_identity_session_tokens(r, &argv[11], &argv[24]) != NGX_OK
+        || ngx_http_identity_meta_collect(r, &argv[27]) != NGX_OK
+        || ngx_http_identity_endpoint_hash(r->pool, &url, &argv[37])
+           != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
@@ -576,7 +625,7 @@ ngx_http_identity_session_create(ngx_http_request_t *r, ngx_str_t *token)
     ctx->session.expires_at = expires;
 
     return ngx_http_identity_redis_request(r, ngx_http_identity_create_handler,
-                                           27, argv);
+                                           38, argv);
 }
 
 
@@ -795,7 +844,18 @@ ngx_http_identity_store_list(ngx_http_request_t *r,
     ngx_str_set(&argv[2], "0");
     argv[3] = imcf->key_prefix;
 
-    if (q->user_id.len) {
+    if (q->user_id.len && q->endpoint.len) {
+        argv[4].len = sizeof("endpoint_sessions::") - 1 + q->user_id.len
+                      + q->endpoint.len;
+        argv[4].data = ngx_pnalloc(r->pool, argv[4].len);
+        if (argv[4].data == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_sprintf(argv[4].data, "endpoint_sessions:%V:%V", &q->user_id,
+                    &q->endpoint);
+
+    } else if (q->user_id.len) {
         argv[4].len = sizeof("user_sessions:") - 1 + q->user_id.len;
         argv[4].data = ngx_pnalloc(r->pool, argv[4].len);
         if (argv[4].data == NULL) {
@@ -1207,4 +1267,25 @@ ngx_http_identity_num(ngx_http_request_t *r, ngx_str_t *s, time_t n)
     s->len = ngx_sprintf(s->data, "%T", n) - s->data;
 
     return s;
+}
+
+
+/* an endpoint's id: the first 64 bits of the SHA-256 of its URL, in hex */
+
+ngx_int_t
+ngx_http_identity_endpoint_hash(ngx_pool_t *pool, ngx_str_t *url,
+    ngx_str_t *out)
+{
+    u_char  hash[NGX_HTTP_IDENTITY_SHA256_HEX_LEN];
+
+    out->data = ngx_pnalloc(pool, NGX_HTTP_IDENTITY_ENDPOINT_HASH_LEN);
+    if (out->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_http_identity_sha256_hex(url, hash);
+    ngx_memcpy(out->data, hash, NGX_HTTP_IDENTITY_ENDPOINT_HASH_LEN);
+    out->len = NGX_HTTP_IDENTITY_ENDPOINT_HASH_LEN;
+
+    return NGX_OK;
 }

@@ -16,6 +16,9 @@
 #include "ngx_http_identity_redis.h"
 
 
+#define NGX_HTTP_IDENTITY_ENDPOINT_HASH_LEN  16
+
+
 /*
  * The session store: the only code that knows the Redis key layout.  Each
  * call either returns NGX_ERROR (Redis unavailable: answer 503) or NGX_OK,
@@ -43,6 +46,7 @@ typedef struct {
     ngx_str_t    provider;
     ngx_str_t    user;
     ngx_str_t    id;
+    ngx_str_t    endpoint;      /* sessions of user_id at this endpoint */
 } ngx_http_identity_store_query_t;
 
 
@@ -62,6 +66,9 @@ ngx_int_t ngx_http_identity_store_logout(ngx_http_request_t *r,
 ngx_int_t ngx_http_identity_store_once(ngx_http_request_t *r,
     ngx_http_identity_redis_handler_pt handler, ngx_str_t *ns, ngx_str_t *id,
     time_t ttl);
+
+ngx_int_t ngx_http_identity_endpoint_hash(ngx_pool_t *pool, ngx_str_t *url,
+    ngx_str_t *out);
 
 ngx_int_t ngx_http_identity_login_save(ngx_http_request_t *r,
     ngx_str_t *state);
