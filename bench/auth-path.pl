@@ -30,6 +30,7 @@ my $SERIAL = $ENV{BENCH_SERIAL} // 3;          # seconds per server with -c1 (0:
 my $THREADS = $ENV{BENCH_THREADS} // 1;        # wrk -t
 my $QUIET_WAIT = $ENV{BENCH_QUIET_WAIT} // 40; # seconds in all to wait for a quiet machine
 my $WRK = $ENV{WRK} // '/usr/bin/wrk';
+my $GEO = $ENV{BENCH_GEO} // '';               # 1: a generated geo database; or a .mmdb path
 my $OUTDIR = $ENV{BENCH_OUT} // "$ROOT/bench/out";
 my $PIDFILE = "$OUTDIR/run.pids";
 
@@ -214,6 +215,23 @@ my $base_b = "http://127.0.0.1:$pb";
 my $issuer = $t->start_idp(redirect_uris => ["$base_b/_identity/callback"]);
 record_pids();
 
+# with BENCH_GEO, sessions are located: the database is only read at login,
+# so the authenticated path must not change
+my $geo_conf = '';
+if ($GEO eq '1') {
+    require Identity::GeoDB;
+    my %nets = ('127.0.0.0/8' => { country => 'JP', lat => 35.6895, lon => 139.6917, radius => 50 });
+    for my $i (1 .. 4000) {    # some bulk, so that lookups walk a real tree
+        $nets{sprintf '%d.%d.%d.0/24', 11 + $i % 200, ($i * 7) % 256, ($i * 13) % 256} =
+            { country => 'FR', lat => 48.85, lon => 2.35, radius => 20 };
+    }
+    Identity::GeoDB::write_mmdb($t->testdir . '/bench-geo.mmdb', schema => 'geoip2',
+        ip_version => 6, networks => \%nets);
+    $geo_conf = "identity_geoip_database %%TESTDIR%%/bench-geo.mmdb;";
+} elsif ($GEO ne '') {
+    $geo_conf = "identity_geoip_database $GEO;";
+}
+
 $t->nginx_conf(<<"CONF");
 load_module %%MODULE%%;
 daemon off;
@@ -231,6 +249,7 @@ http {
     scgi_temp_path %%TESTDIR%%/scgi;
 
     identity_redis 127.0.0.1:$rport timeout=2s;
+    $geo_conf
 
     identity_provider test {
         type oidc;
@@ -351,7 +370,8 @@ out(sprintf "wrk -t%d -c%d, %d rounds of %ds per server alternating (a,b,...), %
     $SERIAL ? ", then ${SERIAL}s each with -c1" : '');
 out("module $module_src");
 out("(a) $base_a/  plain proxy_pass to a `return 200 \"ok\"` upstream (keepalive)");
-out("(b) $base_b/  same, with `identity test;`, valid session cookie");
+out("(b) $base_b/  same, with `identity test;`, valid session cookie"
+    . ($geo_conf ? ", and $geo_conf" : ''));
 out('');
 
 my %server = (
