@@ -56,6 +56,7 @@ typedef struct {
     ngx_str_t                   name;
     ngx_uint_t                  offset;
     ngx_http_get_variable_pt    get;      /* NULL: the string at offset */
+    ngx_uint_t                  need;     /* session fields it reads */
 } ngx_http_identity_var_t;
 
 
@@ -103,6 +104,8 @@ static ngx_int_t ngx_http_identity_groups_variable(ngx_http_request_t *r,
 
 static ngx_int_t ngx_http_identity_add_variables(ngx_conf_t *cf);
 static ngx_int_t ngx_http_identity_init(ngx_conf_t *cf);
+static void ngx_http_identity_variables_used(ngx_conf_t *cf,
+    ngx_http_core_main_conf_t *cmcf);
 static void *ngx_http_identity_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_identity_init_main_conf(ngx_conf_t *cf, void *conf);
 static void *ngx_http_identity_create_srv_conf(ngx_conf_t *cf);
@@ -469,42 +472,50 @@ ngx_module_t  ngx_http_identity_module = {
 
 static ngx_http_identity_var_t  ngx_http_identity_vars[] = {
     { ngx_string("identity_id"),
-      offsetof(ngx_http_identity_session_t, identity_id), NULL },
+      offsetof(ngx_http_identity_session_t, identity_id), NULL, 0 },
     { ngx_string("identity_email"),
-      offsetof(ngx_http_identity_session_t, email), NULL },
+      offsetof(ngx_http_identity_session_t, email), NULL, 0 },
     { ngx_string("identity_name"),
-      offsetof(ngx_http_identity_session_t, name), NULL },
+      offsetof(ngx_http_identity_session_t, name), NULL, 0 },
     { ngx_string("identity_username"),
-      offsetof(ngx_http_identity_session_t, username), NULL },
+      offsetof(ngx_http_identity_session_t, username), NULL, 0 },
     { ngx_string("identity_provider"),
-      offsetof(ngx_http_identity_session_t, provider), NULL },
+      offsetof(ngx_http_identity_session_t, provider), NULL, 0 },
     { ngx_string("identity_provider_user_id"),
-      offsetof(ngx_http_identity_session_t, provider_user_id), NULL },
+      offsetof(ngx_http_identity_session_t, provider_user_id), NULL, 0 },
     { ngx_string("identity_session_id"),
-      offsetof(ngx_http_identity_session_t, id), NULL },
+      offsetof(ngx_http_identity_session_t, id), NULL, 0 },
     { ngx_string("identity_auth_id"),
-      offsetof(ngx_http_identity_session_t, auth_id), NULL },
+      offsetof(ngx_http_identity_session_t, auth_id), NULL, 0 },
     { ngx_string("identity_browser"),
-      offsetof(ngx_http_identity_session_t, browser), NULL },
+      offsetof(ngx_http_identity_session_t, browser), NULL,
+      NGX_HTTP_IDENTITY_NEED_META },
     { ngx_string("identity_browser_version"),
-      offsetof(ngx_http_identity_session_t, browser_version), NULL },
+      offsetof(ngx_http_identity_session_t, browser_version), NULL,
+      NGX_HTTP_IDENTITY_NEED_META },
     { ngx_string("identity_os"),
-      offsetof(ngx_http_identity_session_t, os), NULL },
+      offsetof(ngx_http_identity_session_t, os), NULL,
+      NGX_HTTP_IDENTITY_NEED_META },
     { ngx_string("identity_os_version"),
-      offsetof(ngx_http_identity_session_t, os_version), NULL },
+      offsetof(ngx_http_identity_session_t, os_version), NULL,
+      NGX_HTTP_IDENTITY_NEED_META },
     { ngx_string("identity_device_type"),
-      offsetof(ngx_http_identity_session_t, device_type), NULL },
+      offsetof(ngx_http_identity_session_t, device_type), NULL,
+      NGX_HTTP_IDENTITY_NEED_META },
     { ngx_string("identity_country"),
-      offsetof(ngx_http_identity_session_t, country), NULL },
+      offsetof(ngx_http_identity_session_t, country), NULL,
+      NGX_HTTP_IDENTITY_NEED_META },
     { ngx_string("identity_latitude"),
-      offsetof(ngx_http_identity_session_t, latitude), NULL },
+      offsetof(ngx_http_identity_session_t, latitude), NULL,
+      NGX_HTTP_IDENTITY_NEED_META },
     { ngx_string("identity_longitude"),
-      offsetof(ngx_http_identity_session_t, longitude), NULL },
+      offsetof(ngx_http_identity_session_t, longitude), NULL,
+      NGX_HTTP_IDENTITY_NEED_META },
     { ngx_string("identity_groups"), 0,
-      ngx_http_identity_groups_variable },
+      ngx_http_identity_groups_variable, NGX_HTTP_IDENTITY_NEED_RULES },
     { ngx_string("identity_access_token"), 0,
-      ngx_http_identity_access_token_variable },
-    { ngx_null_string, 0, NULL }
+      ngx_http_identity_access_token_variable, NGX_HTTP_IDENTITY_NEED_TOKEN },
+    { ngx_null_string, 0, NULL, 0 }
 };
 
 
@@ -565,7 +576,8 @@ static ngx_int_t
 ngx_http_identity_protect(ngx_http_request_t *r, ngx_http_identity_ctx_t *ctx,
     ngx_http_identity_loc_conf_t *ilcf)
 {
-    ngx_int_t  rc;
+    ngx_int_t                       rc;
+    ngx_http_identity_main_conf_t  *imcf;
 
     switch (ctx->protect) {
 
@@ -587,7 +599,15 @@ ngx_http_identity_protect(ngx_http_request_t *r, ngx_http_identity_ctx_t *ctx,
             return rc;
         }
 
-        if (ngx_http_identity_session_lookup(r, &ctx->token) != NGX_OK) {
+        imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
+
+        if (ngx_http_identity_session_lookup(r, &ctx->token,
+                                             imcf->need
+                                             | (ilcf->rules
+                                                ? NGX_HTTP_IDENTITY_NEED_RULES
+                                                : 0))
+            != NGX_OK)
+        {
             return NGX_HTTP_SERVICE_UNAVAILABLE;
         }
 
@@ -1941,7 +1961,40 @@ ngx_http_identity_init(ngx_conf_t *cf)
 
     *h = ngx_http_identity_access_handler;
 
+    ngx_http_identity_variables_used(cf, cmcf);
+
     return NGX_OK;
+}
+
+
+/*
+ * Which session fields the configuration's variables read: a lookup then
+ * fetches those, and no more, on every request.
+ */
+
+static void
+ngx_http_identity_variables_used(ngx_conf_t *cf,
+    ngx_http_core_main_conf_t *cmcf)
+{
+    ngx_uint_t                      i;
+    ngx_http_variable_t            *v;
+    ngx_http_identity_var_t        *iv;
+    ngx_http_identity_main_conf_t  *imcf;
+
+    imcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_identity_module);
+    v = cmcf->variables.elts;
+
+    for (i = 0; i < cmcf->variables.nelts; i++) {
+        for (iv = ngx_http_identity_vars; iv->name.len; iv++) {
+            if (iv->need
+                && iv->name.len == v[i].name.len
+                && ngx_strncmp(iv->name.data, v[i].name.data, v[i].name.len)
+                   == 0)
+            {
+                imcf->need |= iv->need;
+            }
+        }
+    }
 }
 
 

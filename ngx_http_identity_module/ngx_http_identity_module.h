@@ -102,6 +102,7 @@ typedef struct {
     ngx_http_identity_ua_parser_t   *ua;
     ngx_uint_t                       ua_set;
     ngx_array_t                     *geo;   /* of ngx_http_identity_geo_t * */
+    ngx_uint_t                       need;  /* session fields variables use */
 } ngx_http_identity_main_conf_t;
 
 
@@ -203,6 +204,7 @@ struct ngx_http_identity_ctx_s {
     ngx_uint_t                       endpoint;
     ngx_uint_t                       state;           /* protocol step */
     ngx_int_t                        status;          /* final answer */
+    ngx_uint_t                       need;            /* session fields */
     ngx_http_identity_resume_pt      resume;
 
     ngx_str_t                        token;           /* cookie secret */

@@ -384,10 +384,71 @@ static ngx_str_t  ngx_http_identity_login_take_script = ngx_string(
     "return v\n");
 
 
+/*
+ * A session lookup reads only what the request may use: the identity
+ * always, groups and claims for locations with rules, the encrypted
+ * access token and the metadata when a variable needs them.
+ */
+
+typedef struct {
+    ngx_str_t                     name;
+    size_t                        offset;
+    ngx_uint_t                    time;       /* time_t, else ngx_str_t */
+    ngx_uint_t                    need;       /* 0: always */
+} ngx_http_identity_field_t;
+
+
+#define ngx_http_identity_field(name, field, time, need)                      \
+    { ngx_string(name), offsetof(ngx_http_identity_session_t, field), time,   \
+      need }
+
+static ngx_http_identity_field_t  ngx_http_identity_fields[] = {
+    ngx_http_identity_field("id", id, 0, 0),
+    ngx_http_identity_field("uid", identity_id, 0, 0),
+    ngx_http_identity_field("provider", provider, 0, 0),
+    ngx_http_identity_field("issuer", issuer, 0, 0),
+    ngx_http_identity_field("sub", provider_user_id, 0, 0),
+    ngx_http_identity_field("email", email, 0, 0),
+    ngx_http_identity_field("name", name, 0, 0),
+    ngx_http_identity_field("username", username, 0, 0),
+    ngx_http_identity_field("auth", auth_id, 0, 0),
+    ngx_http_identity_field("created_at", created_at, 1, 0),
+    ngx_http_identity_field("last_active", last_active, 1, 0),
+    ngx_http_identity_field("expires_at", expires_at, 1, 0),
+    ngx_http_identity_field("idle", idle_timeout, 1, 0),
+    ngx_http_identity_field("checked", checked, 1, 0),
+    ngx_http_identity_field("groups", groups, 0, NGX_HTTP_IDENTITY_NEED_RULES),
+    ngx_http_identity_field("claims", claims, 0, NGX_HTTP_IDENTITY_NEED_RULES),
+    ngx_http_identity_field("at", access_token, 0,
+                            NGX_HTTP_IDENTITY_NEED_TOKEN),
+    ngx_http_identity_field("browser", browser, 0,
+                            NGX_HTTP_IDENTITY_NEED_META),
+    ngx_http_identity_field("browser_version", browser_version, 0,
+                            NGX_HTTP_IDENTITY_NEED_META),
+    ngx_http_identity_field("os", os, 0, NGX_HTTP_IDENTITY_NEED_META),
+    ngx_http_identity_field("os_version", os_version, 0,
+                            NGX_HTTP_IDENTITY_NEED_META),
+    ngx_http_identity_field("device_type", device_type, 0,
+                            NGX_HTTP_IDENTITY_NEED_META),
+    ngx_http_identity_field("country", country, 0,
+                            NGX_HTTP_IDENTITY_NEED_META),
+    ngx_http_identity_field("lat", latitude, 0, NGX_HTTP_IDENTITY_NEED_META),
+    ngx_http_identity_field("lon", longitude, 0, NGX_HTTP_IDENTITY_NEED_META),
+    { ngx_null_string, 0, 0, 0 }
+};
+
+
 ngx_int_t
-ngx_http_identity_session_lookup(ngx_http_request_t *r, ngx_str_t *token)
+ngx_http_identity_session_lookup(ngx_http_request_t *r, ngx_str_t *token,
+    ngx_uint_t need)
 {
-    ngx_str_t  argv[2 + NGX_HTTP_IDENTITY_SESSION_FIELDS];
+    ngx_str_t                   argv[2 + NGX_HTTP_IDENTITY_SESSION_FIELDS];
+    ngx_uint_t                  n;
+    ngx_http_identity_ctx_t    *ctx;
+    ngx_http_identity_field_t  *f;
+
+    ctx = ngx_http_identity_get_ctx(r);
+    ctx->need = need;
 
     ngx_str_set(&argv[0], "HMGET");
 
@@ -395,98 +456,68 @@ ngx_http_identity_session_lookup(ngx_http_request_t *r, ngx_str_t *token)
         return NGX_ERROR;
     }
 
-    /* the order is the one the lookup handler reads */
+    n = 2;
 
-    ngx_str_set(&argv[2], "id");
-    ngx_str_set(&argv[3], "uid");
-    ngx_str_set(&argv[4], "provider");
-    ngx_str_set(&argv[5], "issuer");
-    ngx_str_set(&argv[6], "sub");
-    ngx_str_set(&argv[7], "email");
-    ngx_str_set(&argv[8], "name");
-    ngx_str_set(&argv[9], "username");
-    ngx_str_set(&argv[10], "created_at");
-    ngx_str_set(&argv[11], "last_active");
-    ngx_str_set(&argv[12], "expires_at");
-    ngx_str_set(&argv[13], "idle");
-    ngx_str_set(&argv[14], "auth");
-    ngx_str_set(&argv[15], "groups");
-    ngx_str_set(&argv[16], "claims");
-    ngx_str_set(&argv[17], "at");
-    ngx_str_set(&argv[18], "checked");
-    ngx_str_set(&argv[19], "browser");
-    ngx_str_set(&argv[20], "browser_version");
-    ngx_str_set(&argv[21], "os");
-    ngx_str_set(&argv[22], "os_version");
-    ngx_str_set(&argv[23], "device_type");
-    ngx_str_set(&argv[24], "country");
-    ngx_str_set(&argv[25], "lat");
-    ngx_str_set(&argv[26], "lon");
+    for (f = ngx_http_identity_fields; f->name.len; f++) {
+        if (f->need == 0 || (f->need & need)) {
+            argv[n++] = f->name;
+        }
+    }
 
     return ngx_http_identity_redis_request(r, ngx_http_identity_lookup_handler,
-                                           2 + NGX_HTTP_IDENTITY_SESSION_FIELDS,
-                                           argv);
+                                           n, argv);
 }
 
 
 static void
 ngx_http_identity_lookup_handler(ngx_http_request_t *r, redisReply *reply)
 {
-    redisReply                   **e;
-    ngx_http_identity_ctx_t       *ctx;
-    ngx_http_identity_session_t   *s;
+    u_char                       *s;
+    ngx_uint_t                    i;
+    redisReply                  **e;
+    ngx_http_identity_ctx_t      *ctx;
+    ngx_http_identity_field_t    *f;
 
     ctx = ngx_http_identity_get_ctx(r);
-    s = &ctx->session;
+    s = (u_char *) &ctx->session;
 
-    if (reply == NULL
-        || reply->type != REDIS_REPLY_ARRAY
-        || reply->elements != NGX_HTTP_IDENTITY_SESSION_FIELDS)
-    {
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
         ctx->redis_error = 1;
         goto done;
     }
 
     e = reply->element;
+    i = 0;
 
-    if (e[0]->type != REDIS_REPLY_STRING) {
+    if (reply->elements == 0 || e[0]->type != REDIS_REPLY_STRING) {
         ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                        "identity: no such session");
         goto done;
     }
 
-    if (ngx_http_identity_reply_str(r, e[0], &s->id) != NGX_OK
-        || ngx_http_identity_reply_str(r, e[1], &s->identity_id) != NGX_OK
-        || ngx_http_identity_reply_str(r, e[2], &s->provider) != NGX_OK
-        || ngx_http_identity_reply_str(r, e[3], &s->issuer) != NGX_OK
-        || ngx_http_identity_reply_str(r, e[4], &s->provider_user_id)
-           != NGX_OK
-        || ngx_http_identity_reply_str(r, e[5], &s->email) != NGX_OK
-        || ngx_http_identity_reply_str(r, e[6], &s->name) != NGX_OK
-        || ngx_http_identity_reply_str(r, e[7], &s->username) != NGX_OK
-        || ngx_http_identity_reply_str(r, e[12], &s->auth_id) != NGX_OK
-        || ngx_http_identity_reply_str(r, e[13], &s->groups) != NGX_OK
-        || ngx_http_identity_reply_str(r, e[14], &s->claims) != NGX_OK
-        || ngx_http_identity_reply_str(r, e[15], &s->access_token) != NGX_OK
-        || ngx_http_identity_reply_str(r, e[17], &s->browser) != NGX_OK
-        || ngx_http_identity_reply_str(r, e[18], &s->browser_version)
-           != NGX_OK
-        || ngx_http_identity_reply_str(r, e[19], &s->os) != NGX_OK
-        || ngx_http_identity_reply_str(r, e[20], &s->os_version) != NGX_OK
-        || ngx_http_identity_reply_str(r, e[21], &s->device_type) != NGX_OK
-        || ngx_http_identity_reply_str(r, e[22], &s->country) != NGX_OK
-        || ngx_http_identity_reply_str(r, e[23], &s->latitude) != NGX_OK
-        || ngx_http_identity_reply_str(r, e[24], &s->longitude) != NGX_OK)
-    {
-        ctx->redis_error = 1;
-        goto done;
-    }
+    for (f = ngx_http_identity_fields; f->name.len; f++) {
+        if (f->need && !(f->need & ctx->need)) {
+            continue;
+        }
 
-    s->created_at = ngx_http_identity_reply_time(e[8]);
-    s->last_active = ngx_http_identity_reply_time(e[9]);
-    s->expires_at = ngx_http_identity_reply_time(e[10]);
-    s->idle_timeout = ngx_http_identity_reply_time(e[11]);
-    s->checked = ngx_http_identity_reply_time(e[16]);
+        if (i == reply->elements) {
+            ctx->redis_error = 1;
+            goto done;
+        }
+
+        if (f->time) {
+            *(time_t *) (s + f->offset) = ngx_http_identity_reply_time(e[i]);
+
+        } else if (ngx_http_identity_reply_str(r, e[i],
+                                               (ngx_str_t *) (s + f->offset))
+                   != NGX_OK)
+        {
+            ctx->redis_error = 1;
+            goto done;
+        }
+
+        i++;
+    }
 
     ctx->found = 1;
 

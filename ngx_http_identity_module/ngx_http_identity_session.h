@@ -26,8 +26,12 @@
  * (ctx->found, ctx->redis_error and the record).
  */
 
+#define NGX_HTTP_IDENTITY_NEED_RULES  0x01    /* groups, claims */
+#define NGX_HTTP_IDENTITY_NEED_TOKEN  0x02    /* the access token */
+#define NGX_HTTP_IDENTITY_NEED_META   0x04    /* agent, location */
+
 ngx_int_t ngx_http_identity_session_lookup(ngx_http_request_t *r,
-    ngx_str_t *token);
+    ngx_str_t *token, ngx_uint_t need);
 void ngx_http_identity_session_touch(ngx_http_request_t *r);
 ngx_int_t ngx_http_identity_session_create(ngx_http_request_t *r,
     ngx_str_t *token);
