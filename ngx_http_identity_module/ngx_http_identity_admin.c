@@ -13,7 +13,11 @@
  *   GET    app/users/{id}/sessions
  *   GET    app/users/{id}/endpoints
  *
- * relative to the location holding "identity_admin".  Lists are newest
+ * relative to the location holding "identity_admin", with GET app/me (who
+ * is signed in, and the CSRF token), and the dashboard at the location's
+ * root.  A request is admitted with the bearer token, or with a session the
+ * location's "identity" and rules admitted; a session's DELETE must carry
+ * the X-CSRF-Token that app/me gave.  Lists are newest
  * first, paged with limit and before_id, and filtered with provider, user
  * (a substring of email, name or username) and id.  Deletes answer 204 once
  * Redis has applied them atomically; the next request with a deleted
@@ -32,6 +36,7 @@
 #include "ngx_http_identity_redis.h"
 #include "ngx_http_identity_session.h"
 #include "ngx_http_identity_admin.h"
+#include "ngx_http_identity_dashboard.h"
 
 
 #define NGX_HTTP_IDENTITY_ADMIN_LIMIT    100
@@ -45,7 +50,9 @@ typedef enum {
     ngx_http_identity_user_sessions,
     ngx_http_identity_user_endpoints,
     ngx_http_identity_sessions,
-    ngx_http_identity_session
+    ngx_http_identity_session,
+    ngx_http_identity_me,
+    ngx_http_identity_static
 } ngx_http_identity_route_e;
 
 
@@ -53,8 +60,10 @@ typedef struct {
     ngx_http_identity_route_e        route;
     ngx_str_t                        id;
     ngx_str_t                        base;      /* scheme://host/location/ */
+    ngx_str_t                        file;      /* of the dashboard */
     ngx_http_identity_store_query_t  query;
     char                            *msg;       /* of a refusal */
+    ngx_uint_t                       by_session;
 } ngx_http_identity_admin_ctx_t;
 
 
@@ -76,6 +85,10 @@ static ngx_int_t ngx_http_identity_admin_arg(ngx_http_request_t *r,
     char *name, ngx_str_t *value);
 static ngx_int_t ngx_http_identity_admin_authorized(ngx_http_request_t *r,
     ngx_http_identity_loc_conf_t *ilcf);
+static ngx_int_t ngx_http_identity_admin_csrf(ngx_http_request_t *r,
+    ngx_http_identity_admin_ctx_t *actx);
+static ngx_int_t ngx_http_identity_admin_me(ngx_http_request_t *r,
+    ngx_http_identity_admin_ctx_t *actx);
 static void ngx_http_identity_admin_list_done(ngx_http_request_t *r,
     redisReply *reply);
 static void ngx_http_identity_admin_get_done(ngx_http_request_t *r,
@@ -143,25 +156,36 @@ ngx_http_identity_admin_handler(ngx_http_request_t *r)
 
     ilcf = ngx_http_get_module_loc_conf(r, ngx_http_identity_module);
 
-    if (!ngx_http_identity_admin_authorized(r, ilcf)) {
-        h = ngx_http_identity_add_header(r, "WWW-Authenticate",
-                                         "Bearer realm=\"identity\"");
-        if (h == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        r->headers_out.www_authenticate = h;
-
-        return ngx_http_identity_admin_error(r, NGX_HTTP_UNAUTHORIZED,
-                                             "a valid bearer token is "
-                                             "required");
-    }
-
     ctx = ngx_http_identity_get_ctx(r);
     actx = ngx_pcalloc(r->pool, sizeof(ngx_http_identity_admin_ctx_t));
 
     if (ctx == NULL || actx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /*
+     * The access phase let a bearer token through to be checked here;
+     * without one, only a session it admitted (with the rules) will do.
+     */
+
+    if (r->headers_in.authorization || !ctx->authenticated) {
+
+        if (!ngx_http_identity_admin_authorized(r, ilcf)) {
+            h = ngx_http_identity_add_header(r, "WWW-Authenticate",
+                                             "Bearer realm=\"identity\"");
+            if (h == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            r->headers_out.www_authenticate = h;
+
+            return ngx_http_identity_admin_error(r, NGX_HTTP_UNAUTHORIZED,
+                                                 "a valid bearer token or an "
+                                                 "admin login is required");
+        }
+
+    } else {
+        actx->by_session = 1;
     }
 
     ctx->admin = actx;
@@ -172,12 +196,31 @@ ngx_http_identity_admin_handler(ngx_http_request_t *r)
                                                          : "internal error");
     }
 
+    if (actx->route == ngx_http_identity_static) {
+        rc = ngx_http_identity_dashboard_handler(r, &actx->file);
+
+        return rc == NGX_DECLINED
+               ? ngx_http_identity_admin_error(r, NGX_HTTP_NOT_FOUND,
+                                               "no such resource")
+               : rc;
+    }
+
+    if (r->method == NGX_HTTP_DELETE && actx->by_session
+        && ngx_http_identity_admin_csrf(r, actx) != NGX_OK)
+    {
+        return ngx_http_identity_admin_error(r, NGX_HTTP_FORBIDDEN,
+                                             "missing or wrong X-CSRF-Token");
+    }
+
     rc = ngx_http_discard_request_body(r);
     if (rc != NGX_OK) {
         return rc;
     }
 
     switch (actx->route) {
+
+    case ngx_http_identity_me:
+        return ngx_http_identity_admin_me(r, actx);
 
     case ngx_http_identity_users:
     case ngx_http_identity_sessions:
@@ -274,6 +317,22 @@ ngx_http_identity_admin_route(ngx_http_request_t *r,
 
     actx->base.len = p - actx->base.data;
 
+    /* the dashboard's files are anything but app/ */
+
+    if (path.len < 3 || ngx_strncmp(path.data, "app", 3) != 0
+        || (path.len > 3 && path.data[3] != '/'))
+    {
+        actx->route = ngx_http_identity_static;
+        actx->file = path;
+        return NGX_OK;
+    }
+
+    if (path.len == 6 && ngx_strncmp(path.data, "app/me", 6) == 0) {
+        actx->route = ngx_http_identity_me;
+        item = 0;
+        goto methods;
+    }
+
     for (kind = 0; kind < 2; kind++) {
         if (path.len >= ngx_http_identity_admin_kinds[kind].len
             && ngx_strncmp(path.data, ngx_http_identity_admin_kinds[kind].data,
@@ -342,6 +401,8 @@ ngx_http_identity_admin_route(ngx_http_request_t *r,
             }
         }
     }
+
+methods:
 
     if (r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD)) {
         return NGX_OK;
@@ -513,6 +574,161 @@ ngx_http_identity_admin_arg(ngx_http_request_t *r, char *name,
     value->len = dst - value->data;
 
     return value->len ? NGX_OK : NGX_DECLINED;
+}
+
+
+/*
+ * A DELETE made with a session cookie must prove it comes from the
+ * dashboard: the X-CSRF-Token of app/me (a keyed hash of the session's
+ * secret, which another site cannot read), and an Origin, when the
+ * browser sends one, of this site.
+ */
+
+static ngx_int_t
+ngx_http_identity_admin_csrf(ngx_http_request_t *r,
+    ngx_http_identity_admin_ctx_t *actx)
+{
+    ngx_str_t                 want, site;
+    ngx_uint_t                i;
+    ngx_list_part_t          *part;
+    ngx_table_elt_t          *h, *token, *origin;
+    ngx_http_identity_ctx_t  *ctx;
+
+    ctx = ngx_http_identity_get_ctx(r);
+    token = NULL;
+    origin = NULL;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == sizeof("X-CSRF-Token") - 1
+            && ngx_strncasecmp(h[i].key.data, (u_char *) "X-CSRF-Token",
+                               h[i].key.len) == 0)
+        {
+            token = &h[i];
+
+        } else if (h[i].key.len == sizeof("Origin") - 1
+                   && ngx_strncasecmp(h[i].key.data, (u_char *) "Origin",
+                                      h[i].key.len) == 0)
+        {
+            origin = &h[i];
+        }
+    }
+
+    if (origin) {
+        if (ngx_http_identity_endpoint_url(r, &site) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        if (origin->value.len != site.len
+            || ngx_strncasecmp(origin->value.data, site.data, site.len) != 0)
+        {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "identity: admin: DELETE from origin \"%V\"",
+                          &origin->value);
+            return NGX_DECLINED;
+        }
+    }
+
+    if (token == NULL
+        || ngx_http_identity_csrf_token(r->pool, &ctx->token, &want)
+           != NGX_OK
+        || !ngx_http_identity_secure_equal(&token->value, &want))
+    {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "identity: admin: DELETE without the CSRF token");
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+/* who is signed in to the dashboard, and what it needs to act */
+
+static ngx_int_t
+ngx_http_identity_admin_me(ngx_http_request_t *r,
+    ngx_http_identity_admin_ctx_t *actx)
+{
+    u_char                        *p;
+    json_t                        *body;
+    ngx_str_t                      v;
+    ngx_http_identity_ctx_t       *ctx;
+    ngx_http_core_loc_conf_t      *clcf;
+    ngx_http_identity_srv_conf_t  *iscf;
+    ngx_http_identity_loc_conf_t  *ilcf;
+
+    ctx = ngx_http_identity_get_ctx(r);
+    body = json_object();
+
+    if (!actx->by_session) {
+        json_object_set_new(body, "authenticated_by", json_string("token"));
+        return ngx_http_identity_admin_send(r, NGX_HTTP_OK, body);
+    }
+
+    json_object_set_new(body, "authenticated_by", json_string("session"));
+    json_object_set_new(body, "email",
+                        ngx_http_identity_admin_string(&ctx->session.email));
+    json_object_set_new(body, "name",
+                        ngx_http_identity_admin_string(&ctx->session.name));
+    json_object_set_new(body, "username",
+                        ngx_http_identity_admin_string(
+                                                   &ctx->session.username));
+    json_object_set_new(body, "provider",
+                        ngx_http_identity_admin_string(
+                                                   &ctx->session.provider));
+    json_object_set_new(body, "identity_id",
+                        ngx_http_identity_admin_string(
+                                                &ctx->session.identity_id));
+    json_object_set_new(body, "session_id",
+                        ngx_http_identity_admin_string(&ctx->session.id));
+
+    if (ngx_http_identity_csrf_token(r->pool, &ctx->token, &v) != NGX_OK) {
+        json_decref(body);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    json_object_set_new(body, "csrf_token", ngx_http_identity_admin_string(&v));
+
+    /* the logout endpoint, back to the dashboard (to log in again) */
+
+    iscf = ngx_http_get_module_srv_conf(r, ngx_http_identity_module);
+    ilcf = ngx_http_get_module_loc_conf(r, ngx_http_identity_module);
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    p = ngx_pnalloc(r->pool, iscf->path.len + sizeof("logout?redirect_path=")
+                             + 3 * clcf->name.len + sizeof("&auth_id=")
+                             + ilcf->auth_id.len);
+    if (p == NULL) {
+        json_decref(body);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    v.data = p;
+    p = ngx_sprintf(p, "%Vlogout?redirect_path=", &iscf->path);
+    p = (u_char *) ngx_escape_uri(p, clcf->name.data, clcf->name.len,
+                                  NGX_ESCAPE_ARGS);
+
+    if (ilcf->auth_id.len) {
+        p = ngx_sprintf(p, "&auth_id=%V", &ilcf->auth_id);
+    }
+
+    v.len = p - v.data;
+    json_object_set_new(body, "logout_url", ngx_http_identity_admin_string(&v));
+
+    return ngx_http_identity_admin_send(r, NGX_HTTP_OK, body);
 }
 
 

@@ -315,3 +315,39 @@ done:
 
     return rc;
 }
+
+
+/*
+ * The dashboard's CSRF token: HMAC-SHA256 keyed with the session's secret,
+ * so that only a page that can read the API (same origin) knows it.
+ */
+
+ngx_int_t
+ngx_http_identity_csrf_token(ngx_pool_t *pool, ngx_str_t *secret,
+    ngx_str_t *out)
+{
+    u_char        mac[EVP_MAX_MD_SIZE];
+    unsigned int  len;
+    ngx_str_t     raw;
+
+    len = sizeof(mac);
+
+    if (HMAC(EVP_sha256(), secret->data, (int) secret->len,
+             (u_char *) "ngx_http_identity csrf", 22, mac, &len)
+        == NULL)
+    {
+        return NGX_ERROR;
+    }
+
+    out->data = ngx_pnalloc(pool, ngx_base64_encoded_length(len));
+    if (out->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    raw.data = mac;
+    raw.len = len;
+
+    ngx_encode_base64url(out, &raw);
+
+    return NGX_OK;
+}

@@ -25,6 +25,8 @@ void ngx_http_identity_sha256_hex(ngx_str_t *in, u_char *out);
 ngx_int_t ngx_http_identity_pkce_challenge(ngx_pool_t *pool,
     ngx_str_t *verifier, ngx_str_t *challenge);
 ngx_int_t ngx_http_identity_secure_equal(ngx_str_t *a, ngx_str_t *b);
+ngx_int_t ngx_http_identity_csrf_token(ngx_pool_t *pool, ngx_str_t *secret,
+    ngx_str_t *out);
 ngx_int_t ngx_http_identity_token_key(ngx_str_t *secret, u_char *key);
 ngx_int_t ngx_http_identity_encrypt(ngx_pool_t *pool, u_char *key,
     ngx_str_t *aad, ngx_str_t *plain, ngx_str_t *out);

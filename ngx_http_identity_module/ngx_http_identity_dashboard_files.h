@@ -969,7 +969,9 @@ static const u_char  ngx_http_identity_dashboard_dashboard_js[] =
     "\n"
     "      const rows = list.map(makeRow);\n"
     "\n"
-    "      tbl.body.append(...rows);\n"
+    "      if (tbl !== null) {\n"
+    "        tbl.body.append(...rows);\n"
+    "      }\n"
     "\n"
     "      /* \"Load more\" goes away: the keyboard goes on at the first ne"
     "w row */\n"
@@ -1915,7 +1917,7 @@ static ngx_http_identity_dashboard_file_t
       ngx_string("text/javascript; charset=utf-8"),
       ngx_http_identity_dashboard_dashboard_js,
       sizeof(ngx_http_identity_dashboard_dashboard_js) - 1,
-      ngx_string("\"37fe7f985b245556\"") },
+      ngx_string("\"49abbf627718916e\"") },
     { ngx_string("favicon.svg"),
       ngx_string("image/svg+xml"),
       ngx_http_identity_dashboard_favicon_svg,

@@ -547,6 +547,12 @@ ngx_http_identity_access_handler(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
+    /* the admin API checks a bearer token itself: scripts have no login */
+
+    if (ilcf->admin && r->headers_in.authorization) {
+        return NGX_DECLINED;
+    }
+
     /* a CORS preflight carries no cookie: it cannot log in */
 
     if (ilcf->cors_preflight && ngx_http_identity_is_preflight(r)) {
@@ -659,6 +665,8 @@ ngx_http_identity_protect(ngx_http_request_t *r, ngx_http_identity_ctx_t *ctx,
             return ngx_http_identity_deny(r, ctx, ilcf);
         }
 
+        ctx->reauth = 1;
+
         return ngx_http_identity_unauthenticated(r, ctx, ilcf);
 
     default: /* ngx_http_identity_protect_login */
@@ -688,6 +696,7 @@ ngx_http_identity_session_checked(ngx_http_request_t *r,
     if (!ctx->found) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "identity: unknown, expired or revoked session");
+        ctx->reauth = 1;
         return ngx_http_identity_unauthenticated(r, ctx, ilcf);
     }
 
@@ -2172,10 +2181,12 @@ ngx_http_identity_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                              "");
     ngx_conf_merge_value(conf->admin, prev->admin, 0);
 
-    if (conf->admin && conf->admin_token_hash.len == 0) {
+    if (conf->admin && conf->admin_token_hash.len == 0
+        && conf->provider == NULL)
+    {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"identity_admin\" needs "
-                           "\"identity_admin_token_file\"");
+                           "\"identity_admin_token_file\" or \"identity\"");
         return NGX_CONF_ERROR;
     }
 

@@ -225,6 +225,7 @@ struct ngx_http_identity_ctx_s {
     unsigned                         body_ready:1;
     unsigned                         refreshed:1;
     unsigned                         denied:1;
+    unsigned                         reauth:1;        /* session ended */
 };
 
 

@@ -444,7 +444,7 @@ ngx_http_identity_oauth_redirect(ngx_http_request_t *r, char *endpoint,
           + sizeof("&nonce=") - 1 + (nonce ? nonce->len : 0)
           + sizeof("&code_challenge=") - 1 + challenge.len
           + sizeof("&code_challenge_method=S256") - 1
-          + pr->authorization_params.len + esc;
+          + pr->authorization_params.len + sizeof("&prompt=login") - 1 + esc;
 
     location.data = ngx_pnalloc(r->pool, len);
     if (location.data == NULL) {
@@ -476,6 +476,23 @@ ngx_http_identity_oauth_redirect(ngx_http_request_t *r, char *endpoint,
 
     p = ngx_cpymem(p, pr->authorization_params.data,
                    pr->authorization_params.len);
+
+    /*
+     * A browser whose session was revoked or has ended must authenticate
+     * again: the provider's own session would otherwise log it straight
+     * back in (OpenID Connect prompt=login, unless configured otherwise).
+     */
+
+    if (ctx->reauth && nonce
+        && (pr->authorization_params.len < sizeof("&prompt=") - 1
+            || ngx_strlcasestrn(pr->authorization_params.data,
+                                pr->authorization_params.data
+                                + pr->authorization_params.len,
+                                (u_char *) "prompt=", 7 - 1)
+               == NULL))
+    {
+        p = ngx_cpymem(p, "&prompt=login", sizeof("&prompt=login") - 1);
+    }
 
     location.len = p - location.data;
 
