@@ -91,6 +91,7 @@ cat <<MSG
 
   Open        http://$host:$port/
   Log in as   demo / demo-password
+  Dashboard   http://$host:$port/admin/
   Logout      http://$host:$port/_identity/logout
   IdP         http://$host:$idp_port/.well-known/openid-configuration
   Logs        $dir/error.log
