@@ -62,6 +62,60 @@ static ngx_str_t *ngx_http_identity_num(ngx_http_request_t *r, ngx_str_t *s,
 
 
 /*
+ * A session lookup reads only what the request may use: the identity
+ * always, groups and claims for locations with rules, the encrypted
+ * access token and the metadata when a variable needs them.
+ */
+
+typedef struct {
+    ngx_str_t                     name;
+    size_t                        offset;
+    ngx_uint_t                    time;       /* time_t, else ngx_str_t */
+    ngx_uint_t                    need;       /* 0: always */
+} ngx_http_identity_field_t;
+
+
+#define ngx_http_identity_field(name, field, time, need)                      \
+    { ngx_string(name), offsetof(ngx_http_identity_session_t, field), time,   \
+      need }
+
+static ngx_http_identity_field_t  ngx_http_identity_fields[] = {
+    ngx_http_identity_field("id", id, 0, 0),
+    ngx_http_identity_field("uid", identity_id, 0, 0),
+    ngx_http_identity_field("provider", provider, 0, 0),
+    ngx_http_identity_field("issuer", issuer, 0, 0),
+    ngx_http_identity_field("sub", provider_user_id, 0, 0),
+    ngx_http_identity_field("email", email, 0, 0),
+    ngx_http_identity_field("name", name, 0, 0),
+    ngx_http_identity_field("username", username, 0, 0),
+    ngx_http_identity_field("auth", auth_id, 0, 0),
+    ngx_http_identity_field("created_at", created_at, 1, 0),
+    ngx_http_identity_field("last_active", last_active, 1, 0),
+    ngx_http_identity_field("expires_at", expires_at, 1, 0),
+    ngx_http_identity_field("idle", idle_timeout, 1, 0),
+    ngx_http_identity_field("checked", checked, 1, 0),
+    ngx_http_identity_field("groups", groups, 0, NGX_HTTP_IDENTITY_NEED_RULES),
+    ngx_http_identity_field("claims", claims, 0, NGX_HTTP_IDENTITY_NEED_RULES),
+    ngx_http_identity_field("at", access_token, 0,
+                            NGX_HTTP_IDENTITY_NEED_TOKEN),
+    ngx_http_identity_field("browser", browser, 0,
+                            NGX_HTTP_IDENTITY_NEED_META),
+    ngx_http_identity_field("browser_version", browser_version, 0,
+                            NGX_HTTP_IDENTITY_NEED_META),
+    ngx_http_identity_field("os", os, 0, NGX_HTTP_IDENTITY_NEED_META),
+    ngx_http_identity_field("os_version", os_version, 0,
+                            NGX_HTTP_IDENTITY_NEED_META),
+    ngx_http_identity_field("device_type", device_type, 0,
+                            NGX_HTTP_IDENTITY_NEED_META),
+    ngx_http_identity_field("country", country, 0,
+                            NGX_HTTP_IDENTITY_NEED_META),
+    ngx_http_identity_field("lat", latitude, 0, NGX_HTTP_IDENTITY_NEED_META),
+    ngx_http_identity_field("lon", longitude, 0, NGX_HTTP_IDENTITY_NEED_META),
+    { ngx_null_string, 0, 0, 0 }
+};
+
+
+/*
  * drop(p, sid) removes a session and every index entry that names it; every
  * script that ends sessions uses it, so none is left half-deleted.
  */
@@ -382,60 +436,6 @@ static ngx_str_t  ngx_http_identity_login_take_script = ngx_string(
     "                     'redirect_uri', 'idle', 'max', 'auth')\n"
     "redis.call('DEL', KEYS[1])\n"
     "return v\n");
-
-
-/*
- * A session lookup reads only what the request may use: the identity
- * always, groups and claims for locations with rules, the encrypted
- * access token and the metadata when a variable needs them.
- */
-
-typedef struct {
-    ngx_str_t                     name;
-    size_t                        offset;
-    ngx_uint_t                    time;       /* time_t, else ngx_str_t */
-    ngx_uint_t                    need;       /* 0: always */
-} ngx_http_identity_field_t;
-
-
-#define ngx_http_identity_field(name, field, time, need)                      \
-    { ngx_string(name), offsetof(ngx_http_identity_session_t, field), time,   \
-      need }
-
-static ngx_http_identity_field_t  ngx_http_identity_fields[] = {
-    ngx_http_identity_field("id", id, 0, 0),
-    ngx_http_identity_field("uid", identity_id, 0, 0),
-    ngx_http_identity_field("provider", provider, 0, 0),
-    ngx_http_identity_field("issuer", issuer, 0, 0),
-    ngx_http_identity_field("sub", provider_user_id, 0, 0),
-    ngx_http_identity_field("email", email, 0, 0),
-    ngx_http_identity_field("name", name, 0, 0),
-    ngx_http_identity_field("username", username, 0, 0),
-    ngx_http_identity_field("auth", auth_id, 0, 0),
-    ngx_http_identity_field("created_at", created_at, 1, 0),
-    ngx_http_identity_field("last_active", last_active, 1, 0),
-    ngx_http_identity_field("expires_at", expires_at, 1, 0),
-    ngx_http_identity_field("idle", idle_timeout, 1, 0),
-    ngx_http_identity_field("checked", checked, 1, 0),
-    ngx_http_identity_field("groups", groups, 0, NGX_HTTP_IDENTITY_NEED_RULES),
-    ngx_http_identity_field("claims", claims, 0, NGX_HTTP_IDENTITY_NEED_RULES),
-    ngx_http_identity_field("at", access_token, 0,
-                            NGX_HTTP_IDENTITY_NEED_TOKEN),
-    ngx_http_identity_field("browser", browser, 0,
-                            NGX_HTTP_IDENTITY_NEED_META),
-    ngx_http_identity_field("browser_version", browser_version, 0,
-                            NGX_HTTP_IDENTITY_NEED_META),
-    ngx_http_identity_field("os", os, 0, NGX_HTTP_IDENTITY_NEED_META),
-    ngx_http_identity_field("os_version", os_version, 0,
-                            NGX_HTTP_IDENTITY_NEED_META),
-    ngx_http_identity_field("device_type", device_type, 0,
-                            NGX_HTTP_IDENTITY_NEED_META),
-    ngx_http_identity_field("country", country, 0,
-                            NGX_HTTP_IDENTITY_NEED_META),
-    ngx_http_identity_field("lat", latitude, 0, NGX_HTTP_IDENTITY_NEED_META),
-    ngx_http_identity_field("lon", longitude, 0, NGX_HTTP_IDENTITY_NEED_META),
-    { ngx_null_string, 0, 0, 0 }
-};
 
 
 ngx_int_t
