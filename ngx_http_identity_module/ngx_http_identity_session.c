@@ -129,12 +129,14 @@ static ngx_http_identity_field_t  ngx_http_identity_fields[] = {
     "    redis.call('ZREM', p .. 'user_sessions:' .. m[2], sid)\n"            \
     "  end\n"                                                                 \
     "  if m[3] then redis.call('SREM', p .. 'idp_sid:' .. m[3], sid) end\n"   \
-    "  for _, ep in ipairs(redis.call('SMEMBERS',\n"                          \
-    "                                 p .. 'session_endpoints:' .. sid)) do\n" \
-    "    redis.call('ZREM', p .. 'endpoint_sessions:' .. m[2] .. ':' .. ep,\n" \
-    "               sid)\n"                                                   \
+    "  local eps = p .. 'session_endpoints:' .. sid\n"                       \
+    "  for _, ep in ipairs(redis.call('SMEMBERS', eps)) do\n"                 \
+    "    if m[2] then\n"                                                      \
+    "      local k = p .. 'endpoint_sessions:' .. m[2] .. ':' .. ep\n"         \
+    "      redis.call('ZREM', k, sid)\n"                                      \
+    "    end\n"                                                               \
     "  end\n"                                                                 \
-    "  redis.call('DEL', p .. 'sid:' .. sid, p .. 'session_endpoints:' .. sid)\n" \
+    "  redis.call('DEL', p .. 'sid:' .. sid, eps)\n"                          \
     "  redis.call('ZREM', p .. 'sessions', sid)\n"                            \
     "  redis.call('ZREM', p .. 'session_expiry', sid)\n"                      \
     "end\n"
