@@ -90,9 +90,16 @@ like($o->{user_detail} // '', qr/Alice Example/, 'identity detail: the name');
 like($o->{user_detail} // '', qr/\Q$issuer\E/, 'identity detail: the provider that authenticated the user');
 is(scalar @{$o->{endpoints} // []}, 1, 'one endpoint accessed');
 like($o->{endpoints}[0]{text} // '', qr/\Q$base\E/, 'the endpoint\'s public URL');
-is(scalar @{$o->{endpoint_sessions} // []}, 1, 'its sessions: one');
+is(scalar @{$o->{endpoint_sessions} // []}, 2, 'its sessions: the laptop\'s and the phone\'s');
+is($o->{phone_landed}, "$base/app/phone", 'the phone logged in too');
+like($o->{phone_device} // '', qr/Mobile.*iPhone|iPhone.*Mobile/, 'the phone session: a Mobile iPhone');
+like($o->{phone_browser} // '', qr/Mobile Safari/, 'the phone session: Mobile Safari');
+like($o->{session_notice} // '', qr/delet|ended/i, 'the session\'s trash can: a notice');
+like($o->{phone_after_delete} // '', qr{^\Q$issuer\E/interaction/}, 'the phone is back at the IdP login');
+is($o->{user_still_in}, 200, 'the laptop session of the same user goes on');
 
-my $sid = $o->{endpoint_sessions}[0] // '';
+my ($sid) = grep { $_ ne ($o->{phone_session} // '') } map { $_->{id} } @{$o->{endpoint_sessions} // []};
+$sid //= '';
 my $api = Identity::Test::UA->new(headers => { Accept => 'application/json',
     Authorization => 'Bearer script-token-0123456789' });
 # the user is gone by now; the session's record was fetched by the browser,

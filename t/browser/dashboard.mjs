@@ -57,6 +57,18 @@ try {
   out.user_agent = await up.evaluate(() => navigator.userAgent);
   await shot(up, '01-user-upstream');
 
+  // alice again, on a phone: a second session, for the single-session trash can
+  const phone = await browser.newContext({
+    viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true,
+    userAgent: 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_1_2 like Mac OS X) AppleWebKit/605.1.15 '
+      + '(KHTML, like Gecko) Version/17.1.2 Mobile/15E148 Safari/604.1',
+  });
+  const pp = await phone.newPage();
+  await pp.goto(`${opt.base}/app/phone`);
+  await idpLogin(pp, 'alice');
+  await pp.waitForURL(`${opt.base}/app/phone`, { timeout: T });
+  out.phone_landed = pp.url();
+
   // alice is no admin: the dashboard refuses her
   const refused = await up.goto(`${opt.base}/admin/`);
   out.alice_admin_status = refused.status();
@@ -116,9 +128,34 @@ try {
   // the endpoint's sessions, then a session
   await ap.click(`[data-testid=endpoint-row][data-endpoint-id="${out.endpoints[0].id}"] a, [data-testid=endpoint-row][data-endpoint-id="${out.endpoints[0].id}"]`);
   await ap.waitForSelector('[data-testid=session-row]', { timeout: T });
-  out.endpoint_sessions = await ap.$$eval('[data-testid=session-row]', (rows) => rows.map((r) => r.dataset.sessionId));
+  out.endpoint_sessions = await ap.$$eval('[data-testid=session-row]', (rows) => rows.map((r) => ({
+    id: r.dataset.sessionId, text: r.textContent.replace(/\s+/g, ' ').trim() })));
   await shot(ap, '06-endpoint-sessions');
-  await ap.click(`[data-testid=session-row][data-session-id="${out.endpoint_sessions[0]}"] a, [data-testid=session-row][data-session-id="${out.endpoint_sessions[0]}"]`);
+
+  // the phone's session: its detail, then the trash can on it
+  const phoneRow = out.endpoint_sessions.find((r) => /Mobile|iPhone|iOS/.test(r.text));
+  out.phone_session = phoneRow ? phoneRow.id : null;
+  if (phoneRow) {
+    await ap.click(`[data-testid=session-row][data-session-id="${phoneRow.id}"]`);
+    await ap.waitForSelector('[data-testid=session-detail]', { timeout: T });
+    await ap.waitForFunction(() => (document.querySelector('[data-testid=field-device]')?.textContent || '').trim() !== '', null, { timeout: T });
+    out.phone_device = await text(ap, 'field-device');
+    out.phone_browser = await text(ap, 'field-browser');
+    await ap.click('[data-testid=delete-session]');
+    await ap.click('[data-testid=confirm-delete]');
+    await ap.waitForSelector('[data-testid=notice]', { timeout: T });
+    out.session_notice = await text(ap, 'notice');
+    await pp.goto(`${opt.base}/app/phone?after=delete`);
+    await pp.waitForSelector('input[name=login]', { timeout: T });
+    out.phone_after_delete = pp.url();
+    out.user_still_in = (await up.goto(`${opt.base}/app/hello?still=1`)).status();
+    await ap.goto(`${opt.base}/admin/#/users/${uid}/endpoints/${out.endpoints[0].id}`);
+    await ap.waitForSelector('[data-testid=session-row]', { timeout: T });
+    await ap.waitForFunction((n) => document.querySelectorAll('[data-testid=session-row]').length === n,
+      out.endpoint_sessions.length - 1, { timeout: T });
+  }
+  const laptopRow = (await ap.$$eval('[data-testid=session-row]', (rows) => rows.map((r) => r.dataset.sessionId)))[0];
+  await ap.click(`[data-testid=session-row][data-session-id="${laptopRow}"]`);
   await ap.waitForSelector('[data-testid=session-detail]', { timeout: T });
   await ap.waitForFunction(() => (document.querySelector('[data-testid=field-ip]')?.textContent || '').trim() !== '', null, { timeout: T });
   out.session = {};
@@ -166,6 +203,7 @@ try {
   out.user_after_delete = up.url();
   await shot(up, '12-user-back-at-idp');
 
+  await phone.close();
   await user.close();
   await admin.close();
 } catch (e) {
