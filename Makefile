@@ -8,7 +8,7 @@ NGINX_SRC  := /usr/share/nginx/src
 MODULE     := $(BUILD)/ngx_http_identity_module.so
 SOURCES    := $(wildcard ngx_http_identity_module/*.[ch]) config
 
-.PHONY: all deps module test test-fast test-slow demo bench clean
+.PHONY: all deps module test test-fast test-slow demo bench fuzz clean
 
 all: module
 
@@ -28,6 +28,9 @@ demo: module
 
 bench: module
 	@sh bench/run.sh
+
+fuzz: deps
+	@sh scripts/fuzz.sh
 
 clean:
 	rm -rf $(BUILD) t/tmp

@@ -1,0 +1,34 @@
+#!/bin/sh
+# make fuzz: builds the libFuzzer targets of unit/ with clang (ASan, UBSan)
+# and runs each for FUZZ_SECONDS (60), starting from uap-core's own user
+# agents.  Installs clang and its runtime if they are missing.
+set -eu
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+out=$top/build/fuzz
+seconds=${FUZZ_SECONDS:-60}
+
+if ! command -v clang >/dev/null 2>&1 \
+   || ! dpkg-query -W -f='${Status}' libclang-rt-14-dev 2>/dev/null \
+        | grep -q 'install ok installed'
+then
+    [ "$(id -u)" = 0 ] && SUDO= || SUDO=sudo
+    $SUDO apt-get install -y -q --no-install-recommends clang libclang-rt-14-dev
+fi
+
+mkdir -p "$out/corpus-ua"
+
+clang -g -O1 -fsanitize=fuzzer,address,undefined \
+    -I "$top/ngx_http_identity_module" \
+    "$top/unit/fuzz_ua.c" "$top/ngx_http_identity_module/ngx_http_identity_ua.c" \
+    $(pkg-config --cflags --libs yaml-0.1 libpcre2-8) -o "$out/fuzz_ua"
+
+# seeds: a few hundred real user agents from uap-core's test file
+if [ -z "$(ls -A "$out/corpus-ua")" ]; then
+    sed -n "s/^ *- user_agent_string: *['\"]\{0,1\}\(.*\)['\"]\{0,1\}$/\1/p" \
+        /usr/share/uap-core/tests/test_ua.yaml | head -300 \
+        | awk -v d="$out/corpus-ua" '{ f = sprintf("%s/seed-%04d", d, NR); printf "%s", $0 > f; close(f) }'
+fi
+
+"$out/fuzz_ua" -max_total_time="$seconds" -max_len=2048 -timeout=5 \
+    -print_final_stats=1 "$out/corpus-ua"
