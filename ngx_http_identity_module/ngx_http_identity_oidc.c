@@ -1444,7 +1444,10 @@ ngx_http_identity_oidc_check_claims(ngx_http_identity_oidc_exchange_t *x,
     }
 
     x->sub = strdup(sub);
-    x->email = ngx_http_identity_json_strdup(claims, "email");
+    /* an address the provider says it has not verified is no identity */
+
+    x->email = json_is_false(json_object_get(claims, "email_verified"))
+               ? NULL : ngx_http_identity_json_strdup(claims, "email");
     x->name = ngx_http_identity_json_strdup(claims, "name");
     x->username = ngx_http_identity_json_strdup(claims, "preferred_username");
     x->sid = ngx_http_identity_json_strdup(claims, "sid");

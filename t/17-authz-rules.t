@@ -12,6 +12,7 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 
 use Digest::SHA qw(sha256_hex);
+use JSON::PP;
 use Test::More;
 use Time::HiRes qw(sleep);
 use Identity::Test;
@@ -32,6 +33,9 @@ my $issuer = $t->start_idp(
           name => 'Bob Other', username => 'bob', groups => ['dev', 'ops'] },
         { id => 'eve', password => 'eve-password', name => 'Eve',
           username => '<b>eve</b>', groups => [] },
+        { id => 'mallory', password => 'mallory-password', email => 'alice@example.test',
+          email_verified => JSON::PP::false(), name => 'Mallory', username => 'mallory',
+          groups => [] },
     ]);
 my $mock = $t->start_oauth_mock;
 $t->write_file('token.key', Identity::Test::random_token(48) . "\n");
@@ -137,6 +141,13 @@ $r = $eve->oidc_login("$base/group/x", user => 'eve');
 is($r->{status}, 403, 'eve (no e-mail, a username with markup) refused');
 like($r->{body}, qr{<strong id="who">&lt;b&gt;eve&lt;/b&gt;</strong>}, 'her username shown, escaped');
 unlike($r->{body}, qr{<b>eve}, 'no markup from the provider on the page');
+
+# an address the IdP has not verified does not count: no e-mail at all
+
+my $mal = Identity::Test::UA->new;
+$r = $mal->oidc_login("$base/email/x", user => 'mallory');
+is($r->{status}, 403, 'an unverified alice@example.test is refused where alice is allowed');
+like($r->{body}, qr{<strong id="who">mallory</strong>}, '... known by username, not by that address');
 
 # the identity is recorded all the same: ngrok records every user
 

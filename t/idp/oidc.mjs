@@ -62,7 +62,7 @@ async function findAccount(ctx, id) {
     claims: async () => ({
       sub: u.id,
       email: u.email,
-      email_verified: u.email !== undefined ? true : undefined,
+      email_verified: u.email_verified ?? (u.email !== undefined ? true : undefined),
       name: u.name,
       preferred_username: u.username,
       groups: u.groups,
