@@ -423,7 +423,7 @@ ngx_http_identity_rules_deny(ngx_http_request_t *r,
     u_char       *p;
     size_t        len;
     ngx_buf_t    *b;
-    ngx_str_t    *who, esc_who, esc_provider;
+    ngx_str_t    *who;
     ngx_int_t     rc;
     ngx_chain_t   out;
 
@@ -449,13 +449,12 @@ ngx_http_identity_rules_deny(ngx_http_request_t *r,
           : s->username.len ? &s->username
           : s->name.len ? &s->name : &s->provider_user_id;
 
-    esc_who.len = who->len + ngx_escape_html(NULL, who->data, who->len);
-    esc_provider.len = s->provider.len
-                       + ngx_escape_html(NULL, s->provider.data,
-                                         s->provider.len);
-
-    len = sizeof(head) - 1 + esc_who.len + sizeof(mid) - 1
-          + esc_provider.len + sizeof(mid2) - 1
+    len = sizeof(head) - 1
+          + who->len + ngx_escape_html(NULL, who->data, who->len)
+          + sizeof(mid) - 1
+          + s->provider.len
+          + ngx_escape_html(NULL, s->provider.data, s->provider.len)
+          + sizeof(mid2) - 1
           + logout->len + ngx_escape_html(NULL, logout->data, logout->len)
           + sizeof(tail) - 1;
 
