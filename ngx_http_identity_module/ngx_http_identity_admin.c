@@ -105,7 +105,8 @@ static void ngx_http_identity_admin_strings(json_t *obj, redisReply *rec,
     char **names);
 static void ngx_http_identity_admin_number(json_t *obj, char *key,
     redisReply *rec, char *field);
-static ngx_int_t ngx_http_identity_admin_valid_endpoint(ngx_str_t *id);
+static ngx_int_t ngx_http_identity_admin_valid(ngx_str_t *id, char *prefix,
+    size_t n);
 static json_t *ngx_http_identity_admin_ref(ngx_str_t *base, char *kind,
     ngx_str_t *id);
 static json_t *ngx_http_identity_admin_time(ngx_str_t *v);
@@ -463,7 +464,8 @@ ngx_http_identity_admin_query(ngx_http_request_t *r,
 
     if (ngx_http_identity_admin_arg(r, "endpoint", &v) == NGX_OK) {
         if (actx->route != ngx_http_identity_user_sessions
-            || !ngx_http_identity_admin_valid_endpoint(&v))
+            || !ngx_http_identity_admin_valid(&v, "ep_",
+                                        NGX_HTTP_IDENTITY_ENDPOINT_HASH_LEN))
         {
             ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                           "identity: admin: invalid endpoint \"%V\"", &v);
@@ -492,36 +494,18 @@ ngx_http_identity_admin_query(ngx_http_request_t *r,
 static ngx_int_t
 ngx_http_identity_admin_valid_id(ngx_str_t *id, ngx_uint_t session)
 {
-    ngx_uint_t  i;
-
-    if (id->len != 35
-        || ngx_strncmp(id->data, session ? "as_" : "au_", 3) != 0)
-    {
-        return 0;
-    }
-
-    for (i = 3; i < 35; i++) {
-        if (!((id->data[i] >= '0' && id->data[i] <= '9')
-              || (id->data[i] >= 'a' && id->data[i] <= 'f')))
-        {
-            return 0;
-        }
-    }
-
-    return 1;
+    return ngx_http_identity_admin_valid(id, session ? "as_" : "au_", 32);
 }
 
 
-/* ep_ and the first 16 hex digits of the SHA-256 of the endpoint's URL */
+/* a prefix of three characters, then "n" lowercase hex digits */
 
 static ngx_int_t
-ngx_http_identity_admin_valid_endpoint(ngx_str_t *id)
+ngx_http_identity_admin_valid(ngx_str_t *id, char *prefix, size_t n)
 {
     ngx_uint_t  i;
 
-    if (id->len != 3 + NGX_HTTP_IDENTITY_ENDPOINT_HASH_LEN
-        || ngx_strncmp(id->data, "ep_", 3) != 0)
-    {
+    if (id->len != 3 + n || ngx_strncmp(id->data, prefix, 3) != 0) {
         return 0;
     }
 
@@ -589,43 +573,13 @@ ngx_http_identity_admin_csrf(ngx_http_request_t *r,
     ngx_http_identity_admin_ctx_t *actx)
 {
     ngx_str_t                 want, site;
-    ngx_uint_t                i;
-    ngx_list_part_t          *part;
-    ngx_table_elt_t          *h, *token, *origin;
+    ngx_table_elt_t          *token, *origin;
     ngx_http_identity_ctx_t  *ctx;
 
     ctx = ngx_http_identity_get_ctx(r);
-    token = NULL;
-    origin = NULL;
-
-    part = &r->headers_in.headers.part;
-    h = part->elts;
-
-    for (i = 0; /* void */; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].key.len == sizeof("X-CSRF-Token") - 1
-            && ngx_strncasecmp(h[i].key.data, (u_char *) "X-CSRF-Token",
-                               h[i].key.len) == 0)
-        {
-            token = &h[i];
-
-        } else if (h[i].key.len == sizeof("Origin") - 1
-                   && ngx_strncasecmp(h[i].key.data, (u_char *) "Origin",
-                                      h[i].key.len) == 0)
-        {
-            origin = &h[i];
-        }
-    }
+    token = ngx_http_identity_header(r, "x-csrf-token",
+                                     sizeof("x-csrf-token") - 1);
+    origin = ngx_http_identity_header(r, "origin", sizeof("origin") - 1);
 
     if (origin) {
         if (ngx_http_identity_endpoint_url(r, &site) != NGX_OK) {
@@ -662,12 +616,10 @@ static ngx_int_t
 ngx_http_identity_admin_me(ngx_http_request_t *r,
     ngx_http_identity_admin_ctx_t *actx)
 {
-    u_char                        *p;
     json_t                        *body;
     ngx_str_t                      v;
     ngx_http_identity_ctx_t       *ctx;
     ngx_http_core_loc_conf_t      *clcf;
-    ngx_http_identity_srv_conf_t  *iscf;
     ngx_http_identity_loc_conf_t  *ilcf;
 
     ctx = ngx_http_identity_get_ctx(r);
@@ -704,28 +656,14 @@ ngx_http_identity_admin_me(ngx_http_request_t *r,
 
     /* the logout endpoint, back to the dashboard (to log in again) */
 
-    iscf = ngx_http_get_module_srv_conf(r, ngx_http_identity_module);
-    ilcf = ngx_http_get_module_loc_conf(r, ngx_http_identity_module);
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+    ilcf = ngx_http_get_module_loc_conf(r, ngx_http_identity_module);
 
-    p = ngx_pnalloc(r->pool, iscf->path.len + sizeof("logout?redirect_path=")
-                             + 3 * clcf->name.len + sizeof("&auth_id=")
-                             + ilcf->auth_id.len);
-    if (p == NULL) {
+    if (ngx_http_identity_logout_url(r, ilcf, &clcf->name, &v) != NGX_OK) {
         json_decref(body);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    v.data = p;
-    p = ngx_sprintf(p, "%Vlogout?redirect_path=", &iscf->path);
-    p = (u_char *) ngx_escape_uri(p, clcf->name.data, clcf->name.len,
-                                  NGX_ESCAPE_ARGS);
-
-    if (ilcf->auth_id.len) {
-        p = ngx_sprintf(p, "&auth_id=%V", &ilcf->auth_id);
-    }
-
-    v.len = p - v.data;
     json_object_set_new(body, "logout_url", ngx_http_identity_admin_string(&v));
 
     return ngx_http_identity_admin_send(r, NGX_HTTP_OK, body);

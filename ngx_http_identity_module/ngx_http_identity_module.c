@@ -80,8 +80,6 @@ static ngx_http_identity_loc_conf_t *ngx_http_identity_server_conf(
     ngx_http_request_t *r);
 static void ngx_http_identity_phase_resume(ngx_http_request_t *r);
 static ngx_int_t ngx_http_identity_is_browser(ngx_http_request_t *r);
-static ngx_table_elt_t *ngx_http_identity_header(ngx_http_request_t *r,
-    char *name, size_t len);
 static ngx_int_t ngx_http_identity_read_cookie(ngx_http_request_t *r,
     ngx_http_identity_loc_conf_t *ilcf, ngx_str_t *token);
 static ngx_int_t ngx_http_identity_prepare_login(ngx_http_request_t *r,
@@ -158,6 +156,7 @@ static ngx_http_identity_provider_t *ngx_http_identity_provider_get(
     ngx_conf_t *cf, ngx_str_t *name);
 static ngx_int_t ngx_http_identity_auth_cookie(ngx_conf_t *cf,
     ngx_http_identity_loc_conf_t *conf);
+static ngx_uint_t ngx_http_identity_is_word(ngx_str_t *s);
 static ngx_int_t ngx_http_identity_add_auth(ngx_conf_t *cf,
     ngx_http_identity_srv_conf_t *iscf, ngx_http_identity_loc_conf_t *conf);
 
@@ -851,38 +850,52 @@ static ngx_int_t
 ngx_http_identity_deny(ngx_http_request_t *r, ngx_http_identity_ctx_t *ctx,
     ngx_http_identity_loc_conf_t *ilcf)
 {
-    u_char                        *p;
-    size_t                         len;
-    ngx_str_t                      logout;
-    ngx_http_identity_srv_conf_t  *iscf;
+    ngx_str_t  logout;
 
     if (!ngx_http_identity_is_browser(r)) {
         return NGX_HTTP_FORBIDDEN;
     }
 
-    iscf = ngx_http_get_module_srv_conf(r, ngx_http_identity_module);
-
-    len = iscf->path.len + sizeof("logout?redirect_path=") - 1
-          + r->uri.len + 2 * ngx_escape_uri(NULL, r->uri.data, r->uri.len,
-                                            NGX_ESCAPE_ARGS)
-          + sizeof("&auth_id=") - 1 + ilcf->auth_id.len;
-
-    logout.data = ngx_pnalloc(r->pool, len);
-    if (logout.data == NULL) {
+    if (ngx_http_identity_logout_url(r, ilcf, &r->uri, &logout) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    p = ngx_sprintf(logout.data, "%Vlogout?redirect_path=", &iscf->path);
-    p = (u_char *) ngx_escape_uri(p, r->uri.data, r->uri.len,
-                                  NGX_ESCAPE_ARGS);
+    return ngx_http_identity_rules_deny(r, &ctx->session, &logout);
+}
+
+
+/* {identity_path}logout?redirect_path=back[&auth_id=id] */
+
+ngx_int_t
+ngx_http_identity_logout_url(ngx_http_request_t *r,
+    ngx_http_identity_loc_conf_t *ilcf, ngx_str_t *back, ngx_str_t *url)
+{
+    u_char                        *p;
+    size_t                         len;
+    ngx_http_identity_srv_conf_t  *iscf;
+
+    iscf = ngx_http_get_module_srv_conf(r, ngx_http_identity_module);
+
+    len = iscf->path.len + sizeof("logout?redirect_path=") - 1
+          + back->len + 2 * ngx_escape_uri(NULL, back->data, back->len,
+                                           NGX_ESCAPE_ARGS)
+          + sizeof("&auth_id=") - 1 + ilcf->auth_id.len;
+
+    url->data = ngx_pnalloc(r->pool, len);
+    if (url->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_sprintf(url->data, "%Vlogout?redirect_path=", &iscf->path);
+    p = (u_char *) ngx_escape_uri(p, back->data, back->len, NGX_ESCAPE_ARGS);
 
     if (ilcf->auth_id.len) {
         p = ngx_sprintf(p, "&auth_id=%V", &ilcf->auth_id);
     }
 
-    logout.len = p - logout.data;
+    url->len = p - url->data;
 
-    return ngx_http_identity_rules_deny(r, &ctx->session, &logout);
+    return NGX_OK;
 }
 
 
@@ -975,7 +988,9 @@ ngx_http_identity_is_preflight(ngx_http_request_t *r)
 }
 
 
-static ngx_table_elt_t *
+/* a request header by its lowercase name */
+
+ngx_table_elt_t *
 ngx_http_identity_header(ngx_http_request_t *r, char *name, size_t len)
 {
     ngx_uint_t        i;
@@ -1012,9 +1027,8 @@ static ngx_int_t
 ngx_http_identity_read_cookie(ngx_http_request_t *r,
     ngx_http_identity_loc_conf_t *ilcf, ngx_str_t *token)
 {
-    u_char     *p;
-    ngx_int_t   rc;
-    ngx_str_t   name;
+    ngx_int_t  rc;
+    ngx_str_t  name;
 
     if (ngx_http_identity_cookie_name(r, &ilcf->session_cookie,
                                       &ilcf->cookie_domain, "", &name)
@@ -1028,21 +1042,11 @@ ngx_http_identity_read_cookie(ngx_http_request_t *r,
         return rc;
     }
 
-    if (token->len != NGX_HTTP_IDENTITY_TOKEN_LEN) {
-        goto malformed;
+    if (token->len == NGX_HTTP_IDENTITY_TOKEN_LEN
+        && ngx_http_identity_is_word(token))
+    {
+        return NGX_OK;
     }
-
-    for (p = token->data; p < token->data + token->len; p++) {
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
-              || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'))
-        {
-            goto malformed;
-        }
-    }
-
-    return NGX_OK;
-
-malformed:
 
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                   "identity: malformed session cookie");
@@ -2252,28 +2256,20 @@ static ngx_int_t
 ngx_http_identity_auth_cookie(ngx_conf_t *cf,
     ngx_http_identity_loc_conf_t *conf)
 {
-    u_char  *p;
-
     if (conf->auth_id.len == 0) {
         conf->session_cookie = conf->cookie_name;
         return NGX_OK;
     }
 
     if (conf->auth_id.len > 64
+        || !ngx_http_identity_is_word(&conf->auth_id)
         || (conf->auth_id.len == 5
             && ngx_strncmp(conf->auth_id.data, "state", 5) == 0))
     {
-        goto invalid;
-    }
-
-    for (p = conf->auth_id.data; p < conf->auth_id.data + conf->auth_id.len;
-         p++)
-    {
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
-              || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'))
-        {
-            goto invalid;
-        }
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid value \"%V\" in \"identity_auth_id\"",
+                           &conf->auth_id);
+        return NGX_ERROR;
     }
 
     conf->session_cookie.len = conf->cookie_name.len + 1 + conf->auth_id.len;
@@ -2287,14 +2283,25 @@ ngx_http_identity_auth_cookie(ngx_conf_t *cf,
                 &conf->auth_id);
 
     return NGX_OK;
+}
 
-invalid:
 
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "invalid value \"%V\" in \"identity_auth_id\"",
-                       &conf->auth_id);
+/* letters, digits, "-" and "_": base64url, and safe in a cookie name */
 
-    return NGX_ERROR;
+static ngx_uint_t
+ngx_http_identity_is_word(ngx_str_t *s)
+{
+    u_char  *p;
+
+    for (p = s->data; p < s->data + s->len; p++) {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
+              || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'))
+        {
+            return 0;
+        }
+    }
+
+    return 1;
 }
 
 

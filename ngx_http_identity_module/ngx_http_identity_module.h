@@ -248,6 +248,10 @@ ngx_int_t ngx_http_identity_login_create(ngx_http_request_t *r);
 ngx_int_t ngx_http_identity_login_done(ngx_http_request_t *r);
 ngx_int_t ngx_http_identity_unescape_arg(ngx_http_request_t *r,
     ngx_str_t *arg);
+ngx_table_elt_t *ngx_http_identity_header(ngx_http_request_t *r,
+    char *name, size_t len);
+ngx_int_t ngx_http_identity_logout_url(ngx_http_request_t *r,
+    ngx_http_identity_loc_conf_t *ilcf, ngx_str_t *back, ngx_str_t *url);
 ngx_int_t ngx_http_identity_state_cookie(ngx_http_request_t *r,
     ngx_str_t *name, ngx_str_t *domain);
 ngx_int_t ngx_http_identity_read_secret(ngx_conf_t *cf, ngx_str_t *path,
