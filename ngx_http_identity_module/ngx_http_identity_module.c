@@ -126,6 +126,10 @@ static char *ngx_http_identity_identity(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_identity_path(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_identity_public_url(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_int_t ngx_http_identity_host_names_server(ngx_http_request_t *r,
+    ngx_str_t *host);
 static char *ngx_http_identity_provider_type(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_identity_words(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -201,6 +205,13 @@ static ngx_command_t  ngx_http_identity_commands[] = {
     { ngx_string("identity_path"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
       ngx_http_identity_path,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("identity_public_url"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_http_identity_public_url,
       NGX_HTTP_SRV_CONF_OFFSET,
       0,
       NULL },
@@ -1713,9 +1724,22 @@ ngx_http_identity_find_issuer(ngx_http_request_t *r, ngx_str_t *issuer)
 }
 
 
+/*
+ * The public scheme: that of identity_public_url when it is set (nginx may
+ * sit behind a proxy that terminates TLS), else whether nginx itself does.
+ */
+
 ngx_int_t
 ngx_http_identity_is_https(ngx_http_request_t *r)
 {
+    ngx_http_identity_srv_conf_t  *iscf;
+
+    iscf = ngx_http_get_module_srv_conf(r, ngx_http_identity_module);
+
+    if (iscf->public_url.len) {
+        return iscf->public_https;
+    }
+
 #if (NGX_HTTP_SSL)
     return r->connection->ssl != NULL;
 #else
@@ -1724,34 +1748,195 @@ ngx_http_identity_is_https(ngx_http_request_t *r)
 }
 
 
-/* scheme://host[:port] as the browser addressed this server */
+/*
+ * scheme://host[:port] under which users reach this server, for cookies,
+ * redirect_uri, the recorded endpoint and the admin API's URIs.  It is
+ * identity_public_url when set.  Otherwise the Host header is taken only
+ * when it names this server (one of its server_name entries, or the
+ * address the connection arrived at), and the port is always the one the
+ * connection arrived at: a client cannot make the module speak of a site
+ * that is not this one.  Failing that, the server's first literal name,
+ * or its address.
+ */
 
 ngx_int_t
-ngx_http_identity_endpoint_url(ngx_http_request_t *r, ngx_str_t *url)
+ngx_http_identity_public_origin(ngx_http_request_t *r, ngx_str_t *origin)
 {
-    u_char                    *p;
-    ngx_str_t                  host;
-    ngx_http_core_srv_conf_t  *cscf;
+    u_char                        *p;
+    ngx_str_t                      host;
+    ngx_uint_t                     https;
+    in_port_t                      port;
+    ngx_connection_t              *c;
+    ngx_http_core_srv_conf_t      *cscf;
+    ngx_http_identity_srv_conf_t  *iscf;
+    u_char                         addr[NGX_SOCKADDR_STRLEN];
 
-    if (r->headers_in.host) {
-        host = r->headers_in.host->value;
+    iscf = ngx_http_get_module_srv_conf(r, ngx_http_identity_module);
+
+    if (iscf->public_url.len) {
+        *origin = iscf->public_url;
+        return NGX_OK;
+    }
+
+    c = r->connection;
+    https = ngx_http_identity_is_https(r);
+
+    host.len = NGX_SOCKADDR_STRLEN;
+    host.data = addr;
+
+    if (ngx_connection_local_sockaddr(c, &host, 0) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    port = ngx_inet_get_port(c->local_sockaddr);
+
+    if (r->headers_in.server.len
+        && ngx_http_identity_host_names_server(r, &host) == NGX_OK)
+    {
+        host = r->headers_in.server;
 
     } else {
         cscf = ngx_http_get_module_srv_conf(r, ngx_http_core_module);
-        host = cscf->server_name;
+
+        if (cscf->server_name.len
+            && ngx_strlchr(cscf->server_name.data,
+                           cscf->server_name.data + cscf->server_name.len,
+                           '*')
+               == NULL
+            && cscf->server_name.data[0] != '~'
+            && cscf->server_name.data[0] != '.'
+            && !(cscf->server_name.len == 1
+                 && cscf->server_name.data[0] == '_'))
+        {
+            host = cscf->server_name;
+        }
+
+        /* else the address, as ngx_connection_local_sockaddr() wrote it */
     }
 
-    p = ngx_pnalloc(r->pool, sizeof("https://") - 1 + host.len);
+    p = ngx_pnalloc(r->pool, sizeof("https://[]:65535") - 1 + host.len);
     if (p == NULL) {
         return NGX_ERROR;
     }
 
-    url->data = p;
-    p = ngx_sprintf(p, "%s://%V",
-                    ngx_http_identity_is_https(r) ? "https" : "http", &host);
-    url->len = p - url->data;
+    origin->data = p;
+
+    p = ngx_sprintf(p, "%s://", https ? "https" : "http");
+
+    if (c->local_sockaddr->sa_family == AF_INET6 && host.data == addr) {
+        p = ngx_sprintf(p, "[%V]", &host);
+
+    } else {
+        p = ngx_cpymem(p, host.data, host.len);
+    }
+
+    if (port != (https ? 443 : 80)) {
+        p = ngx_sprintf(p, ":%d", (int) port);
+    }
+
+    origin->len = p - origin->data;
 
     return NGX_OK;
+}
+
+
+/*
+ * Whether the Host header's name (lowercase, without port, as nginx
+ * validated it) is one of this server's names or the address the
+ * connection arrived at ("addr", in text).
+ */
+
+static ngx_int_t
+ngx_http_identity_host_names_server(ngx_http_request_t *r, ngx_str_t *addr)
+{
+    ngx_str_t                      host, name;
+    ngx_uint_t                     i;
+    ngx_http_server_name_t        *sn;
+    ngx_http_identity_srv_conf_t  *iscf;
+
+    host = r->headers_in.server;
+
+    /* "[::1]" for the IPv6 address "::1" */
+
+    if (host.len > 2 && host.data[0] == '[') {
+        name.data = host.data + 1;
+        name.len = host.len - 2;
+
+    } else {
+        name = host;
+    }
+
+    if (name.len == addr->len
+        && ngx_strncasecmp(name.data, addr->data, name.len) == 0)
+    {
+        return NGX_OK;
+    }
+
+    iscf = ngx_http_get_module_srv_conf(r, ngx_http_identity_module);
+    sn = iscf->names->elts;
+
+    for (i = 0; i < iscf->names->nelts; i++) {
+        name = sn[i].name;
+
+#if (NGX_PCRE)
+        if (sn[i].regex) {
+            if (ngx_regex_exec(sn[i].regex->regex, &host, NULL, 0) >= 0) {
+                return NGX_OK;
+            }
+
+            continue;
+        }
+#endif
+
+        if (name.len == 0) {
+            continue;
+        }
+
+        /* "*.example.org" and ".example.org" */
+
+        if (name.data[0] == '*' || name.data[0] == '.') {
+            if (name.data[0] == '*') {
+                name.data++;
+                name.len--;
+            }
+
+            if ((host.len > name.len
+                 && ngx_strncmp(host.data + host.len - name.len, name.data,
+                                name.len) == 0)
+                || (sn[i].name.data[0] == '.'
+                    && host.len == name.len - 1
+                    && ngx_strncmp(host.data, name.data + 1, host.len) == 0))
+            {
+                return NGX_OK;
+            }
+
+            continue;
+        }
+
+        /* "www.example.*" */
+
+        if (name.data[name.len - 1] == '*') {
+            if (host.len > name.len - 1
+                && ngx_strncmp(host.data, name.data, name.len - 1) == 0)
+            {
+                return NGX_OK;
+            }
+
+            continue;
+        }
+
+        if (host.len == name.len
+            && ngx_strncmp(host.data, name.data, host.len) == 0)
+        {
+            return NGX_OK;
+        }
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "identity: Host \"%V\" does not name this server",
+                   &host);
+
+    return NGX_DECLINED;
 }
 
 
@@ -1781,7 +1966,9 @@ ngx_http_identity_add_header(ngx_http_request_t *r, char *key,
 ngx_int_t
 ngx_http_identity_set_location(ngx_http_request_t *r, ngx_str_t *location)
 {
-    ngx_table_elt_t  *h;
+    u_char                        *p;
+    ngx_table_elt_t               *h;
+    ngx_http_identity_srv_conf_t  *iscf;
 
     ngx_http_clear_location(r);
 
@@ -1792,6 +1979,25 @@ ngx_http_identity_set_location(ngx_http_request_t *r, ngx_str_t *location)
 
     h->value = *location;
     r->headers_out.location = h;
+
+    /*
+     * A path on this site, behind a proxy: at the public origin, not where
+     * absolute_redirect would put it (the Host header, the scheme here)
+     */
+
+    iscf = ngx_http_get_module_srv_conf(r, ngx_http_identity_module);
+
+    if (iscf->public_url.len && location->len && location->data[0] == '/') {
+        p = ngx_pnalloc(r->pool, iscf->public_url.len + location->len);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        h->value.data = p;
+        p = ngx_cpymem(p, iscf->public_url.data, iscf->public_url.len);
+        p = ngx_cpymem(p, location->data, location->len);
+        h->value.len = p - h->value.data;
+    }
 
     return NGX_OK;
 }
@@ -2103,8 +2309,11 @@ ngx_http_identity_create_srv_conf(ngx_conf_t *cf)
      * set by ngx_pcalloc():
      *
      *     iscf->path = { 0, NULL };
+     *     iscf->public_url = { 0, NULL };
      *     iscf->providers = NULL;
      */
+
+    iscf->public_https = NGX_CONF_UNSET_UINT;
 
     return iscf;
 }
@@ -2116,7 +2325,33 @@ ngx_http_identity_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_identity_srv_conf_t *prev = parent;
     ngx_http_identity_srv_conf_t *conf = child;
 
+    ngx_http_server_name_t    *sn;
+    ngx_http_core_srv_conf_t  *cscf;
+
     ngx_conf_merge_str_value(conf->path, prev->path, "/_identity/");
+    ngx_conf_merge_str_value(conf->public_url, prev->public_url, "");
+    ngx_conf_merge_uint_value(conf->public_https, prev->public_https, 0);
+
+    /*
+     * The server's names, for ngx_http_identity_public_origin(): nginx
+     * keeps its own list in the configuration's temporary pool.
+     */
+
+    cscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_core_module);
+
+    conf->names = ngx_array_create(cf->pool, cscf->server_names.nelts + 1,
+                                   sizeof(ngx_http_server_name_t));
+    if (conf->names == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    sn = ngx_array_push_n(conf->names, cscf->server_names.nelts);
+    if (sn == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memcpy(sn, cscf->server_names.elts,
+               cscf->server_names.nelts * sizeof(ngx_http_server_name_t));
 
     return NGX_CONF_OK;
 }
@@ -3203,6 +3438,91 @@ ngx_http_identity_path(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     iscf->path = value[1];
 
     return NGX_CONF_OK;
+}
+
+
+/*
+ * identity_public_url https://app.example.org[:port]: the origin users
+ * reach this server at, as a TLS-terminating proxy in front shows it.
+ */
+
+static char *
+ngx_http_identity_public_url(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_identity_srv_conf_t *iscf = conf;
+
+    u_char     *p, *last;
+    ngx_str_t  *value, url;
+    ngx_url_t   u;
+
+    if (iscf->public_url.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    url = value[1];
+
+    if (url.len && url.data[url.len - 1] == '/') {
+        url.len--;
+    }
+
+    if (url.len > 8 && ngx_strncasecmp(url.data, (u_char *) "https://", 8)
+                       == 0)
+    {
+        iscf->public_https = 1;
+        p = url.data + 8;
+
+    } else if (url.len > 7
+               && ngx_strncasecmp(url.data, (u_char *) "http://", 7) == 0)
+    {
+        iscf->public_https = 0;
+        p = url.data + 7;
+
+    } else {
+        goto invalid;
+    }
+
+    /* a bare origin: no user, path, query or fragment */
+
+    last = url.data + url.len;
+
+    for ( /* void */ ; p < last; p++) {
+        if (*p <= 0x20 || *p >= 0x7f || *p == '/' || *p == '@' || *p == '?'
+            || *p == '#' || *p == '\\' || *p == '%')
+        {
+            goto invalid;
+        }
+    }
+
+    ngx_memzero(&u, sizeof(ngx_url_t));
+    u.url.data = url.data + (iscf->public_https ? 8 : 7);
+    u.url.len = last - u.url.data;
+    u.default_port = iscf->public_https ? 443 : 80;
+    u.no_resolve = 1;
+
+    if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.host.len == 0) {
+        goto invalid;
+    }
+
+    iscf->public_url.data = ngx_pnalloc(cf->pool, url.len);
+    if (iscf->public_url.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    /* scheme and host compare without case: keep them lowercase */
+
+    iscf->public_url.len = url.len;
+    ngx_strlow(iscf->public_url.data, url.data, url.len);
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid value \"%V\" in \"%V\": an origin such as "
+                       "\"https://app.example.org\" is expected", &value[1],
+                       &cmd->name);
+    return NGX_CONF_ERROR;
 }
 
 

@@ -108,6 +108,10 @@ typedef struct {
 
 typedef struct {
     ngx_str_t                        path;
+    ngx_str_t                        public_url;  /* scheme://host[:port] */
+    ngx_uint_t                       public_https;
+    ngx_array_t                     *names;       /* server_name entries,
+                                                     ngx_http_server_name_t */
     ngx_array_t                     *providers;   /* used in this server */
     ngx_array_t                     *auths;       /* of loc conf *, with
                                                      an auth id */
@@ -235,8 +239,9 @@ ngx_http_identity_provider_t *ngx_http_identity_find_provider(
 ngx_http_identity_provider_t *ngx_http_identity_find_issuer(
     ngx_http_request_t *r, ngx_str_t *issuer);
 ngx_int_t ngx_http_identity_is_https(ngx_http_request_t *r);
-ngx_int_t ngx_http_identity_endpoint_url(ngx_http_request_t *r,
-    ngx_str_t *url);
+ngx_int_t ngx_http_identity_public_origin(ngx_http_request_t *r,
+    ngx_str_t *origin);
+#define ngx_http_identity_endpoint_url  ngx_http_identity_public_origin
 ngx_table_elt_t *ngx_http_identity_add_header(ngx_http_request_t *r,
     char *key, char *value);
 ngx_int_t ngx_http_identity_set_location(ngx_http_request_t *r,
