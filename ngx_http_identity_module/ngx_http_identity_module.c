@@ -40,6 +40,7 @@
 #define NGX_HTTP_IDENTITY_BACKCHANNEL  4
 #define NGX_HTTP_IDENTITY_SAML_ACS     5
 #define NGX_HTTP_IDENTITY_SAML_META    6
+#define NGX_HTTP_IDENTITY_SAML_FINISH  7
 
 
 enum {
@@ -1166,6 +1167,11 @@ ngx_http_identity_endpoint_handler(ngx_http_request_t *r)
     {
         ctx->endpoint = NGX_HTTP_IDENTITY_SAML_META;
 
+    } else if (rest.len == 11
+               && ngx_strncmp(rest.data, "saml/finish", 11) == 0)
+    {
+        ctx->endpoint = NGX_HTTP_IDENTITY_SAML_FINISH;
+
     } else {
         return NGX_HTTP_NOT_FOUND;
     }
@@ -1223,6 +1229,9 @@ ngx_http_identity_endpoint(ngx_http_request_t *r)
 
     case NGX_HTTP_IDENTITY_SAML_META:
         return ngx_http_identity_saml_metadata(r);
+
+    case NGX_HTTP_IDENTITY_SAML_FINISH:
+        return ngx_http_identity_saml_finish(r);
 
     default:
         return ngx_http_identity_logout_endpoint(r);
@@ -2450,6 +2459,22 @@ ngx_http_identity_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     if (conf->auth_id.len
         && ngx_http_identity_add_auth(cf, iscf, conf) != NGX_OK)
     {
+        return NGX_CONF_ERROR;
+    }
+
+    /*
+     * A SAML provider's entity id and ACS URL are part of what the IdP
+     * signs for: they must be known here, never taken from a request.
+     */
+
+    if (conf->provider->type == NGX_HTTP_IDENTITY_SAML
+        && iscf->public_url.len == 0)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "SAML identity provider \"%V\" needs "
+                           "\"identity_public_url\" in the server that uses "
+                           "it: the SP's entity id and ACS URL cannot come "
+                           "from the request", &conf->provider->name);
         return NGX_CONF_ERROR;
     }
 

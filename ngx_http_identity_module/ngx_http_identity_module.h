@@ -191,7 +191,8 @@ typedef struct {
     ngx_str_t                        return_to;
     ngx_str_t                        cookie_name;
     ngx_str_t                        cookie_domain;
-    ngx_str_t                        redirect_uri;
+    ngx_str_t                        redirect_uri;    /* or SAML ACS */
+    ngx_str_t                        sp_entity_id;    /* SAML */
     ngx_str_t                        auth_id;
     time_t                           idle_timeout;
     time_t                           max_duration;

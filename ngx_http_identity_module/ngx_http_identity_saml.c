@@ -59,6 +59,7 @@ enum {
     ngx_http_identity_saml_taking,
     ngx_http_identity_saml_checking,
     ngx_http_identity_saml_once,
+    ngx_http_identity_saml_parking,
     ngx_http_identity_saml_creating,
     ngx_http_identity_saml_failed
 };
@@ -115,6 +116,9 @@ static ngx_int_t ngx_http_identity_saml_post(ngx_http_request_t *r,
 static void ngx_http_identity_saml_adopt(ngx_http_request_t *r,
     ngx_http_identity_saml_task_t *t);
 static char *ngx_http_identity_saml_refresh(ngx_http_identity_saml_task_t *t);
+static ngx_int_t ngx_http_identity_saml_urls(ngx_pool_t *pool,
+    ngx_http_identity_provider_t *pr, ngx_str_t *base, ngx_str_t *path,
+    ngx_str_t *entity, ngx_str_t *acs);
 static ngx_int_t ngx_http_identity_saml_metadata_xml(ngx_http_request_t *r,
     ngx_http_identity_provider_t *pr, ngx_str_t *entity_id, ngx_str_t *base,
     ngx_str_t *xml);
@@ -123,6 +127,11 @@ static LassoServer *ngx_http_identity_saml_server(
 static void ngx_http_identity_saml_authn_run(void *data);
 static void ngx_http_identity_saml_authn_done(ngx_http_request_t *r,
     void *data);
+static ngx_int_t ngx_http_identity_saml_finish_url(ngx_http_request_t *r,
+    ngx_str_t *key, ngx_str_t *url);
+static ngx_int_t ngx_http_identity_saml_bound(ngx_http_request_t *r,
+    ngx_str_t *hash, ngx_uint_t missing_ok);
+static ngx_uint_t ngx_http_identity_saml_is_token(ngx_str_t *s);
 static ngx_int_t ngx_http_identity_saml_response(ngx_http_request_t *r);
 static ngx_int_t ngx_http_identity_saml_local_path(ngx_str_t *path);
 static ngx_int_t ngx_http_identity_saml_post_check(ngx_http_request_t *r,
@@ -463,6 +472,13 @@ ngx_http_identity_saml_authn_done(ngx_http_request_t *r, void *data)
 
     ngx_http_identity_saml_adopt(r, t);
 
+    /* the pending login keeps what the AuthnRequest told the IdP */
+
+    ctx->login.redirect_uri.data = (u_char *) t->acs_url;
+    ctx->login.redirect_uri.len = ngx_strlen(t->acs_url);
+    ctx->login.sp_entity_id.data = (u_char *) t->entity_id;
+    ctx->login.sp_entity_id.len = ngx_strlen(t->entity_id);
+
     if (t->status == 0
         && (ngx_http_identity_saml_str(r->pool, t->url, &ctx->redirect_uri)
             != NGX_OK
@@ -545,13 +561,27 @@ ngx_http_identity_saml_metadata(ngx_http_request_t *r)
 }
 
 
-/* the Assertion Consumer Service: HTTP-POST of SAMLResponse, RelayState */
+/*
+ * The Assertion Consumer Service: HTTP-POST of SAMLResponse and RelayState.
+ *
+ * The IdP's form posts here cross-site, so browsers send no SameSite=Lax
+ * cookie with it, and the state cookie that binds a login to its browser
+ * is missing.  The ACS therefore verifies the response completely, off the
+ * loop (signature, Destination, Recipient, Audience, times, InResponseTo
+ * of the pending login that RelayState names, which it takes; the
+ * assertion id once; authorized_groups), keeps the result in the store
+ * under a one-time key, and answers 303 to
+ * {identity_public_url}{identity_path}saml/finish?k=KEY.  That GET is a
+ * same-site top-level navigation and carries the state cookie: the binding
+ * is checked there, and the session made.
+ */
 
 ngx_int_t
 ngx_http_identity_saml_acs(ngx_http_request_t *r)
 {
     char                      *request_id;
     ngx_int_t                  rc;
+    ngx_str_t                  location;
     ngx_http_identity_ctx_t   *ctx;
 
     ctx = ngx_http_identity_get_ctx(r);
@@ -651,6 +681,143 @@ ngx_http_identity_saml_acs(ngx_http_request_t *r)
             return rc;
         }
 
+        /* ctx->token: the one-time key of the verified login */
+
+        if (ngx_http_identity_random(r->pool, 32, &ctx->token) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ctx->found = 0;
+
+        if (ngx_http_identity_verified_save(r, &ctx->token, &ctx->state_param)
+            != NGX_OK)
+        {
+            return NGX_HTTP_SERVICE_UNAVAILABLE;
+        }
+
+        ctx->state = ngx_http_identity_saml_parking;
+        return NGX_AGAIN;
+
+    case ngx_http_identity_saml_parking:
+
+        if (ctx->redis_error || !ctx->found) {
+            return NGX_HTTP_SERVICE_UNAVAILABLE;
+        }
+
+        if (ngx_http_identity_saml_finish_url(r, &ctx->token, &location)
+            != NGX_OK
+            || ngx_http_identity_set_location(r, &location) != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return NGX_HTTP_SEE_OTHER;
+
+    default:
+        return ctx->status ? ctx->status : NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+}
+
+
+/* {identity_public_url}{identity_path}saml/finish?k=KEY */
+
+static ngx_int_t
+ngx_http_identity_saml_finish_url(ngx_http_request_t *r, ngx_str_t *key,
+    ngx_str_t *url)
+{
+    ngx_http_identity_srv_conf_t  *iscf;
+
+    iscf = ngx_http_get_module_srv_conf(r, ngx_http_identity_module);
+
+    url->data = ngx_pnalloc(r->pool, iscf->public_url.len + iscf->path.len
+                                     + sizeof("saml/finish?k=") - 1
+                                     + key->len);
+    if (url->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    url->len = ngx_sprintf(url->data, "%V%Vsaml/finish?k=%V",
+                           &iscf->public_url, &iscf->path, key)
+               - url->data;
+
+    return NGX_OK;
+}
+
+
+/*
+ * {identity_path}saml/finish?k=KEY: the verified login the ACS kept under
+ * KEY, taken once; a solicited one only in the browser whose state cookie
+ * holds its RelayState.  Then the session, and back to where the user was.
+ */
+
+ngx_int_t
+ngx_http_identity_saml_finish(ngx_http_request_t *r)
+{
+    ngx_int_t                 rc;
+    ngx_str_t                 key;
+    ngx_http_identity_ctx_t  *ctx;
+
+    ctx = ngx_http_identity_get_ctx(r);
+
+    switch (ctx->state) {
+
+    case ngx_http_identity_saml_start:
+
+        if (r->method != NGX_HTTP_GET) {
+            return NGX_HTTP_NOT_ALLOWED;
+        }
+
+        if (ngx_http_arg(r, (u_char *) "k", 1, &key) != NGX_OK
+            || !ngx_http_identity_saml_is_token(&key))
+        {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "identity: SAML finish without a valid key");
+            return NGX_HTTP_BAD_REQUEST;
+        }
+
+        ctx->found = 0;
+
+        if (ngx_http_identity_verified_take(r, &key) != NGX_OK) {
+            return NGX_HTTP_SERVICE_UNAVAILABLE;
+        }
+
+        ctx->state = ngx_http_identity_saml_taking;
+        return NGX_AGAIN;
+
+    case ngx_http_identity_saml_taking:
+
+        if (ctx->redis_error) {
+            return NGX_HTTP_SERVICE_UNAVAILABLE;
+        }
+
+        if (!ctx->found) {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "identity: unknown, expired or used SAML finish "
+                          "key");
+            return NGX_HTTP_BAD_REQUEST;
+        }
+
+        ctx->provider = ngx_http_identity_find_provider(r,
+                                                        &ctx->login.provider);
+
+        if (ctx->provider == NULL
+            || ctx->provider->type != NGX_HTTP_IDENTITY_SAML)
+        {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "identity: SAML login of provider \"%V\"",
+                          &ctx->login.provider);
+            return NGX_HTTP_BAD_REQUEST;
+        }
+
+        /* ctx->state_param: the hash of the RelayState, empty if unsolicited */
+
+        if (ctx->state_param.len) {
+            rc = ngx_http_identity_saml_bound(r, &ctx->state_param, 0);
+            if (rc != NGX_OK) {
+                return rc;
+            }
+        }
+
         ctx->state = ngx_http_identity_saml_creating;
 
         return ngx_http_identity_login_create(r);
@@ -665,8 +832,80 @@ ngx_http_identity_saml_acs(ngx_http_request_t *r)
 
 
 /*
- * The POSTed form: a RelayState bound to this browser leads to its pending
- * login; none, and the response is unsolicited (IdP-initiated).
+ * Whether this browser's state cookie holds the RelayState whose SHA-256
+ * hex is "hash": NGX_OK, else an HTTP status.  With "missing_ok" (at the
+ * ACS, where browsers send no state cookie) a missing cookie answers
+ * NGX_DECLINED; one that names another login is refused at once.
+ */
+
+static ngx_int_t
+ngx_http_identity_saml_bound(ngx_http_request_t *r, ngx_str_t *hash,
+    ngx_uint_t missing_ok)
+{
+    ngx_int_t  rc;
+    ngx_str_t  name, domain, cookie, h;
+    u_char     buf[NGX_HTTP_IDENTITY_SHA256_HEX_LEN];
+
+    if (ngx_http_identity_state_cookie(r, &name, &domain) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_identity_cookie_get(r, &name, &cookie);
+
+    if (rc == NGX_HTTP_BAD_REQUEST) {
+        return rc;
+    }
+
+    if (rc == NGX_DECLINED && missing_ok) {
+        return NGX_DECLINED;
+    }
+
+    if (rc == NGX_OK) {
+        ngx_http_identity_sha256_hex(&cookie, buf);
+        h.data = buf;
+        h.len = NGX_HTTP_IDENTITY_SHA256_HEX_LEN;
+
+        if (ngx_http_identity_secure_equal(&h, hash)) {
+            return NGX_OK;
+        }
+    }
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "identity: state does not match this browser's");
+
+    return NGX_HTTP_BAD_REQUEST;
+}
+
+
+/* a token of ngx_http_identity_random(32): 43 base64url characters */
+
+static ngx_uint_t
+ngx_http_identity_saml_is_token(ngx_str_t *s)
+{
+    u_char  *p, *last;
+
+    if (s->len != NGX_HTTP_IDENTITY_TOKEN_LEN) {
+        return 0;
+    }
+
+    last = s->data + s->len;
+
+    for (p = s->data; p < last; p++) {
+        if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z')
+              || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'))
+        {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+/*
+ * The POSTed form: a RelayState that names a pending login (not another
+ * one than this browser's state cookie, if it sent one) is solicited;
+ * none, and the response is unsolicited (IdP-initiated).
  */
 
 static ngx_int_t
@@ -739,13 +978,37 @@ ngx_http_identity_saml_response(ngx_http_request_t *r)
     }
 
     if (relay.len == NGX_HTTP_IDENTITY_TOKEN_LEN) {
-        ctx->state_param = relay;
-        ctx->state = ngx_http_identity_saml_taking;
 
-        return ngx_http_identity_login_take_bound(r, &relay);
+        /* ctx->state_param: the RelayState's hash, for the finish step */
+
+        ctx->state_param.data = ngx_pnalloc(r->pool,
+                                            NGX_HTTP_IDENTITY_SHA256_HEX_LEN);
+        if (ctx->state_param.data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_http_identity_sha256_hex(&relay, ctx->state_param.data);
+        ctx->state_param.len = NGX_HTTP_IDENTITY_SHA256_HEX_LEN;
+
+        rc = ngx_http_identity_saml_bound(r, &ctx->state_param, 1);
+
+        if (rc != NGX_OK && rc != NGX_DECLINED) {
+            return rc;
+        }
+
+        ctx->found = 0;
+
+        if (ngx_http_identity_login_take(r, &relay) != NGX_OK) {
+            return NGX_HTTP_SERVICE_UNAVAILABLE;
+        }
+
+        ctx->state = ngx_http_identity_saml_taking;
+        return NGX_AGAIN;
     }
 
     /* unsolicited: only where allow_idp_initiated is on */
+
+    ngx_str_null(&ctx->state_param);
 
     ctx->provider = ngx_http_identity_saml_provider(r, 1);
 
@@ -755,6 +1018,7 @@ ngx_http_identity_saml_response(ngx_http_request_t *r)
         return NGX_HTTP_FORBIDDEN;
     }
 
+    ctx->login.provider = ctx->provider->name;
     ctx->login.idle_timeout = ilcf->idle_timeout;
     ctx->login.max_duration = ilcf->max_duration;
     ngx_str_set(&ctx->login.return_to, "/");
@@ -807,6 +1071,24 @@ ngx_http_identity_saml_post_check(ngx_http_request_t *r, char *request_id)
     t = ngx_pcalloc(r->pool, sizeof(ngx_http_identity_saml_task_t));
     if (t == NULL || ngx_http_identity_saml_sp(r, ctx->provider, t) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* a solicited response answers what the AuthnRequest said */
+
+    if (request_id && ctx->login.redirect_uri.len) {
+        t->acs_url = ngx_http_identity_saml_cstr(r->pool,
+                                                 &ctx->login.redirect_uri);
+        if (t->acs_url == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    if (request_id && ctx->login.sp_entity_id.len) {
+        t->entity_id = ngx_http_identity_saml_cstr(r->pool,
+                                                   &ctx->login.sp_entity_id);
+        if (t->entity_id == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
     }
 
     t->request_id = request_id;
@@ -1420,52 +1702,39 @@ ngx_http_identity_saml_authorized(ngx_http_request_t *r,
 
 
 /*
- * The SP's entity id, ACS URL and metadata for this request: derived from
- * the URL the browser used unless sp_entity_id is set.
+ * The SP's entity id, ACS URL and metadata, from configuration only: the
+ * server's identity_public_url (which "nginx -t" requires where a SAML
+ * provider is used) and sp_entity_id.  A Host header never enters them,
+ * or a response made for another SP could be replayed here under its
+ * name.
  */
 
 static ngx_int_t
 ngx_http_identity_saml_sp(ngx_http_request_t *r,
     ngx_http_identity_provider_t *pr, ngx_http_identity_saml_task_t *t)
 {
-    u_char                        *p;
-    ngx_str_t                      base, entity, xml;
+    ngx_str_t                      base, entity, acs, xml;
     ngx_http_identity_srv_conf_t  *iscf;
 
     iscf = ngx_http_get_module_srv_conf(r, ngx_http_identity_module);
+    base = iscf->public_url;
 
-    if (ngx_http_identity_endpoint_url(r, &base) != NGX_OK) {
+    if (base.len == 0) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "identity: SAML provider \"%V\" without "
+                      "\"identity_public_url\"", &pr->name);
         return NGX_ERROR;
     }
 
-    p = ngx_pnalloc(r->pool, base.len + iscf->path.len
-                             + sizeof("saml/metadata"));
-    if (p == NULL) {
+    if (ngx_http_identity_saml_urls(r->pool, pr, &base, &iscf->path, &entity,
+                                    &acs)
+        != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
-    t->acs_url = (char *) p;
-    ngx_sprintf(p, "%V%Vsaml/acs%Z", &base, &iscf->path);
-
-    if (pr->sp_entity_id.len) {
-        entity = pr->sp_entity_id;
-
-    } else {
-        entity.data = ngx_pnalloc(r->pool, base.len + iscf->path.len
-                                           + sizeof("saml/metadata"));
-        if (entity.data == NULL) {
-            return NGX_ERROR;
-        }
-
-        entity.len = ngx_sprintf(entity.data, "%V%Vsaml/metadata", &base,
-                                 &iscf->path)
-                     - entity.data;
-    }
-
-    t->entity_id = ngx_http_identity_saml_cstr(r->pool, &entity);
-    if (t->entity_id == NULL) {
-        return NGX_ERROR;
-    }
+    t->acs_url = (char *) acs.data;
+    t->entity_id = (char *) entity.data;
 
     if (ngx_http_identity_saml_metadata_xml(r, pr, &entity, &base, &xml)
         != NGX_OK)
@@ -1475,6 +1744,49 @@ ngx_http_identity_saml_sp(ngx_http_request_t *r,
 
     t->provider = pr;
     t->sp_metadata = (char *) xml.data;
+
+    return NGX_OK;
+}
+
+
+/*
+ * entity id: sp_entity_id, else {base}{path}saml/metadata; ACS URL:
+ * {base}{path}saml/acs.  Both NUL-terminated.
+ */
+
+static ngx_int_t
+ngx_http_identity_saml_urls(ngx_pool_t *pool,
+    ngx_http_identity_provider_t *pr, ngx_str_t *base, ngx_str_t *path,
+    ngx_str_t *entity, ngx_str_t *acs)
+{
+    acs->data = ngx_pnalloc(pool, base->len + path->len + sizeof("saml/acs"));
+    if (acs->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    acs->len = ngx_sprintf(acs->data, "%V%Vsaml/acs%Z", base, path)
+               - acs->data - 1;
+
+    if (pr->sp_entity_id.len) {
+        entity->data = (u_char *) ngx_http_identity_saml_cstr(pool,
+                                                            &pr->sp_entity_id);
+        if (entity->data == NULL) {
+            return NGX_ERROR;
+        }
+
+        entity->len = pr->sp_entity_id.len;
+
+        return NGX_OK;
+    }
+
+    entity->data = ngx_pnalloc(pool, base->len + path->len
+                                     + sizeof("saml/metadata"));
+    if (entity->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    entity->len = ngx_sprintf(entity->data, "%V%Vsaml/metadata%Z", base, path)
+                  - entity->data - 1;
 
     return NGX_OK;
 }

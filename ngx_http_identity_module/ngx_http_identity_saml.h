@@ -27,6 +27,7 @@ char *ngx_http_identity_saml_conf(ngx_conf_t *cf,
  */
 ngx_int_t ngx_http_identity_saml_login(ngx_http_request_t *r);
 ngx_int_t ngx_http_identity_saml_acs(ngx_http_request_t *r);
+ngx_int_t ngx_http_identity_saml_finish(ngx_http_request_t *r);
 ngx_int_t ngx_http_identity_saml_metadata(ngx_http_request_t *r);
 
 

@@ -17,10 +17,12 @@
  *   P user_sessions:<id>          zset of that identity's session ids
  *   P sub:<provider>:<user id>    identity id of a provider's user
  *   P login:<sha256(state)>       hash, a pending login; TTL 10 minutes
+ *   P verified:<sha256(key)>      hash, a SAML login verified at the ACS,
+ *                                 waiting for its browser; TTL 60 s
  *
- * Only hashes of the cookie and of the state are stored.  Index entries of
- * sessions that reached their maximum duration are collected by each login,
- * a bounded amount at a time.
+ * Only hashes of the cookie, the state and the key are stored.  Index
+ * entries of sessions that reached their maximum duration are collected by
+ * each login, a bounded amount at a time.
  */
 
 
@@ -53,6 +55,8 @@ static ngx_int_t ngx_http_identity_session_tokens(ngx_http_request_t *r,
 static void ngx_http_identity_claim_handler(ngx_http_request_t *r,
     redisReply *reply);
 static void ngx_http_identity_take_handler(ngx_http_request_t *r,
+    redisReply *reply);
+static void ngx_http_identity_verified_handler(ngx_http_request_t *r,
     redisReply *reply);
 static ngx_int_t ngx_http_identity_reply_str(ngx_http_request_t *r,
     redisReply *reply, ngx_str_t *out);
@@ -435,7 +439,18 @@ static ngx_str_t  ngx_http_identity_login_save_script = ngx_string(
 static ngx_str_t  ngx_http_identity_login_take_script = ngx_string(
     "local v = redis.call('HMGET', KEYS[1], 'provider', 'nonce',\n"
     "                     'verifier', 'return_to', 'cookie', 'domain',\n"
-    "                     'redirect_uri', 'idle', 'max', 'auth')\n"
+    "                     'redirect_uri', 'idle', 'max', 'auth', 'entity')\n"
+    "redis.call('DEL', KEYS[1])\n"
+    "return v\n");
+
+
+/* so is a verified login: its fields are those the verified save writes */
+
+static ngx_str_t  ngx_http_identity_verified_take_script = ngx_string(
+    "local v = redis.call('HMGET', KEYS[1], 'provider', 'state',\n"
+    "                     'return_to', 'cookie', 'domain', 'idle', 'max',\n"
+    "                     'auth', 'sub', 'email', 'name', 'username',\n"
+    "                     'groups', 'sid')\n"
     "redis.call('DEL', KEYS[1])\n"
     "return v\n");
 
@@ -1058,7 +1073,7 @@ ngx_http_identity_store_delete(ngx_http_request_t *r,
 ngx_int_t
 ngx_http_identity_login_save(ngx_http_request_t *r, ngx_str_t *state)
 {
-    ngx_str_t                         argv[25];
+    ngx_str_t                         argv[27];
     ngx_http_identity_ctx_t          *ctx;
     ngx_http_identity_login_state_t  *ls;
 
@@ -1098,9 +1113,11 @@ ngx_http_identity_login_save(ngx_http_request_t *r, ngx_str_t *state)
     ngx_str_set(&argv[21], "max");
     ngx_str_set(&argv[23], "auth");
     argv[24] = ls->auth_id;
+    ngx_str_set(&argv[25], "entity");
+    argv[26] = ls->sp_entity_id;
 
     return ngx_http_identity_redis_request(r, ngx_http_identity_done_handler,
-                                           25, argv);
+                                           27, argv);
 }
 
 
@@ -1134,7 +1151,7 @@ ngx_http_identity_take_handler(ngx_http_request_t *r, redisReply *reply)
 
     if (reply == NULL
         || reply->type != REDIS_REPLY_ARRAY
-        || reply->elements != 10)
+        || reply->elements != 11)
     {
         ctx->redis_error = 1;
         goto done;
@@ -1153,7 +1170,9 @@ ngx_http_identity_take_handler(ngx_http_request_t *r, redisReply *reply)
         || ngx_http_identity_reply_str(r, e[4], &ls->cookie_name) != NGX_OK
         || ngx_http_identity_reply_str(r, e[5], &ls->cookie_domain) != NGX_OK
         || ngx_http_identity_reply_str(r, e[6], &ls->redirect_uri) != NGX_OK
-        || ngx_http_identity_reply_str(r, e[9], &ls->auth_id) != NGX_OK)
+        || ngx_http_identity_reply_str(r, e[9], &ls->auth_id) != NGX_OK
+        || ngx_http_identity_reply_str(r, e[10], &ls->sp_entity_id)
+           != NGX_OK)
     {
         ctx->redis_error = 1;
         goto done;
@@ -1161,6 +1180,145 @@ ngx_http_identity_take_handler(ngx_http_request_t *r, redisReply *reply)
 
     ls->idle_timeout = ngx_http_identity_reply_time(e[7]);
     ls->max_duration = ngx_http_identity_reply_time(e[8]);
+
+    ctx->found = 1;
+
+done:
+
+    ctx->resume(r);
+}
+
+
+/*
+ * A SAML login verified at the ACS waits here for its browser's next
+ * request, under a one-time key (only its hash is stored): ctx->login and
+ * ctx->claims, and "state", the SHA-256 hex of the RelayState the browser's
+ * state cookie must hold (empty: unsolicited).
+ */
+
+ngx_int_t
+ngx_http_identity_verified_save(ngx_http_request_t *r, ngx_str_t *key,
+    ngx_str_t *state)
+{
+    ngx_str_t                         argv[33];
+    ngx_http_identity_ctx_t          *ctx;
+    ngx_http_identity_login_state_t  *ls;
+
+    ctx = ngx_http_identity_get_ctx(r);
+    ls = &ctx->login;
+
+    ngx_str_set(&argv[0], "EVAL");
+    argv[1] = ngx_http_identity_login_save_script;
+    ngx_str_set(&argv[2], "1");
+
+    if (ngx_http_identity_key(r, "verified:", key, &argv[3]) != NGX_OK
+        || ngx_http_identity_num(r, &argv[4], NGX_HTTP_IDENTITY_VERIFIED_TTL)
+           == NULL
+        || ngx_http_identity_num(r, &argv[16], ls->idle_timeout) == NULL
+        || ngx_http_identity_num(r, &argv[18], ls->max_duration) == NULL)
+    {
+        return NGX_ERROR;
+    }
+
+    ngx_str_set(&argv[5], "provider");
+    argv[6] = ls->provider;
+    ngx_str_set(&argv[7], "state");
+    argv[8] = *state;
+    ngx_str_set(&argv[9], "return_to");
+    argv[10] = ls->return_to;
+    ngx_str_set(&argv[11], "cookie");
+    argv[12] = ls->cookie_name;
+    ngx_str_set(&argv[13], "domain");
+    argv[14] = ls->cookie_domain;
+    ngx_str_set(&argv[15], "idle");
+    ngx_str_set(&argv[17], "max");
+    ngx_str_set(&argv[19], "auth");
+    argv[20] = ls->auth_id;
+    ngx_str_set(&argv[21], "sub");
+    argv[22] = ctx->claims.provider_user_id;
+    ngx_str_set(&argv[23], "email");
+    argv[24] = ctx->claims.email;
+    ngx_str_set(&argv[25], "name");
+    argv[26] = ctx->claims.name;
+    ngx_str_set(&argv[27], "username");
+    argv[28] = ctx->claims.username;
+    ngx_str_set(&argv[29], "groups");
+    argv[30] = ctx->claims.groups;
+    ngx_str_set(&argv[31], "sid");
+    argv[32] = ctx->claims.sid;
+
+    return ngx_http_identity_redis_request(r, ngx_http_identity_done_handler,
+                                           33, argv);
+}
+
+
+/* read and deleted at once; the state hash lands in ctx->state_param */
+
+ngx_int_t
+ngx_http_identity_verified_take(ngx_http_request_t *r, ngx_str_t *key)
+{
+    ngx_str_t  argv[4];
+
+    ngx_str_set(&argv[0], "EVAL");
+    argv[1] = ngx_http_identity_verified_take_script;
+    ngx_str_set(&argv[2], "1");
+
+    if (ngx_http_identity_key(r, "verified:", key, &argv[3]) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_identity_redis_request(r,
+                                           ngx_http_identity_verified_handler,
+                                           4, argv);
+}
+
+
+static void
+ngx_http_identity_verified_handler(ngx_http_request_t *r, redisReply *reply)
+{
+    redisReply                       **e;
+    ngx_http_identity_ctx_t           *ctx;
+    ngx_http_identity_claims_t        *cl;
+    ngx_http_identity_login_state_t   *ls;
+
+    ctx = ngx_http_identity_get_ctx(r);
+    ls = &ctx->login;
+    cl = &ctx->claims;
+
+    if (reply == NULL
+        || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements != 14)
+    {
+        ctx->redis_error = 1;
+        goto done;
+    }
+
+    e = reply->element;
+
+    if (e[0]->type != REDIS_REPLY_STRING) {
+        goto done;
+    }
+
+    if (ngx_http_identity_reply_str(r, e[0], &ls->provider) != NGX_OK
+        || ngx_http_identity_reply_str(r, e[1], &ctx->state_param) != NGX_OK
+        || ngx_http_identity_reply_str(r, e[2], &ls->return_to) != NGX_OK
+        || ngx_http_identity_reply_str(r, e[3], &ls->cookie_name) != NGX_OK
+        || ngx_http_identity_reply_str(r, e[4], &ls->cookie_domain) != NGX_OK
+        || ngx_http_identity_reply_str(r, e[7], &ls->auth_id) != NGX_OK
+        || ngx_http_identity_reply_str(r, e[8], &cl->provider_user_id)
+           != NGX_OK
+        || ngx_http_identity_reply_str(r, e[9], &cl->email) != NGX_OK
+        || ngx_http_identity_reply_str(r, e[10], &cl->name) != NGX_OK
+        || ngx_http_identity_reply_str(r, e[11], &cl->username) != NGX_OK
+        || ngx_http_identity_reply_str(r, e[12], &cl->groups) != NGX_OK
+        || ngx_http_identity_reply_str(r, e[13], &cl->sid) != NGX_OK)
+    {
+        ctx->redis_error = 1;
+        goto done;
+    }
+
+    ls->idle_timeout = ngx_http_identity_reply_time(e[5]);
+    ls->max_duration = ngx_http_identity_reply_time(e[6]);
 
     ctx->found = 1;
 

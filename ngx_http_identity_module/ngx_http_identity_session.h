@@ -79,5 +79,12 @@ ngx_int_t ngx_http_identity_login_save(ngx_http_request_t *r,
 ngx_int_t ngx_http_identity_login_take(ngx_http_request_t *r,
     ngx_str_t *state);
 
+#define NGX_HTTP_IDENTITY_VERIFIED_TTL  60
+
+ngx_int_t ngx_http_identity_verified_save(ngx_http_request_t *r,
+    ngx_str_t *key, ngx_str_t *state);
+ngx_int_t ngx_http_identity_verified_take(ngx_http_request_t *r,
+    ngx_str_t *key);
+
 
 #endif /* _NGX_HTTP_IDENTITY_SESSION_H_INCLUDED_ */

@@ -64,7 +64,6 @@ sub provider {
         idp_metadata %%TESTDIR%%/stale-metadata.xml;
         sp_certificate $sp_cert;
         sp_certificate_key $sp_key;
-        attribute_map email=mail name=displayName username=uid;
         $extra
     }
 EOF
@@ -77,6 +76,7 @@ my $wrong = protected('wrong');
 $t->nginx_conf(identity_conf(
     redis => $rport,
     identity => 'fresh',
+    server => "identity_public_url http://127.0.0.1:$port{nginx};",
     providers => provider('fresh', "idp_metadata_url $idp->{metadata_url};")
         . provider('stale', '')
         . provider('wrong', 'idp_metadata_url '
@@ -84,6 +84,7 @@ $t->nginx_conf(identity_conf(
     http => <<"EOF"));
     server {
         listen 127.0.0.1:%%PORT_nginx2%%;
+        identity_public_url http://127.0.0.1:$port{nginx2};
         location / {
 $stale_only
         }
@@ -91,6 +92,7 @@ $stale_only
 
     server {
         listen 127.0.0.1:%%PORT_nginx3%%;
+        identity_public_url http://127.0.0.1:$port{nginx3};
         location / {
 $wrong
         }

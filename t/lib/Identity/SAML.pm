@@ -1007,7 +1007,9 @@ sub _saml_form {
 # Drives the browser from $res on: follows redirects, fills SimpleSAMLphp's
 # login form, submits auto-POST forms carrying SAMLRequest or SAMLResponse.
 # %opt: user, password, stop (sub: URL -> true stops before a GET),
-# capture (stop before posting a SAMLResponse and return the form), max.
+# capture (stop before posting a SAMLResponse and return the form), max,
+# cross_site (post the SAMLResponse without cookies, as a browser does when
+# the IdP is another site: the module's cookies are SameSite=Lax).
 sub saml_follow {
     my ($self, $res, %opt) = @_;
     my $user = $opt{user} // 'alice';
@@ -1030,7 +1032,9 @@ sub saml_follow {
                 $captured = { action => $post->{action}, %{$post->{fields}}, page => $res };
                 last;
             }
-            $res = $self->post_form($post->{action}, $post->{fields});
+            $res = $self->post_form($post->{action}, $post->{fields},
+                $opt{cross_site} && exists $post->{fields}{SAMLResponse}
+                    ? (headers => { Cookie => undef }) : ());
         } else {
             last;
         }
@@ -1061,16 +1065,28 @@ sub saml_idp_initiated {
     return $self->saml_response(Identity::SAML::idp_initiated_url($idp, %q), %opt);
 }
 
-# saml_post(CAPTURED, SAMLResponse => B64, RelayState => RS, action => URL)
-# posts the captured form, fields overridden (undef drops one); returns the
-# response, redirects not followed.
+# saml_post(CAPTURED, SAMLResponse => B64, RelayState => RS, action => URL,
+#           cross_site => 1, finish => 0)
+# posts the captured form, fields overridden (undef drops one), and follows
+# the ACS's 303 to its finish step (saml/finish?k=KEY) as a browser does;
+# returns that last response (the ACS's own in {acs}), other redirects not
+# followed.  cross_site: the POST carries no cookie, as in a browser whose
+# IdP is on another site (the module's cookies are SameSite=Lax); finish =>
+# 0: the ACS's response itself.
 sub saml_post {
     my ($self, $captured, %over) = @_;
     my %f = map { defined $captured->{$_} ? ($_ => $captured->{$_}) : () } qw(SAMLResponse RelayState);
     my $action = delete $over{action} // $captured->{action};
+    my $cross = delete $over{cross_site};
+    my $finish = delete $over{finish} // 1;
     %f = (%f, %over);
     delete $f{$_} for grep { !defined $f{$_} } keys %f;
-    return $self->post_form($action, \%f);
+    my $res = $self->post_form($action, \%f, $cross ? (headers => { Cookie => undef }) : ());
+    return $res unless $finish && $res->{status} == 303
+        && ($res->{h}{location} // '') =~ m{/saml/finish\?k=};
+    my $end = $self->get(Identity::Test::UA::resolve_url($res->{url}, $res->{h}{location}));
+    $end->{acs} = $res;
+    return $end;
 }
 
 1;
@@ -1236,10 +1252,16 @@ or undef if the flow never got there (look at C<< $ua->{trace} >>).
 C<saml_response(idp_initiated_url(...))>: an unsolicited response (no
 InResponseTo). To post it right away: C<< $ua->saml_login(idp_initiated_url(...)) >>.
 
-=item $ua->saml_post($captured, SAMLResponse => B64, RelayState => RS, action => URL)
+=item $ua->saml_post($captured, SAMLResponse => B64, RelayState => RS, action => URL, cross_site => 1, finish => 0)
 
 POSTs C<SAMLResponse> and C<RelayState> of a captured form, each replaceable
-(undef leaves the field out), to its action; redirects are not followed.
+(undef leaves the field out), to its action, and follows the ACS's C<303> to
+its finish step (C<{identity_path}saml/finish?k=KEY>, a same-site GET that
+carries the state cookie) as a browser does: the result is that step's
+response, the ACS's own in C<< {acs} >>. Other redirects are not followed.
+C<< cross_site => 1 >> posts without cookies, as a browser whose IdP is on
+another site does (the module's cookies are C<SameSite=Lax>); C<< finish =>
+0 >> returns the ACS's response.
 
 =item $ua->saml_follow($res, %opt)
 
