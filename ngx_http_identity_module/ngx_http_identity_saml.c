@@ -162,6 +162,8 @@ static ngx_int_t ngx_http_identity_saml_str(ngx_pool_t *pool, char *s,
     ngx_str_t *out);
 static ngx_http_identity_provider_t *ngx_http_identity_saml_provider(
     ngx_http_request_t *r, ngx_uint_t idp_initiated);
+static ngx_http_identity_provider_t *ngx_http_identity_saml_here(
+    ngx_http_request_t *r, ngx_str_t *name);
 
 
 /* lasso and libxml2 are set up once, in the master, before any thread */
@@ -619,14 +621,11 @@ ngx_http_identity_saml_acs(ngx_http_request_t *r)
             return NGX_HTTP_BAD_REQUEST;
         }
 
-        ctx->provider = ngx_http_identity_find_provider(r,
-                                                        &ctx->login.provider);
+        ctx->provider = ngx_http_identity_saml_here(r, &ctx->login.provider);
 
-        if (ctx->provider == NULL
-            || ctx->provider->type != NGX_HTTP_IDENTITY_SAML)
-        {
+        if (ctx->provider == NULL) {
             ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                          "identity: SAML response for provider \"%V\"",
+                          "identity: SAML response for provider \"%V\", not used here",
                           &ctx->login.provider);
             return NGX_HTTP_BAD_REQUEST;
         }
@@ -797,14 +796,11 @@ ngx_http_identity_saml_finish(ngx_http_request_t *r)
             return NGX_HTTP_BAD_REQUEST;
         }
 
-        ctx->provider = ngx_http_identity_find_provider(r,
-                                                        &ctx->login.provider);
+        ctx->provider = ngx_http_identity_saml_here(r, &ctx->login.provider);
 
-        if (ctx->provider == NULL
-            || ctx->provider->type != NGX_HTTP_IDENTITY_SAML)
-        {
+        if (ctx->provider == NULL) {
             ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                          "identity: SAML login of provider \"%V\"",
+                          "identity: SAML login of provider \"%V\", not used here",
                           &ctx->login.provider);
             return NGX_HTTP_BAD_REQUEST;
         }
@@ -2163,6 +2159,39 @@ ngx_http_identity_saml_provider(ngx_http_request_t *r,
         }
 
         return pp[i];
+    }
+
+    return NULL;
+}
+
+
+/*
+ * The SAML provider of that name among this server's: a login kept in
+ * Redis (which servers may share) is finished only where it can be used.
+ */
+
+static ngx_http_identity_provider_t *
+ngx_http_identity_saml_here(ngx_http_request_t *r, ngx_str_t *name)
+{
+    ngx_uint_t                      i;
+    ngx_http_identity_srv_conf_t   *iscf;
+    ngx_http_identity_provider_t  **pp;
+
+    iscf = ngx_http_get_module_srv_conf(r, ngx_http_identity_module);
+
+    if (iscf->providers == NULL) {
+        return NULL;
+    }
+
+    pp = iscf->providers->elts;
+
+    for (i = 0; i < iscf->providers->nelts; i++) {
+        if (pp[i]->type == NGX_HTTP_IDENTITY_SAML
+            && pp[i]->name.len == name->len
+            && ngx_strncmp(pp[i]->name.data, name->data, name->len) == 0)
+        {
+            return pp[i];
+        }
     }
 
     return NULL;

@@ -279,6 +279,37 @@ $r = Identity::Test::UA->new->get("$base2/_identity/saml/metadata");
 like($r->{body}, qr/entityID="urn:example:second"/, 'sp_entity_id: the entity id');
 like($r->{body}, qr{Location="\Q$base2\E/_identity/saml/acs"}, 'second server: its ACS URL');
 
+# a verified login is finished only by a server that uses its provider
+
+$got = Identity::Test::UA->new->saml_idp_initiated($idp, sp_entity_id => $entity);
+$u = Identity::Test::UA->new;
+$r = $u->saml_post($got, finish => 0);
+is($r->{status}, 303, 'first server: 303');
+(my $elsewhere = $r->{h}{location} // '') =~ s{^\Q$base\E}{$base2};
+refused('finish at a server without that provider', 400,
+        qr/\[info\].*SAML login of provider "corp", not used here/,
+        sub { $u->get($elsewhere) });
+
+$ua = Identity::Test::UA->new;
+$c = $ua->saml_response("$base/x", user => 'alice');
+$ua->set_cookie('identity_session_state', $ua->cookie('identity_session_state', '127.0.0.1'),
+                host => '127.0.0.1', Path => '/');
+refused('solicited response posted to a server without that provider', 400,
+        qr/\[info\].*SAML response for provider "corp", not used here/,
+        sub { $ua->saml_post($c, action => "$base2/_identity/saml/acs") });
+
+# Redis down: 503 at the ACS and at the finish
+
+$got = Identity::Test::UA->new->saml_idp_initiated($idp, sp_entity_id => $entity);
+$u = Identity::Test::UA->new;
+$r = $u->saml_post($got, finish => 0);
+is($r->{status}, 303, 'before Redis stops: 303');
+my $got2 = Identity::Test::UA->new->saml_idp_initiated($idp, sp_entity_id => $entity);
+$t->stop_redis;
+is($u->get($r->{h}{location})->{status}, 503, 'Redis down: the finish answers 503');
+is(Identity::Test::UA->new->saml_post($got2, finish => 0)->{status}, 503,
+   'Redis down: the ACS answers 503');
+
 unlike($t->error_log, qr/\[(alert|emerg|crit)\]/, 'no alert');
 
 # ------------------------------------------------------------ nginx -t
