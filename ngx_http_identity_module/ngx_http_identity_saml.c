@@ -625,8 +625,8 @@ ngx_http_identity_saml_acs(ngx_http_request_t *r)
 
         if (ctx->provider == NULL) {
             ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                          "identity: SAML response for provider \"%V\", not used here",
-                          &ctx->login.provider);
+                          "identity: SAML response for provider \"%V\", "
+                          "not used here", &ctx->login.provider);
             return NGX_HTTP_BAD_REQUEST;
         }
 
@@ -800,8 +800,8 @@ ngx_http_identity_saml_finish(ngx_http_request_t *r)
 
         if (ctx->provider == NULL) {
             ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                          "identity: SAML login of provider \"%V\", not used here",
-                          &ctx->login.provider);
+                          "identity: SAML login of provider \"%V\", "
+                          "not used here", &ctx->login.provider);
             return NGX_HTTP_BAD_REQUEST;
         }
 
