@@ -7,7 +7,9 @@
 /*
  * SAML 2.0 service provider with lasso: a signed AuthnRequest over
  * HTTP-Redirect, the response over HTTP-POST at {identity_path}saml/acs,
- * and the SP's metadata at {identity_path}saml/metadata.
+ * the login bound to its browser and finished at {identity_path}saml/finish,
+ * and the SP's metadata at {identity_path}saml/metadata.  The SP's entity id
+ * and ACS URL come from identity_public_url, never from the request.
  *
  * lasso parses the response and verifies its signature (on the response or
  * on the assertion) with the IdP's key from its metadata; what it leaves to
