@@ -15,6 +15,8 @@
 #define NGX_HTTP_IDENTITY_COOKIE_MAX  4096
 
 
+static ngx_uint_t ngx_http_identity_cookie_ours(ngx_str_t *name,
+    ngx_array_t *names);
 static u_char *ngx_http_identity_cookie_next(u_char *p, u_char *last,
     ngx_str_t *name, ngx_str_t *value);
 
@@ -157,15 +159,16 @@ ngx_http_identity_cookie_set(ngx_http_request_t *r, ngx_str_t *name,
 
 
 /*
- * The module's cookies (every cookie whose name starts with the prefix,
- * "__Host-" or not) are removed from the Cookie headers that go upstream.
+ * The module's cookies are removed from the Cookie headers that go
+ * upstream: for each name of the list, "name" and "name_..." (the auth id
+ * and state cookies), "__Host-" or not.  Other cookies pass as they came.
  */
 
 ngx_int_t
-ngx_http_identity_cookie_strip(ngx_http_request_t *r, ngx_str_t *prefix)
+ngx_http_identity_cookie_strip(ngx_http_request_t *r, ngx_array_t *names)
 {
     u_char            *p, *last, *out, *buf;
-    ngx_str_t          n, v, bare;
+    ngx_str_t          n, v;
     ngx_uint_t         i;
     ngx_table_elt_t  **h;
 
@@ -185,23 +188,7 @@ ngx_http_identity_cookie_strip(ngx_http_request_t *r, ngx_str_t *prefix)
         while (p < last) {
             p = ngx_http_identity_cookie_next(p, last, &n, &v);
 
-            if (n.len == 0) {
-                continue;
-            }
-
-            bare = n;
-
-            if (bare.len >= sizeof("__Host-") - 1
-                && ngx_strncmp(bare.data, "__Host-", sizeof("__Host-") - 1)
-                   == 0)
-            {
-                bare.data += sizeof("__Host-") - 1;
-                bare.len -= sizeof("__Host-") - 1;
-            }
-
-            if (bare.len >= prefix->len
-                && ngx_strncmp(bare.data, prefix->data, prefix->len) == 0)
-            {
+            if (n.len == 0 || ngx_http_identity_cookie_ours(&n, names)) {
                 continue;
             }
 
@@ -223,6 +210,36 @@ ngx_http_identity_cookie_strip(ngx_http_request_t *r, ngx_str_t *prefix)
     }
 
     return NGX_OK;
+}
+
+
+static ngx_uint_t
+ngx_http_identity_cookie_ours(ngx_str_t *name, ngx_array_t *names)
+{
+    ngx_str_t   bare, *base;
+    ngx_uint_t  i;
+
+    bare = *name;
+
+    if (bare.len >= sizeof("__Host-") - 1
+        && ngx_strncmp(bare.data, "__Host-", sizeof("__Host-") - 1) == 0)
+    {
+        bare.data += sizeof("__Host-") - 1;
+        bare.len -= sizeof("__Host-") - 1;
+    }
+
+    base = names->elts;
+
+    for (i = 0; i < names->nelts; i++) {
+        if (bare.len >= base[i].len
+            && ngx_strncmp(bare.data, base[i].data, base[i].len) == 0
+            && (bare.len == base[i].len || bare.data[base[i].len] == '_'))
+        {
+            return 1;
+        }
+    }
+
+    return 0;
 }
 
 

@@ -24,7 +24,7 @@ ngx_int_t ngx_http_identity_cookie_get(ngx_http_request_t *r,
 ngx_int_t ngx_http_identity_cookie_set(ngx_http_request_t *r,
     ngx_str_t *name, ngx_str_t *value, ngx_str_t *domain, time_t max_age);
 ngx_int_t ngx_http_identity_cookie_strip(ngx_http_request_t *r,
-    ngx_str_t *prefix);
+    ngx_array_t *names);
 
 
 #endif /* _NGX_HTTP_IDENTITY_COOKIE_H_INCLUDED_ */

@@ -74,6 +74,7 @@ static ngx_int_t ngx_http_identity_admit(ngx_http_request_t *r,
     ngx_http_identity_ctx_t *ctx, ngx_http_identity_loc_conf_t *ilcf);
 static ngx_int_t ngx_http_identity_deny(ngx_http_request_t *r,
     ngx_http_identity_ctx_t *ctx, ngx_http_identity_loc_conf_t *ilcf);
+static ngx_int_t ngx_http_identity_strip(ngx_http_request_t *r);
 static ngx_int_t ngx_http_identity_is_preflight(ngx_http_request_t *r);
 static ngx_http_identity_loc_conf_t *ngx_http_identity_auth_conf(
     ngx_http_request_t *r);
@@ -161,6 +162,10 @@ static ngx_http_identity_provider_t *ngx_http_identity_provider_get(
     ngx_conf_t *cf, ngx_str_t *name);
 static ngx_int_t ngx_http_identity_auth_cookie(ngx_conf_t *cf,
     ngx_http_identity_loc_conf_t *conf);
+static ngx_int_t ngx_http_identity_admin_check(ngx_conf_t *cf,
+    ngx_http_identity_loc_conf_t *conf);
+static ngx_int_t ngx_http_identity_add_cookie(ngx_conf_t *cf,
+    ngx_http_identity_srv_conf_t *iscf, ngx_str_t *name);
 static ngx_uint_t ngx_http_identity_is_word(ngx_str_t *s);
 static ngx_int_t ngx_http_identity_add_auth(ngx_conf_t *cf,
     ngx_http_identity_srv_conf_t *iscf, ngx_http_identity_loc_conf_t *conf);
@@ -537,37 +542,35 @@ ngx_http_identity_access_handler(ngx_http_request_t *r)
 {
     ngx_int_t                      rc;
     ngx_http_identity_ctx_t       *ctx;
-    ngx_http_identity_srv_conf_t  *iscf;
     ngx_http_identity_loc_conf_t  *ilcf;
 
     ilcf = ngx_http_get_module_loc_conf(r, ngx_http_identity_module);
 
+    /*
+     * Requests that no login guards here keep the module's cookies from
+     * their upstream too: any location's session, the state cookie.
+     */
+
     if (ilcf->provider == NULL) {
-
-        /* the session secret never reaches an unprotected upstream either */
-
-        iscf = ngx_http_get_module_srv_conf(r, ngx_http_identity_module);
-
-        if (iscf->providers && r->headers_in.cookies.nelts
-            && ngx_http_identity_cookie_strip(r, &ilcf->cookie_name)
-               != NGX_OK)
-        {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        return NGX_DECLINED;
+        return ngx_http_identity_strip(r);
     }
 
-    /* the admin API checks a bearer token itself: scripts have no login */
+    /*
+     * The admin API checks a bearer token itself: scripts have no login.
+     * Only the admin API: a location nested in it, or one whose content
+     * comes from elsewhere, is not the one that checks the token.
+     */
 
-    if (ilcf->admin && r->headers_in.authorization) {
-        return NGX_DECLINED;
+    if (r->headers_in.authorization
+        && r->content_handler == ngx_http_identity_admin_handler)
+    {
+        return ngx_http_identity_strip(r);
     }
 
     /* a CORS preflight carries no cookie: it cannot log in */
 
     if (ilcf->cors_preflight && ngx_http_identity_is_preflight(r)) {
-        return NGX_DECLINED;
+        return ngx_http_identity_strip(r);
     }
 
     ctx = ngx_http_identity_get_ctx(r);
@@ -845,11 +848,32 @@ ngx_http_identity_admit(ngx_http_request_t *r, ngx_http_identity_ctx_t *ctx,
         ngx_http_identity_session_touch(r);
     }
 
-    if (ngx_http_identity_cookie_strip(r, &ilcf->cookie_name) != NGX_OK) {
+    if (ngx_http_identity_strip(r) != NGX_DECLINED) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     return NGX_OK;
+}
+
+
+/* NGX_DECLINED once the module's cookies are off the request headers */
+
+static ngx_int_t
+ngx_http_identity_strip(ngx_http_request_t *r)
+{
+    ngx_http_identity_srv_conf_t  *iscf;
+
+    iscf = ngx_http_get_module_srv_conf(r, ngx_http_identity_module);
+
+    if (iscf->cookies == NULL || r->headers_in.cookies.nelts == 0) {
+        return NGX_DECLINED;
+    }
+
+    if (ngx_http_identity_cookie_strip(r, iscf->cookies) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return NGX_DECLINED;
 }
 
 
@@ -2403,7 +2427,9 @@ ngx_http_identity_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_identity_loc_conf_t *conf = child;
 
     ngx_uint_t                      i;
+    ngx_http_core_srv_conf_t       *cscf;
     ngx_http_identity_srv_conf_t   *iscf;
+    ngx_http_identity_loc_conf_t   *slcf;
     ngx_http_identity_provider_t  **pp;
 
     ngx_conf_merge_ptr_value(conf->provider, prev->provider, NULL);
@@ -2427,14 +2453,17 @@ ngx_http_identity_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     ngx_conf_merge_str_value(conf->admin_token_hash, prev->admin_token_hash,
                              "");
-    ngx_conf_merge_value(conf->admin, prev->admin, 0);
 
-    if (conf->admin && conf->admin_token_hash.len == 0
-        && conf->provider == NULL)
-    {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"identity_admin\" needs "
-                           "\"identity_admin_token_file\" or \"identity\"");
+    /*
+     * identity_admin names the one location whose content is the admin
+     * API; a location nested in it is an ordinary protected location.
+     */
+
+    if (conf->admin == NGX_CONF_UNSET) {
+        conf->admin = 0;
+    }
+
+    if (conf->admin && ngx_http_identity_admin_check(cf, conf) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
@@ -2475,6 +2504,22 @@ ngx_http_identity_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                            "\"identity_public_url\" in the server that uses "
                            "it: the SP's entity id and ACS URL cannot come "
                            "from the request", &conf->provider->name);
+        return NGX_CONF_ERROR;
+    }
+
+    /*
+     * Every location of the server strips the cookies of all of them: the
+     * session cookies of this one, and the state cookie, which is named
+     * after the server's identity_cookie_name.
+     */
+
+    cscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_core_module);
+    slcf = cscf->ctx->loc_conf[ngx_http_identity_module.ctx_index];
+
+    if (ngx_http_identity_add_cookie(cf, iscf, &conf->cookie_name) != NGX_OK
+        || ngx_http_identity_add_cookie(cf, iscf, &slcf->cookie_name)
+           != NGX_OK)
+    {
         return NGX_CONF_ERROR;
     }
 
@@ -2541,6 +2586,96 @@ ngx_http_identity_auth_cookie(ngx_conf_t *cf,
 
     ngx_sprintf(conf->session_cookie.data, "%V_%V", &conf->cookie_name,
                 &conf->auth_id);
+
+    return NGX_OK;
+}
+
+
+/*
+ * The admin API answers scripts with a token and people with a session.
+ * A location that logs people in and admits all of them would make every
+ * user of the provider an admin: it must name them with a rule.  The API
+ * must also be the location's content, or the login it skips for a token
+ * would guard nothing.
+ */
+
+static ngx_int_t
+ngx_http_identity_admin_check(ngx_conf_t *cf,
+    ngx_http_identity_loc_conf_t *conf)
+{
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (clcf->handler != ngx_http_identity_admin_handler) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"identity_admin\" cannot share location \"%V\" "
+                           "with another content handler, such as "
+                           "\"proxy_pass\"", &clcf->name);
+        return NGX_ERROR;
+    }
+
+    if (conf->provider == NULL) {
+        if (conf->admin_token_hash.len == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"identity_admin\" needs "
+                               "\"identity_admin_token_file\" or "
+                               "\"identity\"");
+            return NGX_ERROR;
+        }
+
+        return NGX_OK;
+    }
+
+    if (conf->rules == NULL || conf->rules->nelts == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"identity_admin\" with \"identity %V\" in "
+                           "location \"%V\" needs a rule naming the admins: "
+                           "\"identity_allow_email\", "
+                           "\"identity_allow_email_domain\", "
+                           "\"identity_require_group\" or "
+                           "\"identity_require_claim\"; without one every "
+                           "user of the provider would be an admin",
+                           &conf->provider->name, &clcf->name);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* an identity_cookie_name of the server, once */
+
+static ngx_int_t
+ngx_http_identity_add_cookie(ngx_conf_t *cf,
+    ngx_http_identity_srv_conf_t *iscf, ngx_str_t *name)
+{
+    ngx_str_t   *n;
+    ngx_uint_t   i;
+
+    if (iscf->cookies == NULL) {
+        iscf->cookies = ngx_array_create(cf->pool, 2, sizeof(ngx_str_t));
+        if (iscf->cookies == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    n = iscf->cookies->elts;
+
+    for (i = 0; i < iscf->cookies->nelts; i++) {
+        if (n[i].len == name->len
+            && ngx_strncmp(n[i].data, name->data, name->len) == 0)
+        {
+            return NGX_OK;
+        }
+    }
+
+    n = ngx_array_push(iscf->cookies);
+    if (n == NULL) {
+        return NGX_ERROR;
+    }
+
+    *n = *name;
 
     return NGX_OK;
 }

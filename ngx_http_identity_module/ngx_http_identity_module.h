@@ -115,6 +115,9 @@ typedef struct {
     ngx_array_t                     *providers;   /* used in this server */
     ngx_array_t                     *auths;       /* of loc conf *, with
                                                      an auth id */
+    ngx_array_t                     *cookies;     /* of ngx_str_t: every
+                                                     identity_cookie_name
+                                                     the server uses */
 } ngx_http_identity_srv_conf_t;
 
 
