@@ -92,6 +92,8 @@ static ngx_int_t ngx_http_identity_endpoint(ngx_http_request_t *r);
 static void ngx_http_identity_endpoint_resume(ngx_http_request_t *r);
 static ngx_int_t ngx_http_identity_login_endpoint(ngx_http_request_t *r);
 static ngx_int_t ngx_http_identity_logout_endpoint(ngx_http_request_t *r);
+static ngx_int_t ngx_http_identity_return_target(ngx_http_request_t *r,
+    ngx_str_t *uri, ngx_str_t *target);
 static ngx_int_t ngx_http_identity_redirect_path(ngx_http_request_t *r,
     ngx_str_t *path);
 
@@ -1107,7 +1109,12 @@ ngx_http_identity_prepare_login(ngx_http_request_t *r,
         ctx->provider = ilcf->provider;
     }
 
-    ctx->login.return_to = *return_to;
+    if (ngx_http_identity_return_target(r, return_to, &ctx->login.return_to)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
     ctx->login.cookie_name = ilcf->session_cookie;
     ctx->login.auth_id = ilcf->auth_id;
     ctx->login.cookie_domain = ilcf->cookie_domain;
@@ -1512,17 +1519,11 @@ ngx_http_identity_state_cookie(ngx_http_request_t *r, ngx_str_t *name,
 }
 
 
-/*
- * redirect_path is a path on this site: "/" followed by anything but a
- * second "/" or "\" (which browsers read as another host), and no control
- * characters.  Without it, "/".
- */
+/* redirect_path, else "/"; NGX_ERROR (logged) if not a same-site path */
 
 static ngx_int_t
 ngx_http_identity_redirect_path(ngx_http_request_t *r, ngx_str_t *path)
 {
-    u_char  *p, *last;
-
     if (ngx_http_arg(r, (u_char *) "redirect_path", 13, path) != NGX_OK) {
         ngx_str_set(path, "/");
         return NGX_OK;
@@ -1532,29 +1533,85 @@ ngx_http_identity_redirect_path(ngx_http_request_t *r, ngx_str_t *path)
         return NGX_ERROR;
     }
 
+    if (ngx_http_identity_local_path(path) != NGX_OK) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "identity: redirect_path is not a same-site path");
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Where a login returns to: the path the browser asked for, with any run
+ * of "/" and "\" at its start made one "/" ("//host/x" is "/host/x" to
+ * nginx's merge_slashes, but another host to a browser); "/" if it still
+ * is not a same-site path.
+ */
+
+static ngx_int_t
+ngx_http_identity_return_target(ngx_http_request_t *r, ngx_str_t *uri,
+    ngx_str_t *target)
+{
+    u_char  *p, *last;
+
+    p = uri->data;
+    last = p + uri->len;
+
+    while (p < last && (*p == '/' || *p == '\\')) {
+        p++;
+    }
+
+    target->len = 1 + (last - p);
+    target->data = ngx_pnalloc(r->pool, target->len);
+    if (target->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    target->data[0] = '/';
+    ngx_memcpy(target->data + 1, p, last - p);
+
+    if (ngx_http_identity_local_path(target) != NGX_OK) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "identity: the request's path is not a return "
+                      "target, \"/\" instead");
+        ngx_str_set(target, "/");
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The one check of every return target, whatever absolute_redirect says:
+ * "/" and then anything but a second "/" or "\" (which browsers read as
+ * another host), no "\" at all, no control characters, at most 2048
+ * bytes.  Percent-encoded slashes are left as they are: a browser does
+ * not decode them in a Location.
+ */
+
+ngx_int_t
+ngx_http_identity_local_path(ngx_str_t *path)
+{
+    u_char  *p, *last;
+
     p = path->data;
     last = p + path->len;
 
     if (path->len == 0 || path->len > 2048 || p[0] != '/'
         || (path->len > 1 && (p[1] == '/' || p[1] == '\\')))
     {
-        goto invalid;
+        return NGX_DECLINED;
     }
 
     for ( /* void */ ; p < last; p++) {
         if (*p < 0x20 || *p == 0x7f || *p == '\\') {
-            goto invalid;
+            return NGX_DECLINED;
         }
     }
 
     return NGX_OK;
-
-invalid:
-
-    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                  "identity: redirect_path is not a same-site path");
-
-    return NGX_ERROR;
 }
 
 

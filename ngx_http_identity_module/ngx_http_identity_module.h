@@ -255,6 +255,7 @@ ngx_int_t ngx_http_identity_login_take_bound(ngx_http_request_t *r,
     ngx_str_t *state);
 ngx_int_t ngx_http_identity_login_create(ngx_http_request_t *r);
 ngx_int_t ngx_http_identity_login_done(ngx_http_request_t *r);
+ngx_int_t ngx_http_identity_local_path(ngx_str_t *path);
 ngx_int_t ngx_http_identity_unescape_arg(ngx_http_request_t *r,
     ngx_str_t *arg);
 ngx_table_elt_t *ngx_http_identity_header(ngx_http_request_t *r,

@@ -135,7 +135,6 @@ static ngx_int_t ngx_http_identity_saml_bound(ngx_http_request_t *r,
     ngx_str_t *hash, ngx_uint_t missing_ok);
 static ngx_uint_t ngx_http_identity_saml_is_token(ngx_str_t *s);
 static ngx_int_t ngx_http_identity_saml_response(ngx_http_request_t *r);
-static ngx_int_t ngx_http_identity_saml_local_path(ngx_str_t *path);
 static ngx_int_t ngx_http_identity_saml_post_check(ngx_http_request_t *r,
     char *request_id);
 static void ngx_http_identity_saml_check_run(void *data);
@@ -1021,40 +1020,13 @@ ngx_http_identity_saml_response(ngx_http_request_t *r)
     ctx->login.max_duration = ilcf->max_duration;
     ngx_str_set(&ctx->login.return_to, "/");
 
-    if (ngx_http_identity_saml_local_path(&relay)) {
+    /* a RelayState path: the same check as every return target */
+
+    if (ngx_http_identity_local_path(&relay) == NGX_OK) {
         ctx->login.return_to = relay;
     }
 
     return ngx_http_identity_saml_post_check(r, NULL);
-}
-
-
-/*
- * An IdP-initiated RelayState may name a path of this site: "/" but not
- * "//" or "/\" (another host to a browser), and nothing that would break
- * out of the Location header.
- */
-
-static ngx_int_t
-ngx_http_identity_saml_local_path(ngx_str_t *path)
-{
-    u_char  *p, *last;
-
-    if (path->len == 0 || path->len > 2048 || path->data[0] != '/'
-        || (path->len > 1 && (path->data[1] == '/' || path->data[1] == '\\')))
-    {
-        return 0;
-    }
-
-    last = path->data + path->len;
-
-    for (p = path->data; p < last; p++) {
-        if (*p < 0x20 || *p == 0x7f || *p == '\\') {
-            return 0;
-        }
-    }
-
-    return 1;
 }
 
 
