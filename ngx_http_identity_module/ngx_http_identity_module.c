@@ -32,6 +32,7 @@
 #include "ngx_http_identity_oauth.h"
 #include "ngx_http_identity_rules.h"
 #include "ngx_http_identity_meta.h"
+#include "ngx_http_identity_error.h"
 
 
 #define NGX_HTTP_IDENTITY_CALLBACK     1
@@ -90,6 +91,13 @@ static ngx_int_t ngx_http_identity_prepare_login(ngx_http_request_t *r,
 static ngx_int_t ngx_http_identity_endpoint_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_identity_endpoint(ngx_http_request_t *r);
 static void ngx_http_identity_endpoint_resume(ngx_http_request_t *r);
+static ngx_int_t ngx_http_identity_endpoint_failed(ngx_http_request_t *r,
+    ngx_int_t rc);
+static ngx_int_t ngx_http_identity_fail(ngx_http_request_t *r,
+    ngx_int_t status, ngx_uint_t reason);
+static ngx_int_t ngx_http_identity_log_request_id(ngx_http_request_t *r);
+static u_char *ngx_http_identity_log_error(ngx_http_request_t *r,
+    ngx_http_request_t *sr, u_char *buf, size_t len);
 static ngx_int_t ngx_http_identity_login_endpoint(ngx_http_request_t *r);
 static ngx_int_t ngx_http_identity_logout_endpoint(ngx_http_request_t *r);
 static ngx_int_t ngx_http_identity_return_target(ngx_http_request_t *r,
@@ -576,7 +584,7 @@ ngx_http_identity_access_handler(ngx_http_request_t *r)
     }
 
     ctx = ngx_http_identity_get_ctx(r);
-    if (ctx == NULL) {
+    if (ctx == NULL || ngx_http_identity_log_request_id(r) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -588,9 +596,31 @@ ngx_http_identity_access_handler(ngx_http_request_t *r)
          * connection the write event is ready and would re-enter them.
          */
         r->write_event_handler = ngx_http_request_empty_handler;
+        return rc;
     }
 
-    return rc;
+    /* Redis or the provider down: a page to try again from, as at login */
+
+    if (rc != NGX_HTTP_SERVICE_UNAVAILABLE
+        && rc != NGX_HTTP_BAD_GATEWAY
+        && rc != NGX_HTTP_GATEWAY_TIME_OUT)
+    {
+        return rc;
+    }
+
+    if (ctx->login.return_to.len == 0
+        && ngx_http_identity_return_target(r, &r->unparsed_uri,
+                                           &ctx->login.return_to)
+           != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_http_finalize_request(r, ngx_http_identity_fail(r, rc,
+                                  rc == NGX_HTTP_SERVICE_UNAVAILABLE
+                                  ? NGX_HTTP_IDENTITY_ERROR_UNAVAILABLE
+                                  : NGX_HTTP_IDENTITY_ERROR_PROVIDER));
+    return NGX_DONE;
 }
 
 
@@ -700,9 +730,9 @@ ngx_http_identity_session_checked(ngx_http_request_t *r,
     ngx_http_identity_provider_t  *pr;
     ngx_http_identity_session_t   *s;
 
+    /* logged with the error page */
+
     if (ctx->redis_error) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "identity: session store unavailable");
         return NGX_HTTP_SERVICE_UNAVAILABLE;
     }
 
@@ -985,11 +1015,21 @@ ngx_http_identity_phase_resume(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_identity_is_browser(ngx_http_request_t *r)
 {
-    ngx_table_elt_t  *h;
+    return (r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))
+           && ngx_http_identity_is_navigation(r);
+}
 
-    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
-        return 0;
-    }
+
+/*
+ * A person's browser opening a page, whatever the method: the SAML ACS is
+ * a navigation by a form POST.  Scripts say otherwise with Sec-Fetch-Mode
+ * or X-Requested-With, API clients by not accepting HTML.
+ */
+
+ngx_int_t
+ngx_http_identity_is_navigation(ngx_http_request_t *r)
+{
+    ngx_table_elt_t  *h;
 
     if (ngx_http_identity_header(r, "x-requested-with",
                                  sizeof("x-requested-with") - 1))
@@ -1209,6 +1249,10 @@ ngx_http_identity_endpoint_handler(ngx_http_request_t *r)
 
     ctx->resume = ngx_http_identity_endpoint_resume;
 
+    if (ngx_http_identity_log_request_id(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     if (ctx->endpoint != NGX_HTTP_IDENTITY_BACKCHANNEL
         && ctx->endpoint != NGX_HTTP_IDENTITY_SAML_ACS)
     {
@@ -1228,7 +1272,7 @@ ngx_http_identity_endpoint_handler(ngx_http_request_t *r)
         return NGX_DONE;
     }
 
-    return rc;
+    return ngx_http_identity_endpoint_failed(r, rc);
 }
 
 
@@ -1278,8 +1322,174 @@ ngx_http_identity_endpoint_resume(ngx_http_request_t *r)
     rc = ngx_http_identity_endpoint(r);
 
     if (rc != NGX_AGAIN) {
-        ngx_http_finalize_request(r, rc);
+        ngx_http_finalize_request(r, ngx_http_identity_endpoint_failed(r, rc));
     }
+}
+
+
+/*
+ * Every way a login can fail at an endpoint ends here: a page that says
+ * what happened instead of nginx's bare one.  Returns what the request is
+ * to be finalized with.
+ */
+
+static ngx_int_t
+ngx_http_identity_endpoint_failed(ngx_http_request_t *r, ngx_int_t rc)
+{
+    ngx_str_t                 arg;
+    ngx_uint_t                reason, back;
+    ngx_http_identity_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_identity_module);
+
+    if (ctx == NULL
+        || rc < NGX_HTTP_BAD_REQUEST
+        || rc == NGX_HTTP_NOT_FOUND
+        || rc == NGX_HTTP_NOT_ALLOWED
+        || rc == NGX_HTTP_CLIENT_CLOSED_REQUEST
+        || r->header_sent)
+    {
+        return rc;
+    }
+
+    /* the provider's answer comes back to these two */
+
+    back = (ctx->endpoint == NGX_HTTP_IDENTITY_CALLBACK
+            || ctx->endpoint == NGX_HTTP_IDENTITY_SAML_ACS);
+
+    if (!back
+        && ctx->endpoint != NGX_HTTP_IDENTITY_LOGIN
+        && ctx->endpoint != NGX_HTTP_IDENTITY_LOGOUT)
+    {
+        return rc;
+    }
+
+    switch (rc) {
+
+    case NGX_HTTP_SERVICE_UNAVAILABLE:
+        reason = NGX_HTTP_IDENTITY_ERROR_UNAVAILABLE;
+        break;
+
+    case NGX_HTTP_BAD_GATEWAY:
+    case NGX_HTTP_GATEWAY_TIME_OUT:
+        reason = NGX_HTTP_IDENTITY_ERROR_PROVIDER;
+        break;
+
+    case NGX_HTTP_FORBIDDEN:
+        reason = (ctx->endpoint == NGX_HTTP_IDENTITY_CALLBACK
+                  && ngx_http_arg(r, (u_char *) "error", 5, &arg) == NGX_OK)
+                 ? NGX_HTTP_IDENTITY_ERROR_CANCELLED
+                 : NGX_HTTP_IDENTITY_ERROR_REFUSED;
+        break;
+
+    case NGX_HTTP_BAD_REQUEST:
+        reason = back ? NGX_HTTP_IDENTITY_ERROR_STATE
+                      : NGX_HTTP_IDENTITY_ERROR_LINK;
+        break;
+
+    default:
+        reason = (rc >= NGX_HTTP_INTERNAL_SERVER_ERROR)
+                 ? NGX_HTTP_IDENTITY_ERROR_INTERNAL
+                 : NGX_HTTP_IDENTITY_ERROR_LINK;
+    }
+
+    return ngx_http_identity_fail(r, rc, reason);
+}
+
+
+/*
+ * The error page: its retry link is where the pending login was to
+ * return, once known and still a same-site path, else "/".
+ */
+
+static ngx_int_t
+ngx_http_identity_fail(ngx_http_request_t *r, ngx_int_t status,
+    ngx_uint_t reason)
+{
+    ngx_str_t                       retry, id;
+    ngx_http_identity_ctx_t        *ctx;
+    ngx_http_variable_value_t      *v;
+    ngx_http_identity_main_conf_t  *imcf;
+
+    ctx = ngx_http_identity_get_ctx(r);
+    imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
+
+    if (ctx == NULL) {
+        return status;
+    }
+
+    retry = ctx->login.return_to;
+
+    if (ngx_http_identity_local_path(&retry) != NGX_OK) {
+        ngx_str_set(&retry, "/");
+    }
+
+    v = ngx_http_get_indexed_variable(r, imcf->request_id);
+
+    if (v == NULL || v->not_found) {
+        ngx_str_set(&id, "-");
+
+    } else {
+        id.data = v->data;
+        id.len = v->len;
+    }
+
+    return ngx_http_identity_error_page(r, status, reason, &retry, &id);
+}
+
+
+/*
+ * Every error log line about the request carries its $request_id, the
+ * one its error page shows.  nginx sets each request's log handler to
+ * the same function, which this one follows.
+ */
+
+static ngx_http_log_handler_pt  ngx_http_identity_log_next;
+
+
+static ngx_int_t
+ngx_http_identity_log_request_id(ngx_http_request_t *r)
+{
+    ngx_http_identity_main_conf_t  *imcf;
+
+    if (r->log_handler == ngx_http_identity_log_error) {
+        return NGX_OK;
+    }
+
+    imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
+
+    /* made now, on the event loop: the log handler only reads it */
+
+    if (ngx_http_get_indexed_variable(r, imcf->request_id) == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_http_identity_log_next = r->log_handler;
+    r->log_handler = ngx_http_identity_log_error;
+
+    return NGX_OK;
+}
+
+
+static u_char *
+ngx_http_identity_log_error(ngx_http_request_t *r, ngx_http_request_t *sr,
+    u_char *buf, size_t len)
+{
+    u_char                         *p;
+    ngx_http_variable_value_t      *v;
+    ngx_http_identity_main_conf_t  *imcf;
+
+    p = ngx_http_identity_log_next(r, sr, buf, len);
+    len -= p - buf;
+
+    imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
+    v = &r->variables[imcf->request_id];
+
+    if (v->valid && !v->not_found) {
+        p = ngx_snprintf(p, len, ", request_id: \"%v\"", v);
+    }
+
+    return p;
 }
 
 
@@ -2251,10 +2461,19 @@ ngx_http_identity_add_variables(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_identity_init(ngx_conf_t *cf)
 {
-    ngx_http_handler_pt        *h;
-    ngx_http_core_main_conf_t  *cmcf;
+    ngx_http_handler_pt            *h;
+    ngx_http_core_main_conf_t      *cmcf;
+    ngx_http_identity_main_conf_t  *imcf;
+
+    static ngx_str_t  request_id = ngx_string("request_id");
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+    imcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_identity_module);
+
+    imcf->request_id = ngx_http_get_variable_index(cf, &request_id);
+    if (imcf->request_id == NGX_ERROR) {
+        return NGX_ERROR;
+    }
 
     h = ngx_array_push(&cmcf->phases[NGX_HTTP_SERVER_REWRITE_PHASE].handlers);
     if (h == NULL) {

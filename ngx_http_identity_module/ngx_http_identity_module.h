@@ -103,6 +103,7 @@ typedef struct {
     ngx_uint_t                       ua_set;
     ngx_array_t                     *geo;   /* of ngx_http_identity_geo_t * */
     ngx_uint_t                       need;  /* session fields variables use */
+    ngx_int_t                        request_id;  /* variable index */
 } ngx_http_identity_main_conf_t;
 
 
@@ -256,6 +257,7 @@ ngx_int_t ngx_http_identity_login_take_bound(ngx_http_request_t *r,
 ngx_int_t ngx_http_identity_login_create(ngx_http_request_t *r);
 ngx_int_t ngx_http_identity_login_done(ngx_http_request_t *r);
 ngx_int_t ngx_http_identity_local_path(ngx_str_t *path);
+ngx_int_t ngx_http_identity_is_navigation(ngx_http_request_t *r);
 ngx_int_t ngx_http_identity_unescape_arg(ngx_http_request_t *r,
     ngx_str_t *arg);
 ngx_table_elt_t *ngx_http_identity_header(ngx_http_request_t *r,

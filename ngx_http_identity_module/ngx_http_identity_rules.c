@@ -30,6 +30,7 @@
 
 #include "ngx_http_identity_module.h"
 #include "ngx_http_identity_rules.h"
+#include "ngx_http_identity_error.h"
 
 
 typedef struct {
@@ -428,14 +429,7 @@ ngx_http_identity_rules_deny(ngx_http_request_t *r,
     ngx_chain_t   out;
 
     static u_char  head[] =
-        "<!DOCTYPE html>" CRLF
-        "<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        "<meta name=\"viewport\" content=\"width=device-width,"
-        "initial-scale=1\"><title>Access denied</title>"
-        "<style>body{font:16px/1.5 system-ui,sans-serif;max-width:36em;"
-        "margin:4em auto;padding:0 1em;color:#1f2328}"
-        "a{color:#0969da}</style></head>" CRLF
-        "<body><h1>Access denied</h1>" CRLF
+        NGX_HTTP_IDENTITY_PAGE_HEAD("Access denied")
         "<p>You are signed in as <strong id=\"who\">";
     static u_char  mid[] = "</strong> with <span id=\"provider\">";
     static u_char  mid2[] =

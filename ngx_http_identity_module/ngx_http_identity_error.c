@@ -1,0 +1,195 @@
+
+/*
+ * Copyright (C) ngx_http_identity_module authors
+ */
+
+
+/*
+ * The answer to a login that failed: a small page for a person, with what
+ * happened, a link to try again and the request id the error log shows;
+ * JSON for any other client.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_identity_module.h"
+#include "ngx_http_identity_error.h"
+
+
+typedef struct {
+    ngx_str_t                   code;       /* JSON "error" */
+    ngx_str_t                   text;       /* plain words, no markup */
+} ngx_http_identity_error_t;
+
+
+static ngx_int_t ngx_http_identity_error_send(ngx_http_request_t *r,
+    ngx_int_t status, ngx_buf_t *b, ngx_uint_t html);
+
+
+static ngx_http_identity_error_t  ngx_http_identity_errors[] = {
+
+    { ngx_string("login_expired"),
+      ngx_string("This sign-in link has expired, was already used, or was "
+                 "opened in another browser than the one that started the "
+                 "sign-in.") },
+
+    { ngx_string("invalid_request"),
+      ngx_string("This sign-in link is not valid.") },
+
+    { ngx_string("login_cancelled"),
+      ngx_string("The sign-in was cancelled or refused at the identity "
+                 "provider.") },
+
+    { ngx_string("login_refused"),
+      ngx_string("The answer of the identity provider could not be "
+                 "accepted, so you are not signed in.") },
+
+    { ngx_string("temporarily_unavailable"),
+      ngx_string("Signing in is not possible right now. Please try again "
+                 "in a moment.") },
+
+    { ngx_string("provider_error"),
+      ngx_string("The identity provider could not be reached, or its "
+                 "answer could not be used.") },
+
+    { ngx_string("internal_error"),
+      ngx_string("Something went wrong on this site while signing you "
+                 "in.") }
+};
+
+
+/* what ngx_http_finalize_request() is to be called with */
+
+ngx_int_t
+ngx_http_identity_error_page(ngx_http_request_t *r, ngx_int_t status,
+    ngx_uint_t reason, ngx_str_t *retry, ngx_str_t *request_id)
+{
+    u_char                     *p;
+    size_t                      len;
+    ngx_buf_t                  *b;
+    ngx_table_elt_t            *h;
+    ngx_http_identity_error_t  *e;
+
+    static u_char  head[] = NGX_HTTP_IDENTITY_PAGE_HEAD("Sign-in failed")
+                            "<p id=\"reason\">";
+    static u_char  mid[] = "</p>" CRLF "<p><a id=\"retry\" href=\"";
+    static u_char  mid2[] = "\">Try again</a></p>" CRLF
+                            "<p><small>If this keeps happening, give the "
+                            "site's administrator this request id: "
+                            "<code id=\"request-id\">";
+    static u_char  tail[] = "</code></small></p>" CRLF "</body></html>" CRLF;
+
+    e = &ngx_http_identity_errors[reason];
+
+    /*
+     * A client's mistake was logged where it was found; a failure of the
+     * store is not always logged with its request, so every 5xx is here,
+     * with the request id the page shows.
+     */
+
+    if (status >= NGX_HTTP_INTERNAL_SERVER_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "identity: sign-in failed with %i \"%V\"",
+                      status, &e->code);
+    }
+
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (status == NGX_HTTP_SERVICE_UNAVAILABLE) {
+        h = ngx_http_identity_add_header(r, "Retry-After",
+                                         NGX_HTTP_IDENTITY_RETRY_AFTER);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    if (!ngx_http_identity_is_navigation(r)) {
+
+        /* the words and the id are plain ASCII with no '"' or '\' */
+
+        len = sizeof("{\"error\":\"\",\"error_description\":\"\","
+                     "\"request_id\":\"\"}") - 1
+              + e->code.len + e->text.len + request_id->len;
+
+        b = ngx_create_temp_buf(r->pool, len);
+        if (b == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        b->last = ngx_sprintf(b->last,
+                              "{\"error\":\"%V\",\"error_description\":"
+                              "\"%V\",\"request_id\":\"%V\"}",
+                              &e->code, &e->text, request_id);
+
+        return ngx_http_identity_error_send(r, status, b, 0);
+    }
+
+    len = sizeof(head) - 1 + e->text.len
+          + sizeof(mid) - 1
+          + retry->len + ngx_escape_html(NULL, retry->data, retry->len)
+          + sizeof(mid2) - 1
+          + request_id->len
+          + ngx_escape_html(NULL, request_id->data, request_id->len)
+          + sizeof(tail) - 1;
+
+    b = ngx_create_temp_buf(r->pool, len);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_cpymem(b->last, head, sizeof(head) - 1);
+    p = ngx_cpymem(p, e->text.data, e->text.len);
+    p = ngx_cpymem(p, mid, sizeof(mid) - 1);
+    p = (u_char *) ngx_escape_html(p, retry->data, retry->len);
+    p = ngx_cpymem(p, mid2, sizeof(mid2) - 1);
+    p = (u_char *) ngx_escape_html(p, request_id->data, request_id->len);
+    b->last = ngx_cpymem(p, tail, sizeof(tail) - 1);
+
+    return ngx_http_identity_error_send(r, status, b, 1);
+}
+
+
+static ngx_int_t
+ngx_http_identity_error_send(ngx_http_request_t *r, ngx_int_t status,
+    ngx_buf_t *b, ngx_uint_t html)
+{
+    ngx_int_t    rc;
+    ngx_chain_t  out;
+
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    r->headers_out.status = status;
+    r->headers_out.content_length_n = b->last - b->pos;
+
+    if (html) {
+        ngx_str_set(&r->headers_out.content_type, "text/html; charset=utf-8");
+        r->headers_out.content_type_len = sizeof("text/html") - 1;
+
+    } else {
+        ngx_str_set(&r->headers_out.content_type, "application/json");
+        r->headers_out.content_type_len = sizeof("application/json") - 1;
+    }
+
+    if (ngx_http_identity_add_header(r, "Cache-Control", "no-store")
+        == NULL)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
