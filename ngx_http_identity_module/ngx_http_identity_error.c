@@ -25,10 +25,6 @@ typedef struct {
 } ngx_http_identity_error_t;
 
 
-static ngx_int_t ngx_http_identity_error_send(ngx_http_request_t *r,
-    ngx_int_t status, ngx_buf_t *b, ngx_uint_t html);
-
-
 static ngx_http_identity_error_t  ngx_http_identity_errors[] = {
 
     { ngx_string("login_expired"),
@@ -126,7 +122,7 @@ ngx_http_identity_error_page(ngx_http_request_t *r, ngx_int_t status,
                               "\"%V\",\"request_id\":\"%V\"}",
                               &e->code, &e->text, request_id);
 
-        return ngx_http_identity_error_send(r, status, b, 0);
+        return ngx_http_identity_page_send(r, status, b, 0);
     }
 
     len = sizeof(head) - 1 + e->text.len
@@ -150,12 +146,17 @@ ngx_http_identity_error_page(ngx_http_request_t *r, ngx_int_t status,
     p = (u_char *) ngx_escape_html(p, request_id->data, request_id->len);
     b->last = ngx_cpymem(p, tail, sizeof(tail) - 1);
 
-    return ngx_http_identity_error_send(r, status, b, 1);
+    return ngx_http_identity_page_send(r, status, b, 1);
 }
 
 
-static ngx_int_t
-ngx_http_identity_error_send(ngx_http_request_t *r, ngx_int_t status,
+/*
+ * A page (html) or JSON the module made, not to be cached; returns what
+ * ngx_http_finalize_request() is to be called with.
+ */
+
+ngx_int_t
+ngx_http_identity_page_send(ngx_http_request_t *r, ngx_int_t status,
     ngx_buf_t *b, ngx_uint_t html)
 {
     ngx_int_t    rc;

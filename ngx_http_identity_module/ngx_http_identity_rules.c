@@ -421,12 +421,10 @@ ngx_int_t
 ngx_http_identity_rules_deny(ngx_http_request_t *r,
     ngx_http_identity_session_t *s, ngx_str_t *logout)
 {
-    u_char       *p;
-    size_t        len;
-    ngx_buf_t    *b;
-    ngx_str_t    *who;
-    ngx_int_t     rc;
-    ngx_chain_t   out;
+    u_char     *p;
+    size_t      len;
+    ngx_buf_t  *b;
+    ngx_str_t  *who;
 
     static u_char  head[] =
         NGX_HTTP_IDENTITY_PAGE_HEAD("Access denied")
@@ -470,31 +468,9 @@ ngx_http_identity_rules_deny(ngx_http_request_t *r,
     p = ngx_cpymem(p, tail, sizeof(tail) - 1);
 
     b->last = p;
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
 
-    r->headers_out.status = NGX_HTTP_FORBIDDEN;
-    r->headers_out.content_length_n = b->last - b->pos;
-    ngx_str_set(&r->headers_out.content_type, "text/html; charset=utf-8");
-    r->headers_out.content_type_len = sizeof("text/html") - 1;
-
-    if (ngx_http_identity_add_header(r, "Cache-Control", "no-store")
-        == NULL)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        ngx_http_finalize_request(r, rc);
-        return NGX_DONE;
-    }
-
-    out.buf = b;
-    out.next = NULL;
-
-    ngx_http_finalize_request(r, ngx_http_output_filter(r, &out));
+    ngx_http_finalize_request(r, ngx_http_identity_page_send(r,
+                                     NGX_HTTP_FORBIDDEN, b, 1));
 
     return NGX_DONE;
 }
