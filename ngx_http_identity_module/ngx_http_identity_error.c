@@ -25,6 +25,10 @@ typedef struct {
 } ngx_http_identity_error_t;
 
 
+static ngx_uint_t ngx_http_identity_error_has_header(ngx_http_request_t *r,
+    char *name);
+
+
 static ngx_http_identity_error_t  ngx_http_identity_errors[] = {
 
     { ngx_string("login_expired"),
@@ -96,7 +100,11 @@ ngx_http_identity_error_page(ngx_http_request_t *r, ngx_int_t status,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (status == NGX_HTTP_SERVICE_UNAVAILABLE) {
+    /* a backoff may have said when to come back already */
+
+    if (status == NGX_HTTP_SERVICE_UNAVAILABLE
+        && !ngx_http_identity_error_has_header(r, "Retry-After"))
+    {
         h = ngx_http_identity_add_header(r, "Retry-After",
                                          NGX_HTTP_IDENTITY_RETRY_AFTER);
         if (h == NULL) {
@@ -193,4 +201,37 @@ ngx_http_identity_page_send(ngx_http_request_t *r, ngx_int_t status,
     out.next = NULL;
 
     return ngx_http_output_filter(r, &out);
+}
+
+
+static ngx_uint_t
+ngx_http_identity_error_has_header(ngx_http_request_t *r, char *name)
+{
+    size_t            len;
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    len = ngx_strlen(name);
+    part = &r->headers_out.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return 0;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].hash && h[i].key.len == len
+            && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
+        {
+            return 1;
+        }
+    }
 }

@@ -160,6 +160,22 @@ ok($r->{status} >= 400 && $r->{status} < 500, 'a bad POST to the ACS: 4xx');
 like($r->{h}{'content-type'} // '', qr{^text/html}, '... an HTML page for the browser');
 like($r->{body} // '', qr{<code id="request-id">[0-9a-f]{32}</code>}, '... with a request id');
 
+# ------------------------------------------------ the IdP down at the
+# callback: the code cannot be exchanged
+
+($ua, $cb) = to_callback('/idp-down/page');
+$t->stop_idp;
+$mark = log_mark();
+$r = $ua->get($cb);
+is($r->{status}, 503, 'IdP down at the callback: 503');
+like($r->{body} // '', qr{<a id="retry" href="/idp-down/page">Try again</a>},
+     'IdP down: the link goes back to where the login started');
+my ($idp_id) = ($r->{body} // '') =~ m{<code id="request-id">([0-9a-f]{32})</code>};
+ok($idp_id, 'IdP down: a request id');
+like(substr($t->error_log, $mark), qr/\[error\][^\n]*request_id: "\Q${\($idp_id \/\/ 'none')}\E"/,
+     'IdP down: an error line with the same request id');
+like($r->{h}{'retry-after'} // '', qr/^\d+$/, 'IdP down: one Retry-After');
+
 # ------------------------------------------------ Redis down: 503 with
 # Retry-After, the link back to the page asked for
 
