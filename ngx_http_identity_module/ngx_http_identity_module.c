@@ -1352,10 +1352,11 @@ ngx_http_identity_endpoint_failed(ngx_http_request_t *r, ngx_int_t rc)
         return rc;
     }
 
-    /* the provider's answer comes back to these two */
+    /* where the provider's answer comes back, and SAML's second step */
 
     back = (ctx->endpoint == NGX_HTTP_IDENTITY_CALLBACK
-            || ctx->endpoint == NGX_HTTP_IDENTITY_SAML_ACS);
+            || ctx->endpoint == NGX_HTTP_IDENTITY_SAML_ACS
+            || ctx->endpoint == NGX_HTTP_IDENTITY_SAML_FINISH);
 
     if (!back
         && ctx->endpoint != NGX_HTTP_IDENTITY_LOGIN

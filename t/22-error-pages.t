@@ -160,6 +160,15 @@ ok($r->{status} >= 400 && $r->{status} < 500, 'a bad POST to the ACS: 4xx');
 like($r->{h}{'content-type'} // '', qr{^text/html}, '... an HTML page for the browser');
 like($r->{body} // '', qr{<code id="request-id">[0-9a-f]{32}</code>}, '... with a request id');
 
+# ------------------------------------------------ SAML's second step, the
+# same-site GET after the ACS, with a key that is not (or no longer) there
+
+$mark = log_mark();
+$r = Identity::Test::UA->new->get("$base/_identity/saml/finish?k=" . Identity::Test::random_token());
+page_ok($r, $mark, name => 'SAML finish, unknown key', status => 400,
+        words => qr/expired, was already used, or was opened in another browser/,
+        retry => '/', log => 'unknown, expired or used SAML finish key');
+
 # ------------------------------------------------ the IdP down at the
 # callback: the code cannot be exchanged
 
