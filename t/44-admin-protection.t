@@ -42,6 +42,10 @@ my $admin = <<'LOC';
             location /admin/x/ {
                 proxy_pass http://127.0.0.1:%%PORT_upstream%%;
             }
+
+            if ($arg_debug) {
+                add_header X-Debug on;
+            }
         }
 LOC
 
@@ -88,6 +92,15 @@ $r = $api->get("$base/admin/app/users", headers => { Authorization => 'Bearer no
 is($r->{status}, 401, 'admin API, wrong token: 401');
 like($r->{h}{'content-type'} // '', qr{^application/json}, '... JSON');
 is(eval { decode_json($r->{body})->{status_code} }, 401, '... the error JSON');
+
+# an "if" in the admin location is still the admin API: the token works
+# there, a wrong one does not
+
+$r = $api->get("$base/admin/app/users?debug=1", headers => { Authorization => "Bearer $token" });
+is($r->{status}, 200, 'admin API inside an "if", right token: 200');
+is($r->{h}{'x-debug'}, 'on', '... the "if" applied');
+$r = $api->get("$base/admin/app/users?debug=1", headers => { Authorization => 'Bearer nope' });
+is($r->{status}, 401, 'admin API inside an "if", wrong token: 401');
 
 $r = $api->get("$base/admin/app/users", headers => { Authorization => 'Basic YWxpY2U6eA==' });
 is($r->{status}, 401, 'admin API, Basic credentials: 401');
