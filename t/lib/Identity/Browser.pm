@@ -128,11 +128,13 @@ EOF
 
 sub stop_chromium { $_[0]->_stop('chromium', 'TERM', 10) }
 
-# run_browser($t, SCRIPT, \%args): runs "node t/browser/SCRIPT ARGS.json"
-# and returns its JSON (or { errors => [why] }).
+# run_browser($t, SCRIPT, \%args, name => N, timeout => S): runs
+# "node t/browser/SCRIPT ARGS.json" and returns its JSON (or
+# { errors => [why] }); a script still running after S seconds is stopped.
 sub run_browser {
     my ($t, $script, $args, %opt) = @_;
     my $name = $opt{name} // 'browser';
+    my $timeout = $opt{timeout} // 600;
     my $dir = $t->testdir;
     my $json = $t->write_file("$name-args.json", encode_json($args));
     my $pid = fork // die "fork: $!";
@@ -143,11 +145,18 @@ sub run_browser {
         exec 'node', "$Identity::Test::ROOT/t/browser/$script", $json
             or POSIX::_exit(127);
     }
-    waitpid $pid, 0;
+    my $why = '';
+    if (!Identity::Test::_wait_exit($pid, $timeout)) {
+        $why = "still running after ${timeout}s, stopped; ";
+        kill 'TERM', $pid;
+        Identity::Test::_wait_exit($pid, 5) or kill 'KILL', $pid;
+        waitpid $pid, 0;
+    }
+    my $rc = $? >> 8;
     my $out = $t->read_file("$name.out");
     my $o = eval { decode_json($out) };
-    return $o if ref $o eq 'HASH';
-    return { errors => ["no JSON from $script (exit " . ($? >> 8) . "): $out"
+    return $o if !$why && ref $o eq 'HASH';
+    return { errors => ["${why}no JSON from $script (exit $rc): $out"
         . $t->read_file("$name.err")] };
 }
 
@@ -208,12 +217,13 @@ another site than 127.0.0.1; the IdP hashref gets C<base>, that URL.
 An C<identity_provider NAME { type saml; ... }> block for that IdP and SP,
 with the SP's entity id and SimpleSAMLphp's attribute names mapped.
 
-=item run_browser($t, SCRIPT, \%args, name => 'browser')
+=item run_browser($t, SCRIPT, \%args, name => 'browser', timeout => 600)
 
 Writes the arguments to F<NAME-args.json>, runs C<node
 t/browser/SCRIPT FILE> (stdout to F<NAME.out>, stderr to F<NAME.err>) and
-returns the decoded JSON object it printed; when there is none,
-C<< { errors => [...] } >> with the output.
+returns the decoded JSON object it printed; when there is none, or the
+script was still running after C<timeout> seconds (it is then stopped by
+pid), C<< { errors => [...] } >> with the output.
 
 =back
 
