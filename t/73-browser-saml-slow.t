@@ -61,9 +61,6 @@ $protected
 $upstream
 }
 EOF
-# TEMP until identity_public_url lands on main
-$conf =~ s/^\s*identity_public_url .*\n//mg
-    unless `grep -c identity_public_url @{[Identity::Test::module_path()]}` > 0;
 $t->nginx_conf($conf);
 $t->start_nginx;
 
