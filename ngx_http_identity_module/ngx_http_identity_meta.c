@@ -22,6 +22,7 @@
 #include "ngx_http_identity_ua.h"
 #include "ngx_http_identity_geo.h"
 #include "ngx_http_identity_meta.h"
+#include "ngx_http_identity_claims.h"
 
 
 #define NGX_HTTP_IDENTITY_UA_REGEXES  "/usr/share/uap-core/regexes.yaml"
@@ -200,6 +201,7 @@ ngx_int_t
 ngx_http_identity_meta_collect(ngx_http_request_t *r, ngx_str_t *out)
 {
     u_char                          *p;
+    size_t                           len;
     ngx_str_t                       *ua;
     ngx_uint_t                       i;
     ngx_http_identity_ua_t           parsed;
@@ -216,8 +218,14 @@ ngx_http_identity_meta_collect(ngx_http_request_t *r, ngx_str_t *out)
     ua = r->headers_in.user_agent ? &r->headers_in.user_agent->value : NULL;
 
     if (imcf->ua && ua && ua->len) {
-        ngx_http_identity_ua_parse_cached(imcf->ua, (char *) ua->data,
-                                          ua->len, &parsed);
+
+        /* what is parsed is what the session keeps: its first 512 bytes */
+
+        len = ngx_http_identity_utf8_prefix(ua->data, ua->len,
+                                            NGX_HTTP_IDENTITY_MAX_USER_AGENT);
+
+        ngx_http_identity_ua_parse_cached(imcf->ua, (char *) ua->data, len,
+                                          &parsed);
 
         if (ngx_http_identity_meta_copy(r->pool, parsed.browser, &out[0])
             != NGX_OK

@@ -33,6 +33,7 @@
 #include "ngx_http_identity_rules.h"
 #include "ngx_http_identity_meta.h"
 #include "ngx_http_identity_error.h"
+#include "ngx_http_identity_claims.h"
 
 
 #define NGX_HTTP_IDENTITY_CALLBACK     1
@@ -802,10 +803,28 @@ static ngx_int_t
 ngx_http_identity_refresh_checked(ngx_http_request_t *r,
     ngx_http_identity_ctx_t *ctx, ngx_http_identity_loc_conf_t *ilcf)
 {
-    ngx_int_t                     rc;
-    ngx_http_identity_session_t  *s;
+    ngx_int_t                       rc;
+    ngx_http_identity_session_t    *s;
+    ngx_http_identity_main_conf_t  *imcf;
 
     s = &ctx->session;
+
+    if (ctx->status == 0) {
+        imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
+
+        rc = ngx_http_identity_claims_sanitize(r->connection->log, r->pool,
+                                               &ctx->claims,
+                                               imcf->claims_kept);
+
+        if (rc == NGX_ERROR) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (rc == NGX_DECLINED) {
+            ctx->status = NGX_HTTP_FORBIDDEN;
+            ctx->denied = 1;
+        }
+    }
 
     if (ctx->status && ctx->status != NGX_HTTP_FORBIDDEN) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
@@ -1895,9 +1914,25 @@ ngx_http_identity_login_take_bound(ngx_http_request_t *r, ngx_str_t *state)
 ngx_int_t
 ngx_http_identity_login_create(ngx_http_request_t *r)
 {
-    ngx_http_identity_ctx_t  *ctx;
+    ngx_int_t                       rc;
+    ngx_http_identity_ctx_t        *ctx;
+    ngx_http_identity_main_conf_t  *imcf;
 
     ctx = ngx_http_identity_get_ctx(r);
+    imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
+
+    /* every protocol's claims pass here, and only here, for a session */
+
+    rc = ngx_http_identity_claims_sanitize(r->connection->log, r->pool,
+                                           &ctx->claims, imcf->claims_kept);
+
+    if (rc == NGX_DECLINED) {
+        return NGX_HTTP_FORBIDDEN;
+    }
+
+    if (rc != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     if (ngx_http_identity_random(r->pool, 32, &ctx->token) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;

@@ -104,6 +104,8 @@ typedef struct {
     ngx_array_t                     *geo;   /* of ngx_http_identity_geo_t * */
     ngx_uint_t                       need;  /* session fields variables use */
     ngx_int_t                        request_id;  /* variable index */
+    ngx_array_t                     *claims_kept;  /* of ngx_str_t, the
+                                                      claims rules read */
 } ngx_http_identity_main_conf_t;
 
 

@@ -46,6 +46,8 @@ typedef struct {
 } ngx_http_identity_rule_t;
 
 
+static ngx_int_t ngx_http_identity_rules_keep(ngx_conf_t *cf,
+    ngx_str_t *claim);
 static ngx_int_t ngx_http_identity_rules_email(ngx_http_request_t *r,
     ngx_array_t *rules, ngx_str_t *email);
 static ngx_int_t ngx_http_identity_rules_values(ngx_http_request_t *r,
@@ -98,6 +100,10 @@ ngx_http_identity_rules_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 
         rule->claim = value[1];
         first = 2;
+
+        if (ngx_http_identity_rules_keep(cf, &rule->claim) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
     }
 
     if (ngx_array_init(&rule->matches, cf->pool, cf->args->nelts - first,
@@ -156,6 +162,56 @@ ngx_http_identity_rules_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 
 
 /* NGX_OK: allowed; NGX_DECLINED: denied (logged); NGX_ERROR */
+
+/*
+ * The claims a rule reads are the only ones a session keeps of the
+ * provider's claims JSON (ngx_http_identity_claims_sanitize()).
+ */
+
+static ngx_int_t
+ngx_http_identity_rules_keep(ngx_conf_t *cf, ngx_str_t *claim)
+{
+    ngx_str_t                      *name;
+    ngx_uint_t                      i;
+    ngx_http_identity_main_conf_t  *imcf;
+
+    imcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_identity_module);
+
+    if (imcf->claims_kept == NULL) {
+        imcf->claims_kept = ngx_array_create(cf->pool, 4, sizeof(ngx_str_t));
+        if (imcf->claims_kept == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    name = imcf->claims_kept->elts;
+
+    for (i = 0; i < imcf->claims_kept->nelts; i++) {
+        if (name[i].len == claim->len
+            && ngx_strncmp(name[i].data, claim->data, claim->len) == 0)
+        {
+            return NGX_OK;
+        }
+    }
+
+    name = ngx_array_push(imcf->claims_kept);
+    if (name == NULL) {
+        return NGX_ERROR;
+    }
+
+    /* NUL-terminated for jansson */
+
+    name->len = claim->len;
+    name->data = ngx_pnalloc(cf->pool, claim->len + 1);
+    if (name->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_cpystrn(name->data, claim->data, claim->len + 1);
+
+    return NGX_OK;
+}
+
 
 ngx_int_t
 ngx_http_identity_rules_check(ngx_http_request_t *r, ngx_array_t *rules,

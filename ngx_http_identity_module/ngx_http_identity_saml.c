@@ -1458,6 +1458,13 @@ ngx_http_identity_saml_values(ngx_http_identity_saml_task_t *t, ngx_uint_t i,
             continue;
         }
 
+        /* a group with a newline would read as two: dropped, as in JSON */
+
+        if (i == 4 && strchr(v, '\n')) {
+            free(v);
+            continue;
+        }
+
         if (t->attrs[i] == NULL) {
             t->attrs[i] = v;
 

@@ -35,6 +35,7 @@
 #include "ngx_http_identity_meta.h"
 #include "ngx_http_identity_redis.h"
 #include "ngx_http_identity_session.h"
+#include "ngx_http_identity_claims.h"
 
 
 #define NGX_HTTP_IDENTITY_SESSION_FIELDS  25
@@ -639,6 +640,9 @@ ngx_http_identity_session_create(ngx_http_request_t *r, ngx_str_t *token)
 
     if (r->headers_in.user_agent) {
         argv[14] = r->headers_in.user_agent->value;
+        argv[14].len = ngx_http_identity_utf8_prefix(argv[14].data,
+                                              argv[14].len,
+                                              NGX_HTTP_IDENTITY_MAX_USER_AGENT);
 
     } else {
         ngx_str_null(&argv[14]);
