@@ -36,7 +36,6 @@
 #include "ngx_http_identity_oauth.h"
 
 
-#define NGX_HTTP_IDENTITY_OAUTH_RAW_MAX  8192
 #define NGX_HTTP_IDENTITY_OAUTH_EARLY    30    /* refresh this soon */
 
 
@@ -886,13 +885,10 @@ ngx_http_identity_oauth_userinfo(ngx_http_identity_oauth_task_t *t,
         }
     }
 
+    /* only the claims rules name are kept (ngx_http_identity_claims.c) */
+
     free(t->raw);
     t->raw = json_dumps(info, JSON_COMPACT);
-
-    if (t->raw && strlen(t->raw) > NGX_HTTP_IDENTITY_OAUTH_RAW_MAX) {
-        free(t->raw);
-        t->raw = NULL;
-    }
 
     json_decref(info);
 
