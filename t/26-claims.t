@@ -78,6 +78,8 @@ my $headers = <<'H';
             add_header X-Groups $identity_groups always;
 H
 
+$t->write_file('token.key', Identity::Test::random_token(48) . "\n");
+
 my $preamble = preamble();
 $t->nginx_conf(<<"CONF");
 $preamble
@@ -91,6 +93,20 @@ $preamble
         client_id test-client;
         client_secret test-secret;
         scopes openid email profile groups;
+    }
+
+    identity_token_key_file %%TESTDIR%%/token.key;
+
+    identity_provider gitlab_refresh {
+        type oauth;
+        authorization_endpoint $m/gitlab/oauth/authorize;
+        token_endpoint $m/gitlab/oauth/token;
+        userinfo_endpoint $m/gitlab/api/v4/user;
+        client_id test-client;
+        client_secret test-secret;
+        scopes read_user;
+        claim_map id=id email=email name=name username=username groups=groups;
+        userinfo_refresh_interval 1s;
     }
 
     identity_provider gitlab {
@@ -114,6 +130,11 @@ $headers
 
         location /gl/ {
             identity gitlab;
+$headers
+        }
+
+        location /glr/ {
+            identity gitlab_refresh;
 $headers
         }
     }
@@ -317,6 +338,35 @@ is($s->{name}, 'Mal  X-Injected: yes', 'oauth: the name\'s CRLF became spaces');
 is($s->{groups}, 'ops', 'oauth: the group with CR dropped');
 is($s->{injected}, '', 'oauth: nothing injected upstream');
 ok(!exists $r->{h}{'x-injected'}, 'oauth: nothing injected in the response');
+
+# a user info refresh passes the same gate: a name is cleaned, an e-mail
+# with a control character ends the session
+
+$mock->set_user('gitlab', { id => 'r1', username => 'r1', name => 'Rita',
+                            email => 'rita@example.test', groups => ['staff'] });
+$ua = Identity::Test::UA->new;
+$r = $ua->follow($ua->get("$base/glr/x"));
+is($r->{status}, 200, 'refresh: logged in');
+$mock->set_user('gitlab', { id => 'r1', username => 'r1', name => "Rita\r\nX-Injected: yes",
+                            email => 'rita@example.test', groups => ["staff\r", 'ops'] });
+select undef, undef, undef, 1.2;
+$r = $ua->get("$base/glr/x");
+is($r->{status}, 200, 'refresh: still admitted');
+$s = saw($r->{body});
+is($s->{name}, 'Rita  X-Injected: yes', 'refresh: the new name, cleaned');
+is($s->{groups}, 'ops', 'refresh: the group with CR dropped');
+is($s->{injected}, '', 'refresh: nothing injected upstream');
+ok(!exists $r->{h}{'x-injected'}, 'refresh: nothing injected in the response');
+
+$mock->set_user('gitlab', { id => 'r1', username => 'r1', name => 'Rita',
+                            email => "rita\r\nX-Injected: yes\@example.test" });
+select undef, undef, undef, 1.2;
+$r = $ua->get("$base/glr/x");
+is($r->{status}, 403, 'refresh: an e-mail with CRLF ends the session: 403');
+like($t->error_log, qr/\[info\].*user "r1" refused: the provider's e-mail has a control character/,
+     'refresh: an info line says why');
+$r = $ua->get("$base/glr/x");
+is($r->{status}, 302, 'refresh: the session is gone');
 
 unlike($t->error_log, qr/\[(alert|crit)\]|\[error\].*refused/, 'no alert, crit or error for a refusal');
 
