@@ -41,6 +41,13 @@
 #define NGX_HTTP_IDENTITY_UTF8_INVALID  0x110000
 
 
+typedef struct {
+    const char                   *what;
+    size_t                        offset;
+    size_t                        max;
+} ngx_http_identity_claims_bound_t;
+
+
 static uint32_t ngx_http_identity_utf8_next(u_char *p, u_char *last,
     size_t *n);
 static ngx_uint_t ngx_http_identity_claims_control(uint32_t u);
@@ -53,6 +60,21 @@ static ngx_int_t ngx_http_identity_claims_keep(ngx_log_t *log,
     ngx_pool_t *pool, ngx_str_t *raw, ngx_array_t *keep);
 
 
+/* identities: refused, never altered, when they are not fit as they are */
+
+static ngx_http_identity_claims_bound_t  ngx_http_identity_claims_ids[] = {
+    { "user id", offsetof(ngx_http_identity_claims_t, provider_user_id),
+      NGX_HTTP_IDENTITY_MAX_USER_ID },
+    { "e-mail", offsetof(ngx_http_identity_claims_t, email),
+      NGX_HTTP_IDENTITY_MAX_EMAIL },
+    { "username", offsetof(ngx_http_identity_claims_t, username),
+      NGX_HTTP_IDENTITY_MAX_USERNAME },
+    { "session id", offsetof(ngx_http_identity_claims_t, sid),
+      NGX_HTTP_IDENTITY_MAX_SID },
+    { NULL, 0, 0 }
+};
+
+
 /*
  * NGX_OK: the claims are fit for headers, logs and the session store.
  * NGX_DECLINED: refused, and said so at info level.  NGX_ERROR: no memory.
@@ -62,40 +84,30 @@ ngx_int_t
 ngx_http_identity_claims_sanitize(ngx_log_t *log, ngx_pool_t *pool,
     ngx_http_identity_claims_t *claims, ngx_array_t *keep)
 {
-    ngx_str_t   *id;
-    ngx_uint_t   i;
-    const char  *what, *why;
-
-    static struct {
-        const char  *what;
-        size_t       offset;
-        size_t       max;
-    } identities[] = {
-        { "user id", offsetof(ngx_http_identity_claims_t, provider_user_id),
-          NGX_HTTP_IDENTITY_MAX_USER_ID },
-        { "e-mail", offsetof(ngx_http_identity_claims_t, email),
-          NGX_HTTP_IDENTITY_MAX_EMAIL },
-        { "username", offsetof(ngx_http_identity_claims_t, username),
-          NGX_HTTP_IDENTITY_MAX_USERNAME },
-        { "session id", offsetof(ngx_http_identity_claims_t, sid),
-          NGX_HTTP_IDENTITY_MAX_SID }
-    };
+    ngx_str_t                         *id;
+    ngx_uint_t                         i;
+    const char                        *what, *why;
+    ngx_http_identity_claims_bound_t  *b;
 
     what = NULL;
     why = NULL;
 
-    for (i = 0; i < sizeof(identities) / sizeof(identities[0]); i++) {
-        id = (ngx_str_t *) ((u_char *) claims + identities[i].offset);
+    for (i = 0; ngx_http_identity_claims_ids[i].what; i++) {
+        b = &ngx_http_identity_claims_ids[i];
+        id = (ngx_str_t *) ((u_char *) claims + b->offset);
 
-        why = ngx_http_identity_claims_check(id, identities[i].max);
+        why = ngx_http_identity_claims_check(id, b->max);
 
         if (why) {
-            what = identities[i].what;
+            what = b->what;
             break;
         }
     }
 
+    /* e.g. "attribute_map id=mail" for a user without mail */
+
     if (why == NULL && claims->provider_user_id.len == 0) {
+        i = 0;
         what = "user id";
         why = "is empty";
     }
