@@ -239,6 +239,10 @@ ngx_http_identity_claims_check(ngx_str_t *s, size_t max)
     u_char    *p, *last;
     uint32_t   u;
 
+    if (s->len == 0) {
+        return NULL;
+    }
+
     if (s->len > max) {
         return "is too long";
     }
@@ -275,6 +279,10 @@ ngx_http_identity_claims_name(ngx_pool_t *pool, ngx_str_t *name)
     size_t     n, len;
     u_char    *p, *last, *out, *o;
     uint32_t   u;
+
+    if (name->len == 0) {
+        return NGX_OK;
+    }
 
     out = ngx_pnalloc(pool, NGX_HTTP_IDENTITY_MAX_NAME);
     if (out == NULL) {

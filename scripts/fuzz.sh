@@ -1,7 +1,9 @@
 #!/bin/sh
 # make fuzz: builds the libFuzzer targets of unit/ with clang (ASan, UBSan)
-# and runs each for FUZZ_SECONDS (60), starting from uap-core's own user
-# agents.  Installs clang and its runtime if they are missing.
+# and runs each for FUZZ_SECONDS (60): the user agent parser, starting from
+# uap-core's own user agents, and the claims sanitizer, against nginx's
+# headers as `make module` configured them.  Installs clang and its runtime
+# if they are missing.
 set -eu
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -32,3 +34,24 @@ fi
 
 "$out/fuzz_ua" -max_total_time="$seconds" -max_len=2048 -timeout=5 \
     -print_final_stats=1 "$out/corpus-ua"
+
+# the claims sanitizer: nginx's headers, its pool and log stubbed
+src=$top/build/nginx-src
+[ -f "$src/objs/ngx_auto_config.h" ] || sh "$top/scripts/build-module.sh"
+mkdir -p "$out/corpus-claims"
+
+clang -g -O1 -fsanitize=fuzzer,address,undefined \
+    -I "$src/src/core" -I "$src/src/event" -I "$src/src/event/modules" \
+    -I "$src/src/event/quic" -I "$src/src/os/unix" -I "$src/objs" \
+    -I "$src/src/http" -I "$src/src/http/modules" -I "$src/src/http/v2" \
+    -I "$top/ngx_http_identity_module" \
+    "$top/unit/fuzz_claims.c" \
+    "$top/ngx_http_identity_module/ngx_http_identity_claims.c" \
+    $(pkg-config --cflags --libs jansson) -o "$out/fuzz_claims"
+
+# a seed: id, e-mail, name, username, sid, groups, JSON split at 0xff
+printf 'alice\377a@example.test\377Al\r\nX: y\377al\377\377staff\nadm\rins\377{"department":"d","groups":["a"]}' \
+    > "$out/corpus-claims/seed-1"
+
+"$out/fuzz_claims" -max_total_time="$seconds" -max_len=4096 -timeout=5 \
+    -print_final_stats=1 "$out/corpus-claims"
