@@ -142,6 +142,27 @@ ngx_http_identity_claims_sanitize(ngx_log_t *log, ngx_pool_t *pool,
 }
 
 
+/*
+ * A user id for a log line written before the claims pass the gate (a
+ * protocol's own refusal): itself when it would pass, else a placeholder,
+ * so that it cannot forge a line.
+ */
+
+ngx_str_t *
+ngx_http_identity_claims_loggable(ngx_str_t *id)
+{
+    static ngx_str_t  unfit = ngx_string("(a user id unfit to log)");
+
+    if (id->len == 0
+        || ngx_http_identity_claims_check(id, NGX_HTTP_IDENTITY_MAX_USER_ID))
+    {
+        return &unfit;
+    }
+
+    return id;
+}
+
+
 /* the longest prefix of at most max bytes that does not cut a character */
 
 size_t

@@ -31,6 +31,7 @@
 ngx_int_t ngx_http_identity_claims_sanitize(ngx_log_t *log, ngx_pool_t *pool,
     ngx_http_identity_claims_t *claims, ngx_array_t *keep);
 size_t ngx_http_identity_utf8_prefix(u_char *p, size_t len, size_t max);
+ngx_str_t *ngx_http_identity_claims_loggable(ngx_str_t *id);
 
 
 #endif /* _NGX_HTTP_IDENTITY_CLAIMS_H_INCLUDED_ */

@@ -48,6 +48,7 @@
 #include "ngx_http_identity_body.h"
 #include "ngx_http_identity_http.h"
 #include "ngx_http_identity_saml.h"
+#include "ngx_http_identity_claims.h"
 
 
 #define NGX_HTTP_IDENTITY_SAML_RESPONSE_MAX  (256 * 1024)
@@ -1671,8 +1672,10 @@ ngx_http_identity_saml_authorized(ngx_http_request_t *r,
 
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                   "identity: \"%V\" is in none of the authorized groups of "
-                  "\"%V\"", &ngx_http_identity_get_ctx(r)
-                               ->claims.provider_user_id, &pr->name);
+                  "\"%V\"",
+                  ngx_http_identity_claims_loggable(
+                      &ngx_http_identity_get_ctx(r)->claims.provider_user_id),
+                  &pr->name);
 
     return NGX_HTTP_FORBIDDEN;
 }

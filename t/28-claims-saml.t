@@ -34,7 +34,7 @@ my $idp = $t->start_saml_idp(sps => [{
 my $conf = identity_conf(
     redis => $rport,
     identity => 'corp',
-    providers => <<"EOF");
+    providers => <<"EOF",
     identity_provider corp {
         type saml;
         idp_metadata $idp->{metadata_file};
@@ -42,6 +42,20 @@ my $conf = identity_conf(
         sp_certificate_key $sp_key;
         attribute_map email=mail name=displayName username=uid groups=groups;
     }
+    identity_provider corp_admins {
+        type saml;
+        idp_metadata $idp->{metadata_file};
+        sp_certificate $sp_cert;
+        sp_certificate_key $sp_key;
+        attribute_map email=mail name=displayName username=uid groups=groups;
+        authorized_groups admins;
+    }
+EOF
+    locations => <<"EOF");
+        location /admins/ {
+            identity corp_admins;
+            proxy_pass http://127.0.0.1:%%PORT_upstream%%;
+        }
 EOF
 
 # the response headers and the groups too; the upstream shows an injected one
@@ -71,7 +85,8 @@ sub sessions { scalar @{$t->redis('KEYS', 'identity:session:*')} }
 sub login_with {
     my (%changes) = @_;
     my $ua = Identity::Test::UA->new;
-    my $c = $ua->saml_response("$base/page", user => 'alice');
+    my $path = delete $changes{path} // '/page';
+    my $c = $ua->saml_response("$base$path", user => 'alice');
     ok($c, 'a fresh login at the IdP') or return;
     my $esc = delete $changes{esc};
     my $f = forge($c->{SAMLResponse}, idp => $idp, %changes);
@@ -151,5 +166,17 @@ is($s->{groups}, 'staff', 'the 257-byte group dropped');
 
 ($r) = login_with(attributes => { mail => ('m' x 250) . '@example.test' });
 is($r->{status}, 403, 'an e-mail over 254 bytes: refused');
+
+# authorized_groups refuses before the gate: its log line names no user id
+# that could forge a line
+
+my $mark = length $t->error_log;
+($r) = login_with(path => '/admins/x', nameid => "eve\n2026/01/01 00:00:00 [alert] forged",
+                  attributes => { groups => ['staff'] });
+is($r->{status}, 403, 'authorized_groups: refused');
+my $tail = substr($t->error_log, $mark);
+like($tail, qr/\[info\].*"\(a user id unfit to log\)" is in none of the authorized groups/,
+     'authorized_groups: the line names no unfit user id');
+unlike($tail, qr/^2026\/01\/01/m, 'no forged log line');
 
 $t->done;
