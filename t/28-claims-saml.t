@@ -34,6 +34,7 @@ my $idp = $t->start_saml_idp(sps => [{
 my $conf = identity_conf(
     redis => $rport,
     identity => 'corp',
+    server => "identity_public_url $base;",
     providers => <<"EOF",
     identity_provider corp {
         type saml;
