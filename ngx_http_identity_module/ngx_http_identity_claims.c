@@ -501,7 +501,17 @@ ngx_http_identity_claims_keep(ngx_log_t *log, ngx_pool_t *pool,
     }
 
     raw->len = ngx_strlen(text);
-    raw->data = ngx_pnalloc(pool, raw->len);
+
+    /* names that JSON escapes may take it over the estimate above */
+
+    if (raw->len > NGX_HTTP_IDENTITY_MAX_KEPT_CLAIMS) {
+        ngx_log_error(NGX_LOG_INFO, log, 0,
+                      "identity: the provider's claims are not kept: "
+                      "over %d bytes", NGX_HTTP_IDENTITY_MAX_KEPT_CLAIMS);
+        raw->len = 0;
+    }
+
+    raw->data = ngx_pnalloc(pool, raw->len ? raw->len : 1);
 
     if (raw->data) {
         ngx_memcpy(raw->data, text, raw->len);
