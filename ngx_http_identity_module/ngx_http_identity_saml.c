@@ -583,10 +583,11 @@ ngx_http_identity_saml_metadata(ngx_http_request_t *r)
 ngx_int_t
 ngx_http_identity_saml_acs(ngx_http_request_t *r)
 {
-    char                      *request_id;
-    ngx_int_t                  rc;
-    ngx_str_t                  location;
-    ngx_http_identity_ctx_t   *ctx;
+    char                           *request_id;
+    ngx_int_t                       rc;
+    ngx_str_t                       location;
+    ngx_http_identity_ctx_t        *ctx;
+    ngx_http_identity_main_conf_t  *imcf;
 
     ctx = ngx_http_identity_get_ctx(r);
 
@@ -674,6 +675,24 @@ ngx_http_identity_saml_acs(ngx_http_request_t *r)
                           "identity: replayed SAML assertion \"%V\"",
                           &ctx->code);
             return NGX_HTTP_FORBIDDEN;
+        }
+
+        /*
+         * The claims gate before anything of the assertion is stored: the
+         * verified login waits in Redis for the finish step
+         */
+
+        imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
+
+        rc = ngx_http_identity_claims_sanitize(r->connection->log, r->pool,
+                                               &ctx->claims,
+                                               imcf->claims_kept);
+        if (rc == NGX_DECLINED) {
+            return NGX_HTTP_FORBIDDEN;
+        }
+
+        if (rc != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
         rc = ngx_http_identity_saml_authorized(r, ctx->provider,

@@ -168,16 +168,19 @@ is($s->{groups}, 'staff', 'the 257-byte group dropped');
 ($r) = login_with(attributes => { mail => ('m' x 250) . '@example.test' });
 is($r->{status}, 403, 'an e-mail over 254 bytes: refused');
 
-# authorized_groups refuses before the gate: its log line names no user id
-# that could forge a line
+# the gate runs at the ACS, before authorized_groups and before anything is
+# stored: a user id with LF is refused there, and no line names it
 
 my $mark = length $t->error_log;
 ($r) = login_with(path => '/admins/x', nameid => "eve\n2026/01/01 00:00:00 [alert] forged",
                   attributes => { groups => ['staff'] });
 is($r->{status}, 403, 'authorized_groups: refused');
+is(scalar @{$t->redis('KEYS', 'identity:verified:*') // []}, 0,
+   'nothing of the refused assertion waits in Redis for a finish step');
 my $tail = substr($t->error_log, $mark);
-like($tail, qr/\[info\].*"\(a user id unfit to log\)" is in none of the authorized groups/,
-     'authorized_groups: the line names no unfit user id');
+like($tail, qr/\[info\].*refused: the provider's user id has a control character/,
+     'refused by the claims gate at the ACS, naming no unfit user id');
+unlike($tail, qr/authorized groups/, 'before authorized_groups');
 unlike($tail, qr/^2026\/01\/01/m, 'no forged log line');
 
 $t->done;
