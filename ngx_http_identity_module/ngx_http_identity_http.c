@@ -296,6 +296,24 @@ ngx_http_identity_http_log_sink(oauth2_log_sink_t *sink, const char *filename,
 
     if (res->status == 0) {
         snprintf(res->error, NGX_HTTP_IDENTITY_ERRLEN, "%s", msg);
+        ngx_http_identity_log_safe(res->error);
+    }
+}
+
+
+/*
+ * Error texts quote what a provider or a client sent (URLs, XML attributes,
+ * JSON messages): a control character there would end the log line and
+ * start a forged one.
+ */
+
+void
+ngx_http_identity_log_safe(char *s)
+{
+    for ( /* void */ ; *s; s++) {
+        if ((u_char) *s < 0x20 || (u_char) *s == 0x7f) {
+            *s = '?';
+        }
     }
 }
 
@@ -314,6 +332,7 @@ ngx_http_identity_http_fail(ngx_http_identity_http_result_t *res,
     vsnprintf(buf, sizeof(buf), fmt, args);
     va_end(args);
 
+    ngx_http_identity_log_safe(buf);
     ngx_memcpy(res->error, buf, sizeof(buf));
     res->status = status;
     res->level = level;

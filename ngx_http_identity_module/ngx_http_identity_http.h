@@ -48,6 +48,7 @@ char *ngx_http_identity_http_fetch(oauth2_log_t *log, const char *url,
     ngx_http_identity_http_result_t *res, json_t **json, ngx_uint_t any);
 void ngx_http_identity_http_fail(ngx_http_identity_http_result_t *res,
     ngx_int_t status, ngx_uint_t level, const char *fmt, ...);
+void ngx_http_identity_log_safe(char *s);
 
 char *ngx_http_identity_json_claim(json_t *root, const char *paths);
 

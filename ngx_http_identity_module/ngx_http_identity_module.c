@@ -174,9 +174,9 @@ static ngx_http_identity_provider_t *ngx_http_identity_provider_get(
 static ngx_int_t ngx_http_identity_auth_cookie(ngx_conf_t *cf,
     ngx_http_identity_loc_conf_t *conf);
 static ngx_int_t ngx_http_identity_admin_check(ngx_conf_t *cf,
-    ngx_http_identity_loc_conf_t *conf);
+    ngx_http_identity_loc_conf_t *conf, ngx_array_t *own_rules);
 static ngx_int_t ngx_http_identity_add_cookie(ngx_conf_t *cf,
-    ngx_http_identity_srv_conf_t *iscf, ngx_str_t *name);
+    ngx_http_identity_main_conf_t *imcf, ngx_str_t *name);
 static ngx_uint_t ngx_http_identity_is_word(ngx_str_t *s);
 static ngx_int_t ngx_http_identity_add_auth(ngx_conf_t *cf,
     ngx_http_identity_srv_conf_t *iscf, ngx_http_identity_loc_conf_t *conf);
@@ -912,15 +912,15 @@ ngx_http_identity_admit(ngx_http_request_t *r, ngx_http_identity_ctx_t *ctx,
 static ngx_int_t
 ngx_http_identity_strip(ngx_http_request_t *r)
 {
-    ngx_http_identity_srv_conf_t  *iscf;
+    ngx_http_identity_main_conf_t  *imcf;
 
-    iscf = ngx_http_get_module_srv_conf(r, ngx_http_identity_module);
+    imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
 
-    if (iscf->cookies == NULL || r->headers_in.cookies.nelts == 0) {
+    if (imcf->cookies == NULL || r->headers_in.cookies.nelts == 0) {
         return NGX_DECLINED;
     }
 
-    if (ngx_http_identity_cookie_strip(r, iscf->cookies) != NGX_OK) {
+    if (ngx_http_identity_cookie_strip(r, imcf->cookies) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -2739,9 +2739,11 @@ ngx_http_identity_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_identity_loc_conf_t *conf = child;
 
     ngx_uint_t                      i;
+    ngx_array_t                    *own_rules;
     ngx_http_core_srv_conf_t       *cscf;
-    ngx_http_identity_srv_conf_t   *iscf;
     ngx_http_identity_loc_conf_t   *slcf;
+    ngx_http_identity_srv_conf_t   *iscf;
+    ngx_http_identity_main_conf_t  *imcf;
     ngx_http_identity_provider_t  **pp;
 
     ngx_conf_merge_ptr_value(conf->provider, prev->provider, NULL);
@@ -2754,6 +2756,8 @@ ngx_http_identity_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_str_value(conf->cookie_domain, prev->cookie_domain, "");
     ngx_conf_merge_str_value(conf->auth_id, prev->auth_id, "");
     ngx_conf_merge_value(conf->cors_preflight, prev->cors_preflight, 0);
+
+    own_rules = conf->rules;
 
     if (conf->rules == NULL) {
         conf->rules = prev->rules;
@@ -2775,7 +2779,9 @@ ngx_http_identity_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         conf->admin = 0;
     }
 
-    if (conf->admin && ngx_http_identity_admin_check(cf, conf) != NGX_OK) {
+    if (conf->admin
+        && ngx_http_identity_admin_check(cf, conf, own_rules) != NGX_OK)
+    {
         return NGX_CONF_ERROR;
     }
 
@@ -2828,8 +2834,10 @@ ngx_http_identity_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     cscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_core_module);
     slcf = cscf->ctx->loc_conf[ngx_http_identity_module.ctx_index];
 
-    if (ngx_http_identity_add_cookie(cf, iscf, &conf->cookie_name) != NGX_OK
-        || ngx_http_identity_add_cookie(cf, iscf, &slcf->cookie_name)
+    imcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_identity_module);
+
+    if (ngx_http_identity_add_cookie(cf, imcf, &conf->cookie_name) != NGX_OK
+        || ngx_http_identity_add_cookie(cf, imcf, &slcf->cookie_name)
            != NGX_OK)
     {
         return NGX_CONF_ERROR;
@@ -2906,14 +2914,15 @@ ngx_http_identity_auth_cookie(ngx_conf_t *cf,
 /*
  * The admin API answers scripts with a token and people with a session.
  * A location that logs people in and admits all of them would make every
- * user of the provider an admin: it must name them with a rule.  The API
- * must also be the location's content, or the login it skips for a token
- * would guard nothing.
+ * user of the provider an admin: it must name them with a rule of its
+ * own, since a rule inherited from the server admits the site's users, not
+ * its admins.  The API must also be the location's content, or the login
+ * it skips for a token would guard nothing.
  */
 
 static ngx_int_t
 ngx_http_identity_admin_check(ngx_conf_t *cf,
-    ngx_http_identity_loc_conf_t *conf)
+    ngx_http_identity_loc_conf_t *conf, ngx_array_t *own_rules)
 {
     ngx_http_core_loc_conf_t  *clcf;
 
@@ -2939,10 +2948,11 @@ ngx_http_identity_admin_check(ngx_conf_t *cf,
         return NGX_OK;
     }
 
-    if (conf->rules == NULL || conf->rules->nelts == 0) {
+    if (own_rules == NULL || own_rules->nelts == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"identity_admin\" with \"identity %V\" in "
-                           "location \"%V\" needs a rule naming the admins: "
+                           "location \"%V\" needs a rule of its own naming "
+                           "the admins: "
                            "\"identity_allow_email\", "
                            "\"identity_allow_email_domain\", "
                            "\"identity_require_group\" or "
@@ -2960,21 +2970,21 @@ ngx_http_identity_admin_check(ngx_conf_t *cf,
 
 static ngx_int_t
 ngx_http_identity_add_cookie(ngx_conf_t *cf,
-    ngx_http_identity_srv_conf_t *iscf, ngx_str_t *name)
+    ngx_http_identity_main_conf_t *imcf, ngx_str_t *name)
 {
     ngx_str_t   *n;
     ngx_uint_t   i;
 
-    if (iscf->cookies == NULL) {
-        iscf->cookies = ngx_array_create(cf->pool, 2, sizeof(ngx_str_t));
-        if (iscf->cookies == NULL) {
+    if (imcf->cookies == NULL) {
+        imcf->cookies = ngx_array_create(cf->pool, 2, sizeof(ngx_str_t));
+        if (imcf->cookies == NULL) {
             return NGX_ERROR;
         }
     }
 
-    n = iscf->cookies->elts;
+    n = imcf->cookies->elts;
 
-    for (i = 0; i < iscf->cookies->nelts; i++) {
+    for (i = 0; i < imcf->cookies->nelts; i++) {
         if (n[i].len == name->len
             && ngx_strncmp(n[i].data, name->data, name->len) == 0)
         {
@@ -2982,7 +2992,7 @@ ngx_http_identity_add_cookie(ngx_conf_t *cf,
         }
     }
 
-    n = ngx_array_push(iscf->cookies);
+    n = ngx_array_push(imcf->cookies);
     if (n == NULL) {
         return NGX_ERROR;
     }

@@ -106,6 +106,10 @@ typedef struct {
     ngx_int_t                        request_id;  /* variable index */
     ngx_array_t                     *claims_kept;  /* of ngx_str_t, the
                                                       claims rules read */
+    ngx_array_t                     *cookies;     /* of ngx_str_t: every
+                                                     identity_cookie_name
+                                                     in use, stripped in
+                                                     every server */
 } ngx_http_identity_main_conf_t;
 
 
@@ -118,9 +122,6 @@ typedef struct {
     ngx_array_t                     *providers;   /* used in this server */
     ngx_array_t                     *auths;       /* of loc conf *, with
                                                      an auth id */
-    ngx_array_t                     *cookies;     /* of ngx_str_t: every
-                                                     identity_cookie_name
-                                                     the server uses */
 } ngx_http_identity_srv_conf_t;
 
 

@@ -164,6 +164,7 @@ static ngx_int_t ngx_http_identity_saml_str(ngx_pool_t *pool, char *s,
     ngx_str_t *out);
 static ngx_http_identity_provider_t *ngx_http_identity_saml_provider(
     ngx_http_request_t *r, ngx_uint_t idp_initiated);
+static ngx_uint_t ngx_http_identity_saml_differ(ngx_str_t *kept, char *url);
 static ngx_http_identity_provider_t *ngx_http_identity_saml_here(
     ngx_http_request_t *r, ngx_str_t *name);
 
@@ -773,9 +774,10 @@ ngx_http_identity_saml_finish_url(ngx_http_request_t *r, ngx_str_t *key,
 ngx_int_t
 ngx_http_identity_saml_finish(ngx_http_request_t *r)
 {
-    ngx_int_t                 rc;
-    ngx_str_t                 key;
-    ngx_http_identity_ctx_t  *ctx;
+    ngx_int_t                      rc;
+    ngx_str_t                      key, entity, acs;
+    ngx_http_identity_ctx_t       *ctx;
+    ngx_http_identity_srv_conf_t  *iscf;
 
     ctx = ngx_http_identity_get_ctx(r);
 
@@ -823,6 +825,25 @@ ngx_http_identity_saml_finish(ngx_http_request_t *r)
             ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                           "identity: SAML login of provider \"%V\", "
                           "not used here", &ctx->login.provider);
+            return NGX_HTTP_BAD_REQUEST;
+        }
+
+        iscf = ngx_http_get_module_srv_conf(r, ngx_http_identity_module);
+
+        if (ngx_http_identity_saml_urls(r->pool, ctx->provider,
+                                        &iscf->public_url, &iscf->path,
+                                        &entity, &acs)
+            != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (ngx_http_identity_saml_differ(&ctx->login.redirect_uri,
+                                          (char *) acs.data))
+        {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "identity: SAML login verified at another SP, "
+                          "with ACS URL \"%V\"", &ctx->login.redirect_uri);
             return NGX_HTTP_BAD_REQUEST;
         }
 
@@ -1063,23 +1084,28 @@ ngx_http_identity_saml_post_check(ngx_http_request_t *r, char *request_id)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    /* a solicited response answers what the AuthnRequest said */
+    /*
+     * A solicited response answers what the AuthnRequest said, and that
+     * must be this SP: servers with other public URLs may share the
+     * provider (and Redis), and the IdP may admit a user to one SP only.
+     */
 
-    if (request_id && ctx->login.redirect_uri.len) {
-        t->acs_url = ngx_http_identity_saml_cstr(r->pool,
-                                                 &ctx->login.redirect_uri);
-        if (t->acs_url == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
+    if (request_id
+        && (ngx_http_identity_saml_differ(&ctx->login.redirect_uri,
+                                          t->acs_url)
+            || ngx_http_identity_saml_differ(&ctx->login.sp_entity_id,
+                                             t->entity_id)))
+    {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "identity: SAML login started for another SP, with "
+                      "ACS URL \"%V\"", &ctx->login.redirect_uri);
+        return NGX_HTTP_BAD_REQUEST;
     }
 
-    if (request_id && ctx->login.sp_entity_id.len) {
-        t->entity_id = ngx_http_identity_saml_cstr(r->pool,
-                                                   &ctx->login.sp_entity_id);
-        if (t->entity_id == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-    }
+    /* the verified login is finished only where it was verified */
+
+    ctx->login.redirect_uri.data = (u_char *) t->acs_url;
+    ctx->login.redirect_uri.len = ngx_strlen(t->acs_url);
 
     t->request_id = request_id;
     t->response = (char *) ctx->code.data;
@@ -1946,6 +1972,7 @@ ngx_http_identity_saml_refresh(ngx_http_identity_saml_task_t *t)
                                     t->refresh_error,
                                     NGX_HTTP_IDENTITY_ERRLEN);
     if (md == NULL) {
+        ngx_http_identity_log_safe(t->refresh_error);
         return NULL;
     }
 
@@ -2168,6 +2195,19 @@ ngx_http_identity_saml_provider(ngx_http_request_t *r,
 }
 
 
+/* whether a URL kept with a login is not this SP's "url" */
+
+static ngx_uint_t
+ngx_http_identity_saml_differ(ngx_str_t *kept, char *url)
+{
+    size_t  len;
+
+    len = ngx_strlen(url);
+
+    return kept->len != len || ngx_strncmp(kept->data, url, len) != 0;
+}
+
+
 /*
  * The SAML provider of that name among this server's: a login kept in
  * Redis (which servers may share) is finished only where it can be used.
@@ -2214,6 +2254,8 @@ ngx_http_identity_saml_fail(ngx_http_identity_saml_task_t *t,
     va_start(args, fmt);
     vsnprintf(t->error, NGX_HTTP_IDENTITY_ERRLEN, fmt, args);
     va_end(args);
+
+    ngx_http_identity_log_safe(t->error);
 
     t->status = status;
     t->level = level;

@@ -451,7 +451,7 @@ static ngx_str_t  ngx_http_identity_verified_take_script = ngx_string(
     "local v = redis.call('HMGET', KEYS[1], 'provider', 'state',\n"
     "                     'return_to', 'cookie', 'domain', 'idle', 'max',\n"
     "                     'auth', 'sub', 'email', 'name', 'username',\n"
-    "                     'groups', 'sid')\n"
+    "                     'groups', 'sid', 'acs')\n"
     "redis.call('DEL', KEYS[1])\n"
     "return v\n");
 
@@ -1204,7 +1204,7 @@ ngx_int_t
 ngx_http_identity_verified_save(ngx_http_request_t *r, ngx_str_t *key,
     ngx_str_t *state)
 {
-    ngx_str_t                         argv[33];
+    ngx_str_t                         argv[35];
     ngx_http_identity_ctx_t          *ctx;
     ngx_http_identity_login_state_t  *ls;
 
@@ -1250,9 +1250,11 @@ ngx_http_identity_verified_save(ngx_http_request_t *r, ngx_str_t *key,
     argv[30] = ctx->claims.groups;
     ngx_str_set(&argv[31], "sid");
     argv[32] = ctx->claims.sid;
+    ngx_str_set(&argv[33], "acs");            /* where it was verified */
+    argv[34] = ls->redirect_uri;
 
     return ngx_http_identity_redis_request(r, ngx_http_identity_done_handler,
-                                           33, argv);
+                                           35, argv);
 }
 
 
@@ -1291,7 +1293,7 @@ ngx_http_identity_verified_handler(ngx_http_request_t *r, redisReply *reply)
 
     if (reply == NULL
         || reply->type != REDIS_REPLY_ARRAY
-        || reply->elements != 14)
+        || reply->elements != 15)
     {
         ctx->redis_error = 1;
         goto done;
@@ -1300,6 +1302,11 @@ ngx_http_identity_verified_handler(ngx_http_request_t *r, redisReply *reply)
     e = reply->element;
 
     if (e[0]->type != REDIS_REPLY_STRING) {
+        goto done;
+    }
+
+    if (ngx_http_identity_reply_str(r, e[14], &ls->redirect_uri) != NGX_OK) {
+        ctx->redis_error = 1;
         goto done;
     }
 

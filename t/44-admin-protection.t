@@ -167,7 +167,7 @@ for my $name (sort keys %refused) {
     $t->nginx_conf(conf_with($refused{$name}));
     my ($status, $out) = $t->nginx_test_conf;
     isnt($status, 0, "nginx -t refuses: $name");
-    like($out, qr/\[emerg\] \d+#\d+: "identity_admin" with "identity test" in location "\/admin\/" needs a rule naming the admins/,
+    like($out, qr/\[emerg\] \d+#\d+: "identity_admin" with "identity test" in location "\/admin\/" needs a rule of its own naming the admins/,
          '... saying that a rule must name the admins');
 }
 
