@@ -477,6 +477,40 @@ ngx_http_identity_json_claim(json_t *root, const char *paths)
 }
 
 
+/*
+ * Whether a provider vouches for an e-mail: the value at the path is JSON
+ * true or the string "true" (AWS Cognito sends strings); with "stamp", a
+ * non-empty date string (GitLab's confirmed_at) counts too.  Anything
+ * else, absent included, does not.
+ */
+
+ngx_uint_t
+ngx_http_identity_json_verified(json_t *root, const char *path,
+    ngx_uint_t stamp)
+{
+    json_t      *v;
+    const char  *s;
+
+    v = ngx_http_identity_json_path(root, path, strlen(path));
+
+    if (json_is_true(v)) {
+        return 1;
+    }
+
+    if (!json_is_string(v)) {
+        return 0;
+    }
+
+    s = json_string_value(v);
+
+    if (strcmp(s, "true") == 0) {
+        return 1;
+    }
+
+    return stamp && s[0] != '\0' && strcmp(s, "false") != 0;
+}
+
+
 static json_t *
 ngx_http_identity_json_path(json_t *root, const char *path, size_t len)
 {

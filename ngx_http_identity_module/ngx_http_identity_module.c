@@ -182,6 +182,14 @@ static ngx_int_t ngx_http_identity_add_auth(ngx_conf_t *cf,
     ngx_http_identity_srv_conf_t *iscf, ngx_http_identity_loc_conf_t *conf);
 
 
+static ngx_conf_enum_t  ngx_http_identity_userinfo[] = {
+    { ngx_string("off"), NGX_HTTP_IDENTITY_USERINFO_OFF },
+    { ngx_string("on"), NGX_HTTP_IDENTITY_USERINFO_ON },
+    { ngx_string("auto"), NGX_HTTP_IDENTITY_USERINFO_AUTO },
+    { ngx_null_string, 0 }
+};
+
+
 static ngx_conf_enum_t  ngx_http_identity_token_auth[] = {
     { ngx_string("client_secret_basic"), NGX_HTTP_IDENTITY_AUTH_BASIC },
     { ngx_string("client_secret_post"), NGX_HTTP_IDENTITY_AUTH_POST },
@@ -406,8 +414,12 @@ static ngx_command_t  ngx_http_identity_provider_commands[] = {
       offsetof(ngx_http_identity_provider_t, token_auth),
       &ngx_http_identity_token_auth },
 
-    { ngx_string("userinfo"), NGX_CONF_FLAG, ngx_conf_set_flag_slot, 0,
-      offsetof(ngx_http_identity_provider_t, userinfo), NULL },
+    { ngx_string("userinfo"), NGX_CONF_TAKE1, ngx_conf_set_enum_slot, 0,
+      offsetof(ngx_http_identity_provider_t, userinfo),
+      &ngx_http_identity_userinfo },
+
+    { ngx_string("tenant"), NGX_CONF_TAKE1, ngx_conf_set_str_slot, 0,
+      offsetof(ngx_http_identity_provider_t, tenant), NULL },
 
     { ngx_string("end_session"), NGX_CONF_FLAG, ngx_conf_set_flag_slot, 0,
       offsetof(ngx_http_identity_provider_t, end_session), NULL },
@@ -3283,7 +3295,7 @@ ngx_http_identity_provider_block(ngx_conf_t *cf, ngx_command_t *cmd,
 
     pr->defined = 1;
     pr->token_auth = NGX_CONF_UNSET_UINT;
-    pr->userinfo = NGX_CONF_UNSET;
+    pr->userinfo = NGX_CONF_UNSET_UINT;
     pr->end_session = NGX_CONF_UNSET;
     pr->signing_algs = NGX_CONF_UNSET_PTR;
     pr->http_timeout = NGX_CONF_UNSET_MSEC;
@@ -3367,7 +3379,7 @@ ngx_http_identity_provider_block(ngx_conf_t *cf, ngx_command_t *cmd,
     }
 
     ngx_conf_init_uint_value(pr->token_auth, NGX_HTTP_IDENTITY_AUTH_BASIC);
-    ngx_conf_init_value(pr->userinfo, 0);
+    ngx_conf_init_uint_value(pr->userinfo, NGX_HTTP_IDENTITY_USERINFO_AUTO);
     ngx_conf_init_value(pr->end_session, 0);
     ngx_conf_init_value(pr->jwks_refetch_interval, 60);
 
@@ -3747,6 +3759,17 @@ ngx_http_identity_attribute_map(ngx_conf_t *cf, ngx_command_t *cmd,
 
         key.data = value[i].data;
         key.len = eq - value[i].data;
+
+        /* oauth: where the user info says the e-mail is verified */
+
+        if (key.len == sizeof("email_verified") - 1
+            && ngx_strncmp(key.data, "email_verified", key.len) == 0
+            && cmd->name.len == sizeof("claim_map") - 1)
+        {
+            pr->email_verified.data = eq + 1;
+            pr->email_verified.len = value[i].data + value[i].len - eq - 1;
+            continue;
+        }
 
         for (j = 0; j < 5; j++) {
             if (key.len == keys[j].len

@@ -24,6 +24,10 @@
 #define NGX_HTTP_IDENTITY_AUTH_BASIC     0
 #define NGX_HTTP_IDENTITY_AUTH_POST      1
 
+#define NGX_HTTP_IDENTITY_USERINFO_OFF   0
+#define NGX_HTTP_IDENTITY_USERINFO_ON    1
+#define NGX_HTTP_IDENTITY_USERINFO_AUTO  2
+
 #define NGX_HTTP_IDENTITY_TOKEN_LEN      43    /* base64url of 32 bytes */
 #define NGX_HTTP_IDENTITY_STATE_TTL      600
 
@@ -45,7 +49,7 @@ typedef struct {
     ngx_str_t                        redirect_uri;
     ngx_array_t                     *signing_algs;    /* of ngx_str_t */
     ngx_uint_t                       token_auth;
-    ngx_flag_t                       userinfo;
+    ngx_uint_t                       userinfo;        /* _USERINFO_* */
     ngx_flag_t                       end_session;
     ngx_msec_t                       http_timeout;
     time_t                           leeway;
@@ -72,6 +76,8 @@ typedef struct {
     ngx_str_t                        token_endpoint;
     ngx_str_t                        userinfo_endpoint;
     ngx_str_t                        emails_endpoint;
+    ngx_str_t                        email_verified;  /* claim path */
+    ngx_str_t                        tenant;          /* microsoft */
     ngx_flag_t                       pkce;
     time_t                           userinfo_refresh_interval;
     void                            *oauth;   /* for the thread tasks */

@@ -94,10 +94,18 @@ typedef struct {
     char                           *nonce;
     char                           *logout_token;
     ngx_uint_t                      may_refetch;
+    ngx_uint_t                      userinfo;       /* _USERINFO_* */
+    ngx_uint_t                      want_email;     /* scope email */
+    ngx_uint_t                      want_profile;   /* scope profile */
+    ngx_uint_t                      want_groups;    /* scope groups */
 
     char                           *new_jwks;
     char                           *sub;
     char                           *email;
+    ngx_uint_t                      email_verified;  /* by its source */
+    ngx_uint_t                      email_vouched;   /* it said either way */
+    ngx_uint_t                      email_unverified;   /* and dropped */
+    ngx_uint_t                      userinfo_called;
     char                           *name;
     char                           *username;
     char                           *sid;
@@ -143,9 +151,15 @@ static ngx_int_t ngx_http_identity_oidc_check_audience(
 static json_t *ngx_http_identity_oidc_decode(
     ngx_http_identity_oidc_exchange_t *x, oauth2_log_t *log,
     const char *token, const char *what, oauth2_http_call_ctx_t *hctx);
+static ngx_uint_t ngx_http_identity_oidc_lacks_claims(
+    ngx_http_identity_oidc_exchange_t *x);
 static ngx_int_t ngx_http_identity_oidc_userinfo(
     ngx_http_identity_oidc_exchange_t *x, oauth2_log_t *log,
     const char *access_token);
+static void ngx_http_identity_oidc_merge_raw(
+    ngx_http_identity_oidc_exchange_t *x, json_t *info);
+static ngx_uint_t ngx_http_identity_oidc_has_scope(ngx_str_t *scopes,
+    const char *scope);
 static void ngx_http_identity_oidc_cache_free(
     ngx_http_identity_oidc_cache_t *c);
 static ngx_http_identity_oidc_cache_t *ngx_http_identity_oidc_cache(
@@ -640,7 +654,15 @@ ngx_http_identity_oidc_post_exchange(ngx_http_request_t *r)
     x->verifier = ngx_http_identity_cstr(pool, &ctx->login.code_verifier);
     x->nonce = ngx_http_identity_cstr(pool, &ctx->login.nonce);
 
-    if (pr->userinfo && cache->userinfo_endpoint) {
+    x->userinfo = pr->userinfo;
+    x->want_email = ngx_http_identity_oidc_has_scope(&pr->scopes, "email");
+    x->want_profile = ngx_http_identity_oidc_has_scope(&pr->scopes,
+                                                       "profile");
+    x->want_groups = ngx_http_identity_oidc_has_scope(&pr->scopes, "groups");
+
+    if (pr->userinfo != NGX_HTTP_IDENTITY_USERINFO_OFF
+        && cache->userinfo_endpoint)
+    {
         x->userinfo_endpoint = ngx_http_identity_dup_str(pool,
                                                      cache->userinfo_endpoint);
         if (x->userinfo_endpoint == NULL) {
@@ -1154,8 +1176,19 @@ ngx_http_identity_oidc_exchange_run(void *data)
         goto done;
     }
 
-    if (x->userinfo_endpoint) {
-        (void) ngx_http_identity_oidc_userinfo(x, log, access_token);
+    if (x->userinfo_endpoint
+        && (x->userinfo == NGX_HTTP_IDENTITY_USERINFO_ON
+            || ngx_http_identity_oidc_lacks_claims(x)))
+    {
+        if (ngx_http_identity_oidc_userinfo(x, log, access_token) != NGX_OK) {
+            goto done;
+        }
+    }
+
+    if (x->email && !x->email_verified) {
+        free(x->email);
+        x->email = NULL;
+        x->email_unverified = 1;
     }
 
 done:
@@ -1444,10 +1477,17 @@ ngx_http_identity_oidc_check_claims(ngx_http_identity_oidc_exchange_t *x,
     }
 
     x->sub = strdup(sub);
-    /* an address the provider says it has not verified is no identity */
 
-    x->email = json_is_false(json_object_get(claims, "email_verified"))
-               ? NULL : ngx_http_identity_json_strdup(claims, "email");
+    /*
+     * An e-mail counts only if the response that supplied it says it is
+     * verified; until the end of the exchange it is kept with that word
+     * (userinfo may replace both), then dropped if unverified.
+     */
+
+    x->email = ngx_http_identity_json_strdup(claims, "email");
+    x->email_verified = ngx_http_identity_json_verified(claims,
+                                                        "email_verified", 0);
+    x->email_vouched = (json_object_get(claims, "email_verified") != NULL);
     x->name = ngx_http_identity_json_strdup(claims, "name");
     x->username = ngx_http_identity_json_strdup(claims, "preferred_username");
     x->sid = ngx_http_identity_json_strdup(claims, "sid");
@@ -1524,6 +1564,112 @@ ngx_http_identity_oidc_check_audience(ngx_http_identity_oidc_exchange_t *x,
 }
 
 
+/*
+ * userinfo auto: the ID token lacks a claim of a requested scope.  Many
+ * providers (oidc-provider by default, conformIdTokenClaims) put only sub
+ * and protocol claims in a code flow's ID token and the rest in userinfo.
+ */
+
+static ngx_uint_t
+ngx_http_identity_oidc_lacks_claims(ngx_http_identity_oidc_exchange_t *x)
+{
+    if (x->want_email && (x->email == NULL || !x->email_vouched)) {
+        return 1;
+    }
+
+    if (x->want_profile && (x->name == NULL || x->username == NULL)) {
+        return 1;
+    }
+
+    if (x->want_groups && x->groups == NULL) {
+        return 1;
+    }
+
+    return 0;
+}
+
+
+/*
+ * identity_require_claim reads the claims: userinfo's join the ID token's,
+ * and replace them, except the ID token's own protocol claims.
+ */
+
+static void
+ngx_http_identity_oidc_merge_raw(ngx_http_identity_oidc_exchange_t *x,
+    json_t *info)
+{
+    char        *raw;
+    json_t      *claims, *v;
+    ngx_uint_t   i;
+    const char  *key;
+
+    static const char  *protocol[] = {
+        "iss", "sub", "aud", "azp", "exp", "iat", "nbf", "nonce", "auth_time",
+        "acr", "amr", "at_hash", "c_hash", "sid", "jti", NULL
+    };
+
+    if (x->raw == NULL) {
+        return;
+    }
+
+    claims = json_loads(x->raw, 0, NULL);
+    if (!json_is_object(claims)) {
+        if (claims) {
+            json_decref(claims);
+        }
+
+        return;
+    }
+
+    json_object_foreach(info, key, v) {
+        for (i = 0; protocol[i]; i++) {
+            if (strcmp(key, protocol[i]) == 0) {
+                break;
+            }
+        }
+
+        if (protocol[i] == NULL) {
+            json_object_set(claims, key, v);
+        }
+    }
+
+    raw = json_dumps(claims, JSON_COMPACT);
+    json_decref(claims);
+
+    if (raw) {
+        free(x->raw);
+        x->raw = raw;
+    }
+}
+
+
+static ngx_uint_t
+ngx_http_identity_oidc_has_scope(ngx_str_t *scopes, const char *scope)
+{
+    u_char  *p, *last, *end;
+    size_t   len;
+
+    len = ngx_strlen(scope);
+    p = scopes->data;
+    last = p + scopes->len;
+
+    while (p < last) {
+        end = ngx_strlchr(p, last, ' ');
+        if (end == NULL) {
+            end = last;
+        }
+
+        if ((size_t) (end - p) == len && ngx_strncmp(p, scope, len) == 0) {
+            return 1;
+        }
+
+        p = end + 1;
+    }
+
+    return 0;
+}
+
+
 /* OpenID Connect Core 5.3.2: userinfo's sub must be the id_token's */
 
 static ngx_int_t
@@ -1593,8 +1739,26 @@ ngx_http_identity_oidc_userinfo(ngx_http_identity_oidc_exchange_t *x,
         if (v) {
             free(*fields[i]);
             *fields[i] = v;
+
+            /* userinfo's e-mail counts only with userinfo's word for it */
+
+            if (i == 0) {
+                x->email_verified = ngx_http_identity_json_verified(info,
+                                                      "email_verified", 0);
+                x->email_vouched = 1;
+            }
         }
     }
+
+    v = ngx_http_identity_json_claim(info, "groups");
+    if (v) {
+        free(x->groups);
+        x->groups = v;
+    }
+
+    ngx_http_identity_oidc_merge_raw(x, info);
+
+    x->userinfo_called = 1;
 
     json_decref(info);
 
@@ -1642,6 +1806,17 @@ ngx_http_identity_oidc_exchange_done(ngx_http_request_t *r, void *data)
     free(x->sid);
     free(x->groups);
     free(x->raw);
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "identity: provider \"%V\" userinfo called: %ui",
+                   &x->provider->name, x->userinfo_called);
+
+    if (x->result.status == 0 && x->email_unverified) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "identity: provider \"%V\" did not say the user's "
+                      "e-mail is verified: it is not used",
+                      &x->provider->name);
+    }
 
     if (x->result.status) {
         ngx_log_error(x->result.level, r->connection->log, 0,

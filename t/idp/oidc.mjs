@@ -54,19 +54,31 @@ function findUser(login) {
   return users.find((u) => u.id === login || u.username === login || u.email === login);
 }
 
+// A user's email_verified defaults to true when it has an e-mail; null
+// leaves the claim out.  "userinfo": {...} overrides claims in userinfo
+// responses only (use === 'userinfo'), e.g. an e-mail the ID token says is
+// verified and userinfo does not, or one only userinfo gives.
 async function findAccount(ctx, id) {
   const u = users.find((x) => x.id === id);
   if (!u) return undefined;
+  const verified = 'email_verified' in u
+    ? (u.email_verified ?? undefined) : (u.email !== undefined ? true : undefined);
   return {
     accountId: u.id,
-    claims: async () => ({
-      sub: u.id,
-      email: u.email,
-      email_verified: u.email_verified ?? (u.email !== undefined ? true : undefined),
-      name: u.name,
-      preferred_username: u.username,
-      groups: u.groups,
-    }),
+    claims: async (use) => {
+      const c = {
+        sub: u.id,
+        email: u.email,
+        email_verified: verified,
+        name: u.name,
+        preferred_username: u.username,
+        groups: u.groups,
+      };
+      if (use === 'userinfo' && u.userinfo) {
+        for (const [k, v] of Object.entries(u.userinfo)) c[k] = v ?? undefined;
+      }
+      return c;
+    },
   };
 }
 
@@ -207,8 +219,11 @@ const provider = new Provider(issuer, {
     groups: ['groups'],
   },
   scopes: ['openid', 'email', 'profile', 'groups', 'offline_access'],
-  // Put scope-requested claims in the id_token too (not only in userinfo).
-  conformIdTokenClaims: false,
+  // oidc-provider's default (conformIdTokenClaims on): a code flow's ID
+  // token has sub and protocol claims only; e-mail, name and username come
+  // from userinfo.  "id_token_claims": true puts them in the ID token too,
+  // for the tests of userinfo auto making no userinfo call.
+  conformIdTokenClaims: !opt('id_token_claims', false),
   responseTypes: ['code'],
   pkce: { methods: ['S256'], required: () => true },
   ttl,
