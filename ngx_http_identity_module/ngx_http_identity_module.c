@@ -3347,6 +3347,15 @@ ngx_http_identity_provider_block(ngx_conf_t *cf, ngx_command_t *cmd,
         return NGX_CONF_ERROR;
     }
 
+    if (pr->type != NGX_HTTP_IDENTITY_OAUTH
+        && (pr->tenant.len || pr->email_verified.len))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"tenant\" and \"claim_map email_verified\" "
+                           "are for providers of type oauth");
+        return NGX_CONF_ERROR;
+    }
+
     if (pr->type != NGX_HTTP_IDENTITY_OAUTH) {
         pr->userinfo_refresh_interval = 0;
     }

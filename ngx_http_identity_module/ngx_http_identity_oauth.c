@@ -37,6 +37,25 @@
 
 
 #define NGX_HTTP_IDENTITY_OAUTH_EARLY    30    /* refresh this soon */
+#define NGX_HTTP_IDENTITY_OAUTH_JWT_MAX  16384
+
+#define NGX_HTTP_IDENTITY_MS_LOGIN                                            \
+    "https://login.microsoftonline.com/"
+
+
+/*
+ * Who vouches for a user info e-mail (docs/security/oidc-email.md); an
+ * e-mail no one vouches for is dropped, so that no rule can match it.
+ */
+
+enum {
+    ngx_http_identity_email_none = 0,  /* never: no word from the provider */
+    ngx_http_identity_email_path,      /* a claim path says true */
+    ngx_http_identity_email_stamp,     /* a claim path has a date */
+    ngx_http_identity_email_documented,   /* verified by definition */
+    ngx_http_identity_email_github,    /* the verified primary address */
+    ngx_http_identity_email_tenant     /* microsoft, with a pinned tenant */
+};
 
 
 enum {
@@ -62,6 +81,7 @@ typedef struct {
     char                             *email_verified;
     ngx_uint_t                        pkce;
     ngx_uint_t                        client_id_header;
+    ngx_uint_t                        email;    /* ngx_http_identity_email_* */
 } ngx_http_identity_oauth_preset_t;
 
 
@@ -76,6 +96,9 @@ struct ngx_http_identity_oauth_conf_s {
     char                             *client_secret;
     char                             *claims[5];
     char                             *email_verified;
+    ngx_uint_t                        email;    /* ngx_http_identity_email_* */
+    char                             *tenant;   /* microsoft, or NULL */
+    ngx_uint_t                        microsoft;
     ngx_uint_t                        client_id_header;
     ngx_uint_t                        token_auth;
     ngx_msec_t                        timeout;
@@ -100,7 +123,9 @@ typedef struct {
     time_t                            new_expires;
     char                             *claims[5];
     char                             *raw;
+    char                             *user_key;     /* microsoft: tid.oid */
     ngx_uint_t                        refreshed;
+    ngx_uint_t                        email_unverified;   /* and dropped */
 
     ngx_http_identity_http_result_t   result;
 } ngx_http_identity_oauth_task_t;
@@ -129,6 +154,13 @@ static void ngx_http_identity_oauth_task_free(
     ngx_http_identity_oauth_task_t *t);
 static char *ngx_http_identity_oauth_strdup(ngx_conf_t *cf, ngx_str_t *s,
     char *dflt);
+static char *ngx_http_identity_oauth_tenant(ngx_conf_t *cf,
+    ngx_http_identity_provider_t *pr, ngx_http_identity_oauth_preset_t *ps,
+    ngx_http_identity_oauth_preset_t *pinned);
+static void ngx_http_identity_oauth_vouch(ngx_http_identity_oauth_task_t *t,
+    json_t *info);
+static ngx_int_t ngx_http_identity_oauth_microsoft(
+    ngx_http_identity_oauth_task_t *t, json_t *tokens);
 
 
 /*
@@ -143,14 +175,16 @@ static ngx_http_identity_oauth_preset_t  ngx_http_identity_oauth_presets[] = {
       "https://api.amazon.com/auth/o2/token",
       "https://api.amazon.com/user/profile", NULL,
       "profile",
-      { "user_id", "email", "name", NULL, NULL }, NULL, 1, 0 },
+      { "user_id", "email", "name", NULL, NULL }, NULL, 1, 0,
+      ngx_http_identity_email_none },
 
     { "facebook", "https://www.facebook.com",
       "https://www.facebook.com/v19.0/dialog/oauth",
       "https://graph.facebook.com/v19.0/oauth/access_token",
       "https://graph.facebook.com/me?fields=id,name,email", NULL,
       "public_profile email",
-      { "id", "email", "name", NULL, NULL }, NULL, 1, 0 },
+      { "id", "email", "name", NULL, NULL }, NULL, 1, 0,
+      ngx_http_identity_email_none },
 
     { "github", "https://github.com",
       "https://github.com/login/oauth/authorize",
@@ -158,28 +192,32 @@ static ngx_http_identity_oauth_preset_t  ngx_http_identity_oauth_presets[] = {
       "https://api.github.com/user",
       "https://api.github.com/user/emails",
       "read:user user:email",
-      { "id", "email", "name", "login", NULL }, NULL, 1, 0 },
+      { "id", "email", "name", "login", NULL }, NULL, 1, 0,
+      ngx_http_identity_email_github },
 
     { "gitlab", "https://gitlab.com",
       "https://gitlab.com/oauth/authorize",
       "https://gitlab.com/oauth/token",
       "https://gitlab.com/api/v4/user", NULL,
       "read_user",
-      { "id", "email", "name", "username", NULL }, NULL, 1, 0 },
+      { "id", "email", "name", "username", NULL }, "confirmed_at", 1, 0,
+      ngx_http_identity_email_stamp },
 
     { "google", "https://accounts.google.com",
       "https://accounts.google.com/o/oauth2/v2/auth",
       "https://oauth2.googleapis.com/token",
       "https://openidconnect.googleapis.com/v1/userinfo", NULL,
       "openid email profile",
-      { "sub", "email", "name", NULL, NULL }, "email_verified", 1, 0 },
+      { "sub", "email", "name", NULL, NULL }, "email_verified", 1, 0,
+      ngx_http_identity_email_path },
 
     { "linkedin", "https://www.linkedin.com",
       "https://www.linkedin.com/oauth/v2/authorization",
       "https://www.linkedin.com/oauth/v2/accessToken",
       "https://api.linkedin.com/v2/userinfo", NULL,
       "openid profile email",
-      { "sub", "email", "name", NULL, NULL }, "email_verified", 0, 0 },
+      { "sub", "email", "name", NULL, NULL }, "email_verified", 0, 0,
+      ngx_http_identity_email_path },
 
     { "microsoft", "https://login.microsoftonline.com",
       "https://login.microsoftonline.com/common/oauth2/v2.0/authorize",
@@ -187,7 +225,7 @@ static ngx_http_identity_oauth_preset_t  ngx_http_identity_oauth_presets[] = {
       "https://graph.microsoft.com/v1.0/me", NULL,
       "openid profile email offline_access User.Read",
       { "id", "mail|userPrincipalName", "displayName", "userPrincipalName",
-        NULL }, NULL, 1, 0 },
+        NULL }, NULL, 1, 0, ngx_http_identity_email_tenant },
 
     { "twitch", "https://id.twitch.tv",
       "https://id.twitch.tv/oauth2/authorize",
@@ -195,10 +233,10 @@ static ngx_http_identity_oauth_preset_t  ngx_http_identity_oauth_presets[] = {
       "https://api.twitch.tv/helix/users", NULL,
       "user:read:email",
       { "data.0.id", "data.0.email", "data.0.display_name", "data.0.login",
-        NULL }, NULL, 0, 1 },
+        NULL }, NULL, 0, 1, ngx_http_identity_email_documented },
 
     { NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-      { NULL, NULL, NULL, NULL, NULL }, NULL, 0, 0 }
+      { NULL, NULL, NULL, NULL, NULL }, NULL, 0, 0, 0 }
 };
 
 
@@ -214,7 +252,7 @@ ngx_http_identity_oauth_conf(ngx_conf_t *cf, ngx_http_identity_provider_t *pr)
 {
     ngx_uint_t                         i;
     ngx_http_identity_oauth_conf_t    *oc;
-    ngx_http_identity_oauth_preset_t  *ps, generic;
+    ngx_http_identity_oauth_preset_t  *ps, generic, pinned;
 
     ps = NULL;
 
@@ -244,6 +282,27 @@ ngx_http_identity_oauth_conf(ngx_conf_t *cf, ngx_http_identity_provider_t *pr)
 
         generic.pkce = 1;
         ps = &generic;
+    }
+
+    if (pr->tenant.len) {
+        if (ngx_http_identity_oauth_tenant(cf, pr, ps, &pinned)
+            != NGX_CONF_OK)
+        {
+            return NGX_CONF_ERROR;
+        }
+
+        ps = &pinned;
+    }
+
+    if (pr->email_verified.len
+        && (ps->email == ngx_http_identity_email_github
+            || ps->email == ngx_http_identity_email_tenant))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"claim_map email_verified\" cannot be used with "
+                           "preset \"%V\": it vouches for e-mails its own "
+                           "way", &pr->preset);
+        return NGX_CONF_ERROR;
     }
 
     oc = ngx_pcalloc(cf->pool, sizeof(ngx_http_identity_oauth_conf_t));
@@ -298,6 +357,19 @@ ngx_http_identity_oauth_conf(ngx_conf_t *cf, ngx_http_identity_provider_t *pr)
     }
 
     oc->email_verified = ps->email_verified;
+    oc->email = ps->email;
+
+    if (pr->email_verified.len) {
+        oc->email_verified = ngx_http_identity_oauth_strdup(cf,
+                                                    &pr->email_verified, NULL);
+        oc->email = ngx_http_identity_email_path;
+    }
+
+    if (ps->email == ngx_http_identity_email_tenant) {
+        oc->microsoft = 1;
+        oc->tenant = pr->tenant.len ? (char *) pr->tenant.data : NULL;
+    }
+
     oc->client_id_header = ps->client_id_header;
     oc->timeout = pr->http_timeout;
 
@@ -325,6 +397,84 @@ ngx_http_identity_oauth_conf(ngx_conf_t *cf, ngx_http_identity_provider_t *pr)
     }
 
     return NGX_CONF_OK;
+}
+
+
+/*
+ * Microsoft with a pinned tenant: its GUID, lowercase, since the tid claim
+ * is compared with it; the endpoints of that tenant, not of "common".
+ */
+
+static char *
+ngx_http_identity_oauth_tenant(ngx_conf_t *cf,
+    ngx_http_identity_provider_t *pr, ngx_http_identity_oauth_preset_t *ps,
+    ngx_http_identity_oauth_preset_t *pinned)
+{
+    u_char      *p;
+    ngx_uint_t   i;
+
+    if (ps->email != ngx_http_identity_email_tenant) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"tenant\" is for providers of preset "
+                           "microsoft");
+        return NGX_CONF_ERROR;
+    }
+
+    /* 8-4-4-4-12 hex digits: "common", "organizations" pin nothing */
+
+    if (pr->tenant.len != 36) {
+        goto invalid;
+    }
+
+    for (i = 0; i < 36; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (pr->tenant.data[i] != '-') {
+                goto invalid;
+            }
+
+            continue;
+        }
+
+        if (!isxdigit(pr->tenant.data[i])) {
+            goto invalid;
+        }
+    }
+
+    p = ngx_pnalloc(cf->pool, 36 + 1);
+    if (p == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_strlow(p, pr->tenant.data, 36);
+    p[36] = '\0';
+    pr->tenant.data = p;
+
+    *pinned = *ps;
+
+    pinned->authorization_endpoint = ngx_pnalloc(cf->pool, 128);
+    pinned->token_endpoint = ngx_pnalloc(cf->pool, 128);
+
+    if (pinned->authorization_endpoint == NULL
+        || pinned->token_endpoint == NULL)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_sprintf((u_char *) pinned->authorization_endpoint,
+                NGX_HTTP_IDENTITY_MS_LOGIN "%V/oauth2/v2.0/authorize%Z",
+                &pr->tenant);
+    ngx_sprintf((u_char *) pinned->token_endpoint,
+                NGX_HTTP_IDENTITY_MS_LOGIN "%V/oauth2/v2.0/token%Z",
+                &pr->tenant);
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid value \"%V\" in \"tenant\": a tenant id "
+                       "(GUID) is needed", &pr->tenant);
+    return NGX_CONF_ERROR;
 }
 
 
@@ -827,6 +977,13 @@ ngx_http_identity_oauth_grant(ngx_http_identity_oauth_task_t *t,
         t->new_refresh = strdup(refresh);
     }
 
+    if (t->conf->microsoft
+        && ngx_http_identity_oauth_microsoft(t, tokens) != NGX_OK)
+    {
+        json_decref(tokens);
+        return NGX_ERROR;
+    }
+
     v = json_object_get(tokens, "expires_in");
     t->new_expires = 0;
 
@@ -849,11 +1006,122 @@ ngx_http_identity_oauth_grant(ngx_http_identity_oauth_task_t *t,
 }
 
 
+/*
+ * Microsoft: the ID token of the token response names the user's tenant
+ * (tid) and object (oid).  It came straight from the token endpoint over
+ * TLS, which OpenID Connect Core 3.1.3.7 accepts in place of checking its
+ * signature; its audience must still be this client.  A login needs one;
+ * a refresh may come without.
+ */
+
+static ngx_int_t
+ngx_http_identity_oauth_microsoft(ngx_http_identity_oauth_task_t *t,
+    json_t *tokens)
+{
+    char                            *dot, *key;
+    json_t                          *claims;
+    ngx_str_t                        src, dst;
+    const char                      *jwt, *aud, *tid, *oid;
+    ngx_http_identity_oauth_conf_t  *oc;
+
+    oc = t->conf;
+    claims = NULL;
+    dst.data = NULL;
+
+    jwt = json_string_value(json_object_get(tokens, "id_token"));
+
+    if (jwt == NULL) {
+        if (t->code == NULL) {
+            return NGX_OK;
+        }
+
+        goto invalid;
+    }
+
+    src.data = (u_char *) strchr(jwt, '.');
+    dot = src.data ? strchr((char *) src.data + 1, '.') : NULL;
+
+    if (dot == NULL || dot - jwt > NGX_HTTP_IDENTITY_OAUTH_JWT_MAX) {
+        goto invalid;
+    }
+
+    src.data++;
+    src.len = (u_char *) dot - src.data;
+
+    dst.data = malloc(ngx_base64_decoded_length(src.len) + 1);
+    if (dst.data == NULL) {
+        ngx_http_identity_http_fail(&t->result, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                    NGX_LOG_ERR, "out of memory");
+        return NGX_ERROR;
+    }
+
+    if (ngx_decode_base64url(&dst, &src) != NGX_OK) {
+        goto invalid;
+    }
+
+    claims = json_loadb((const char *) dst.data, dst.len,
+                        JSON_REJECT_DUPLICATES, NULL);
+
+    aud = json_string_value(json_object_get(claims, "aud"));
+    tid = json_string_value(json_object_get(claims, "tid"));
+    oid = json_string_value(json_object_get(claims, "oid"));
+
+    if (aud == NULL || strcmp(aud, oc->client_id) != 0
+        || tid == NULL || tid[0] == '\0' || strlen(tid) > 64
+        || oid == NULL || oid[0] == '\0' || strlen(oid) > 64)
+    {
+        goto invalid;
+    }
+
+    if (oc->tenant && strcasecmp(tid, oc->tenant) != 0) {
+        ngx_http_identity_http_fail(&t->result, NGX_HTTP_FORBIDDEN,
+                                    NGX_LOG_INFO,
+                                    "user of tenant \"%s\", not of the "
+                                    "pinned tenant", tid);
+        goto failed;
+    }
+
+    key = malloc(strlen(tid) + 1 + strlen(oid) + 1);
+    if (key == NULL) {
+        ngx_http_identity_http_fail(&t->result, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                    NGX_LOG_ERR, "out of memory");
+        goto failed;
+    }
+
+    sprintf(key, "%s.%s", tid, oid);
+
+    free(t->user_key);
+    t->user_key = key;
+
+    json_decref(claims);
+    free(dst.data);
+
+    return NGX_OK;
+
+invalid:
+
+    ngx_http_identity_http_fail(&t->result, NGX_HTTP_FORBIDDEN, NGX_LOG_ERR,
+                                "token response of \"%s\" without an "
+                                "id_token for this client with tid and oid",
+                                oc->token_endpoint);
+
+failed:
+
+    if (claims) {
+        json_decref(claims);
+    }
+
+    free(dst.data);
+
+    return NGX_ERROR;
+}
+
+
 static ngx_int_t
 ngx_http_identity_oauth_userinfo(ngx_http_identity_oauth_task_t *t,
     oauth2_log_t *log)
 {
-    json_t                          *info, *verified;
+    json_t                          *info;
     ngx_uint_t                       i;
     ngx_http_identity_oauth_conf_t  *oc;
 
@@ -871,19 +1139,7 @@ ngx_http_identity_oauth_userinfo(ngx_http_identity_oauth_task_t *t,
                        : NULL;
     }
 
-    /* an address the provider says it has not verified is no identity */
-
-    if (oc->email_verified) {
-        verified = json_object_get(info, oc->email_verified);
-
-        if (json_is_false(verified)
-            || (json_is_string(verified)
-                && strcmp(json_string_value(verified), "false") == 0))
-        {
-            free(t->claims[1]);
-            t->claims[1] = NULL;
-        }
-    }
+    ngx_http_identity_oauth_vouch(t, info);
 
     /* only the claims rules name are kept (ngx_http_identity_claims.c) */
 
@@ -900,11 +1156,12 @@ ngx_http_identity_oauth_userinfo(ngx_http_identity_oauth_task_t *t,
         return NGX_ERROR;
     }
 
-    /* GitHub: a private address is only in /user/emails */
+    /*
+     * GitHub: /user's "email" is the public one the user picked, so the
+     * address is always the verified primary one of /user/emails.
+     */
 
-    if ((t->claims[1] == NULL || t->claims[1][0] == '\0')
-        && oc->emails_endpoint)
-    {
+    if (oc->email == ngx_http_identity_email_github && oc->emails_endpoint) {
         free(t->claims[1]);
         t->claims[1] = ngx_http_identity_oauth_primary_email(t, log);
 
@@ -913,7 +1170,71 @@ ngx_http_identity_oauth_userinfo(ngx_http_identity_oauth_task_t *t,
         }
     }
 
+    /* Microsoft: the key is the tenant and the object id, never an address */
+
+    if (t->user_key) {
+        free(t->claims[0]);
+        t->claims[0] = strdup(t->user_key);
+
+        if (t->claims[0] == NULL) {
+            ngx_http_identity_http_fail(&t->result,
+                                        NGX_HTTP_SERVICE_UNAVAILABLE,
+                                        NGX_LOG_ERR, "out of memory");
+            return NGX_ERROR;
+        }
+    }
+
     return NGX_OK;
+}
+
+
+/* an e-mail no one vouches for is dropped: no rule can then match it */
+
+static void
+ngx_http_identity_oauth_vouch(ngx_http_identity_oauth_task_t *t,
+    json_t *info)
+{
+    ngx_uint_t                       ok;
+    ngx_http_identity_oauth_conf_t  *oc;
+
+    oc = t->conf;
+
+    switch (oc->email) {
+
+    case ngx_http_identity_email_path:
+    case ngx_http_identity_email_stamp:
+        ok = ngx_http_identity_json_verified(info, oc->email_verified,
+                                 oc->email == ngx_http_identity_email_stamp);
+        break;
+
+    case ngx_http_identity_email_documented:
+        ok = 1;
+        break;
+
+    case ngx_http_identity_email_github:
+        ok = 0;     /* replaced by the verified primary address */
+        break;
+
+    case ngx_http_identity_email_tenant:
+
+        /*
+         * "mail" and "userPrincipalName" are whatever a tenant's admins
+         * set (nOAuth): only those of the pinned tenant, whose tid the
+         * token response showed, are trusted.
+         */
+
+        ok = (oc->tenant != NULL);
+        break;
+
+    default:
+        ok = 0;
+    }
+
+    if (!ok && t->claims[1] && t->claims[1][0]) {
+        t->email_unverified = (oc->email != ngx_http_identity_email_github);
+        free(t->claims[1]);
+        t->claims[1] = NULL;
+    }
 }
 
 
@@ -1034,6 +1355,11 @@ ngx_http_identity_oauth_task_done(ngx_http_request_t *r, void *data)
         ngx_log_error(t->result.level, r->connection->log, 0,
                       "identity: provider \"%V\": %s", &t->provider->name,
                       t->result.error);
+
+    } else if (t->email_unverified) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "identity: provider \"%V\" does not vouch for the "
+                      "user's e-mail: it is not used", &t->provider->name);
     }
 
     ctx->status = t->result.status;
@@ -1107,6 +1433,7 @@ ngx_http_identity_oauth_task_free(ngx_http_identity_oauth_task_t *t)
     }
 
     free(t->raw);
+    free(t->user_key);
 
     if (t->new_access) {
         ngx_explicit_memzero(t->new_access, strlen(t->new_access));

@@ -26,6 +26,10 @@ my $m = $mock->{base};
 
 $t->write_file('token.key', Identity::Test::random_token(48) . "\n");
 
+# Microsoft with a pinned tenant (tenant directive): its endpoints, and
+# its e-mails count (issue 12, B.10; t/24 has the common tenant)
+my $tenant = 'c0ffee00-1234-4abc-8def-0123456789ab';
+
 # preset => [authorization, token, user info, emails] paths at the mock
 my %paths = (
     amazon    => ['/ap/oa', '/auth/o2/token', '/user/profile'],
@@ -37,8 +41,8 @@ my %paths = (
     google    => ['/o/oauth2/v2/auth', '/token', '/v1/userinfo'],
     linkedin  => ['/oauth/v2/authorization', '/oauth/v2/accessToken',
                   '/v2/userinfo'],
-    microsoft => ['/common/oauth2/v2.0/authorize',
-                  '/common/oauth2/v2.0/token', '/v1.0/me'],
+    microsoft => ["/$tenant/oauth2/v2.0/authorize",
+                  "/$tenant/oauth2/v2.0/token", '/v1.0/me'],
     twitch    => ['/oauth2/authorize', '/oauth2/token', '/helix/users'],
 );
 
@@ -68,6 +72,7 @@ for my $p (sort keys %paths) {
         token_endpoint $m/$p$tk;
         userinfo_endpoint $m/$p$u;
 @{[ $e ? "        emails_endpoint $m/$p$e;" : '' ]}
+@{[ $p eq 'microsoft' ? "        tenant $tenant;" : '' ]}
     }
 P
     $locations .= "        location /$p/ {\n" . protected($p) . "        }\n";
@@ -80,13 +85,14 @@ $t->start_nginx;
 
 # provider-shaped users, and what the module must make of them:
 # [user object, emails (github), id, email, name, username]
+# Amazon and Facebook do not say an address is verified: no e-mail (B.10).
 my %users = (
     amazon => [{ user_id => 'amzn1.account.ALICE', name => 'Alice Amazon',
                  email => 'alice@amazon.example' }, undef,
-               'amzn1.account.ALICE', 'alice@amazon.example', 'Alice Amazon', ''],
+               'amzn1.account.ALICE', '', 'Alice Amazon', ''],
     facebook => [{ id => '10150000000000001', name => 'Alice Facebook',
                    email => 'alice@facebook.example' }, undef,
-                 '10150000000000001', 'alice@facebook.example', 'Alice Facebook', ''],
+                 '10150000000000001', '', 'Alice Facebook', ''],
     github => [{ login => 'alice-gh', id => 9000001, node_id => 'MDQ6VXNlcjkwMDAwMDE=',
                  name => 'Alice GitHub', email => undef },
                [{ email => 'old@github.example', primary => JSON::PP::false(),
@@ -95,7 +101,8 @@ my %users = (
                   verified => JSON::PP::true(), visibility => 'private' }],
                '9000001', 'alice@github.example', 'Alice GitHub', 'alice-gh'],
     gitlab => [{ id => 4242, username => 'alice-gl', name => 'Alice GitLab',
-                 email => 'alice@gitlab.example', state => 'active' }, undef,
+                 email => 'alice@gitlab.example', state => 'active',
+                 confirmed_at => '2020-01-02T03:04:05.000Z' }, undef,
                '4242', 'alice@gitlab.example', 'Alice GitLab', 'alice-gl'],
     google => [{ sub => '1101694844743862', name => 'Alice Google',
                  given_name => 'Alice', family_name => 'Google',
@@ -110,8 +117,9 @@ my %users = (
     microsoft => [{ id => '87d349ed-44d7-43e1-9a83-5f2406dee5bd',
                     displayName => 'Alice Microsoft', givenName => 'Alice',
                     surname => 'Microsoft', mail => undef,
-                    userPrincipalName => 'alice@contoso.example' }, undef,
-                  '87d349ed-44d7-43e1-9a83-5f2406dee5bd', 'alice@contoso.example',
+                    userPrincipalName => 'alice@contoso.example', _tid => $tenant },
+                  undef, "$tenant.87d349ed-44d7-43e1-9a83-5f2406dee5bd",
+                  'alice@contoso.example',
                   'Alice Microsoft', 'alice@contoso.example'],
     twitch => [{ id => '141981764', login => 'alicetv', display_name => 'AliceTV',
                  email => 'alice@twitch.example', type => '', broadcaster_type => '' },

@@ -41,7 +41,7 @@ my $providers = <<"P";
         scopes openid email profile groups offline_access;
         authz_url_params prompt=consent;
         claim_map id=sub email=email name=name username=preferred_username
-                  groups=groups;
+                  groups=groups email_verified=email_verified;
         userinfo_refresh_interval 1s;
         http_timeout 2s;
     }

@@ -165,15 +165,20 @@ is($r->{status}, 302, 'which now asks to log in');
 
 # rules are checked again at every user info refresh (OAuth)
 
+# GitHub's address is its verified primary one in /user/emails (B.10)
 my $gh = { login => 'dave', id => 7001, name => 'Dave', email => 'dave@acme.example' };
-$mock->set_user('github', $gh);
+sub gh_emails {
+    return [{ email => $gh->{email}, primary => JSON::PP::true(),
+              verified => JSON::PP::true(), visibility => 'private' }];
+}
+$mock->set_user('github', $gh, gh_emails());
 my $dave = Identity::Test::UA->new;
 $r = $dave->follow($dave->get("$base/gh/x"));
 is($r->{status}, 200, 'github user of acme.example admitted');
 my $skey = 'identity:session:' . sha256_hex($dave->cookie('identity_session'));
 
 $gh->{email} = 'dave@elsewhere.example';   # the user changed their address
-$mock->set_user('github', $gh);
+$mock->set_user('github', $gh, gh_emails());
 $r = $dave->get("$base/gh/x");
 is($r->{status}, 200, 'within the interval: still admitted on the known address');
 sleep 1.2;
@@ -190,7 +195,7 @@ is($t->redis('HGET', "identity:user:$u", 'email'), 'dave@elsewhere.example',
 
 $mock->config('github', expiring_tokens => JSON::PP::true(), expires_in => 1);
 $gh->{email} = 'dave@acme.example';
-$mock->set_user('github', $gh);
+$mock->set_user('github', $gh, gh_emails());
 $dave = Identity::Test::UA->new;
 $r = $dave->follow($dave->get("$base/gh/x"));
 is($r->{status}, 200, 'logged in again with an expiring token');

@@ -103,13 +103,18 @@ function oidcClaims(u, scopes, oidcScopeRequired) {
   if (has(scopes, 'email', GOOGLE_SCOPE.email)) keys.push('email', 'email_verified');
   return pick(u, keys);
 }
+// Microsoft: the user's tenant is its "_tid" (not shown by Graph), else
+// this one; its oid is its Graph id.
+const MS_TENANT = '72f988bf-86f1-41af-91ab-2d7cd011db47';
 function idToken(p, t, u) {
   if (!t.scopes.includes('openid')) return {};
+  const tid = u._tid || MS_TENANT;
   const iss = { google: 'https://accounts.google.com', linkedin: 'https://www.linkedin.com',
-    microsoft: 'https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0',
+    microsoft: `https://login.microsoftonline.com/${tid}/v2.0`,
     gitlab: 'https://gitlab.example.com' }[p.name];
   const iat = Math.floor(now() / 1000);
-  return { id_token: fakeJwt({ iss, aud: t.client_id, sub: String(u[p.idKey]), iat, exp: iat + 3600 }) };
+  const ms = p.name === 'microsoft' ? { tid, oid: String(u.id) } : {};
+  return { id_token: fakeJwt({ iss, aud: t.client_id, sub: String(u[p.idKey]), ...ms, iat, exp: iat + 3600 }) };
 }
 
 // Each provider: route regexps (below /NAME), token formats, what it issues, its error shapes.
@@ -223,6 +228,7 @@ const PROVIDERS = {
       return g.every((x) => ['openid', 'profile', 'email'].includes(x)) ? [...g, 'User.Read'] : g;
     },
     tokenExtra: (t) => ({ ext_expires_in: t.expires_in }),
+    view: (u) => Object.fromEntries(Object.entries(u).filter(([k]) => !k.startsWith('_'))),
     tokenError(err, desc, sub) {
       const code = { invalid_client: 7000215, unsupported_grant_type: 70003, invalid_request: 900144 }[err]
         || { used: 54005, redirect_uri: 500117, verifier: 501481, refresh: 70008 }[sub] || 70000;
