@@ -105,7 +105,8 @@ $preamble
         client_id test-client;
         client_secret test-secret;
         scopes read_user;
-        claim_map id=id email=email name=name username=username groups=groups;
+        claim_map id=id email=email name=name username=username groups=groups
+                  email_verified=verified;
         userinfo_refresh_interval 1s;
     }
 
@@ -117,7 +118,8 @@ $preamble
         client_id test-client;
         client_secret test-secret;
         scopes read_user;
-        claim_map id=id email=email name=name username=username groups=groups;
+        claim_map id=id email=email name=name username=username groups=groups
+                  email_verified=verified;
     }
 
     server {
@@ -315,7 +317,8 @@ my @oauth = (
 
 for my $o (@oauth) {
     my ($what, $user, $log) = @$o;
-    $mock->set_user('gitlab', { username => 'x', name => 'X', %$user });
+    $mock->set_user('gitlab', { username => 'x', name => 'X', verified => JSON::PP::true(),
+                                %$user });
     $ua = Identity::Test::UA->new;
     $r = $ua->get("$base/gl/x");
     $r = $ua->follow($r);
@@ -328,7 +331,8 @@ for my $o (@oauth) {
 }
 
 $mock->set_user('gitlab', { id => 'i' x 256, username => 'x', name => "Mal\r\nX-Injected: yes",
-                            email => 'mal@example.test', groups => ["a\rb", 'ops'] });
+                            email => 'mal@example.test', groups => ["a\rb", 'ops'],
+                            verified => JSON::PP::true() });
 $ua = Identity::Test::UA->new;
 $r = $ua->follow($ua->get("$base/gl/x"));
 is($r->{status}, 200, 'oauth: a 256-byte user id is taken');
@@ -343,12 +347,14 @@ ok(!exists $r->{h}{'x-injected'}, 'oauth: nothing injected in the response');
 # with a control character ends the session
 
 $mock->set_user('gitlab', { id => 'r1', username => 'r1', name => 'Rita',
-                            email => 'rita@example.test', groups => ['staff'] });
+                            email => 'rita@example.test', groups => ['staff'],
+                            verified => JSON::PP::true() });
 $ua = Identity::Test::UA->new;
 $r = $ua->follow($ua->get("$base/glr/x"));
 is($r->{status}, 200, 'refresh: logged in');
 $mock->set_user('gitlab', { id => 'r1', username => 'r1', name => "Rita\r\nX-Injected: yes",
-                            email => 'rita@example.test', groups => ["staff\r", 'ops'] });
+                            email => 'rita@example.test', groups => ["staff\r", 'ops'],
+                            verified => JSON::PP::true() });
 select undef, undef, undef, 1.2;
 $r = $ua->get("$base/glr/x");
 is($r->{status}, 200, 'refresh: still admitted');
@@ -359,7 +365,8 @@ is($s->{injected}, '', 'refresh: nothing injected upstream');
 ok(!exists $r->{h}{'x-injected'}, 'refresh: nothing injected in the response');
 
 $mock->set_user('gitlab', { id => 'r1', username => 'r1', name => 'Rita',
-                            email => "rita\r\nX-Injected: yes\@example.test" });
+                            email => "rita\r\nX-Injected: yes\@example.test",
+                            verified => JSON::PP::true() });
 select undef, undef, undef, 1.2;
 $r = $ua->get("$base/glr/x");
 is($r->{status}, 403, 'refresh: an e-mail with CRLF ends the session: 403');
