@@ -244,10 +244,25 @@ ngx_http_identity_utf8_next(u_char *p, u_char *last, size_t *n)
 }
 
 
+/*
+ * C0, DEL and C1; and the invisible characters that reorder or hide text
+ * (bidi marks, embeddings, overrides and isolates, zero width space, word
+ * joiner and invisible operators, line and paragraph separators, the BOM):
+ * with them "admin" can show as another name, or another name as "admin".
+ * The zero width joiners U+200C and U+200D are spelling in several
+ * scripts and stay.
+ */
+
 static ngx_uint_t
 ngx_http_identity_claims_control(uint32_t u)
 {
-    return u < 0x20 || (u >= 0x7f && u <= 0x9f);
+    return u < 0x20
+           || (u >= 0x7f && u <= 0x9f)
+           || u == 0x200b || u == 0x200e || u == 0x200f
+           || (u >= 0x2028 && u <= 0x202e)
+           || (u >= 0x2060 && u <= 0x2064)
+           || (u >= 0x2066 && u <= 0x2069)
+           || u == 0xfeff;
 }
 
 

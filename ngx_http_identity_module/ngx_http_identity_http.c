@@ -34,6 +34,8 @@ typedef struct {
 static void ngx_http_identity_http_sink(oauth2_log_sink_t *sink,
     const char *filename, unsigned long line, const char *function,
     oauth2_log_level_t level, const char *msg);
+static char *ngx_http_identity_json_value(json_t *root, const char *paths,
+    ngx_uint_t groups);
 static json_t *ngx_http_identity_json_path(json_t *root, const char *path,
     size_t len);
 static void ngx_http_identity_http_log_sink(oauth2_log_sink_t *sink,
@@ -408,6 +410,26 @@ ngx_http_identity_pool_str(ngx_pool_t *pool, char *s, ngx_str_t *out)
 char *
 ngx_http_identity_json_claim(json_t *root, const char *paths)
 {
+    return ngx_http_identity_json_value(root, paths, 0);
+}
+
+
+/*
+ * Groups, one per line: a lone string is one group, and like a group of an
+ * array it is dropped if it holds a newline, which would make it two.
+ */
+
+char *
+ngx_http_identity_json_groups(json_t *root, const char *paths)
+{
+    return ngx_http_identity_json_value(root, paths, 1);
+}
+
+
+static char *
+ngx_http_identity_json_value(json_t *root, const char *paths,
+    ngx_uint_t groups)
+{
     char        *out, *p;
     size_t       i, len, n;
     json_t      *v, *e;
@@ -422,6 +444,12 @@ ngx_http_identity_json_claim(json_t *root, const char *paths)
         v = ngx_http_identity_json_path(root, path, end - path);
 
         if (json_is_string(v) && json_string_length(v)) {
+            if (groups
+                && memchr(json_string_value(v), '\n', json_string_length(v)))
+            {
+                return NULL;
+            }
+
             return strdup(json_string_value(v));
         }
 

@@ -51,6 +51,7 @@ void ngx_http_identity_http_fail(ngx_http_identity_http_result_t *res,
 void ngx_http_identity_log_safe(char *s);
 
 char *ngx_http_identity_json_claim(json_t *root, const char *paths);
+char *ngx_http_identity_json_groups(json_t *root, const char *paths);
 ngx_uint_t ngx_http_identity_json_verified(json_t *root, const char *path,
     ngx_uint_t stamp);
 

@@ -151,6 +151,7 @@ typedef struct {
 /* what a session record says about its user, in r->pool */
 
 typedef struct {
+    ngx_str_t                        version;         /* of the record */
     ngx_str_t                        id;              /* public session id */
     ngx_str_t                        identity_id;
     ngx_str_t                        provider;

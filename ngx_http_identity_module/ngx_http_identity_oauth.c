@@ -1134,9 +1134,11 @@ ngx_http_identity_oauth_userinfo(ngx_http_identity_oauth_task_t *t,
 
     for (i = 0; i < 5; i++) {
         free(t->claims[i]);
-        t->claims[i] = oc->claims[i]
-                       ? ngx_http_identity_json_claim(info, oc->claims[i])
-                       : NULL;
+        t->claims[i] = oc->claims[i] == NULL
+                       ? NULL
+                       : i == 4
+                       ? ngx_http_identity_json_groups(info, oc->claims[i])
+                       : ngx_http_identity_json_claim(info, oc->claims[i]);
     }
 
     ngx_http_identity_oauth_vouch(t, info);

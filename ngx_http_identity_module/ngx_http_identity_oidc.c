@@ -1491,7 +1491,7 @@ ngx_http_identity_oidc_check_claims(ngx_http_identity_oidc_exchange_t *x,
     x->name = ngx_http_identity_json_strdup(claims, "name");
     x->username = ngx_http_identity_json_strdup(claims, "preferred_username");
     x->sid = ngx_http_identity_json_strdup(claims, "sid");
-    x->groups = ngx_http_identity_json_claim(claims, "groups");
+    x->groups = ngx_http_identity_json_groups(claims, "groups");
     x->raw = json_dumps(claims, JSON_COMPACT);
 
     if (x->sub == NULL) {
@@ -1750,7 +1750,7 @@ ngx_http_identity_oidc_userinfo(ngx_http_identity_oidc_exchange_t *x,
         }
     }
 
-    v = ngx_http_identity_json_claim(info, "groups");
+    v = ngx_http_identity_json_groups(info, "groups");
     if (v) {
         free(x->groups);
         x->groups = v;

@@ -46,6 +46,7 @@ typedef struct {
 } ngx_http_identity_rule_t;
 
 
+static ngx_uint_t ngx_http_identity_rules_mail_claim(ngx_str_t *claim);
 static ngx_int_t ngx_http_identity_rules_keep(ngx_conf_t *cf,
     ngx_str_t *claim);
 static ngx_int_t ngx_http_identity_rules_email(ngx_http_request_t *r,
@@ -56,6 +57,43 @@ static ngx_int_t ngx_http_identity_rules_claim(ngx_http_request_t *r,
     ngx_http_identity_rule_t *rule, json_t *claims);
 static ngx_uint_t ngx_http_identity_rules_match(ngx_http_request_t *r,
     ngx_http_identity_rule_t *rule, ngx_str_t *value);
+
+
+/*
+ * The raw claims hold what the provider said of the e-mail, verified or
+ * not (and for Microsoft, what any tenant set): a rule on them would admit
+ * an address nobody vouched for.  The e-mail rules read the identity's
+ * e-mail, which is there only when the provider vouched for it.
+ */
+
+static ngx_uint_t
+ngx_http_identity_rules_mail_claim(ngx_str_t *claim)
+{
+    ngx_uint_t  i;
+
+    static ngx_str_t  names[] = {
+        ngx_string("email"),
+        ngx_string("email_verified"),
+        ngx_string("emails"),
+        ngx_string("emailaddress"),
+        ngx_string("email_address"),
+        ngx_string("mail"),
+        ngx_string("upn"),
+        ngx_string("userprincipalname"),
+        ngx_string("unique_name"),
+        ngx_string("confirmed_at")
+    };
+
+    for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (claim->len == names[i].len
+            && ngx_strncasecmp(claim->data, names[i].data, claim->len) == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
 
 
 char *
@@ -100,6 +138,16 @@ ngx_http_identity_rules_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 
         rule->claim = value[1];
         first = 2;
+
+        if (ngx_http_identity_rules_mail_claim(&rule->claim)) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid value \"%V\" in \"%V\": an e-mail "
+                               "claim counts only when the provider vouches "
+                               "for it; use \"identity_allow_email\" or "
+                               "\"identity_allow_email_domain\"",
+                               &rule->claim, &cmd->name);
+            return NGX_CONF_ERROR;
+        }
 
         if (ngx_http_identity_rules_keep(cf, &rule->claim) != NGX_OK) {
             return NGX_CONF_ERROR;

@@ -85,6 +85,7 @@ typedef struct {
       need }
 
 static ngx_http_identity_field_t  ngx_http_identity_fields[] = {
+    ngx_http_identity_field("v", version, 0, 0),
     ngx_http_identity_field("id", id, 0, 0),
     ngx_http_identity_field("uid", identity_id, 0, 0),
     ngx_http_identity_field("provider", provider, 0, 0),
@@ -207,7 +208,8 @@ static ngx_str_t  ngx_http_identity_create_script = ngx_string(
     "           'name', ARGV[6], 'username', ARGV[7],\n"
     "           'last_login', now, 'last_active', now)\n"
     "local skey = p .. 'session:' .. th\n"
-    "redis.call('HSET', skey, 'id', sid, 'uid', uid, 'provider', provider,\n"
+    "redis.call('HSET', skey, 'v', '2', 'id', sid, 'uid', uid,\n"
+    "           'provider', provider,\n"
     "           'issuer', issuer, 'sub', sub, 'email', ARGV[5],\n"
     "           'name', ARGV[6], 'username', ARGV[7], 'created_at', now,\n"
     "           'last_active', now, 'expires_at', expires, 'idle', idle,\n"
@@ -535,6 +537,19 @@ ngx_http_identity_lookup_handler(ngx_http_request_t *r, redisReply *reply)
         }
 
         i++;
+    }
+
+    /*
+     * A session written before the claims gate (no version 2) may hold
+     * what it now refuses: its user logs in again
+     */
+
+    if (ctx->session.version.len != 1 || ctx->session.version.data[0] != '2')
+    {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "identity: session \"%V\" of an earlier version "
+                      "ignored", &ctx->session.id);
+        goto done;
     }
 
     ctx->found = 1;

@@ -53,9 +53,9 @@ my %rules = (
     'group-re'    => ['identity_require_group ~^op;', 0, 1],
     'group-any'   => ['identity_require_group admins dev;', 0, 1],
     'claim'       => ['identity_require_claim preferred_username alice;', 1, 0],
-    'claim-re'    => ['identity_require_claim email ~@other\.test$;', 0, 1],
+    'claim-re'    => ['identity_require_claim preferred_username ~^b;', 0, 1],
     'claim-array' => ['identity_require_claim groups dev;', 0, 1],
-    'claim-bool'  => ['identity_require_claim email_verified true;', 1, 1],
+    'claim-two'   => ['identity_require_claim name ~^Alice ~^Bob;', 1, 1],
     'claim-none'  => ['identity_require_claim department sales;', 0, 0],
     'all'         => ['identity_allow_email_domain example.test other.test; identity_require_group staff ops; identity_require_claim name ~Other;', 0, 1],
 );
