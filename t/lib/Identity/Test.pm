@@ -37,7 +37,7 @@ sub new {
         procs => {},        # name => pid
         ports => {},        # name => port
     }, $class;
-    chmod 0755, $self->{dir};    # nginx workers may run as nobody
+    chmod 0755, $self->{dir};    # for servers that drop privileges
     $SIG{$_} ||= sub { exit 1 } for qw(INT TERM HUP);    # so that END stops servers
     push @live, $self;
     return $self;
@@ -293,6 +293,11 @@ sub nginx_conf {
     $text =~ s/%%TESTDIR%%/$self->{dir}/g;
     $text =~ s/%%MODULE%%/module_path()/ge;
     $text =~ s/%%PORT_(\w+)%%/$self->port($1)/ge;
+    # Run as root (CI, a fresh machine), the workers would be nobody, who
+    # cannot write client_body temp files or read fixtures in a checkout
+    # under /root.  Appended, so that the line numbers nginx reports stay.
+    $text .= "\nuser root;  # the harness runs as root\n"
+        if $> == 0 && $text !~ /^\s*user\s/m;
     $self->write_file('nginx.conf', $text);
     return $text;
 }
@@ -894,6 +899,9 @@ Substitutes C<%%TESTDIR%%>, C<%%MODULE%%> (env C<IDENTITY_MODULE> or
 F<build/ngx_http_identity_module.so> in the repository) and
 C<%%PORT_name%%>, and writes F<nginx.conf>. Returns the final text. Nothing is
 prepended: write C<daemon off;>, C<pid>, C<error_log> and temp paths yourself.
+Run as root, C<user root;> is appended unless the text has a C<user>
+directive: nginx's workers would otherwise run as C<nobody>, who cannot
+reach a checkout under a private directory such as F</root>.
 
 =item start_nginx, stop_nginx, reload_nginx
 
