@@ -152,9 +152,13 @@ sub stop_all {
 sub _cleanup {
     my ($self, $exit) = @_;
     return unless $self->{owner} == $$ && !$self->{cleaned}++;
-    my $passing = !$exit && Test::More->builder->is_passing;
     local $?;
     $self->stop_all;
+    # a harness that done() did not check: a report still fails the test
+    if (!$self->{sanitizer_checked} && $self->sanitizer_reports) {
+        $self->check_sanitizer;
+    }
+    my $passing = !$exit && Test::More->builder->is_passing;
     if ($ENV{TEST_KEEP} || !$passing) {
         Test::More::diag("test files kept in $self->{dir}");
     } else {
@@ -307,9 +311,54 @@ sub _nginx_cmd {
     return ($NGINX, '-p', "$self->{dir}/", '-c', "$self->{dir}/nginx.conf", '-e', $errlog, @extra);
 }
 
+# make test-asan (scripts/test-asan.sh): nginx alone gets libasan preloaded,
+# the module there being built with ASan and UBSan; reports go to
+# TESTDIR/sanitizer.PID, which check_sanitizer() turns into a failure.
+sub _sanitizer_env {
+    my ($self) = @_;
+    my $lib = $ENV{IDENTITY_ASAN_PRELOAD} or return ();
+    my $log = "$self->{dir}/sanitizer";
+    my $supp = $ENV{IDENTITY_ASAN_SUPPRESSIONS};
+    return (
+        LD_PRELOAD => $lib,
+        # frame pointers are missing in Debian's libraries: slow unwinding
+        # gives whole stacks, which the suppressions need
+        ASAN_OPTIONS => "detect_leaks=1:log_path=$log:fast_unwind_on_malloc=0"
+            . ':detect_odr_violation=0:handle_abort=1',
+        LSAN_OPTIONS => ($supp ? "suppressions=$supp:" : '')
+            . 'print_suppressions=0',
+        UBSAN_OPTIONS => "print_stacktrace=1:log_path=$log",
+    );
+}
+
+# The reports: TESTDIR/sanitizer.PID files, and those written to stderr,
+# which nginx points at its error log (LeakSanitizer's, in workers).
+sub sanitizer_reports {
+    my ($self) = @_;
+    return () unless $ENV{IDENTITY_ASAN_PRELOAD};
+    my @reports = map { $self->read_file($_) } glob "$self->{dir}/sanitizer.*";
+    for my $log (grep { -f } glob "$self->{dir}/{error.log,nginx.stderr,nginx-t.out}") {
+        my $text = $self->read_file($log);
+        push @reports, $1 while $text =~ /^(==\d+==ERROR: \w+Sanitizer.*?^SUMMARY: [^\n]*)/msg;
+        push @reports, $1 while $text =~ /^(\S+:\d+:\d+: runtime error: [^\n]*)/mg;
+    }
+    return grep { /\S/ } @reports;
+}
+
+sub check_sanitizer {
+    my ($self) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    $self->{sanitizer_checked} = 1;
+    my @reports = $self->sanitizer_reports;
+    Test::More::ok(!@reports, 'no sanitizer report')
+        or Test::More::diag(join "\n", "$self->{dir}:", @reports);
+}
+
 sub start_nginx {
     my ($self) = @_;
     my $dir = $self->{dir};
+    my %env = $self->_sanitizer_env;
+    local @ENV{keys %env} = values %env;
     $self->{nginx_started} = 1;
     my $pid = $self->_spawn('nginx', [$self->_nginx_cmd("$dir/error.log")],
         "$dir/nginx.stderr", "$dir/nginx.stderr");
@@ -340,9 +389,11 @@ sub reload_nginx {
 sub nginx_test_conf {
     my ($self) = @_;
     my $out = "$self->{dir}/nginx-t.out";
+    my %env = $self->_sanitizer_env;
     unlink $out;
     my $pid = fork // die "fork: $!";
     if (!$pid) {
+        @ENV{keys %env} = values %env;
         open STDOUT, '>', $out;
         open STDERR, '>&', \*STDOUT;
         exec $self->_nginx_cmd('stderr', '-t') or exit 127;
@@ -373,6 +424,13 @@ sub done {
     local $Test::Builder::Level = $Test::Builder::Level + 1;
     $self->stop_all;
     $self->check_log if $self->{nginx_started};
+    if ($ENV{IDENTITY_ASAN_PRELOAD}) {
+        # nginx writes leak reports as it exits: every nginx of this test
+        for my $h (grep { $_->{owner} == $$ && $_->{nginx_started} } @live) {
+            $h->stop_all;
+            $h->check_sanitizer;
+        }
+    }
     Test::More::done_testing();
 }
 
@@ -919,10 +977,24 @@ Runs C<nginx -t> on the written conf and returns C<(exit_code, output)>.
 
 C<check_log> is one test: no C<[alert]> or C<[emerg]> line in error.log.
 
+=item sanitizer_reports, check_sanitizer
+
+Under C<make test-asan> (env C<IDENTITY_ASAN_PRELOAD>, set by
+F<scripts/test-asan.sh>), nginx (and only nginx) runs with that libasan
+preloaded, LeakSanitizer on, C<LSAN_OPTIONS> suppressions from
+C<IDENTITY_ASAN_SUPPRESSIONS> (F<t/asan.supp>), and ASan and UBSan reports
+written to F<TESTDIR/sanitizer.PID> (LeakSanitizer's, in workers, to
+error.log: nginx points stderr there). C<sanitizer_reports> returns them;
+C<check_sanitizer> is one test that fails, showing them, if there are
+any. C<done> runs it for every harness of the test that started
+nginx, after stopping them (leaks are reported as nginx exits); a harness
+destroyed earlier with a report fails a test then. Outside C<make
+test-asan> both do nothing.
+
 =item done
 
-Stops every server, runs C<check_log> if nginx was started, then
-C<done_testing>.
+Stops every server, runs C<check_log> if nginx was started (and
+C<check_sanitizer> under C<make test-asan>), then C<done_testing>.
 
 =item Identity::Test::http_raw(PORT, TEXT, timeout => 5)
 
