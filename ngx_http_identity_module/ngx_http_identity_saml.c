@@ -150,6 +150,7 @@ static void ngx_http_identity_saml_values(ngx_http_identity_saml_task_t *t,
 static char *ngx_http_identity_saml_text(LassoSaml2AttributeValue *value);
 static void ngx_http_identity_saml_check_done(ngx_http_request_t *r,
     void *data);
+static void ngx_http_identity_saml_task_free(void *data);
 static void ngx_http_identity_saml_once_done(ngx_http_request_t *r,
     redisReply *reply);
 static ngx_int_t ngx_http_identity_saml_authorized(ngx_http_request_t *r,
@@ -2079,7 +2080,29 @@ ngx_http_identity_saml_post(ngx_http_request_t *r,
         cache->attempted = now;
     }
 
-    return ngx_http_identity_task_post(r, run, done, t);
+    return ngx_http_identity_task_post(r, run, done,
+                                       ngx_http_identity_saml_task_free, t);
+}
+
+
+/* what the thread malloc()ed, when the client went away (task.c) */
+
+static void
+ngx_http_identity_saml_task_free(void *data)
+{
+    ngx_http_identity_saml_task_t *t = data;
+
+    ngx_uint_t  i;
+
+    free(t->url);
+    free(t->id);
+    free(t->name_id);
+    free(t->assertion_id);
+    free(t->new_metadata);
+
+    for (i = 0; i < 5; i++) {
+        free(t->attrs[i]);
+    }
 }
 
 
