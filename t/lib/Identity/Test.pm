@@ -321,9 +321,10 @@ sub _sanitizer_env {
     my $supp = $ENV{IDENTITY_ASAN_SUPPRESSIONS};
     return (
         LD_PRELOAD => $lib,
-        # frame pointers are missing in Debian's libraries: slow unwinding
-        # gives whole stacks, which the suppressions need
-        ASAN_OPTIONS => "detect_leaks=1:log_path=$log:fast_unwind_on_malloc=0"
+        # fast unwinding (the default): the slow one makes lasso and
+        # libxml2 ten times slower; stacks stop in libraries built without
+        # frame pointers, which t/asan.supp allows for
+        ASAN_OPTIONS => "detect_leaks=1:log_path=$log"
             . ':detect_odr_violation=0:handle_abort=1',
         LSAN_OPTIONS => ($supp ? "suppressions=$supp:" : '')
             . 'print_suppressions=0',
@@ -342,7 +343,21 @@ sub sanitizer_reports {
         push @reports, $1 while $text =~ /^(==\d+==ERROR: \w+Sanitizer.*?^SUMMARY: [^\n]*)/msg;
         push @reports, $1 while $text =~ /^(\S+:\d+:\d+: runtime error: [^\n]*)/mg;
     }
-    return grep { /\S/ } @reports;
+    return grep { /\S/ && !_nginx_regex_leak($_) } @reports;
+}
+
+# nginx 1.22's own leak, which a suppression cannot name: the PCRE2 compile
+# context ngx_regex.c makes (72 bytes, with ngx_alloc) at the first regex
+# compiled, which its ngx_regex_cleanup() "frees" with the pool allocator
+# set, a no-op (later nginx calls ngx_regex_malloc_init(NULL) first).  Plain
+# nginx with "location ~ \.php$" reports it too.  With fast unwinding its
+# stack stops at ngx_alloc.  Only a report of that one leak is dropped.
+sub _nginx_regex_leak {
+    my ($report) = @_;
+    my @leaks = $report =~ /^(?:Direct|Indirect) leak of .*$/mg;
+    return @leaks == 1
+        && $leaks[0] =~ /^Direct leak of 72 byte\(s\) in 1 object\(s\)/
+        && $report =~ /^Direct leak.*\n\s+#0 \S+ in (?:__interceptor_)?malloc\b.*\n\s+#1 \S+ in ngx_alloc .*\n\s*(?:\n|SUMMARY)/m;
 }
 
 sub check_sanitizer {
@@ -362,8 +377,10 @@ sub start_nginx {
     $self->{nginx_started} = 1;
     my $pid = $self->_spawn('nginx', [$self->_nginx_cmd("$dir/error.log")],
         "$dir/nginx.stderr", "$dir/nginx.stderr");
-    return 1 if _wait_port($self->port('nginx'), 10, sub { $self->_running('nginx') });
-    my $why = $self->_running('nginx') ? 'nginx did not listen in 10s' : 'nginx exited';
+    # under ASan, on a busy machine, loading the configuration takes longer
+    my $wait = %env ? 60 : 10;
+    return 1 if _wait_port($self->port('nginx'), $wait, sub { $self->_running('nginx') });
+    my $why = $self->_running('nginx') ? "nginx did not listen in ${wait}s" : 'nginx exited';
     $self->_stop('nginx', 'TERM', 3);
     die "$why:\n" . $self->read_file('nginx.stderr') . $self->error_log;
 }
@@ -391,6 +408,10 @@ sub nginx_test_conf {
     my $out = "$self->{dir}/nginx-t.out";
     my %env = $self->_sanitizer_env;
     unlink $out;
+    # nginx -t returns from main() with its configuration cycle alive in a
+    # local variable and never frees it: leaks are checked where nginx
+    # frees its cycle, in the master and the workers as they exit
+    $env{ASAN_OPTIONS} =~ s/detect_leaks=1/detect_leaks=0/ if %env;
     my $pid = fork // die "fork: $!";
     if (!$pid) {
         @ENV{keys %env} = values %env;
