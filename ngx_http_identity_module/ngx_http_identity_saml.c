@@ -151,6 +151,7 @@ static char *ngx_http_identity_saml_text(LassoSaml2AttributeValue *value);
 static void ngx_http_identity_saml_check_done(ngx_http_request_t *r,
     void *data);
 static void ngx_http_identity_saml_task_free(void *data);
+static void ngx_http_identity_saml_caches_free(void *data);
 static void ngx_http_identity_saml_once_done(ngx_http_request_t *r,
     redisReply *reply);
 static ngx_int_t ngx_http_identity_saml_authorized(ngx_http_request_t *r,
@@ -2019,6 +2020,8 @@ static ngx_array_t  ngx_http_identity_saml_caches;  /* per worker */
 ngx_int_t
 ngx_http_identity_saml_init_process(ngx_cycle_t *cycle, ngx_uint_t n)
 {
+    ngx_pool_cleanup_t  *cln;
+
     if (ngx_array_init(&ngx_http_identity_saml_caches, cycle->pool, n + 1,
                        sizeof(ngx_http_identity_saml_cache_t))
         != NGX_OK
@@ -2030,7 +2033,34 @@ ngx_http_identity_saml_init_process(ngx_cycle_t *cycle, ngx_uint_t n)
     ngx_memzero(ngx_http_identity_saml_caches.elts,
                 (n + 1) * sizeof(ngx_http_identity_saml_cache_t));
 
+    /* refreshed metadata is malloc()ed: freed as the worker exits */
+
+    cln = ngx_pool_cleanup_add(cycle->pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_http_identity_saml_caches_free;
+    cln->data = &ngx_http_identity_saml_caches;
+
     return NGX_OK;
+}
+
+
+static void
+ngx_http_identity_saml_caches_free(void *data)
+{
+    ngx_array_t *a = data;
+
+    ngx_uint_t                       i;
+    ngx_http_identity_saml_cache_t  *caches;
+
+    caches = a->elts;
+
+    for (i = 0; i < a->nelts; i++) {
+        free(caches[i].metadata);
+        caches[i].metadata = NULL;
+    }
 }
 
 
