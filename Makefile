@@ -1,5 +1,6 @@
 # ngx_http_identity_module: `make` builds the dynamic module against Debian's
-# nginx, `make test` runs every test, `make demo` starts a working demo.
+# nginx, `make test` runs every test (`make test-asan` under AddressSanitizer),
+# `make demo` starts a working demo.
 # Each installs what it needs first (scripts/install-deps.sh).
 
 TOP        := $(abspath .)
@@ -8,7 +9,7 @@ NGINX_SRC  := /usr/share/nginx/src
 MODULE     := $(BUILD)/ngx_http_identity_module.so
 SOURCES    := $(wildcard ngx_http_identity_module/*.[ch]) config
 
-.PHONY: all deps module test test-fast test-slow demo bench fuzz clean
+.PHONY: all deps module test test-asan test-fast test-slow demo bench fuzz clean
 
 all: module
 
@@ -22,6 +23,10 @@ $(MODULE): $(SOURCES)
 
 test: module
 	prove -I t/lib t/
+
+# the same tests, the module built with ASan and UBSan, leaks checked
+test-asan: deps
+	@sh scripts/test-asan.sh
 
 demo: module
 	@sh scripts/demo.sh

@@ -1371,10 +1371,18 @@ ngx_http_identity_endpoint_failed(ngx_http_request_t *r, ngx_int_t rc)
     ngx_uint_t                reason, back;
     ngx_http_identity_ctx_t  *ctx;
 
+    /*
+     * Not an error status: the request may be gone already (NGX_DONE once
+     * a body read at once was handled to the end), so it is not touched.
+     */
+
+    if (rc < NGX_HTTP_BAD_REQUEST) {
+        return rc;
+    }
+
     ctx = ngx_http_get_module_ctx(r, ngx_http_identity_module);
 
     if (ctx == NULL
-        || rc < NGX_HTTP_BAD_REQUEST
         || rc == NGX_HTTP_NOT_FOUND
         || rc == NGX_HTTP_NOT_ALLOWED
         || rc == NGX_HTTP_CLIENT_CLOSED_REQUEST

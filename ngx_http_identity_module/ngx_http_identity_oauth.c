@@ -150,8 +150,7 @@ static char *ngx_http_identity_oauth_primary_email(
     ngx_http_identity_oauth_task_t *t, oauth2_log_t *log);
 static ngx_int_t ngx_http_identity_oauth_adopt(ngx_http_request_t *r,
     ngx_http_identity_ctx_t *ctx, ngx_http_identity_oauth_task_t *t);
-static void ngx_http_identity_oauth_task_free(
-    ngx_http_identity_oauth_task_t *t);
+static void ngx_http_identity_oauth_task_free(void *data);
 static char *ngx_http_identity_oauth_strdup(ngx_conf_t *cf, ngx_str_t *s,
     char *dflt);
 static char *ngx_http_identity_oauth_tenant(ngx_conf_t *cf,
@@ -623,8 +622,10 @@ ngx_http_identity_oauth_redirect(ngx_http_request_t *r, char *endpoint,
                         &challenge);
     }
 
-    p = ngx_cpymem(p, pr->authorization_params.data,
-                   pr->authorization_params.len);
+    if (pr->authorization_params.len) {
+        p = ngx_cpymem(p, pr->authorization_params.data,
+                       pr->authorization_params.len);
+    }
 
     /*
      * A browser whose session was revoked or has ended must authenticate
@@ -692,7 +693,8 @@ ngx_http_identity_oauth_callback(ngx_http_request_t *r)
         if (t->code == NULL || t->redirect_uri == NULL
             || ngx_http_identity_task_post(r,
                                         ngx_http_identity_oauth_exchange_run,
-                                        ngx_http_identity_oauth_task_done, t)
+                                        ngx_http_identity_oauth_task_done,
+                                        ngx_http_identity_oauth_task_free, t)
                != NGX_OK)
         {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -774,7 +776,8 @@ ngx_http_identity_oauth_refresh(ngx_http_request_t *r)
     ctx->status = 0;
 
     if (ngx_http_identity_task_post(r, ngx_http_identity_oauth_refresh_run,
-                                    ngx_http_identity_oauth_task_done, t)
+                                    ngx_http_identity_oauth_task_done,
+                                    ngx_http_identity_oauth_task_free, t)
         != NGX_OK)
     {
         return NGX_ERROR;
@@ -1425,9 +1428,13 @@ ngx_http_identity_oauth_adopt(ngx_http_request_t *r,
 }
 
 
+/* also the task's "release": the client went away (task.c) */
+
 static void
-ngx_http_identity_oauth_task_free(ngx_http_identity_oauth_task_t *t)
+ngx_http_identity_oauth_task_free(void *data)
 {
+    ngx_http_identity_oauth_task_t *t = data;
+
     ngx_uint_t  i;
 
     for (i = 0; i < 5; i++) {

@@ -12,6 +12,12 @@
  * there too, with cjose, so the event loop only ever sees the outcome.
  * Metadata and the JWKS are cached per worker; an unknown "kid" triggers a
  * JWKS refetch, at most once per jwks_refetch_interval.
+ *
+ * A worker fetches a provider's metadata once at a time: the discovery is a
+ * detached task that every request needing it waits for.  A failed one is
+ * remembered for NGX_HTTP_IDENTITY_OIDC_BACKOFF seconds, logged once, and
+ * meanwhile logins answer 503 with Retry-After at once, so that a provider
+ * that is down cannot fill the thread pool with calls that time out.
  */
 
 
@@ -51,10 +57,15 @@ enum {
 };
 
 
+#define NGX_HTTP_IDENTITY_OIDC_BACKOFF      5
 #define NGX_HTTP_IDENTITY_LOGOUT_TOKEN_MAX  16384
 #define NGX_HTTP_IDENTITY_LOGOUT_MAX_AGE    300
 #define NGX_HTTP_IDENTITY_LOGOUT_EVENT                                        \
     "http://schemas.openid.net/event/backchannel-logout"
+
+
+typedef struct ngx_http_identity_oidc_discovery_s
+    ngx_http_identity_oidc_discovery_t;
 
 
 struct ngx_http_identity_oidc_cache_s {
@@ -66,17 +77,24 @@ struct ngx_http_identity_oidc_cache_s {
     char                           *jwks;
     time_t                          fetched;
     time_t                          jwks_refetched;   /* for an unknown kid */
+
+    time_t                          retry;      /* after a failed discovery */
+    ngx_http_identity_oidc_discovery_t  *fetching;    /* in flight */
+    ngx_queue_t                     waiting;    /* requests, for fetching */
 };
 
 
-typedef struct {
+/* malloc()ed, as is issuer: a discovery outlives the request that began it */
+
+struct ngx_http_identity_oidc_discovery_s {
     ngx_http_identity_provider_t   *provider;
     char                           *issuer;
     ngx_msec_t                      timeout;
+    ngx_thread_task_t              *task;
 
     ngx_http_identity_oidc_cache_t  out;
     ngx_http_identity_http_result_t result;
-} ngx_http_identity_oidc_discovery_t;
+};
 
 
 typedef struct {
@@ -118,9 +136,18 @@ typedef struct {
 
 static ngx_int_t ngx_http_identity_oidc_need_metadata(ngx_http_request_t *r,
     ngx_http_identity_provider_t *provider);
+static ngx_int_t ngx_http_identity_oidc_discover(ngx_http_request_t *r,
+    ngx_http_identity_provider_t *provider,
+    ngx_http_identity_oidc_cache_t *cache);
 static void ngx_http_identity_oidc_discovery_run(void *data);
+static void ngx_http_identity_oidc_discovery_finish(void *data);
 static void ngx_http_identity_oidc_discovery_done(ngx_http_request_t *r,
     void *data);
+static void ngx_http_identity_oidc_discovery_free(
+    ngx_http_identity_oidc_discovery_t *d);
+static ngx_int_t ngx_http_identity_oidc_unavailable(ngx_http_request_t *r,
+    ngx_http_identity_oidc_cache_t *cache);
+static void ngx_http_identity_oidc_caches_free(void *data);
 static ngx_int_t ngx_http_identity_oidc_redirect(ngx_http_request_t *r);
 static ngx_int_t ngx_http_identity_oidc_post_exchange(ngx_http_request_t *r);
 static ngx_http_identity_oidc_exchange_t *ngx_http_identity_oidc_jws_ctx(
@@ -138,6 +165,7 @@ static void ngx_http_identity_oidc_adopt_jwks(
 static void ngx_http_identity_oidc_exchange_run(void *data);
 static void ngx_http_identity_oidc_exchange_done(ngx_http_request_t *r,
     void *data);
+static void ngx_http_identity_oidc_exchange_free(void *data);
 static ngx_int_t ngx_http_identity_oidc_verify(
     ngx_http_identity_oidc_exchange_t *x, oauth2_log_t *log,
     const char *id_token, oauth2_http_call_ctx_t *hctx);
@@ -172,8 +200,10 @@ static ngx_array_t  ngx_http_identity_oidc_caches;  /* per worker */
 ngx_int_t
 ngx_http_identity_oidc_init_process(ngx_cycle_t *cycle)
 {
-    ngx_uint_t                      i;
-    ngx_http_identity_main_conf_t  *imcf;
+    ngx_uint_t                       i;
+    ngx_pool_cleanup_t              *cln;
+    ngx_http_identity_oidc_cache_t  *caches;
+    ngx_http_identity_main_conf_t   *imcf;
 
     imcf = ngx_http_cycle_get_module_main_conf(cycle,
                                                ngx_http_identity_module);
@@ -199,7 +229,51 @@ ngx_http_identity_oidc_init_process(ngx_cycle_t *cycle)
                 imcf->providers.nelts
                 * sizeof(ngx_http_identity_oidc_cache_t));
 
+    caches = ngx_http_identity_oidc_caches.elts;
+
+    for (i = 0; i < imcf->providers.nelts; i++) {
+        ngx_queue_init(&caches[i].waiting);
+    }
+
+    /* the cached documents are malloc()ed: freed as the worker exits */
+
+    cln = ngx_pool_cleanup_add(cycle->pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_http_identity_oidc_caches_free;
+    cln->data = &ngx_http_identity_oidc_caches;
+
     return NGX_OK;
+}
+
+
+/*
+ * The thread pool has finished its tasks by now (it is destroyed before
+ * the cycle's pool), so a discovery still marked in flight is one whose
+ * "finish" will never run.
+ */
+
+static void
+ngx_http_identity_oidc_caches_free(void *data)
+{
+    ngx_array_t *a = data;
+
+    ngx_uint_t                       i;
+    ngx_http_identity_oidc_cache_t  *caches;
+
+    caches = a->elts;
+
+    for (i = 0; i < a->nelts; i++) {
+        ngx_http_identity_oidc_cache_free(&caches[i]);
+
+        if (caches[i].fetching) {
+            ngx_free(caches[i].fetching->task);
+            ngx_http_identity_oidc_discovery_free(caches[i].fetching);
+            caches[i].fetching = NULL;
+        }
+    }
 }
 
 
@@ -320,17 +394,18 @@ ngx_http_identity_oidc_login(ngx_http_request_t *r)
 
 
 /*
- * NGX_DECLINED if the provider's metadata is fresh, NGX_AGAIN if a
- * discovery task was posted, or an error status.
+ * NGX_DECLINED if the provider's metadata is fresh; NGX_AGAIN if the
+ * request waits for a discovery (this worker's one for that provider, begun
+ * now if none is in flight); 503 while a failed one is remembered; or an
+ * error status.
  */
 
 static ngx_int_t
 ngx_http_identity_oidc_need_metadata(ngx_http_request_t *r,
     ngx_http_identity_provider_t *provider)
 {
-    ngx_http_identity_ctx_t             *ctx;
-    ngx_http_identity_oidc_cache_t      *cache;
-    ngx_http_identity_oidc_discovery_t  *d;
+    ngx_http_identity_ctx_t         *ctx;
+    ngx_http_identity_oidc_cache_t  *cache;
 
     cache = ngx_http_identity_oidc_cache(provider);
 
@@ -340,31 +415,70 @@ ngx_http_identity_oidc_need_metadata(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
-    d = ngx_pcalloc(r->pool, sizeof(ngx_http_identity_oidc_discovery_t));
-    if (d == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    if (cache->fetching == NULL) {
+
+        if (ngx_time() < cache->retry) {
+            ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                           "identity: provider \"%V\" failed recently",
+                           &provider->name);
+            return ngx_http_identity_oidc_unavailable(r, cache);
+        }
+
+        if (ngx_http_identity_oidc_discover(r, provider, cache) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
     }
 
-    d->provider = provider;
-    d->issuer = ngx_http_identity_cstr(r->pool, &provider->issuer);
-    d->timeout = provider->http_timeout;
-
-    if (d->issuer == NULL) {
+    if (ngx_http_identity_task_wait(r, &cache->waiting) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     ctx = ngx_http_identity_get_ctx(r);
-
-    if (ngx_http_identity_task_post(r, ngx_http_identity_oidc_discovery_run,
-                                    ngx_http_identity_oidc_discovery_done, d)
-        != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
     ctx->state = ngx_http_identity_oidc_discovery;
 
     return NGX_AGAIN;
+}
+
+
+static ngx_int_t
+ngx_http_identity_oidc_discover(ngx_http_request_t *r,
+    ngx_http_identity_provider_t *provider,
+    ngx_http_identity_oidc_cache_t *cache)
+{
+    ngx_http_identity_main_conf_t       *imcf;
+    ngx_http_identity_oidc_discovery_t  *d;
+
+    imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
+
+    d = ngx_calloc(sizeof(ngx_http_identity_oidc_discovery_t),
+                   r->connection->log);
+    if (d == NULL) {
+        return NGX_ERROR;
+    }
+
+    d->provider = provider;
+    d->timeout = provider->http_timeout;
+    d->issuer = ngx_alloc(provider->issuer.len + 1, r->connection->log);
+
+    if (d->issuer == NULL) {
+        ngx_free(d);
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(d->issuer, provider->issuer.data, provider->issuer.len);
+    d->issuer[provider->issuer.len] = '\0';
+
+    d->task = ngx_http_identity_task_post_detached(imcf->thread_pool,
+                  ngx_cycle->log, ngx_http_identity_oidc_discovery_run,
+                  ngx_http_identity_oidc_discovery_finish, d);
+    if (d->task == NULL) {
+        ngx_http_identity_oidc_discovery_free(d);
+        return NGX_ERROR;
+    }
+
+    cache->fetching = d;
+
+    return NGX_OK;
 }
 
 
@@ -373,7 +487,7 @@ ngx_http_identity_oidc_discovery_run(void *data)
 {
     ngx_http_identity_oidc_discovery_t *d = data;
 
-    char                    *url;
+    char                    *url, *body;
     size_t                   len;
     json_t                  *meta, *jwks;
     oauth2_log_t            *log;
@@ -404,11 +518,13 @@ ngx_http_identity_oidc_discovery_run(void *data)
              ? ".well-known/openid-configuration"
              : "/.well-known/openid-configuration");
 
-    if (ngx_http_identity_http_call(log, url, NULL, hctx, &d->result, &meta)
-        == NULL)
-    {
+    body = ngx_http_identity_http_call(log, url, NULL, hctx, &d->result,
+                                       &meta);
+    if (body == NULL) {
         goto done;
     }
+
+    free(body);     /* the document is in meta */
 
     /* OpenID Connect Discovery 1.0, 4.3: the issuer must match exactly */
 
@@ -476,44 +592,118 @@ done:
 }
 
 
+/* back on the loop: the cache takes the outcome, the waiting requests go on */
+
 static void
-ngx_http_identity_oidc_discovery_done(ngx_http_request_t *r, void *data)
+ngx_http_identity_oidc_discovery_finish(void *data)
 {
     ngx_http_identity_oidc_discovery_t *d = data;
 
-    time_t                           refetched;
-    ngx_http_identity_ctx_t         *ctx;
     ngx_http_identity_oidc_cache_t  *cache;
 
-    ctx = ngx_http_identity_get_ctx(r);
+    cache = ngx_http_identity_oidc_cache(d->provider);
+    cache->fetching = NULL;
 
     if (d->result.status) {
-        ngx_log_error(d->result.level, r->connection->log, 0,
-                      "identity: provider \"%V\": %s", &d->provider->name,
-                      d->result.error);
-        ngx_http_identity_oidc_cache_free(&d->out);
-        ctx->status = d->result.status;
-        ctx->state = ngx_http_identity_oidc_failed;
+
+        /* logged once per failure, not per waiting request */
+
+        cache->retry = ngx_time() + NGX_HTTP_IDENTITY_OIDC_BACKOFF;
+
+        ngx_log_error(d->result.level, ngx_cycle->log, 0,
+                      "identity: provider \"%V\": %s; logins answer 503 "
+                      "for %d s", &d->provider->name, d->result.error,
+                      NGX_HTTP_IDENTITY_OIDC_BACKOFF);
 
     } else {
-        cache = ngx_http_identity_oidc_cache(d->provider);
-        refetched = cache->jwks_refetched;
-        ngx_http_identity_oidc_cache_free(cache);
 
         /*
          * Only refetches for an unknown kid are rate-limited: keys rotated
          * right after a discovery must still be picked up at once.
          */
 
-        *cache = d->out;
-        cache->fetched = ngx_time();
-        cache->jwks_refetched = refetched;
+        ngx_http_identity_oidc_cache_free(cache);
 
-        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+        cache->authorization_endpoint = d->out.authorization_endpoint;
+        cache->token_endpoint = d->out.token_endpoint;
+        cache->userinfo_endpoint = d->out.userinfo_endpoint;
+        cache->jwks_uri = d->out.jwks_uri;
+        cache->end_session_endpoint = d->out.end_session_endpoint;
+        cache->jwks = d->out.jwks;
+        cache->fetched = ngx_time();
+        cache->retry = 0;
+
+        ngx_memzero(&d->out, sizeof(ngx_http_identity_oidc_cache_t));
+
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
                        "identity: discovered \"%V\"", &d->provider->issuer);
     }
 
+    ngx_http_identity_task_wake(&cache->waiting,
+                                ngx_http_identity_oidc_discovery_done, d);
+
+    ngx_http_identity_oidc_discovery_free(d);
+}
+
+
+static void
+ngx_http_identity_oidc_discovery_done(ngx_http_request_t *r, void *data)
+{
+    ngx_http_identity_oidc_discovery_t *d = data;
+
+    ngx_http_identity_ctx_t         *ctx;
+    ngx_http_identity_oidc_cache_t  *cache;
+
+    ctx = ngx_http_identity_get_ctx(r);
+
+    if (d->result.status) {
+        cache = ngx_http_identity_oidc_cache(d->provider);
+        ctx->status = ngx_http_identity_oidc_unavailable(r, cache);
+        ctx->state = ngx_http_identity_oidc_failed;
+    }
+
     ctx->resume(r);
+}
+
+
+static void
+ngx_http_identity_oidc_discovery_free(ngx_http_identity_oidc_discovery_t *d)
+{
+    ngx_http_identity_oidc_cache_free(&d->out);
+    ngx_free(d->issuer);
+    ngx_free(d);
+}
+
+
+/* the provider cannot be used now: 503, and when to try again */
+
+static ngx_int_t
+ngx_http_identity_oidc_unavailable(ngx_http_request_t *r,
+    ngx_http_identity_oidc_cache_t *cache)
+{
+    u_char           *p;
+    time_t            wait;
+    ngx_table_elt_t  *h;
+
+    wait = cache->retry - ngx_time();
+
+    if (wait < 1) {
+        wait = 1;
+    }
+
+    p = ngx_pnalloc(r->pool, NGX_TIME_T_LEN + 1);
+    if (p == NULL) {
+        return NGX_HTTP_SERVICE_UNAVAILABLE;
+    }
+
+    *ngx_sprintf(p, "%T", wait) = '\0';
+
+    h = ngx_http_identity_add_header(r, "Retry-After", (char *) p);
+    if (h == NULL) {
+        return NGX_HTTP_SERVICE_UNAVAILABLE;
+    }
+
+    return NGX_HTTP_SERVICE_UNAVAILABLE;
 }
 
 
@@ -678,7 +868,8 @@ ngx_http_identity_oidc_post_exchange(ngx_http_request_t *r)
     }
 
     if (ngx_http_identity_task_post(r, ngx_http_identity_oidc_exchange_run,
-                                    ngx_http_identity_oidc_exchange_done, x)
+                                    ngx_http_identity_oidc_exchange_done,
+                                    ngx_http_identity_oidc_exchange_free, x)
         != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -748,6 +939,7 @@ ngx_http_identity_oidc_backchannel(ngx_http_request_t *r)
         if (ngx_http_identity_task_post(r,
                                         ngx_http_identity_oidc_backchannel_run,
                                         ngx_http_identity_oidc_backchannel_done,
+                                        ngx_http_identity_oidc_exchange_free,
                                         x)
             != NGX_OK)
         {
@@ -1029,9 +1221,7 @@ ngx_http_identity_oidc_backchannel_done(ngx_http_request_t *r, void *data)
                                     NGX_LOG_ERR, "out of memory");
     }
 
-    free(x->sub);
-    free(x->sid);
-    free(x->jti);
+    ngx_http_identity_oidc_exchange_free(x);
 
     if (x->result.status) {
 
@@ -1116,6 +1306,7 @@ ngx_http_identity_oidc_exchange_run(void *data)
 {
     ngx_http_identity_oidc_exchange_t *x = data;
 
+    char                          *body;
     json_t                        *tokens;
     const char                    *id_token, *access_token, *type;
     oauth2_log_t                  *log;
@@ -1150,12 +1341,13 @@ ngx_http_identity_oidc_exchange_run(void *data)
                                             x->client_secret, true);
     }
 
-    if (ngx_http_identity_http_call(log, x->token_endpoint, form, hctx,
-                                    &x->result, &tokens)
-        == NULL)
-    {
+    body = ngx_http_identity_http_call(log, x->token_endpoint, form, hctx,
+                                       &x->result, &tokens);
+    if (body == NULL) {
         goto done;
     }
+
+    free(body);     /* the response is in tokens */
 
     id_token = json_string_value(json_object_get(tokens, "id_token"));
     access_token = json_string_value(json_object_get(tokens,
@@ -1799,13 +1991,7 @@ ngx_http_identity_oidc_exchange_done(ngx_http_request_t *r, void *data)
                                     NGX_LOG_ERR, "out of memory");
     }
 
-    free(x->sub);
-    free(x->email);
-    free(x->name);
-    free(x->username);
-    free(x->sid);
-    free(x->groups);
-    free(x->raw);
+    ngx_http_identity_oidc_exchange_free(x);
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "identity: provider \"%V\" userinfo called: %ui",
@@ -1827,6 +2013,36 @@ ngx_http_identity_oidc_exchange_done(ngx_http_request_t *r, void *data)
     }
 
     ctx->resume(r);
+}
+
+
+/*
+ * What the exchange and back-channel threads malloc()ed, once it is in the
+ * request's pool, or when the client has gone (ngx_http_identity_task_post).
+ */
+
+static void
+ngx_http_identity_oidc_exchange_free(void *data)
+{
+    ngx_http_identity_oidc_exchange_t *x = data;
+
+    char        **p[9];
+    ngx_uint_t    i;
+
+    p[0] = &x->sub;
+    p[1] = &x->email;
+    p[2] = &x->name;
+    p[3] = &x->username;
+    p[4] = &x->sid;
+    p[5] = &x->groups;
+    p[6] = &x->raw;
+    p[7] = &x->jti;
+    p[8] = &x->new_jwks;
+
+    for (i = 0; i < 9; i++) {
+        free(*p[i]);
+        *p[i] = NULL;
+    }
 }
 
 
@@ -1874,6 +2090,8 @@ ngx_http_identity_oidc_adopt_jwks(ngx_http_identity_oidc_exchange_t *x)
 
 
 
+/* the documents only: the state of the cache stays */
+
 static void
 ngx_http_identity_oidc_cache_free(ngx_http_identity_oidc_cache_t *c)
 {
@@ -1884,5 +2102,10 @@ ngx_http_identity_oidc_cache_free(ngx_http_identity_oidc_cache_t *c)
     free(c->end_session_endpoint);
     free(c->jwks);
 
-    ngx_memzero(c, sizeof(ngx_http_identity_oidc_cache_t));
+    c->authorization_endpoint = NULL;
+    c->token_endpoint = NULL;
+    c->userinfo_endpoint = NULL;
+    c->jwks_uri = NULL;
+    c->end_session_endpoint = NULL;
+    c->jwks = NULL;
 }

@@ -150,6 +150,8 @@ static void ngx_http_identity_saml_values(ngx_http_identity_saml_task_t *t,
 static char *ngx_http_identity_saml_text(LassoSaml2AttributeValue *value);
 static void ngx_http_identity_saml_check_done(ngx_http_request_t *r,
     void *data);
+static void ngx_http_identity_saml_task_free(void *data);
+static void ngx_http_identity_saml_caches_free(void *data);
 static void ngx_http_identity_saml_once_done(ngx_http_request_t *r,
     redisReply *reply);
 static ngx_int_t ngx_http_identity_saml_authorized(ngx_http_request_t *r,
@@ -2018,6 +2020,8 @@ static ngx_array_t  ngx_http_identity_saml_caches;  /* per worker */
 ngx_int_t
 ngx_http_identity_saml_init_process(ngx_cycle_t *cycle, ngx_uint_t n)
 {
+    ngx_pool_cleanup_t  *cln;
+
     if (ngx_array_init(&ngx_http_identity_saml_caches, cycle->pool, n + 1,
                        sizeof(ngx_http_identity_saml_cache_t))
         != NGX_OK
@@ -2029,7 +2033,34 @@ ngx_http_identity_saml_init_process(ngx_cycle_t *cycle, ngx_uint_t n)
     ngx_memzero(ngx_http_identity_saml_caches.elts,
                 (n + 1) * sizeof(ngx_http_identity_saml_cache_t));
 
+    /* refreshed metadata is malloc()ed: freed as the worker exits */
+
+    cln = ngx_pool_cleanup_add(cycle->pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_http_identity_saml_caches_free;
+    cln->data = &ngx_http_identity_saml_caches;
+
     return NGX_OK;
+}
+
+
+static void
+ngx_http_identity_saml_caches_free(void *data)
+{
+    ngx_array_t *a = data;
+
+    ngx_uint_t                       i;
+    ngx_http_identity_saml_cache_t  *caches;
+
+    caches = a->elts;
+
+    for (i = 0; i < a->nelts; i++) {
+        free(caches[i].metadata);
+        caches[i].metadata = NULL;
+    }
 }
 
 
@@ -2079,7 +2110,29 @@ ngx_http_identity_saml_post(ngx_http_request_t *r,
         cache->attempted = now;
     }
 
-    return ngx_http_identity_task_post(r, run, done, t);
+    return ngx_http_identity_task_post(r, run, done,
+                                       ngx_http_identity_saml_task_free, t);
+}
+
+
+/* what the thread malloc()ed, when the client went away (task.c) */
+
+static void
+ngx_http_identity_saml_task_free(void *data)
+{
+    ngx_http_identity_saml_task_t *t = data;
+
+    ngx_uint_t  i;
+
+    free(t->url);
+    free(t->id);
+    free(t->name_id);
+    free(t->assertion_id);
+    free(t->new_metadata);
+
+    for (i = 0; i < 5; i++) {
+        free(t->attrs[i]);
+    }
 }
 
 

@@ -9,6 +9,15 @@
  * runs as nginx thread-pool tasks.  The request is marked blocked meanwhile,
  * as nginx does for threaded file I/O, so that it cannot be freed under the
  * thread's feet.
+ *
+ * Contract of a request's task: back on the loop exactly one of "done" (the
+ * request is still there) or "release" (the client has gone) runs; either
+ * one frees what "run" malloc()ed.
+ *
+ * A detached task belongs to no request (a provider's discovery): requests
+ * that need its outcome wait for it in a queue, blocked the same way, and
+ * are woken by whoever finishes it, each with "done", or finalized if their
+ * client has gone meanwhile.
  */
 
 
@@ -22,21 +31,32 @@
 
 
 typedef struct {
-    ngx_http_request_t              *request;
-    ngx_http_identity_task_run_pt    run;
-    ngx_http_identity_task_done_pt   done;
-    void                            *data;
+    ngx_http_request_t                *request;
+    ngx_http_identity_task_run_pt      run;
+    ngx_http_identity_task_done_pt     done;
+    ngx_http_identity_task_free_pt     release;
+    ngx_http_identity_task_finish_pt   finish;
+    void                              *data;
 } ngx_http_identity_task_t;
+
+
+typedef struct {
+    ngx_queue_t                        queue;
+    ngx_http_request_t                *request;
+} ngx_http_identity_task_waiter_t;
 
 
 static void ngx_http_identity_task_handler(void *data, ngx_log_t *log);
 static void ngx_http_identity_task_event_handler(ngx_event_t *ev);
+static void ngx_http_identity_task_detached_handler(ngx_event_t *ev);
+static void ngx_http_identity_task_block(ngx_http_request_t *r);
+static ngx_uint_t ngx_http_identity_task_unblock(ngx_http_request_t *r);
 
 
 ngx_int_t
 ngx_http_identity_task_post(ngx_http_request_t *r,
     ngx_http_identity_task_run_pt run, ngx_http_identity_task_done_pt done,
-    void *data)
+    ngx_http_identity_task_free_pt release, void *data)
 {
     ngx_thread_task_t              *task;
     ngx_http_identity_task_t       *t;
@@ -53,6 +73,7 @@ ngx_http_identity_task_post(ngx_http_request_t *r,
     t->request = r;
     t->run = run;
     t->done = done;
+    t->release = release;
     t->data = data;
 
     task->handler = ngx_http_identity_task_handler;
@@ -63,10 +84,108 @@ ngx_http_identity_task_post(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    r->main->blocked++;
-    r->aio = 1;
+    ngx_http_identity_task_block(r);
 
     return NGX_OK;
+}
+
+
+/*
+ * The task is malloc()ed: it may outlive any request.  "finish" runs on the
+ * loop once "run" is over, frees "data", and the task is freed after it.
+ * If the worker exits first, "finish" never runs: the owner then frees
+ * "data" and, with ngx_free(), the task returned here.
+ */
+
+ngx_thread_task_t *
+ngx_http_identity_task_post_detached(ngx_thread_pool_t *tp, ngx_log_t *log,
+    ngx_http_identity_task_run_pt run,
+    ngx_http_identity_task_finish_pt finish, void *data)
+{
+    ngx_thread_task_t         *task;
+    ngx_http_identity_task_t  *t;
+
+    task = ngx_calloc(sizeof(ngx_thread_task_t)
+                      + sizeof(ngx_http_identity_task_t), log);
+    if (task == NULL) {
+        return NULL;
+    }
+
+    t = (ngx_http_identity_task_t *) (task + 1);
+    t->run = run;
+    t->finish = finish;
+    t->data = data;
+
+    task->ctx = t;
+    task->handler = ngx_http_identity_task_handler;
+    task->event.handler = ngx_http_identity_task_detached_handler;
+    task->event.data = task;
+    task->event.log = log;
+
+    if (ngx_thread_task_post(tp, task) != NGX_OK) {
+        ngx_free(task);
+        return NULL;
+    }
+
+    return task;
+}
+
+
+/* the request waits in the queue until ngx_http_identity_task_wake() */
+
+ngx_int_t
+ngx_http_identity_task_wait(ngx_http_request_t *r, ngx_queue_t *waiting)
+{
+    ngx_http_identity_task_waiter_t  *w;
+
+    w = ngx_palloc(r->pool, sizeof(ngx_http_identity_task_waiter_t));
+    if (w == NULL) {
+        return NGX_ERROR;
+    }
+
+    w->request = r;
+    ngx_queue_insert_tail(waiting, &w->queue);
+
+    ngx_http_identity_task_block(r);
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_identity_task_wake(ngx_queue_t *waiting,
+    ngx_http_identity_task_done_pt done, void *data)
+{
+    ngx_queue_t                       all, *q;
+    ngx_connection_t                 *c;
+    ngx_http_request_t               *r;
+    ngx_http_identity_task_waiter_t  *w;
+
+    /* "done" may make a request wait again: on the queue, not on this list */
+
+    if (ngx_queue_empty(waiting)) {
+        return;
+    }
+
+    all = *waiting;
+    all.next->prev = &all;
+    all.prev->next = &all;
+    ngx_queue_init(waiting);
+
+    while (!ngx_queue_empty(&all)) {
+        q = ngx_queue_head(&all);
+        ngx_queue_remove(q);
+
+        w = ngx_queue_data(q, ngx_http_identity_task_waiter_t, queue);
+        r = w->request;
+        c = r->connection;
+
+        if (ngx_http_identity_task_unblock(r)) {
+            done(r, data);
+        }
+
+        ngx_http_run_posted_requests(c);
+    }
 }
 
 
@@ -90,15 +209,71 @@ ngx_http_identity_task_event_handler(ngx_event_t *ev)
     r = t->request;
     c = r->connection;
 
-    r->main->blocked--;
-    r->aio = 0;
-
-    if (c->error) {
-        ngx_http_finalize_request(r, NGX_HTTP_CLIENT_CLOSED_REQUEST);
-
-    } else {
+    if (ngx_http_identity_task_unblock(r)) {
         t->done(r, t->data);
+
+    } else if (t->release) {
+        t->release(t->data);
     }
 
     ngx_http_run_posted_requests(c);
+}
+
+
+static void
+ngx_http_identity_task_detached_handler(ngx_event_t *ev)
+{
+    ngx_thread_task_t         *task;
+    ngx_http_identity_task_t  *t;
+
+    task = ev->data;
+    t = task->ctx;
+
+    t->finish(t->data);
+
+    ngx_free(task);
+}
+
+
+/*
+ * Meanwhile a client that closes the connection is noticed, as the proxy
+ * module notices it: the request is then finalized once unblocked, and what
+ * its task found is freed, not used.
+ */
+
+static void
+ngx_http_identity_task_block(ngx_http_request_t *r)
+{
+    r->main->blocked++;
+    r->aio = 1;
+    r->read_event_handler = ngx_http_test_reading;
+}
+
+
+/* 1 if the request goes on; 0 if its client went away (it is finalized) */
+
+static ngx_uint_t
+ngx_http_identity_task_unblock(ngx_http_request_t *r)
+{
+    ngx_connection_t  *c;
+
+    c = r->connection;
+
+    r->main->blocked--;
+    r->aio = 0;
+    r->read_event_handler = ngx_http_block_reading;
+
+    if (c->error) {
+        ngx_http_finalize_request(r, NGX_HTTP_CLIENT_CLOSED_REQUEST);
+        return 0;
+    }
+
+    /*
+     * A close that came with the request itself raised no event since:
+     * this finalizes the request if its client has gone.
+     */
+
+    ngx_http_test_reading(r);
+
+    return !c->error;
 }

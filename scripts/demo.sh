@@ -64,7 +64,14 @@ if [ "${DEMO_GEO:-1}" != 0 ]; then
     fi
 fi
 
-sed -e "s|@DIR@|$dir|g" -e "s|@GEO@|$geo|" -e "s|@TOP@|$top|g" -e "s|@LISTEN@|$listen|g" \
+# run as root, the workers would be nobody, who cannot write client_body
+# temp files in a checkout under a private home such as /root (0700)
+user=""
+if [ "$(id -u)" = 0 ]; then
+    user="user root;"
+fi
+
+sed -e "s|@DIR@|$dir|g" -e "s|@USER@|$user|" -e "s|@GEO@|$geo|" -e "s|@TOP@|$top|g" -e "s|@LISTEN@|$listen|g" \
     -e "s|@PORT@|$port|g" -e "s|@APP@|$app_port|g" -e "s|@IDP@|http://$host:$idp_port|g" \
     -e "s|@REDIS@|$redis_port|g" "$top/scripts/demo.conf" > "$dir/nginx.conf"
 

@@ -207,4 +207,53 @@ my $stats = $t->idp_stats;
 ok($stats->{token} >= 12 && $stats->{discovery} >= 2 && $stats->{jwks} >= 2, 'stats')
     or diag(explain($stats));
 
+# ------------------------------------------------------------ a private checkout
+
+# A checkout under /root (0700), tested as root as CI does: nginx's workers
+# must still read files below the test directory and write client_body temp
+# files there.  A test directory of mode 0700 stands for /root.
+SKIP: {
+    skip 'run as root only: workers then would not be root', 4 if $> != 0;
+
+    my $p = Identity::Test->new(name => 'harness-private');
+    chmod 0700, $p->testdir or die "chmod: $!";
+    $p->write_file('www/fixture.txt', "fixture\n");
+    $p->nginx_conf(<<'EOF');
+daemon off;
+master_process on;
+worker_processes 1;
+error_log %%TESTDIR%%/error.log info;
+pid %%TESTDIR%%/nginx.pid;
+events { worker_connections 64; }
+http {
+    access_log %%TESTDIR%%/access.log;
+    client_body_temp_path %%TESTDIR%%/client_body;
+    proxy_temp_path %%TESTDIR%%/proxy;
+    fastcgi_temp_path %%TESTDIR%%/fastcgi;
+    uwsgi_temp_path %%TESTDIR%%/uwsgi;
+    scgi_temp_path %%TESTDIR%%/scgi;
+
+    server {
+        listen 127.0.0.1:%%PORT_nginx%%;
+        location /www/ { root %%TESTDIR%%; }
+        location /post {
+            client_body_in_file_only clean;
+            proxy_pass http://127.0.0.1:%%PORT_nginx%%/posted;
+        }
+        location /posted { return 200 "length=$http_content_length"; }
+    }
+}
+EOF
+    $p->start_nginx;
+    my $pport = $p->port('nginx');
+    my $pua = Identity::Test::UA->new;
+    my $got = $pua->get("http://127.0.0.1:$pport/www/fixture.txt");
+    is($got->{status}, 200, 'private test dir: worker reads a fixture');
+    is($got->{body}, "fixture\n", 'private test dir: fixture content');
+    $got = $pua->request('POST', "http://127.0.0.1:$pport/post", body => 'x' x 100);
+    is($got->{status}, 200, 'private test dir: worker writes a request body');
+    $p->stop_all;
+    unlike($p->error_log, qr/Permission denied/, 'private test dir: no EACCES');
+}
+
 $t->done;
