@@ -300,7 +300,7 @@ ngx_http_identity_admin_route(ngx_http_request_t *r,
 
     /* base: where the URIs in answers start */
 
-    if (ngx_http_identity_endpoint_url(r, &host) != NGX_OK) {
+    if (ngx_http_identity_public_origin(r, &host) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -582,7 +582,7 @@ ngx_http_identity_admin_csrf(ngx_http_request_t *r,
     origin = ngx_http_identity_header(r, "origin", sizeof("origin") - 1);
 
     if (origin) {
-        if (ngx_http_identity_endpoint_url(r, &site) != NGX_OK) {
+        if (ngx_http_identity_public_origin(r, &site) != NGX_OK) {
             return NGX_ERROR;
         }
 

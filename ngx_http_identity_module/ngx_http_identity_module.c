@@ -1197,7 +1197,7 @@ ngx_http_identity_prepare_login(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    if (ngx_http_identity_endpoint_url(r, &base) != NGX_OK) {
+    if (ngx_http_identity_public_origin(r, &base) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -1672,7 +1672,7 @@ ngx_http_identity_logout_endpoint(ngx_http_request_t *r)
     pr = ngx_http_identity_find_provider(r, &ctx->session.provider);
 
     if (pr == NULL || pr->type != NGX_HTTP_IDENTITY_OIDC || !pr->end_session
-        || ngx_http_identity_endpoint_url(r, &base) != NGX_OK)
+        || ngx_http_identity_public_origin(r, &base) != NGX_OK)
     {
         return NGX_HTTP_MOVED_TEMPORARILY;
     }

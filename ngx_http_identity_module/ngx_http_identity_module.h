@@ -256,7 +256,6 @@ ngx_http_identity_provider_t *ngx_http_identity_find_issuer(
 ngx_int_t ngx_http_identity_is_https(ngx_http_request_t *r);
 ngx_int_t ngx_http_identity_public_origin(ngx_http_request_t *r,
     ngx_str_t *origin);
-#define ngx_http_identity_endpoint_url  ngx_http_identity_public_origin
 ngx_table_elt_t *ngx_http_identity_add_header(ngx_http_request_t *r,
     char *key, char *value);
 ngx_int_t ngx_http_identity_set_location(ngx_http_request_t *r,

@@ -580,7 +580,7 @@ ngx_http_identity_session_touch(ngx_http_request_t *r)
                               ->token, &argv[3])
         != NGX_OK
         || ngx_http_identity_num(r, &argv[5], ngx_time()) == NULL
-        || ngx_http_identity_endpoint_url(r, &argv[6]) != NGX_OK
+        || ngx_http_identity_public_origin(r, &argv[6]) != NGX_OK
         || ngx_http_identity_endpoint_hash(r->pool, &argv[6], &argv[7])
            != NGX_OK)
     {
@@ -608,7 +608,7 @@ ngx_http_identity_session_create(ngx_http_request_t *r, ngx_str_t *token)
 
     if (ngx_http_identity_random_hex(r->pool, 16, &uid) != NGX_OK
         || ngx_http_identity_random_hex(r->pool, 16, &sid) != NGX_OK
-        || ngx_http_identity_endpoint_url(r, &url) != NGX_OK)
+        || ngx_http_identity_public_origin(r, &url) != NGX_OK)
     {
         return NGX_ERROR;
     }
