@@ -38,7 +38,7 @@ my $saw = upstream_saw($ua->oidc_login("$base/x")->{body});
 my $uid = $saw->{id} or die "login failed\n";
 
 # Synthetic sessions, written the way a login writes them (the key layout
-# of ngx_http_identity_session.c), a batch per EVAL.
+# of ngx_http_identity_store.c), a batch per EVAL.
 
 my $fill = <<'LUA';
 local p, uid, from, n, now = ARGV[1], ARGV[2], tonumber(ARGV[3]),

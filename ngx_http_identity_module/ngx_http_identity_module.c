@@ -25,7 +25,7 @@
 #include "ngx_http_identity_crypto.h"
 #include "ngx_http_identity_cookie.h"
 #include "ngx_http_identity_redis.h"
-#include "ngx_http_identity_session.h"
+#include "ngx_http_identity_store.h"
 #include "ngx_http_identity_oidc.h"
 #include "ngx_http_identity_admin.h"
 #include "ngx_http_identity_saml.h"

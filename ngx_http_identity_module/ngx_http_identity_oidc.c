@@ -37,10 +37,10 @@
 #include "ngx_http_identity_crypto.h"
 #include "ngx_http_identity_redis.h"
 #include "ngx_http_identity_cookie.h"
-#include "ngx_http_identity_session.h"
+#include "ngx_http_identity_store.h"
 #include "ngx_http_identity_task.h"
 #include "ngx_http_identity_body.h"
-#include "ngx_http_identity_http.h"
+#include "ngx_http_identity_fetch.h"
 #include "ngx_http_identity_oauth.h"
 #include "ngx_http_identity_oidc.h"
 

@@ -4,8 +4,8 @@
  */
 
 
-#ifndef _NGX_HTTP_IDENTITY_HTTP_H_INCLUDED_
-#define _NGX_HTTP_IDENTITY_HTTP_H_INCLUDED_
+#ifndef _NGX_HTTP_IDENTITY_FETCH_H_INCLUDED_
+#define _NGX_HTTP_IDENTITY_FETCH_H_INCLUDED_
 
 
 #include <ngx_config.h>
@@ -63,4 +63,4 @@ ngx_int_t ngx_http_identity_pool_str(ngx_pool_t *pool, char *s,
     ngx_str_t *out);
 
 
-#endif /* _NGX_HTTP_IDENTITY_HTTP_H_INCLUDED_ */
+#endif /* _NGX_HTTP_IDENTITY_FETCH_H_INCLUDED_ */

@@ -22,7 +22,7 @@
 #include <oauth2/mem.h>
 #include <jansson.h>
 
-#include "ngx_http_identity_http.h"
+#include "ngx_http_identity_fetch.h"
 
 
 typedef struct {

@@ -34,7 +34,7 @@
 #include "ngx_http_identity_crypto.h"
 #include "ngx_http_identity_meta.h"
 #include "ngx_http_identity_redis.h"
-#include "ngx_http_identity_session.h"
+#include "ngx_http_identity_store.h"
 #include "ngx_http_identity_claims.h"
 
 

@@ -4,8 +4,8 @@
  */
 
 
-#ifndef _NGX_HTTP_IDENTITY_SESSION_H_INCLUDED_
-#define _NGX_HTTP_IDENTITY_SESSION_H_INCLUDED_
+#ifndef _NGX_HTTP_IDENTITY_STORE_H_INCLUDED_
+#define _NGX_HTTP_IDENTITY_STORE_H_INCLUDED_
 
 
 #include <ngx_config.h>
@@ -87,4 +87,4 @@ ngx_int_t ngx_http_identity_verified_take(ngx_http_request_t *r,
     ngx_str_t *key);
 
 
-#endif /* _NGX_HTTP_IDENTITY_SESSION_H_INCLUDED_ */
+#endif /* _NGX_HTTP_IDENTITY_STORE_H_INCLUDED_ */
