@@ -73,6 +73,4 @@ $r = Identity::Test::UA->new->oidc_login("$base/_identity/login?redirect_path=%2
     stop => sub { $_[0] !~ m{^\Q$issuer\E} && $_[0] !~ m{/_identity/} });
 is($r->{h}{location}, '/ok/page', 'a same-site redirect_path is where the login returns');
 
-$t->stop_nginx;
-$t->check_log;
-done_testing();
+$t->done;

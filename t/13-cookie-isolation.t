@@ -85,6 +85,4 @@ for my $path ('/a/x', '/b/x', '/x', '/public/x', '/open/x') {
     unlike($cookie, qr/[A-Za-z0-9_-]{43}/, "$path: no session secret in the Cookie header");
 }
 
-$t->stop_nginx;
-$t->check_log;
-done_testing();
+$t->done;

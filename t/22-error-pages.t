@@ -206,6 +206,4 @@ like($r->{h}{'retry-after'} // '', qr/^\d+$/, 'Redis down at login: Retry-After'
 
 $t->start_redis;
 
-$t->stop_nginx;
-$t->check_log;
-done_testing();
+$t->done;

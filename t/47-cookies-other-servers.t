@@ -51,6 +51,4 @@ unlike($cookie, qr/identity_session/,
        "another server's upstream does not get the session cookie");
 unlike($cookie, qr/\Q$secret\E/, 'nor the session secret') if $secret;
 
-$t->stop_nginx;
-$t->check_log;
-done_testing();
+$t->done;

@@ -98,6 +98,4 @@ ok(!session_cookie($r), "SP 1's response at SP 2's ACS: no session cookie");
 $r = $u->get("$base2/y", headers => { Accept => 'application/json' });
 isnt($r->{status}, 200, '... and SP 2 admits nobody');
 
-$t->stop_nginx;
-$t->check_log;
-done_testing();
+$t->done;

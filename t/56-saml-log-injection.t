@@ -31,6 +31,4 @@ is($r->{status}, 403, 'wrong Destination: 403');
 like($t->error_log, qr/Destination/, 'the refusal is logged');
 unlike($t->error_log, qr/^2026\/12\/04 18:00:00 \[alert\] 1#1: forged line/m,
        'the client wrote no line of its own into error.log');
-$t->stop_nginx;
-$t->check_log;
-done_testing();
+$t->done;
