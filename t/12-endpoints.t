@@ -10,7 +10,7 @@ use lib "$FindBin::Bin/lib";
 
 use Test::More;
 use Identity::Test;
-use Identity::Conf qw(preamble upstream_saw);
+use Identity::Conf qw(http_conf provider_block server_block location_block upstream_saw);
 
 my $t = Identity::Test->new(name => 'endpoints');
 
@@ -26,59 +26,29 @@ system("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 "
        . "-keyout $dir/key.pem -out $dir/cert.pem 2>/dev/null") == 0
     or BAIL_OUT('openssl cannot make a test certificate');
 
-my $preamble = preamble();
-$t->nginx_conf(<<"CONF");
-$preamble
-    identity_redis 127.0.0.1:$rport;
-
-    identity_provider test {
-        type oidc;
-        issuer $issuer;
-        client_id test-client;
-        client_secret test-secret;
-    }
-
-    server {
-        listen 127.0.0.1:%%PORT_nginx%%;
-        identity_path /auth/;
-
-        location / {
-            return 404;
-        }
-
-        location /app/ {
-            identity test;
-            proxy_pass http://127.0.0.1:%%PORT_upstream%%;
-            proxy_set_header X-Identity-Email \$identity_email;
-        }
-    }
-
-    server {
-        listen 127.0.0.1:%%PORT_tls%% ssl;
-        ssl_certificate %%TESTDIR%%/cert.pem;
-        ssl_certificate_key %%TESTDIR%%/key.pem;
-
-        location / {
-            identity test;
-            proxy_pass http://127.0.0.1:%%PORT_upstream%%;
-        }
-    }
-
-    server {
-        listen 127.0.0.1:%%PORT_plain%%;
-        location / {
-            return 200 "own \$uri";
-        }
-    }
-
-    server {
-        listen 127.0.0.1:%%PORT_upstream%%;
-        location / {
-            return 200 "uri=\$request_uri\nemail=\$http_x_identity_email\n";
-        }
-    }
-}
-CONF
+$t->nginx_conf(http_conf(
+    redis => $rport,
+    providers => [provider_block('test', type => 'oidc', issuer => $issuer)],
+    servers => [
+        server_block(port => 'nginx', directives => 'identity_path /auth/;', locations => [
+            location_block('/', 'return 404;'),
+            location_block('/app/', 'identity test;',
+                'proxy_pass http://127.0.0.1:%%PORT_upstream%%;',
+                'proxy_set_header X-Identity-Email $identity_email;'),
+        ]),
+        server_block(listen => '127.0.0.1:%%PORT_tls%% ssl', directives => [
+            'ssl_certificate %%TESTDIR%%/cert.pem;',
+            'ssl_certificate_key %%TESTDIR%%/key.pem;',
+        ], locations => [
+            location_block('/', 'identity test;', 'proxy_pass http://127.0.0.1:%%PORT_upstream%%;'),
+        ]),
+        server_block(port => 'plain', locations => [location_block('/', 'return 200 "own $uri";')]),
+        server_block(port => 'upstream', locations => [
+            location_block('/', "return 200 \"uri=\$request_uri\nemail=\$http_x_identity_email\n\";"),
+        ]),
+    ],
+    upstream => 0,
+));
 $t->start_nginx;
 
 # the callback is under /auth/ although only /app/ is protected

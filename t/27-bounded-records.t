@@ -17,7 +17,7 @@ use JSON::PP;
 use Test::More;
 use Identity::Test;
 use Identity::OAuthMock;
-use Identity::Conf qw(preamble);
+use Identity::Conf qw(http_conf provider_block server_block location_block);
 
 my $t = Identity::Test->new(name => 'bounded-records');
 
@@ -27,56 +27,31 @@ my $base = "http://127.0.0.1:$nport";
 my $mock = $t->start_oauth_mock;
 my $m = $mock->{base};
 
-my $preamble = preamble();
-$t->nginx_conf(<<"CONF");
-$preamble
-    identity_redis 127.0.0.1:$rport timeout=2s;
-    large_client_header_buffers 4 16k;
-
-    identity_provider gitlab {
-        type oauth;
-        authorization_endpoint $m/gitlab/oauth/authorize;
-        token_endpoint $m/gitlab/oauth/token;
-        userinfo_endpoint $m/gitlab/api/v4/user;
-        client_id test-client;
-        client_secret test-secret;
-        scopes read_user;
-        claim_map id=id email=email name=name username=username groups=groups;
-    }
-
-    server {
-        listen 127.0.0.1:%%PORT_nginx%%;
-        identity gitlab;
-        proxy_set_header X-Identity-Username \$identity_username;
-
-        location / {
-            proxy_pass http://127.0.0.1:%%PORT_upstream%%;
-        }
-
-        location /sales/ {
-            identity_require_claim department sales;
-            proxy_pass http://127.0.0.1:%%PORT_upstream%%;
-        }
-
-        location /title/ {
-            identity_require_claim title ~^t;
-            proxy_pass http://127.0.0.1:%%PORT_upstream%%;
-        }
-
-        location /roles/ {
-            identity_require_claim roles admin;
-            proxy_pass http://127.0.0.1:%%PORT_upstream%%;
-        }
-    }
-
-    server {
-        listen 127.0.0.1:%%PORT_upstream%%;
-        location / {
-            return 200 "user=\$http_x_identity_username\n";
-        }
-    }
-}
-CONF
+my $upstream = 'proxy_pass http://127.0.0.1:%%PORT_upstream%%;';
+$t->nginx_conf(http_conf(
+    redis => $rport, redis_timeout => '2s',
+    http => 'large_client_header_buffers 4 16k;',
+    providers => [provider_block('gitlab', type => 'oauth',
+        authorization_endpoint => "$m/gitlab/oauth/authorize",
+        token_endpoint => "$m/gitlab/oauth/token",
+        userinfo_endpoint => "$m/gitlab/api/v4/user",
+        client_id => 'test-client', client_secret => 'test-secret',
+        scopes => 'read_user',
+        claim_map => 'id=id email=email name=name username=username groups=groups')],
+    servers => [
+        server_block(directives => ['identity gitlab;',
+            'proxy_set_header X-Identity-Username $identity_username;'], locations => [
+            location_block('/', $upstream),
+            location_block('/sales/', 'identity_require_claim department sales;', $upstream),
+            location_block('/title/', 'identity_require_claim title ~^t;', $upstream),
+            location_block('/roles/', 'identity_require_claim roles admin;', $upstream),
+        ]),
+        server_block(port => 'upstream', locations => [
+            location_block('/', "return 200 \"user=\$http_x_identity_username\n\";"),
+        ]),
+    ],
+    upstream => 0,
+));
 $t->start_nginx;
 
 my $domain = '@example.test';

@@ -15,7 +15,7 @@ use lib "$FindBin::Bin/lib";
 use JSON::PP qw(decode_json);
 use Test::More;
 use Identity::Test;
-use Identity::Conf qw(preamble echo_upstream);
+use Identity::Conf qw(http_conf provider_block server_block location_block);
 
 my $t = Identity::Test->new(name => 'admin-inherited-rule');
 
@@ -30,37 +30,18 @@ my $issuer = $t->start_idp(
           name => 'Bob Builder', username => 'bob' },
     ]);
 
-my $preamble = preamble();
-my $upstream = echo_upstream();
-
-$t->nginx_conf(<<"CONF");
-$preamble
-    identity_redis 127.0.0.1:$rport;
-    identity_provider test {
-        type oidc;
-        issuer $issuer;
-        client_id test-client;
-        client_secret test-secret;
-    }
-    server {
-        listen 127.0.0.1:%%PORT_nginx%%;
-
-        # the site: every employee
-        identity test;
-        identity_allow_email_domain example.test;
-
-        location / {
-            proxy_pass http://127.0.0.1:%%PORT_upstream%%;
-        }
-
-        # the admin API: no rule of its own
-        location /admin/ {
-            identity_admin;
-        }
-    }
-$upstream
-}
-CONF
+$t->nginx_conf(http_conf(
+    redis => $rport,
+    providers => [provider_block('test', type => 'oidc', issuer => $issuer)],
+    servers => [server_block(directives => <<'SERVER', locations => [
+# the site: every employee
+identity test;
+identity_allow_email_domain example.test;
+SERVER
+        location_block('/', 'proxy_pass http://127.0.0.1:%%PORT_upstream%%;'),
+        "# the admin API: no rule of its own\n" . location_block('/admin/', 'identity_admin;'),
+    ])],
+));
 
 my ($status, $out) = $t->nginx_test_conf;
 isnt($status, 0, 'nginx -t refuses an admin location whose only rule is the site-wide one');

@@ -14,7 +14,7 @@ use lib "$FindBin::Bin/lib";
 use JSON::PP qw(decode_json);
 use Test::More;
 use Identity::Test;
-use Identity::Conf qw(identity_conf preamble echo_upstream upstream_saw);
+use Identity::Conf qw(identity_conf http_conf provider_block server_block upstream_saw);
 
 my $t = Identity::Test->new(name => 'admin-protection');
 
@@ -121,24 +121,11 @@ $t->check_log;
 
 sub conf_with {
     my ($admin_location) = @_;
-    my $preamble = preamble();
-    my $upstream = echo_upstream();
-    return <<"CONF";
-$preamble
-    identity_redis 127.0.0.1:$rport;
-    identity_provider test {
-        type oidc;
-        issuer $issuer;
-        client_id test-client;
-        client_secret test-secret;
-    }
-    server {
-        listen 127.0.0.1:%%PORT_nginx%%;
-$admin_location
-    }
-$upstream
-}
-CONF
+    return http_conf(
+        redis => $rport,
+        providers => [provider_block('test', type => 'oidc', issuer => $issuer)],
+        servers => [server_block(locations => [$admin_location])],
+    );
 }
 
 my %refused = (

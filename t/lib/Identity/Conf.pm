@@ -1,13 +1,118 @@
 package Identity::Conf;
 
-# The nginx.conf most tests share: the module, Redis, one OpenID provider,
-# a protected server and an upstream that echoes what it received.
+# The nginx.conf of the tests: a small API that states one in a few lines
+# (http_conf, provider_block, server_block, location_block), the pieces it
+# is made of (preamble, protected, echo_upstream), and identity_conf, the
+# config most tests share: the module, Redis, one OpenID provider, a
+# protected server and an upstream that echoes what it received.  POD at
+# the end.
 
 use strict;
 use warnings;
 
 use Exporter 'import';
-our @EXPORT_OK = qw(identity_conf protected preamble echo_upstream upstream_saw);
+our @EXPORT_OK = qw(identity_conf protected preamble echo_upstream upstream_saw
+    http_conf provider_block server_block location_block);
+our %EXPORT_TAGS = (all => \@EXPORT_OK);
+
+# ------------------------------------------------------------ the API
+
+# _indent(TEXT, LEVEL): TEXT's lines re-indented, 4 spaces a level, LEVEL
+# plus the depth of the braces around each line.  Lines inside a quoted
+# string ("..." or '...') are left as they are: they belong to it.  Ends
+# with a newline unless TEXT is empty.
+sub _indent {
+    my ($text, $level) = @_;
+    my ($out, $depth, $quote) = ('', 0, '');
+    for my $line (split /\n/, $text // '') {
+        if ($quote) {
+            $out .= "$line\n";
+        } else {
+            (my $s = $line) =~ s/^\s+//;
+            my $d = $depth - ($s =~ /^\}/ ? 1 : 0);
+            $d = 0 if $d < 0;
+            $out .= $s eq '' ? "\n" : ('    ' x ($level + $d)) . "$s\n";
+        }
+        for my $tok ($line =~ /(\\.|["'{}#])/g) {
+            if ($quote) {
+                $quote = '' if $tok eq $quote;
+            } elsif ($tok eq '"' || $tok eq "'") {
+                $quote = $tok;
+            } elsif ($tok eq '#') {
+                last;
+            } elsif ($tok eq '{') {
+                $depth++;
+            } elsif ($tok eq '}') {
+                $depth--;
+            }
+        }
+    }
+    return $out;
+}
+
+# _lines(ITEMS): array ref or text, one string
+sub _lines {
+    my ($items) = @_;
+    return '' unless defined $items;
+    return join '', map { defined $_ && $_ ne '' ? (/\n\z/ ? $_ : "$_\n") : '' }
+        ref $items eq 'ARRAY' ? @$items : ($items);
+}
+
+# provider_block(NAME, DIRECTIVE => VALUE, ..., extra => TEXT)
+sub provider_block {
+    my ($name, @pairs) = @_;
+    die "provider_block $name: odd number of arguments\n" if @pairs % 2;
+    my ($body, $extra, %seen) = ('', '');
+    while (my ($k, $v) = splice @pairs, 0, 2) {
+        if ($k eq 'extra') {
+            $extra .= _lines($v);
+            next;
+        }
+        $seen{$k} = 1;
+        $body .= "$k " . (ref $v eq 'ARRAY' ? join(' ', @$v) : $v) . ";\n";
+    }
+    my $type = $body =~ /^type (\w+);/m ? $1 : '';
+    if ($type eq 'oidc' || $type eq 'oauth') {
+        $body .= "client_id test-client;\n" unless $seen{client_id};
+        $body .= "client_secret test-secret;\n" unless $seen{client_secret};
+    }
+    return _indent("identity_provider $name {\n$body$extra}\n", 1);
+}
+
+# location_block(PATH, LINES...)
+sub location_block {
+    my ($path, @lines) = @_;
+    return _indent("location $path {\n" . _lines(\@lines) . "}\n", 2);
+}
+
+# server_block(port => NAME, listen => ARGS, directives => LINES, locations => [...])
+sub server_block {
+    my (%o) = @_;
+    my $listen = $o{listen} // '127.0.0.1:%%PORT_' . ($o{port} // 'nginx') . '%%';
+    my $text = "server {\nlisten $listen;\n" . _lines($o{directives});
+    my @loc = ref $o{locations} eq 'ARRAY' ? @{$o{locations}} : ($o{locations} // ());
+    $text .= "\n" . _lines($_) for grep { defined && $_ ne '' } @loc;
+    return _indent("$text}\n", 1);
+}
+
+# http_conf(redis => PORT, redis_timeout => T, workers => N, http => LINES,
+#           providers => [...], servers => [...], upstream => 0)
+sub http_conf {
+    my (%o) = @_;
+    my $text = preamble($o{workers});
+    if (defined $o{redis}) {
+        $text .= "    identity_redis 127.0.0.1:$o{redis}"
+            . (defined $o{redis_timeout} ? " timeout=$o{redis_timeout}" : '') . ";\n";
+    }
+    $text .= _indent(_lines($o{http}), 1);
+    for my $part (grep { defined && $_ ne '' } @{$o{providers} || []}, @{$o{servers} || []}) {
+        $text .= "\n" . _indent(_lines($part), 1);
+    }
+    $text .= "\n" . echo_upstream() if $o{upstream} // 1;
+    return "$text}\n";
+}
+
+# ------------------------------------------------------------ identity_conf
 
 # identity_conf(redis => PORT, issuer => URL, %opt)
 #   workers   worker_processes (1)
@@ -22,61 +127,35 @@ our @EXPORT_OK = qw(identity_conf protected preamble echo_upstream upstream_saw)
 #   nginx     port name of the protected server ('nginx')
 sub identity_conf {
     my (%o) = @_;
-    my $workers = $o{workers} // 1;
     my $name = $o{nginx} // 'nginx';
-    my $http = $o{http} // '';
-    my $provider = $o{provider} // '';
-    my $identity = $o{identity} // 'test';
-    my $server = $o{server} // '';
     my $locations = $o{locations} // '';
     $locations .= <<'LOC' if $o{admin};
-        location /api/ {
-            identity_admin;
-            identity_admin_token_file %%TESTDIR%%/admin.token;
-        }
-LOC
-    my $upstream = $o{no_upstream} ? '' : echo_upstream();
-
-    my $preamble = preamble($workers);
-    my $protected = protected($identity);
-
-    my $providers = $o{providers} // <<"PROVIDER";
-    identity_provider test {
-        type oidc;
-        issuer $o{issuer};
-        client_id test-client;
-        client_secret test-secret;
-        $provider
-    }
-PROVIDER
-
-    return <<"CONF";
-$preamble
-    identity_redis 127.0.0.1:$o{redis} timeout=2s;
-
-$providers
-
-    $http
-
-    server {
-        listen 127.0.0.1:%%PORT_$name%%;
-        $server
-
-        location / {
-$protected
-        }
-
-        location /public/ {
-            identity off;
-            proxy_pass http://127.0.0.1:%%PORT_upstream%%;
-        }
-
-        $locations
-    }
-
-$upstream
+location /api/ {
+    identity_admin;
+    identity_admin_token_file %%TESTDIR%%/admin.token;
 }
-CONF
+LOC
+    my $providers = $o{providers} // provider_block('test', type => 'oidc',
+        issuer => $o{issuer}, client_id => 'test-client',
+        client_secret => 'test-secret', extra => $o{provider});
+
+    return http_conf(
+        workers => $o{workers} // 1,
+        redis => $o{redis},
+        redis_timeout => '2s',
+        providers => [$providers, $o{http}],
+        servers => [server_block(
+            port => $name,
+            directives => $o{server},
+            locations => [
+                location_block('/', protected($o{identity} // 'test')),
+                location_block('/public/', 'identity off;',
+                    'proxy_pass http://127.0.0.1:%%PORT_upstream%%;'),
+                $locations,
+            ],
+        )],
+        upstream => !$o{no_upstream},
+    );
 }
 
 # protected(PROVIDER): the inside of a location that PROVIDER protects, in
