@@ -15,7 +15,7 @@ use Digest::SHA qw(sha256_hex);
 use JSON::PP;
 use Test::More;
 use Identity::Test;
-use Identity::Conf qw(identity_conf upstream_saw);
+use Identity::Conf qw(identity_conf server_block location_block upstream_saw);
 
 my $t = Identity::Test->new(name => 'public-origin');
 
@@ -31,27 +31,15 @@ my $issuer = $t->start_idp(redirect_uris => ["$base/_identity/callback",
     "$public/_identity/callback", "http://named.example.test:$mport/_identity/callback"]);
 $t->write_file('admin.token', "origin-admin-token\n");
 
-$t->nginx_conf(identity_conf(redis => $rport, issuer => $issuer, admin => 1,
-    http => <<'H'));
-    server {
-        listen 127.0.0.1:%%PORT_proxied%%;
-        identity_public_url https://APP.example.test/;
-        location / {
-            identity test;
-            proxy_pass http://127.0.0.1:%%PORT_upstream%%;
-            proxy_set_header X-Identity-Email $identity_email;
-        }
-    }
-
-    server {
-        listen 127.0.0.1:%%PORT_named%%;
-        server_name named.example.test *.wild.example.test;
-        location / {
-            identity test;
-            proxy_pass http://127.0.0.1:%%PORT_upstream%%;
-        }
-    }
-H
+my $to_upstream = 'proxy_pass http://127.0.0.1:%%PORT_upstream%%;';
+$t->nginx_conf(identity_conf(redis => $rport, issuer => $issuer, admin => 1, http => [
+    server_block(port => 'proxied', directives => 'identity_public_url https://APP.example.test/;',
+        locations => [location_block('/', 'identity test;', $to_upstream,
+            'proxy_set_header X-Identity-Email $identity_email;')]),
+    server_block(port => 'named',
+        directives => 'server_name named.example.test *.wild.example.test;',
+        locations => [location_block('/', 'identity test;', $to_upstream)]),
+]));
 $t->start_nginx;
 
 sub redirect_uri {

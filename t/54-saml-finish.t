@@ -20,7 +20,7 @@ use Digest::SHA qw(sha256_hex);
 use Test::More;
 use XML::LibXML;
 use Identity::Test;
-use Identity::Conf qw(identity_conf protected upstream_saw);
+use Identity::Conf qw(identity_conf provider_block server_block location_block protected upstream_saw);
 use Identity::SAML qw(:all);
 
 my $t = Identity::Test->new(name => 'saml-finish');
@@ -51,18 +51,9 @@ my $acs = "$base/_identity/saml/acs";
 
 sub provider {
     my ($name, $extra) = @_;
-    return <<"EOF";
-    identity_provider $name {
-        type saml;
-        idp_metadata $idp->{metadata_file};
-        sp_certificate $sp_cert;
-        sp_certificate_key $sp_key;
-        $extra
-    }
-EOF
+    return provider_block($name, type => 'saml', idp_metadata => $idp->{metadata_file},
+        sp_certificate => $sp_cert, sp_certificate_key => $sp_key, extra => $extra);
 }
-
-my $second = protected('second');
 
 $t->nginx_conf(identity_conf(
     redis => $rport,
@@ -70,16 +61,8 @@ $t->nginx_conf(identity_conf(
     server => "identity_public_url $base;",
     providers => provider('corp', 'allow_idp_initiated on;')
         . provider('second', 'allow_idp_initiated on; sp_entity_id urn:example:second;'),
-    http => <<"EOF"));
-    server {
-        listen 127.0.0.1:%%PORT_nginx2%%;
-        identity_public_url $base2/;
-
-        location / {
-$second
-        }
-    }
-EOF
+    http => server_block(port => 'nginx2', directives => "identity_public_url $base2/;",
+        locations => [location_block('/', protected('second'))])));
 $t->start_nginx;
 
 sub sessions { scalar @{$t->redis('KEYS', 'identity:session:*')} }

@@ -29,7 +29,7 @@ my %floor = (
     'test_device.yaml' => 99.9,
 );
 
-plan skip_all => "no $regexes (Debian package uap-core)" unless -f $regexes;
+Identity::Test::need('uap-core');
 
 is(system('make', '-s', '-C', $root, $bin), 0, 'make builds ua_conformance');
 ok(-x $bin, 'ua_conformance built') or BAIL_OUT('no ua_conformance');

@@ -22,7 +22,7 @@ use Identity::Test;
 use Identity::GeoDB qw(write_mmdb);
 use Identity::Conf qw(identity_conf protected upstream_saw);
 
-plan skip_all => '/usr/bin/chromium is not installed' unless -x '/usr/bin/chromium';
+Identity::Test::need('chromium');
 
 my $t = Identity::Test->new(name => 'dashboard');
 

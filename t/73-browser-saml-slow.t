@@ -20,7 +20,7 @@ use Identity::Browser qw(:all);
 use Identity::Conf qw(preamble protected echo_upstream upstream_saw);
 use Identity::SAML qw(make_keypair);
 
-plan skip_all => 'chromium is not installed' unless chromium_ok();
+Identity::Test::need('chromium');
 
 my $wait = $ENV{IDENTITY_SLOW_WAIT} // 125;
 

@@ -172,7 +172,7 @@ Identity::Browser - headless Chromium for the browser-flow tests
 
     use Identity::Browser qw(:all);
 
-    plan skip_all => 'no Chromium' unless chromium_ok();
+    Identity::Test::need('chromium');    # fails, or skips if optional
     my ($key, $crt) = https_cert($t);      # for "listen ... ssl;"
     my $cdp = start_chromium($t);
     my $o = run_browser($t, 'flows.mjs', { cdp => $cdp, ... });
@@ -184,7 +184,10 @@ Identity::Browser - headless Chromium for the browser-flow tests
 
 =item chromium_ok
 
-True when C</usr/bin/chromium> (or C<$ENV{CHROMIUM}>) is there.
+True when C</usr/bin/chromium> (or C<$ENV{CHROMIUM}>) is there. Tests call
+C<Identity::Test::need('chromium')> instead, which fails the test when
+Chromium is absent, or skips it when C<IDENTITY_OPTIONAL> says so (see
+L<Identity::Test>).
 
 =item https_cert($t)
 

@@ -128,13 +128,9 @@ sub http_conf {
 sub identity_conf {
     my (%o) = @_;
     my $name = $o{nginx} // 'nginx';
-    my $locations = $o{locations} // '';
-    $locations .= <<'LOC' if $o{admin};
-location /api/ {
-    identity_admin;
-    identity_admin_token_file %%TESTDIR%%/admin.token;
-}
-LOC
+    my @locations = ref $o{locations} eq 'ARRAY' ? @{$o{locations}} : ($o{locations} // ());
+    push @locations, location_block('/api/', 'identity_admin;',
+        'identity_admin_token_file %%TESTDIR%%/admin.token;') if $o{admin};
     my $providers = $o{providers} // provider_block('test', type => 'oidc',
         issuer => $o{issuer}, client_id => 'test-client',
         client_secret => 'test-secret', extra => $o{provider});
@@ -151,7 +147,7 @@ LOC
                 location_block('/', protected($o{identity} // 'test')),
                 location_block('/public/', 'identity off;',
                     'proxy_pass http://127.0.0.1:%%PORT_upstream%%;'),
-                $locations,
+                @locations,
             ],
         )],
         upstream => !$o{no_upstream},
@@ -231,3 +227,122 @@ sub upstream_saw {
 }
 
 1;
+
+__END__
+
+=head1 NAME
+
+Identity::Conf - the nginx.conf of the tests, stated in a few lines
+
+=head1 SYNOPSIS
+
+    use Identity::Conf qw(:all);
+
+    $t->nginx_conf(http_conf(
+        redis => $rport,
+        providers => [provider_block('test', type => 'oidc', issuer => $issuer)],
+        servers => [server_block(port => 'nginx',
+            directives => 'identity_path /auth/;',
+            locations => [
+                location_block('/', protected('test')),
+                location_block('/admin/', 'identity test;',
+                    'identity_require_group admins;', 'identity_admin;'),
+            ])],
+    ));
+
+    # the shared config: one OpenID provider "test", "location /" protected
+    $t->nginx_conf(identity_conf(redis => $rport, issuer => $issuer, admin => 1));
+
+Each function returns nginx.conf text, placeholders (C<%%MODULE%%>,
+C<%%TESTDIR%%>, C<%%PORT_name%%>) left for C<< $t->nginx_conf >>. Text is
+re-indented by the depth of its braces (4 spaces a level), so pieces nest
+whatever their own indentation; lines inside a quoted string that spans
+lines (C<return 200 "a\nb";> written with real newlines) are kept as they
+are. A LINES argument is one string (one or more lines) or an array ref of
+them; each is a directive with its C<;> (or a block, or a comment).
+
+=head1 THE API
+
+=over
+
+=item http_conf(%opt)
+
+The whole nginx.conf: C<preamble>, then, inside C<http { }>:
+
+    redis          PORT: "identity_redis 127.0.0.1:PORT;"
+    redis_timeout  with redis: " timeout=VALUE" ('2s')
+    http           LINES at http level, right after identity_redis
+    providers      [ TEXT, ... ], usually provider_block()s
+    servers        [ TEXT, ... ], usually server_block()s
+    upstream       0: leave out the echo upstream (echo_upstream(), on
+                   by default; then name your own server on
+                   %%PORT_upstream%%)
+    workers        worker_processes (1)
+
+=item provider_block(NAME, DIRECTIVE => VALUE, ..., extra => LINES)
+
+C<identity_provider NAME { ... }>: one C<DIRECTIVE VALUE;> line per pair,
+in the order given (a VALUE may be an array ref: joined with spaces);
+C<extra> is raw text added at the end. For C<< type => 'oidc' >> and
+C<< type => 'oauth' >>, C<client_id test-client;> and C<client_secret
+test-secret;> are added unless given.
+
+    provider_block('gitlab', type => 'oauth',
+        authorization_endpoint => "$m/gitlab/oauth/authorize",
+        token_endpoint => "$m/gitlab/oauth/token",
+        userinfo_endpoint => "$m/gitlab/api/v4/user",
+        scopes => 'read_user')
+
+=item server_block(port => NAME, listen => ARGS, directives => LINES, locations => [TEXT, ...])
+
+C<server { listen 127.0.0.1:%%PORT_NAME%%; ... }> (NAME: C<nginx>);
+C<listen> replaces the listen arguments (C<'127.0.0.1:%%PORT_tls%% ssl'>).
+The directives come first, then each of C<locations> (location_block()s,
+or any text: a nested block, a comment), separated by blank lines.
+
+=item location_block(PATH, LINES...)
+
+C<location PATH { LINES }>. PATH may carry a modifier (C<'= /x'>, C<'~
+^/y'>). A line may be another location_block (nested) or C<protected(P)>.
+
+=back
+
+=head1 THE PIECES
+
+=over
+
+=item preamble(WORKERS)
+
+The top of a test nginx.conf, up to inside C<http {>: the module, no
+daemon, logs, pid and temp paths in testdir.
+
+=item protected(PROVIDER)
+
+The inside of a location that PROVIDER protects, in front of the echo
+upstream, passing the C<X-Identity-*> headers (id, email, name, username,
+provider, user id, session).
+
+=item echo_upstream(), upstream_saw(BODY)
+
+A server on C<%%PORT_upstream%%> that answers C<key=value> lines: uri, the
+X-Identity-* headers it got, cookie. C<upstream_saw> reads such a body
+into a hashref.
+
+=item identity_conf(redis => PORT, issuer => URL, %opt)
+
+The config most tests share: provider C<test> (OpenID, issuer URL, client
+C<test-client> / C<test-secret>), a server on C<%%PORT_nginx%%> whose
+C<location /> is C<protected('test')> and whose C</public/> is not, and
+the echo upstream. Options: C<workers>; C<http> (LINES at http level, after
+the providers: more servers, e.g. server_block()s); C<provider> (more lines
+inside the provider block); C<providers> (the provider blocks instead of
+that one, e.g. SAML providers); C<identity> (the provider of C<location
+/>, C<test>); C<server> (server-level LINES); C<locations> (more
+locations: text, or an array ref of location_block()s); C<< admin => 1 >> (the admin API at
+C</api/>, its token in F<%%TESTDIR%%/admin.token>); C<nginx> (the port
+name of the server); C<< no_upstream => 1 >>. Built with the functions
+above.
+
+=back
+
+=cut

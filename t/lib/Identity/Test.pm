@@ -45,6 +45,47 @@ sub new {
 
 sub testdir { $_[0]{dir} }
 
+# ------------------------------------------------------------ what a test needs
+
+# What tests may need that only "make deps" installs: name => [check, what
+# it is].  The check is true when it is there.
+our %NEEDS = (
+    chromium => [sub { -x ($ENV{CHROMIUM} // '/usr/bin/chromium') },
+        'Chromium (' . ($ENV{CHROMIUM} // '/usr/bin/chromium') . ', Debian package chromium)'],
+    'uap-core' => [sub { -f '/usr/share/uap-core/regexes.yaml' },
+        'uap-core (/usr/share/uap-core/regexes.yaml, Debian package uap-core)'],
+);
+
+# optional(NAME): true when IDENTITY_OPTIONAL (comma-separated NAMEs, or
+# "all") says a test may skip when NAME is absent
+sub optional {
+    my ($name) = @_;
+    my %opt = map { $_ => 1 } grep { $_ ne '' } split /[\s,]+/, $ENV{IDENTITY_OPTIONAL} // '';
+    return $opt{$name} || $opt{all} ? 1 : 0;
+}
+
+# need(NAME, ...), or $t->need(NAME, ...): before the first test.  Returns
+# when all are there; otherwise skips the whole file if IDENTITY_OPTIONAL
+# names the missing one, and fails it (one failing test, then exit) if not.
+sub need {
+    shift if ref $_[0] || ($_[0] // '') eq __PACKAGE__;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    for my $name (@_) {
+        my $need = $NEEDS{$name} or die "need: unknown requirement $name\n";
+        next if $need->[0]->();
+        if (optional($name)) {
+            plan skip_all => "$need->[1] is not installed (optional: IDENTITY_OPTIONAL)";
+        }
+        plan tests => 1;
+        fail("$need->[1] is installed");
+        diag("$need->[1] is missing: install it with \"make deps\""
+            . " (scripts/install-deps.sh), or run with IDENTITY_OPTIONAL=$name"
+            . " to skip the tests that need it");
+        exit 1;
+    }
+    return 1;
+}
+
 sub free_port {
     for (1 .. 100) {
         my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
@@ -954,6 +995,19 @@ set or the test is failing (its path is printed with diag).
 
 C<write_file> writes below testdir (creating directories) and returns the full
 path. C<read_file> returns '' for a missing file; absolute paths are allowed.
+
+=item Identity::Test::need(NAME, ...), $t->need(NAME, ...)
+
+For a test that needs something only C<make deps> installs; call it before
+the first test. NAMEs (C<%Identity::Test::NEEDS>): C<chromium>
+(F</usr/bin/chromium> or C<$ENV{CHROMIUM}>), C<uap-core>
+(F</usr/share/uap-core/regexes.yaml>). If one is absent, the test file
+fails (one failing test, a message saying to run C<make deps>, exit 1) -
+unless the environment variable C<IDENTITY_OPTIONAL> names it (a
+comma-separated list of NAMEs, or C<all>): then the whole file is skipped
+(C<plan skip_all>). C<Identity::Test::optional(NAME)> says whether it does.
+
+    IDENTITY_OPTIONAL=chromium prove -I t/lib t/
 
 =item Identity::Test::free_port(), port(NAME)
 
