@@ -1048,7 +1048,7 @@ made (modes: see F<t/idp/README.md>). Dies unless the IdP answers 200.
 
 =item start_saml_idp(%opt), stop_saml_idp(NAME)
 
-Defined by L<Identity::SAML> (C<use Identity::SAML;> first): starts
+Defined by L<Identity::SAML::IdP> (C<use Identity::SAML;> first): starts
 SimpleSAMLphp as a SAML 2.0 IdP under C<php -S> on C<port(NAME)> (NAME
 defaults to C<saml_idp>), registered like the other servers so that C<done>
 and the cleanup stop it by pid; returns a hashref (url, entity_id,
