@@ -7,8 +7,9 @@
 /*
  * OAuth 2.0 providers (type oauth): presets for eight well-known providers,
  * or every endpoint and claim path configured.  The authorization code
- * flow (with PKCE S256 where the provider takes it) gives an access token,
- * and the provider's user info endpoint gives the identity.
+ * flow (with PKCE S256 where the provider takes it), through the OAuth 2.0
+ * core (ngx_http_identity_oauth2.c), gives an access token, and the
+ * provider's user info endpoint gives the identity.
  *
  * The tokens are kept with the session, encrypted.  With
  * userinfo_refresh_interval the user info is fetched again (after a
@@ -29,8 +30,6 @@
 
 #include "ngx_http_identity_module.h"
 #include "ngx_http_identity_crypto.h"
-#include "ngx_http_identity_cookie.h"
-#include "ngx_http_identity_store.h"
 #include "ngx_http_identity_task.h"
 #include "ngx_http_identity_fetch.h"
 #include "ngx_http_identity_oauth2.h"

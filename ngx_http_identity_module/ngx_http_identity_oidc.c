@@ -6,6 +6,10 @@
 
 /*
  * OpenID Connect relying party, authorization code flow with PKCE S256.
+ * The authorization request, the callback's pending login and the code
+ * exchange are the OAuth 2.0 core's (ngx_http_identity_oauth2.c); here are
+ * discovery, the JWKS, the ID token, userinfo, back-channel logout and
+ * end_session.
  *
  * Discovery, JWKS, token and userinfo calls are blocking HTTP calls made
  * with liboauth2 (libcurl) in nginx's thread pool; the ID token is verified
@@ -36,7 +40,6 @@
 #include "ngx_http_identity_module.h"
 #include "ngx_http_identity_crypto.h"
 #include "ngx_http_identity_redis.h"
-#include "ngx_http_identity_cookie.h"
 #include "ngx_http_identity_store.h"
 #include "ngx_http_identity_task.h"
 #include "ngx_http_identity_body.h"
