@@ -7,8 +7,9 @@
 /*
  * OAuth 2.0 providers (type oauth): presets for eight well-known providers,
  * or every endpoint and claim path configured.  The authorization code
- * flow (with PKCE S256 where the provider takes it) gives an access token,
- * and the provider's user info endpoint gives the identity.
+ * flow (with PKCE S256 where the provider takes it), through the OAuth 2.0
+ * core (ngx_http_identity_oauth2.c), gives an access token, and the
+ * provider's user info endpoint gives the identity.
  *
  * The tokens are kept with the session, encrypted.  With
  * userinfo_refresh_interval the user info is fetched again (after a
@@ -29,10 +30,9 @@
 
 #include "ngx_http_identity_module.h"
 #include "ngx_http_identity_crypto.h"
-#include "ngx_http_identity_cookie.h"
-#include "ngx_http_identity_store.h"
 #include "ngx_http_identity_task.h"
 #include "ngx_http_identity_fetch.h"
+#include "ngx_http_identity_oauth2.h"
 #include "ngx_http_identity_oauth.h"
 
 
@@ -88,20 +88,17 @@ typedef struct {
 /* NUL-terminated copies of the configuration, read by the thread tasks */
 
 struct ngx_http_identity_oauth_conf_s {
-    char                             *authorization_endpoint;
-    char                             *token_endpoint;
-    char                             *userinfo_endpoint;
-    char                             *emails_endpoint;
-    char                             *client_id;
-    char                             *client_secret;
-    char                             *claims[5];
-    char                             *email_verified;
-    ngx_uint_t                        email;    /* ngx_http_identity_email_* */
-    char                             *tenant;   /* microsoft, or NULL */
-    ngx_uint_t                        microsoft;
-    ngx_uint_t                        client_id_header;
-    ngx_uint_t                        token_auth;
-    ngx_msec_t                        timeout;
+    ngx_http_identity_oauth2_client_t   client;
+    char                               *authorization_endpoint;
+    char                               *userinfo_endpoint;
+    char                               *emails_endpoint;
+    char                               *claims[5];
+    char                               *email_verified;
+    ngx_uint_t                          email;  /* ngx_http_identity_email_* */
+    char                               *tenant;   /* microsoft, or NULL */
+    ngx_uint_t                          microsoft;
+    ngx_uint_t                          client_id_header;
+    ngx_msec_t                          timeout;
 };
 
 
@@ -110,9 +107,7 @@ typedef struct {
     ngx_http_identity_oauth_conf_t   *conf;
 
     /* in: a code grant, or the tokens of a session */
-    char                             *code;
-    char                             *redirect_uri;
-    char                             *verifier;
+    ngx_http_identity_oauth2_grant_t  grant;
     char                             *access_token;
     char                             *refresh_token;
     time_t                            access_expires;
@@ -314,7 +309,7 @@ ngx_http_identity_oauth_conf(ngx_conf_t *cf, ngx_http_identity_provider_t *pr)
     oc->authorization_endpoint = ngx_http_identity_oauth_strdup(cf,
                                     &pr->authorization_endpoint,
                                     ps->authorization_endpoint);
-    oc->token_endpoint = ngx_http_identity_oauth_strdup(cf,
+    oc->client.token_endpoint = ngx_http_identity_oauth_strdup(cf,
                                     &pr->token_endpoint, ps->token_endpoint);
     oc->userinfo_endpoint = ngx_http_identity_oauth_strdup(cf,
                                     &pr->userinfo_endpoint,
@@ -322,11 +317,13 @@ ngx_http_identity_oauth_conf(ngx_conf_t *cf, ngx_http_identity_provider_t *pr)
     oc->emails_endpoint = ngx_http_identity_oauth_strdup(cf,
                                     &pr->emails_endpoint,
                                     ps->emails_endpoint);
-    oc->client_id = ngx_http_identity_oauth_strdup(cf, &pr->client_id, NULL);
-    oc->client_secret = ngx_http_identity_oauth_strdup(cf, &pr->client_secret,
-                                                       NULL);
+    oc->client.client_id = ngx_http_identity_oauth_strdup(cf, &pr->client_id,
+                                                          NULL);
+    oc->client.client_secret = ngx_http_identity_oauth_strdup(cf,
+                                                   &pr->client_secret, NULL);
 
-    if (oc->authorization_endpoint == NULL || oc->token_endpoint == NULL
+    if (oc->authorization_endpoint == NULL
+        || oc->client.token_endpoint == NULL
         || oc->userinfo_endpoint == NULL)
     {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -336,7 +333,7 @@ ngx_http_identity_oauth_conf(ngx_conf_t *cf, ngx_http_identity_provider_t *pr)
         return NGX_CONF_ERROR;
     }
 
-    if (oc->client_id == NULL || oc->client_secret == NULL) {
+    if (oc->client.client_id == NULL || oc->client.client_secret == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "identity provider \"%V\" needs \"client_id\" "
                            "and \"client_secret\"", &pr->name);
@@ -380,7 +377,7 @@ ngx_http_identity_oauth_conf(ngx_conf_t *cf, ngx_http_identity_provider_t *pr)
     ngx_conf_init_uint_value(pr->token_auth, pr->preset.len
                                              ? NGX_HTTP_IDENTITY_AUTH_POST
                                              : NGX_HTTP_IDENTITY_AUTH_BASIC);
-    oc->token_auth = pr->token_auth;
+    oc->client.token_auth = pr->token_auth;
 
     if (pr->scopes.len == 0 && ps->scopes) {
         pr->scopes.data = (u_char *) ps->scopes;
@@ -391,9 +388,12 @@ ngx_http_identity_oauth_conf(ngx_conf_t *cf, ngx_http_identity_provider_t *pr)
 
     if (pr->issuer.len == 0) {
         pr->issuer.data = (u_char *) (ps->issuer ? ps->issuer
-                                                 : oc->token_endpoint);
+                                                 : oc->client.token_endpoint);
         pr->issuer.len = ngx_strlen(pr->issuer.data);
     }
+
+    ngx_http_identity_oauth2_set_callback(NGX_HTTP_IDENTITY_OAUTH,
+                                          ngx_http_identity_oauth_callback);
 
     return NGX_CONF_OK;
 }
@@ -503,6 +503,7 @@ ngx_http_identity_oauth_strdup(ngx_conf_t *cf, ngx_str_t *s, char *dflt)
 ngx_int_t
 ngx_http_identity_oauth_login(ngx_http_request_t *r)
 {
+    ngx_int_t                        rc;
     ngx_http_identity_ctx_t         *ctx;
     ngx_http_identity_oauth_conf_t  *oc;
 
@@ -513,24 +514,13 @@ ngx_http_identity_oauth_login(ngx_http_request_t *r)
 
     case ngx_http_identity_oauth_start:
 
-        if (ngx_http_identity_random(r->pool, 32, &ctx->state_param) != NGX_OK
-            || ngx_http_identity_random(r->pool, 32,
-                                        &ctx->login.code_verifier)
-               != NGX_OK)
-        {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        rc = ngx_http_identity_oauth2_login(r, 0);
+
+        if (rc == NGX_AGAIN) {
+            ctx->state = ngx_http_identity_oauth_saving;
         }
 
-        ngx_str_null(&ctx->login.nonce);
-        ctx->login.provider = ctx->provider->name;
-        ctx->found = 0;
-
-        if (ngx_http_identity_login_save(r, &ctx->state_param) != NGX_OK) {
-            return NGX_HTTP_SERVICE_UNAVAILABLE;
-        }
-
-        ctx->state = ngx_http_identity_oauth_saving;
-        return NGX_AGAIN;
+        return rc;
 
     case ngx_http_identity_oauth_saving:
 
@@ -538,124 +528,12 @@ ngx_http_identity_oauth_login(ngx_http_request_t *r)
             return NGX_HTTP_SERVICE_UNAVAILABLE;
         }
 
-        return ngx_http_identity_oauth_redirect(r, oc->authorization_endpoint,
-                                                ctx->provider->pkce, NULL);
+        return ngx_http_identity_oauth2_redirect(r, oc->authorization_endpoint,
+                                                 ctx->provider->pkce, NULL);
 
     default:
         return ctx->status ? ctx->status : NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-}
-
-
-/*
- * The redirect to an authorization endpoint, for OAuth and OpenID Connect
- * alike; the state cookie binds the login to this browser.
- */
-
-ngx_int_t
-ngx_http_identity_oauth_redirect(ngx_http_request_t *r, char *endpoint,
-    ngx_uint_t pkce, ngx_str_t *nonce)
-{
-    u_char                        *p;
-    size_t                         len;
-    uintptr_t                      esc;
-    ngx_str_t                      location, challenge, name, domain, *v;
-    ngx_http_identity_ctx_t       *ctx;
-    ngx_http_identity_provider_t  *pr;
-
-    ctx = ngx_http_identity_get_ctx(r);
-    pr = ctx->provider;
-
-    ngx_str_null(&challenge);
-
-    if (pkce
-        && ngx_http_identity_pkce_challenge(r->pool,
-                                            &ctx->login.code_verifier,
-                                            &challenge)
-           != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    v = &ctx->login.redirect_uri;
-    esc = 2 * ngx_escape_uri(NULL, v->data, v->len, NGX_ESCAPE_URI_COMPONENT)
-          + 2 * ngx_escape_uri(NULL, pr->client_id.data, pr->client_id.len,
-                               NGX_ESCAPE_URI_COMPONENT)
-          + 2 * ngx_escape_uri(NULL, pr->scopes.data, pr->scopes.len,
-                               NGX_ESCAPE_URI_COMPONENT);
-
-    len = ngx_strlen(endpoint)
-          + sizeof("?response_type=code&client_id=") - 1 + pr->client_id.len
-          + sizeof("&redirect_uri=") - 1 + v->len
-          + sizeof("&scope=") - 1 + pr->scopes.len
-          + sizeof("&state=") - 1 + ctx->state_param.len
-          + sizeof("&nonce=") - 1 + (nonce ? nonce->len : 0)
-          + sizeof("&code_challenge=") - 1 + challenge.len
-          + sizeof("&code_challenge_method=S256") - 1
-          + pr->authorization_params.len + sizeof("&prompt=login") - 1 + esc;
-
-    location.data = ngx_pnalloc(r->pool, len);
-    if (location.data == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    p = ngx_cpystrn(location.data, (u_char *) endpoint, len);
-    *p = ngx_strlchr(location.data, p, '?') ? '&' : '?';
-    p++;
-    p = ngx_cpymem(p, "response_type=code&client_id=",
-                   sizeof("response_type=code&client_id=") - 1);
-    p = (u_char *) ngx_escape_uri(p, pr->client_id.data, pr->client_id.len,
-                                  NGX_ESCAPE_URI_COMPONENT);
-    p = ngx_cpymem(p, "&redirect_uri=", sizeof("&redirect_uri=") - 1);
-    p = (u_char *) ngx_escape_uri(p, v->data, v->len, NGX_ESCAPE_URI_COMPONENT);
-    p = ngx_cpymem(p, "&scope=", sizeof("&scope=") - 1);
-    p = (u_char *) ngx_escape_uri(p, pr->scopes.data, pr->scopes.len,
-                                  NGX_ESCAPE_URI_COMPONENT);
-    p = ngx_sprintf(p, "&state=%V", &ctx->state_param);
-
-    if (nonce) {
-        p = ngx_sprintf(p, "&nonce=%V", nonce);
-    }
-
-    if (pkce) {
-        p = ngx_sprintf(p, "&code_challenge=%V&code_challenge_method=S256",
-                        &challenge);
-    }
-
-    if (pr->authorization_params.len) {
-        p = ngx_cpymem(p, pr->authorization_params.data,
-                       pr->authorization_params.len);
-    }
-
-    /*
-     * A browser whose session was revoked or has ended must authenticate
-     * again: the provider's own session would otherwise log it straight
-     * back in (OpenID Connect prompt=login, unless configured otherwise).
-     */
-
-    if (ctx->reauth && nonce
-        && (pr->authorization_params.len < sizeof("&prompt=") - 1
-            || ngx_strlcasestrn(pr->authorization_params.data,
-                                pr->authorization_params.data
-                                + pr->authorization_params.len,
-                                (u_char *) "prompt=", 7 - 1)
-               == NULL))
-    {
-        p = ngx_cpymem(p, "&prompt=login", sizeof("&prompt=login") - 1);
-    }
-
-    location.len = p - location.data;
-
-    if (ngx_http_identity_state_cookie(r, &name, &domain) != NGX_OK
-        || ngx_http_identity_cookie_set(r, &name, &ctx->state_param, &domain,
-                                        NGX_HTTP_IDENTITY_STATE_TTL)
-           != NGX_OK
-        || ngx_http_identity_set_location(r, &location) != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    return NGX_HTTP_MOVED_TEMPORARILY;
 }
 
 
@@ -678,19 +556,8 @@ ngx_http_identity_oauth_callback(ngx_http_request_t *r)
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        t->code = ngx_http_identity_cstr(r->pool, &ctx->code);
-        t->redirect_uri = ngx_http_identity_cstr(r->pool,
-                                                 &ctx->login.redirect_uri);
-
-        if (ctx->provider->pkce) {
-            t->verifier = ngx_http_identity_cstr(r->pool,
-                                                 &ctx->login.code_verifier);
-            if (t->verifier == NULL) {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
-        }
-
-        if (t->code == NULL || t->redirect_uri == NULL
+        if (ngx_http_identity_oauth2_grant(r, ctx->provider->pkce, &t->grant)
+            != NGX_OK
             || ngx_http_identity_task_post(r,
                                         ngx_http_identity_oauth_exchange_run,
                                         ngx_http_identity_oauth_task_done,
@@ -820,14 +687,7 @@ ngx_http_identity_oauth_exchange_run(void *data)
         return;
     }
 
-    form = oauth2_nv_list_init(log);
-    oauth2_nv_list_add(log, form, "grant_type", "authorization_code");
-    oauth2_nv_list_add(log, form, "code", t->code);
-    oauth2_nv_list_add(log, form, "redirect_uri", t->redirect_uri);
-
-    if (t->verifier) {
-        oauth2_nv_list_add(log, form, "code_verifier", t->verifier);
-    }
+    form = ngx_http_identity_oauth2_code_form(log, &t->grant);
 
     if (ngx_http_identity_oauth_grant(t, log, form) == NGX_OK) {
         (void) ngx_http_identity_oauth_userinfo(t, log);
@@ -904,13 +764,12 @@ ngx_http_identity_oauth_refresh_grant(ngx_http_identity_oauth_task_t *t,
 }
 
 
-/* RFC 6749 4.1.3 and 6: the token endpoint, with client authentication */
+/* a grant at the token endpoint, and the tokens it gives */
 
 static ngx_int_t
 ngx_http_identity_oauth_grant(ngx_http_identity_oauth_task_t *t,
     oauth2_log_t *log, oauth2_nv_list_t *form)
 {
-    char                            *body;
     json_t                          *tokens, *v;
     const char                      *access, *type, *refresh, *err;
     oauth2_http_call_ctx_t          *hctx;
@@ -923,26 +782,13 @@ ngx_http_identity_oauth_grant(ngx_http_identity_oauth_task_t *t,
         return NGX_ERROR;
     }
 
-    if (oc->token_auth == NGX_HTTP_IDENTITY_AUTH_POST) {
-        oauth2_nv_list_add(log, form, "client_id", oc->client_id);
-        oauth2_nv_list_add(log, form, "client_secret", oc->client_secret);
-
-    } else {
-        /* RFC 6749 2.3.1: form-encode the credentials before Basic */
-        oauth2_http_call_ctx_basic_auth_set(log, hctx, oc->client_id,
-                                            oc->client_secret, true);
-    }
-
-    tokens = NULL;
-    body = ngx_http_identity_http_call(log, oc->token_endpoint, form, hctx,
-                                       &t->result, &tokens);
+    tokens = ngx_http_identity_oauth2_token(&oc->client, log, hctx, form,
+                                            &t->result);
     oauth2_http_call_ctx_free(log, hctx);
 
-    if (body == NULL) {
+    if (tokens == NULL) {
         return NGX_ERROR;
     }
-
-    free(body);
 
     /* GitHub answers a refused code with 200 and an "error" */
 
@@ -951,8 +797,8 @@ ngx_http_identity_oauth_grant(ngx_http_identity_oauth_task_t *t,
     if (err) {
         ngx_http_identity_http_fail(&t->result, NGX_HTTP_FORBIDDEN,
                                     NGX_LOG_INFO,
-                                    "\"%s\" answered %s", oc->token_endpoint,
-                                    err);
+                                    "\"%s\" answered %s",
+                                    oc->client.token_endpoint, err);
         json_decref(tokens);
         return NGX_ERROR;
     }
@@ -1034,7 +880,7 @@ ngx_http_identity_oauth_microsoft(ngx_http_identity_oauth_task_t *t,
     jwt = json_string_value(json_object_get(tokens, "id_token"));
 
     if (jwt == NULL) {
-        if (t->code == NULL) {
+        if (t->grant.code == NULL) {
             return NGX_OK;
         }
 
@@ -1069,7 +915,7 @@ ngx_http_identity_oauth_microsoft(ngx_http_identity_oauth_task_t *t,
     tid = json_string_value(json_object_get(claims, "tid"));
     oid = json_string_value(json_object_get(claims, "oid"));
 
-    if (aud == NULL || strcmp(aud, oc->client_id) != 0
+    if (aud == NULL || strcmp(aud, oc->client.client_id) != 0
         || tid == NULL || tid[0] == '\0' || strlen(tid) > 64
         || oid == NULL || oid[0] == '\0' || strlen(oid) > 64)
     {
@@ -1106,7 +952,7 @@ invalid:
     ngx_http_identity_http_fail(&t->result, NGX_HTTP_FORBIDDEN, NGX_LOG_ERR,
                                 "token response of \"%s\" without an "
                                 "id_token for this client with tid and oid",
-                                oc->token_endpoint);
+                                oc->client.token_endpoint);
 
 failed:
 
@@ -1282,8 +1128,7 @@ static json_t *
 ngx_http_identity_oauth_get(ngx_http_identity_oauth_task_t *t,
     oauth2_log_t *log, const char *url, ngx_uint_t any)
 {
-    char                    *body, *auth;
-    size_t                   len;
+    char                    *body;
     json_t                  *json;
     const char              *token;
     oauth2_http_call_ctx_t  *hctx;
@@ -1295,25 +1140,18 @@ ngx_http_identity_oauth_get(ngx_http_identity_oauth_task_t *t,
         return NULL;
     }
 
-    len = sizeof("Bearer ") + strlen(token);
-    auth = malloc(len);
-
-    if (auth == NULL) {
+    if (ngx_http_identity_oauth2_bearer(log, hctx, token, &t->result)
+        != NGX_OK)
+    {
         oauth2_http_call_ctx_free(log, hctx);
-        ngx_http_identity_http_fail(&t->result, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                    NGX_LOG_ERR, "out of memory");
         return NULL;
     }
-
-    snprintf(auth, len, "Bearer %s", token);
-    oauth2_http_call_ctx_hdr_set(log, hctx, "Authorization", auth);
-    free(auth);
 
     /* Twitch's API wants the client id beside the token */
 
     if (t->conf->client_id_header) {
         oauth2_http_call_ctx_hdr_set(log, hctx, "Client-Id",
-                                     t->conf->client_id);
+                                     t->conf->client.client_id);
     }
 
     json = NULL;

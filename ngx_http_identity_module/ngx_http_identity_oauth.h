@@ -21,8 +21,6 @@ typedef struct ngx_http_identity_oauth_conf_s  ngx_http_identity_oauth_conf_t;
 char *ngx_http_identity_oauth_conf(ngx_conf_t *cf,
     ngx_http_identity_provider_t *pr);
 ngx_int_t ngx_http_identity_oauth_login(ngx_http_request_t *r);
-ngx_int_t ngx_http_identity_oauth_redirect(ngx_http_request_t *r,
-    char *endpoint, ngx_uint_t pkce, ngx_str_t *nonce);
 ngx_int_t ngx_http_identity_oauth_callback(ngx_http_request_t *r);
 ngx_int_t ngx_http_identity_oauth_refresh(ngx_http_request_t *r);
 

@@ -6,6 +6,10 @@
 
 /*
  * OpenID Connect relying party, authorization code flow with PKCE S256.
+ * The authorization request, the callback's pending login and the code
+ * exchange are the OAuth 2.0 core's (ngx_http_identity_oauth2.c); here are
+ * discovery, the JWKS, the ID token, userinfo, back-channel logout and
+ * end_session.
  *
  * Discovery, JWKS, token and userinfo calls are blocking HTTP calls made
  * with liboauth2 (libcurl) in nginx's thread pool; the ID token is verified
@@ -36,12 +40,11 @@
 #include "ngx_http_identity_module.h"
 #include "ngx_http_identity_crypto.h"
 #include "ngx_http_identity_redis.h"
-#include "ngx_http_identity_cookie.h"
 #include "ngx_http_identity_store.h"
 #include "ngx_http_identity_task.h"
 #include "ngx_http_identity_body.h"
 #include "ngx_http_identity_fetch.h"
-#include "ngx_http_identity_oauth.h"
+#include "ngx_http_identity_oauth2.h"
 #include "ngx_http_identity_oidc.h"
 
 
@@ -98,39 +101,36 @@ struct ngx_http_identity_oidc_discovery_s {
 
 
 typedef struct {
-    ngx_http_identity_provider_t   *provider;
-    char                           *token_endpoint;
-    char                           *userinfo_endpoint;
-    char                           *jwks_uri;
-    char                           *jwks;
-    char                           *issuer;
-    char                           *client_id;
-    char                           *client_secret;
-    char                           *code;
-    char                           *redirect_uri;
-    char                           *verifier;
-    char                           *nonce;
-    char                           *logout_token;
-    ngx_uint_t                      may_refetch;
-    ngx_uint_t                      userinfo;       /* _USERINFO_* */
-    ngx_uint_t                      want_email;     /* scope email */
-    ngx_uint_t                      want_profile;   /* scope profile */
-    ngx_uint_t                      want_groups;    /* scope groups */
+    ngx_http_identity_provider_t       *provider;
+    ngx_http_identity_oauth2_client_t   client;
+    ngx_http_identity_oauth2_grant_t    grant;
+    char                               *userinfo_endpoint;
+    char                               *jwks_uri;
+    char                               *jwks;
+    char                               *issuer;
+    char                               *client_id;
+    char                               *nonce;
+    char                               *logout_token;
+    ngx_uint_t                          may_refetch;
+    ngx_uint_t                          userinfo;       /* _USERINFO_* */
+    ngx_uint_t                          want_email;     /* scope email */
+    ngx_uint_t                          want_profile;   /* scope profile */
+    ngx_uint_t                          want_groups;    /* scope groups */
 
-    char                           *new_jwks;
-    char                           *sub;
-    char                           *email;
-    ngx_uint_t                      email_verified;  /* by its source */
-    ngx_uint_t                      email_vouched;   /* it said either way */
-    ngx_uint_t                      email_unverified;   /* and dropped */
-    ngx_uint_t                      userinfo_called;
-    char                           *name;
-    char                           *username;
-    char                           *sid;
-    char                           *groups;
-    char                           *raw;        /* the claims, JSON */
-    char                           *jti;
-    ngx_http_identity_http_result_t result;
+    char                               *new_jwks;
+    char                               *sub;
+    char                               *email;
+    ngx_uint_t                          email_verified;  /* by its source */
+    ngx_uint_t                          email_vouched;   /* said either way */
+    ngx_uint_t                          email_unverified;   /* and dropped */
+    ngx_uint_t                          userinfo_called;
+    char                               *name;
+    char                               *username;
+    char                               *sid;
+    char                               *groups;
+    char                               *raw;        /* the claims, JSON */
+    char                               *jti;
+    ngx_http_identity_http_result_t     result;
 } ngx_http_identity_oidc_exchange_t;
 
 
@@ -340,7 +340,6 @@ ngx_int_t
 ngx_http_identity_oidc_login(ngx_http_request_t *r)
 {
     ngx_int_t                 rc;
-    ngx_str_t                 state;
     ngx_http_identity_ctx_t  *ctx;
 
     ctx = ngx_http_identity_get_ctx(r);
@@ -358,26 +357,13 @@ ngx_http_identity_oidc_login(ngx_http_request_t *r)
 
     case ngx_http_identity_oidc_discovery:
 
-        if (ngx_http_identity_random(r->pool, 32, &state) != NGX_OK
-            || ngx_http_identity_random(r->pool, 32, &ctx->login.nonce)
-               != NGX_OK
-            || ngx_http_identity_random(r->pool, 32,
-                                        &ctx->login.code_verifier)
-               != NGX_OK)
-        {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        rc = ngx_http_identity_oauth2_login(r, 1);
+
+        if (rc == NGX_AGAIN) {
+            ctx->state = ngx_http_identity_oidc_saving;
         }
 
-        ctx->state_param = state;
-        ctx->login.provider = ctx->provider->name;
-        ctx->found = 0;
-
-        if (ngx_http_identity_login_save(r, &state) != NGX_OK) {
-            return NGX_HTTP_SERVICE_UNAVAILABLE;
-        }
-
-        ctx->state = ngx_http_identity_oidc_saving;
-        return NGX_AGAIN;
+        return rc;
 
     case ngx_http_identity_oidc_saving:
 
@@ -716,18 +702,20 @@ ngx_http_identity_oidc_redirect(ngx_http_request_t *r)
     ctx = ngx_http_identity_get_ctx(r);
     cache = ngx_http_identity_oidc_cache(ctx->provider);
 
-    return ngx_http_identity_oauth_redirect(r, cache->authorization_endpoint,
-                                            1, &ctx->login.nonce);
+    return ngx_http_identity_oauth2_redirect(r, cache->authorization_endpoint,
+                                             1, &ctx->login.nonce);
 }
 
 
-/* the redirect_uri: code, state, or an error from the provider */
+/*
+ * The redirect_uri, for every provider: the OAuth 2.0 core takes the
+ * pending login, and hands a login of another protocol over to it.
+ */
 
 ngx_int_t
 ngx_http_identity_oidc_callback(ngx_http_request_t *r)
 {
     ngx_int_t                        rc;
-    ngx_str_t                        arg;
     ngx_http_identity_ctx_t         *ctx;
 
     ctx = ngx_http_identity_get_ctx(r);
@@ -736,59 +724,15 @@ ngx_http_identity_oidc_callback(ngx_http_request_t *r)
 
     case ngx_http_identity_oidc_start:
 
-        if (ngx_http_arg(r, (u_char *) "error", 5, &arg) == NGX_OK) {
-            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                          "identity: provider refused the login: \"%V\"",
-                          &arg);
-            return NGX_HTTP_FORBIDDEN;
-        }
-
-        if (ngx_http_arg(r, (u_char *) "state", 5, &ctx->state_param)
-            != NGX_OK
-            || ngx_http_arg(r, (u_char *) "code", 4, &ctx->code) != NGX_OK
-            || ctx->state_param.len != NGX_HTTP_IDENTITY_TOKEN_LEN
-            || ctx->code.len == 0 || ctx->code.len > 2048)
-        {
-            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                          "identity: callback without a valid code and "
-                          "state");
-            return NGX_HTTP_BAD_REQUEST;
-        }
-
-        /* a code may hold "/" or "+" (Google's do): it came URL-encoded */
-
-        if (ngx_http_identity_unescape_arg(r, &ctx->code) != NGX_OK) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
         ctx->state = ngx_http_identity_oidc_taking;
 
-        return ngx_http_identity_login_take_bound(r, &ctx->state_param);
+        return ngx_http_identity_oauth2_callback(r);
 
     case ngx_http_identity_oidc_taking:
 
-        if (ctx->redis_error) {
-            return NGX_HTTP_SERVICE_UNAVAILABLE;
-        }
-
-        if (!ctx->found) {
-            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                          "identity: unknown, expired or used state");
-            return NGX_HTTP_BAD_REQUEST;
-        }
-
-        ctx->provider = ngx_http_identity_find_provider(r,
-                                                        &ctx->login.provider);
-        if (ctx->provider == NULL) {
-            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                          "identity: login for unknown provider \"%V\"",
-                          &ctx->login.provider);
-            return NGX_HTTP_BAD_REQUEST;
-        }
-
-        if (ctx->provider->type == NGX_HTTP_IDENTITY_OAUTH) {
-            ctx->state = 0;
-            return ngx_http_identity_oauth_callback(r);
+        rc = ngx_http_identity_oauth2_taken(r);
+        if (rc != NGX_DECLINED) {
+            return rc;
         }
 
         rc = ngx_http_identity_oidc_need_metadata(r, ctx->provider);
@@ -836,12 +780,12 @@ ngx_http_identity_oidc_post_exchange(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    x->token_endpoint = ngx_http_identity_dup_str(pool,
-                                                  cache->token_endpoint);
-    x->client_secret = ngx_http_identity_cstr(pool, &pr->client_secret);
-    x->code = ngx_http_identity_cstr(pool, &ctx->code);
-    x->redirect_uri = ngx_http_identity_cstr(pool, &ctx->login.redirect_uri);
-    x->verifier = ngx_http_identity_cstr(pool, &ctx->login.code_verifier);
+    x->client.token_endpoint = ngx_http_identity_dup_str(pool,
+                                                     cache->token_endpoint);
+    x->client.client_id = x->client_id;
+    x->client.client_secret = ngx_http_identity_cstr(pool,
+                                                     &pr->client_secret);
+    x->client.token_auth = pr->token_auth;
     x->nonce = ngx_http_identity_cstr(pool, &ctx->login.nonce);
 
     x->userinfo = pr->userinfo;
@@ -860,8 +804,8 @@ ngx_http_identity_oidc_post_exchange(ngx_http_request_t *r)
         }
     }
 
-    if (x->token_endpoint == NULL || x->client_secret == NULL
-        || x->code == NULL || x->redirect_uri == NULL || x->verifier == NULL
+    if (x->client.token_endpoint == NULL || x->client.client_secret == NULL
+        || ngx_http_identity_oauth2_grant(r, 1, &x->grant) != NGX_OK
         || x->nonce == NULL)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -1306,48 +1250,29 @@ ngx_http_identity_oidc_exchange_run(void *data)
 {
     ngx_http_identity_oidc_exchange_t *x = data;
 
-    char                          *body;
-    json_t                        *tokens;
-    const char                    *id_token, *access_token, *type;
-    oauth2_log_t                  *log;
-    oauth2_nv_list_t              *form;
-    oauth2_http_call_ctx_t        *hctx;
-    ngx_http_identity_provider_t  *pr;
+    json_t                  *tokens;
+    const char              *id_token, *access_token, *type;
+    oauth2_log_t            *log;
+    oauth2_nv_list_t        *form;
+    oauth2_http_call_ctx_t  *hctx;
 
-    pr = x->provider;
     tokens = NULL;
     form = NULL;
 
-    if (ngx_http_identity_http_begin(&x->result, pr->http_timeout, &log,
-                                     &hctx)
+    if (ngx_http_identity_http_begin(&x->result, x->provider->http_timeout,
+                                     &log, &hctx)
         != NGX_OK)
     {
         goto done;
     }
 
-    form = oauth2_nv_list_init(log);
-    oauth2_nv_list_add(log, form, "grant_type", "authorization_code");
-    oauth2_nv_list_add(log, form, "code", x->code);
-    oauth2_nv_list_add(log, form, "redirect_uri", x->redirect_uri);
-    oauth2_nv_list_add(log, form, "code_verifier", x->verifier);
+    form = ngx_http_identity_oauth2_code_form(log, &x->grant);
 
-    if (pr->token_auth == NGX_HTTP_IDENTITY_AUTH_POST) {
-        oauth2_nv_list_add(log, form, "client_id", x->client_id);
-        oauth2_nv_list_add(log, form, "client_secret", x->client_secret);
-
-    } else {
-        /* RFC 6749 2.3.1: form-encode the credentials before Basic */
-        oauth2_http_call_ctx_basic_auth_set(log, hctx, x->client_id,
-                                            x->client_secret, true);
-    }
-
-    body = ngx_http_identity_http_call(log, x->token_endpoint, form, hctx,
-                                       &x->result, &tokens);
-    if (body == NULL) {
+    tokens = ngx_http_identity_oauth2_token(&x->client, log, hctx, form,
+                                            &x->result);
+    if (tokens == NULL) {
         goto done;
     }
-
-    free(body);     /* the response is in tokens */
 
     id_token = json_string_value(json_object_get(tokens, "id_token"));
     access_token = json_string_value(json_object_get(tokens,
@@ -1870,32 +1795,27 @@ ngx_http_identity_oidc_userinfo(ngx_http_identity_oidc_exchange_t *x,
 {
     char                    *body, *v, **fields[3];
     json_t                  *info;
-    size_t                   len;
     const char              *sub, *names[3];
     ngx_uint_t               i;
     oauth2_http_call_ctx_t  *hctx;
 
-    len = strlen(access_token) + sizeof("Bearer ");
-    v = malloc(len);
     hctx = oauth2_http_call_ctx_init(log);
 
-    if (v == NULL || hctx == NULL) {
-        free(v);
-        if (hctx) {
-            oauth2_http_call_ctx_free(log, hctx);
-        }
-
+    if (hctx == NULL) {
         ngx_http_identity_http_fail(&x->result, NGX_HTTP_SERVICE_UNAVAILABLE,
                                     NGX_LOG_ERR, "out of memory");
         return NGX_ERROR;
     }
 
-    snprintf(v, len, "Bearer %s", access_token);
-
     oauth2_http_call_ctx_timeout_set(log, hctx,
                             (int) ((x->provider->http_timeout + 999) / 1000));
-    oauth2_http_call_ctx_hdr_set(log, hctx, "Authorization", v);
-    free(v);
+
+    if (ngx_http_identity_oauth2_bearer(log, hctx, access_token, &x->result)
+        != NGX_OK)
+    {
+        oauth2_http_call_ctx_free(log, hctx);
+        return NGX_ERROR;
+    }
 
     info = NULL;
     body = ngx_http_identity_http_call(log, x->userinfo_endpoint, NULL, hctx,
