@@ -378,6 +378,7 @@ ngx_http_identity_oauth_conf(ngx_conf_t *cf, ngx_http_identity_provider_t *pr)
                                              ? NGX_HTTP_IDENTITY_AUTH_POST
                                              : NGX_HTTP_IDENTITY_AUTH_BASIC);
     oc->client.token_auth = pr->token_auth;
+    oc->client.timeout = pr->http_timeout;
 
     if (pr->scopes.len == 0 && ps->scopes) {
         pr->scopes.data = (u_char *) ps->scopes;

@@ -32,6 +32,7 @@ typedef struct {
     char                            *client_id;
     char                            *client_secret;
     ngx_uint_t                       token_auth;  /* NGX_HTTP_IDENTITY_AUTH_* */
+    ngx_msec_t                       timeout;
 } ngx_http_identity_oauth2_client_t;
 
 

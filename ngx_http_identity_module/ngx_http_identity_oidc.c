@@ -786,6 +786,7 @@ ngx_http_identity_oidc_post_exchange(ngx_http_request_t *r)
     x->client.client_secret = ngx_http_identity_cstr(pool,
                                                      &pr->client_secret);
     x->client.token_auth = pr->token_auth;
+    x->client.timeout = pr->http_timeout;
     x->nonce = ngx_http_identity_cstr(pool, &ctx->login.nonce);
 
     x->userinfo = pr->userinfo;

@@ -105,6 +105,8 @@ $ua = Identity::Test::UA->new;
 $r = $ua->oidc_login("$base/rotated");
 is($r->{status}, 200, 'after key rotation a login works');
 is($t->idp_stats->{jwks}, 1, 'the JWKS was fetched again for the new kid');
+is($t->idp_stats->{basic_elsewhere}, 0,
+   '... without the client credentials of the token call before it');
 is(sessions(), ++$n, 'session created');
 
 my $mark = log_mark();

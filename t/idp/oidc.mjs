@@ -360,6 +360,9 @@ const state = { token_delay_ms: 0, id_token: 'normal' };
 const stats = {
   discovery: 0,
   jwks: 0,
+  // requests for keys, discovery or userinfo that carried client credentials
+  // (Basic): the client secret is for the token endpoint alone
+  basic_elsewhere: 0,
   token: 0,
   userinfo: 0,
   auth: 0,
@@ -513,6 +516,9 @@ const sleep = (ms) => new Promise((r) => { setTimeout(r, ms); });
 provider.use(async (ctx, next) => {
   const stat = statPaths[ctx.path] || (ctx.path.startsWith('/auth/') ? 'auth' : undefined);
   if (stat) stats[stat] += 1;
+  if (stat && stat !== 'token' && /^basic /i.test(ctx.get('authorization'))) {
+    stats.basic_elsewhere += 1;
+  }
 
   const m = ctx.path.match(/^\/interaction\/([^/]+)(?:\/(login|confirm|abort))?$/);
   if (m) {
