@@ -28,6 +28,7 @@
 #include <oauth2/mem.h>
 
 #include "ngx_http_identity_module.h"
+#include "ngx_http_identity_request.h"
 #include "ngx_http_identity_crypto.h"
 #include "ngx_http_identity_cookie.h"
 #include "ngx_http_identity_store.h"
