@@ -248,11 +248,6 @@ struct ngx_http_identity_ctx_s {
 };
 
 
-ngx_int_t ngx_http_identity_login(ngx_http_request_t *r);
-ngx_int_t ngx_http_identity_login_take_bound(ngx_http_request_t *r,
-    ngx_str_t *state);
-ngx_int_t ngx_http_identity_login_create(ngx_http_request_t *r);
-ngx_int_t ngx_http_identity_login_done(ngx_http_request_t *r);
 ngx_int_t ngx_http_identity_read_secret(ngx_conf_t *cf, ngx_str_t *path,
     ngx_str_t *secret);
 

@@ -35,6 +35,7 @@
 
 #include "ngx_http_identity_module.h"
 #include "ngx_http_identity_request.h"
+#include "ngx_http_identity_login.h"
 #include "ngx_http_identity_crypto.h"
 #include "ngx_http_identity_redis.h"
 #include "ngx_http_identity_cookie.h"
