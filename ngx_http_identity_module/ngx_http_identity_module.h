@@ -248,10 +248,6 @@ struct ngx_http_identity_ctx_s {
 };
 
 
-ngx_int_t ngx_http_identity_read_secret(ngx_conf_t *cf, ngx_str_t *path,
-    ngx_str_t *secret);
-
-
 extern ngx_module_t  ngx_http_identity_module;
 
 
