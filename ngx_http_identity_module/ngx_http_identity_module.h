@@ -8,6 +8,14 @@
 #define _NGX_HTTP_IDENTITY_MODULE_H_INCLUDED_
 
 
+/*
+ * The types every file shares: the conf structs, the provider, the
+ * records a session and a login carry, and the request ctx.  Types only:
+ * each file's functions are declared in its own header, so that any file
+ * can include this one without including a file above it.
+ */
+
+
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
