@@ -7,14 +7,18 @@
 /*
  * The module: its http-level directives, the main, server and location
  * conf (create, merge and the checks across directives), and init.  The
- * request flow lives below it:
+ * rest lives in the files below it:
  *
- *   access.c    access phase: a session cookie is checked on every request;
- *   endpoint.c  server rewrite phase: {identity_path}callback, login and
- *               logout work whichever location of the server is protected;
- *   login.c     the login lifecycle, behind the protocols;
- *   variables.c the $identity_* variables;
- *   provider.c  the identity_provider { } block.
+ *   provider.c   the identity_provider { } block and identity NAME;
+ *   variables.c  the $identity_* variables;
+ *   access.c     access phase: a session cookie is checked on every
+ *                request, else a browser is sent to login;
+ *   endpoint.c   server rewrite phase: {identity_path}callback, login and
+ *                logout work whichever location of the server is protected;
+ *   login.c      a pending login, and finishing one once a protocol has
+ *                the claims;
+ *   request.c    helpers every request-handling file shares;
+ *   redis.c      the identity_redis directive, next to the connection.
  */
 
 

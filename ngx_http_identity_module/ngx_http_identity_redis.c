@@ -10,7 +10,8 @@
  * write events, and nginx timers for the connect and command timeouts that
  * hiredis 0.14 lacks.  A lost connection is re-established lazily, no sooner
  * than an exponential backoff allows; meanwhile commands fail at once, so
- * requests get a quick 503 rather than piling up.
+ * requests get a quick 503 rather than piling up.  The identity_redis
+ * directive that configures it is parsed here too.
  */
 
 
