@@ -9,6 +9,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_identity_module.h"
+#include "ngx_http_identity_request.h"
 #include "ngx_http_identity_cookie.h"
 
 
@@ -282,4 +283,59 @@ ngx_http_identity_cookie_next(u_char *p, u_char *last, ngx_str_t *name,
     }
 
     return end < last ? end + 1 : last;
+}
+
+
+/* NGX_OK, NGX_DECLINED when absent or malformed, or an HTTP status */
+
+ngx_int_t
+ngx_http_identity_read_cookie(ngx_http_request_t *r,
+    ngx_http_identity_loc_conf_t *ilcf, ngx_str_t *token)
+{
+    ngx_int_t  rc;
+    ngx_str_t  name;
+
+    if (ngx_http_identity_cookie_name(r, &ilcf->session_cookie,
+                                      &ilcf->cookie_domain, "", &name)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_identity_cookie_get(r, &name, token);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    if (token->len == NGX_HTTP_IDENTITY_TOKEN_LEN
+        && ngx_http_identity_is_word(token))
+    {
+        return NGX_OK;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "identity: malformed session cookie");
+
+    return NGX_DECLINED;
+}
+
+
+/*
+ * The state cookie binds a login in progress to the browser.  It is named
+ * after the server's session cookie whichever location started the login:
+ * the callback, which reads it, belongs to no location.
+ */
+
+ngx_int_t
+ngx_http_identity_state_cookie(ngx_http_request_t *r, ngx_str_t *name,
+    ngx_str_t *domain)
+{
+    ngx_http_identity_loc_conf_t  *ilcf;
+
+    ilcf = ngx_http_identity_server_conf(r);
+    *domain = ilcf->cookie_domain;
+
+    return ngx_http_identity_cookie_name(r, &ilcf->cookie_name,
+                                         &ilcf->cookie_domain, "_state",
+                                         name);
 }

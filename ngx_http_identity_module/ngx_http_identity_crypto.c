@@ -351,3 +351,90 @@ ngx_http_identity_csrf_token(ngx_pool_t *pool, ngx_str_t *secret,
 
     return NGX_OK;
 }
+
+
+/* a secret kept in a file; surrounding whitespace is ignored */
+
+ngx_int_t
+ngx_http_identity_read_secret(ngx_conf_t *cf, ngx_str_t *path,
+    ngx_str_t *secret)
+{
+    return ngx_http_identity_read_file(cf, path, secret, 4096);
+}
+
+
+/* surrounding whitespace is dropped; the contents are NUL-terminated */
+
+ngx_int_t
+ngx_http_identity_read_file(ngx_conf_t *cf, ngx_str_t *path,
+    ngx_str_t *secret, size_t max)
+{
+    u_char           *start, *end;
+    ssize_t           n;
+    ngx_str_t         name;
+    ngx_file_t        file;
+    ngx_file_info_t   fi;
+
+    name = *path;
+
+    if (ngx_conf_full_name(cf->cycle, &name, 1) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(&file, sizeof(ngx_file_t));
+    file.name = name;
+    file.log = cf->log;
+
+    file.fd = ngx_open_file(name.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    if (file.fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_open_file_n " \"%V\" failed", &name);
+        return NGX_ERROR;
+    }
+
+    if (ngx_fd_info(file.fd, &fi) == NGX_FILE_ERROR
+        || ngx_file_size(&fi) > (off_t) max)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "file \"%V\" is unreadable or too large",
+                           &name);
+        ngx_close_file(file.fd);
+        return NGX_ERROR;
+    }
+
+    start = ngx_pnalloc(cf->pool, ngx_file_size(&fi) + 1);
+    if (start == NULL) {
+        ngx_close_file(file.fd);
+        return NGX_ERROR;
+    }
+
+    n = ngx_read_file(&file, start, ngx_file_size(&fi), 0);
+    ngx_close_file(file.fd);
+
+    if (n == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    end = start + n;
+
+    while (start < end && isspace(*start)) {
+        start++;
+    }
+
+    while (end > start && isspace(end[-1])) {
+        end--;
+    }
+
+    if (start == end) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "file \"%V\" is empty", &name);
+        return NGX_ERROR;
+    }
+
+    *end = '\0';
+
+    secret->data = start;
+    secret->len = end - start;
+
+    return NGX_OK;
+}

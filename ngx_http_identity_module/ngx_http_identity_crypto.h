@@ -32,6 +32,10 @@ ngx_int_t ngx_http_identity_encrypt(ngx_pool_t *pool, u_char *key,
     ngx_str_t *aad, ngx_str_t *plain, ngx_str_t *out);
 ngx_int_t ngx_http_identity_decrypt(ngx_pool_t *pool, u_char *key,
     ngx_str_t *aad, ngx_str_t *in, ngx_str_t *plain);
+ngx_int_t ngx_http_identity_read_secret(ngx_conf_t *cf, ngx_str_t *path,
+    ngx_str_t *secret);
+ngx_int_t ngx_http_identity_read_file(ngx_conf_t *cf, ngx_str_t *path,
+    ngx_str_t *secret, size_t max);
 
 
 #endif /* _NGX_HTTP_IDENTITY_CRYPTO_H_INCLUDED_ */

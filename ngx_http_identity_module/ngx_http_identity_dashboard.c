@@ -19,6 +19,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_identity_module.h"
+#include "ngx_http_identity_request.h"
 #include "ngx_http_identity_dashboard.h"
 
 

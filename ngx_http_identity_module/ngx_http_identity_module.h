@@ -8,6 +8,14 @@
 #define _NGX_HTTP_IDENTITY_MODULE_H_INCLUDED_
 
 
+/*
+ * The types every file shares: the conf structs, the provider, the
+ * records a session and a login carry, and the request ctx.  Types only:
+ * each file's functions are declared in its own header, so that any file
+ * can include this one without including a file above it.
+ */
+
+
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
@@ -246,37 +254,6 @@ struct ngx_http_identity_ctx_s {
     unsigned                         denied:1;
     unsigned                         reauth:1;        /* session ended */
 };
-
-
-ngx_http_identity_ctx_t *ngx_http_identity_get_ctx(ngx_http_request_t *r);
-ngx_http_identity_provider_t *ngx_http_identity_find_provider(
-    ngx_http_request_t *r, ngx_str_t *name);
-ngx_http_identity_provider_t *ngx_http_identity_find_issuer(
-    ngx_http_request_t *r, ngx_str_t *issuer);
-ngx_int_t ngx_http_identity_is_https(ngx_http_request_t *r);
-ngx_int_t ngx_http_identity_public_origin(ngx_http_request_t *r,
-    ngx_str_t *origin);
-ngx_table_elt_t *ngx_http_identity_add_header(ngx_http_request_t *r,
-    char *key, char *value);
-ngx_int_t ngx_http_identity_set_location(ngx_http_request_t *r,
-    ngx_str_t *location);
-ngx_int_t ngx_http_identity_login(ngx_http_request_t *r);
-ngx_int_t ngx_http_identity_login_take_bound(ngx_http_request_t *r,
-    ngx_str_t *state);
-ngx_int_t ngx_http_identity_login_create(ngx_http_request_t *r);
-ngx_int_t ngx_http_identity_login_done(ngx_http_request_t *r);
-ngx_int_t ngx_http_identity_local_path(ngx_str_t *path);
-ngx_int_t ngx_http_identity_is_navigation(ngx_http_request_t *r);
-ngx_int_t ngx_http_identity_unescape_arg(ngx_http_request_t *r,
-    ngx_str_t *arg);
-ngx_table_elt_t *ngx_http_identity_header(ngx_http_request_t *r,
-    char *name, size_t len);
-ngx_int_t ngx_http_identity_logout_url(ngx_http_request_t *r,
-    ngx_http_identity_loc_conf_t *ilcf, ngx_str_t *back, ngx_str_t *url);
-ngx_int_t ngx_http_identity_state_cookie(ngx_http_request_t *r,
-    ngx_str_t *name, ngx_str_t *domain);
-ngx_int_t ngx_http_identity_read_secret(ngx_conf_t *cf, ngx_str_t *path,
-    ngx_str_t *secret);
 
 
 extern ngx_module_t  ngx_http_identity_module;

@@ -29,6 +29,8 @@
 #include <oauth2/mem.h>
 
 #include "ngx_http_identity_module.h"
+#include "ngx_http_identity_request.h"
+#include "ngx_http_identity_login.h"
 #include "ngx_http_identity_crypto.h"
 #include "ngx_http_identity_task.h"
 #include "ngx_http_identity_fetch.h"

@@ -31,6 +31,8 @@
 #include <oauth2/log.h>
 
 #include "ngx_http_identity_module.h"
+#include "ngx_http_identity_request.h"
+#include "ngx_http_identity_login.h"
 #include "ngx_http_identity_crypto.h"
 #include "ngx_http_identity_cookie.h"
 #include "ngx_http_identity_store.h"

@@ -38,6 +38,8 @@
 #include <oauth2/util.h>
 
 #include "ngx_http_identity_module.h"
+#include "ngx_http_identity_request.h"
+#include "ngx_http_identity_login.h"
 #include "ngx_http_identity_crypto.h"
 #include "ngx_http_identity_redis.h"
 #include "ngx_http_identity_store.h"

@@ -10,7 +10,8 @@
  * write events, and nginx timers for the connect and command timeouts that
  * hiredis 0.14 lacks.  A lost connection is re-established lazily, no sooner
  * than an exponential backoff allows; meanwhile commands fail at once, so
- * requests get a quick 503 rather than piling up.
+ * requests get a quick 503 rather than piling up.  The identity_redis
+ * directive that configures it is parsed here too.
  */
 
 
@@ -21,6 +22,7 @@
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
 
+#include "ngx_http_identity_crypto.h"
 #include "ngx_http_identity_redis.h"
 
 
@@ -664,4 +666,151 @@ ngx_http_identity_redis_waiter_cleanup(void *data)
     ngx_http_identity_redis_waiter_t  *w = data;
 
     w->request = NULL;
+}
+
+
+/* identity_redis ADDRESS [db=N] [password=S|password_file=P] [timeouts] */
+
+char *
+ngx_http_identity_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_identity_main_conf_t *imcf = conf;
+
+    u_char                          *p;
+    ngx_str_t                       *value, s, path;
+    ngx_int_t                        n;
+    ngx_url_t                        u;
+    ngx_uint_t                       i;
+    ngx_http_identity_redis_conf_t  *rc;
+
+    rc = &imcf->redis;
+
+    if (rc->configured) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    rc->connect_timeout = 1000;
+    rc->timeout = 1000;
+
+    if (ngx_strncmp(value[1].data, "unix:", 5) == 0) {
+        rc->unix_socket = 1;
+        rc->host.len = value[1].len - 5;
+        rc->host.data = ngx_pnalloc(cf->pool, rc->host.len + 1);
+        if (rc->host.data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_cpystrn(rc->host.data, value[1].data + 5, rc->host.len + 1);
+
+    } else {
+        ngx_memzero(&u, sizeof(ngx_url_t));
+
+        u.url = value[1];
+        u.default_port = 6379;
+
+        /* names are resolved here, once: the worker never does DNS */
+
+        if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.naddrs == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid value \"%V\" in \"%V\"%s%s",
+                               &value[1], &cmd->name, u.err ? ": " : "",
+                               u.err ? u.err : "");
+            return NGX_CONF_ERROR;
+        }
+
+        rc->port = u.port;
+        rc->host.data = ngx_pnalloc(cf->pool, NGX_SOCKADDR_STRLEN + 1);
+        if (rc->host.data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        rc->host.len = ngx_sock_ntop(u.addrs[0].sockaddr,
+                                     u.addrs[0].socklen, rc->host.data,
+                                     NGX_SOCKADDR_STRLEN, 0);
+
+        /* hiredis wants an IPv6 address without brackets */
+
+        p = rc->host.data;
+        if (p[0] == '[') {
+            ngx_memmove(p, p + 1, rc->host.len - 2);
+            rc->host.len -= 2;
+        }
+
+        rc->host.data[rc->host.len] = '\0';
+    }
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "db=", 3) == 0) {
+            n = ngx_atoi(value[i].data + 3, value[i].len - 3);
+            if (n == NGX_ERROR) {
+                goto invalid;
+            }
+
+            rc->db = n;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "password=", 9) == 0) {
+            rc->password.data = value[i].data + 9;
+            rc->password.len = value[i].len - 9;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "password_file=", 14) == 0) {
+            path.data = value[i].data + 14;
+            path.len = value[i].len - 14;
+
+            if (ngx_http_identity_read_secret(cf, &path, &rc->password)
+                != NGX_OK)
+            {
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "connect_timeout=", 16) == 0) {
+            s.data = value[i].data + 16;
+            s.len = value[i].len - 16;
+
+            n = ngx_parse_time(&s, 0);
+            if (n == NGX_ERROR || n == 0) {
+                goto invalid;
+            }
+
+            rc->connect_timeout = n;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "timeout=", 8) == 0) {
+            s.data = value[i].data + 8;
+            s.len = value[i].len - 8;
+
+            n = ngx_parse_time(&s, 0);
+            if (n == NGX_ERROR || n == 0) {
+                goto invalid;
+            }
+
+            rc->timeout = n;
+            continue;
+        }
+
+        goto invalid;
+    }
+
+    rc->configured = 1;
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid value \"%V\" in \"%V\"", &value[i],
+                       &cmd->name);
+
+    return NGX_CONF_ERROR;
 }

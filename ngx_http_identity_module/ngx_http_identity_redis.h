@@ -36,6 +36,8 @@ ngx_int_t ngx_http_identity_redis_request(ngx_http_request_t *r,
     ngx_str_t *argv);
 ngx_int_t ngx_http_identity_redis_send(ngx_log_t *log, ngx_uint_t argc,
     ngx_str_t *argv);
+char *ngx_http_identity_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 
 
 #endif /* _NGX_HTTP_IDENTITY_REDIS_H_INCLUDED_ */

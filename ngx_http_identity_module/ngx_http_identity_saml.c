@@ -40,6 +40,8 @@
 #include <lasso/xml/saml-2.0/saml2_subject_confirmation_data.h>
 
 #include "ngx_http_identity_module.h"
+#include "ngx_http_identity_request.h"
+#include "ngx_http_identity_login.h"
 #include "ngx_http_identity_crypto.h"
 #include "ngx_http_identity_cookie.h"
 #include "ngx_http_identity_redis.h"

@@ -31,6 +31,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_identity_module.h"
+#include "ngx_http_identity_request.h"
 #include "ngx_http_identity_crypto.h"
 #include "ngx_http_identity_meta.h"
 #include "ngx_http_identity_redis.h"

@@ -1,0 +1,429 @@
+
+/*
+ * Copyright (C) ngx_http_identity_module authors
+ */
+
+
+/*
+ * The reserved paths under identity_path (/_identity/ by default), routed
+ * in the server rewrite phase so that they work whichever location of the
+ * server is protected: the login callback, login, logout, back-channel
+ * logout and the SAML endpoints.  A step that waits returns NGX_AGAIN and
+ * is resumed by endpoint_resume().
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_identity_module.h"
+#include "ngx_http_identity_cookie.h"
+#include "ngx_http_identity_error.h"
+#include "ngx_http_identity_login.h"
+#include "ngx_http_identity_oauth.h"
+#include "ngx_http_identity_oidc.h"
+#include "ngx_http_identity_request.h"
+#include "ngx_http_identity_saml.h"
+#include "ngx_http_identity_store.h"
+#include "ngx_http_identity_endpoint.h"
+
+
+#define NGX_HTTP_IDENTITY_CALLBACK     1
+#define NGX_HTTP_IDENTITY_LOGIN        2
+#define NGX_HTTP_IDENTITY_LOGOUT       3
+#define NGX_HTTP_IDENTITY_BACKCHANNEL  4
+#define NGX_HTTP_IDENTITY_SAML_ACS     5
+#define NGX_HTTP_IDENTITY_SAML_META    6
+#define NGX_HTTP_IDENTITY_SAML_FINISH  7
+
+
+static ngx_int_t ngx_http_identity_endpoint(ngx_http_request_t *r);
+static void ngx_http_identity_endpoint_resume(ngx_http_request_t *r);
+static ngx_int_t ngx_http_identity_endpoint_failed(ngx_http_request_t *r,
+    ngx_int_t rc);
+static ngx_int_t ngx_http_identity_login_endpoint(ngx_http_request_t *r);
+static ngx_int_t ngx_http_identity_logout_endpoint(ngx_http_request_t *r);
+
+
+ngx_int_t
+ngx_http_identity_endpoint_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                      rc;
+    ngx_str_t                      rest;
+    ngx_http_identity_ctx_t       *ctx;
+    ngx_http_identity_srv_conf_t  *iscf;
+
+    iscf = ngx_http_get_module_srv_conf(r, ngx_http_identity_module);
+
+    /* a server that protects nothing keeps its whole URI space */
+
+    if (iscf->providers == NULL
+        || iscf->path.len == 0
+        || r->uri.len < iscf->path.len
+        || ngx_strncmp(r->uri.data, iscf->path.data, iscf->path.len) != 0)
+    {
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_http_identity_get_ctx(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rest.data = r->uri.data + iscf->path.len;
+    rest.len = r->uri.len - iscf->path.len;
+
+    if (rest.len == 8 && ngx_strncmp(rest.data, "callback", 8) == 0) {
+        ctx->endpoint = NGX_HTTP_IDENTITY_CALLBACK;
+
+    } else if (rest.len == 5 && ngx_strncmp(rest.data, "login", 5) == 0) {
+        ctx->endpoint = NGX_HTTP_IDENTITY_LOGIN;
+
+    } else if (rest.len == 6 && ngx_strncmp(rest.data, "logout", 6) == 0) {
+        ctx->endpoint = NGX_HTTP_IDENTITY_LOGOUT;
+
+    } else if (rest.len == 18
+               && ngx_strncmp(rest.data, "backchannel_logout", 18) == 0)
+    {
+        ctx->endpoint = NGX_HTTP_IDENTITY_BACKCHANNEL;
+
+    } else if (rest.len == 8 && ngx_strncmp(rest.data, "saml/acs", 8) == 0) {
+        ctx->endpoint = NGX_HTTP_IDENTITY_SAML_ACS;
+
+    } else if (rest.len == 13
+               && ngx_strncmp(rest.data, "saml/metadata", 13) == 0)
+    {
+        ctx->endpoint = NGX_HTTP_IDENTITY_SAML_META;
+
+    } else if (rest.len == 11
+               && ngx_strncmp(rest.data, "saml/finish", 11) == 0)
+    {
+        ctx->endpoint = NGX_HTTP_IDENTITY_SAML_FINISH;
+
+    } else {
+        return NGX_HTTP_NOT_FOUND;
+    }
+
+    ctx->resume = ngx_http_identity_endpoint_resume;
+
+    if (ngx_http_identity_log_request_id(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ctx->endpoint != NGX_HTTP_IDENTITY_BACKCHANNEL
+        && ctx->endpoint != NGX_HTTP_IDENTITY_SAML_ACS)
+    {
+        if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD|NGX_HTTP_POST))) {
+            return NGX_HTTP_NOT_ALLOWED;
+        }
+
+        if (ngx_http_discard_request_body(r) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    rc = ngx_http_identity_endpoint(r);
+
+    if (rc == NGX_AGAIN) {
+        r->write_event_handler = ngx_http_request_empty_handler;
+        return NGX_DONE;
+    }
+
+    return ngx_http_identity_endpoint_failed(r, rc);
+}
+
+
+static ngx_int_t
+ngx_http_identity_endpoint(ngx_http_request_t *r)
+{
+    ngx_http_identity_ctx_t  *ctx;
+
+    ctx = ngx_http_identity_get_ctx(r);
+
+    switch (ctx->endpoint) {
+
+    case NGX_HTTP_IDENTITY_CALLBACK:
+
+        if (ctx->provider && ctx->provider->type == NGX_HTTP_IDENTITY_OAUTH) {
+            return ngx_http_identity_oauth_callback(r);
+        }
+
+        return ngx_http_identity_oidc_callback(r);
+
+    case NGX_HTTP_IDENTITY_LOGIN:
+        return ngx_http_identity_login_endpoint(r);
+
+    case NGX_HTTP_IDENTITY_BACKCHANNEL:
+        return ngx_http_identity_oidc_backchannel(r);
+
+    case NGX_HTTP_IDENTITY_SAML_ACS:
+        return ngx_http_identity_saml_acs(r);
+
+    case NGX_HTTP_IDENTITY_SAML_META:
+        return ngx_http_identity_saml_metadata(r);
+
+    case NGX_HTTP_IDENTITY_SAML_FINISH:
+        return ngx_http_identity_saml_finish(r);
+
+    default:
+        return ngx_http_identity_logout_endpoint(r);
+    }
+}
+
+
+static void
+ngx_http_identity_endpoint_resume(ngx_http_request_t *r)
+{
+    ngx_int_t  rc;
+
+    rc = ngx_http_identity_endpoint(r);
+
+    if (rc != NGX_AGAIN) {
+        ngx_http_finalize_request(r, ngx_http_identity_endpoint_failed(r, rc));
+    }
+}
+
+
+/*
+ * Every way a login can fail at an endpoint ends here: a page that says
+ * what happened instead of nginx's bare one.  Returns what the request is
+ * to be finalized with.
+ */
+
+static ngx_int_t
+ngx_http_identity_endpoint_failed(ngx_http_request_t *r, ngx_int_t rc)
+{
+    ngx_str_t                 arg;
+    ngx_uint_t                reason, back;
+    ngx_http_identity_ctx_t  *ctx;
+
+    /*
+     * Not an error status: the request may be gone already (NGX_DONE once
+     * a body read at once was handled to the end), so it is not touched.
+     */
+
+    if (rc < NGX_HTTP_BAD_REQUEST) {
+        return rc;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_identity_module);
+
+    if (ctx == NULL
+        || rc == NGX_HTTP_NOT_FOUND
+        || rc == NGX_HTTP_NOT_ALLOWED
+        || rc == NGX_HTTP_CLIENT_CLOSED_REQUEST
+        || r->header_sent)
+    {
+        return rc;
+    }
+
+    /* where the provider's answer comes back, and SAML's second step */
+
+    back = (ctx->endpoint == NGX_HTTP_IDENTITY_CALLBACK
+            || ctx->endpoint == NGX_HTTP_IDENTITY_SAML_ACS
+            || ctx->endpoint == NGX_HTTP_IDENTITY_SAML_FINISH);
+
+    if (!back
+        && ctx->endpoint != NGX_HTTP_IDENTITY_LOGIN
+        && ctx->endpoint != NGX_HTTP_IDENTITY_LOGOUT)
+    {
+        return rc;
+    }
+
+    switch (rc) {
+
+    case NGX_HTTP_SERVICE_UNAVAILABLE:
+        reason = NGX_HTTP_IDENTITY_ERROR_UNAVAILABLE;
+        break;
+
+    case NGX_HTTP_BAD_GATEWAY:
+    case NGX_HTTP_GATEWAY_TIME_OUT:
+        reason = NGX_HTTP_IDENTITY_ERROR_PROVIDER;
+        break;
+
+    case NGX_HTTP_FORBIDDEN:
+        reason = (ctx->endpoint == NGX_HTTP_IDENTITY_CALLBACK
+                  && ngx_http_arg(r, (u_char *) "error", 5, &arg) == NGX_OK)
+                 ? NGX_HTTP_IDENTITY_ERROR_CANCELLED
+                 : NGX_HTTP_IDENTITY_ERROR_REFUSED;
+        break;
+
+    case NGX_HTTP_BAD_REQUEST:
+        reason = back ? NGX_HTTP_IDENTITY_ERROR_STATE
+                      : NGX_HTTP_IDENTITY_ERROR_LINK;
+        break;
+
+    default:
+        reason = (rc >= NGX_HTTP_INTERNAL_SERVER_ERROR)
+                 ? NGX_HTTP_IDENTITY_ERROR_INTERNAL
+                 : NGX_HTTP_IDENTITY_ERROR_LINK;
+    }
+
+    return ngx_http_identity_fail(r, rc, reason);
+}
+
+
+/* login?redirect_path=/x[&provider=NAME][&auth_id=ID] */
+
+static ngx_int_t
+ngx_http_identity_login_endpoint(ngx_http_request_t *r)
+{
+    ngx_str_t                       path, name;
+    ngx_uint_t                      i;
+    ngx_http_identity_ctx_t        *ctx;
+    ngx_http_identity_loc_conf_t   *ilcf;
+    ngx_http_identity_srv_conf_t   *iscf;
+    ngx_http_identity_provider_t  **pp;
+
+    ctx = ngx_http_identity_get_ctx(r);
+
+    if (ctx->provider) {
+        return ngx_http_identity_login(r);
+    }
+
+    iscf = ngx_http_get_module_srv_conf(r, ngx_http_identity_module);
+
+    ilcf = ngx_http_identity_auth_conf(r);
+    if (ilcf == NULL) {
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    if (iscf->providers == NULL || iscf->providers->nelts == 0) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "identity: login on a server that protects nothing");
+        return NGX_HTTP_NOT_FOUND;
+    }
+
+    pp = iscf->providers->elts;
+    ctx->provider = ilcf->provider ? ilcf->provider : pp[0];
+
+    if (ngx_http_arg(r, (u_char *) "provider", 8, &name) == NGX_OK) {
+        ctx->provider = NULL;
+
+        for (i = 0; i < iscf->providers->nelts; i++) {
+            if (pp[i]->name.len == name.len
+                && ngx_strncmp(pp[i]->name.data, name.data, name.len) == 0)
+            {
+                ctx->provider = pp[i];
+                break;
+            }
+        }
+
+        if (ctx->provider == NULL) {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "identity: login with unknown provider \"%V\"",
+                          &name);
+            return NGX_HTTP_BAD_REQUEST;
+        }
+    }
+
+    if (ngx_http_identity_redirect_path(r, &path) != NGX_OK) {
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    if (ngx_http_identity_prepare_login(r, ilcf, &path) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->state = 0;
+
+    return ngx_http_identity_login(r);
+}
+
+
+/*
+ * logout?redirect_path=/x[&auth_id=ID]: the session is deleted in Redis,
+ * not only here
+ */
+
+static ngx_int_t
+ngx_http_identity_logout_endpoint(ngx_http_request_t *r)
+{
+    ngx_int_t                      rc;
+    ngx_str_t                      path, name, empty, base, back, idp;
+    ngx_http_identity_ctx_t       *ctx;
+    ngx_http_identity_loc_conf_t  *ilcf;
+    ngx_http_identity_provider_t  *pr;
+
+    ctx = ngx_http_identity_get_ctx(r);
+
+    ilcf = ngx_http_identity_auth_conf(r);
+    if (ilcf == NULL) {
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    if (ctx->state == 0) {
+        ctx->state = 1;
+
+        rc = ngx_http_identity_read_cookie(r, ilcf, &ctx->token);
+
+        if (rc == NGX_OK) {
+            if (ngx_http_identity_session_destroy(r, &ctx->token) != NGX_OK) {
+                return NGX_HTTP_SERVICE_UNAVAILABLE;
+            }
+
+            return NGX_AGAIN;
+        }
+
+        if (rc != NGX_DECLINED) {
+            return rc;
+        }
+
+    } else if (ctx->redis_error) {
+        return NGX_HTTP_SERVICE_UNAVAILABLE;
+    }
+
+    if (ngx_http_identity_redirect_path(r, &path) != NGX_OK) {
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    ngx_str_null(&empty);
+
+    if (ngx_http_identity_cookie_name(r, &ilcf->session_cookie,
+                                      &ilcf->cookie_domain, "", &name)
+        != NGX_OK
+        || ngx_http_identity_cookie_set(r, &name, &empty, &ilcf->cookie_domain,
+                                        NGX_HTTP_IDENTITY_COOKIE_DELETE)
+           != NGX_OK
+        || ngx_http_identity_set_location(r, &path) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (!ctx->found) {
+        return NGX_HTTP_MOVED_TEMPORARILY;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "identity: logged out");
+
+    /* with end_session on, the provider's session ends too */
+
+    pr = ngx_http_identity_find_provider(r, &ctx->session.provider);
+
+    if (pr == NULL || pr->type != NGX_HTTP_IDENTITY_OIDC || !pr->end_session
+        || ngx_http_identity_public_origin(r, &base) != NGX_OK)
+    {
+        return NGX_HTTP_MOVED_TEMPORARILY;
+    }
+
+    back.data = ngx_pnalloc(r->pool, base.len + path.len);
+    if (back.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    back.len = ngx_sprintf(back.data, "%V%V", &base, &path) - back.data;
+
+    rc = ngx_http_identity_oidc_end_session(r, pr, &back, &idp);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc == NGX_OK && ngx_http_identity_set_location(r, &idp) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return NGX_HTTP_MOVED_TEMPORARILY;
+}

@@ -1,0 +1,29 @@
+
+/*
+ * Copyright (C) ngx_http_identity_module authors
+ */
+
+
+#ifndef _NGX_HTTP_IDENTITY_LOGIN_H_INCLUDED_
+#define _NGX_HTTP_IDENTITY_LOGIN_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_identity_module.h"
+
+
+ngx_int_t ngx_http_identity_prepare_login(ngx_http_request_t *r,
+    ngx_http_identity_loc_conf_t *ilcf, ngx_str_t *return_to);
+ngx_int_t ngx_http_identity_fail(ngx_http_request_t *r,
+    ngx_int_t status, ngx_uint_t reason);
+ngx_int_t ngx_http_identity_login(ngx_http_request_t *r);
+ngx_int_t ngx_http_identity_login_take_bound(ngx_http_request_t *r,
+    ngx_str_t *state);
+ngx_int_t ngx_http_identity_login_create(ngx_http_request_t *r);
+ngx_int_t ngx_http_identity_login_done(ngx_http_request_t *r);
+
+
+#endif /* _NGX_HTTP_IDENTITY_LOGIN_H_INCLUDED_ */
