@@ -1421,3 +1421,112 @@ ngx_http_identity_endpoint_cmp(const void *one, const void *two)
 
     return (a->last < b->last) - (a->last > b->last);
 }
+
+
+/*
+ * The admin API answers scripts with a token and people with a session.
+ * A location that logs people in and admits all of them would make every
+ * user of the provider an admin: it must name them with a rule of its
+ * own, since a rule inherited from the server admits the site's users, not
+ * its admins.  The API must also be the location's content, or the login
+ * it skips for a token would guard nothing.
+ */
+
+ngx_int_t
+ngx_http_identity_admin_conf_check(ngx_conf_t *cf,
+    ngx_http_identity_loc_conf_t *conf, ngx_array_t *own_rules)
+{
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (clcf->handler != ngx_http_identity_admin_handler) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"identity_admin\" cannot share location \"%V\" "
+                           "with another content handler, such as "
+                           "\"proxy_pass\"", &clcf->name);
+        return NGX_ERROR;
+    }
+
+    if (conf->provider == NULL) {
+        if (conf->admin_token_hash.len == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"identity_admin\" needs "
+                               "\"identity_admin_token_file\" or "
+                               "\"identity\"");
+            return NGX_ERROR;
+        }
+
+        return NGX_OK;
+    }
+
+    if (own_rules == NULL || own_rules->nelts == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"identity_admin\" with \"identity %V\" in "
+                           "location \"%V\" needs a rule of its own naming "
+                           "the admins: "
+                           "\"identity_allow_email\", "
+                           "\"identity_allow_email_domain\", "
+                           "\"identity_require_group\" or "
+                           "\"identity_require_claim\"; without one every "
+                           "user of the provider would be an admin",
+                           &conf->provider->name, &clcf->name);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+char *
+ngx_http_identity_admin_conf(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_identity_loc_conf_t *ilcf = conf;
+
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (ilcf->admin != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    ilcf->admin = 1;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_identity_admin_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+/* only the token's hash is kept: it is compared in constant time */
+
+char *
+ngx_http_identity_admin_token_file(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_identity_loc_conf_t *ilcf = conf;
+
+    ngx_str_t  *value, token;
+
+    if (ilcf->admin_token_hash.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_http_identity_read_secret(cf, &value[1], &token) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    ilcf->admin_token_hash.data = ngx_pnalloc(cf->pool,
+                                          NGX_HTTP_IDENTITY_SHA256_HEX_LEN);
+    if (ilcf->admin_token_hash.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_http_identity_sha256_hex(&token, ilcf->admin_token_hash.data);
+    ilcf->admin_token_hash.len = NGX_HTTP_IDENTITY_SHA256_HEX_LEN;
+    ngx_explicit_memzero(token.data, token.len);
+
+    return NGX_CONF_OK;
+}

@@ -339,3 +339,79 @@ ngx_http_identity_state_cookie(ngx_http_request_t *r, ngx_str_t *name,
                                          &ilcf->cookie_domain, "_state",
                                          name);
 }
+
+
+/*
+ * An auth id keeps the sessions of its locations apart from the others of
+ * the server: its own cookie, and sessions that only its locations admit.
+ */
+
+ngx_int_t
+ngx_http_identity_cookie_auth_name(ngx_conf_t *cf,
+    ngx_http_identity_loc_conf_t *conf)
+{
+    if (conf->auth_id.len == 0) {
+        conf->session_cookie = conf->cookie_name;
+        return NGX_OK;
+    }
+
+    if (conf->auth_id.len > 64
+        || !ngx_http_identity_is_word(&conf->auth_id)
+        || (conf->auth_id.len == 5
+            && ngx_strncmp(conf->auth_id.data, "state", 5) == 0))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid value \"%V\" in \"identity_auth_id\"",
+                           &conf->auth_id);
+        return NGX_ERROR;
+    }
+
+    conf->session_cookie.len = conf->cookie_name.len + 1 + conf->auth_id.len;
+    conf->session_cookie.data = ngx_pnalloc(cf->pool,
+                                            conf->session_cookie.len);
+    if (conf->session_cookie.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(conf->session_cookie.data, "%V_%V", &conf->cookie_name,
+                &conf->auth_id);
+
+    return NGX_OK;
+}
+
+
+/* an identity_cookie_name of the server, once */
+
+ngx_int_t
+ngx_http_identity_cookie_collect(ngx_conf_t *cf,
+    ngx_http_identity_main_conf_t *imcf, ngx_str_t *name)
+{
+    ngx_str_t   *n;
+    ngx_uint_t   i;
+
+    if (imcf->cookies == NULL) {
+        imcf->cookies = ngx_array_create(cf->pool, 2, sizeof(ngx_str_t));
+        if (imcf->cookies == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    n = imcf->cookies->elts;
+
+    for (i = 0; i < imcf->cookies->nelts; i++) {
+        if (n[i].len == name->len
+            && ngx_strncmp(n[i].data, name->data, name->len) == 0)
+        {
+            return NGX_OK;
+        }
+    }
+
+    n = ngx_array_push(imcf->cookies);
+    if (n == NULL) {
+        return NGX_ERROR;
+    }
+
+    *n = *name;
+
+    return NGX_OK;
+}

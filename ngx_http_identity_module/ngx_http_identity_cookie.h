@@ -31,6 +31,10 @@ ngx_int_t ngx_http_identity_read_cookie(ngx_http_request_t *r,
     ngx_http_identity_loc_conf_t *ilcf, ngx_str_t *token);
 ngx_int_t ngx_http_identity_state_cookie(ngx_http_request_t *r,
     ngx_str_t *name, ngx_str_t *domain);
+ngx_int_t ngx_http_identity_cookie_auth_name(ngx_conf_t *cf,
+    ngx_http_identity_loc_conf_t *conf);
+ngx_int_t ngx_http_identity_cookie_collect(ngx_conf_t *cf,
+    ngx_http_identity_main_conf_t *imcf, ngx_str_t *name);
 
 
 #endif /* _NGX_HTTP_IDENTITY_COOKIE_H_INCLUDED_ */

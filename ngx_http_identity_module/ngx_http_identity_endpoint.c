@@ -427,3 +427,32 @@ ngx_http_identity_logout_endpoint(ngx_http_request_t *r)
 
     return NGX_HTTP_MOVED_TEMPORARILY;
 }
+
+
+char *
+ngx_http_identity_path(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_identity_srv_conf_t *iscf = conf;
+
+    ngx_str_t  *value;
+
+    if (iscf->path.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (value[1].len < 2 || value[1].data[0] != '/'
+        || value[1].data[value[1].len - 1] != '/')
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid value \"%V\" in \"%V\": a prefix such as "
+                           "\"/_identity/\" is expected", &value[1],
+                           &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    iscf->path = value[1];
+
+    return NGX_CONF_OK;
+}

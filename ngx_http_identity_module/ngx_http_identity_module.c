@@ -31,6 +31,7 @@
 #include "ngx_http_identity_module.h"
 #include "ngx_http_identity_access.h"
 #include "ngx_http_identity_admin.h"
+#include "ngx_http_identity_cookie.h"
 #include "ngx_http_identity_crypto.h"
 #include "ngx_http_identity_endpoint.h"
 #include "ngx_http_identity_meta.h"
@@ -52,25 +53,11 @@ static char *ngx_http_identity_merge_srv_conf(ngx_conf_t *cf, void *parent,
 static void *ngx_http_identity_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_identity_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
-static ngx_int_t ngx_http_identity_auth_cookie(ngx_conf_t *cf,
-    ngx_http_identity_loc_conf_t *conf);
-static ngx_int_t ngx_http_identity_admin_check(ngx_conf_t *cf,
-    ngx_http_identity_loc_conf_t *conf, ngx_array_t *own_rules);
-static ngx_int_t ngx_http_identity_add_cookie(ngx_conf_t *cf,
-    ngx_http_identity_main_conf_t *imcf, ngx_str_t *name);
 static ngx_int_t ngx_http_identity_add_auth(ngx_conf_t *cf,
     ngx_http_identity_srv_conf_t *iscf, ngx_http_identity_loc_conf_t *conf);
 static ngx_int_t ngx_http_identity_init_module(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_identity_init_process(ngx_cycle_t *cycle);
 static void ngx_http_identity_exit_process(ngx_cycle_t *cycle);
-static char *ngx_http_identity_path(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-static char *ngx_http_identity_public_url(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-static char *ngx_http_identity_admin(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-static char *ngx_http_identity_admin_token_file(ngx_conf_t *cf,
-    ngx_command_t *cmd, void *conf);
 static char *ngx_http_identity_token_key_file(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 
@@ -219,7 +206,7 @@ static ngx_command_t  ngx_http_identity_commands[] = {
 
     { ngx_string("identity_admin"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
-      ngx_http_identity_admin,
+      ngx_http_identity_admin_conf,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
@@ -504,7 +491,7 @@ ngx_http_identity_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         conf->rules = prev->rules;
     }
 
-    if (ngx_http_identity_auth_cookie(cf, conf) != NGX_OK) {
+    if (ngx_http_identity_cookie_auth_name(cf, conf) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
@@ -521,7 +508,7 @@ ngx_http_identity_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     if (conf->admin
-        && ngx_http_identity_admin_check(cf, conf, own_rules) != NGX_OK)
+        && ngx_http_identity_admin_conf_check(cf, conf, own_rules) != NGX_OK)
     {
         return NGX_CONF_ERROR;
     }
@@ -577,8 +564,8 @@ ngx_http_identity_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     imcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_identity_module);
 
-    if (ngx_http_identity_add_cookie(cf, imcf, &conf->cookie_name) != NGX_OK
-        || ngx_http_identity_add_cookie(cf, imcf, &slcf->cookie_name)
+    if (ngx_http_identity_cookie_collect(cf, imcf, &conf->cookie_name) != NGX_OK
+        || ngx_http_identity_cookie_collect(cf, imcf, &slcf->cookie_name)
            != NGX_OK)
     {
         return NGX_CONF_ERROR;
@@ -610,137 +597,6 @@ ngx_http_identity_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     *pp = conf->provider;
 
     return NGX_CONF_OK;
-}
-
-
-/*
- * An auth id keeps the sessions of its locations apart from the others of
- * the server: its own cookie, and sessions that only its locations admit.
- */
-
-static ngx_int_t
-ngx_http_identity_auth_cookie(ngx_conf_t *cf,
-    ngx_http_identity_loc_conf_t *conf)
-{
-    if (conf->auth_id.len == 0) {
-        conf->session_cookie = conf->cookie_name;
-        return NGX_OK;
-    }
-
-    if (conf->auth_id.len > 64
-        || !ngx_http_identity_is_word(&conf->auth_id)
-        || (conf->auth_id.len == 5
-            && ngx_strncmp(conf->auth_id.data, "state", 5) == 0))
-    {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid value \"%V\" in \"identity_auth_id\"",
-                           &conf->auth_id);
-        return NGX_ERROR;
-    }
-
-    conf->session_cookie.len = conf->cookie_name.len + 1 + conf->auth_id.len;
-    conf->session_cookie.data = ngx_pnalloc(cf->pool,
-                                            conf->session_cookie.len);
-    if (conf->session_cookie.data == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_sprintf(conf->session_cookie.data, "%V_%V", &conf->cookie_name,
-                &conf->auth_id);
-
-    return NGX_OK;
-}
-
-
-/*
- * The admin API answers scripts with a token and people with a session.
- * A location that logs people in and admits all of them would make every
- * user of the provider an admin: it must name them with a rule of its
- * own, since a rule inherited from the server admits the site's users, not
- * its admins.  The API must also be the location's content, or the login
- * it skips for a token would guard nothing.
- */
-
-static ngx_int_t
-ngx_http_identity_admin_check(ngx_conf_t *cf,
-    ngx_http_identity_loc_conf_t *conf, ngx_array_t *own_rules)
-{
-    ngx_http_core_loc_conf_t  *clcf;
-
-    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
-
-    if (clcf->handler != ngx_http_identity_admin_handler) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"identity_admin\" cannot share location \"%V\" "
-                           "with another content handler, such as "
-                           "\"proxy_pass\"", &clcf->name);
-        return NGX_ERROR;
-    }
-
-    if (conf->provider == NULL) {
-        if (conf->admin_token_hash.len == 0) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "\"identity_admin\" needs "
-                               "\"identity_admin_token_file\" or "
-                               "\"identity\"");
-            return NGX_ERROR;
-        }
-
-        return NGX_OK;
-    }
-
-    if (own_rules == NULL || own_rules->nelts == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"identity_admin\" with \"identity %V\" in "
-                           "location \"%V\" needs a rule of its own naming "
-                           "the admins: "
-                           "\"identity_allow_email\", "
-                           "\"identity_allow_email_domain\", "
-                           "\"identity_require_group\" or "
-                           "\"identity_require_claim\"; without one every "
-                           "user of the provider would be an admin",
-                           &conf->provider->name, &clcf->name);
-        return NGX_ERROR;
-    }
-
-    return NGX_OK;
-}
-
-
-/* an identity_cookie_name of the server, once */
-
-static ngx_int_t
-ngx_http_identity_add_cookie(ngx_conf_t *cf,
-    ngx_http_identity_main_conf_t *imcf, ngx_str_t *name)
-{
-    ngx_str_t   *n;
-    ngx_uint_t   i;
-
-    if (imcf->cookies == NULL) {
-        imcf->cookies = ngx_array_create(cf->pool, 2, sizeof(ngx_str_t));
-        if (imcf->cookies == NULL) {
-            return NGX_ERROR;
-        }
-    }
-
-    n = imcf->cookies->elts;
-
-    for (i = 0; i < imcf->cookies->nelts; i++) {
-        if (n[i].len == name->len
-            && ngx_strncmp(n[i].data, name->data, name->len) == 0)
-        {
-            return NGX_OK;
-        }
-    }
-
-    n = ngx_array_push(imcf->cookies);
-    if (n == NULL) {
-        return NGX_ERROR;
-    }
-
-    *n = *name;
-
-    return NGX_OK;
 }
 
 
@@ -832,174 +688,6 @@ static void
 ngx_http_identity_exit_process(ngx_cycle_t *cycle)
 {
     ngx_http_identity_redis_done(cycle);
-}
-
-
-static char *
-ngx_http_identity_path(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_identity_srv_conf_t *iscf = conf;
-
-    ngx_str_t  *value;
-
-    if (iscf->path.data) {
-        return "is duplicate";
-    }
-
-    value = cf->args->elts;
-
-    if (value[1].len < 2 || value[1].data[0] != '/'
-        || value[1].data[value[1].len - 1] != '/')
-    {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid value \"%V\" in \"%V\": a prefix such as "
-                           "\"/_identity/\" is expected", &value[1],
-                           &cmd->name);
-        return NGX_CONF_ERROR;
-    }
-
-    iscf->path = value[1];
-
-    return NGX_CONF_OK;
-}
-
-
-/*
- * identity_public_url https://app.example.org[:port]: the origin users
- * reach this server at, as a TLS-terminating proxy in front shows it.
- */
-
-static char *
-ngx_http_identity_public_url(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_identity_srv_conf_t *iscf = conf;
-
-    u_char     *p, *last;
-    ngx_str_t  *value, url;
-    ngx_url_t   u;
-
-    if (iscf->public_url.data) {
-        return "is duplicate";
-    }
-
-    value = cf->args->elts;
-    url = value[1];
-
-    if (url.len && url.data[url.len - 1] == '/') {
-        url.len--;
-    }
-
-    if (url.len > 8 && ngx_strncasecmp(url.data, (u_char *) "https://", 8)
-                       == 0)
-    {
-        iscf->public_https = 1;
-        p = url.data + 8;
-
-    } else if (url.len > 7
-               && ngx_strncasecmp(url.data, (u_char *) "http://", 7) == 0)
-    {
-        iscf->public_https = 0;
-        p = url.data + 7;
-
-    } else {
-        goto invalid;
-    }
-
-    /* a bare origin: no user, path, query or fragment */
-
-    last = url.data + url.len;
-
-    for ( /* void */ ; p < last; p++) {
-        if (*p <= 0x20 || *p >= 0x7f || *p == '/' || *p == '@' || *p == '?'
-            || *p == '#' || *p == '\\' || *p == '%')
-        {
-            goto invalid;
-        }
-    }
-
-    ngx_memzero(&u, sizeof(ngx_url_t));
-    u.url.data = url.data + (iscf->public_https ? 8 : 7);
-    u.url.len = last - u.url.data;
-    u.default_port = iscf->public_https ? 443 : 80;
-    u.no_resolve = 1;
-
-    if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.host.len == 0) {
-        goto invalid;
-    }
-
-    iscf->public_url.data = ngx_pnalloc(cf->pool, url.len);
-    if (iscf->public_url.data == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    /* scheme and host compare without case: keep them lowercase */
-
-    iscf->public_url.len = url.len;
-    ngx_strlow(iscf->public_url.data, url.data, url.len);
-
-    return NGX_CONF_OK;
-
-invalid:
-
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "invalid value \"%V\" in \"%V\": an origin such as "
-                       "\"https://app.example.org\" is expected", &value[1],
-                       &cmd->name);
-    return NGX_CONF_ERROR;
-}
-
-
-static char *
-ngx_http_identity_admin(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_identity_loc_conf_t *ilcf = conf;
-
-    ngx_http_core_loc_conf_t  *clcf;
-
-    if (ilcf->admin != NGX_CONF_UNSET) {
-        return "is duplicate";
-    }
-
-    ilcf->admin = 1;
-
-    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
-    clcf->handler = ngx_http_identity_admin_handler;
-
-    return NGX_CONF_OK;
-}
-
-
-/* only the token's hash is kept: it is compared in constant time */
-
-static char *
-ngx_http_identity_admin_token_file(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf)
-{
-    ngx_http_identity_loc_conf_t *ilcf = conf;
-
-    ngx_str_t  *value, token;
-
-    if (ilcf->admin_token_hash.data) {
-        return "is duplicate";
-    }
-
-    value = cf->args->elts;
-
-    if (ngx_http_identity_read_secret(cf, &value[1], &token) != NGX_OK) {
-        return NGX_CONF_ERROR;
-    }
-
-    ilcf->admin_token_hash.data = ngx_pnalloc(cf->pool,
-                                          NGX_HTTP_IDENTITY_SHA256_HEX_LEN);
-    if (ilcf->admin_token_hash.data == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    ngx_http_identity_sha256_hex(&token, ilcf->admin_token_hash.data);
-    ilcf->admin_token_hash.len = NGX_HTTP_IDENTITY_SHA256_HEX_LEN;
-    ngx_explicit_memzero(token.data, token.len);
-
-    return NGX_CONF_OK;
 }
 
 

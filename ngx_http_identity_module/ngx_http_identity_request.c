@@ -742,3 +742,88 @@ ngx_http_identity_is_word(ngx_str_t *s)
 
     return 1;
 }
+
+
+/*
+ * identity_public_url https://app.example.org[:port]: the origin users
+ * reach this server at, as a TLS-terminating proxy in front shows it.
+ */
+
+char *
+ngx_http_identity_public_url(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_identity_srv_conf_t *iscf = conf;
+
+    u_char     *p, *last;
+    ngx_str_t  *value, url;
+    ngx_url_t   u;
+
+    if (iscf->public_url.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    url = value[1];
+
+    if (url.len && url.data[url.len - 1] == '/') {
+        url.len--;
+    }
+
+    if (url.len > 8 && ngx_strncasecmp(url.data, (u_char *) "https://", 8)
+                       == 0)
+    {
+        iscf->public_https = 1;
+        p = url.data + 8;
+
+    } else if (url.len > 7
+               && ngx_strncasecmp(url.data, (u_char *) "http://", 7) == 0)
+    {
+        iscf->public_https = 0;
+        p = url.data + 7;
+
+    } else {
+        goto invalid;
+    }
+
+    /* a bare origin: no user, path, query or fragment */
+
+    last = url.data + url.len;
+
+    for ( /* void */ ; p < last; p++) {
+        if (*p <= 0x20 || *p >= 0x7f || *p == '/' || *p == '@' || *p == '?'
+            || *p == '#' || *p == '\\' || *p == '%')
+        {
+            goto invalid;
+        }
+    }
+
+    ngx_memzero(&u, sizeof(ngx_url_t));
+    u.url.data = url.data + (iscf->public_https ? 8 : 7);
+    u.url.len = last - u.url.data;
+    u.default_port = iscf->public_https ? 443 : 80;
+    u.no_resolve = 1;
+
+    if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.host.len == 0) {
+        goto invalid;
+    }
+
+    iscf->public_url.data = ngx_pnalloc(cf->pool, url.len);
+    if (iscf->public_url.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    /* scheme and host compare without case: keep them lowercase */
+
+    iscf->public_url.len = url.len;
+    ngx_strlow(iscf->public_url.data, url.data, url.len);
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid value \"%V\" in \"%V\": an origin such as "
+                       "\"https://app.example.org\" is expected", &value[1],
+                       &cmd->name);
+    return NGX_CONF_ERROR;
+}

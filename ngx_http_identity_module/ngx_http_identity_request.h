@@ -47,6 +47,8 @@ ngx_int_t ngx_http_identity_set_location(ngx_http_request_t *r,
 ngx_int_t ngx_http_identity_unescape_arg(ngx_http_request_t *r,
     ngx_str_t *arg);
 ngx_uint_t ngx_http_identity_is_word(ngx_str_t *s);
+char *ngx_http_identity_public_url(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 
 
 #endif /* _NGX_HTTP_IDENTITY_REQUEST_H_INCLUDED_ */
