@@ -13,7 +13,6 @@
 #include <ngx_http.h>
 
 
-
 #define NGX_HTTP_IDENTITY_ENDPOINT_HASH_LEN  16
 
 
@@ -124,7 +123,6 @@ typedef struct {
 } ngx_http_identity_store_query_t;
 
 
-
 /*
  * What an admin call found, handed to its callback: rc is NGX_OK;
  * NGX_DECLINED when there is nothing of that id (a list: before_id is
@@ -169,7 +167,7 @@ ngx_int_t ngx_http_identity_store_logout(ngx_http_request_t *r,
     ngx_str_t *provider, ngx_str_t *jti, time_t ttl, ngx_str_t *sid,
     ngx_str_t *sub);
 
-/* ctx->found: the first time "id" was seen in "ns" within ttl */
+/* ctx->found: "id" is seen in "ns" for the first time within ttl */
 ngx_int_t ngx_http_identity_store_once(ngx_http_request_t *r, ngx_str_t *ns,
     ngx_str_t *id, time_t ttl);
 
