@@ -34,7 +34,6 @@
 #include "ngx_http_identity_module.h"
 #include "ngx_http_identity_request.h"
 #include "ngx_http_identity_crypto.h"
-#include "ngx_http_identity_redis.h"
 #include "ngx_http_identity_store.h"
 #include "ngx_http_identity_admin.h"
 #include "ngx_http_identity_dashboard.h"
@@ -68,14 +67,6 @@ typedef struct {
 } ngx_http_identity_admin_ctx_t;
 
 
-typedef struct {
-    ngx_str_t                        url;
-    time_t                           first;
-    time_t                           last;
-    ngx_uint_t                       sessions;
-} ngx_http_identity_endpoint_t;
-
-
 static ngx_int_t ngx_http_identity_admin_route(ngx_http_request_t *r,
     ngx_http_identity_admin_ctx_t *actx);
 static ngx_int_t ngx_http_identity_admin_query(ngx_http_request_t *r,
@@ -91,54 +82,35 @@ static ngx_int_t ngx_http_identity_admin_csrf(ngx_http_request_t *r,
 static ngx_int_t ngx_http_identity_admin_me(ngx_http_request_t *r,
     ngx_http_identity_admin_ctx_t *actx);
 static void ngx_http_identity_admin_list_done(ngx_http_request_t *r,
-    redisReply *reply);
+    ngx_http_identity_store_result_t *res);
 static void ngx_http_identity_admin_get_done(ngx_http_request_t *r,
-    redisReply *reply);
+    ngx_http_identity_store_result_t *res);
 static void ngx_http_identity_admin_endpoints_done(ngx_http_request_t *r,
-    redisReply *reply);
+    ngx_http_identity_store_result_t *res);
 static void ngx_http_identity_admin_delete_done(ngx_http_request_t *r,
-    redisReply *reply);
+    ngx_http_identity_store_result_t *res);
+static ngx_int_t ngx_http_identity_admin_failed(ngx_http_request_t *r,
+    ngx_http_identity_store_result_t *res);
 static json_t *ngx_http_identity_admin_user(ngx_http_request_t *r,
-    ngx_str_t *base, redisReply *rec);
+    ngx_str_t *base, ngx_http_identity_identity_t *rec);
 static json_t *ngx_http_identity_admin_session(ngx_http_request_t *r,
-    ngx_str_t *base, redisReply *rec);
-static void ngx_http_identity_admin_strings(json_t *obj, redisReply *rec,
-    char **names);
+    ngx_str_t *base, ngx_http_identity_session_t *rec);
 static void ngx_http_identity_admin_number(json_t *obj, char *key,
-    redisReply *rec, char *field);
+    ngx_str_t *v);
 static ngx_int_t ngx_http_identity_admin_valid(ngx_str_t *id, char *prefix,
     size_t n);
 static json_t *ngx_http_identity_admin_ref(ngx_str_t *base, char *kind,
     ngx_str_t *id);
-static json_t *ngx_http_identity_admin_time(ngx_str_t *v);
-static json_t *ngx_http_identity_admin_time_t(time_t t);
+static json_t *ngx_http_identity_admin_time(time_t t);
 static json_t *ngx_http_identity_admin_string(ngx_str_t *v);
-static ngx_str_t ngx_http_identity_admin_field(redisReply *rec, char *name);
 static json_t *ngx_http_identity_admin_next(ngx_http_request_t *r,
-    ngx_http_identity_admin_ctx_t *actx, redisReply *cursor);
+    ngx_http_identity_admin_ctx_t *actx, ngx_str_t *cursor);
 static ngx_int_t ngx_http_identity_admin_error(ngx_http_request_t *r,
     ngx_int_t status, char *msg);
 static ngx_int_t ngx_http_identity_admin_send(ngx_http_request_t *r,
     ngx_int_t status, json_t *body);
 static void ngx_http_identity_admin_finish(ngx_http_request_t *r,
     ngx_int_t status, json_t *body);
-static time_t ngx_http_identity_admin_word(u_char **pos, u_char *last);
-static int ngx_cdecl ngx_http_identity_endpoint_cmp(const void *one,
-    const void *two);
-
-
-/* the session record's field, then the API's name */
-
-static char  *ngx_http_identity_admin_ua_fields[] = {
-    "ua", "raw",
-    "browser", "browser_name",
-    "browser_version", "browser_version",
-    "os", "os_name",
-    "os_version", "os_version",
-    "device_type", "device_type",
-    "device", "device_family",
-    NULL
-};
 
 
 static ngx_str_t  ngx_http_identity_admin_kinds[] = {
@@ -241,7 +213,8 @@ ngx_http_identity_admin_handler(ngx_http_request_t *r)
     case ngx_http_identity_user_endpoints:
         rc = ngx_http_identity_store_get(r,
                                        ngx_http_identity_admin_endpoints_done,
-                                       "endpoints", &actx->id);
+                                       ngx_http_identity_store_endpoints,
+                                       &actx->id);
         break;
 
     default: /* one user or session */
@@ -257,7 +230,8 @@ ngx_http_identity_admin_handler(ngx_http_request_t *r)
                                            ngx_http_identity_admin_get_done,
                                            actx->route
                                            == ngx_http_identity_user
-                                           ? "user" : "session",
+                                           ? ngx_http_identity_store_identity
+                                           : ngx_http_identity_store_session,
                                            &actx->id);
         }
     }
@@ -712,7 +686,8 @@ ngx_http_identity_admin_authorized(ngx_http_request_t *r,
 
 
 static void
-ngx_http_identity_admin_list_done(ngx_http_request_t *r, redisReply *reply)
+ngx_http_identity_admin_list_done(ngx_http_request_t *r,
+    ngx_http_identity_store_result_t *res)
 {
     json_t                         *body, *list, *item;
     size_t                          i;
@@ -721,12 +696,7 @@ ngx_http_identity_admin_list_done(ngx_http_request_t *r, redisReply *reply)
 
     actx = ngx_http_identity_get_ctx(r)->admin;
 
-    if (reply == NULL) {
-        ngx_http_identity_admin_finish(r, NGX_HTTP_SERVICE_UNAVAILABLE, NULL);
-        return;
-    }
-
-    if (reply->type == REDIS_REPLY_INTEGER) {
+    if (res->rc == NGX_DECLINED) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "identity: admin: unknown before_id \"%V\"",
                       &actx->query.before_id);
@@ -734,8 +704,7 @@ ngx_http_identity_admin_list_done(ngx_http_request_t *r, redisReply *reply)
         return;
     }
 
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1) {
-        ngx_http_identity_admin_finish(r, NGX_HTTP_SERVICE_UNAVAILABLE, NULL);
+    if (ngx_http_identity_admin_failed(r, res)) {
         return;
     }
 
@@ -750,12 +719,12 @@ ngx_http_identity_admin_list_done(ngx_http_request_t *r, redisReply *reply)
         return;
     }
 
-    for (i = 1; i < reply->elements; i++) {
+    for (i = 0; i < res->nelts; i++) {
         item = actx->query.sessions
                ? ngx_http_identity_admin_session(r, &actx->base,
-                                                 reply->element[i])
+                                                 &res->sessions[i])
                : ngx_http_identity_admin_user(r, &actx->base,
-                                              reply->element[i]);
+                                              &res->identities[i]);
         json_array_append_new(list, item);
     }
 
@@ -786,7 +755,7 @@ ngx_http_identity_admin_list_done(ngx_http_request_t *r, redisReply *reply)
     json_object_set_new(body, "uri", ngx_http_identity_admin_string(&uri));
     json_object_set_new(body, "next_page_uri",
                         ngx_http_identity_admin_next(r, actx,
-                                                     reply->element[0]));
+                                                     &res->cursor));
 
     ngx_http_identity_admin_finish(r, NGX_HTTP_OK, body);
 }
@@ -796,7 +765,7 @@ ngx_http_identity_admin_list_done(ngx_http_request_t *r, redisReply *reply)
 
 static json_t *
 ngx_http_identity_admin_next(ngx_http_request_t *r,
-    ngx_http_identity_admin_ctx_t *actx, redisReply *cursor)
+    ngx_http_identity_admin_ctx_t *actx, ngx_str_t *cursor)
 {
     u_char                           *p;
     size_t                            len;
@@ -807,7 +776,7 @@ ngx_http_identity_admin_next(ngx_http_request_t *r,
 
     static char  *names[] = { "provider", "user", "id" };
 
-    if (cursor->type != REDIS_REPLY_STRING || cursor->len == 0) {
+    if (cursor->len == 0) {
         return json_null();
     }
 
@@ -843,8 +812,7 @@ ngx_http_identity_admin_next(ngx_http_request_t *r,
                             &ngx_http_identity_admin_kinds[q->sessions]);
         }
 
-        p = ngx_sprintf(p, "?limit=%ui&before_id=%*s", q->limit,
-                        (size_t) cursor->len, cursor->str);
+        p = ngx_sprintf(p, "?limit=%ui&before_id=%V", q->limit, cursor);
 
         for (i = 0; i < 3; i++) {
             if (f[i]->len) {
@@ -866,94 +834,51 @@ ngx_http_identity_admin_next(ngx_http_request_t *r,
 
 
 static void
-ngx_http_identity_admin_get_done(ngx_http_request_t *r, redisReply *reply)
+ngx_http_identity_admin_get_done(ngx_http_request_t *r,
+    ngx_http_identity_store_result_t *res)
 {
     json_t                         *body;
     ngx_http_identity_admin_ctx_t  *actx;
 
     actx = ngx_http_identity_get_ctx(r)->admin;
 
-    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
-        ngx_http_identity_admin_finish(r, NGX_HTTP_SERVICE_UNAVAILABLE, NULL);
-        return;
-    }
-
-    if (reply->elements == 0) {
-        ngx_http_identity_admin_finish(r, NGX_HTTP_NOT_FOUND, NULL);
+    if (ngx_http_identity_admin_failed(r, res)) {
         return;
     }
 
     body = (actx->route == ngx_http_identity_user)
-           ? ngx_http_identity_admin_user(r, &actx->base, reply)
-           : ngx_http_identity_admin_session(r, &actx->base, reply);
+           ? ngx_http_identity_admin_user(r, &actx->base, res->identities)
+           : ngx_http_identity_admin_session(r, &actx->base, res->sessions);
 
     ngx_http_identity_admin_finish(r, NGX_HTTP_OK, body);
 }
 
 
-/* endpoints:<uid> is {url: "first last sessions"}; newest access first */
+/* the store gives the latest used first */
 
 static void
 ngx_http_identity_admin_endpoints_done(ngx_http_request_t *r,
-    redisReply *reply)
+    ngx_http_identity_store_result_t *res)
 {
-    u_char                          *p, *last;
-    u_char                           id[NGX_HTTP_IDENTITY_SHA256_HEX_LEN];
-    json_t                          *body, *list, *e;
-    size_t                           i;
-    ngx_str_t                        v, eid;
-    ngx_uint_t                       n;
-    ngx_http_identity_endpoint_t    *eps;
-    ngx_http_identity_admin_ctx_t   *actx;
+    u_char                          id[NGX_HTTP_IDENTITY_SHA256_HEX_LEN];
+    json_t                         *body, *list, *e;
+    size_t                          i;
+    ngx_str_t                       v, eid;
+    ngx_http_identity_endpoint_t   *eps;
+    ngx_http_identity_admin_ctx_t  *actx;
 
     actx = ngx_http_identity_get_ctx(r)->admin;
 
-    if (reply == NULL) {
-        ngx_http_identity_admin_finish(r, NGX_HTTP_SERVICE_UNAVAILABLE, NULL);
+    if (ngx_http_identity_admin_failed(r, res)) {
         return;
     }
 
-    if (reply->type == REDIS_REPLY_INTEGER) {
-        ngx_http_identity_admin_finish(r, NGX_HTTP_NOT_FOUND, NULL);
-        return;
-    }
-
-    if (reply->type != REDIS_REPLY_ARRAY) {
-        ngx_http_identity_admin_finish(r, NGX_HTTP_SERVICE_UNAVAILABLE, NULL);
-        return;
-    }
-
-    eps = ngx_pcalloc(r->pool, (reply->elements / 2 + 1)
-                               * sizeof(ngx_http_identity_endpoint_t));
-    if (eps == NULL) {
-        ngx_http_identity_admin_finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                                       NULL);
-        return;
-    }
-
-    n = 0;
-
-    for (i = 0; i + 1 < reply->elements; i += 2) {
-        eps[n].url.data = (u_char *) reply->element[i]->str;
-        eps[n].url.len = reply->element[i]->len;
-
-        p = (u_char *) reply->element[i + 1]->str;
-        last = p + reply->element[i + 1]->len;
-
-        eps[n].first = ngx_http_identity_admin_word(&p, last);
-        eps[n].last = ngx_http_identity_admin_word(&p, last);
-        eps[n].sessions = ngx_http_identity_admin_word(&p, last);
-
-        n++;
-    }
-
-    ngx_qsort(eps, n, sizeof(ngx_http_identity_endpoint_t),
-              ngx_http_identity_endpoint_cmp);
+    eps = res->endpoints;
 
     body = json_object();
     list = json_array();
 
-    for (i = 0; i < n; i++) {
+    for (i = 0; i < res->nelts; i++) {
         e = json_object();
 
         ngx_http_identity_sha256_hex(&eps[i].url, id);
@@ -970,9 +895,9 @@ ngx_http_identity_admin_endpoints_done(ngx_http_request_t *r,
         json_object_set_new(e, "public_url",
                             ngx_http_identity_admin_string(&eps[i].url));
         json_object_set_new(e, "first_accessed",
-                            ngx_http_identity_admin_time_t(eps[i].first));
+                            ngx_http_identity_admin_time(eps[i].first));
         json_object_set_new(e, "last_accessed",
-                            ngx_http_identity_admin_time_t(eps[i].last));
+                            ngx_http_identity_admin_time(eps[i].last));
         json_object_set_new(e, "session_count",
                             json_integer((json_int_t) eps[i].sessions));
         json_array_append_new(list, e);
@@ -993,19 +918,14 @@ ngx_http_identity_admin_endpoints_done(ngx_http_request_t *r,
 
 
 static void
-ngx_http_identity_admin_delete_done(ngx_http_request_t *r, redisReply *reply)
+ngx_http_identity_admin_delete_done(ngx_http_request_t *r,
+    ngx_http_identity_store_result_t *res)
 {
     ngx_http_identity_admin_ctx_t  *actx;
 
     actx = ngx_http_identity_get_ctx(r)->admin;
 
-    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
-        ngx_http_identity_admin_finish(r, NGX_HTTP_SERVICE_UNAVAILABLE, NULL);
-        return;
-    }
-
-    if (reply->integer == 0) {
-        ngx_http_identity_admin_finish(r, NGX_HTTP_NOT_FOUND, NULL);
+    if (ngx_http_identity_admin_failed(r, res)) {
         return;
     }
 
@@ -1018,46 +938,71 @@ ngx_http_identity_admin_delete_done(ngx_http_request_t *r, redisReply *reply)
 }
 
 
+/* a store answer that is not a record: finishes the request */
+
+static ngx_int_t
+ngx_http_identity_admin_failed(ngx_http_request_t *r,
+    ngx_http_identity_store_result_t *res)
+{
+    switch (res->rc) {
+
+    case NGX_OK:
+        return 0;
+
+    case NGX_DECLINED:
+        ngx_http_identity_admin_finish(r, NGX_HTTP_NOT_FOUND, NULL);
+        break;
+
+    case NGX_ABORT:
+        ngx_http_identity_admin_finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                       NULL);
+        break;
+
+    default:
+        ngx_http_identity_admin_finish(r, NGX_HTTP_SERVICE_UNAVAILABLE, NULL);
+    }
+
+    return 1;
+}
+
+
 /* ApplicationUser */
 
 static json_t *
 ngx_http_identity_admin_user(ngx_http_request_t *r, ngx_str_t *base,
-    redisReply *rec)
+    ngx_http_identity_identity_t *rec)
 {
-    json_t     *u, *idp, *ref;
-    ngx_str_t   id, v;
+    json_t  *u, *idp, *ref;
 
     u = json_object();
     idp = json_object();
 
-    id = ngx_http_identity_admin_field(rec, "id");
-
-    json_object_set_new(u, "id", ngx_http_identity_admin_string(&id));
-    ref = ngx_http_identity_admin_ref(base, "app/users/", &id);
+    json_object_set_new(u, "id", ngx_http_identity_admin_string(&rec->id));
+    ref = ngx_http_identity_admin_ref(base, "app/users/", &rec->id);
     json_object_set(u, "uri", json_object_get(ref, "uri"));
     json_decref(ref);
 
-    v = ngx_http_identity_admin_field(rec, "provider");
-    json_object_set_new(idp, "name", ngx_http_identity_admin_string(&v));
-    v = ngx_http_identity_admin_field(rec, "issuer");
-    json_object_set_new(idp, "url", ngx_http_identity_admin_string(&v));
+    json_object_set_new(idp, "name",
+                        ngx_http_identity_admin_string(&rec->provider));
+    json_object_set_new(idp, "url",
+                        ngx_http_identity_admin_string(&rec->issuer));
     json_object_set_new(u, "identity_provider", idp);
 
-    v = ngx_http_identity_admin_field(rec, "sub");
     json_object_set_new(u, "provider_user_id",
-                        ngx_http_identity_admin_string(&v));
-    v = ngx_http_identity_admin_field(rec, "username");
-    json_object_set_new(u, "username", ngx_http_identity_admin_string(&v));
-    v = ngx_http_identity_admin_field(rec, "email");
-    json_object_set_new(u, "email", ngx_http_identity_admin_string(&v));
-    v = ngx_http_identity_admin_field(rec, "name");
-    json_object_set_new(u, "name", ngx_http_identity_admin_string(&v));
-    v = ngx_http_identity_admin_field(rec, "created_at");
-    json_object_set_new(u, "created_at", ngx_http_identity_admin_time(&v));
-    v = ngx_http_identity_admin_field(rec, "last_active");
-    json_object_set_new(u, "last_active", ngx_http_identity_admin_time(&v));
-    v = ngx_http_identity_admin_field(rec, "last_login");
-    json_object_set_new(u, "last_login", ngx_http_identity_admin_time(&v));
+                        ngx_http_identity_admin_string(
+                                                   &rec->provider_user_id));
+    json_object_set_new(u, "username",
+                        ngx_http_identity_admin_string(&rec->username));
+    json_object_set_new(u, "email",
+                        ngx_http_identity_admin_string(&rec->email));
+    json_object_set_new(u, "name",
+                        ngx_http_identity_admin_string(&rec->name));
+    json_object_set_new(u, "created_at",
+                        ngx_http_identity_admin_time(rec->created_at));
+    json_object_set_new(u, "last_active",
+                        ngx_http_identity_admin_time(rec->last_active));
+    json_object_set_new(u, "last_login",
+                        ngx_http_identity_admin_time(rec->last_login));
 
     return u;
 }
@@ -1067,105 +1012,103 @@ ngx_http_identity_admin_user(ngx_http_request_t *r, ngx_str_t *base,
 
 static json_t *
 ngx_http_identity_admin_session(ngx_http_request_t *r, ngx_str_t *base,
-    redisReply *rec)
+    ngx_http_identity_session_t *rec)
 {
     u_char      ep[3 + NGX_HTTP_IDENTITY_ENDPOINT_HASH_LEN];
     json_t     *s, *bs, *ua, *loc, *ref;
-    ngx_str_t   id, v, hash;
+    ngx_str_t   hash;
 
     s = json_object();
     bs = json_object();
     ua = json_object();
     loc = json_object();
 
-    id = ngx_http_identity_admin_field(rec, "id");
-
-    json_object_set_new(s, "id", ngx_http_identity_admin_string(&id));
-    ref = ngx_http_identity_admin_ref(base, "app/sessions/", &id);
+    json_object_set_new(s, "id", ngx_http_identity_admin_string(&rec->id));
+    ref = ngx_http_identity_admin_ref(base, "app/sessions/", &rec->id);
     json_object_set(s, "uri", json_object_get(ref, "uri"));
     json_decref(ref);
 
-    v = ngx_http_identity_admin_field(rec, "url");
-    json_object_set_new(s, "public_url", ngx_http_identity_admin_string(&v));
+    json_object_set_new(s, "public_url",
+                        ngx_http_identity_admin_string(&rec->public_url));
 
     /* the endpoint: the public URL the session was made for */
 
     ref = json_object();
 
-    if (ngx_http_identity_endpoint_hash(r->pool, &v, &hash) == NGX_OK) {
+    if (ngx_http_identity_endpoint_hash(r->pool, &rec->public_url, &hash)
+        == NGX_OK)
+    {
         ngx_sprintf(ep, "ep_%V", &hash);
         json_object_set_new(ref, "id", json_stringn((char *) ep, sizeof(ep)));
     }
 
-    json_object_set_new(ref, "uri", ngx_http_identity_admin_string(&v));
+    json_object_set_new(ref, "uri",
+                        ngx_http_identity_admin_string(&rec->public_url));
 
-    ngx_http_identity_admin_strings(ua, rec,
-                                    ngx_http_identity_admin_ua_fields);
+    json_object_set_new(ua, "raw",
+                        ngx_http_identity_admin_string(&rec->user_agent));
+    json_object_set_new(ua, "browser_name",
+                        ngx_http_identity_admin_string(&rec->browser));
+    json_object_set_new(ua, "browser_version",
+                        ngx_http_identity_admin_string(
+                                                    &rec->browser_version));
+    json_object_set_new(ua, "os_name",
+                        ngx_http_identity_admin_string(&rec->os));
+    json_object_set_new(ua, "os_version",
+                        ngx_http_identity_admin_string(&rec->os_version));
+    json_object_set_new(ua, "device_type",
+                        ngx_http_identity_admin_string(&rec->device_type));
+    json_object_set_new(ua, "device_family",
+                        ngx_http_identity_admin_string(&rec->device));
+
     json_object_set_new(bs, "user_agent", ua);
-    v = ngx_http_identity_admin_field(rec, "ip");
-    json_object_set_new(bs, "ip_address", ngx_http_identity_admin_string(&v));
+    json_object_set_new(bs, "ip_address",
+                        ngx_http_identity_admin_string(&rec->ip));
 
-    v = ngx_http_identity_admin_field(rec, "country");
-    if (v.len) {
+    if (rec->country.len) {
         json_object_set_new(loc, "country_code",
-                            ngx_http_identity_admin_string(&v));
+                            ngx_http_identity_admin_string(&rec->country));
     }
 
-    ngx_http_identity_admin_number(loc, "latitude", rec, "lat");
-    ngx_http_identity_admin_number(loc, "longitude", rec, "lon");
-    ngx_http_identity_admin_number(loc, "lat_long_radius_km", rec, "radius");
+    ngx_http_identity_admin_number(loc, "latitude", &rec->latitude);
+    ngx_http_identity_admin_number(loc, "longitude", &rec->longitude);
+    ngx_http_identity_admin_number(loc, "lat_long_radius_km", &rec->radius);
 
     json_object_set_new(bs, "location", loc);
     json_object_set_new(s, "browser_session", bs);
 
-    v = ngx_http_identity_admin_field(rec, "uid");
     json_object_set_new(s, "application_user",
-                        ngx_http_identity_admin_ref(base, "app/users/", &v));
+                        ngx_http_identity_admin_ref(base, "app/users/",
+                                                    &rec->identity_id));
 
-    v = ngx_http_identity_admin_field(rec, "created_at");
-    json_object_set_new(s, "created_at", ngx_http_identity_admin_time(&v));
-    v = ngx_http_identity_admin_field(rec, "last_active");
-    json_object_set_new(s, "last_active", ngx_http_identity_admin_time(&v));
-    v = ngx_http_identity_admin_field(rec, "expires_at");
-    json_object_set_new(s, "expires_at", ngx_http_identity_admin_time(&v));
+    json_object_set_new(s, "created_at",
+                        ngx_http_identity_admin_time(rec->created_at));
+    json_object_set_new(s, "last_active",
+                        ngx_http_identity_admin_time(rec->last_active));
+    json_object_set_new(s, "expires_at",
+                        ngx_http_identity_admin_time(rec->expires_at));
     json_object_set_new(s, "endpoint", ref);
 
     return s;
 }
 
 
-static void
-ngx_http_identity_admin_strings(json_t *obj, redisReply *rec, char **names)
-{
-    ngx_str_t  v;
-
-    for ( /* void */ ; *names; names += 2) {
-        v = ngx_http_identity_admin_field(rec, names[0]);
-        json_object_set_new(obj, names[1], ngx_http_identity_admin_string(&v));
-    }
-}
-
-
 /* a number the session record holds as text, if it holds one */
 
 static void
-ngx_http_identity_admin_number(json_t *obj, char *key, redisReply *rec,
-    char *field)
+ngx_http_identity_admin_number(json_t *obj, char *key, ngx_str_t *v)
 {
-    u_char     buf[32];
-    ngx_str_t  v;
+    u_char  buf[32];
 
-    v = ngx_http_identity_admin_field(rec, field);
-
-    if (v.len == 0 || v.len >= sizeof(buf)) {
+    if (v->len == 0 || v->len >= sizeof(buf)) {
         return;
     }
 
-    ngx_memcpy(buf, v.data, v.len);
-    buf[v.len] = '\0';
+    ngx_memcpy(buf, v->data, v->len);
+    buf[v->len] = '\0';
 
     json_object_set_new(obj, key,
-                        ngx_strlchr(buf, buf + v.len, '.')
+                        ngx_strlchr(buf, buf + v->len, '.')
                         ? json_real(strtod((char *) buf, NULL))
                         : json_integer(strtoll((char *) buf, NULL, 10)));
 }
@@ -1201,18 +1144,7 @@ ngx_http_identity_admin_ref(ngx_str_t *base, char *kind, ngx_str_t *id)
 /* RFC 3339, UTC; null when unknown */
 
 static json_t *
-ngx_http_identity_admin_time(ngx_str_t *v)
-{
-    time_t  t;
-
-    t = v->len ? ngx_atotm(v->data, v->len) : NGX_ERROR;
-
-    return ngx_http_identity_admin_time_t(t == NGX_ERROR ? 0 : t);
-}
-
-
-static json_t *
-ngx_http_identity_admin_time_t(time_t t)
+ngx_http_identity_admin_time(time_t t)
 {
     u_char    buf[sizeof("1970-01-01T00:00:00Z")];
     ngx_tm_t  tm;
@@ -1241,29 +1173,6 @@ ngx_http_identity_admin_string(ngx_str_t *v)
     /* not UTF-8 (a raw User-Agent may be anything): keep it visible */
 
     return j ? j : json_string("");
-}
-
-
-static ngx_str_t
-ngx_http_identity_admin_field(redisReply *rec, char *name)
-{
-    size_t      i, len;
-    ngx_str_t   v;
-
-    len = ngx_strlen(name);
-    ngx_str_null(&v);
-
-    for (i = 0; i + 1 < rec->elements; i += 2) {
-        if (rec->element[i]->len == len
-            && ngx_strncmp(rec->element[i]->str, name, len) == 0)
-        {
-            v.data = (u_char *) rec->element[i + 1]->str;
-            v.len = rec->element[i + 1]->len;
-            break;
-        }
-    }
-
-    return v;
 }
 
 
@@ -1390,36 +1299,6 @@ ngx_http_identity_admin_finish(ngx_http_request_t *r, ngx_int_t status,
     }
 
     ngx_http_finalize_request(r, rc);
-}
-
-
-/* the next space-separated number, or 0 */
-
-static time_t
-ngx_http_identity_admin_word(u_char **pos, u_char *last)
-{
-    u_char  *p, *end;
-    time_t   n;
-
-    p = *pos;
-    end = ngx_strlchr(p, last, ' ');
-    if (end == NULL) {
-        end = last;
-    }
-
-    n = ngx_atotm(p, end - p);
-    *pos = end < last ? end + 1 : last;
-
-    return n == NGX_ERROR ? 0 : n;
-}
-
-
-static int ngx_cdecl
-ngx_http_identity_endpoint_cmp(const void *one, const void *two)
-{
-    const ngx_http_identity_endpoint_t  *a = one, *b = two;
-
-    return (a->last < b->last) - (a->last > b->last);
 }
 
 

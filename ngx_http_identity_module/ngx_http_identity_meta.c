@@ -192,16 +192,15 @@ ngx_http_identity_meta_geo_cleanup(void *data)
 
 
 /*
- * The metadata of the request that makes a session, in this order:
- * browser, browser version, OS, OS version, device, device type, country,
- * latitude, longitude, radius (the session store's field names).
+ * The metadata of the request that makes a session: the client address,
+ * its User-Agent, what the regexes make of it, and where the address is.
  */
 
 ngx_int_t
-ngx_http_identity_meta_collect(ngx_http_request_t *r, ngx_str_t *out)
+ngx_http_identity_meta_collect(ngx_http_request_t *r,
+    ngx_http_identity_meta_t *m)
 {
     u_char                          *p;
-    size_t                           len;
     ngx_str_t                       *ua;
     ngx_uint_t                       i;
     ngx_http_identity_ua_t           parsed;
@@ -211,36 +210,41 @@ ngx_http_identity_meta_collect(ngx_http_request_t *r, ngx_str_t *out)
 
     imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
 
-    for (i = 0; i < NGX_HTTP_IDENTITY_META_FIELDS; i++) {
-        ngx_str_null(&out[i]);
-    }
+    ngx_memzero(m, sizeof(ngx_http_identity_meta_t));
+
+    m->ip = r->connection->addr_text;
 
     ua = r->headers_in.user_agent ? &r->headers_in.user_agent->value : NULL;
 
-    if (imcf->ua && ua && ua->len) {
+    if (ua) {
 
         /* what is parsed is what the session keeps: its first 512 bytes */
 
-        len = ngx_http_identity_utf8_prefix(ua->data, ua->len,
-                                            NGX_HTTP_IDENTITY_MAX_USER_AGENT);
+        m->user_agent.data = ua->data;
+        m->user_agent.len = ngx_http_identity_utf8_prefix(ua->data, ua->len,
+                                             NGX_HTTP_IDENTITY_MAX_USER_AGENT);
+    }
 
-        ngx_http_identity_ua_parse_cached(imcf->ua, (char *) ua->data, len,
-                                          &parsed);
+    if (imcf->ua && ua && ua->len) {
 
-        if (ngx_http_identity_meta_copy(r->pool, parsed.browser, &out[0])
+        ngx_http_identity_ua_parse_cached(imcf->ua,
+                                          (char *) m->user_agent.data,
+                                          m->user_agent.len, &parsed);
+
+        if (ngx_http_identity_meta_copy(r->pool, parsed.browser, &m->browser)
             != NGX_OK
             || ngx_http_identity_meta_copy(r->pool, parsed.browser_version,
-                                           &out[1])
+                                           &m->browser_version)
                != NGX_OK
-            || ngx_http_identity_meta_copy(r->pool, parsed.os, &out[2])
+            || ngx_http_identity_meta_copy(r->pool, parsed.os, &m->os)
                != NGX_OK
             || ngx_http_identity_meta_copy(r->pool, parsed.os_version,
-                                           &out[3])
+                                           &m->os_version)
                != NGX_OK
-            || ngx_http_identity_meta_copy(r->pool, parsed.device, &out[4])
+            || ngx_http_identity_meta_copy(r->pool, parsed.device, &m->device)
                != NGX_OK
             || ngx_http_identity_meta_copy(r->pool, parsed.device_type,
-                                           &out[5])
+                                           &m->device_type)
                != NGX_OK)
         {
             return NGX_ERROR;
@@ -273,7 +277,7 @@ ngx_http_identity_meta_collect(ngx_http_request_t *r, ngx_str_t *out)
             continue;
         }
 
-        if (ngx_http_identity_meta_copy(r->pool, geo.country, &out[6])
+        if (ngx_http_identity_meta_copy(r->pool, geo.country, &m->country)
             != NGX_OK)
         {
             return NGX_ERROR;
@@ -285,17 +289,17 @@ ngx_http_identity_meta_collect(ngx_http_request_t *r, ngx_str_t *out)
                 return NGX_ERROR;
             }
 
-            out[7].data = p;
-            out[7].len = snprintf((char *) p, 32, "%.4f", geo.latitude);
-            out[8].data = p + 32;
-            out[8].len = snprintf((char *) p + 32, 32, "%.4f",
-                                  geo.longitude);
+            m->latitude.data = p;
+            m->latitude.len = snprintf((char *) p, 32, "%.4f", geo.latitude);
+            m->longitude.data = p + 32;
+            m->longitude.len = snprintf((char *) p + 32, 32, "%.4f",
+                                        geo.longitude);
 
             if (geo.accuracy_radius) {
-                out[9].data = p + 64;
-                out[9].len = ngx_sprintf(p + 64, "%ui",
-                                         (ngx_uint_t) geo.accuracy_radius)
-                             - (p + 64);
+                m->radius.data = p + 64;
+                m->radius.len = ngx_sprintf(p + 64, "%ui",
+                                            (ngx_uint_t) geo.accuracy_radius)
+                                - (p + 64);
             }
         }
 

@@ -23,6 +23,7 @@
 
 #include "ngx_http_identity_ua.h"
 #include "ngx_http_identity_geo.h"
+#include "ngx_http_identity_store.h"
 
 
 #define NGX_HTTP_IDENTITY_OIDC           1
@@ -154,38 +155,6 @@ typedef struct {
     ngx_str_t                        admin_token_hash;    /* sha256 hex */
     ngx_flag_t                       admin;
 } ngx_http_identity_loc_conf_t;
-
-
-/* what a session record says about its user, in r->pool */
-
-typedef struct {
-    ngx_str_t                        version;         /* of the record */
-    ngx_str_t                        id;              /* public session id */
-    ngx_str_t                        identity_id;
-    ngx_str_t                        provider;
-    ngx_str_t                        issuer;
-    ngx_str_t                        provider_user_id;
-    ngx_str_t                        email;
-    ngx_str_t                        name;
-    ngx_str_t                        username;
-    ngx_str_t                        auth_id;
-    ngx_str_t                        groups;          /* one per line */
-    ngx_str_t                        claims;          /* JSON object */
-    ngx_str_t                        access_token;    /* encrypted */
-    ngx_str_t                        browser;
-    ngx_str_t                        browser_version;
-    ngx_str_t                        os;
-    ngx_str_t                        os_version;
-    ngx_str_t                        device_type;
-    ngx_str_t                        country;
-    ngx_str_t                        latitude;
-    ngx_str_t                        longitude;
-    time_t                           created_at;
-    time_t                           last_active;
-    time_t                           expires_at;
-    time_t                           idle_timeout;
-    time_t                           checked;         /* user info */
-} ngx_http_identity_session_t;
 
 
 /* claims of a fresh login, produced off the loop by a protocol */

@@ -41,7 +41,6 @@
 #include "ngx_http_identity_request.h"
 #include "ngx_http_identity_login.h"
 #include "ngx_http_identity_crypto.h"
-#include "ngx_http_identity_redis.h"
 #include "ngx_http_identity_store.h"
 #include "ngx_http_identity_task.h"
 #include "ngx_http_identity_body.h"
@@ -160,8 +159,6 @@ static ngx_int_t ngx_http_identity_oidc_check_logout(
     ngx_http_identity_oidc_exchange_t *x, json_t *claims);
 static void ngx_http_identity_oidc_backchannel_done(ngx_http_request_t *r,
     void *data);
-static void ngx_http_identity_oidc_revoked(ngx_http_request_t *r,
-    redisReply *reply);
 static void ngx_http_identity_oidc_adopt_jwks(
     ngx_http_identity_oidc_exchange_t *x);
 static void ngx_http_identity_oidc_exchange_run(void *data);
@@ -900,8 +897,8 @@ ngx_http_identity_oidc_backchannel(ngx_http_request_t *r)
 
         ctx->found = 0;
 
-        if (ngx_http_identity_store_logout(r, ngx_http_identity_oidc_revoked,
-                                           &ctx->provider->name, &ctx->code,
+        if (ngx_http_identity_store_logout(r, &ctx->provider->name,
+                                           &ctx->code,
                                            2 * NGX_HTTP_IDENTITY_LOGOUT_MAX_AGE,
                                            &ctx->claims.sid,
                                            &ctx->claims.provider_user_id)
@@ -1185,25 +1182,6 @@ ngx_http_identity_oidc_backchannel_done(ngx_http_request_t *r, void *data)
                       x->result.error);
         ctx->status = x->result.status;
         ctx->state = ngx_http_identity_oidc_failed;
-    }
-
-    ctx->resume(r);
-}
-
-
-static void
-ngx_http_identity_oidc_revoked(ngx_http_request_t *r, redisReply *reply)
-{
-    ngx_http_identity_ctx_t  *ctx;
-
-    ctx = ngx_http_identity_get_ctx(r);
-
-    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
-        ctx->redis_error = 1;
-
-    } else if (reply->integer >= 0) {
-        ctx->found = 1;
-        ctx->status = (ngx_int_t) reply->integer;
     }
 
     ctx->resume(r);

@@ -28,7 +28,7 @@
 
 #define NGX_HTTP_IDENTITY_REDIS_BACKOFF_MIN  100
 #define NGX_HTTP_IDENTITY_REDIS_BACKOFF_MAX  5000
-#define NGX_HTTP_IDENTITY_REDIS_MAX_ARGS     64
+#define NGX_HTTP_IDENTITY_REDIS_MAX_ARGS     96
 
 
 typedef struct {
@@ -49,6 +49,7 @@ typedef struct {
     ngx_http_request_t                 *request;
     ngx_pool_cleanup_t                 *cleanup;
     ngx_http_identity_redis_handler_pt  handler;
+    void                               *data;
 } ngx_http_identity_redis_waiter_t;
 
 
@@ -119,7 +120,7 @@ ngx_http_identity_redis_done(ngx_cycle_t *cycle)
 
 ngx_int_t
 ngx_http_identity_redis_request(ngx_http_request_t *r,
-    ngx_http_identity_redis_handler_pt handler, ngx_uint_t argc,
+    ngx_http_identity_redis_handler_pt handler, void *data, ngx_uint_t argc,
     ngx_str_t *argv)
 {
     ngx_pool_cleanup_t                *cln;
@@ -144,6 +145,7 @@ ngx_http_identity_redis_request(ngx_http_request_t *r,
     w->request = r;
     w->cleanup = cln;
     w->handler = handler;
+    w->data = data;
 
     cln->handler = ngx_http_identity_redis_waiter_cleanup;
     cln->data = w;
@@ -180,6 +182,7 @@ ngx_http_identity_redis_send(ngx_log_t *log, ngx_uint_t argc,
     w->request = NULL;
     w->cleanup = NULL;
     w->handler = NULL;
+    w->data = NULL;
 
     if (ngx_http_identity_redis_issue(log, w, argc, argv) != NGX_OK) {
         ngx_free(w);
@@ -403,7 +406,7 @@ ngx_http_identity_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
     w->cleanup->handler = NULL;
     c = req->connection;
 
-    w->handler(req, reply);
+    w->handler(req, reply, w->data);
     ngx_free(w);
 
     ngx_http_run_posted_requests(c);

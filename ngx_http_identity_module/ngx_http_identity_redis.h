@@ -19,12 +19,13 @@
 
 /*
  * Called on the event loop with the reply, or with NULL when Redis is
- * unreachable, timed out or answered with an error.  The reply is freed
- * after the call: copy what is needed into r->pool.  The handler is not
- * called if the request went away meanwhile.
+ * unreachable, timed out or answered with an error, and with the data
+ * given to the request.  The reply is freed after the call: copy what is
+ * needed into r->pool.  The handler is not called if the request went away
+ * meanwhile.  Only the session store calls this.
  */
 typedef void (*ngx_http_identity_redis_handler_pt)(ngx_http_request_t *r,
-    redisReply *reply);
+    redisReply *reply, void *data);
 
 
 ngx_int_t ngx_http_identity_redis_init(ngx_cycle_t *cycle,
@@ -32,7 +33,7 @@ ngx_int_t ngx_http_identity_redis_init(ngx_cycle_t *cycle,
 void ngx_http_identity_redis_done(ngx_cycle_t *cycle);
 
 ngx_int_t ngx_http_identity_redis_request(ngx_http_request_t *r,
-    ngx_http_identity_redis_handler_pt handler, ngx_uint_t argc,
+    ngx_http_identity_redis_handler_pt handler, void *data, ngx_uint_t argc,
     ngx_str_t *argv);
 ngx_int_t ngx_http_identity_redis_send(ngx_log_t *log, ngx_uint_t argc,
     ngx_str_t *argv);

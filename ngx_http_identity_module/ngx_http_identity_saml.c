@@ -44,7 +44,6 @@
 #include "ngx_http_identity_login.h"
 #include "ngx_http_identity_crypto.h"
 #include "ngx_http_identity_cookie.h"
-#include "ngx_http_identity_redis.h"
 #include "ngx_http_identity_store.h"
 #include "ngx_http_identity_task.h"
 #include "ngx_http_identity_body.h"
@@ -154,8 +153,6 @@ static void ngx_http_identity_saml_check_done(ngx_http_request_t *r,
     void *data);
 static void ngx_http_identity_saml_task_free(void *data);
 static void ngx_http_identity_saml_caches_free(void *data);
-static void ngx_http_identity_saml_once_done(ngx_http_request_t *r,
-    redisReply *reply);
 static ngx_int_t ngx_http_identity_saml_authorized(ngx_http_request_t *r,
     ngx_http_identity_provider_t *pr, ngx_str_t *groups);
 static time_t ngx_http_identity_saml_time(const char *s);
@@ -656,8 +653,8 @@ ngx_http_identity_saml_acs(ngx_http_request_t *r)
 
         ctx->found = 0;
 
-        if (ngx_http_identity_store_once(r, ngx_http_identity_saml_once_done,
-                                         &ctx->provider->issuer, &ctx->code,
+        if (ngx_http_identity_store_once(r, &ctx->provider->issuer,
+                                         &ctx->code,
                                          ctx->session.expires_at
                                          + ctx->provider->leeway
                                          - ngx_time() + 1)
@@ -1660,24 +1657,6 @@ ngx_http_identity_saml_check_done(ngx_http_request_t *r, void *data)
                       t->error);
         ctx->status = t->status;
         ctx->state = ngx_http_identity_saml_failed;
-    }
-
-    ctx->resume(r);
-}
-
-
-static void
-ngx_http_identity_saml_once_done(ngx_http_request_t *r, redisReply *reply)
-{
-    ngx_http_identity_ctx_t  *ctx;
-
-    ctx = ngx_http_identity_get_ctx(r);
-
-    if (reply == NULL) {
-        ctx->redis_error = 1;
-
-    } else {
-        ctx->found = (reply->type == REDIS_REPLY_STATUS);
     }
 
     ctx->resume(r);

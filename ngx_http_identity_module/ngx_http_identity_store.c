@@ -23,6 +23,10 @@
  * Only hashes of the cookie, the state and the key are stored.  Index
  * entries of sessions that reached their maximum duration are collected by
  * each login, a bounded amount at a time.
+ *
+ * Callers see typed records (ngx_http_identity_store.h), never a Redis
+ * reply; the commands are built by name (ngx_http_identity_cmd_*), hash
+ * fields as name/value pairs.
  */
 
 
@@ -39,27 +43,100 @@
 #include "ngx_http_identity_claims.h"
 
 
-#define NGX_HTTP_IDENTITY_SESSION_FIELDS  25
+#define NGX_HTTP_IDENTITY_SESSION_FIELDS  30
+
+/* fields no request reads, only the admin API */
+#define NGX_HTTP_IDENTITY_NEED_ADMIN      0x80
 
 
+/*
+ * A command built by name: arguments are appended in order, a hash's
+ * fields as name/value pairs.  A failed allocation is remembered and
+ * reported once, when the command is sent.
+ */
+
+typedef struct {
+    ngx_http_request_t           *request;
+    ngx_array_t                   args;       /* of ngx_str_t */
+    ngx_uint_t                    failed;
+} ngx_http_identity_cmd_t;
+
+
+/* an admin call in flight */
+
+typedef struct {
+    ngx_http_identity_store_pt    done;
+    ngx_uint_t                    kind;       /* _store_kind_e */
+} ngx_http_identity_store_call_t;
+
+
+typedef struct {
+    ngx_str_t                     name;
+    size_t                        offset;
+    ngx_uint_t                    time;       /* time_t, else ngx_str_t */
+    ngx_uint_t                    need;       /* 0: always */
+} ngx_http_identity_field_t;
+
+
+static ngx_int_t ngx_http_identity_cmd_init(ngx_http_request_t *r,
+    ngx_http_identity_cmd_t *cmd, char *name, ngx_uint_t n);
+static void ngx_http_identity_cmd_eval(ngx_http_identity_cmd_t *cmd,
+    ngx_str_t *script, ngx_uint_t keys);
+static void ngx_http_identity_cmd_str(ngx_http_identity_cmd_t *cmd,
+    ngx_str_t *value);
+static void ngx_http_identity_cmd_cstr(ngx_http_identity_cmd_t *cmd,
+    char *value);
+static void ngx_http_identity_cmd_num(ngx_http_identity_cmd_t *cmd,
+    time_t value);
+static void ngx_http_identity_cmd_key(ngx_http_identity_cmd_t *cmd,
+    char *kind, ngx_str_t *secret);
+static void ngx_http_identity_cmd_field_str(ngx_http_identity_cmd_t *cmd,
+    char *name, ngx_str_t *value);
+static void ngx_http_identity_cmd_field_num(ngx_http_identity_cmd_t *cmd,
+    char *name, time_t value);
+static ngx_int_t ngx_http_identity_cmd_send(ngx_http_identity_cmd_t *cmd,
+    ngx_http_identity_redis_handler_pt handler, void *data);
+static ngx_int_t ngx_http_identity_cmd_post(ngx_http_identity_cmd_t *cmd);
 static ngx_int_t ngx_http_identity_key(ngx_http_request_t *r, char *kind,
     ngx_str_t *secret, ngx_str_t *key);
 static void ngx_http_identity_lookup_handler(ngx_http_request_t *r,
-    redisReply *reply);
+    redisReply *reply, void *data);
 static void ngx_http_identity_done_handler(ngx_http_request_t *r,
-    redisReply *reply);
+    redisReply *reply, void *data);
 static void ngx_http_identity_destroyed_handler(ngx_http_request_t *r,
-    redisReply *reply);
+    redisReply *reply, void *data);
 static void ngx_http_identity_create_handler(ngx_http_request_t *r,
-    redisReply *reply);
+    redisReply *reply, void *data);
 static ngx_int_t ngx_http_identity_session_tokens(ngx_http_request_t *r,
     ngx_str_t *sid, ngx_str_t *out);
 static void ngx_http_identity_claim_handler(ngx_http_request_t *r,
-    redisReply *reply);
+    redisReply *reply, void *data);
 static void ngx_http_identity_take_handler(ngx_http_request_t *r,
-    redisReply *reply);
+    redisReply *reply, void *data);
 static void ngx_http_identity_verified_handler(ngx_http_request_t *r,
-    redisReply *reply);
+    redisReply *reply, void *data);
+static void ngx_http_identity_logout_handler(ngx_http_request_t *r,
+    redisReply *reply, void *data);
+static void ngx_http_identity_once_handler(ngx_http_request_t *r,
+    redisReply *reply, void *data);
+static ngx_http_identity_store_call_t *ngx_http_identity_store_call(
+    ngx_http_request_t *r, ngx_http_identity_store_pt done, ngx_uint_t kind);
+static void ngx_http_identity_list_handler(ngx_http_request_t *r,
+    redisReply *reply, void *data);
+static void ngx_http_identity_get_handler(ngx_http_request_t *r,
+    redisReply *reply, void *data);
+static void ngx_http_identity_endpoints_handler(ngx_http_request_t *r,
+    redisReply *reply, void *data);
+static void ngx_http_identity_delete_handler(ngx_http_request_t *r,
+    redisReply *reply, void *data);
+static ngx_int_t ngx_http_identity_records(ngx_http_request_t *r,
+    ngx_uint_t kind, redisReply **recs, size_t n,
+    ngx_http_identity_store_result_t *res);
+static ngx_int_t ngx_http_identity_record(ngx_http_request_t *r,
+    redisReply *rec, ngx_http_identity_field_t *fields, void *out);
+static time_t ngx_http_identity_word(u_char **pos, u_char *last);
+static int ngx_cdecl ngx_http_identity_endpoint_cmp(const void *one,
+    const void *two);
 static ngx_int_t ngx_http_identity_reply_str(ngx_http_request_t *r,
     redisReply *reply, ngx_str_t *out);
 static time_t ngx_http_identity_reply_time(redisReply *reply);
@@ -70,15 +147,9 @@ static ngx_str_t *ngx_http_identity_num(ngx_http_request_t *r, ngx_str_t *s,
 /*
  * A session lookup reads only what the request may use: the identity
  * always, groups and claims for locations with rules, the encrypted
- * access token and the metadata when a variable needs them.
+ * access token and the metadata when a variable needs them.  The admin API
+ * reads whole records, by these names.
  */
-
-typedef struct {
-    ngx_str_t                     name;
-    size_t                        offset;
-    ngx_uint_t                    time;       /* time_t, else ngx_str_t */
-    ngx_uint_t                    need;       /* 0: always */
-} ngx_http_identity_field_t;
 
 
 #define ngx_http_identity_field(name, field, time, need)                      \
@@ -118,6 +189,34 @@ static ngx_http_identity_field_t  ngx_http_identity_fields[] = {
                             NGX_HTTP_IDENTITY_NEED_META),
     ngx_http_identity_field("lat", latitude, 0, NGX_HTTP_IDENTITY_NEED_META),
     ngx_http_identity_field("lon", longitude, 0, NGX_HTTP_IDENTITY_NEED_META),
+    ngx_http_identity_field("url", public_url, 0,
+                            NGX_HTTP_IDENTITY_NEED_ADMIN),
+    ngx_http_identity_field("ip", ip, 0, NGX_HTTP_IDENTITY_NEED_ADMIN),
+    ngx_http_identity_field("ua", user_agent, 0,
+                            NGX_HTTP_IDENTITY_NEED_ADMIN),
+    ngx_http_identity_field("device", device, 0,
+                            NGX_HTTP_IDENTITY_NEED_ADMIN),
+    ngx_http_identity_field("radius", radius, 0,
+                            NGX_HTTP_IDENTITY_NEED_ADMIN),
+    { ngx_null_string, 0, 0, 0 }
+};
+
+
+#define ngx_http_identity_user_field(name, field, time)                       \
+    { ngx_string(name), offsetof(ngx_http_identity_identity_t, field), time,  \
+      0 }
+
+static ngx_http_identity_field_t  ngx_http_identity_user_fields[] = {
+    ngx_http_identity_user_field("id", id, 0),
+    ngx_http_identity_user_field("provider", provider, 0),
+    ngx_http_identity_user_field("issuer", issuer, 0),
+    ngx_http_identity_user_field("sub", provider_user_id, 0),
+    ngx_http_identity_user_field("email", email, 0),
+    ngx_http_identity_user_field("name", name, 0),
+    ngx_http_identity_user_field("username", username, 0),
+    ngx_http_identity_user_field("created_at", created_at, 1),
+    ngx_http_identity_user_field("last_active", last_active, 1),
+    ngx_http_identity_user_field("last_login", last_login, 1),
     { ngx_null_string, 0, 0, 0 }
 };
 
@@ -188,41 +287,38 @@ static ngx_str_t  ngx_http_identity_touch_script = ngx_string(
     "return 1\n");
 
 
+/*
+ * ARGV: the prefix, a new identity id, the session id, the hash of its
+ * cookie, the time in ms and the endpoint's hash; then the session's
+ * fields, name/value pairs, the identity's among them.
+ */
+
 static ngx_str_t  ngx_http_identity_create_script = ngx_string(
     NGX_HTTP_IDENTITY_LUA_DROP
     NGX_HTTP_IDENTITY_LUA_ENDPOINT
-    "local p, provider, issuer, sub = ARGV[1], ARGV[2], ARGV[3], ARGV[4]\n"
-    "local now, now_ms = tonumber(ARGV[14]), tonumber(ARGV[15])\n"
-    "local expires, idle = tonumber(ARGV[16]), tonumber(ARGV[17])\n"
-    "local sid, th, url, isid = ARGV[9], ARGV[10], ARGV[13], ARGV[18]\n"
+    "local p, sid, th = ARGV[1], ARGV[3], ARGV[4]\n"
+    "local now_ms, ep = tonumber(ARGV[5]), ARGV[6]\n"
+    "local f = {}\n"
+    "for i = 7, #ARGV, 2 do f[ARGV[i]] = ARGV[i + 1] end\n"
+    "local provider, issuer, sub = f.provider, f.issuer, f.sub\n"
+    "local now, expires = tonumber(f.created_at), tonumber(f.expires_at)\n"
+    "local idle, url, isid = tonumber(f.idle), f.url, f.idp_sid\n"
     "local subkey = p .. 'sub:' .. provider .. ':' .. sub\n"
     "local uid = redis.call('GET', subkey)\n"
     "if not uid then\n"
-    "  uid = ARGV[8]\n"
+    "  uid = ARGV[2]\n"
     "  redis.call('SET', subkey, uid)\n"
     "  redis.call('ZADD', p .. 'users', now_ms, uid)\n"
     "  redis.call('HSET', p .. 'user:' .. uid, 'id', uid, 'provider',\n"
     "             provider, 'issuer', issuer, 'sub', sub,\n"
     "             'created_at', now)\n"
     "end\n"
-    "redis.call('HSET', p .. 'user:' .. uid, 'email', ARGV[5],\n"
-    "           'name', ARGV[6], 'username', ARGV[7],\n"
+    "redis.call('HSET', p .. 'user:' .. uid, 'email', f.email,\n"
+    "           'name', f.name, 'username', f.username,\n"
     "           'last_login', now, 'last_active', now)\n"
     "local skey = p .. 'session:' .. th\n"
     "redis.call('HSET', skey, 'v', '2', 'id', sid, 'uid', uid,\n"
-    "           'provider', provider,\n"
-    "           'issuer', issuer, 'sub', sub, 'email', ARGV[5],\n"
-    "           'name', ARGV[6], 'username', ARGV[7], 'created_at', now,\n"
-    "           'last_active', now, 'expires_at', expires, 'idle', idle,\n"
-    "           'ip', ARGV[11], 'ua', ARGV[12], 'url', url,\n"
-    "           'idp_sid', isid, 'auth', ARGV[19], 'groups', ARGV[20],\n"
-    "           'claims', ARGV[21], 'at', ARGV[22], 'rt', ARGV[23],\n"
-    "           'at_exp', ARGV[24], 'checked', now,\n"
-    "           'browser', ARGV[25], 'browser_version', ARGV[26],\n"
-    "           'os', ARGV[27], 'os_version', ARGV[28], 'device', ARGV[29],\n"
-    "           'device_type', ARGV[30], 'country', ARGV[31],\n"
-    "           'lat', ARGV[32], 'lon', ARGV[33], 'radius', ARGV[34])\n"
-    "if ARGV[22] == '' then redis.call('HDEL', skey, 'at', 'rt') end\n"
+    "           unpack(ARGV, 7))\n"
     "redis.call('EXPIRE', skey, math.max(1, math.min(idle, expires - now)))\n"
     "redis.call('HSET', p .. 'sid:' .. sid, 'th', th, 'uid', uid)\n"
     "if isid ~= '' then\n"
@@ -233,7 +329,7 @@ static ngx_str_t  ngx_http_identity_create_script = ngx_string(
     "redis.call('ZADD', p .. 'sessions', now_ms, sid)\n"
     "redis.call('ZADD', p .. 'user_sessions:' .. uid, now_ms, sid)\n"
     "redis.call('ZADD', p .. 'session_expiry', expires, sid)\n"
-    "endpoint(p, uid, sid, url, ARGV[35], now, 1)\n"
+    "endpoint(p, uid, sid, url, ep, now, 1)\n"
     "local old = redis.call('ZRANGEBYSCORE', p .. 'session_expiry',\n"
     "                       '-inf', now, 'LIMIT', 0, 100)\n"
     "for _, o in ipairs(old) do drop(p, o) end\n"
@@ -463,35 +559,36 @@ ngx_int_t
 ngx_http_identity_session_lookup(ngx_http_request_t *r, ngx_str_t *token,
     ngx_uint_t need)
 {
-    ngx_str_t                   argv[2 + NGX_HTTP_IDENTITY_SESSION_FIELDS];
-    ngx_uint_t                  n;
     ngx_http_identity_ctx_t    *ctx;
+    ngx_http_identity_cmd_t     cmd;
     ngx_http_identity_field_t  *f;
 
     ctx = ngx_http_identity_get_ctx(r);
     ctx->need = need;
 
-    ngx_str_set(&argv[0], "HMGET");
-
-    if (ngx_http_identity_key(r, "session:", token, &argv[1]) != NGX_OK) {
+    if (ngx_http_identity_cmd_init(r, &cmd, "HMGET",
+                                   2 + NGX_HTTP_IDENTITY_SESSION_FIELDS)
+        != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
-    n = 2;
+    ngx_http_identity_cmd_key(&cmd, "session:", token);
 
     for (f = ngx_http_identity_fields; f->name.len; f++) {
         if (f->need == 0 || (f->need & need)) {
-            argv[n++] = f->name;
+            ngx_http_identity_cmd_str(&cmd, &f->name);
         }
     }
 
-    return ngx_http_identity_redis_request(r, ngx_http_identity_lookup_handler,
-                                           n, argv);
+    return ngx_http_identity_cmd_send(&cmd, ngx_http_identity_lookup_handler,
+                                      NULL);
 }
 
 
 static void
-ngx_http_identity_lookup_handler(ngx_http_request_t *r, redisReply *reply)
+ngx_http_identity_lookup_handler(ngx_http_request_t *r, redisReply *reply,
+    void *data)
 {
     u_char                       *s;
     ngx_uint_t                    i;
@@ -566,31 +663,30 @@ done:
 void
 ngx_http_identity_session_touch(ngx_http_request_t *r)
 {
-    ngx_str_t                       argv[8];
+    ngx_str_t                       url, ep;
+    ngx_http_identity_cmd_t         cmd;
     ngx_http_identity_main_conf_t  *imcf;
 
     imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
 
-    ngx_str_set(&argv[0], "EVAL");
-    argv[1] = ngx_http_identity_touch_script;
-    ngx_str_set(&argv[2], "1");
-
     /* the endpoint is the one in use now: a session may span several */
 
-    if (ngx_http_identity_key(r, "session:", &ngx_http_identity_get_ctx(r)
-                              ->token, &argv[3])
-        != NGX_OK
-        || ngx_http_identity_num(r, &argv[5], ngx_time()) == NULL
-        || ngx_http_identity_public_origin(r, &argv[6]) != NGX_OK
-        || ngx_http_identity_endpoint_hash(r->pool, &argv[6], &argv[7])
-           != NGX_OK)
+    if (ngx_http_identity_public_origin(r, &url) != NGX_OK
+        || ngx_http_identity_endpoint_hash(r->pool, &url, &ep) != NGX_OK
+        || ngx_http_identity_cmd_init(r, &cmd, "EVAL", 8) != NGX_OK)
     {
         return;
     }
 
-    argv[4] = imcf->key_prefix;
+    ngx_http_identity_cmd_eval(&cmd, &ngx_http_identity_touch_script, 1);
+    ngx_http_identity_cmd_key(&cmd, "session:",
+                              &ngx_http_identity_get_ctx(r)->token);
+    ngx_http_identity_cmd_str(&cmd, &imcf->key_prefix);
+    ngx_http_identity_cmd_num(&cmd, ngx_time());
+    ngx_http_identity_cmd_str(&cmd, &url);
+    ngx_http_identity_cmd_str(&cmd, &ep);
 
-    (void) ngx_http_identity_redis_send(r->connection->log, 8, argv);
+    (void) ngx_http_identity_cmd_post(&cmd);
 }
 
 
@@ -599,106 +695,118 @@ ngx_http_identity_session_create(ngx_http_request_t *r, ngx_str_t *token)
 {
     u_char                         *th;
     time_t                          now, expires;
-    ngx_str_t                       argv[38], uid, sid, url;
+    ngx_str_t                       uid, sid, url, ep, hash, tokens[3];
     ngx_time_t                     *tp;
     ngx_http_identity_ctx_t        *ctx;
+    ngx_http_identity_cmd_t         cmd;
+    ngx_http_identity_meta_t        m;
+    ngx_http_identity_claims_t     *cl;
     ngx_http_identity_main_conf_t  *imcf;
 
     imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
     ctx = ngx_http_identity_get_ctx(r);
+    cl = &ctx->claims;
 
-    if (ngx_http_identity_random_hex(r->pool, 16, &uid) != NGX_OK
-        || ngx_http_identity_random_hex(r->pool, 16, &sid) != NGX_OK
-        || ngx_http_identity_public_origin(r, &url) != NGX_OK)
+    /* ids in the style of ngrok's: au_ for users, as_ for sessions */
+
+    uid.len = 3 + 32;
+    uid.data = ngx_pnalloc(r->pool, uid.len);
+    sid.len = 3 + 32;
+    sid.data = ngx_pnalloc(r->pool, sid.len);
+    th = ngx_pnalloc(r->pool, NGX_HTTP_IDENTITY_SHA256_HEX_LEN);
+
+    if (uid.data == NULL || sid.data == NULL || th == NULL
+        || ngx_http_identity_random_hex(r->pool, 16, &hash) != NGX_OK)
     {
         return NGX_ERROR;
     }
 
-    th = ngx_pnalloc(r->pool, NGX_HTTP_IDENTITY_SHA256_HEX_LEN);
-    if (th == NULL) {
+    ngx_sprintf(uid.data, "au_%V", &hash);
+
+    if (ngx_http_identity_random_hex(r->pool, 16, &hash) != NGX_OK) {
         return NGX_ERROR;
     }
 
+    ngx_sprintf(sid.data, "as_%V", &hash);
+
     ngx_http_identity_sha256_hex(token, th);
+    hash.data = th;
+    hash.len = NGX_HTTP_IDENTITY_SHA256_HEX_LEN;
+
+    if (ngx_http_identity_public_origin(r, &url) != NGX_OK
+        || ngx_http_identity_endpoint_hash(r->pool, &url, &ep) != NGX_OK
+        || ngx_http_identity_session_tokens(r, &sid, tokens) != NGX_OK
+        || ngx_http_identity_meta_collect(r, &m) != NGX_OK
+        || ngx_http_identity_cmd_init(r, &cmd, "EVAL", 80) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
 
     tp = ngx_timeofday();
     now = tp->sec;
     expires = now + ctx->login.max_duration;
 
-    ngx_str_set(&argv[0], "EVAL");
-    argv[1] = ngx_http_identity_create_script;
-    ngx_str_set(&argv[2], "0");
-    argv[3] = imcf->key_prefix;
-    argv[4] = ctx->provider->name;
-    argv[5] = ctx->provider->issuer;
-    argv[6] = ctx->claims.provider_user_id;
-    argv[7] = ctx->claims.email;
-    argv[8] = ctx->claims.name;
-    argv[9] = ctx->claims.username;
+    ngx_http_identity_cmd_eval(&cmd, &ngx_http_identity_create_script, 0);
+    ngx_http_identity_cmd_str(&cmd, &imcf->key_prefix);
+    ngx_http_identity_cmd_str(&cmd, &uid);
+    ngx_http_identity_cmd_str(&cmd, &sid);
+    ngx_http_identity_cmd_str(&cmd, &hash);
+    ngx_http_identity_cmd_num(&cmd, (time_t) tp->sec * 1000 + tp->msec);
+    ngx_http_identity_cmd_str(&cmd, &ep);
 
-    /* ids in the style of ngrok's: au_ for users, as_ for sessions */
+    /* the session's fields, in the order the record has always had them */
 
-    argv[10].len = 3 + uid.len;
-    argv[10].data = ngx_pnalloc(r->pool, argv[10].len);
-    argv[11].len = 3 + sid.len;
-    argv[11].data = ngx_pnalloc(r->pool, argv[11].len);
+    ngx_http_identity_cmd_field_str(&cmd, "provider", &ctx->provider->name);
+    ngx_http_identity_cmd_field_str(&cmd, "issuer", &ctx->provider->issuer);
+    ngx_http_identity_cmd_field_str(&cmd, "sub", &cl->provider_user_id);
+    ngx_http_identity_cmd_field_str(&cmd, "email", &cl->email);
+    ngx_http_identity_cmd_field_str(&cmd, "name", &cl->name);
+    ngx_http_identity_cmd_field_str(&cmd, "username", &cl->username);
+    ngx_http_identity_cmd_field_num(&cmd, "created_at", now);
+    ngx_http_identity_cmd_field_num(&cmd, "last_active", now);
+    ngx_http_identity_cmd_field_num(&cmd, "expires_at", expires);
+    ngx_http_identity_cmd_field_num(&cmd, "idle", ctx->login.idle_timeout);
+    ngx_http_identity_cmd_field_str(&cmd, "ip", &m.ip);
+    ngx_http_identity_cmd_field_str(&cmd, "ua", &m.user_agent);
+    ngx_http_identity_cmd_field_str(&cmd, "url", &url);
+    ngx_http_identity_cmd_field_str(&cmd, "idp_sid", &cl->sid);
+    ngx_http_identity_cmd_field_str(&cmd, "auth", &ctx->login.auth_id);
+    ngx_http_identity_cmd_field_str(&cmd, "groups", &cl->groups);
+    ngx_http_identity_cmd_field_str(&cmd, "claims", &cl->raw);
 
-    if (argv[10].data == NULL || argv[11].data == NULL) {
-        return NGX_ERROR;
+    /* tokens only when kept */
+
+    if (tokens[0].len) {
+        ngx_http_identity_cmd_field_str(&cmd, "at", &tokens[0]);
+        ngx_http_identity_cmd_field_str(&cmd, "rt", &tokens[1]);
     }
 
-    ngx_sprintf(argv[10].data, "au_%V", &uid);
-    ngx_sprintf(argv[11].data, "as_%V", &sid);
+    ngx_http_identity_cmd_field_str(&cmd, "at_exp", &tokens[2]);
+    ngx_http_identity_cmd_field_num(&cmd, "checked", now);
 
-    argv[12].data = th;
-    argv[12].len = NGX_HTTP_IDENTITY_SHA256_HEX_LEN;
-    argv[13] = r->connection->addr_text;
-
-    if (r->headers_in.user_agent) {
-        argv[14] = r->headers_in.user_agent->value;
-        argv[14].len = ngx_http_identity_utf8_prefix(argv[14].data,
-                                              argv[14].len,
-                                              NGX_HTTP_IDENTITY_MAX_USER_AGENT);
-
-    } else {
-        ngx_str_null(&argv[14]);
-    }
-
-    argv[15] = url;
-
-    if (ngx_http_identity_num(r, &argv[16], now) == NULL
-        || ngx_http_identity_num(r, &argv[17],
-                                 (time_t) tp->sec * 1000 + tp->msec) == NULL
-        || ngx_http_identity_num(r, &argv[18], expires) == NULL
-        || ngx_http_identity_num(r, &argv[19], ctx->login.idle_timeout)
-           == NULL)
-    {
-        return NGX_ERROR;
-    }
-
-    argv[20] = ctx->claims.sid;
-    argv[21] = ctx->login.auth_id;
-    argv[22] = ctx->claims.groups;
-    argv[23] = ctx->claims.raw;
-
-    if (ngx_http_identity_session_tokens(r, &argv[11], &argv[24]) != NGX_OK
-        || ngx_http_identity_meta_collect(r, &argv[27]) != NGX_OK
-        || ngx_http_identity_endpoint_hash(r->pool, &url, &argv[37])
-           != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
+    ngx_http_identity_cmd_field_str(&cmd, "browser", &m.browser);
+    ngx_http_identity_cmd_field_str(&cmd, "browser_version",
+                                    &m.browser_version);
+    ngx_http_identity_cmd_field_str(&cmd, "os", &m.os);
+    ngx_http_identity_cmd_field_str(&cmd, "os_version", &m.os_version);
+    ngx_http_identity_cmd_field_str(&cmd, "device", &m.device);
+    ngx_http_identity_cmd_field_str(&cmd, "device_type", &m.device_type);
+    ngx_http_identity_cmd_field_str(&cmd, "country", &m.country);
+    ngx_http_identity_cmd_field_str(&cmd, "lat", &m.latitude);
+    ngx_http_identity_cmd_field_str(&cmd, "lon", &m.longitude);
+    ngx_http_identity_cmd_field_str(&cmd, "radius", &m.radius);
 
     ctx->session.created_at = now;
     ctx->session.expires_at = expires;
 
-    return ngx_http_identity_redis_request(r, ngx_http_identity_create_handler,
-                                           38, argv);
+    return ngx_http_identity_cmd_send(&cmd, ngx_http_identity_create_handler,
+                                      NULL);
 }
 
 
 static void
-ngx_http_identity_create_handler(ngx_http_request_t *r, redisReply *reply)
+ngx_http_identity_create_handler(ngx_http_request_t *r, redisReply *reply,
+    void *data)
 {
     ngx_http_identity_ctx_t  *ctx;
 
@@ -772,32 +880,30 @@ ngx_http_identity_session_tokens(ngx_http_request_t *r, ngx_str_t *sid,
 ngx_int_t
 ngx_http_identity_session_claim(ngx_http_request_t *r, time_t interval)
 {
-    ngx_str_t                 argv[6];
     ngx_http_identity_ctx_t  *ctx;
+    ngx_http_identity_cmd_t   cmd;
 
     ctx = ngx_http_identity_get_ctx(r);
 
-    ngx_str_set(&argv[0], "EVAL");
-    argv[1] = ngx_http_identity_claim_script;
-    ngx_str_set(&argv[2], "1");
-
-    if (ngx_http_identity_key(r, "session:", &ctx->token, &argv[3])
-        != NGX_OK
-        || ngx_http_identity_num(r, &argv[4], ngx_time()) == NULL
-        || ngx_http_identity_num(r, &argv[5], interval) == NULL)
-    {
+    if (ngx_http_identity_cmd_init(r, &cmd, "EVAL", 6) != NGX_OK) {
         return NGX_ERROR;
     }
 
+    ngx_http_identity_cmd_eval(&cmd, &ngx_http_identity_claim_script, 1);
+    ngx_http_identity_cmd_key(&cmd, "session:", &ctx->token);
+    ngx_http_identity_cmd_num(&cmd, ngx_time());
+    ngx_http_identity_cmd_num(&cmd, interval);
+
     ctx->found = 0;
 
-    return ngx_http_identity_redis_request(r, ngx_http_identity_claim_handler,
-                                           6, argv);
+    return ngx_http_identity_cmd_send(&cmd, ngx_http_identity_claim_handler,
+                                      NULL);
 }
 
 
 static void
-ngx_http_identity_claim_handler(ngx_http_request_t *r, redisReply *reply)
+ngx_http_identity_claim_handler(ngx_http_request_t *r, redisReply *reply,
+    void *data)
 {
     ngx_http_identity_ctx_t  *ctx;
 
@@ -833,65 +939,64 @@ ngx_http_identity_claim_handler(ngx_http_request_t *r, redisReply *reply)
 ngx_int_t
 ngx_http_identity_session_refreshed(ngx_http_request_t *r)
 {
-    ngx_str_t                       argv[13];
+    ngx_str_t                       tokens[3];
     ngx_http_identity_ctx_t        *ctx;
+    ngx_http_identity_cmd_t         cmd;
     ngx_http_identity_main_conf_t  *imcf;
 
     imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
     ctx = ngx_http_identity_get_ctx(r);
 
-    ngx_str_set(&argv[0], "EVAL");
-    argv[1] = ngx_http_identity_refreshed_script;
-    ngx_str_set(&argv[2], "1");
-
-    if (ngx_http_identity_key(r, "session:", &ctx->token, &argv[3])
+    if (ngx_http_identity_session_tokens(r, &ctx->session.id, tokens)
         != NGX_OK
-        || ngx_http_identity_session_tokens(r, &ctx->session.id, &argv[10])
-           != NGX_OK)
+        || ngx_http_identity_cmd_init(r, &cmd, "EVAL", 13) != NGX_OK)
     {
         return NGX_ERROR;
     }
 
     /* this very request passes the new access token upstream */
 
-    if (argv[10].len) {
-        ctx->session.access_token = argv[10];
+    if (tokens[0].len) {
+        ctx->session.access_token = tokens[0];
     }
 
-    argv[4] = imcf->key_prefix;
-    argv[5] = ctx->claims.email;
-    argv[6] = ctx->claims.name;
-    argv[7] = ctx->claims.username;
-    argv[8] = ctx->claims.groups;
-    argv[9] = ctx->claims.raw;
+    ngx_http_identity_cmd_eval(&cmd, &ngx_http_identity_refreshed_script, 1);
+    ngx_http_identity_cmd_key(&cmd, "session:", &ctx->token);
+    ngx_http_identity_cmd_str(&cmd, &imcf->key_prefix);
+    ngx_http_identity_cmd_str(&cmd, &ctx->claims.email);
+    ngx_http_identity_cmd_str(&cmd, &ctx->claims.name);
+    ngx_http_identity_cmd_str(&cmd, &ctx->claims.username);
+    ngx_http_identity_cmd_str(&cmd, &ctx->claims.groups);
+    ngx_http_identity_cmd_str(&cmd, &ctx->claims.raw);
+    ngx_http_identity_cmd_str(&cmd, &tokens[0]);
+    ngx_http_identity_cmd_str(&cmd, &tokens[1]);
+    ngx_http_identity_cmd_str(&cmd, &tokens[2]);
 
-    return ngx_http_identity_redis_send(r->connection->log, 13, argv);
+    return ngx_http_identity_cmd_post(&cmd);
 }
 
 
 ngx_int_t
 ngx_http_identity_session_destroy(ngx_http_request_t *r, ngx_str_t *token)
 {
-    ngx_str_t                       argv[7];
+    ngx_http_identity_cmd_t         cmd;
     ngx_http_identity_main_conf_t  *imcf;
 
     imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
 
-    ngx_str_set(&argv[0], "EVAL");
-    argv[1] = ngx_http_identity_destroy_script;
-    ngx_str_set(&argv[2], "1");
-
-    if (ngx_http_identity_key(r, "session:", token, &argv[3]) != NGX_OK) {
+    if (ngx_http_identity_cmd_init(r, &cmd, "EVAL", 7) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    argv[4] = imcf->key_prefix;
-    ngx_str_set(&argv[5], "key");
-    ngx_str_null(&argv[6]);
+    ngx_http_identity_cmd_eval(&cmd, &ngx_http_identity_destroy_script, 1);
+    ngx_http_identity_cmd_key(&cmd, "session:", token);
+    ngx_http_identity_cmd_str(&cmd, &imcf->key_prefix);
+    ngx_http_identity_cmd_cstr(&cmd, "key");
+    ngx_http_identity_cmd_cstr(&cmd, "");
 
-    return ngx_http_identity_redis_request(r,
-                                           ngx_http_identity_destroyed_handler,
-                                           7, argv);
+    return ngx_http_identity_cmd_send(&cmd,
+                                      ngx_http_identity_destroyed_handler,
+                                      NULL);
 }
 
 
@@ -899,131 +1004,167 @@ ngx_http_identity_session_destroy(ngx_http_request_t *r, ngx_str_t *token)
 
 ngx_int_t
 ngx_http_identity_store_list(ngx_http_request_t *r,
-    ngx_http_identity_redis_handler_pt handler,
-    ngx_http_identity_store_query_t *q)
+    ngx_http_identity_store_pt done, ngx_http_identity_store_query_t *q)
 {
-    ngx_str_t                       argv[12];
-    ngx_http_identity_main_conf_t  *imcf;
+    ngx_str_t                        index;
+    ngx_http_identity_cmd_t          cmd;
+    ngx_http_identity_main_conf_t   *imcf;
+    ngx_http_identity_store_call_t  *call;
 
     imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
 
-    ngx_str_set(&argv[0], "EVAL");
-    argv[1] = ngx_http_identity_list_script;
-    ngx_str_set(&argv[2], "0");
-    argv[3] = imcf->key_prefix;
-
-    if (q->user_id.len && q->endpoint.len) {
-        argv[4].len = sizeof("endpoint_sessions::") - 1 + q->user_id.len
-                      + q->endpoint.len;
-        argv[4].data = ngx_pnalloc(r->pool, argv[4].len);
-        if (argv[4].data == NULL) {
-            return NGX_ERROR;
-        }
-
-        ngx_sprintf(argv[4].data, "endpoint_sessions:%V:%V", &q->user_id,
-                    &q->endpoint);
-
-    } else if (q->user_id.len) {
-        argv[4].len = sizeof("user_sessions:") - 1 + q->user_id.len;
-        argv[4].data = ngx_pnalloc(r->pool, argv[4].len);
-        if (argv[4].data == NULL) {
-            return NGX_ERROR;
-        }
-
-        ngx_sprintf(argv[4].data, "user_sessions:%V", &q->user_id);
-
-    } else if (q->sessions) {
-        ngx_str_set(&argv[4], "sessions");
-
-    } else {
-        ngx_str_set(&argv[4], "users");
-    }
-
-    if (q->sessions) {
-        ngx_str_set(&argv[5], "session");
-
-    } else {
-        ngx_str_set(&argv[5], "user");
-    }
-
-    argv[6] = q->before_id;
-
-    if (ngx_http_identity_num(r, &argv[7], q->limit) == NULL
-        || ngx_http_identity_num(r, &argv[11], q->scan) == NULL)
-    {
+    call = ngx_http_identity_store_call(r, done,
+                                        q->sessions
+                                        ? ngx_http_identity_store_session
+                                        : ngx_http_identity_store_identity);
+    if (call == NULL) {
         return NGX_ERROR;
     }
 
-    argv[8] = q->provider;
-    argv[9] = q->user;
-    argv[10] = q->id;
+    if (q->user_id.len && q->endpoint.len) {
+        index.len = sizeof("endpoint_sessions::") - 1 + q->user_id.len
+                    + q->endpoint.len;
+        index.data = ngx_pnalloc(r->pool, index.len);
+        if (index.data == NULL) {
+            return NGX_ERROR;
+        }
 
-    return ngx_http_identity_redis_request(r, handler, 12, argv);
+        ngx_sprintf(index.data, "endpoint_sessions:%V:%V", &q->user_id,
+                    &q->endpoint);
+
+    } else if (q->user_id.len) {
+        index.len = sizeof("user_sessions:") - 1 + q->user_id.len;
+        index.data = ngx_pnalloc(r->pool, index.len);
+        if (index.data == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_sprintf(index.data, "user_sessions:%V", &q->user_id);
+
+    } else if (q->sessions) {
+        ngx_str_set(&index, "sessions");
+
+    } else {
+        ngx_str_set(&index, "users");
+    }
+
+    if (ngx_http_identity_cmd_init(r, &cmd, "EVAL", 12) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_http_identity_cmd_eval(&cmd, &ngx_http_identity_list_script, 0);
+    ngx_http_identity_cmd_str(&cmd, &imcf->key_prefix);
+    ngx_http_identity_cmd_str(&cmd, &index);
+    ngx_http_identity_cmd_cstr(&cmd, q->sessions ? "session" : "user");
+    ngx_http_identity_cmd_str(&cmd, &q->before_id);
+    ngx_http_identity_cmd_num(&cmd, q->limit);
+    ngx_http_identity_cmd_str(&cmd, &q->provider);
+    ngx_http_identity_cmd_str(&cmd, &q->user);
+    ngx_http_identity_cmd_str(&cmd, &q->id);
+    ngx_http_identity_cmd_num(&cmd, q->scan);
+
+    return ngx_http_identity_cmd_send(&cmd, ngx_http_identity_list_handler,
+                                      call);
 }
 
 
 ngx_int_t
 ngx_http_identity_store_get(ngx_http_request_t *r,
-    ngx_http_identity_redis_handler_pt handler, char *kind, ngx_str_t *id)
+    ngx_http_identity_store_pt done, ngx_http_identity_store_kind_e kind,
+    ngx_str_t *id)
 {
-    ngx_str_t                       argv[6];
-    ngx_http_identity_main_conf_t  *imcf;
+    ngx_http_identity_cmd_t          cmd;
+    ngx_http_identity_main_conf_t   *imcf;
+    ngx_http_identity_store_call_t  *call;
+
+    static char  *kinds[] = { "user", "session", "endpoints" };
 
     imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
 
-    ngx_str_set(&argv[0], "EVAL");
-    argv[1] = ngx_http_identity_get_script;
-    ngx_str_set(&argv[2], "0");
-    argv[3] = imcf->key_prefix;
-    argv[4].data = (u_char *) kind;
-    argv[4].len = ngx_strlen(kind);
-    argv[5] = *id;
+    call = ngx_http_identity_store_call(r, done, kind);
+    if (call == NULL
+        || ngx_http_identity_cmd_init(r, &cmd, "EVAL", 6) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
 
-    return ngx_http_identity_redis_request(r, handler, 6, argv);
+    ngx_http_identity_cmd_eval(&cmd, &ngx_http_identity_get_script, 0);
+    ngx_http_identity_cmd_str(&cmd, &imcf->key_prefix);
+    ngx_http_identity_cmd_cstr(&cmd, kinds[kind]);
+    ngx_http_identity_cmd_str(&cmd, id);
+
+    return ngx_http_identity_cmd_send(&cmd,
+                                      kind == ngx_http_identity_store_endpoints
+                                      ? ngx_http_identity_endpoints_handler
+                                      : ngx_http_identity_get_handler,
+                                      call);
 }
 
 
 ngx_int_t
-ngx_http_identity_store_logout(ngx_http_request_t *r,
-    ngx_http_identity_redis_handler_pt handler, ngx_str_t *provider,
+ngx_http_identity_store_logout(ngx_http_request_t *r, ngx_str_t *provider,
     ngx_str_t *jti, time_t ttl, ngx_str_t *sid, ngx_str_t *sub)
 {
-    u_char                          hash[NGX_HTTP_IDENTITY_SHA256_HEX_LEN];
-    ngx_str_t                       argv[9];
+    u_char                         *hash;
+    ngx_str_t                       h;
+    ngx_http_identity_cmd_t         cmd;
     ngx_http_identity_main_conf_t  *imcf;
 
     imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
 
-    ngx_http_identity_sha256_hex(jti, hash);
-
-    ngx_str_set(&argv[0], "EVAL");
-    argv[1] = ngx_http_identity_logout_script;
-    ngx_str_set(&argv[2], "0");
-    argv[3] = imcf->key_prefix;
-    argv[4] = *provider;
-    argv[5].data = hash;
-    argv[5].len = NGX_HTTP_IDENTITY_SHA256_HEX_LEN;
-
-    if (ngx_http_identity_num(r, &argv[6], ttl) == NULL) {
+    hash = ngx_pnalloc(r->pool, NGX_HTTP_IDENTITY_SHA256_HEX_LEN);
+    if (hash == NULL
+        || ngx_http_identity_cmd_init(r, &cmd, "EVAL", 9) != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
-    argv[7] = *sid;
-    argv[8] = *sub;
+    ngx_http_identity_sha256_hex(jti, hash);
+    h.data = hash;
+    h.len = NGX_HTTP_IDENTITY_SHA256_HEX_LEN;
 
-    return ngx_http_identity_redis_request(r, handler, 9, argv);
+    ngx_http_identity_cmd_eval(&cmd, &ngx_http_identity_logout_script, 0);
+    ngx_http_identity_cmd_str(&cmd, &imcf->key_prefix);
+    ngx_http_identity_cmd_str(&cmd, provider);
+    ngx_http_identity_cmd_str(&cmd, &h);
+    ngx_http_identity_cmd_num(&cmd, ttl);
+    ngx_http_identity_cmd_str(&cmd, sid);
+    ngx_http_identity_cmd_str(&cmd, sub);
+
+    return ngx_http_identity_cmd_send(&cmd, ngx_http_identity_logout_handler,
+                                      NULL);
+}
+
+
+static void
+ngx_http_identity_logout_handler(ngx_http_request_t *r, redisReply *reply,
+    void *data)
+{
+    ngx_http_identity_ctx_t  *ctx;
+
+    ctx = ngx_http_identity_get_ctx(r);
+
+    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
+        ctx->redis_error = 1;
+
+    } else if (reply->integer >= 0) {
+        ctx->found = 1;
+        ctx->status = (ngx_int_t) reply->integer;
+    }
+
+    ctx->resume(r);
 }
 
 
 /* a token accepted once: SET NX answers OK the first time, nil after */
 
 ngx_int_t
-ngx_http_identity_store_once(ngx_http_request_t *r,
-    ngx_http_identity_redis_handler_pt handler, ngx_str_t *ns, ngx_str_t *id,
-    time_t ttl)
+ngx_http_identity_store_once(ngx_http_request_t *r, ngx_str_t *ns,
+    ngx_str_t *id, time_t ttl)
 {
     u_char                         *p;
-    ngx_str_t                       argv[6], name;
+    ngx_str_t                       name, key;
+    ngx_http_identity_cmd_t         cmd;
     ngx_http_identity_main_conf_t  *imcf;
 
     imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
@@ -1038,24 +1179,45 @@ ngx_http_identity_store_once(ngx_http_request_t *r,
     *p++ = ' ';
     ngx_memcpy(p, id->data, id->len);
 
-    ngx_str_set(&argv[0], "SET");
-    ngx_str_set(&argv[2], "1");
-    ngx_str_set(&argv[3], "NX");
-    ngx_str_set(&argv[4], "EX");
-
-    argv[1].len = imcf->key_prefix.len + sizeof("once:") - 1
-                  + NGX_HTTP_IDENTITY_SHA256_HEX_LEN;
-    argv[1].data = ngx_pnalloc(r->pool, argv[1].len);
-    if (argv[1].data == NULL
-        || ngx_http_identity_num(r, &argv[5], ngx_max(ttl, 1)) == NULL)
+    key.len = imcf->key_prefix.len + sizeof("once:") - 1
+              + NGX_HTTP_IDENTITY_SHA256_HEX_LEN;
+    key.data = ngx_pnalloc(r->pool, key.len);
+    if (key.data == NULL
+        || ngx_http_identity_cmd_init(r, &cmd, "SET", 6) != NGX_OK)
     {
         return NGX_ERROR;
     }
 
-    p = ngx_sprintf(argv[1].data, "%Vonce:", &imcf->key_prefix);
+    p = ngx_sprintf(key.data, "%Vonce:", &imcf->key_prefix);
     ngx_http_identity_sha256_hex(&name, p);
 
-    return ngx_http_identity_redis_request(r, handler, 6, argv);
+    ngx_http_identity_cmd_str(&cmd, &key);
+    ngx_http_identity_cmd_cstr(&cmd, "1");
+    ngx_http_identity_cmd_cstr(&cmd, "NX");
+    ngx_http_identity_cmd_cstr(&cmd, "EX");
+    ngx_http_identity_cmd_num(&cmd, ngx_max(ttl, 1));
+
+    return ngx_http_identity_cmd_send(&cmd, ngx_http_identity_once_handler,
+                                      NULL);
+}
+
+
+static void
+ngx_http_identity_once_handler(ngx_http_request_t *r, redisReply *reply,
+    void *data)
+{
+    ngx_http_identity_ctx_t  *ctx;
+
+    ctx = ngx_http_identity_get_ctx(r);
+
+    if (reply == NULL) {
+        ctx->redis_error = 1;
+
+    } else {
+        ctx->found = (reply->type == REDIS_REPLY_STATUS);
+    }
+
+    ctx->resume(r);
 }
 
 
@@ -1063,104 +1225,405 @@ ngx_http_identity_store_once(ngx_http_request_t *r,
 
 ngx_int_t
 ngx_http_identity_store_delete(ngx_http_request_t *r,
-    ngx_http_identity_redis_handler_pt handler, ngx_uint_t user,
-    ngx_str_t *id)
+    ngx_http_identity_store_pt done, ngx_uint_t user, ngx_str_t *id)
 {
-    ngx_str_t                       argv[8];
-    ngx_http_identity_main_conf_t  *imcf;
+    ngx_http_identity_cmd_t          cmd;
+    ngx_http_identity_main_conf_t   *imcf;
+    ngx_http_identity_store_call_t  *call;
 
     imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
 
-    ngx_str_set(&argv[0], "EVAL");
-    ngx_str_set(&argv[2], "0");
-    argv[3] = imcf->key_prefix;
-
-    if (user) {
-        argv[1] = ngx_http_identity_delete_user_script;
-        argv[4] = *id;
-
-        return ngx_http_identity_redis_request(r, handler, 5, argv);
+    call = ngx_http_identity_store_call(r, done,
+                                        user
+                                        ? ngx_http_identity_store_identity
+                                        : ngx_http_identity_store_session);
+    if (call == NULL
+        || ngx_http_identity_cmd_init(r, &cmd, "EVAL", 6) != NGX_OK)
+    {
+        return NGX_ERROR;
     }
 
-    argv[1] = ngx_http_identity_destroy_script;
-    ngx_str_set(&argv[4], "sid");
-    argv[5] = *id;
+    if (user) {
+        ngx_http_identity_cmd_eval(&cmd,
+                                   &ngx_http_identity_delete_user_script, 0);
+        ngx_http_identity_cmd_str(&cmd, &imcf->key_prefix);
 
-    return ngx_http_identity_redis_request(r, handler, 6, argv);
+    } else {
+        ngx_http_identity_cmd_eval(&cmd, &ngx_http_identity_destroy_script,
+                                   0);
+        ngx_http_identity_cmd_str(&cmd, &imcf->key_prefix);
+        ngx_http_identity_cmd_cstr(&cmd, "sid");
+    }
+
+    ngx_http_identity_cmd_str(&cmd, id);
+
+    return ngx_http_identity_cmd_send(&cmd, ngx_http_identity_delete_handler,
+                                      call);
+}
+
+
+static ngx_http_identity_store_call_t *
+ngx_http_identity_store_call(ngx_http_request_t *r,
+    ngx_http_identity_store_pt done, ngx_uint_t kind)
+{
+    ngx_http_identity_store_call_t  *call;
+
+    call = ngx_palloc(r->pool, sizeof(ngx_http_identity_store_call_t));
+    if (call == NULL) {
+        return NULL;
+    }
+
+    call->done = done;
+    call->kind = kind;
+
+    return call;
+}
+
+
+/* {cursor, record, ...}, or -1: before_id is unknown */
+
+static void
+ngx_http_identity_list_handler(ngx_http_request_t *r, redisReply *reply,
+    void *data)
+{
+    ngx_http_identity_store_call_t *call = data;
+
+    ngx_http_identity_store_result_t   res;
+
+    ngx_memzero(&res, sizeof(ngx_http_identity_store_result_t));
+
+    if (reply == NULL) {
+        res.rc = NGX_ERROR;
+
+    } else if (reply->type == REDIS_REPLY_INTEGER) {
+        res.rc = NGX_DECLINED;
+
+    } else if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1) {
+        res.rc = NGX_ERROR;
+
+    } else if ((reply->element[0]->type == REDIS_REPLY_STRING
+                && ngx_http_identity_reply_str(r, reply->element[0],
+                                               &res.cursor)
+                   != NGX_OK)
+               || ngx_http_identity_records(r, call->kind,
+                                            &reply->element[1],
+                                            reply->elements - 1, &res)
+                  != NGX_OK)
+    {
+        res.rc = NGX_ABORT;
+
+    } else {
+        res.rc = NGX_OK;
+    }
+
+    call->done(r, &res);
+}
+
+
+/* one record, or none */
+
+static void
+ngx_http_identity_get_handler(ngx_http_request_t *r, redisReply *reply,
+    void *data)
+{
+    ngx_http_identity_store_call_t *call = data;
+
+    ngx_http_identity_store_result_t   res;
+
+    ngx_memzero(&res, sizeof(ngx_http_identity_store_result_t));
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
+        res.rc = NGX_ERROR;
+
+    } else if (reply->elements == 0) {
+        res.rc = NGX_DECLINED;
+
+    } else if (ngx_http_identity_records(r, call->kind, &reply, 1, &res)
+               != NGX_OK)
+    {
+        res.rc = NGX_ABORT;
+
+    } else {
+        res.rc = NGX_OK;
+    }
+
+    call->done(r, &res);
+}
+
+
+/* n flat field/value lists, as sessions or identities */
+
+static ngx_int_t
+ngx_http_identity_records(ngx_http_request_t *r, ngx_uint_t kind,
+    redisReply **recs, size_t n, ngx_http_identity_store_result_t *res)
+{
+    u_char                     *p;
+    size_t                      i, size;
+    ngx_http_identity_field_t  *fields;
+
+    if (kind == ngx_http_identity_store_session) {
+        size = sizeof(ngx_http_identity_session_t);
+        fields = ngx_http_identity_fields;
+
+    } else {
+        size = sizeof(ngx_http_identity_identity_t);
+        fields = ngx_http_identity_user_fields;
+    }
+
+    p = ngx_pcalloc(r->pool, (n + 1) * size);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < n; i++) {
+        if (ngx_http_identity_record(r, recs[i], fields, p + i * size)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    if (kind == ngx_http_identity_store_session) {
+        res->sessions = (ngx_http_identity_session_t *) p;
+
+    } else {
+        res->identities = (ngx_http_identity_identity_t *) p;
+    }
+
+    res->nelts = n;
+
+    return NGX_OK;
+}
+
+
+/*
+ * endpoints:<uid> is {url: "first last sessions"}, or -1 for an unknown
+ * identity; the latest used first
+ */
+
+static void
+ngx_http_identity_endpoints_handler(ngx_http_request_t *r,
+    redisReply *reply, void *data)
+{
+    ngx_http_identity_store_call_t *call = data;
+
+    u_char                            *p, *last;
+    size_t                             i;
+    ngx_uint_t                         n;
+    ngx_http_identity_endpoint_t      *eps;
+    ngx_http_identity_store_result_t   res;
+
+    ngx_memzero(&res, sizeof(ngx_http_identity_store_result_t));
+
+    if (reply == NULL) {
+        res.rc = NGX_ERROR;
+        goto done;
+    }
+
+    if (reply->type == REDIS_REPLY_INTEGER) {
+        res.rc = NGX_DECLINED;
+        goto done;
+    }
+
+    if (reply->type != REDIS_REPLY_ARRAY) {
+        res.rc = NGX_ERROR;
+        goto done;
+    }
+
+    eps = ngx_pcalloc(r->pool, (reply->elements / 2 + 1)
+                               * sizeof(ngx_http_identity_endpoint_t));
+    if (eps == NULL) {
+        res.rc = NGX_ABORT;
+        goto done;
+    }
+
+    n = 0;
+
+    for (i = 0; i + 1 < reply->elements; i += 2) {
+        if (ngx_http_identity_reply_str(r, reply->element[i], &eps[n].url)
+            != NGX_OK)
+        {
+            res.rc = NGX_ABORT;
+            goto done;
+        }
+
+        p = (u_char *) reply->element[i + 1]->str;
+        last = p + reply->element[i + 1]->len;
+
+        eps[n].first = ngx_http_identity_word(&p, last);
+        eps[n].last = ngx_http_identity_word(&p, last);
+        eps[n].sessions = ngx_http_identity_word(&p, last);
+
+        n++;
+    }
+
+    ngx_qsort(eps, n, sizeof(ngx_http_identity_endpoint_t),
+              ngx_http_identity_endpoint_cmp);
+
+    res.rc = NGX_OK;
+    res.nelts = n;
+    res.endpoints = eps;
+
+done:
+
+    call->done(r, &res);
+}
+
+
+static void
+ngx_http_identity_delete_handler(ngx_http_request_t *r, redisReply *reply,
+    void *data)
+{
+    ngx_http_identity_store_call_t *call = data;
+
+    ngx_http_identity_store_result_t   res;
+
+    ngx_memzero(&res, sizeof(ngx_http_identity_store_result_t));
+
+    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
+        res.rc = NGX_ERROR;
+
+    } else {
+        res.rc = reply->integer ? NGX_OK : NGX_DECLINED;
+    }
+
+    call->done(r, &res);
+}
+
+
+/* a flat field/value list into a record, by the fields' names */
+
+static ngx_int_t
+ngx_http_identity_record(ngx_http_request_t *r, redisReply *rec,
+    ngx_http_identity_field_t *fields, void *out)
+{
+    size_t                      i;
+    redisReply                 *name;
+    ngx_http_identity_field_t  *f;
+
+    if (rec->type != REDIS_REPLY_ARRAY) {
+        return NGX_OK;
+    }
+
+    for (i = 0; i + 1 < rec->elements; i += 2) {
+        name = rec->element[i];
+
+        for (f = fields; f->name.len; f++) {
+            if (f->name.len == name->len
+                && ngx_strncmp(f->name.data, name->str, name->len) == 0)
+            {
+                break;
+            }
+        }
+
+        if (f->name.len == 0) {
+            continue;
+        }
+
+        if (f->time) {
+            *(time_t *) ((u_char *) out + f->offset) =
+                              ngx_http_identity_reply_time(rec->element[i + 1]);
+
+        } else if (ngx_http_identity_reply_str(r, rec->element[i + 1],
+                                        (ngx_str_t *) ((u_char *) out
+                                                       + f->offset))
+                   != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* the next space-separated number, or 0 */
+
+static time_t
+ngx_http_identity_word(u_char **pos, u_char *last)
+{
+    u_char  *p, *end;
+    time_t   n;
+
+    p = *pos;
+    end = ngx_strlchr(p, last, ' ');
+    if (end == NULL) {
+        end = last;
+    }
+
+    n = ngx_atotm(p, end - p);
+    *pos = end < last ? end + 1 : last;
+
+    return n == NGX_ERROR ? 0 : n;
+}
+
+
+static int ngx_cdecl
+ngx_http_identity_endpoint_cmp(const void *one, const void *two)
+{
+    const ngx_http_identity_endpoint_t  *a = one, *b = two;
+
+    return (a->last < b->last) - (a->last > b->last);
 }
 
 
 ngx_int_t
 ngx_http_identity_login_save(ngx_http_request_t *r, ngx_str_t *state)
 {
-    ngx_str_t                         argv[27];
     ngx_http_identity_ctx_t          *ctx;
+    ngx_http_identity_cmd_t           cmd;
     ngx_http_identity_login_state_t  *ls;
 
     ctx = ngx_http_identity_get_ctx(r);
     ls = &ctx->login;
 
-    ngx_str_set(&argv[0], "EVAL");
-    argv[1] = ngx_http_identity_login_save_script;
-    ngx_str_set(&argv[2], "1");
-
-    if (ngx_http_identity_key(r, "login:", state, &argv[3]) != NGX_OK
-        || ngx_http_identity_num(r, &argv[4], NGX_HTTP_IDENTITY_STATE_TTL)
-           == NULL
-        || ngx_http_identity_num(r, &argv[20], ls->idle_timeout) == NULL
-        || ngx_http_identity_num(r, &argv[22], ls->max_duration) == NULL)
-    {
+    if (ngx_http_identity_cmd_init(r, &cmd, "EVAL", 27) != NGX_OK) {
         return NGX_ERROR;
     }
 
+    ngx_http_identity_cmd_eval(&cmd, &ngx_http_identity_login_save_script, 1);
+    ngx_http_identity_cmd_key(&cmd, "login:", state);
+    ngx_http_identity_cmd_num(&cmd, NGX_HTTP_IDENTITY_STATE_TTL);
+
     /* field names are the ones the take script reads */
 
-    ngx_str_set(&argv[5], "provider");
-    argv[6] = ls->provider;
-    ngx_str_set(&argv[7], "nonce");
-    argv[8] = ls->nonce;
-    ngx_str_set(&argv[9], "verifier");
-    argv[10] = ls->code_verifier;
-    ngx_str_set(&argv[11], "return_to");
-    argv[12] = ls->return_to;
-    ngx_str_set(&argv[13], "cookie");
-    argv[14] = ls->cookie_name;
-    ngx_str_set(&argv[15], "domain");
-    argv[16] = ls->cookie_domain;
-    ngx_str_set(&argv[17], "redirect_uri");
-    argv[18] = ls->redirect_uri;
-    ngx_str_set(&argv[19], "idle");
-    ngx_str_set(&argv[21], "max");
-    ngx_str_set(&argv[23], "auth");
-    argv[24] = ls->auth_id;
-    ngx_str_set(&argv[25], "entity");
-    argv[26] = ls->sp_entity_id;
+    ngx_http_identity_cmd_field_str(&cmd, "provider", &ls->provider);
+    ngx_http_identity_cmd_field_str(&cmd, "nonce", &ls->nonce);
+    ngx_http_identity_cmd_field_str(&cmd, "verifier", &ls->code_verifier);
+    ngx_http_identity_cmd_field_str(&cmd, "return_to", &ls->return_to);
+    ngx_http_identity_cmd_field_str(&cmd, "cookie", &ls->cookie_name);
+    ngx_http_identity_cmd_field_str(&cmd, "domain", &ls->cookie_domain);
+    ngx_http_identity_cmd_field_str(&cmd, "redirect_uri", &ls->redirect_uri);
+    ngx_http_identity_cmd_field_num(&cmd, "idle", ls->idle_timeout);
+    ngx_http_identity_cmd_field_num(&cmd, "max", ls->max_duration);
+    ngx_http_identity_cmd_field_str(&cmd, "auth", &ls->auth_id);
+    ngx_http_identity_cmd_field_str(&cmd, "entity", &ls->sp_entity_id);
 
-    return ngx_http_identity_redis_request(r, ngx_http_identity_done_handler,
-                                           27, argv);
+    return ngx_http_identity_cmd_send(&cmd, ngx_http_identity_done_handler,
+                                      NULL);
 }
 
 
 ngx_int_t
 ngx_http_identity_login_take(ngx_http_request_t *r, ngx_str_t *state)
 {
-    ngx_str_t  argv[4];
+    ngx_http_identity_cmd_t  cmd;
 
-    ngx_str_set(&argv[0], "EVAL");
-    argv[1] = ngx_http_identity_login_take_script;
-    ngx_str_set(&argv[2], "1");
-
-    if (ngx_http_identity_key(r, "login:", state, &argv[3]) != NGX_OK) {
+    if (ngx_http_identity_cmd_init(r, &cmd, "EVAL", 4) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    return ngx_http_identity_redis_request(r, ngx_http_identity_take_handler,
-                                           4, argv);
+    ngx_http_identity_cmd_eval(&cmd, &ngx_http_identity_login_take_script, 1);
+    ngx_http_identity_cmd_key(&cmd, "login:", state);
+
+    return ngx_http_identity_cmd_send(&cmd, ngx_http_identity_take_handler,
+                                      NULL);
 }
 
 
 static void
-ngx_http_identity_take_handler(ngx_http_request_t *r, redisReply *reply)
+ngx_http_identity_take_handler(ngx_http_request_t *r, redisReply *reply,
+    void *data)
 {
     redisReply                       **e;
     ngx_http_identity_ctx_t           *ctx;
@@ -1220,57 +1683,45 @@ ngx_int_t
 ngx_http_identity_verified_save(ngx_http_request_t *r, ngx_str_t *key,
     ngx_str_t *state)
 {
-    ngx_str_t                         argv[35];
     ngx_http_identity_ctx_t          *ctx;
+    ngx_http_identity_cmd_t           cmd;
+    ngx_http_identity_claims_t       *cl;
     ngx_http_identity_login_state_t  *ls;
 
     ctx = ngx_http_identity_get_ctx(r);
     ls = &ctx->login;
+    cl = &ctx->claims;
 
-    ngx_str_set(&argv[0], "EVAL");
-    argv[1] = ngx_http_identity_login_save_script;
-    ngx_str_set(&argv[2], "1");
-
-    if (ngx_http_identity_key(r, "verified:", key, &argv[3]) != NGX_OK
-        || ngx_http_identity_num(r, &argv[4], NGX_HTTP_IDENTITY_VERIFIED_TTL)
-           == NULL
-        || ngx_http_identity_num(r, &argv[16], ls->idle_timeout) == NULL
-        || ngx_http_identity_num(r, &argv[18], ls->max_duration) == NULL)
-    {
+    if (ngx_http_identity_cmd_init(r, &cmd, "EVAL", 35) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    ngx_str_set(&argv[5], "provider");
-    argv[6] = ls->provider;
-    ngx_str_set(&argv[7], "state");
-    argv[8] = *state;
-    ngx_str_set(&argv[9], "return_to");
-    argv[10] = ls->return_to;
-    ngx_str_set(&argv[11], "cookie");
-    argv[12] = ls->cookie_name;
-    ngx_str_set(&argv[13], "domain");
-    argv[14] = ls->cookie_domain;
-    ngx_str_set(&argv[15], "idle");
-    ngx_str_set(&argv[17], "max");
-    ngx_str_set(&argv[19], "auth");
-    argv[20] = ls->auth_id;
-    ngx_str_set(&argv[21], "sub");
-    argv[22] = ctx->claims.provider_user_id;
-    ngx_str_set(&argv[23], "email");
-    argv[24] = ctx->claims.email;
-    ngx_str_set(&argv[25], "name");
-    argv[26] = ctx->claims.name;
-    ngx_str_set(&argv[27], "username");
-    argv[28] = ctx->claims.username;
-    ngx_str_set(&argv[29], "groups");
-    argv[30] = ctx->claims.groups;
-    ngx_str_set(&argv[31], "sid");
-    argv[32] = ctx->claims.sid;
-    ngx_str_set(&argv[33], "acs");            /* where it was verified */
-    argv[34] = ls->redirect_uri;
+    ngx_http_identity_cmd_eval(&cmd, &ngx_http_identity_login_save_script, 1);
+    ngx_http_identity_cmd_key(&cmd, "verified:", key);
+    ngx_http_identity_cmd_num(&cmd, NGX_HTTP_IDENTITY_VERIFIED_TTL);
 
-    return ngx_http_identity_redis_request(r, ngx_http_identity_done_handler,
-                                           35, argv);
+    /* field names are the ones the verified take script reads */
+
+    ngx_http_identity_cmd_field_str(&cmd, "provider", &ls->provider);
+    ngx_http_identity_cmd_field_str(&cmd, "state", state);
+    ngx_http_identity_cmd_field_str(&cmd, "return_to", &ls->return_to);
+    ngx_http_identity_cmd_field_str(&cmd, "cookie", &ls->cookie_name);
+    ngx_http_identity_cmd_field_str(&cmd, "domain", &ls->cookie_domain);
+    ngx_http_identity_cmd_field_num(&cmd, "idle", ls->idle_timeout);
+    ngx_http_identity_cmd_field_num(&cmd, "max", ls->max_duration);
+    ngx_http_identity_cmd_field_str(&cmd, "auth", &ls->auth_id);
+    ngx_http_identity_cmd_field_str(&cmd, "sub", &cl->provider_user_id);
+    ngx_http_identity_cmd_field_str(&cmd, "email", &cl->email);
+    ngx_http_identity_cmd_field_str(&cmd, "name", &cl->name);
+    ngx_http_identity_cmd_field_str(&cmd, "username", &cl->username);
+    ngx_http_identity_cmd_field_str(&cmd, "groups", &cl->groups);
+    ngx_http_identity_cmd_field_str(&cmd, "sid", &cl->sid);
+
+    /* where it was verified */
+    ngx_http_identity_cmd_field_str(&cmd, "acs", &ls->redirect_uri);
+
+    return ngx_http_identity_cmd_send(&cmd, ngx_http_identity_done_handler,
+                                      NULL);
 }
 
 
@@ -1279,24 +1730,25 @@ ngx_http_identity_verified_save(ngx_http_request_t *r, ngx_str_t *key,
 ngx_int_t
 ngx_http_identity_verified_take(ngx_http_request_t *r, ngx_str_t *key)
 {
-    ngx_str_t  argv[4];
+    ngx_http_identity_cmd_t  cmd;
 
-    ngx_str_set(&argv[0], "EVAL");
-    argv[1] = ngx_http_identity_verified_take_script;
-    ngx_str_set(&argv[2], "1");
-
-    if (ngx_http_identity_key(r, "verified:", key, &argv[3]) != NGX_OK) {
+    if (ngx_http_identity_cmd_init(r, &cmd, "EVAL", 4) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    return ngx_http_identity_redis_request(r,
-                                           ngx_http_identity_verified_handler,
-                                           4, argv);
+    ngx_http_identity_cmd_eval(&cmd, &ngx_http_identity_verified_take_script,
+                               1);
+    ngx_http_identity_cmd_key(&cmd, "verified:", key);
+
+    return ngx_http_identity_cmd_send(&cmd,
+                                      ngx_http_identity_verified_handler,
+                                      NULL);
 }
 
 
 static void
-ngx_http_identity_verified_handler(ngx_http_request_t *r, redisReply *reply)
+ngx_http_identity_verified_handler(ngx_http_request_t *r, redisReply *reply,
+    void *data)
 {
     redisReply                       **e;
     ngx_http_identity_ctx_t           *ctx;
@@ -1358,7 +1810,8 @@ done:
 /* ctx->session.provider: whose session the logout ended */
 
 static void
-ngx_http_identity_destroyed_handler(ngx_http_request_t *r, redisReply *reply)
+ngx_http_identity_destroyed_handler(ngx_http_request_t *r, redisReply *reply,
+    void *data)
 {
     ngx_http_identity_ctx_t  *ctx;
 
@@ -1382,7 +1835,8 @@ ngx_http_identity_destroyed_handler(ngx_http_request_t *r, redisReply *reply)
 
 
 static void
-ngx_http_identity_done_handler(ngx_http_request_t *r, redisReply *reply)
+ngx_http_identity_done_handler(ngx_http_request_t *r, redisReply *reply,
+    void *data)
 {
     ngx_http_identity_ctx_t  *ctx;
 
@@ -1396,6 +1850,140 @@ ngx_http_identity_done_handler(ngx_http_request_t *r, redisReply *reply)
     }
 
     ctx->resume(r);
+}
+
+
+/* the command's name, and room for about n arguments */
+
+static ngx_int_t
+ngx_http_identity_cmd_init(ngx_http_request_t *r,
+    ngx_http_identity_cmd_t *cmd, char *name, ngx_uint_t n)
+{
+    cmd->request = r;
+    cmd->failed = 0;
+
+    if (ngx_array_init(&cmd->args, r->pool, n, sizeof(ngx_str_t)) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ngx_http_identity_cmd_cstr(cmd, name);
+
+    return NGX_OK;
+}
+
+
+/* EVAL's script and number of keys */
+
+static void
+ngx_http_identity_cmd_eval(ngx_http_identity_cmd_t *cmd, ngx_str_t *script,
+    ngx_uint_t keys)
+{
+    ngx_http_identity_cmd_str(cmd, script);
+    ngx_http_identity_cmd_num(cmd, keys);
+}
+
+
+static void
+ngx_http_identity_cmd_str(ngx_http_identity_cmd_t *cmd, ngx_str_t *value)
+{
+    ngx_str_t  *arg;
+
+    arg = ngx_array_push(&cmd->args);
+    if (arg == NULL) {
+        cmd->failed = 1;
+        return;
+    }
+
+    *arg = *value;
+}
+
+
+static void
+ngx_http_identity_cmd_cstr(ngx_http_identity_cmd_t *cmd, char *value)
+{
+    ngx_str_t  v;
+
+    v.data = (u_char *) value;
+    v.len = ngx_strlen(value);
+
+    ngx_http_identity_cmd_str(cmd, &v);
+}
+
+
+static void
+ngx_http_identity_cmd_num(ngx_http_identity_cmd_t *cmd, time_t value)
+{
+    ngx_str_t  v;
+
+    if (ngx_http_identity_num(cmd->request, &v, value) == NULL) {
+        cmd->failed = 1;
+        return;
+    }
+
+    ngx_http_identity_cmd_str(cmd, &v);
+}
+
+
+/* the key "P kind sha256hex(secret)" */
+
+static void
+ngx_http_identity_cmd_key(ngx_http_identity_cmd_t *cmd, char *kind,
+    ngx_str_t *secret)
+{
+    ngx_str_t  key;
+
+    if (ngx_http_identity_key(cmd->request, kind, secret, &key) != NGX_OK) {
+        cmd->failed = 1;
+        return;
+    }
+
+    ngx_http_identity_cmd_str(cmd, &key);
+}
+
+
+static void
+ngx_http_identity_cmd_field_str(ngx_http_identity_cmd_t *cmd, char *name,
+    ngx_str_t *value)
+{
+    ngx_http_identity_cmd_cstr(cmd, name);
+    ngx_http_identity_cmd_str(cmd, value);
+}
+
+
+static void
+ngx_http_identity_cmd_field_num(ngx_http_identity_cmd_t *cmd, char *name,
+    time_t value)
+{
+    ngx_http_identity_cmd_cstr(cmd, name);
+    ngx_http_identity_cmd_num(cmd, value);
+}
+
+
+static ngx_int_t
+ngx_http_identity_cmd_send(ngx_http_identity_cmd_t *cmd,
+    ngx_http_identity_redis_handler_pt handler, void *data)
+{
+    if (cmd->failed) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_identity_redis_request(cmd->request, handler, data,
+                                           cmd->args.nelts, cmd->args.elts);
+}
+
+
+/* without waiting for the answer */
+
+static ngx_int_t
+ngx_http_identity_cmd_post(ngx_http_identity_cmd_t *cmd)
+{
+    if (cmd->failed) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_identity_redis_send(cmd->request->connection->log,
+                                        cmd->args.nelts, cmd->args.elts);
 }
 
 

@@ -12,18 +12,85 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
-#include "ngx_http_identity_module.h"
-#include "ngx_http_identity_redis.h"
-
 
 #define NGX_HTTP_IDENTITY_ENDPOINT_HASH_LEN  16
+
+
+/*
+ * The records the store reads and writes, in r->pool; a field the record
+ * does not hold is an empty string, or 0.  Nothing outside the store sees
+ * how Redis holds them.
+ */
+
+/* a session: what it says about its user, and about the client it began on */
+
+typedef struct {
+    ngx_str_t                        version;         /* of the record */
+    ngx_str_t                        id;              /* public session id */
+    ngx_str_t                        identity_id;
+    ngx_str_t                        provider;
+    ngx_str_t                        issuer;
+    ngx_str_t                        provider_user_id;
+    ngx_str_t                        email;
+    ngx_str_t                        name;
+    ngx_str_t                        username;
+    ngx_str_t                        auth_id;
+    ngx_str_t                        groups;          /* one per line */
+    ngx_str_t                        claims;          /* JSON object */
+    ngx_str_t                        access_token;    /* encrypted */
+    ngx_str_t                        public_url;      /* its endpoint */
+    ngx_str_t                        ip;
+    ngx_str_t                        user_agent;      /* as sent, cut */
+    ngx_str_t                        browser;
+    ngx_str_t                        browser_version;
+    ngx_str_t                        os;
+    ngx_str_t                        os_version;
+    ngx_str_t                        device;
+    ngx_str_t                        device_type;
+    ngx_str_t                        country;
+    ngx_str_t                        latitude;        /* as text: "%.4f" */
+    ngx_str_t                        longitude;
+    ngx_str_t                        radius;          /* km, or empty */
+    time_t                           created_at;
+    time_t                           last_active;
+    time_t                           expires_at;
+    time_t                           idle_timeout;
+    time_t                           checked;         /* user info */
+} ngx_http_identity_session_t;
+
+
+/* an identity: one user of one provider, across its sessions */
+
+typedef struct {
+    ngx_str_t                        id;
+    ngx_str_t                        provider;
+    ngx_str_t                        issuer;
+    ngx_str_t                        provider_user_id;    /* "sub" */
+    ngx_str_t                        email;
+    ngx_str_t                        name;
+    ngx_str_t                        username;
+    time_t                           created_at;
+    time_t                           last_active;
+    time_t                           last_login;
+} ngx_http_identity_identity_t;
+
+
+/* a public URL an identity used */
+
+typedef struct {
+    ngx_str_t                        url;
+    time_t                           first;
+    time_t                           last;
+    ngx_uint_t                       sessions;
+} ngx_http_identity_endpoint_t;
 
 
 /*
  * The session store: the only code that knows the Redis key layout.  Each
  * call either returns NGX_ERROR (Redis unavailable: answer 503) or NGX_OK,
  * and then ctx->resume(r) is called on the loop once ctx holds the answer
- * (ctx->found, ctx->redis_error and the record).
+ * (ctx->found, ctx->redis_error and the record: ctx->session, ctx->login,
+ * ctx->claims), except the admin calls, which answer their callback.
  */
 
 #define NGX_HTTP_IDENTITY_NEED_RULES  0x01    /* groups, claims */
@@ -41,6 +108,8 @@ ngx_int_t ngx_http_identity_session_refreshed(ngx_http_request_t *r);
 ngx_int_t ngx_http_identity_session_destroy(ngx_http_request_t *r,
     ngx_str_t *token);
 
+/* admin API: what to list */
+
 typedef struct {
     ngx_uint_t   sessions;      /* else identities */
     ngx_str_t    user_id;       /* sessions of one identity */
@@ -54,22 +123,53 @@ typedef struct {
 } ngx_http_identity_store_query_t;
 
 
+/*
+ * What an admin call found, handed to its callback: rc is NGX_OK;
+ * NGX_DECLINED when there is nothing of that id (a list: before_id is
+ * unknown; a delete: nothing was deleted); NGX_ERROR when the store failed
+ * (Redis unavailable: answer 503); NGX_ABORT when memory ran out.
+ */
+
+typedef struct {
+    ngx_int_t                        rc;
+    ngx_uint_t                       nelts;
+    ngx_http_identity_session_t     *sessions;
+    ngx_http_identity_identity_t    *identities;
+    ngx_http_identity_endpoint_t    *endpoints;   /* latest use first */
+    ngx_str_t                        cursor;      /* next page, or empty */
+} ngx_http_identity_store_result_t;
+
+
+typedef enum {
+    ngx_http_identity_store_identity = 0,
+    ngx_http_identity_store_session,
+    ngx_http_identity_store_endpoints    /* of an identity */
+} ngx_http_identity_store_kind_e;
+
+
+typedef void (*ngx_http_identity_store_pt)(ngx_http_request_t *r,
+    ngx_http_identity_store_result_t *res);
+
+
 ngx_int_t ngx_http_identity_store_list(ngx_http_request_t *r,
-    ngx_http_identity_redis_handler_pt handler,
-    ngx_http_identity_store_query_t *q);
+    ngx_http_identity_store_pt done, ngx_http_identity_store_query_t *q);
 ngx_int_t ngx_http_identity_store_get(ngx_http_request_t *r,
-    ngx_http_identity_redis_handler_pt handler, char *kind, ngx_str_t *id);
-ngx_int_t ngx_http_identity_store_delete(ngx_http_request_t *r,
-    ngx_http_identity_redis_handler_pt handler, ngx_uint_t user,
+    ngx_http_identity_store_pt done, ngx_http_identity_store_kind_e kind,
     ngx_str_t *id);
+ngx_int_t ngx_http_identity_store_delete(ngx_http_request_t *r,
+    ngx_http_identity_store_pt done, ngx_uint_t user, ngx_str_t *id);
 
+/*
+ * Back-channel logout, by the ctx convention above: ctx->found is 0 for a
+ * replayed token, ctx->status how many sessions ended.
+ */
 ngx_int_t ngx_http_identity_store_logout(ngx_http_request_t *r,
-    ngx_http_identity_redis_handler_pt handler, ngx_str_t *provider,
-    ngx_str_t *jti, time_t ttl, ngx_str_t *sid, ngx_str_t *sub);
+    ngx_str_t *provider, ngx_str_t *jti, time_t ttl, ngx_str_t *sid,
+    ngx_str_t *sub);
 
-ngx_int_t ngx_http_identity_store_once(ngx_http_request_t *r,
-    ngx_http_identity_redis_handler_pt handler, ngx_str_t *ns, ngx_str_t *id,
-    time_t ttl);
+/* ctx->found: "id" is seen in "ns" for the first time within ttl */
+ngx_int_t ngx_http_identity_store_once(ngx_http_request_t *r, ngx_str_t *ns,
+    ngx_str_t *id, time_t ttl);
 
 ngx_int_t ngx_http_identity_endpoint_hash(ngx_pool_t *pool, ngx_str_t *url,
     ngx_str_t *out);
