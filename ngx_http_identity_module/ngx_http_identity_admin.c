@@ -1014,10 +1014,12 @@ static json_t *
 ngx_http_identity_admin_session(ngx_http_request_t *r, ngx_str_t *base,
     ngx_http_identity_session_t *rec)
 {
-    u_char      ep[3 + NGX_HTTP_IDENTITY_ENDPOINT_HASH_LEN];
-    json_t     *s, *bs, *ua, *loc, *ref;
-    ngx_str_t   hash;
+    u_char                     ep[3 + NGX_HTTP_IDENTITY_ENDPOINT_HASH_LEN];
+    json_t                    *s, *bs, *ua, *loc, *ref;
+    ngx_str_t                  hash;
+    ngx_http_identity_meta_t  *m;
 
+    m = &rec->meta;
     s = json_object();
     bs = json_object();
     ua = json_object();
@@ -1046,33 +1048,32 @@ ngx_http_identity_admin_session(ngx_http_request_t *r, ngx_str_t *base,
                         ngx_http_identity_admin_string(&rec->public_url));
 
     json_object_set_new(ua, "raw",
-                        ngx_http_identity_admin_string(&rec->user_agent));
+                        ngx_http_identity_admin_string(&m->user_agent));
     json_object_set_new(ua, "browser_name",
-                        ngx_http_identity_admin_string(&rec->browser));
+                        ngx_http_identity_admin_string(&m->browser));
     json_object_set_new(ua, "browser_version",
-                        ngx_http_identity_admin_string(
-                                                    &rec->browser_version));
+                        ngx_http_identity_admin_string(&m->browser_version));
     json_object_set_new(ua, "os_name",
-                        ngx_http_identity_admin_string(&rec->os));
+                        ngx_http_identity_admin_string(&m->os));
     json_object_set_new(ua, "os_version",
-                        ngx_http_identity_admin_string(&rec->os_version));
+                        ngx_http_identity_admin_string(&m->os_version));
     json_object_set_new(ua, "device_type",
-                        ngx_http_identity_admin_string(&rec->device_type));
+                        ngx_http_identity_admin_string(&m->device_type));
     json_object_set_new(ua, "device_family",
-                        ngx_http_identity_admin_string(&rec->device));
+                        ngx_http_identity_admin_string(&m->device));
 
     json_object_set_new(bs, "user_agent", ua);
     json_object_set_new(bs, "ip_address",
-                        ngx_http_identity_admin_string(&rec->ip));
+                        ngx_http_identity_admin_string(&m->ip));
 
-    if (rec->country.len) {
+    if (m->country.len) {
         json_object_set_new(loc, "country_code",
-                            ngx_http_identity_admin_string(&rec->country));
+                            ngx_http_identity_admin_string(&m->country));
     }
 
-    ngx_http_identity_admin_number(loc, "latitude", &rec->latitude);
-    ngx_http_identity_admin_number(loc, "longitude", &rec->longitude);
-    ngx_http_identity_admin_number(loc, "lat_long_radius_km", &rec->radius);
+    ngx_http_identity_admin_number(loc, "latitude", &m->latitude);
+    ngx_http_identity_admin_number(loc, "longitude", &m->longitude);
+    ngx_http_identity_admin_number(loc, "lat_long_radius_km", &m->radius);
 
     json_object_set_new(bs, "location", loc);
     json_object_set_new(s, "browser_session", bs);

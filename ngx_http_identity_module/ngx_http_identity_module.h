@@ -23,7 +23,7 @@
 
 #include "ngx_http_identity_ua.h"
 #include "ngx_http_identity_geo.h"
-#include "ngx_http_identity_store.h"
+#include "ngx_http_identity_records.h"
 
 
 #define NGX_HTTP_IDENTITY_OIDC           1

@@ -12,77 +12,10 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include "ngx_http_identity_records.h"
+
 
 #define NGX_HTTP_IDENTITY_ENDPOINT_HASH_LEN  16
-
-
-/*
- * The records the store reads and writes, in r->pool; a field the record
- * does not hold is an empty string, or 0.  Nothing outside the store sees
- * how Redis holds them.
- */
-
-/* a session: what it says about its user, and about the client it began on */
-
-typedef struct {
-    ngx_str_t                        version;         /* of the record */
-    ngx_str_t                        id;              /* public session id */
-    ngx_str_t                        identity_id;
-    ngx_str_t                        provider;
-    ngx_str_t                        issuer;
-    ngx_str_t                        provider_user_id;
-    ngx_str_t                        email;
-    ngx_str_t                        name;
-    ngx_str_t                        username;
-    ngx_str_t                        auth_id;
-    ngx_str_t                        groups;          /* one per line */
-    ngx_str_t                        claims;          /* JSON object */
-    ngx_str_t                        access_token;    /* encrypted */
-    ngx_str_t                        public_url;      /* its endpoint */
-    ngx_str_t                        ip;
-    ngx_str_t                        user_agent;      /* as sent, cut */
-    ngx_str_t                        browser;
-    ngx_str_t                        browser_version;
-    ngx_str_t                        os;
-    ngx_str_t                        os_version;
-    ngx_str_t                        device;
-    ngx_str_t                        device_type;
-    ngx_str_t                        country;
-    ngx_str_t                        latitude;        /* as text: "%.4f" */
-    ngx_str_t                        longitude;
-    ngx_str_t                        radius;          /* km, or empty */
-    time_t                           created_at;
-    time_t                           last_active;
-    time_t                           expires_at;
-    time_t                           idle_timeout;
-    time_t                           checked;         /* user info */
-} ngx_http_identity_session_t;
-
-
-/* an identity: one user of one provider, across its sessions */
-
-typedef struct {
-    ngx_str_t                        id;
-    ngx_str_t                        provider;
-    ngx_str_t                        issuer;
-    ngx_str_t                        provider_user_id;    /* "sub" */
-    ngx_str_t                        email;
-    ngx_str_t                        name;
-    ngx_str_t                        username;
-    time_t                           created_at;
-    time_t                           last_active;
-    time_t                           last_login;
-} ngx_http_identity_identity_t;
-
-
-/* a public URL an identity used */
-
-typedef struct {
-    ngx_str_t                        url;
-    time_t                           first;
-    time_t                           last;
-    ngx_uint_t                       sessions;
-} ngx_http_identity_endpoint_t;
 
 
 /*
