@@ -1,0 +1,110 @@
+
+/*
+ * Copyright (C) ngx_http_identity_module authors
+ */
+
+
+#ifndef _NGX_HTTP_IDENTITY_STORE_CMD_H_INCLUDED_
+#define _NGX_HTTP_IDENTITY_STORE_CMD_H_INCLUDED_
+
+
+/*
+ * The store's own plumbing, shared by its files (store.c, store_admin.c)
+ * and included by no other: commands built by name, Redis replies read
+ * into typed records, and what the sessions' scripts have in common.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_identity_records.h"
+#include "ngx_http_identity_redis.h"
+
+
+/*
+ * A command built by name: arguments are appended in order, a hash's
+ * fields as name/value pairs.  A failed allocation is remembered and
+ * reported once, when the command is sent.
+ */
+
+typedef struct {
+    ngx_http_request_t           *request;
+    ngx_array_t                   args;       /* of ngx_str_t */
+    ngx_uint_t                    failed;
+} ngx_http_identity_cmd_t;
+
+
+/* a hash field of a record: its name in Redis, where it goes in the record */
+
+typedef struct {
+    ngx_str_t                     name;
+    size_t                        offset;
+    ngx_uint_t                    time;       /* time_t, else ngx_str_t */
+    ngx_uint_t                    need;       /* 0: always */
+} ngx_http_identity_field_t;
+
+
+/*
+ * drop(p, sid) removes a session and every index entry that names it; every
+ * script that ends sessions uses it, so none is left half-deleted.
+ */
+
+#define NGX_HTTP_IDENTITY_LUA_DROP                                            \
+    "local function drop(p, sid)\n"                                           \
+    "  local m = redis.call('HMGET', p .. 'sid:' .. sid, 'th', 'uid',\n"      \
+    "                       'isid')\n"                                        \
+    "  if m[1] then redis.call('DEL', p .. 'session:' .. m[1]) end\n"         \
+    "  if m[2] then\n"                                                        \
+    "    redis.call('ZREM', p .. 'user_sessions:' .. m[2], sid)\n"            \
+    "  end\n"                                                                 \
+    "  if m[3] then redis.call('SREM', p .. 'idp_sid:' .. m[3], sid) end\n"   \
+    "  local eps = p .. 'session_endpoints:' .. sid\n"                       \
+    "  for _, ep in ipairs(redis.call('SMEMBERS', eps)) do\n"                 \
+    "    if m[2] then\n"                                                      \
+    "      local k = p .. 'endpoint_sessions:' .. m[2] .. ':' .. ep\n"         \
+    "      redis.call('ZREM', k, sid)\n"                                      \
+    "    end\n"                                                               \
+    "  end\n"                                                                 \
+    "  redis.call('DEL', p .. 'sid:' .. sid, eps)\n"                          \
+    "  redis.call('ZREM', p .. 'sessions', sid)\n"                            \
+    "  redis.call('ZREM', p .. 'session_expiry', sid)\n"                      \
+    "end\n"
+
+
+/* the session's fields, by name; the admin API reads them all */
+extern ngx_http_identity_field_t  ngx_http_identity_session_fields[];
+
+/* ends a session by its key or by its public id (see store.c) */
+extern ngx_str_t  ngx_http_identity_destroy_script;
+
+
+ngx_int_t ngx_http_identity_cmd_init(ngx_http_request_t *r,
+    ngx_http_identity_cmd_t *cmd, char *name, ngx_uint_t n);
+void ngx_http_identity_cmd_eval(ngx_http_identity_cmd_t *cmd,
+    ngx_str_t *script, ngx_uint_t keys);
+void ngx_http_identity_cmd_str(ngx_http_identity_cmd_t *cmd,
+    ngx_str_t *value);
+void ngx_http_identity_cmd_cstr(ngx_http_identity_cmd_t *cmd, char *value);
+void ngx_http_identity_cmd_num(ngx_http_identity_cmd_t *cmd, time_t value);
+void ngx_http_identity_cmd_key(ngx_http_identity_cmd_t *cmd, char *kind,
+    ngx_str_t *secret);
+void ngx_http_identity_cmd_field_str(ngx_http_identity_cmd_t *cmd,
+    char *name, ngx_str_t *value);
+void ngx_http_identity_cmd_field_num(ngx_http_identity_cmd_t *cmd,
+    char *name, time_t value);
+ngx_int_t ngx_http_identity_cmd_send(ngx_http_identity_cmd_t *cmd,
+    ngx_http_identity_redis_handler_pt handler, void *data);
+ngx_int_t ngx_http_identity_cmd_post(ngx_http_identity_cmd_t *cmd);
+
+ngx_int_t ngx_http_identity_store_record(ngx_http_request_t *r,
+    redisReply *rec, ngx_http_identity_field_t *fields, void *out);
+ngx_int_t ngx_http_identity_reply_str(ngx_http_request_t *r,
+    redisReply *reply, ngx_str_t *out);
+time_t ngx_http_identity_reply_time(redisReply *reply);
+ngx_str_t *ngx_http_identity_store_num(ngx_http_request_t *r, ngx_str_t *s,
+    time_t n);
+
+
+#endif /* _NGX_HTTP_IDENTITY_STORE_CMD_H_INCLUDED_ */
