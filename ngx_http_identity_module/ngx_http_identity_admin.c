@@ -22,6 +22,9 @@
  * (a substring of email, name or username) and id.  Deletes answer 204 once
  * Redis has applied them atomically; the next request with a deleted
  * session's cookie is refused by every nginx sharing the Redis.
+ *
+ * Here: routing, admission and paging; the records' JSON is rendered by
+ * ngx_http_identity_admin_json.c.
  */
 
 
@@ -36,6 +39,7 @@
 #include "ngx_http_identity_crypto.h"
 #include "ngx_http_identity_store.h"
 #include "ngx_http_identity_admin.h"
+#include "ngx_http_identity_admin_json.h"
 #include "ngx_http_identity_dashboard.h"
 
 
@@ -91,24 +95,10 @@ static void ngx_http_identity_admin_delete_done(ngx_http_request_t *r,
     ngx_http_identity_store_result_t *res);
 static ngx_int_t ngx_http_identity_admin_failed(ngx_http_request_t *r,
     ngx_http_identity_store_result_t *res);
-static json_t *ngx_http_identity_admin_user(ngx_http_request_t *r,
-    ngx_str_t *base, ngx_http_identity_identity_t *rec);
-static json_t *ngx_http_identity_admin_session(ngx_http_request_t *r,
-    ngx_str_t *base, ngx_http_identity_session_t *rec);
-static void ngx_http_identity_admin_number(json_t *obj, char *key,
-    ngx_str_t *v);
 static ngx_int_t ngx_http_identity_admin_valid(ngx_str_t *id, char *prefix,
     size_t n);
-static json_t *ngx_http_identity_admin_ref(ngx_str_t *base, char *kind,
-    ngx_str_t *id);
-static json_t *ngx_http_identity_admin_time(time_t t);
-static json_t *ngx_http_identity_admin_string(ngx_str_t *v);
 static json_t *ngx_http_identity_admin_next(ngx_http_request_t *r,
     ngx_http_identity_admin_ctx_t *actx, ngx_str_t *cursor);
-static ngx_int_t ngx_http_identity_admin_error(ngx_http_request_t *r,
-    ngx_int_t status, char *msg);
-static ngx_int_t ngx_http_identity_admin_send(ngx_http_request_t *r,
-    ngx_int_t status, json_t *body);
 static void ngx_http_identity_admin_finish(ngx_http_request_t *r,
     ngx_int_t status, json_t *body);
 
@@ -153,9 +143,11 @@ ngx_http_identity_admin_handler(ngx_http_request_t *r)
 
             r->headers_out.www_authenticate = h;
 
-            return ngx_http_identity_admin_error(r, NGX_HTTP_UNAUTHORIZED,
-                                                 "a valid bearer token or an "
-                                                 "admin login is required");
+            return ngx_http_identity_admin_json_error(r,
+                                                      NGX_HTTP_UNAUTHORIZED,
+                                                      "a valid bearer token "
+                                                      "or an admin login is "
+                                                      "required");
         }
 
     } else {
@@ -166,24 +158,26 @@ ngx_http_identity_admin_handler(ngx_http_request_t *r)
 
     rc = ngx_http_identity_admin_route(r, actx);
     if (rc != NGX_OK) {
-        return ngx_http_identity_admin_error(r, rc, actx->msg ? actx->msg
-                                                         : "internal error");
+        return ngx_http_identity_admin_json_error(r, rc,
+                                                  actx->msg ? actx->msg
+                                                  : "internal error");
     }
 
     if (actx->route == ngx_http_identity_static) {
         rc = ngx_http_identity_dashboard_handler(r, &actx->file);
 
         return rc == NGX_DECLINED
-               ? ngx_http_identity_admin_error(r, NGX_HTTP_NOT_FOUND,
-                                               "no such resource")
+               ? ngx_http_identity_admin_json_error(r, NGX_HTTP_NOT_FOUND,
+                                                    "no such resource")
                : rc;
     }
 
     if (r->method == NGX_HTTP_DELETE && actx->by_session
         && ngx_http_identity_admin_csrf(r, actx) != NGX_OK)
     {
-        return ngx_http_identity_admin_error(r, NGX_HTTP_FORBIDDEN,
-                                             "missing or wrong X-CSRF-Token");
+        return ngx_http_identity_admin_json_error(r, NGX_HTTP_FORBIDDEN,
+                                                  "missing or wrong "
+                                                  "X-CSRF-Token");
     }
 
     rc = ngx_http_discard_request_body(r);
@@ -201,8 +195,9 @@ ngx_http_identity_admin_handler(ngx_http_request_t *r)
     case ngx_http_identity_user_sessions:
         rc = ngx_http_identity_admin_query(r, actx);
         if (rc != NGX_OK) {
-            return ngx_http_identity_admin_error(r, rc, actx->msg ? actx->msg
-                                                         : "internal error");
+            return ngx_http_identity_admin_json_error(r, rc,
+                                                      actx->msg ? actx->msg
+                                                      : "internal error");
         }
 
         rc = ngx_http_identity_store_list(r,
@@ -237,9 +232,10 @@ ngx_http_identity_admin_handler(ngx_http_request_t *r)
     }
 
     if (rc != NGX_OK) {
-        return ngx_http_identity_admin_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                             "the session store is "
-                                             "unavailable");
+        return ngx_http_identity_admin_json_error(r,
+                                                  NGX_HTTP_SERVICE_UNAVAILABLE,
+                                                  "the session store is "
+                                                  "unavailable");
     }
 
     r->main->count++;
@@ -595,39 +591,40 @@ ngx_http_identity_admin_me(ngx_http_request_t *r,
     ngx_str_t                      v;
     ngx_http_identity_ctx_t       *ctx;
     ngx_http_core_loc_conf_t      *clcf;
+    ngx_http_identity_session_t   *sess;
     ngx_http_identity_loc_conf_t  *ilcf;
 
     ctx = ngx_http_identity_get_ctx(r);
+    sess = &ctx->session;
     body = json_object();
 
     if (!actx->by_session) {
         json_object_set_new(body, "authenticated_by", json_string("token"));
-        return ngx_http_identity_admin_send(r, NGX_HTTP_OK, body);
+        return ngx_http_identity_admin_json_send(r, NGX_HTTP_OK, body);
     }
 
     json_object_set_new(body, "authenticated_by", json_string("session"));
     json_object_set_new(body, "email",
-                        ngx_http_identity_admin_string(&ctx->session.email));
+                        ngx_http_identity_admin_json_string(&sess->email));
     json_object_set_new(body, "name",
-                        ngx_http_identity_admin_string(&ctx->session.name));
+                        ngx_http_identity_admin_json_string(&sess->name));
     json_object_set_new(body, "username",
-                        ngx_http_identity_admin_string(
-                                                   &ctx->session.username));
+                        ngx_http_identity_admin_json_string(&sess->username));
     json_object_set_new(body, "provider",
-                        ngx_http_identity_admin_string(
-                                                   &ctx->session.provider));
+                        ngx_http_identity_admin_json_string(&sess->provider));
     json_object_set_new(body, "identity_id",
-                        ngx_http_identity_admin_string(
-                                                &ctx->session.identity_id));
+                        ngx_http_identity_admin_json_string(
+                                                        &sess->identity_id));
     json_object_set_new(body, "session_id",
-                        ngx_http_identity_admin_string(&ctx->session.id));
+                        ngx_http_identity_admin_json_string(&sess->id));
 
     if (ngx_http_identity_csrf_token(r->pool, &ctx->token, &v) != NGX_OK) {
         json_decref(body);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    json_object_set_new(body, "csrf_token", ngx_http_identity_admin_string(&v));
+    json_object_set_new(body, "csrf_token",
+                        ngx_http_identity_admin_json_string(&v));
 
     /* the logout endpoint, back to the dashboard (to log in again) */
 
@@ -639,9 +636,10 @@ ngx_http_identity_admin_me(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    json_object_set_new(body, "logout_url", ngx_http_identity_admin_string(&v));
+    json_object_set_new(body, "logout_url",
+                        ngx_http_identity_admin_json_string(&v));
 
-    return ngx_http_identity_admin_send(r, NGX_HTTP_OK, body);
+    return ngx_http_identity_admin_json_send(r, NGX_HTTP_OK, body);
 }
 
 
@@ -721,10 +719,10 @@ ngx_http_identity_admin_list_done(ngx_http_request_t *r,
 
     for (i = 0; i < res->nelts; i++) {
         item = actx->query.sessions
-               ? ngx_http_identity_admin_session(r, &actx->base,
-                                                 &res->sessions[i])
-               : ngx_http_identity_admin_user(r, &actx->base,
-                                              &res->identities[i]);
+               ? ngx_http_identity_admin_json_session(r, &actx->base,
+                                                      &res->sessions[i])
+               : ngx_http_identity_admin_json_user(r, &actx->base,
+                                                   &res->identities[i]);
         json_array_append_new(list, item);
     }
 
@@ -752,7 +750,7 @@ ngx_http_identity_admin_list_done(ngx_http_request_t *r,
                   - uri.data;
     }
 
-    json_object_set_new(body, "uri", ngx_http_identity_admin_string(&uri));
+    json_object_set_new(body, "uri", ngx_http_identity_admin_json_string(&uri));
     json_object_set_new(body, "next_page_uri",
                         ngx_http_identity_admin_next(r, actx,
                                                      &res->cursor));
@@ -847,8 +845,10 @@ ngx_http_identity_admin_get_done(ngx_http_request_t *r,
     }
 
     body = (actx->route == ngx_http_identity_user)
-           ? ngx_http_identity_admin_user(r, &actx->base, res->identities)
-           : ngx_http_identity_admin_session(r, &actx->base, res->sessions);
+           ? ngx_http_identity_admin_json_user(r, &actx->base,
+                                               res->identities)
+           : ngx_http_identity_admin_json_session(r, &actx->base,
+                                                  res->sessions);
 
     ngx_http_identity_admin_finish(r, NGX_HTTP_OK, body);
 }
@@ -860,11 +860,8 @@ static void
 ngx_http_identity_admin_endpoints_done(ngx_http_request_t *r,
     ngx_http_identity_store_result_t *res)
 {
-    u_char                          id[NGX_HTTP_IDENTITY_SHA256_HEX_LEN];
-    json_t                         *body, *list, *e;
-    size_t                          i;
-    ngx_str_t                       v, eid;
-    ngx_http_identity_endpoint_t   *eps;
+    json_t                         *body, *list;
+    ngx_str_t                       v;
     ngx_http_identity_admin_ctx_t  *actx;
 
     actx = ngx_http_identity_get_ctx(r)->admin;
@@ -873,35 +870,8 @@ ngx_http_identity_admin_endpoints_done(ngx_http_request_t *r,
         return;
     }
 
-    eps = res->endpoints;
-
     body = json_object();
-    list = json_array();
-
-    for (i = 0; i < res->nelts; i++) {
-        e = json_object();
-
-        ngx_http_identity_sha256_hex(&eps[i].url, id);
-        eid.data = ngx_pnalloc(r->pool, 19);
-        if (eid.data == NULL) {
-            json_decref(e);
-            continue;
-        }
-
-        eid.len = ngx_sprintf(eid.data, "ep_%*s", (size_t) 16, id)
-                  - eid.data;
-
-        json_object_set_new(e, "id", ngx_http_identity_admin_string(&eid));
-        json_object_set_new(e, "public_url",
-                            ngx_http_identity_admin_string(&eps[i].url));
-        json_object_set_new(e, "first_accessed",
-                            ngx_http_identity_admin_time(eps[i].first));
-        json_object_set_new(e, "last_accessed",
-                            ngx_http_identity_admin_time(eps[i].last));
-        json_object_set_new(e, "session_count",
-                            json_integer((json_int_t) eps[i].sessions));
-        json_array_append_new(list, e);
-    }
+    list = ngx_http_identity_admin_json_endpoints(r, res);
 
     json_object_set_new(body, "endpoints", list);
 
@@ -910,7 +880,8 @@ ngx_http_identity_admin_endpoints_done(ngx_http_request_t *r,
         v.len = ngx_sprintf(v.data, "%Vapp/users/%V/endpoints", &actx->base,
                             &actx->id)
                 - v.data;
-        json_object_set_new(body, "uri", ngx_http_identity_admin_string(&v));
+        json_object_set_new(body, "uri",
+                            ngx_http_identity_admin_json_string(&v));
     }
 
     ngx_http_identity_admin_finish(r, NGX_HTTP_OK, body);
@@ -966,305 +937,6 @@ ngx_http_identity_admin_failed(ngx_http_request_t *r,
 }
 
 
-/* ApplicationUser */
-
-static json_t *
-ngx_http_identity_admin_user(ngx_http_request_t *r, ngx_str_t *base,
-    ngx_http_identity_identity_t *rec)
-{
-    json_t  *u, *idp, *ref;
-
-    u = json_object();
-    idp = json_object();
-
-    json_object_set_new(u, "id", ngx_http_identity_admin_string(&rec->id));
-    ref = ngx_http_identity_admin_ref(base, "app/users/", &rec->id);
-    json_object_set(u, "uri", json_object_get(ref, "uri"));
-    json_decref(ref);
-
-    json_object_set_new(idp, "name",
-                        ngx_http_identity_admin_string(&rec->provider));
-    json_object_set_new(idp, "url",
-                        ngx_http_identity_admin_string(&rec->issuer));
-    json_object_set_new(u, "identity_provider", idp);
-
-    json_object_set_new(u, "provider_user_id",
-                        ngx_http_identity_admin_string(
-                                                   &rec->provider_user_id));
-    json_object_set_new(u, "username",
-                        ngx_http_identity_admin_string(&rec->username));
-    json_object_set_new(u, "email",
-                        ngx_http_identity_admin_string(&rec->email));
-    json_object_set_new(u, "name",
-                        ngx_http_identity_admin_string(&rec->name));
-    json_object_set_new(u, "created_at",
-                        ngx_http_identity_admin_time(rec->created_at));
-    json_object_set_new(u, "last_active",
-                        ngx_http_identity_admin_time(rec->last_active));
-    json_object_set_new(u, "last_login",
-                        ngx_http_identity_admin_time(rec->last_login));
-
-    return u;
-}
-
-
-/* ApplicationSession, with the parsed user agent and the location */
-
-static json_t *
-ngx_http_identity_admin_session(ngx_http_request_t *r, ngx_str_t *base,
-    ngx_http_identity_session_t *rec)
-{
-    u_char                     ep[3 + NGX_HTTP_IDENTITY_ENDPOINT_HASH_LEN];
-    json_t                    *s, *bs, *ua, *loc, *ref;
-    ngx_str_t                  hash;
-    ngx_http_identity_meta_t  *m;
-
-    m = &rec->meta;
-    s = json_object();
-    bs = json_object();
-    ua = json_object();
-    loc = json_object();
-
-    json_object_set_new(s, "id", ngx_http_identity_admin_string(&rec->id));
-    ref = ngx_http_identity_admin_ref(base, "app/sessions/", &rec->id);
-    json_object_set(s, "uri", json_object_get(ref, "uri"));
-    json_decref(ref);
-
-    json_object_set_new(s, "public_url",
-                        ngx_http_identity_admin_string(&rec->public_url));
-
-    /* the endpoint: the public URL the session was made for */
-
-    ref = json_object();
-
-    if (ngx_http_identity_endpoint_hash(r->pool, &rec->public_url, &hash)
-        == NGX_OK)
-    {
-        ngx_sprintf(ep, "ep_%V", &hash);
-        json_object_set_new(ref, "id", json_stringn((char *) ep, sizeof(ep)));
-    }
-
-    json_object_set_new(ref, "uri",
-                        ngx_http_identity_admin_string(&rec->public_url));
-
-    json_object_set_new(ua, "raw",
-                        ngx_http_identity_admin_string(&m->user_agent));
-    json_object_set_new(ua, "browser_name",
-                        ngx_http_identity_admin_string(&m->browser));
-    json_object_set_new(ua, "browser_version",
-                        ngx_http_identity_admin_string(&m->browser_version));
-    json_object_set_new(ua, "os_name",
-                        ngx_http_identity_admin_string(&m->os));
-    json_object_set_new(ua, "os_version",
-                        ngx_http_identity_admin_string(&m->os_version));
-    json_object_set_new(ua, "device_type",
-                        ngx_http_identity_admin_string(&m->device_type));
-    json_object_set_new(ua, "device_family",
-                        ngx_http_identity_admin_string(&m->device));
-
-    json_object_set_new(bs, "user_agent", ua);
-    json_object_set_new(bs, "ip_address",
-                        ngx_http_identity_admin_string(&m->ip));
-
-    if (m->country.len) {
-        json_object_set_new(loc, "country_code",
-                            ngx_http_identity_admin_string(&m->country));
-    }
-
-    ngx_http_identity_admin_number(loc, "latitude", &m->latitude);
-    ngx_http_identity_admin_number(loc, "longitude", &m->longitude);
-    ngx_http_identity_admin_number(loc, "lat_long_radius_km", &m->radius);
-
-    json_object_set_new(bs, "location", loc);
-    json_object_set_new(s, "browser_session", bs);
-
-    json_object_set_new(s, "application_user",
-                        ngx_http_identity_admin_ref(base, "app/users/",
-                                                    &rec->identity_id));
-
-    json_object_set_new(s, "created_at",
-                        ngx_http_identity_admin_time(rec->created_at));
-    json_object_set_new(s, "last_active",
-                        ngx_http_identity_admin_time(rec->last_active));
-    json_object_set_new(s, "expires_at",
-                        ngx_http_identity_admin_time(rec->expires_at));
-    json_object_set_new(s, "endpoint", ref);
-
-    return s;
-}
-
-
-/* a number the session record holds as text, if it holds one */
-
-static void
-ngx_http_identity_admin_number(json_t *obj, char *key, ngx_str_t *v)
-{
-    u_char  buf[32];
-
-    if (v->len == 0 || v->len >= sizeof(buf)) {
-        return;
-    }
-
-    ngx_memcpy(buf, v->data, v->len);
-    buf[v->len] = '\0';
-
-    json_object_set_new(obj, key,
-                        ngx_strlchr(buf, buf + v->len, '.')
-                        ? json_real(strtod((char *) buf, NULL))
-                        : json_integer(strtoll((char *) buf, NULL, 10)));
-}
-
-
-/* {id, uri}, ngrok's Ref */
-
-static json_t *
-ngx_http_identity_admin_ref(ngx_str_t *base, char *kind, ngx_str_t *id)
-{
-    char    *uri;
-    size_t   len;
-    json_t  *ref;
-
-    ref = json_object();
-
-    len = base->len + ngx_strlen(kind) + id->len;
-    uri = malloc(len);
-    if (uri == NULL) {
-        return ref;
-    }
-
-    ngx_sprintf((u_char *) uri, "%V%s%V", base, kind, id);
-
-    json_object_set_new(ref, "id", ngx_http_identity_admin_string(id));
-    json_object_set_new(ref, "uri", json_stringn(uri, len));
-    free(uri);
-
-    return ref;
-}
-
-
-/* RFC 3339, UTC; null when unknown */
-
-static json_t *
-ngx_http_identity_admin_time(time_t t)
-{
-    u_char    buf[sizeof("1970-01-01T00:00:00Z")];
-    ngx_tm_t  tm;
-
-    if (t <= 0) {
-        return json_null();
-    }
-
-    ngx_gmtime(t, &tm);
-
-    ngx_sprintf(buf, "%4d-%02d-%02dT%02d:%02d:%02dZ",
-                tm.ngx_tm_year, tm.ngx_tm_mon, tm.ngx_tm_mday,
-                tm.ngx_tm_hour, tm.ngx_tm_min, tm.ngx_tm_sec);
-
-    return json_stringn((char *) buf, sizeof(buf) - 1);
-}
-
-
-static json_t *
-ngx_http_identity_admin_string(ngx_str_t *v)
-{
-    json_t  *j;
-
-    j = json_stringn(v->data ? (char *) v->data : "", v->len);
-
-    /* not UTF-8 (a raw User-Agent may be anything): keep it visible */
-
-    return j ? j : json_string("");
-}
-
-
-/* ngrok's error shape: {error_code, status_code, msg, details} */
-
-static ngx_int_t
-ngx_http_identity_admin_error(ngx_http_request_t *r, ngx_int_t status,
-    char *msg)
-{
-    u_char   code[32];
-    json_t  *body;
-
-    body = json_object();
-    if (body == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    ngx_sprintf(code, "ERR_IDENTITY_%i%Z", status);
-
-    json_object_set_new(body, "error_code", json_string((char *) code));
-    json_object_set_new(body, "status_code", json_integer(status));
-    json_object_set_new(body, "msg", json_string(msg));
-    json_object_set_new(body, "details", json_object());
-
-    return ngx_http_identity_admin_send(r, status, body);
-}
-
-
-static ngx_int_t
-ngx_http_identity_admin_send(ngx_http_request_t *r, ngx_int_t status,
-    json_t *body)
-{
-    char         *text;
-    size_t        len;
-    ngx_int_t     rc;
-    ngx_buf_t    *b;
-    ngx_chain_t   out;
-
-    text = NULL;
-    len = 0;
-
-    if (body) {
-        text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
-        json_decref(body);
-
-        if (text == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        len = ngx_strlen(text);
-    }
-
-    r->headers_out.status = status;
-    r->headers_out.content_length_n = len;
-
-    if (len) {
-        ngx_str_set(&r->headers_out.content_type, "application/json");
-        r->headers_out.content_type_len = r->headers_out.content_type.len;
-    }
-
-    b = NULL;
-
-    if (len) {
-        b = ngx_create_temp_buf(r->pool, len);
-        if (b == NULL) {
-            free(text);
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        b->last = ngx_cpymem(b->pos, text, len);
-        b->last_buf = (r == r->main) ? 1 : 0;
-        b->last_in_chain = 1;
-    }
-
-    free(text);
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only || b == NULL) {
-        return rc == NGX_OK && b == NULL ? ngx_http_send_special(r,
-                                                     NGX_HTTP_LAST)
-                                         : rc;
-    }
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
-}
-
-
 static void
 ngx_http_identity_admin_finish(ngx_http_request_t *r, ngx_int_t status,
     json_t *body)
@@ -1275,23 +947,23 @@ ngx_http_identity_admin_finish(ngx_http_request_t *r, ngx_int_t status,
 
     case NGX_HTTP_OK:
     case NGX_HTTP_NO_CONTENT:
-        rc = ngx_http_identity_admin_send(r, status, body);
+        rc = ngx_http_identity_admin_json_send(r, status, body);
         break;
 
     case NGX_HTTP_NOT_FOUND:
-        rc = ngx_http_identity_admin_error(r, status, "no such resource");
+        rc = ngx_http_identity_admin_json_error(r, status, "no such resource");
         break;
 
     case NGX_HTTP_BAD_REQUEST:
-        rc = ngx_http_identity_admin_error(r, status, "unknown before_id");
+        rc = ngx_http_identity_admin_json_error(r, status, "unknown before_id");
         break;
 
     case NGX_HTTP_SERVICE_UNAVAILABLE:
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "identity: session store unavailable");
-        rc = ngx_http_identity_admin_error(r, status,
-                                           "the session store is "
-                                           "unavailable");
+        rc = ngx_http_identity_admin_json_error(r, status,
+                                                "the session store is "
+                                                "unavailable");
         break;
 
     default:
