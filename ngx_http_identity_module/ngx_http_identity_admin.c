@@ -52,7 +52,7 @@ typedef enum {
     ngx_http_identity_users = 0,
     ngx_http_identity_user,
     ngx_http_identity_user_sessions,
-    ngx_http_identity_user_endpoints,
+    ngx_http_identity_user_sites,
     ngx_http_identity_sessions,
     ngx_http_identity_session,
     ngx_http_identity_me,
@@ -89,7 +89,7 @@ static void ngx_http_identity_admin_list_done(ngx_http_request_t *r,
     ngx_http_identity_store_result_t *res);
 static void ngx_http_identity_admin_get_done(ngx_http_request_t *r,
     ngx_http_identity_store_result_t *res);
-static void ngx_http_identity_admin_endpoints_done(ngx_http_request_t *r,
+static void ngx_http_identity_admin_sites_done(ngx_http_request_t *r,
     ngx_http_identity_store_result_t *res);
 static void ngx_http_identity_admin_delete_done(ngx_http_request_t *r,
     ngx_http_identity_store_result_t *res);
@@ -205,10 +205,10 @@ ngx_http_identity_admin_handler(ngx_http_request_t *r)
                                           &actx->query);
         break;
 
-    case ngx_http_identity_user_endpoints:
+    case ngx_http_identity_user_sites:
         rc = ngx_http_identity_store_get(r,
-                                       ngx_http_identity_admin_endpoints_done,
-                                       ngx_http_identity_store_endpoints,
+                                       ngx_http_identity_admin_sites_done,
+                                       ngx_http_identity_store_sites,
                                        &actx->id);
         break;
 
@@ -365,7 +365,7 @@ ngx_http_identity_admin_route(ngx_http_request_t *r,
             } else if (kind == 0 && rest.len == 9
                        && ngx_strncmp(rest.data, "endpoints", 9) == 0)
             {
-                actx->route = ngx_http_identity_user_endpoints;
+                actx->route = ngx_http_identity_user_sites;
 
             } else {
                 actx->msg = "no such resource";
@@ -436,7 +436,7 @@ ngx_http_identity_admin_query(ngx_http_request_t *r,
     if (ngx_http_identity_admin_arg(r, "endpoint", &v) == NGX_OK) {
         if (actx->route != ngx_http_identity_user_sessions
             || !ngx_http_identity_admin_valid(&v, "ep_",
-                                        NGX_HTTP_IDENTITY_ENDPOINT_HASH_LEN))
+                                        NGX_HTTP_IDENTITY_SITE_HASH_LEN))
         {
             ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                           "identity: admin: invalid endpoint \"%V\"", &v);
@@ -444,8 +444,8 @@ ngx_http_identity_admin_query(ngx_http_request_t *r,
             return NGX_HTTP_BAD_REQUEST;
         }
 
-        q->endpoint.data = v.data + 3;
-        q->endpoint.len = NGX_HTTP_IDENTITY_ENDPOINT_HASH_LEN;
+        q->site.data = v.data + 3;
+        q->site.len = NGX_HTTP_IDENTITY_SITE_HASH_LEN;
     }
 
     if (ngx_http_identity_admin_arg(r, "provider", &q->provider) == NGX_ERROR
@@ -785,7 +785,7 @@ ngx_http_identity_admin_next(ngx_http_request_t *r,
 
     len = actx->base.len + sizeof("app/users/au_/sessions") - 1 + 32
           + sizeof("?limit=100&before_id=") - 1 + cursor->len
-          + sizeof("&endpoint=ep_") - 1 + q->endpoint.len;
+          + sizeof("&endpoint=ep_") - 1 + q->site.len;
 
     for (i = 0; i < 3; i++) {
         len += sizeof("&provider=") - 1 + 3 * f[i]->len;
@@ -820,8 +820,8 @@ ngx_http_identity_admin_next(ngx_http_request_t *r,
             }
         }
 
-        if (q->endpoint.len) {
-            p = ngx_sprintf(p, "&endpoint=ep_%V", &q->endpoint);
+        if (q->site.len) {
+            p = ngx_sprintf(p, "&endpoint=ep_%V", &q->site);
         }
 
         next = json_stringn((char *) start, p - start);
@@ -857,7 +857,7 @@ ngx_http_identity_admin_get_done(ngx_http_request_t *r,
 /* the store gives the latest used first */
 
 static void
-ngx_http_identity_admin_endpoints_done(ngx_http_request_t *r,
+ngx_http_identity_admin_sites_done(ngx_http_request_t *r,
     ngx_http_identity_store_result_t *res)
 {
     json_t                         *body, *list;
@@ -871,7 +871,7 @@ ngx_http_identity_admin_endpoints_done(ngx_http_request_t *r,
     }
 
     body = json_object();
-    list = ngx_http_identity_admin_json_endpoints(r, res);
+    list = ngx_http_identity_admin_json_sites(r, res);
 
     json_object_set_new(body, "endpoints", list);
 

@@ -7,7 +7,7 @@
 /*
  * The admin API's answers, in ngrok's shapes: ApplicationUser,
  * ApplicationSession (with the parsed user agent and the location), the
- * endpoints an identity used, and the error object; and sending a JSON
+ * sites an identity used, and the error object; and sending a JSON
  * body.  Renders typed records (ngx_http_identity_store.h); knows nothing
  * of the routes, which are ngx_http_identity_admin.c's.
  */
@@ -80,7 +80,7 @@ json_t *
 ngx_http_identity_admin_json_session(ngx_http_request_t *r, ngx_str_t *base,
     ngx_http_identity_session_t *rec)
 {
-    u_char                     ep[3 + NGX_HTTP_IDENTITY_ENDPOINT_HASH_LEN];
+    u_char                     ep[3 + NGX_HTTP_IDENTITY_SITE_HASH_LEN];
     json_t                    *s, *bs, *ua, *loc, *ref;
     ngx_str_t                  hash;
     ngx_http_identity_meta_t  *m;
@@ -99,11 +99,11 @@ ngx_http_identity_admin_json_session(ngx_http_request_t *r, ngx_str_t *base,
     json_object_set_new(s, "public_url",
                         ngx_http_identity_admin_json_string(&rec->public_url));
 
-    /* the endpoint: the public URL the session was made for */
+    /* its site ("endpoint"): the public URL the session was made for */
 
     ref = json_object();
 
-    if (ngx_http_identity_endpoint_hash(r->pool, &rec->public_url, &hash)
+    if (ngx_http_identity_site_hash(r->pool, &rec->public_url, &hash)
         == NGX_OK)
     {
         ngx_sprintf(ep, "ep_%V", &hash);
@@ -161,25 +161,25 @@ ngx_http_identity_admin_json_session(ngx_http_request_t *r, ngx_str_t *base,
 }
 
 
-/* the endpoints an identity used, as the store gives them: latest first */
+/* the sites an identity used ("endpoints"), as the store gives them */
 
 json_t *
-ngx_http_identity_admin_json_endpoints(ngx_http_request_t *r,
+ngx_http_identity_admin_json_sites(ngx_http_request_t *r,
     ngx_http_identity_store_result_t *res)
 {
-    u_char                         id[NGX_HTTP_IDENTITY_SHA256_HEX_LEN];
-    json_t                        *list, *e;
-    size_t                         i;
-    ngx_str_t                      eid;
-    ngx_http_identity_endpoint_t  *eps;
+    u_char                     id[NGX_HTTP_IDENTITY_SHA256_HEX_LEN];
+    json_t                    *list, *e;
+    size_t                     i;
+    ngx_str_t                  eid;
+    ngx_http_identity_site_t  *sites;
 
-    eps = res->endpoints;
+    sites = res->sites;
     list = json_array();
 
     for (i = 0; i < res->nelts; i++) {
         e = json_object();
 
-        ngx_http_identity_sha256_hex(&eps[i].url, id);
+        ngx_http_identity_sha256_hex(&sites[i].url, id);
         eid.data = ngx_pnalloc(r->pool, 19);
         if (eid.data == NULL) {
             json_decref(e);
@@ -191,13 +191,13 @@ ngx_http_identity_admin_json_endpoints(ngx_http_request_t *r,
 
         json_object_set_new(e, "id", ngx_http_identity_admin_json_string(&eid));
         json_object_set_new(e, "public_url",
-                            ngx_http_identity_admin_json_string(&eps[i].url));
+                            ngx_http_identity_admin_json_string(&sites[i].url));
         json_object_set_new(e, "first_accessed",
-                            ngx_http_identity_admin_json_time(eps[i].first));
+                            ngx_http_identity_admin_json_time(sites[i].first));
         json_object_set_new(e, "last_accessed",
-                            ngx_http_identity_admin_json_time(eps[i].last));
+                            ngx_http_identity_admin_json_time(sites[i].last));
         json_object_set_new(e, "session_count",
-                            json_integer((json_int_t) eps[i].sessions));
+                            json_integer((json_int_t) sites[i].sessions));
         json_array_append_new(list, e);
     }
 

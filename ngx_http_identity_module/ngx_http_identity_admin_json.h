@@ -24,7 +24,7 @@ json_t *ngx_http_identity_admin_json_user(ngx_http_request_t *r,
     ngx_str_t *base, ngx_http_identity_identity_t *rec);
 json_t *ngx_http_identity_admin_json_session(ngx_http_request_t *r,
     ngx_str_t *base, ngx_http_identity_session_t *rec);
-json_t *ngx_http_identity_admin_json_endpoints(ngx_http_request_t *r,
+json_t *ngx_http_identity_admin_json_sites(ngx_http_request_t *r,
     ngx_http_identity_store_result_t *res);
 json_t *ngx_http_identity_admin_json_string(ngx_str_t *v);
 ngx_int_t ngx_http_identity_admin_json_error(ngx_http_request_t *r,

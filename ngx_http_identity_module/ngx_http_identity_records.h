@@ -85,14 +85,19 @@ typedef struct {
 } ngx_http_identity_identity_t;
 
 
-/* a public URL an identity used */
+/*
+ * A site: a public URL (scheme://host[:port]) an identity used its
+ * sessions at.  The admin API and the dashboard call it an endpoint, and
+ * so do the Redis keys; the code calls it a site, as "endpoint" names the
+ * module's reserved /_identity/ paths.
+ */
 
 typedef struct {
     ngx_str_t                        url;
     time_t                           first;
     time_t                           last;
     ngx_uint_t                       sessions;
-} ngx_http_identity_endpoint_t;
+} ngx_http_identity_site_t;
 
 
 #endif /* _NGX_HTTP_IDENTITY_RECORDS_H_INCLUDED_ */

@@ -135,13 +135,14 @@ ngx_http_identity_field_t  ngx_http_identity_session_fields[] = {
 
 
 /*
+ * The sites (the keys say endpoints) a session is used at:
  * endpoints:<uid> maps a public URL to "first last sessions";
- * endpoint_sessions:<uid>:<ep> are the sessions that used the endpoint ep
+ * endpoint_sessions:<uid>:<ep> are the sessions that used the site ep
  * (by first use), user_endpoints:<uid> and session_endpoints:<sid> the
- * endpoints of a user and of a session, to clean up with.
+ * sites of a user and of a session, to clean up with.
  */
 
-#define NGX_HTTP_IDENTITY_LUA_ENDPOINT                                        \
+#define NGX_HTTP_IDENTITY_LUA_SITE                                            \
     "local function endpoint(p, uid, sid, url, ep, now, new)\n"               \
     "  local k = p .. 'endpoints:' .. uid\n"                                  \
     "  local first, n = now, 0\n"                                             \
@@ -159,7 +160,7 @@ ngx_http_identity_field_t  ngx_http_identity_session_fields[] = {
 
 
 static ngx_str_t  ngx_http_identity_touch_script = ngx_string(
-    NGX_HTTP_IDENTITY_LUA_ENDPOINT
+    NGX_HTTP_IDENTITY_LUA_SITE
     "local s, p = KEYS[1], ARGV[1]\n"
     "if redis.call('EXISTS', s) == 0 then return 0 end\n"
     "local now = tonumber(ARGV[2])\n"
@@ -175,13 +176,13 @@ static ngx_str_t  ngx_http_identity_touch_script = ngx_string(
 
 /*
  * ARGV: the prefix, a new identity id, the session id, the hash of its
- * cookie, the time in ms and the endpoint's hash; then the session's
+ * cookie, the time in ms and the site's hash; then the session's
  * fields, name/value pairs, the identity's among them.
  */
 
 static ngx_str_t  ngx_http_identity_create_script = ngx_string(
     NGX_HTTP_IDENTITY_LUA_DROP
-    NGX_HTTP_IDENTITY_LUA_ENDPOINT
+    NGX_HTTP_IDENTITY_LUA_SITE
     "local p, sid, th = ARGV[1], ARGV[3], ARGV[4]\n"
     "local now_ms, ep = tonumber(ARGV[5]), ARGV[6]\n"
     "local f = {}\n"
@@ -435,16 +436,16 @@ done:
 void
 ngx_http_identity_session_touch(ngx_http_request_t *r)
 {
-    ngx_str_t                       url, ep;
+    ngx_str_t                       url, site;
     ngx_http_identity_cmd_t         cmd;
     ngx_http_identity_main_conf_t  *imcf;
 
     imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
 
-    /* the endpoint is the one in use now: a session may span several */
+    /* the site is the one in use now: a session may span several */
 
     if (ngx_http_identity_public_origin(r, &url) != NGX_OK
-        || ngx_http_identity_endpoint_hash(r->pool, &url, &ep) != NGX_OK
+        || ngx_http_identity_site_hash(r->pool, &url, &site) != NGX_OK
         || ngx_http_identity_cmd_init(r, &cmd, "EVAL", 8) != NGX_OK)
     {
         return;
@@ -456,7 +457,7 @@ ngx_http_identity_session_touch(ngx_http_request_t *r)
     ngx_http_identity_cmd_str(&cmd, &imcf->key_prefix);
     ngx_http_identity_cmd_num(&cmd, ngx_time());
     ngx_http_identity_cmd_str(&cmd, &url);
-    ngx_http_identity_cmd_str(&cmd, &ep);
+    ngx_http_identity_cmd_str(&cmd, &site);
 
     (void) ngx_http_identity_cmd_post(&cmd);
 }
@@ -467,7 +468,7 @@ ngx_http_identity_session_create(ngx_http_request_t *r, ngx_str_t *token)
 {
     u_char                         *th;
     time_t                          now, expires;
-    ngx_str_t                       uid, sid, url, ep, hash, tokens[3];
+    ngx_str_t                       uid, sid, url, site, hash, tokens[3];
     ngx_time_t                     *tp;
     ngx_http_identity_ctx_t        *ctx;
     ngx_http_identity_cmd_t         cmd;
@@ -506,7 +507,7 @@ ngx_http_identity_session_create(ngx_http_request_t *r, ngx_str_t *token)
     hash.len = NGX_HTTP_IDENTITY_SHA256_HEX_LEN;
 
     if (ngx_http_identity_public_origin(r, &url) != NGX_OK
-        || ngx_http_identity_endpoint_hash(r->pool, &url, &ep) != NGX_OK
+        || ngx_http_identity_site_hash(r->pool, &url, &site) != NGX_OK
         || ngx_http_identity_session_tokens(r, &sid, tokens) != NGX_OK
         || ngx_http_identity_meta_collect(r, &m) != NGX_OK
         || ngx_http_identity_cmd_init(r, &cmd, "EVAL", 80) != NGX_OK)
@@ -524,7 +525,7 @@ ngx_http_identity_session_create(ngx_http_request_t *r, ngx_str_t *token)
     ngx_http_identity_cmd_str(&cmd, &sid);
     ngx_http_identity_cmd_str(&cmd, &hash);
     ngx_http_identity_cmd_num(&cmd, (time_t) tp->sec * 1000 + tp->msec);
-    ngx_http_identity_cmd_str(&cmd, &ep);
+    ngx_http_identity_cmd_str(&cmd, &site);
 
     /* the session's fields, in the order the record has always had them */
 
@@ -1178,22 +1179,22 @@ ngx_http_identity_done_handler(ngx_http_request_t *r, redisReply *reply,
 }
 
 
-/* an endpoint's id: the first 64 bits of the SHA-256 of its URL, in hex */
+/* a site's id: the first 64 bits of the SHA-256 of its URL, in hex */
 
 ngx_int_t
-ngx_http_identity_endpoint_hash(ngx_pool_t *pool, ngx_str_t *url,
+ngx_http_identity_site_hash(ngx_pool_t *pool, ngx_str_t *url,
     ngx_str_t *out)
 {
     u_char  hash[NGX_HTTP_IDENTITY_SHA256_HEX_LEN];
 
-    out->data = ngx_pnalloc(pool, NGX_HTTP_IDENTITY_ENDPOINT_HASH_LEN);
+    out->data = ngx_pnalloc(pool, NGX_HTTP_IDENTITY_SITE_HASH_LEN);
     if (out->data == NULL) {
         return NGX_ERROR;
     }
 
     ngx_http_identity_sha256_hex(url, hash);
-    ngx_memcpy(out->data, hash, NGX_HTTP_IDENTITY_ENDPOINT_HASH_LEN);
-    out->len = NGX_HTTP_IDENTITY_ENDPOINT_HASH_LEN;
+    ngx_memcpy(out->data, hash, NGX_HTTP_IDENTITY_SITE_HASH_LEN);
+    out->len = NGX_HTTP_IDENTITY_SITE_HASH_LEN;
 
     return NGX_OK;
 }

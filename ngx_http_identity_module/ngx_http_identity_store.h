@@ -15,7 +15,7 @@
 #include "ngx_http_identity_records.h"
 
 
-#define NGX_HTTP_IDENTITY_ENDPOINT_HASH_LEN  16
+#define NGX_HTTP_IDENTITY_SITE_HASH_LEN  16
 
 
 /*
@@ -52,7 +52,7 @@ typedef struct {
     ngx_str_t    provider;
     ngx_str_t    user;
     ngx_str_t    id;
-    ngx_str_t    endpoint;      /* sessions of user_id at this endpoint */
+    ngx_str_t    site;          /* sessions of user_id at this site */
 } ngx_http_identity_store_query_t;
 
 
@@ -68,7 +68,7 @@ typedef struct {
     ngx_uint_t                       nelts;
     ngx_http_identity_session_t     *sessions;
     ngx_http_identity_identity_t    *identities;
-    ngx_http_identity_endpoint_t    *endpoints;   /* latest use first */
+    ngx_http_identity_site_t        *sites;       /* latest use first */
     ngx_str_t                        cursor;      /* next page, or empty */
 } ngx_http_identity_store_result_t;
 
@@ -76,7 +76,7 @@ typedef struct {
 typedef enum {
     ngx_http_identity_store_identity = 0,
     ngx_http_identity_store_session,
-    ngx_http_identity_store_endpoints    /* of an identity */
+    ngx_http_identity_store_sites    /* of an identity */
 } ngx_http_identity_store_kind_e;
 
 
@@ -104,7 +104,7 @@ ngx_int_t ngx_http_identity_store_logout(ngx_http_request_t *r,
 ngx_int_t ngx_http_identity_store_once(ngx_http_request_t *r, ngx_str_t *ns,
     ngx_str_t *id, time_t ttl);
 
-ngx_int_t ngx_http_identity_endpoint_hash(ngx_pool_t *pool, ngx_str_t *url,
+ngx_int_t ngx_http_identity_site_hash(ngx_pool_t *pool, ngx_str_t *url,
     ngx_str_t *out);
 
 ngx_int_t ngx_http_identity_login_save(ngx_http_request_t *r,

@@ -6,7 +6,7 @@
 
 /*
  * The store's directory, for the admin API: pages of identities and
- * sessions, one record, the endpoints an identity used, and deletes.
+ * sessions, one record, the sites an identity used, and deletes.
  * Answers through a callback with typed records (ngx_http_identity_store.h);
  * the key layout is the one described in ngx_http_identity_store.c.
  */
@@ -36,7 +36,7 @@ static void ngx_http_identity_list_handler(ngx_http_request_t *r,
     redisReply *reply, void *data);
 static void ngx_http_identity_get_handler(ngx_http_request_t *r,
     redisReply *reply, void *data);
-static void ngx_http_identity_endpoints_handler(ngx_http_request_t *r,
+static void ngx_http_identity_sites_handler(ngx_http_request_t *r,
     redisReply *reply, void *data);
 static void ngx_http_identity_delete_handler(ngx_http_request_t *r,
     redisReply *reply, void *data);
@@ -44,7 +44,7 @@ static ngx_int_t ngx_http_identity_records(ngx_http_request_t *r,
     ngx_uint_t kind, redisReply **recs, size_t n,
     ngx_http_identity_store_result_t *res);
 static time_t ngx_http_identity_word(u_char **pos, u_char *last);
-static int ngx_cdecl ngx_http_identity_endpoint_cmp(const void *one,
+static int ngx_cdecl ngx_http_identity_site_cmp(const void *one,
     const void *two);
 
 
@@ -202,16 +202,16 @@ ngx_http_identity_store_list(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    if (q->user_id.len && q->endpoint.len) {
+    if (q->user_id.len && q->site.len) {
         index.len = sizeof("endpoint_sessions::") - 1 + q->user_id.len
-                    + q->endpoint.len;
+                    + q->site.len;
         index.data = ngx_pnalloc(r->pool, index.len);
         if (index.data == NULL) {
             return NGX_ERROR;
         }
 
         ngx_sprintf(index.data, "endpoint_sessions:%V:%V", &q->user_id,
-                    &q->endpoint);
+                    &q->site);
 
     } else if (q->user_id.len) {
         index.len = sizeof("user_sessions:") - 1 + q->user_id.len;
@@ -275,8 +275,8 @@ ngx_http_identity_store_get(ngx_http_request_t *r,
     ngx_http_identity_cmd_str(&cmd, id);
 
     return ngx_http_identity_cmd_send(&cmd,
-                                      kind == ngx_http_identity_store_endpoints
-                                      ? ngx_http_identity_endpoints_handler
+                                      kind == ngx_http_identity_store_sites
+                                      ? ngx_http_identity_sites_handler
                                       : ngx_http_identity_get_handler,
                                       call);
 }
@@ -458,12 +458,12 @@ ngx_http_identity_records(ngx_http_request_t *r, ngx_uint_t kind,
 
 
 /*
- * endpoints:<uid> is {url: "first last sessions"}, or -1 for an unknown
- * identity; the latest used first
+ * The sites of an identity: endpoints:<uid> is {url: "first last
+ * sessions"}, or -1 for an unknown identity; the latest used first
  */
 
 static void
-ngx_http_identity_endpoints_handler(ngx_http_request_t *r,
+ngx_http_identity_sites_handler(ngx_http_request_t *r,
     redisReply *reply, void *data)
 {
     ngx_http_identity_store_call_t *call = data;
@@ -471,7 +471,7 @@ ngx_http_identity_endpoints_handler(ngx_http_request_t *r,
     u_char                            *p, *last;
     size_t                             i;
     ngx_uint_t                         n;
-    ngx_http_identity_endpoint_t      *eps;
+    ngx_http_identity_site_t          *sites;
     ngx_http_identity_store_result_t   res;
 
     ngx_memzero(&res, sizeof(ngx_http_identity_store_result_t));
@@ -491,9 +491,9 @@ ngx_http_identity_endpoints_handler(ngx_http_request_t *r,
         goto done;
     }
 
-    eps = ngx_pcalloc(r->pool, (reply->elements / 2 + 1)
-                               * sizeof(ngx_http_identity_endpoint_t));
-    if (eps == NULL) {
+    sites = ngx_pcalloc(r->pool, (reply->elements / 2 + 1)
+                                 * sizeof(ngx_http_identity_site_t));
+    if (sites == NULL) {
         res.rc = NGX_ABORT;
         goto done;
     }
@@ -501,7 +501,7 @@ ngx_http_identity_endpoints_handler(ngx_http_request_t *r,
     n = 0;
 
     for (i = 0; i + 1 < reply->elements; i += 2) {
-        if (ngx_http_identity_reply_str(r, reply->element[i], &eps[n].url)
+        if (ngx_http_identity_reply_str(r, reply->element[i], &sites[n].url)
             != NGX_OK)
         {
             res.rc = NGX_ABORT;
@@ -511,19 +511,19 @@ ngx_http_identity_endpoints_handler(ngx_http_request_t *r,
         p = (u_char *) reply->element[i + 1]->str;
         last = p + reply->element[i + 1]->len;
 
-        eps[n].first = ngx_http_identity_word(&p, last);
-        eps[n].last = ngx_http_identity_word(&p, last);
-        eps[n].sessions = ngx_http_identity_word(&p, last);
+        sites[n].first = ngx_http_identity_word(&p, last);
+        sites[n].last = ngx_http_identity_word(&p, last);
+        sites[n].sessions = ngx_http_identity_word(&p, last);
 
         n++;
     }
 
-    ngx_qsort(eps, n, sizeof(ngx_http_identity_endpoint_t),
-              ngx_http_identity_endpoint_cmp);
+    ngx_qsort(sites, n, sizeof(ngx_http_identity_site_t),
+              ngx_http_identity_site_cmp);
 
     res.rc = NGX_OK;
     res.nelts = n;
-    res.endpoints = eps;
+    res.sites = sites;
 
 done:
 
@@ -574,9 +574,9 @@ ngx_http_identity_word(u_char **pos, u_char *last)
 
 
 static int ngx_cdecl
-ngx_http_identity_endpoint_cmp(const void *one, const void *two)
+ngx_http_identity_site_cmp(const void *one, const void *two)
 {
-    const ngx_http_identity_endpoint_t  *a = one, *b = two;
+    const ngx_http_identity_site_t  *a = one, *b = two;
 
     return (a->last < b->last) - (a->last > b->last);
 }
