@@ -23,7 +23,7 @@
 #include "ngx_http_identity_cookie.h"
 #include "ngx_http_identity_error.h"
 #include "ngx_http_identity_login.h"
-#include "ngx_http_identity_oauth.h"
+#include "ngx_http_identity_protocol.h"
 #include "ngx_http_identity_request.h"
 #include "ngx_http_identity_rules.h"
 #include "ngx_http_identity_store.h"
@@ -193,7 +193,8 @@ ngx_http_identity_protect(ngx_http_request_t *r, ngx_http_identity_ctx_t *ctx,
 
         ctx->provider = ilcf->provider;
 
-        rc = ngx_http_identity_oauth_refresh(r);
+        rc = ctx->provider->protocol->refresh
+             ? ctx->provider->protocol->refresh(r) : NGX_DECLINED;
 
         if (rc == NGX_DECLINED) {
             return ngx_http_identity_admit(r, ctx, ilcf);

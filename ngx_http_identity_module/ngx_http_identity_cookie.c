@@ -10,6 +10,7 @@
 
 #include "ngx_http_identity_module.h"
 #include "ngx_http_identity_request.h"
+#include "ngx_http_identity_crypto.h"
 #include "ngx_http_identity_cookie.h"
 
 
@@ -412,6 +413,38 @@ ngx_http_identity_cookie_collect(ngx_conf_t *cf,
     }
 
     *n = *name;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The state that came back from the provider must be the one in this
+ * browser's state cookie, compared in constant time: NGX_OK, else an HTTP
+ * status.
+ */
+
+ngx_int_t
+ngx_http_identity_cookie_bound(ngx_http_request_t *r, ngx_str_t *state)
+{
+    ngx_int_t  rc;
+    ngx_str_t  name, domain, cookie;
+
+    if (ngx_http_identity_state_cookie(r, &name, &domain) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_identity_cookie_get(r, &name, &cookie);
+
+    if (rc == NGX_HTTP_BAD_REQUEST) {
+        return rc;
+    }
+
+    if (rc != NGX_OK || !ngx_http_identity_secure_equal(&cookie, state)) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "identity: state does not match this browser's");
+        return NGX_HTTP_BAD_REQUEST;
+    }
 
     return NGX_OK;
 }

@@ -35,6 +35,8 @@ ngx_int_t ngx_http_identity_cookie_auth_name(ngx_conf_t *cf,
     ngx_http_identity_loc_conf_t *conf);
 ngx_int_t ngx_http_identity_cookie_collect(ngx_conf_t *cf,
     ngx_http_identity_main_conf_t *imcf, ngx_str_t *name);
+ngx_int_t ngx_http_identity_cookie_bound(ngx_http_request_t *r,
+    ngx_str_t *state);
 
 
 #endif /* _NGX_HTTP_IDENTITY_COOKIE_H_INCLUDED_ */

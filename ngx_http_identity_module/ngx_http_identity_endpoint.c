@@ -7,9 +7,10 @@
 /*
  * The reserved paths under identity_path (/_identity/ by default), routed
  * in the server rewrite phase so that they work whichever location of the
- * server is protected: the login callback, login, logout, back-channel
- * logout and the SAML endpoints.  A step that waits returns NGX_AGAIN and
- * is resumed by endpoint_resume().
+ * server is protected: login and logout here, and the routes each protocol
+ * lists in its table (the login callback, back-channel logout, the SAML
+ * endpoints).  A route that finishes a login goes through login.c.  A step
+ * that waits returns NGX_AGAIN and is resumed by endpoint_resume().
  */
 
 
@@ -21,29 +22,32 @@
 #include "ngx_http_identity_cookie.h"
 #include "ngx_http_identity_error.h"
 #include "ngx_http_identity_login.h"
-#include "ngx_http_identity_oauth.h"
-#include "ngx_http_identity_oidc.h"
+#include "ngx_http_identity_protocol.h"
 #include "ngx_http_identity_request.h"
-#include "ngx_http_identity_saml.h"
 #include "ngx_http_identity_store.h"
 #include "ngx_http_identity_endpoint.h"
 
 
-#define NGX_HTTP_IDENTITY_CALLBACK     1
-#define NGX_HTTP_IDENTITY_LOGIN        2
-#define NGX_HTTP_IDENTITY_LOGOUT       3
-#define NGX_HTTP_IDENTITY_BACKCHANNEL  4
-#define NGX_HTTP_IDENTITY_SAML_ACS     5
-#define NGX_HTTP_IDENTITY_SAML_META    6
-#define NGX_HTTP_IDENTITY_SAML_FINISH  7
-
-
+static ngx_http_identity_route_t *ngx_http_identity_endpoint_route(
+    ngx_http_request_t *r, ngx_str_t *path);
 static ngx_int_t ngx_http_identity_endpoint(ngx_http_request_t *r);
 static void ngx_http_identity_endpoint_resume(ngx_http_request_t *r);
 static ngx_int_t ngx_http_identity_endpoint_failed(ngx_http_request_t *r,
     ngx_int_t rc);
 static ngx_int_t ngx_http_identity_login_endpoint(ngx_http_request_t *r);
 static ngx_int_t ngx_http_identity_logout_endpoint(ngx_http_request_t *r);
+
+
+static ngx_http_identity_route_t  ngx_http_identity_endpoint_routes[] = {
+
+    { ngx_string("login"), ngx_http_identity_login_endpoint,
+      NGX_HTTP_IDENTITY_ROUTE_PAGE },
+
+    { ngx_string("logout"), ngx_http_identity_logout_endpoint,
+      NGX_HTTP_IDENTITY_ROUTE_PAGE },
+
+    { ngx_null_string, NULL, 0 }
+};
 
 
 ngx_int_t
@@ -74,34 +78,8 @@ ngx_http_identity_endpoint_handler(ngx_http_request_t *r)
     rest.data = r->uri.data + iscf->path.len;
     rest.len = r->uri.len - iscf->path.len;
 
-    if (rest.len == 8 && ngx_strncmp(rest.data, "callback", 8) == 0) {
-        ctx->endpoint = NGX_HTTP_IDENTITY_CALLBACK;
-
-    } else if (rest.len == 5 && ngx_strncmp(rest.data, "login", 5) == 0) {
-        ctx->endpoint = NGX_HTTP_IDENTITY_LOGIN;
-
-    } else if (rest.len == 6 && ngx_strncmp(rest.data, "logout", 6) == 0) {
-        ctx->endpoint = NGX_HTTP_IDENTITY_LOGOUT;
-
-    } else if (rest.len == 18
-               && ngx_strncmp(rest.data, "backchannel_logout", 18) == 0)
-    {
-        ctx->endpoint = NGX_HTTP_IDENTITY_BACKCHANNEL;
-
-    } else if (rest.len == 8 && ngx_strncmp(rest.data, "saml/acs", 8) == 0) {
-        ctx->endpoint = NGX_HTTP_IDENTITY_SAML_ACS;
-
-    } else if (rest.len == 13
-               && ngx_strncmp(rest.data, "saml/metadata", 13) == 0)
-    {
-        ctx->endpoint = NGX_HTTP_IDENTITY_SAML_META;
-
-    } else if (rest.len == 11
-               && ngx_strncmp(rest.data, "saml/finish", 11) == 0)
-    {
-        ctx->endpoint = NGX_HTTP_IDENTITY_SAML_FINISH;
-
-    } else {
+    ctx->route = ngx_http_identity_endpoint_route(r, &rest);
+    if (ctx->route == NULL) {
         return NGX_HTTP_NOT_FOUND;
     }
 
@@ -111,9 +89,7 @@ ngx_http_identity_endpoint_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (ctx->endpoint != NGX_HTTP_IDENTITY_BACKCHANNEL
-        && ctx->endpoint != NGX_HTTP_IDENTITY_SAML_ACS)
-    {
+    if (!(ctx->route->flags & NGX_HTTP_IDENTITY_ROUTE_BODY)) {
         if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD|NGX_HTTP_POST))) {
             return NGX_HTTP_NOT_ALLOWED;
         }
@@ -134,6 +110,41 @@ ngx_http_identity_endpoint_handler(ngx_http_request_t *r)
 }
 
 
+/* the module's own routes, then those of the protocols, in their order */
+
+static ngx_http_identity_route_t *
+ngx_http_identity_endpoint_route(ngx_http_request_t *r, ngx_str_t *path)
+{
+    ngx_http_identity_route_t       *rt, **rp;
+    ngx_http_identity_protocol_t   **pp;
+    ngx_http_identity_main_conf_t   *imcf;
+
+    for (rt = ngx_http_identity_endpoint_routes; rt->handler; rt++) {
+        if (rt->path.len == path->len
+            && ngx_strncmp(rt->path.data, path->data, path->len) == 0)
+        {
+            return rt;
+        }
+    }
+
+    imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
+
+    for (pp = imcf->protocols; *pp; pp++) {
+        for (rp = (*pp)->routes; rp && *rp; rp++) {
+            rt = *rp;
+
+            if (rt->path.len == path->len
+                && ngx_strncmp(rt->path.data, path->data, path->len) == 0)
+            {
+                return rt;
+            }
+        }
+    }
+
+    return NULL;
+}
+
+
 static ngx_int_t
 ngx_http_identity_endpoint(ngx_http_request_t *r)
 {
@@ -141,34 +152,11 @@ ngx_http_identity_endpoint(ngx_http_request_t *r)
 
     ctx = ngx_http_identity_get_ctx(r);
 
-    switch (ctx->endpoint) {
-
-    case NGX_HTTP_IDENTITY_CALLBACK:
-
-        if (ctx->provider && ctx->provider->type == NGX_HTTP_IDENTITY_OAUTH) {
-            return ngx_http_identity_oauth_callback(r);
-        }
-
-        return ngx_http_identity_oidc_callback(r);
-
-    case NGX_HTTP_IDENTITY_LOGIN:
-        return ngx_http_identity_login_endpoint(r);
-
-    case NGX_HTTP_IDENTITY_BACKCHANNEL:
-        return ngx_http_identity_oidc_backchannel(r);
-
-    case NGX_HTTP_IDENTITY_SAML_ACS:
-        return ngx_http_identity_saml_acs(r);
-
-    case NGX_HTTP_IDENTITY_SAML_META:
-        return ngx_http_identity_saml_metadata(r);
-
-    case NGX_HTTP_IDENTITY_SAML_FINISH:
-        return ngx_http_identity_saml_finish(r);
-
-    default:
-        return ngx_http_identity_logout_endpoint(r);
+    if (ctx->route->flags & NGX_HTTP_IDENTITY_ROUTE_FINISH) {
+        return ngx_http_identity_login_finish(r, ctx->route->handler);
     }
+
+    return ctx->route->handler(r);
 }
 
 
@@ -195,7 +183,7 @@ static ngx_int_t
 ngx_http_identity_endpoint_failed(ngx_http_request_t *r, ngx_int_t rc)
 {
     ngx_str_t                 arg;
-    ngx_uint_t                reason, back;
+    ngx_uint_t                reason, back, flags;
     ngx_http_identity_ctx_t  *ctx;
 
     /*
@@ -210,6 +198,7 @@ ngx_http_identity_endpoint_failed(ngx_http_request_t *r, ngx_int_t rc)
     ctx = ngx_http_get_module_ctx(r, ngx_http_identity_module);
 
     if (ctx == NULL
+        || ctx->route == NULL
         || rc == NGX_HTTP_NOT_FOUND
         || rc == NGX_HTTP_NOT_ALLOWED
         || rc == NGX_HTTP_CLIENT_CLOSED_REQUEST
@@ -218,18 +207,15 @@ ngx_http_identity_endpoint_failed(ngx_http_request_t *r, ngx_int_t rc)
         return rc;
     }
 
-    /* where the provider's answer comes back, and SAML's second step */
+    flags = ctx->route->flags;
 
-    back = (ctx->endpoint == NGX_HTTP_IDENTITY_CALLBACK
-            || ctx->endpoint == NGX_HTTP_IDENTITY_SAML_ACS
-            || ctx->endpoint == NGX_HTTP_IDENTITY_SAML_FINISH);
-
-    if (!back
-        && ctx->endpoint != NGX_HTTP_IDENTITY_LOGIN
-        && ctx->endpoint != NGX_HTTP_IDENTITY_LOGOUT)
-    {
+    if (!(flags & NGX_HTTP_IDENTITY_ROUTE_PAGE)) {
         return rc;
     }
+
+    /* where the provider's answer comes back, and SAML's second step */
+
+    back = flags & NGX_HTTP_IDENTITY_ROUTE_BACK;
 
     switch (rc) {
 
@@ -243,7 +229,7 @@ ngx_http_identity_endpoint_failed(ngx_http_request_t *r, ngx_int_t rc)
         break;
 
     case NGX_HTTP_FORBIDDEN:
-        reason = (ctx->endpoint == NGX_HTTP_IDENTITY_CALLBACK
+        reason = ((flags & NGX_HTTP_IDENTITY_ROUTE_CANCEL)
                   && ngx_http_arg(r, (u_char *) "error", 5, &arg) == NGX_OK)
                  ? NGX_HTTP_IDENTITY_ERROR_CANCELLED
                  : NGX_HTTP_IDENTITY_ERROR_REFUSED;
@@ -341,7 +327,7 @@ static ngx_int_t
 ngx_http_identity_logout_endpoint(ngx_http_request_t *r)
 {
     ngx_int_t                      rc;
-    ngx_str_t                      path, name, empty, base, back, idp;
+    ngx_str_t                      path, name, empty, idp;
     ngx_http_identity_ctx_t       *ctx;
     ngx_http_identity_loc_conf_t  *ilcf;
     ngx_http_identity_provider_t  *pr;
@@ -398,24 +384,15 @@ ngx_http_identity_logout_endpoint(ngx_http_request_t *r)
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                   "identity: logged out");
 
-    /* with end_session on, the provider's session ends too */
+    /* the provider's session may end too (OpenID Connect end_session) */
 
     pr = ngx_http_identity_find_provider(r, &ctx->session.provider);
 
-    if (pr == NULL || pr->type != NGX_HTTP_IDENTITY_OIDC || !pr->end_session
-        || ngx_http_identity_public_origin(r, &base) != NGX_OK)
-    {
+    if (pr == NULL || pr->protocol->logout == NULL) {
         return NGX_HTTP_MOVED_TEMPORARILY;
     }
 
-    back.data = ngx_pnalloc(r->pool, base.len + path.len);
-    if (back.data == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    back.len = ngx_sprintf(back.data, "%V%V", &base, &path) - back.data;
-
-    rc = ngx_http_identity_oidc_end_session(r, pr, &back, &idp);
+    rc = pr->protocol->logout(r, pr, &path, &idp);
 
     if (rc == NGX_ERROR) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;

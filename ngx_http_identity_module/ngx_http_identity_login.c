@@ -7,9 +7,10 @@
 /*
  * The login lifecycle: a login is prepared (where to return, which auth
  * id) by the access phase or the login endpoint, started by the provider's
- * protocol, bound to the browser by the state cookie, and finished here
- * once the protocol has the claims: a session, its cookie and a redirect
- * back.  A login that fails ends on the error page (error.c).
+ * protocol (its table entry's login), bound to the browser by the state
+ * cookie, and finished here once a route of the protocol has the claims:
+ * claims sanitized, a session, its cookie and a redirect back.  A login
+ * that fails ends on the error page (error.c).
  */
 
 
@@ -22,12 +23,20 @@
 #include "ngx_http_identity_cookie.h"
 #include "ngx_http_identity_crypto.h"
 #include "ngx_http_identity_error.h"
-#include "ngx_http_identity_oauth.h"
-#include "ngx_http_identity_oidc.h"
+#include "ngx_http_identity_protocol.h"
 #include "ngx_http_identity_request.h"
-#include "ngx_http_identity_saml.h"
 #include "ngx_http_identity_store.h"
 #include "ngx_http_identity_login.h"
+
+
+enum {
+    ngx_http_identity_finish_verify = 0,
+    ngx_http_identity_finish_create
+};
+
+
+static ngx_int_t ngx_http_identity_login_create(ngx_http_request_t *r);
+static ngx_int_t ngx_http_identity_login_done(ngx_http_request_t *r);
 
 
 ngx_int_t
@@ -124,6 +133,8 @@ ngx_http_identity_fail(ngx_http_request_t *r, ngx_int_t status,
 }
 
 
+/* the redirect to the provider: ctx->provider and ctx->login are set */
+
 ngx_int_t
 ngx_http_identity_login(ngx_http_request_t *r)
 {
@@ -131,64 +142,48 @@ ngx_http_identity_login(ngx_http_request_t *r)
 
     ctx = ngx_http_identity_get_ctx(r);
 
-    switch (ctx->provider->type) {
-
-    case NGX_HTTP_IDENTITY_SAML:
-        return ngx_http_identity_saml_login(r);
-
-    case NGX_HTTP_IDENTITY_OAUTH:
-        return ngx_http_identity_oauth_login(r);
-
-    default:
-        return ngx_http_identity_oidc_login(r);
-    }
+    return ctx->provider->protocol->login(r);
 }
 
 
 /*
- * The state (OIDC) or RelayState (SAML) that came back must be the one in
- * this browser's state cookie; then its pending login is taken from Redis,
- * once.  NGX_AGAIN, or an HTTP status.
+ * A route that finishes a login: its handler runs until it has verified
+ * the provider's answer (NGX_OK, with ctx->claims, ctx->provider and
+ * ctx->login filled), then the session is made here.  NGX_AGAIN while
+ * waiting, resumed by calling this again; else the status to answer.
  */
 
 ngx_int_t
-ngx_http_identity_login_take_bound(ngx_http_request_t *r, ngx_str_t *state)
+ngx_http_identity_login_finish(ngx_http_request_t *r,
+    ngx_http_identity_route_pt verify)
 {
     ngx_int_t                 rc;
-    ngx_str_t                 name, domain, cookie;
     ngx_http_identity_ctx_t  *ctx;
 
     ctx = ngx_http_identity_get_ctx(r);
 
-    if (ngx_http_identity_state_cookie(r, &name, &domain) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    switch (ctx->finish) {
+
+    case ngx_http_identity_finish_verify:
+
+        rc = verify(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        ctx->finish = ngx_http_identity_finish_create;
+
+        return ngx_http_identity_login_create(r);
+
+    default: /* ngx_http_identity_finish_create */
+        return ngx_http_identity_login_done(r);
     }
-
-    rc = ngx_http_identity_cookie_get(r, &name, &cookie);
-
-    if (rc == NGX_HTTP_BAD_REQUEST) {
-        return rc;
-    }
-
-    if (rc != NGX_OK || !ngx_http_identity_secure_equal(&cookie, state)) {
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "identity: state does not match this browser's");
-        return NGX_HTTP_BAD_REQUEST;
-    }
-
-    ctx->found = 0;
-
-    if (ngx_http_identity_login_take(r, state) != NGX_OK) {
-        return NGX_HTTP_SERVICE_UNAVAILABLE;
-    }
-
-    return NGX_AGAIN;
 }
 
 
 /* a login was accepted: a new session, for ngx_http_identity_login_done() */
 
-ngx_int_t
+static ngx_int_t
 ngx_http_identity_login_create(ngx_http_request_t *r)
 {
     ngx_int_t                       rc;
@@ -227,7 +222,7 @@ ngx_http_identity_login_create(ngx_http_request_t *r)
 
 /* the session is in Redis: its cookie, and back to where the user was */
 
-ngx_int_t
+static ngx_int_t
 ngx_http_identity_login_done(ngx_http_request_t *r)
 {
     ngx_str_t                 name, domain, empty, location;

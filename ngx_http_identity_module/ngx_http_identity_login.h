@@ -13,6 +13,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_identity_module.h"
+#include "ngx_http_identity_protocol.h"
 
 
 ngx_int_t ngx_http_identity_prepare_login(ngx_http_request_t *r,
@@ -20,10 +21,8 @@ ngx_int_t ngx_http_identity_prepare_login(ngx_http_request_t *r,
 ngx_int_t ngx_http_identity_fail(ngx_http_request_t *r,
     ngx_int_t status, ngx_uint_t reason);
 ngx_int_t ngx_http_identity_login(ngx_http_request_t *r);
-ngx_int_t ngx_http_identity_login_take_bound(ngx_http_request_t *r,
-    ngx_str_t *state);
-ngx_int_t ngx_http_identity_login_create(ngx_http_request_t *r);
-ngx_int_t ngx_http_identity_login_done(ngx_http_request_t *r);
+ngx_int_t ngx_http_identity_login_finish(ngx_http_request_t *r,
+    ngx_http_identity_route_pt verify);
 
 
 #endif /* _NGX_HTTP_IDENTITY_LOGIN_H_INCLUDED_ */

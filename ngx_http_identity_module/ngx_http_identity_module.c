@@ -35,12 +35,11 @@
 #include "ngx_http_identity_crypto.h"
 #include "ngx_http_identity_endpoint.h"
 #include "ngx_http_identity_meta.h"
-#include "ngx_http_identity_oidc.h"
+#include "ngx_http_identity_protocol.h"
 #include "ngx_http_identity_provider.h"
 #include "ngx_http_identity_redis.h"
 #include "ngx_http_identity_request.h"
 #include "ngx_http_identity_rules.h"
-#include "ngx_http_identity_saml.h"
 #include "ngx_http_identity_variables.h"
 
 
@@ -306,6 +305,8 @@ ngx_http_identity_create_main_conf(ngx_conf_t *cf)
     {
         return NULL;
     }
+
+    imcf->protocols = ngx_http_identity_protocols;
 
     return imcf;
 }
@@ -658,7 +659,8 @@ ngx_http_identity_init_module(ngx_cycle_t *cycle)
 static ngx_int_t
 ngx_http_identity_init_process(ngx_cycle_t *cycle)
 {
-    ngx_http_identity_main_conf_t  *imcf;
+    ngx_http_identity_protocol_t   **pp;
+    ngx_http_identity_main_conf_t   *imcf;
 
     imcf = ngx_http_cycle_get_module_main_conf(cycle,
                                                ngx_http_identity_module);
@@ -670,17 +672,13 @@ ngx_http_identity_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
-    if (ngx_http_identity_saml_init_process(cycle, imcf->providers.nelts)
-        != NGX_OK)
-    {
-        return NGX_ERROR;
+    for (pp = imcf->protocols; *pp; pp++) {
+        if ((*pp)->init_process && (*pp)->init_process(cycle) != NGX_OK) {
+            return NGX_ERROR;
+        }
     }
 
-    if (ngx_http_identity_redis_init(cycle, &imcf->redis) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    return ngx_http_identity_oidc_init_process(cycle);
+    return ngx_http_identity_redis_init(cycle, &imcf->redis);
 }
 
 

@@ -42,11 +42,14 @@
 
 
 typedef struct ngx_http_identity_oidc_cache_s  ngx_http_identity_oidc_cache_t;
+typedef struct ngx_http_identity_protocol_s    ngx_http_identity_protocol_t;
+typedef struct ngx_http_identity_route_s       ngx_http_identity_route_t;
 
 
 typedef struct {
     ngx_str_t                        name;
     ngx_uint_t                       type;
+    ngx_http_identity_protocol_t    *protocol;    /* picked by type */
     ngx_uint_t                       index;
     ngx_uint_t                       defined;
 
@@ -111,6 +114,7 @@ typedef struct {
 typedef struct {
     ngx_http_identity_redis_conf_t   redis;
     ngx_array_t                      providers;   /* of provider * */
+    ngx_http_identity_protocol_t   **protocols;   /* NULL-terminated */
     ngx_thread_pool_t               *thread_pool;
     ngx_str_t                        key_prefix;
     u_char                          *token_key;   /* AES-256, or NULL */
@@ -197,7 +201,8 @@ typedef void (*ngx_http_identity_resume_pt)(ngx_http_request_t *r);
 
 struct ngx_http_identity_ctx_s {
     ngx_uint_t                       protect;         /* access phase step */
-    ngx_uint_t                       endpoint;
+    ngx_http_identity_route_t       *route;           /* reserved path */
+    ngx_uint_t                       finish;          /* login.c's step */
     ngx_uint_t                       state;           /* protocol step */
     ngx_int_t                        status;          /* final answer */
     ngx_uint_t                       need;            /* session fields */

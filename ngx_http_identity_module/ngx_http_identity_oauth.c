@@ -30,10 +30,10 @@
 
 #include "ngx_http_identity_module.h"
 #include "ngx_http_identity_request.h"
-#include "ngx_http_identity_login.h"
 #include "ngx_http_identity_crypto.h"
 #include "ngx_http_identity_task.h"
 #include "ngx_http_identity_fetch.h"
+#include "ngx_http_identity_protocol.h"
 #include "ngx_http_identity_oauth2.h"
 #include "ngx_http_identity_oauth.h"
 
@@ -64,7 +64,6 @@ enum {
     ngx_http_identity_oauth_start = 0,
     ngx_http_identity_oauth_saving,
     ngx_http_identity_oauth_exchange,
-    ngx_http_identity_oauth_creating,
     ngx_http_identity_oauth_failed
 };
 
@@ -89,7 +88,7 @@ typedef struct {
 
 /* NUL-terminated copies of the configuration, read by the thread tasks */
 
-struct ngx_http_identity_oauth_conf_s {
+typedef struct {
     ngx_http_identity_oauth2_client_t   client;
     char                               *authorization_endpoint;
     char                               *userinfo_endpoint;
@@ -101,7 +100,7 @@ struct ngx_http_identity_oauth_conf_s {
     ngx_uint_t                          microsoft;
     ngx_uint_t                          client_id_header;
     ngx_msec_t                          timeout;
-};
+} ngx_http_identity_oauth_conf_t;
 
 
 typedef struct {
@@ -128,6 +127,11 @@ typedef struct {
 } ngx_http_identity_oauth_task_t;
 
 
+static char *ngx_http_identity_oauth_conf(ngx_conf_t *cf,
+    ngx_http_identity_provider_t *pr);
+static ngx_int_t ngx_http_identity_oauth_login(ngx_http_request_t *r);
+static ngx_int_t ngx_http_identity_oauth_callback(ngx_http_request_t *r);
+static ngx_int_t ngx_http_identity_oauth_refresh(ngx_http_request_t *r);
 static ngx_http_identity_oauth_task_t *ngx_http_identity_oauth_task(
     ngx_http_request_t *r);
 static void ngx_http_identity_oauth_exchange_run(void *data);
@@ -241,9 +245,27 @@ static char  *ngx_http_identity_oauth_generic_claims[5] = {
 };
 
 
+static ngx_http_identity_route_t  *ngx_http_identity_oauth_routes[] = {
+    &ngx_http_identity_oauth2_callback_route,
+    NULL
+};
+
+
+ngx_http_identity_protocol_t  ngx_http_identity_oauth_protocol = {
+    ngx_string("oauth"),
+    ngx_http_identity_oauth_conf,
+    NULL,                                   /* init_process */
+    ngx_http_identity_oauth_login,
+    ngx_http_identity_oauth_callback,
+    ngx_http_identity_oauth_refresh,
+    NULL,                                   /* logout */
+    ngx_http_identity_oauth_routes
+};
+
+
 /* the end of an identity_provider block of type oauth */
 
-char *
+static char *
 ngx_http_identity_oauth_conf(ngx_conf_t *cf, ngx_http_identity_provider_t *pr)
 {
     ngx_uint_t                         i;
@@ -395,9 +417,6 @@ ngx_http_identity_oauth_conf(ngx_conf_t *cf, ngx_http_identity_provider_t *pr)
         pr->issuer.len = ngx_strlen(pr->issuer.data);
     }
 
-    ngx_http_identity_oauth2_set_callback(NGX_HTTP_IDENTITY_OAUTH,
-                                          ngx_http_identity_oauth_callback);
-
     return NGX_CONF_OK;
 }
 
@@ -503,7 +522,7 @@ ngx_http_identity_oauth_strdup(ngx_conf_t *cf, ngx_str_t *s, char *dflt)
 
 /* login: a pending login in Redis, then the redirect */
 
-ngx_int_t
+static ngx_int_t
 ngx_http_identity_oauth_login(ngx_http_request_t *r)
 {
     ngx_int_t                        rc;
@@ -540,9 +559,12 @@ ngx_http_identity_oauth_login(ngx_http_request_t *r)
 }
 
 
-/* the callback, once the pending login was taken: code for tokens */
+/*
+ * The callback, once the OAuth 2.0 core took the pending login: code for
+ * tokens, then the user info; NGX_OK with the claims in ctx->claims.
+ */
 
-ngx_int_t
+static ngx_int_t
 ngx_http_identity_oauth_callback(ngx_http_request_t *r)
 {
     ngx_http_identity_ctx_t         *ctx;
@@ -579,12 +601,11 @@ ngx_http_identity_oauth_callback(ngx_http_request_t *r)
             return ctx->status;
         }
 
-        ctx->state = ngx_http_identity_oauth_creating;
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "identity: callback verified by provider \"%V\"",
+                       &ctx->provider->name);
 
-        return ngx_http_identity_login_create(r);
-
-    case ngx_http_identity_oauth_creating:
-        return ngx_http_identity_login_done(r);
+        return NGX_OK;
 
     default:
         return ctx->status ? ctx->status : NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -599,7 +620,7 @@ ngx_http_identity_oauth_callback(ngx_http_request_t *r)
  * refuses) or 503; NGX_DECLINED when there is nothing to check with.
  */
 
-ngx_int_t
+static ngx_int_t
 ngx_http_identity_oauth_refresh(ngx_http_request_t *r)
 {
     ngx_str_t                        plain;

@@ -32,36 +32,34 @@
 
 #include "ngx_http_identity_module.h"
 #include "ngx_http_identity_request.h"
-#include "ngx_http_identity_login.h"
 #include "ngx_http_identity_crypto.h"
 #include "ngx_http_identity_cookie.h"
 #include "ngx_http_identity_store.h"
 #include "ngx_http_identity_fetch.h"
+#include "ngx_http_identity_protocol.h"
 #include "ngx_http_identity_oauth2.h"
 
 
 #define NGX_HTTP_IDENTITY_OAUTH2_CODE_MAX  2048
 
 
+static ngx_int_t ngx_http_identity_oauth2_callback(ngx_http_request_t *r);
+static ngx_int_t ngx_http_identity_oauth2_take(ngx_http_request_t *r);
+static ngx_int_t ngx_http_identity_oauth2_taken(ngx_http_request_t *r);
+
+
 /*
- * The callback URL is one for every provider: the pending login names the
- * provider, and a protocol that set its handler here goes on from there.
- * Set while the configuration is read, by type; it stands in for the
- * protocol table until there is one.
+ * The redirect_uri is one for every provider of the family, OpenID Connect
+ * and OAuth alike: the pending login names the provider, whose protocol's
+ * callback goes on from there.
  */
 
-static ngx_http_identity_oauth2_handler_pt
-    ngx_http_identity_oauth2_callbacks[NGX_HTTP_IDENTITY_OAUTH + 1];
-
-
-void
-ngx_http_identity_oauth2_set_callback(ngx_uint_t type,
-    ngx_http_identity_oauth2_handler_pt handler)
-{
-    if (type <= NGX_HTTP_IDENTITY_OAUTH) {
-        ngx_http_identity_oauth2_callbacks[type] = handler;
-    }
-}
+ngx_http_identity_route_t  ngx_http_identity_oauth2_callback_route = {
+    ngx_string("callback"),
+    ngx_http_identity_oauth2_callback,
+    NGX_HTTP_IDENTITY_ROUTE_FINISH|NGX_HTTP_IDENTITY_ROUTE_PAGE
+    |NGX_HTTP_IDENTITY_ROUTE_BACK|NGX_HTTP_IDENTITY_ROUTE_CANCEL
+};
 
 
 /*
@@ -216,14 +214,42 @@ ngx_http_identity_oauth2_redirect(ngx_http_request_t *r, char *endpoint,
 
 
 /*
- * The redirect_uri, first step: code and state, or an error from the
- * provider; the pending login the state names is taken (bound to the
- * state cookie).  NGX_AGAIN, then ngx_http_identity_oauth2_taken().
+ * The redirect_uri: the pending login the state names is taken, then the
+ * provider's protocol goes on with its callback, from its first state,
+ * until it has the claims (NGX_OK).  ctx->provider is set once the
+ * pending login was taken.
  */
 
-ngx_int_t
+static ngx_int_t
 ngx_http_identity_oauth2_callback(ngx_http_request_t *r)
 {
+    ngx_http_identity_ctx_t  *ctx;
+
+    ctx = ngx_http_identity_get_ctx(r);
+
+    if (ctx->provider) {
+        return ctx->provider->protocol->callback(r);
+    }
+
+    if (ctx->state == 0) {
+        ctx->state = 1;
+        return ngx_http_identity_oauth2_take(r);
+    }
+
+    return ngx_http_identity_oauth2_taken(r);
+}
+
+
+/*
+ * The redirect_uri, first step: code and state, or an error from the
+ * provider; the pending login the state names is taken, bound to this
+ * browser's state cookie.  NGX_AGAIN, or an HTTP status.
+ */
+
+static ngx_int_t
+ngx_http_identity_oauth2_take(ngx_http_request_t *r)
+{
+    ngx_int_t                 rc;
     ngx_str_t                 arg;
     ngx_http_identity_ctx_t  *ctx;
 
@@ -252,22 +278,27 @@ ngx_http_identity_oauth2_callback(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    return ngx_http_identity_login_take_bound(r, &ctx->state_param);
+    rc = ngx_http_identity_cookie_bound(r, &ctx->state_param);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    ctx->found = 0;
+
+    if (ngx_http_identity_login_take(r, &ctx->state_param) != NGX_OK) {
+        return NGX_HTTP_SERVICE_UNAVAILABLE;
+    }
+
+    return NGX_AGAIN;
 }
 
 
-/*
- * The redirect_uri, second step: the pending login was taken, and names
- * its provider.  A login of a protocol that set its callback handler goes
- * on there, from its first state; NGX_DECLINED lets the caller go on with
- * its own.
- */
+/* the redirect_uri, second step: the pending login names its provider */
 
-ngx_int_t
+static ngx_int_t
 ngx_http_identity_oauth2_taken(ngx_http_request_t *r)
 {
-    ngx_http_identity_ctx_t              *ctx;
-    ngx_http_identity_oauth2_handler_pt   handler;
+    ngx_http_identity_ctx_t  *ctx;
 
     ctx = ngx_http_identity_get_ctx(r);
 
@@ -282,24 +313,23 @@ ngx_http_identity_oauth2_taken(ngx_http_request_t *r)
     }
 
     ctx->provider = ngx_http_identity_find_provider(r, &ctx->login.provider);
-    if (ctx->provider == NULL) {
+
+    if (ctx->provider == NULL || ctx->provider->protocol->callback == NULL) {
+        ctx->provider = NULL;
+
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "identity: login for unknown provider \"%V\"",
                       &ctx->login.provider);
         return NGX_HTTP_BAD_REQUEST;
     }
 
-    handler = (ctx->provider->type <= NGX_HTTP_IDENTITY_OAUTH)
-              ? ngx_http_identity_oauth2_callbacks[ctx->provider->type]
-              : NULL;
-
-    if (handler == NULL) {
-        return NGX_DECLINED;
-    }
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "identity: callback for provider \"%V\"",
+                   &ctx->provider->name);
 
     ctx->state = 0;
 
-    return handler(r);
+    return ctx->provider->protocol->callback(r);
 }
 
 

@@ -17,12 +17,8 @@
 #include <oauth2/http.h>
 #include <oauth2/log.h>
 
+#include "ngx_http_identity_module.h"
 #include "ngx_http_identity_fetch.h"
-
-
-/* a protocol's own step, once the callback's pending login was taken */
-typedef ngx_int_t (*ngx_http_identity_oauth2_handler_pt)(
-    ngx_http_request_t *r);
 
 
 /* NUL-terminated copies, read by the thread tasks */
@@ -43,15 +39,15 @@ typedef struct {
 } ngx_http_identity_oauth2_grant_t;
 
 
+/* the redirect_uri, in the routes of OpenID Connect and OAuth */
+extern ngx_http_identity_route_t  ngx_http_identity_oauth2_callback_route;
+
+
 /* on the loop */
-void ngx_http_identity_oauth2_set_callback(ngx_uint_t type,
-    ngx_http_identity_oauth2_handler_pt handler);
 ngx_int_t ngx_http_identity_oauth2_login(ngx_http_request_t *r,
     ngx_uint_t nonce);
 ngx_int_t ngx_http_identity_oauth2_redirect(ngx_http_request_t *r,
     char *endpoint, ngx_uint_t pkce, ngx_str_t *nonce);
-ngx_int_t ngx_http_identity_oauth2_callback(ngx_http_request_t *r);
-ngx_int_t ngx_http_identity_oauth2_taken(ngx_http_request_t *r);
 ngx_int_t ngx_http_identity_oauth2_grant(ngx_http_request_t *r,
     ngx_uint_t pkce, ngx_http_identity_oauth2_grant_t *grant);
 

@@ -39,12 +39,12 @@
 
 #include "ngx_http_identity_module.h"
 #include "ngx_http_identity_request.h"
-#include "ngx_http_identity_login.h"
 #include "ngx_http_identity_crypto.h"
 #include "ngx_http_identity_store.h"
 #include "ngx_http_identity_task.h"
 #include "ngx_http_identity_body.h"
 #include "ngx_http_identity_fetch.h"
+#include "ngx_http_identity_protocol.h"
 #include "ngx_http_identity_oauth2.h"
 #include "ngx_http_identity_oidc.h"
 
@@ -53,9 +53,8 @@ enum {
     ngx_http_identity_oidc_start = 0,
     ngx_http_identity_oidc_discovery,
     ngx_http_identity_oidc_saving,
-    ngx_http_identity_oidc_taking,
     ngx_http_identity_oidc_exchange,
-    ngx_http_identity_oidc_creating,
+    ngx_http_identity_oidc_revoking,
     ngx_http_identity_oidc_reading,
     ngx_http_identity_oidc_failed
 };
@@ -135,6 +134,14 @@ typedef struct {
 } ngx_http_identity_oidc_exchange_t;
 
 
+static char *ngx_http_identity_oidc_conf(ngx_conf_t *cf,
+    ngx_http_identity_provider_t *pr);
+static ngx_int_t ngx_http_identity_oidc_init_process(ngx_cycle_t *cycle);
+static ngx_int_t ngx_http_identity_oidc_login(ngx_http_request_t *r);
+static ngx_int_t ngx_http_identity_oidc_callback(ngx_http_request_t *r);
+static ngx_int_t ngx_http_identity_oidc_logout(ngx_http_request_t *r,
+    ngx_http_identity_provider_t *pr, ngx_str_t *path, ngx_str_t *url);
+static ngx_int_t ngx_http_identity_oidc_backchannel(ngx_http_request_t *r);
 static ngx_int_t ngx_http_identity_oidc_need_metadata(ngx_http_request_t *r,
     ngx_http_identity_provider_t *provider);
 static ngx_int_t ngx_http_identity_oidc_discover(ngx_http_request_t *r,
@@ -193,10 +200,80 @@ static ngx_http_identity_oidc_cache_t *ngx_http_identity_oidc_cache(
     ngx_http_identity_provider_t *provider);
 
 
+static ngx_http_identity_route_t  ngx_http_identity_oidc_backchannel_route = {
+    ngx_string("backchannel_logout"),
+    ngx_http_identity_oidc_backchannel,
+    NGX_HTTP_IDENTITY_ROUTE_BODY
+};
+
+
+static ngx_http_identity_route_t  *ngx_http_identity_oidc_routes[] = {
+    &ngx_http_identity_oauth2_callback_route,
+    &ngx_http_identity_oidc_backchannel_route,
+    NULL
+};
+
+
+ngx_http_identity_protocol_t  ngx_http_identity_oidc_protocol = {
+    ngx_string("oidc"),
+    ngx_http_identity_oidc_conf,
+    ngx_http_identity_oidc_init_process,
+    ngx_http_identity_oidc_login,
+    ngx_http_identity_oidc_callback,
+    NULL,                                   /* refresh */
+    ngx_http_identity_oidc_logout,
+    ngx_http_identity_oidc_routes
+};
+
+
 static ngx_array_t  ngx_http_identity_oidc_caches;  /* per worker */
 
 
-ngx_int_t
+/* the end of an identity_provider block of type oidc */
+
+static char *
+ngx_http_identity_oidc_conf(ngx_conf_t *cf, ngx_http_identity_provider_t *pr)
+{
+    ngx_str_t  *alg;
+
+    if (pr->issuer.len == 0 || pr->client_id.len == 0
+        || pr->client_secret.len == 0)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "identity provider \"%V\" needs \"issuer\", "
+                           "\"client_id\" and \"client_secret\"", &pr->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (pr->scopes.len == 0) {
+        ngx_str_set(&pr->scopes, "openid email profile");
+    }
+
+    ngx_conf_init_uint_value(pr->token_auth, NGX_HTTP_IDENTITY_AUTH_BASIC);
+    ngx_conf_init_uint_value(pr->userinfo, NGX_HTTP_IDENTITY_USERINFO_AUTO);
+    ngx_conf_init_value(pr->end_session, 0);
+    ngx_conf_init_value(pr->jwks_refetch_interval, 60);
+
+    if (pr->signing_algs == NGX_CONF_UNSET_PTR) {
+        pr->signing_algs = ngx_array_create(cf->pool, 2, sizeof(ngx_str_t));
+        if (pr->signing_algs == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        alg = ngx_array_push_n(pr->signing_algs, 2);
+        if (alg == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_str_set(&alg[0], "RS256");
+        ngx_str_set(&alg[1], "ES256");
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
 ngx_http_identity_oidc_init_process(ngx_cycle_t *cycle)
 {
     ngx_uint_t                       i;
@@ -293,13 +370,29 @@ ngx_http_identity_oidc_cache(ngx_http_identity_provider_t *provider)
  * NGX_DECLINED if this worker has not discovered one.
  */
 
-ngx_int_t
-ngx_http_identity_oidc_end_session(ngx_http_request_t *r,
-    ngx_http_identity_provider_t *pr, ngx_str_t *back, ngx_str_t *url)
+static ngx_int_t
+ngx_http_identity_oidc_logout(ngx_http_request_t *r,
+    ngx_http_identity_provider_t *pr, ngx_str_t *path, ngx_str_t *url)
 {
     u_char                          *p, sep;
     size_t                           len;
+    ngx_str_t                        base, back;
     ngx_http_identity_oidc_cache_t  *cache;
+
+    /* with end_session on, the provider's session ends too */
+
+    if (!pr->end_session
+        || ngx_http_identity_public_origin(r, &base) != NGX_OK)
+    {
+        return NGX_DECLINED;
+    }
+
+    back.data = ngx_pnalloc(r->pool, base.len + path->len);
+    if (back.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    back.len = ngx_sprintf(back.data, "%V%V", &base, path) - back.data;
 
     cache = ngx_http_identity_oidc_cache(pr);
 
@@ -309,7 +402,7 @@ ngx_http_identity_oidc_end_session(ngx_http_request_t *r,
 
     len = ngx_strlen(cache->end_session_endpoint)
           + sizeof("?client_id=&post_logout_redirect_uri=") - 1
-          + 3 * pr->client_id.len + 3 * back->len;
+          + 3 * pr->client_id.len + 3 * back.len;
 
     url->data = ngx_pnalloc(r->pool, len);
     if (url->data == NULL) {
@@ -324,7 +417,7 @@ ngx_http_identity_oidc_end_session(ngx_http_request_t *r,
                                   NGX_ESCAPE_URI_COMPONENT);
     p = ngx_cpymem(p, "&post_logout_redirect_uri=",
                    sizeof("&post_logout_redirect_uri=") - 1);
-    p = (u_char *) ngx_escape_uri(p, back->data, back->len,
+    p = (u_char *) ngx_escape_uri(p, back.data, back.len,
                                   NGX_ESCAPE_URI_COMPONENT);
 
     url->len = p - url->data;
@@ -335,7 +428,7 @@ ngx_http_identity_oidc_end_session(ngx_http_request_t *r,
 
 /* login: discovery if needed, a pending login in Redis, then a redirect */
 
-ngx_int_t
+static ngx_int_t
 ngx_http_identity_oidc_login(ngx_http_request_t *r)
 {
     ngx_int_t                 rc;
@@ -707,32 +800,22 @@ ngx_http_identity_oidc_redirect(ngx_http_request_t *r)
 
 
 /*
- * The redirect_uri, for every provider: the OAuth 2.0 core takes the
- * pending login, and hands a login of another protocol over to it.
+ * The callback, once the OAuth 2.0 core took the pending login: the
+ * metadata if stale, then the code for tokens and the ID token verified;
+ * NGX_OK with the claims in ctx->claims.
  */
 
-ngx_int_t
+static ngx_int_t
 ngx_http_identity_oidc_callback(ngx_http_request_t *r)
 {
-    ngx_int_t                        rc;
-    ngx_http_identity_ctx_t         *ctx;
+    ngx_int_t                 rc;
+    ngx_http_identity_ctx_t  *ctx;
 
     ctx = ngx_http_identity_get_ctx(r);
 
     switch (ctx->state) {
 
     case ngx_http_identity_oidc_start:
-
-        ctx->state = ngx_http_identity_oidc_taking;
-
-        return ngx_http_identity_oauth2_callback(r);
-
-    case ngx_http_identity_oidc_taking:
-
-        rc = ngx_http_identity_oauth2_taken(r);
-        if (rc != NGX_DECLINED) {
-            return rc;
-        }
 
         rc = ngx_http_identity_oidc_need_metadata(r, ctx->provider);
         if (rc != NGX_DECLINED) {
@@ -747,12 +830,11 @@ ngx_http_identity_oidc_callback(ngx_http_request_t *r)
 
     case ngx_http_identity_oidc_exchange:
 
-        ctx->state = ngx_http_identity_oidc_creating;
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "identity: callback verified by provider \"%V\"",
+                       &ctx->provider->name);
 
-        return ngx_http_identity_login_create(r);
-
-    case ngx_http_identity_oidc_creating:
-        return ngx_http_identity_login_done(r);
+        return NGX_OK;
 
     default:
         return ctx->status ? ctx->status : NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -831,7 +913,7 @@ ngx_http_identity_oidc_post_exchange(ngx_http_request_t *r)
  * of that user (sub), end.  200 on success, 400 for any invalid token.
  */
 
-ngx_int_t
+static ngx_int_t
 ngx_http_identity_oidc_backchannel(ngx_http_request_t *r)
 {
     ngx_int_t                           rc;
@@ -907,10 +989,10 @@ ngx_http_identity_oidc_backchannel(ngx_http_request_t *r)
             return NGX_HTTP_SERVICE_UNAVAILABLE;
         }
 
-        ctx->state = ngx_http_identity_oidc_creating;
+        ctx->state = ngx_http_identity_oidc_revoking;
         return NGX_AGAIN;
 
-    case ngx_http_identity_oidc_creating:
+    case ngx_http_identity_oidc_revoking:
 
         if (ctx->redis_error) {
             return NGX_HTTP_SERVICE_UNAVAILABLE;

@@ -17,8 +17,10 @@
 
 #include "ngx_http_identity_module.h"
 #include "ngx_http_identity_crypto.h"
-#include "ngx_http_identity_oauth.h"
+#include "ngx_http_identity_protocol.h"
+#include "ngx_http_identity_oidc.h"
 #include "ngx_http_identity_saml.h"
+#include "ngx_http_identity_oauth.h"
 #include "ngx_http_identity_provider.h"
 
 
@@ -44,6 +46,16 @@ static char *ngx_http_identity_attribute_map(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static ngx_http_identity_provider_t *ngx_http_identity_provider_get(
     ngx_conf_t *cf, ngx_str_t *name);
+
+
+/* a provider's "type" picks one, and is its index + 1 */
+
+ngx_http_identity_protocol_t  *ngx_http_identity_protocols[] = {
+    &ngx_http_identity_oidc_protocol,       /* NGX_HTTP_IDENTITY_OIDC */
+    &ngx_http_identity_saml_protocol,       /* NGX_HTTP_IDENTITY_SAML */
+    &ngx_http_identity_oauth_protocol,      /* NGX_HTTP_IDENTITY_OAUTH */
+    NULL
+};
 
 
 static ngx_conf_enum_t  ngx_http_identity_userinfo[] = {
@@ -187,7 +199,7 @@ ngx_http_identity_provider_block(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf)
 {
     char                          *rv;
-    ngx_str_t                     *value, *alg;
+    ngx_str_t                     *value;
     ngx_conf_t                     save;
     ngx_http_identity_provider_t  *pr;
 
@@ -271,54 +283,7 @@ ngx_http_identity_provider_block(ngx_conf_t *cf, ngx_command_t *cmd,
         pr->userinfo_refresh_interval = 0;
     }
 
-    if (pr->type == NGX_HTTP_IDENTITY_SAML) {
-        if (pr->nameid_format.len == 0) {
-            ngx_str_set(&pr->nameid_format,
-                "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent");
-        }
-
-        return ngx_http_identity_saml_conf(cf, pr);
-    }
-
-    if (pr->type == NGX_HTTP_IDENTITY_OAUTH) {
-        return ngx_http_identity_oauth_conf(cf, pr);
-    }
-
-
-    if (pr->issuer.len == 0 || pr->client_id.len == 0
-        || pr->client_secret.len == 0)
-    {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "identity provider \"%V\" needs \"issuer\", "
-                           "\"client_id\" and \"client_secret\"", &pr->name);
-        return NGX_CONF_ERROR;
-    }
-
-    if (pr->scopes.len == 0) {
-        ngx_str_set(&pr->scopes, "openid email profile");
-    }
-
-    ngx_conf_init_uint_value(pr->token_auth, NGX_HTTP_IDENTITY_AUTH_BASIC);
-    ngx_conf_init_uint_value(pr->userinfo, NGX_HTTP_IDENTITY_USERINFO_AUTO);
-    ngx_conf_init_value(pr->end_session, 0);
-    ngx_conf_init_value(pr->jwks_refetch_interval, 60);
-
-    if (pr->signing_algs == NGX_CONF_UNSET_PTR) {
-        pr->signing_algs = ngx_array_create(cf->pool, 2, sizeof(ngx_str_t));
-        if (pr->signing_algs == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        alg = ngx_array_push_n(pr->signing_algs, 2);
-        if (alg == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        ngx_str_set(&alg[0], "RS256");
-        ngx_str_set(&alg[1], "ES256");
-    }
-
-    return NGX_CONF_OK;
+    return pr->protocol->conf(cf, pr);
 }
 
 
@@ -367,23 +332,21 @@ ngx_http_identity_provider_type(ngx_conf_t *cf, ngx_command_t *cmd,
 {
     ngx_http_identity_provider_t *pr = conf;
 
-    ngx_str_t  *value;
+    ngx_str_t   *value, *name;
+    ngx_uint_t   i;
 
     value = cf->args->elts;
 
-    if (value[1].len == 4 && ngx_strncmp(value[1].data, "oidc", 4) == 0) {
-        pr->type = NGX_HTTP_IDENTITY_OIDC;
-        return NGX_CONF_OK;
-    }
+    for (i = 0; ngx_http_identity_protocols[i]; i++) {
+        name = &ngx_http_identity_protocols[i]->name;
 
-    if (value[1].len == 4 && ngx_strncmp(value[1].data, "saml", 4) == 0) {
-        pr->type = NGX_HTTP_IDENTITY_SAML;
-        return NGX_CONF_OK;
-    }
-
-    if (value[1].len == 5 && ngx_strncmp(value[1].data, "oauth", 5) == 0) {
-        pr->type = NGX_HTTP_IDENTITY_OAUTH;
-        return NGX_CONF_OK;
+        if (value[1].len == name->len
+            && ngx_strncmp(value[1].data, name->data, name->len) == 0)
+        {
+            pr->type = i + 1;
+            pr->protocol = ngx_http_identity_protocols[i];
+            return NGX_CONF_OK;
+        }
     }
 
     ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,

@@ -15,6 +15,9 @@
 #include "ngx_http_identity_module.h"
 
 
+extern ngx_http_identity_protocol_t  *ngx_http_identity_protocols[];
+
+
 char *ngx_http_identity_provider_block(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 char *ngx_http_identity_identity(ngx_conf_t *cf, ngx_command_t *cmd,

@@ -41,15 +41,15 @@
 
 #include "ngx_http_identity_module.h"
 #include "ngx_http_identity_request.h"
-#include "ngx_http_identity_login.h"
 #include "ngx_http_identity_crypto.h"
 #include "ngx_http_identity_cookie.h"
 #include "ngx_http_identity_store.h"
 #include "ngx_http_identity_task.h"
 #include "ngx_http_identity_body.h"
 #include "ngx_http_identity_fetch.h"
-#include "ngx_http_identity_saml.h"
 #include "ngx_http_identity_claims.h"
+#include "ngx_http_identity_protocol.h"
+#include "ngx_http_identity_saml.h"
 
 
 #define NGX_HTTP_IDENTITY_SAML_RESPONSE_MAX  (256 * 1024)
@@ -64,7 +64,6 @@ enum {
     ngx_http_identity_saml_checking,
     ngx_http_identity_saml_once,
     ngx_http_identity_saml_parking,
-    ngx_http_identity_saml_creating,
     ngx_http_identity_saml_failed
 };
 
@@ -112,6 +111,14 @@ typedef struct {
 #define NGX_HTTP_IDENTITY_SAML_RETRY  10     /* s between failed refreshes */
 
 
+static ngx_int_t ngx_http_identity_saml_init(ngx_log_t *log);
+static char *ngx_http_identity_saml_conf(ngx_conf_t *cf,
+    ngx_http_identity_provider_t *pr);
+static ngx_int_t ngx_http_identity_saml_init_process(ngx_cycle_t *cycle);
+static ngx_int_t ngx_http_identity_saml_login(ngx_http_request_t *r);
+static ngx_int_t ngx_http_identity_saml_acs(ngx_http_request_t *r);
+static ngx_int_t ngx_http_identity_saml_finish(ngx_http_request_t *r);
+static ngx_int_t ngx_http_identity_saml_metadata(ngx_http_request_t *r);
 static ngx_int_t ngx_http_identity_saml_sp(ngx_http_request_t *r,
     ngx_http_identity_provider_t *pr, ngx_http_identity_saml_task_t *t);
 static ngx_int_t ngx_http_identity_saml_post(ngx_http_request_t *r,
@@ -170,9 +177,57 @@ static ngx_http_identity_provider_t *ngx_http_identity_saml_here(
     ngx_http_request_t *r, ngx_str_t *name);
 
 
+/*
+ * The ACS answers a POST from the IdP, reading its body; the finish step
+ * is where the login is bound to the browser, and finished.
+ */
+
+static ngx_http_identity_route_t  ngx_http_identity_saml_acs_route = {
+    ngx_string("saml/acs"),
+    ngx_http_identity_saml_acs,
+    NGX_HTTP_IDENTITY_ROUTE_PAGE|NGX_HTTP_IDENTITY_ROUTE_BACK
+    |NGX_HTTP_IDENTITY_ROUTE_BODY
+};
+
+
+static ngx_http_identity_route_t  ngx_http_identity_saml_metadata_route = {
+    ngx_string("saml/metadata"),
+    ngx_http_identity_saml_metadata,
+    0
+};
+
+
+static ngx_http_identity_route_t  ngx_http_identity_saml_finish_route = {
+    ngx_string("saml/finish"),
+    ngx_http_identity_saml_finish,
+    NGX_HTTP_IDENTITY_ROUTE_FINISH|NGX_HTTP_IDENTITY_ROUTE_PAGE
+    |NGX_HTTP_IDENTITY_ROUTE_BACK
+};
+
+
+static ngx_http_identity_route_t  *ngx_http_identity_saml_routes[] = {
+    &ngx_http_identity_saml_acs_route,
+    &ngx_http_identity_saml_metadata_route,
+    &ngx_http_identity_saml_finish_route,
+    NULL
+};
+
+
+ngx_http_identity_protocol_t  ngx_http_identity_saml_protocol = {
+    ngx_string("saml"),
+    ngx_http_identity_saml_conf,
+    ngx_http_identity_saml_init_process,
+    ngx_http_identity_saml_login,
+    NULL,                                   /* callback */
+    NULL,                                   /* refresh */
+    NULL,                                   /* logout */
+    ngx_http_identity_saml_routes
+};
+
+
 /* lasso and libxml2 are set up once, in the master, before any thread */
 
-ngx_int_t
+static ngx_int_t
 ngx_http_identity_saml_init(ngx_log_t *log)
 {
     static ngx_uint_t  done;
@@ -212,7 +267,7 @@ ngx_http_identity_saml_log(const gchar *domain, GLogLevelFlags level,
  * would; the IdP's entity id becomes the provider's issuer.
  */
 
-char *
+static char *
 ngx_http_identity_saml_conf(ngx_conf_t *cf, ngx_http_identity_provider_t *pr)
 {
     char            *md, *id;
@@ -229,6 +284,11 @@ ngx_http_identity_saml_conf(ngx_conf_t *cf, ngx_http_identity_provider_t *pr)
                            "\"sp_certificate\" and \"sp_certificate_key\"",
                            &pr->name);
         return NGX_CONF_ERROR;
+    }
+
+    if (pr->nameid_format.len == 0) {
+        ngx_str_set(&pr->nameid_format,
+            "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent");
     }
 
     if (ngx_http_identity_saml_init(cf->log) != NGX_OK) {
@@ -302,7 +362,7 @@ ngx_http_identity_saml_conf(ngx_conf_t *cf, ngx_http_identity_provider_t *pr)
 
 /* login: a signed AuthnRequest, a pending login in Redis, a redirect */
 
-ngx_int_t
+static ngx_int_t
 ngx_http_identity_saml_login(ngx_http_request_t *r)
 {
     ngx_str_t                       name, domain, location;
@@ -512,7 +572,7 @@ ngx_http_identity_saml_authn_done(ngx_http_request_t *r, void *data)
 
 /* the SP's metadata, for the IdP to be configured from */
 
-ngx_int_t
+static ngx_int_t
 ngx_http_identity_saml_metadata(ngx_http_request_t *r)
 {
     ngx_int_t                       rc;
@@ -582,7 +642,7 @@ ngx_http_identity_saml_metadata(ngx_http_request_t *r)
  * is checked there, and the session made.
  */
 
-ngx_int_t
+static ngx_int_t
 ngx_http_identity_saml_acs(ngx_http_request_t *r)
 {
     char                           *request_id;
@@ -769,10 +829,10 @@ ngx_http_identity_saml_finish_url(ngx_http_request_t *r, ngx_str_t *key,
 /*
  * {identity_path}saml/finish?k=KEY: the verified login the ACS kept under
  * KEY, taken once; a solicited one only in the browser whose state cookie
- * holds its RelayState.  Then the session, and back to where the user was.
+ * holds its RelayState.  NGX_OK then, for login.c to make the session.
  */
 
-ngx_int_t
+static ngx_int_t
 ngx_http_identity_saml_finish(ngx_http_request_t *r)
 {
     ngx_int_t                      rc;
@@ -857,12 +917,11 @@ ngx_http_identity_saml_finish(ngx_http_request_t *r)
             }
         }
 
-        ctx->state = ngx_http_identity_saml_creating;
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "identity: SAML login of provider \"%V\" verified",
+                       &ctx->provider->name);
 
-        return ngx_http_identity_login_create(r);
-
-    case ngx_http_identity_saml_creating:
-        return ngx_http_identity_login_done(r);
+        return NGX_OK;
 
     default:
         return ctx->status ? ctx->status : NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -1998,10 +2057,20 @@ ngx_http_identity_saml_refresh(ngx_http_identity_saml_task_t *t)
 static ngx_array_t  ngx_http_identity_saml_caches;  /* per worker */
 
 
-ngx_int_t
-ngx_http_identity_saml_init_process(ngx_cycle_t *cycle, ngx_uint_t n)
+static ngx_int_t
+ngx_http_identity_saml_init_process(ngx_cycle_t *cycle)
 {
-    ngx_pool_cleanup_t  *cln;
+    ngx_uint_t                      n;
+    ngx_pool_cleanup_t             *cln;
+    ngx_http_identity_main_conf_t  *imcf;
+
+    imcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_identity_module);
+    if (imcf == NULL) {
+        return NGX_OK;
+    }
+
+    n = imcf->providers.nelts;
 
     if (ngx_array_init(&ngx_http_identity_saml_caches, cycle->pool, n + 1,
                        sizeof(ngx_http_identity_saml_cache_t))
