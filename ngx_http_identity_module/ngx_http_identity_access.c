@@ -92,7 +92,7 @@ ngx_http_identity_access_handler(ngx_http_request_t *r)
         return ngx_http_identity_strip(r);
     }
 
-    ctx = ngx_http_identity_get_ctx(r);
+    ctx = ngx_http_identity_create_ctx(r);
     if (ctx == NULL || ngx_http_identity_log_request_id(r) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -153,6 +153,8 @@ ngx_http_identity_protect(ngx_http_request_t *r, ngx_http_identity_ctx_t *ctx,
         rc = ngx_http_identity_read_cookie(r, ilcf, &ctx->token);
 
         if (rc == NGX_DECLINED) {
+            ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                           "identity: no session cookie");
             return ngx_http_identity_unauthenticated(r, ctx, ilcf);
         }
 
@@ -171,6 +173,9 @@ ngx_http_identity_protect(ngx_http_request_t *r, ngx_http_identity_ctx_t *ctx,
         {
             return NGX_HTTP_SERVICE_UNAVAILABLE;
         }
+
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "identity: session lookup sent");
 
         ctx->protect = ngx_http_identity_protect_lookup;
         return NGX_AGAIN;
@@ -203,6 +208,10 @@ ngx_http_identity_protect(ngx_http_request_t *r, ngx_http_identity_ctx_t *ctx,
         if (rc != NGX_AGAIN) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
+
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "identity: session \"%V\": user info refresh",
+                       &ctx->session.id);
 
         ctx->protect = ngx_http_identity_protect_refresh;
         return NGX_AGAIN;
@@ -282,6 +291,10 @@ ngx_http_identity_session_checked(ngx_http_request_t *r,
                       &s->id, &s->auth_id);
         return ngx_http_identity_unauthenticated(r, ctx, ilcf);
     }
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "identity: session \"%V\" checked, user \"%V\"",
+                   &s->id, &s->provider_user_id);
 
     pr = ilcf->provider;
 
@@ -401,6 +414,9 @@ ngx_http_identity_admit(ngx_http_request_t *r, ngx_http_identity_ctx_t *ctx,
         return ngx_http_identity_deny(r, ctx, ilcf);
     }
 
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "identity: session \"%V\" admitted", &ctx->session.id);
+
     ctx->authenticated = 1;
     ctx->protect = ngx_http_identity_protect_start;
 
@@ -448,6 +464,10 @@ ngx_http_identity_deny(ngx_http_request_t *r, ngx_http_identity_ctx_t *ctx,
 {
     ngx_str_t  logout;
 
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "identity: session \"%V\" denied by the rules",
+                   &ctx->session.id);
+
     if (!ngx_http_identity_is_browser(r)) {
         return NGX_HTTP_FORBIDDEN;
     }
@@ -483,6 +503,10 @@ ngx_http_identity_unauthenticated(ngx_http_request_t *r,
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "identity: browser sent to log in with \"%V\"",
+                   &ilcf->provider->name);
 
     ctx->protect = ngx_http_identity_protect_login;
     ctx->state = 0;

@@ -120,7 +120,7 @@ ngx_http_identity_admin_handler(ngx_http_request_t *r)
 
     ilcf = ngx_http_get_module_loc_conf(r, ngx_http_identity_module);
 
-    ctx = ngx_http_identity_get_ctx(r);
+    ctx = ngx_http_identity_create_ctx(r);
     actx = ngx_pcalloc(r->pool, sizeof(ngx_http_identity_admin_ctx_t));
 
     if (ctx == NULL || actx == NULL) {

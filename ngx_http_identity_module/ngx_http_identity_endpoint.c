@@ -70,7 +70,7 @@ ngx_http_identity_endpoint_handler(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
-    ctx = ngx_http_identity_get_ctx(r);
+    ctx = ngx_http_identity_create_ctx(r);
     if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }

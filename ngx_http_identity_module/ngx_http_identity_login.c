@@ -142,6 +142,10 @@ ngx_http_identity_login(ngx_http_request_t *r)
 
     ctx = ngx_http_identity_get_ctx(r);
 
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "identity: login started with \"%V\" (%V)",
+                   &ctx->provider->name, &ctx->provider->protocol->name);
+
     return ctx->provider->protocol->login(r);
 }
 
@@ -170,6 +174,10 @@ ngx_http_identity_login_finish(ngx_http_request_t *r,
         if (rc != NGX_OK) {
             return rc;
         }
+
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "identity: login verified by \"%V\", user \"%V\"",
+                       &ctx->provider->name, &ctx->claims.provider_user_id);
 
         ctx->finish = ngx_http_identity_finish_create;
 
@@ -215,6 +223,9 @@ ngx_http_identity_login_create(ngx_http_request_t *r)
     if (ngx_http_identity_session_create(r, &ctx->token) != NGX_OK) {
         return NGX_HTTP_SERVICE_UNAVAILABLE;
     }
+
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "identity: claims sanitized, session create sent");
 
     return NGX_AGAIN;
 }

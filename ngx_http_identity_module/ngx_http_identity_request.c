@@ -356,8 +356,14 @@ ngx_http_identity_local_path(ngx_str_t *path)
 }
 
 
+/*
+ * The request ctx has one owner: the handler that takes the request in
+ * (the access phase, the reserved paths, the admin API) creates it, and
+ * everything below reads it with ngx_http_identity_get_ctx().
+ */
+
 ngx_http_identity_ctx_t *
-ngx_http_identity_get_ctx(ngx_http_request_t *r)
+ngx_http_identity_create_ctx(ngx_http_request_t *r)
 {
     ngx_http_identity_ctx_t  *ctx;
 
@@ -373,6 +379,15 @@ ngx_http_identity_get_ctx(ngx_http_request_t *r)
     }
 
     return ctx;
+}
+
+
+/* the ctx its owner created; NULL only where no owner took the request */
+
+ngx_http_identity_ctx_t *
+ngx_http_identity_get_ctx(ngx_http_request_t *r)
+{
+    return ngx_http_get_module_ctx(r, ngx_http_identity_module);
 }
 
 

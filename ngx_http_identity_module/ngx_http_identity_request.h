@@ -32,6 +32,7 @@ ngx_int_t ngx_http_identity_redirect_path(ngx_http_request_t *r,
 ngx_int_t ngx_http_identity_return_target(ngx_http_request_t *r,
     ngx_str_t *uri, ngx_str_t *target);
 ngx_int_t ngx_http_identity_local_path(ngx_str_t *path);
+ngx_http_identity_ctx_t *ngx_http_identity_create_ctx(ngx_http_request_t *r);
 ngx_http_identity_ctx_t *ngx_http_identity_get_ctx(ngx_http_request_t *r);
 ngx_http_identity_provider_t *ngx_http_identity_find_provider(
     ngx_http_request_t *r, ngx_str_t *name);

@@ -822,6 +822,10 @@ ngx_http_identity_logout_handler(ngx_http_request_t *r, redisReply *reply,
     } else if (reply->integer >= 0) {
         ctx->found = 1;
         ctx->status = (ngx_int_t) reply->integer;
+
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "identity: logout revoked %i session(s)",
+                       ctx->status);
     }
 
     ctx->resume(r);
@@ -1148,6 +1152,9 @@ ngx_http_identity_destroyed_handler(ngx_http_request_t *r, redisReply *reply,
 
     } else if (reply->type == REDIS_REPLY_STRING) {
         ctx->found = 1;
+
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "identity: session revoked at logout");
 
         if (ngx_http_identity_reply_str(r, reply, &ctx->session.provider)
             != NGX_OK)

@@ -546,6 +546,10 @@ ngx_http_identity_delete_handler(ngx_http_request_t *r, redisReply *reply,
 
     } else {
         res.rc = reply->integer ? NGX_OK : NGX_DECLINED;
+
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "identity: admin delete: %s",
+                       reply->integer ? "revoked" : "nothing to revoke");
     }
 
     call->done(r, &res);
