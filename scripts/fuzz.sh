@@ -44,8 +44,8 @@ clang -g -O1 -fsanitize=fuzzer,address,undefined \
     -I "$src/src/core" -I "$src/src/event" -I "$src/src/event/modules" \
     -I "$src/src/event/quic" -I "$src/src/os/unix" -I "$src/objs" \
     -I "$src/src/http" -I "$src/src/http/modules" -I "$src/src/http/v2" \
-    -I "$top/ngx_http_identity_module" \
-    "$top/unit/fuzz_claims.c" \
+    -I "$top/ngx_http_identity_module" -I "$top/unit" \
+    "$top/unit/fuzz_claims.c" "$top/unit/ngx_stubs.c" \
     "$top/ngx_http_identity_module/ngx_http_identity_claims.c" \
     $(pkg-config --cflags --libs jansson) -o "$out/fuzz_claims"
 

@@ -12,8 +12,8 @@
  * out of bounds; when it admits, no claim may hold a control character or
  * a byte that is not UTF-8, and every claim must be within its bound.
  *
- * nginx's pool and log are replaced by the two functions below, so that
- * nothing of nginx but its headers is needed.
+ * nginx's pool and log are unit/ngx_stubs.c's, so that nothing of nginx
+ * but its headers is needed.
  */
 
 
@@ -21,41 +21,7 @@
 #include <ngx_core.h>
 
 #include "ngx_http_identity_claims.h"
-
-
-#define NGX_HTTP_IDENTITY_FUZZ_ARENA  (1024 * 1024)
-
-
-static u_char  *arena, *arena_last;
-
-
-void *
-ngx_pnalloc(ngx_pool_t *pool, size_t size)
-{
-    u_char  *p;
-
-    (void) pool;
-
-    if (size > (size_t) (arena + NGX_HTTP_IDENTITY_FUZZ_ARENA - arena_last)) {
-        return NULL;
-    }
-
-    p = arena_last;
-    arena_last += size;
-
-    return p;
-}
-
-
-void
-ngx_log_error_core(ngx_uint_t level, ngx_log_t *log, ngx_err_t err,
-    const char *fmt, ...)
-{
-    (void) level;
-    (void) log;
-    (void) err;
-    (void) fmt;
-}
+#include "ngx_stubs.h"
 
 
 /* valid UTF-8 without control characters, or abort() */
@@ -114,14 +80,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ngx_array_t                  kept;
     ngx_http_identity_claims_t   claims;
 
-    if (arena == NULL) {
-        arena = malloc(NGX_HTTP_IDENTITY_FUZZ_ARENA);
-        if (arena == NULL) {
-            return 0;
-        }
+    if (ngx_http_identity_stub_reset() != NGX_OK) {
+        return 0;
     }
-
-    arena_last = arena;
 
     /* a copy of its own, so that reads past the input are caught */
 
