@@ -118,21 +118,6 @@ ngx_http_identity_geo_close(ngx_http_identity_geo_t *g)
 }
 
 
-const char *
-ngx_http_identity_geo_database_type(ngx_http_identity_geo_t *g)
-{
-    return g->mmdb.metadata.database_type != NULL
-           ? g->mmdb.metadata.database_type : "";
-}
-
-
-unsigned
-ngx_http_identity_geo_ip_version(ngx_http_identity_geo_t *g)
-{
-    return g->mmdb.metadata.ip_version;
-}
-
-
 int
 ngx_http_identity_geo_lookup(ngx_http_identity_geo_t *g,
     const struct sockaddr *sa, ngx_http_identity_geo_result_t *out)

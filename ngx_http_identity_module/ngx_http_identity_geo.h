@@ -55,9 +55,5 @@ void ngx_http_identity_geo_close(ngx_http_identity_geo_t *g);
 int ngx_http_identity_geo_lookup(ngx_http_identity_geo_t *g,
     const struct sockaddr *sa, ngx_http_identity_geo_result_t *out);
 
-/* metadata, for logging at configuration load */
-const char *ngx_http_identity_geo_database_type(ngx_http_identity_geo_t *g);
-unsigned ngx_http_identity_geo_ip_version(ngx_http_identity_geo_t *g);
-
 
 #endif /* _NGX_HTTP_IDENTITY_GEO_H_INCLUDED_ */
