@@ -258,7 +258,7 @@ ngx_http_identity_saml_login(ngx_http_request_t *r)
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        t->relay_state = ngx_http_identity_saml_cstr(r->pool,
+        t->relay_state = ngx_http_identity_cstr(r->pool,
                                                      &ctx->state_param);
         if (t->relay_state == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -486,7 +486,7 @@ ngx_http_identity_saml_acs(ngx_http_request_t *r)
 
         /* without the request id it would be checked as unsolicited */
 
-        request_id = ngx_http_identity_saml_cstr(r->pool, &ctx->login.nonce);
+        request_id = ngx_http_identity_cstr(r->pool, &ctx->login.nonce);
         if (request_id == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }

@@ -149,7 +149,7 @@ ngx_http_identity_saml_urls(ngx_pool_t *pool,
                - acs->data - 1;
 
     if (pr->sp_entity_id.len) {
-        entity->data = (u_char *) ngx_http_identity_saml_cstr(pool,
+        entity->data = (u_char *) ngx_http_identity_cstr(pool,
                                                             &pr->sp_entity_id);
         if (entity->data == NULL) {
             return NGX_ERROR;
@@ -456,7 +456,7 @@ ngx_http_identity_saml_post(ngx_http_request_t *r,
         md = pr->idp_metadata;
     }
 
-    t->idp_metadata = ngx_http_identity_saml_cstr(r->pool, &md);
+    t->idp_metadata = ngx_http_identity_cstr(r->pool, &md);
     if (t->idp_metadata == NULL) {
         return NGX_ERROR;
     }
@@ -465,7 +465,7 @@ ngx_http_identity_saml_post(ngx_http_request_t *r,
         && now - cache->fetched >= pr->metadata_ttl
         && now - cache->attempted >= NGX_HTTP_IDENTITY_SAML_RETRY)
     {
-        t->metadata_url = ngx_http_identity_saml_cstr(r->pool,
+        t->metadata_url = ngx_http_identity_cstr(r->pool,
                                                       &pr->idp_metadata_url);
         if (t->metadata_url == NULL) {
             return NGX_ERROR;
@@ -637,21 +637,4 @@ ngx_http_identity_saml_fail(ngx_http_identity_saml_task_t *t,
 
     t->status = status;
     t->level = level;
-}
-
-
-char *
-ngx_http_identity_saml_cstr(ngx_pool_t *pool, ngx_str_t *s)
-{
-    char  *p;
-
-    p = ngx_pnalloc(pool, s->len + 1);
-    if (p == NULL) {
-        return NULL;
-    }
-
-    ngx_memcpy(p, s->data, s->len);
-    p[s->len] = '\0';
-
-    return p;
 }

@@ -76,7 +76,6 @@ ngx_http_identity_provider_t *ngx_http_identity_saml_here(
     ngx_http_request_t *r, ngx_str_t *name);
 void ngx_http_identity_saml_fail(ngx_http_identity_saml_task_t *t,
     ngx_int_t status, ngx_uint_t level, const char *fmt, ...);
-char *ngx_http_identity_saml_cstr(ngx_pool_t *pool, ngx_str_t *s);
 
 
 #endif /* _NGX_HTTP_IDENTITY_SAML_IDP_H_INCLUDED_ */
