@@ -502,7 +502,7 @@ ngx_http_identity_algs(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_identity_provider_t *pr = conf;
 
-    ngx_str_t   *value, *alg;
+    ngx_str_t   *value;
     ngx_uint_t   i, j;
 
     static char *known[] = { "RS256", "RS384", "RS512", "PS256", "PS384",
@@ -510,11 +510,6 @@ ngx_http_identity_algs(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     if (pr->signing_algs != NGX_CONF_UNSET_PTR) {
         return "is duplicate";
-    }
-
-    pr->signing_algs = ngx_array_create(cf->pool, 4, sizeof(ngx_str_t));
-    if (pr->signing_algs == NULL) {
-        return NGX_CONF_ERROR;
     }
 
     value = cf->args->elts;
@@ -536,16 +531,9 @@ ngx_http_identity_algs(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                                &cmd->name);
             return NGX_CONF_ERROR;
         }
-
-        alg = ngx_array_push(pr->signing_algs);
-        if (alg == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        *alg = value[i];
     }
 
-    return NGX_CONF_OK;
+    return ngx_http_identity_str_list(cf, cmd, conf);
 }
 
 
