@@ -28,6 +28,8 @@ static json_t *ngx_http_identity_admin_json_site_id(ngx_pool_t *pool,
     ngx_str_t *url);
 static void ngx_http_identity_admin_json_number(json_t *obj, char *key,
     ngx_str_t *v);
+static void ngx_http_identity_admin_json_self(json_t *obj, ngx_str_t *base,
+    char *kind, ngx_str_t *id);
 static json_t *ngx_http_identity_admin_json_ref(ngx_str_t *base,
     char *kind, ngx_str_t *id);
 static json_t *ngx_http_identity_admin_json_time(time_t t);
@@ -39,15 +41,12 @@ json_t *
 ngx_http_identity_admin_json_user(ngx_http_request_t *r, ngx_str_t *base,
     ngx_http_identity_identity_t *rec)
 {
-    json_t  *u, *idp, *ref;
+    json_t  *u, *idp;
 
     u = json_object();
     idp = json_object();
 
-    json_object_set_new(u, "id", ngx_http_identity_admin_json_string(&rec->id));
-    ref = ngx_http_identity_admin_json_ref(base, "app/users/", &rec->id);
-    json_object_set(u, "uri", json_object_get(ref, "uri"));
-    json_decref(ref);
+    ngx_http_identity_admin_json_self(u, base, "app/users/", &rec->id);
 
     json_object_set_new(idp, "name",
                         ngx_http_identity_admin_json_string(&rec->provider));
@@ -90,10 +89,7 @@ ngx_http_identity_admin_json_session(ngx_http_request_t *r, ngx_str_t *base,
     ua = json_object();
     loc = json_object();
 
-    json_object_set_new(s, "id", ngx_http_identity_admin_json_string(&rec->id));
-    ref = ngx_http_identity_admin_json_ref(base, "app/sessions/", &rec->id);
-    json_object_set(s, "uri", json_object_get(ref, "uri"));
-    json_decref(ref);
+    ngx_http_identity_admin_json_self(s, base, "app/sessions/", &rec->id);
 
     json_object_set_new(s, "public_url",
                         ngx_http_identity_admin_json_string(&rec->public_url));
@@ -231,6 +227,22 @@ ngx_http_identity_admin_json_number(json_t *obj, char *key, ngx_str_t *v)
                         ngx_strlchr(buf, buf + v->len, '.')
                         ? json_real(strtod((char *) buf, NULL))
                         : json_integer(strtoll((char *) buf, NULL, 10)));
+}
+
+
+/* a record's own "id" and "uri", those of its Ref */
+
+static void
+ngx_http_identity_admin_json_self(json_t *obj, ngx_str_t *base, char *kind,
+    ngx_str_t *id)
+{
+    json_t  *ref;
+
+    json_object_set_new(obj, "id", ngx_http_identity_admin_json_string(id));
+
+    ref = ngx_http_identity_admin_json_ref(base, kind, id);
+    json_object_set(obj, "uri", json_object_get(ref, "uri"));
+    json_decref(ref);
 }
 
 
