@@ -565,8 +565,11 @@ ngx_http_identity_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     imcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_identity_module);
 
-    if (ngx_http_identity_cookie_collect(cf, imcf, &conf->cookie_name) != NGX_OK
-        || ngx_http_identity_cookie_collect(cf, imcf, &slcf->cookie_name)
+    if (ngx_http_identity_add_unique(cf->pool, &imcf->cookies,
+                                     &conf->cookie_name)
+        != NGX_OK
+        || ngx_http_identity_add_unique(cf->pool, &imcf->cookies,
+                                        &slcf->cookie_name)
            != NGX_OK)
     {
         return NGX_CONF_ERROR;

@@ -740,6 +740,43 @@ ngx_http_identity_unescape_arg(ngx_http_request_t *r, ngx_str_t *arg)
 }
 
 
+/* "s" in the set of strings "*set", made on first use; once */
+
+ngx_int_t
+ngx_http_identity_add_unique(ngx_pool_t *pool, ngx_array_t **set,
+    ngx_str_t *s)
+{
+    ngx_str_t   *e;
+    ngx_uint_t   i;
+
+    if (*set == NULL) {
+        *set = ngx_array_create(pool, 4, sizeof(ngx_str_t));
+        if (*set == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    e = (*set)->elts;
+
+    for (i = 0; i < (*set)->nelts; i++) {
+        if (e[i].len == s->len
+            && ngx_strncmp(e[i].data, s->data, s->len) == 0)
+        {
+            return NGX_OK;
+        }
+    }
+
+    e = ngx_array_push(*set);
+    if (e == NULL) {
+        return NGX_ERROR;
+    }
+
+    *e = *s;
+
+    return NGX_OK;
+}
+
+
 /* letters, digits, "-" and "_": base64url, and safe in a cookie name */
 
 ngx_uint_t

@@ -48,6 +48,8 @@ ngx_int_t ngx_http_identity_set_location(ngx_http_request_t *r,
 ngx_int_t ngx_http_identity_unescape_arg(ngx_http_request_t *r,
     ngx_str_t *arg);
 ngx_uint_t ngx_http_identity_is_word(ngx_str_t *s);
+ngx_int_t ngx_http_identity_add_unique(ngx_pool_t *pool, ngx_array_t **set,
+    ngx_str_t *s);
 char *ngx_http_identity_public_url(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 
