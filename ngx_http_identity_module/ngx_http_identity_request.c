@@ -219,10 +219,9 @@ ngx_http_identity_log_error(ngx_http_request_t *r, ngx_http_request_t *sr,
 ngx_http_identity_loc_conf_t *
 ngx_http_identity_auth_conf(ngx_http_request_t *r)
 {
-    ngx_str_t                       id;
-    ngx_uint_t                      i;
-    ngx_http_identity_srv_conf_t   *iscf;
-    ngx_http_identity_loc_conf_t  **lp;
+    ngx_str_t                      id;
+    ngx_http_identity_srv_conf_t  *iscf;
+    ngx_http_identity_loc_conf_t  *conf;
 
     if (ngx_http_arg(r, (u_char *) "auth_id", 7, &id) != NGX_OK) {
         return ngx_http_identity_server_conf(r);
@@ -230,20 +229,38 @@ ngx_http_identity_auth_conf(ngx_http_request_t *r)
 
     iscf = ngx_http_get_module_srv_conf(r, ngx_http_identity_module);
 
-    if (iscf->auths) {
-        lp = iscf->auths->elts;
+    conf = ngx_http_identity_find_auth(iscf, &id);
 
-        for (i = 0; i < iscf->auths->nelts; i++) {
-            if (lp[i]->auth_id.len == id.len
-                && ngx_strncmp(lp[i]->auth_id.data, id.data, id.len) == 0)
-            {
-                return lp[i];
-            }
-        }
+    if (conf == NULL) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "identity: unknown auth id \"%V\"", &id);
     }
 
-    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                  "identity: unknown auth id \"%V\"", &id);
+    return conf;
+}
+
+
+/* the first location of the server with the auth id "id", or NULL */
+
+ngx_http_identity_loc_conf_t *
+ngx_http_identity_find_auth(ngx_http_identity_srv_conf_t *iscf, ngx_str_t *id)
+{
+    ngx_uint_t                      i;
+    ngx_http_identity_loc_conf_t  **lp;
+
+    if (iscf->auths == NULL) {
+        return NULL;
+    }
+
+    lp = iscf->auths->elts;
+
+    for (i = 0; i < iscf->auths->nelts; i++) {
+        if (lp[i]->auth_id.len == id->len
+            && ngx_strncmp(lp[i]->auth_id.data, id->data, id->len) == 0)
+        {
+            return lp[i];
+        }
+    }
 
     return NULL;
 }

@@ -25,6 +25,8 @@ ngx_table_elt_t *ngx_http_identity_header(ngx_http_request_t *r,
 ngx_int_t ngx_http_identity_log_request_id(ngx_http_request_t *r);
 ngx_http_identity_loc_conf_t *ngx_http_identity_auth_conf(
     ngx_http_request_t *r);
+ngx_http_identity_loc_conf_t *ngx_http_identity_find_auth(
+    ngx_http_identity_srv_conf_t *iscf, ngx_str_t *id);
 ngx_http_identity_loc_conf_t *ngx_http_identity_server_conf(
     ngx_http_request_t *r);
 ngx_int_t ngx_http_identity_redirect_path(ngx_http_request_t *r,
