@@ -411,11 +411,23 @@ ngx_http_identity_get_ctx(ngx_http_request_t *r)
 ngx_http_identity_provider_t *
 ngx_http_identity_find_provider(ngx_http_request_t *r, ngx_str_t *name)
 {
-    ngx_uint_t                      i;
-    ngx_http_identity_provider_t  **pp;
     ngx_http_identity_main_conf_t  *imcf;
 
     imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
+
+    return ngx_http_identity_provider_named(imcf, name);
+}
+
+
+/* at configuration time as well as on a request */
+
+ngx_http_identity_provider_t *
+ngx_http_identity_provider_named(ngx_http_identity_main_conf_t *imcf,
+    ngx_str_t *name)
+{
+    ngx_uint_t                      i;
+    ngx_http_identity_provider_t  **pp;
+
     pp = imcf->providers.elts;
 
     for (i = 0; i < imcf->providers.nelts; i++) {

@@ -38,6 +38,8 @@ ngx_http_identity_ctx_t *ngx_http_identity_create_ctx(ngx_http_request_t *r);
 ngx_http_identity_ctx_t *ngx_http_identity_get_ctx(ngx_http_request_t *r);
 ngx_http_identity_provider_t *ngx_http_identity_find_provider(
     ngx_http_request_t *r, ngx_str_t *name);
+ngx_http_identity_provider_t *ngx_http_identity_provider_named(
+    ngx_http_identity_main_conf_t *imcf, ngx_str_t *name);
 ngx_http_identity_provider_t *ngx_http_identity_find_issuer(
     ngx_http_request_t *r, ngx_str_t *issuer);
 ngx_int_t ngx_http_identity_is_https(ngx_http_request_t *r);
