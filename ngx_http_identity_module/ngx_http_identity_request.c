@@ -8,8 +8,10 @@
  * Helpers for the request layer and the protocols: the request ctx, the
  * settings a request uses (auth id, server), what kind of client asks,
  * the public origin and same-site return paths, response headers, and the
- * $request_id on every error log line.  The ground of the request layer:
- * it calls nothing above itself, and every file above may call it.
+ * $request_id on every error log line; and the lookups the configuration
+ * shares with requests (providers by name, locations by auth id, a set of
+ * names).  The ground of the request layer: it calls nothing above
+ * itself, and every file above may call it.
  */
 
 
