@@ -97,6 +97,8 @@ static ngx_int_t ngx_http_identity_admin_failed(ngx_http_request_t *r,
     ngx_http_identity_store_result_t *res);
 static ngx_int_t ngx_http_identity_admin_valid(ngx_str_t *id, char *prefix,
     size_t n);
+static u_char *ngx_http_identity_admin_list_uri(u_char *p,
+    ngx_http_identity_admin_ctx_t *actx);
 static json_t *ngx_http_identity_admin_next(ngx_http_request_t *r,
     ngx_http_identity_admin_ctx_t *actx, ngx_str_t *cursor);
 static void ngx_http_identity_admin_finish(ngx_http_request_t *r,
@@ -738,17 +740,7 @@ ngx_http_identity_admin_list_done(ngx_http_request_t *r,
         return;
     }
 
-    if (actx->route == ngx_http_identity_user_sessions) {
-        uri.len = ngx_sprintf(uri.data, "%Vapp/users/%V/sessions",
-                              &actx->base, &actx->id)
-                  - uri.data;
-
-    } else {
-        uri.len = ngx_sprintf(uri.data, "%V%V", &actx->base,
-                              &ngx_http_identity_admin_kinds[
-                                  actx->query.sessions])
-                  - uri.data;
-    }
+    uri.len = ngx_http_identity_admin_list_uri(uri.data, actx) - uri.data;
 
     json_object_set_new(body, "uri", ngx_http_identity_admin_json_string(&uri));
     json_object_set_new(body, "next_page_uri",
@@ -756,6 +748,22 @@ ngx_http_identity_admin_list_done(ngx_http_request_t *r,
                                                      &res->cursor));
 
     ngx_http_identity_admin_finish(r, NGX_HTTP_OK, body);
+}
+
+
+/* the list's own URI, without its query */
+
+static u_char *
+ngx_http_identity_admin_list_uri(u_char *p,
+    ngx_http_identity_admin_ctx_t *actx)
+{
+    if (actx->route == ngx_http_identity_user_sessions) {
+        return ngx_sprintf(p, "%Vapp/users/%V/sessions", &actx->base,
+                           &actx->id);
+    }
+
+    return ngx_sprintf(p, "%V%V", &actx->base,
+                       &ngx_http_identity_admin_kinds[actx->query.sessions]);
 }
 
 
@@ -801,15 +809,7 @@ ngx_http_identity_admin_next(ngx_http_request_t *r,
     {
         u_char  *start = p;
 
-        if (actx->route == ngx_http_identity_user_sessions) {
-            p = ngx_sprintf(p, "%Vapp/users/%V/sessions", &actx->base,
-                            &actx->id);
-
-        } else {
-            p = ngx_sprintf(p, "%V%V", &actx->base,
-                            &ngx_http_identity_admin_kinds[q->sessions]);
-        }
-
+        p = ngx_http_identity_admin_list_uri(p, actx);
         p = ngx_sprintf(p, "?limit=%ui&before_id=%V", q->limit, cursor);
 
         for (i = 0; i < 3; i++) {

@@ -20,13 +20,16 @@
 #include <jansson.h>
 
 #include "ngx_http_identity_module.h"
-#include "ngx_http_identity_crypto.h"
 #include "ngx_http_identity_store.h"
 #include "ngx_http_identity_admin_json.h"
 
 
+static json_t *ngx_http_identity_admin_json_site_id(ngx_pool_t *pool,
+    ngx_str_t *url);
 static void ngx_http_identity_admin_json_number(json_t *obj, char *key,
     ngx_str_t *v);
+static void ngx_http_identity_admin_json_self(json_t *obj, ngx_str_t *base,
+    char *kind, ngx_str_t *id);
 static json_t *ngx_http_identity_admin_json_ref(ngx_str_t *base,
     char *kind, ngx_str_t *id);
 static json_t *ngx_http_identity_admin_json_time(time_t t);
@@ -38,15 +41,12 @@ json_t *
 ngx_http_identity_admin_json_user(ngx_http_request_t *r, ngx_str_t *base,
     ngx_http_identity_identity_t *rec)
 {
-    json_t  *u, *idp, *ref;
+    json_t  *u, *idp;
 
     u = json_object();
     idp = json_object();
 
-    json_object_set_new(u, "id", ngx_http_identity_admin_json_string(&rec->id));
-    ref = ngx_http_identity_admin_json_ref(base, "app/users/", &rec->id);
-    json_object_set(u, "uri", json_object_get(ref, "uri"));
-    json_decref(ref);
+    ngx_http_identity_admin_json_self(u, base, "app/users/", &rec->id);
 
     json_object_set_new(idp, "name",
                         ngx_http_identity_admin_json_string(&rec->provider));
@@ -80,9 +80,7 @@ json_t *
 ngx_http_identity_admin_json_session(ngx_http_request_t *r, ngx_str_t *base,
     ngx_http_identity_session_t *rec)
 {
-    u_char                     ep[3 + NGX_HTTP_IDENTITY_SITE_HASH_LEN];
-    json_t                    *s, *bs, *ua, *loc, *ref;
-    ngx_str_t                  hash;
+    json_t                    *s, *bs, *ua, *loc, *ref, *id;
     ngx_http_identity_meta_t  *m;
 
     m = &rec->meta;
@@ -91,10 +89,7 @@ ngx_http_identity_admin_json_session(ngx_http_request_t *r, ngx_str_t *base,
     ua = json_object();
     loc = json_object();
 
-    json_object_set_new(s, "id", ngx_http_identity_admin_json_string(&rec->id));
-    ref = ngx_http_identity_admin_json_ref(base, "app/sessions/", &rec->id);
-    json_object_set(s, "uri", json_object_get(ref, "uri"));
-    json_decref(ref);
+    ngx_http_identity_admin_json_self(s, base, "app/sessions/", &rec->id);
 
     json_object_set_new(s, "public_url",
                         ngx_http_identity_admin_json_string(&rec->public_url));
@@ -103,11 +98,9 @@ ngx_http_identity_admin_json_session(ngx_http_request_t *r, ngx_str_t *base,
 
     ref = json_object();
 
-    if (ngx_http_identity_site_hash(r->pool, &rec->public_url, &hash)
-        == NGX_OK)
-    {
-        ngx_sprintf(ep, "ep_%V", &hash);
-        json_object_set_new(ref, "id", json_stringn((char *) ep, sizeof(ep)));
+    id = ngx_http_identity_admin_json_site_id(r->pool, &rec->public_url);
+    if (id) {
+        json_object_set_new(ref, "id", id);
     }
 
     json_object_set_new(ref, "uri",
@@ -167,29 +160,22 @@ json_t *
 ngx_http_identity_admin_json_sites(ngx_http_request_t *r,
     ngx_http_identity_store_result_t *res)
 {
-    u_char                     id[NGX_HTTP_IDENTITY_SHA256_HEX_LEN];
-    json_t                    *list, *e;
+    json_t                    *list, *e, *id;
     size_t                     i;
-    ngx_str_t                  eid;
     ngx_http_identity_site_t  *sites;
 
     sites = res->sites;
     list = json_array();
 
     for (i = 0; i < res->nelts; i++) {
-        e = json_object();
-
-        ngx_http_identity_sha256_hex(&sites[i].url, id);
-        eid.data = ngx_pnalloc(r->pool, 19);
-        if (eid.data == NULL) {
-            json_decref(e);
+        id = ngx_http_identity_admin_json_site_id(r->pool, &sites[i].url);
+        if (id == NULL) {
             continue;
         }
 
-        eid.len = ngx_sprintf(eid.data, "ep_%*s", (size_t) 16, id)
-                  - eid.data;
+        e = json_object();
 
-        json_object_set_new(e, "id", ngx_http_identity_admin_json_string(&eid));
+        json_object_set_new(e, "id", id);
         json_object_set_new(e, "public_url",
                             ngx_http_identity_admin_json_string(&sites[i].url));
         json_object_set_new(e, "first_accessed",
@@ -202,6 +188,24 @@ ngx_http_identity_admin_json_sites(ngx_http_request_t *r,
     }
 
     return list;
+}
+
+
+/* a site's id: "ep_" and its hash, as sessions and sites both name it */
+
+static json_t *
+ngx_http_identity_admin_json_site_id(ngx_pool_t *pool, ngx_str_t *url)
+{
+    u_char     id[3 + NGX_HTTP_IDENTITY_SITE_HASH_LEN];
+    ngx_str_t  hash;
+
+    if (ngx_http_identity_site_hash(pool, url, &hash) != NGX_OK) {
+        return NULL;
+    }
+
+    ngx_sprintf(id, "ep_%V", &hash);
+
+    return json_stringn((char *) id, sizeof(id));
 }
 
 
@@ -223,6 +227,22 @@ ngx_http_identity_admin_json_number(json_t *obj, char *key, ngx_str_t *v)
                         ngx_strlchr(buf, buf + v->len, '.')
                         ? json_real(strtod((char *) buf, NULL))
                         : json_integer(strtoll((char *) buf, NULL, 10)));
+}
+
+
+/* a record's own "id" and "uri", those of its Ref */
+
+static void
+ngx_http_identity_admin_json_self(json_t *obj, ngx_str_t *base, char *kind,
+    ngx_str_t *id)
+{
+    json_t  *ref;
+
+    json_object_set_new(obj, "id", ngx_http_identity_admin_json_string(id));
+
+    ref = ngx_http_identity_admin_json_ref(base, kind, id);
+    json_object_set(obj, "uri", json_object_get(ref, "uri"));
+    json_decref(ref);
 }
 
 

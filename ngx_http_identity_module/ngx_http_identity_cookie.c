@@ -381,43 +381,6 @@ ngx_http_identity_cookie_auth_name(ngx_conf_t *cf,
 }
 
 
-/* an identity_cookie_name of the server, once */
-
-ngx_int_t
-ngx_http_identity_cookie_collect(ngx_conf_t *cf,
-    ngx_http_identity_main_conf_t *imcf, ngx_str_t *name)
-{
-    ngx_str_t   *n;
-    ngx_uint_t   i;
-
-    if (imcf->cookies == NULL) {
-        imcf->cookies = ngx_array_create(cf->pool, 2, sizeof(ngx_str_t));
-        if (imcf->cookies == NULL) {
-            return NGX_ERROR;
-        }
-    }
-
-    n = imcf->cookies->elts;
-
-    for (i = 0; i < imcf->cookies->nelts; i++) {
-        if (n[i].len == name->len
-            && ngx_strncmp(n[i].data, name->data, name->len) == 0)
-        {
-            return NGX_OK;
-        }
-    }
-
-    n = ngx_array_push(imcf->cookies);
-    if (n == NULL) {
-        return NGX_ERROR;
-    }
-
-    *n = *name;
-
-    return NGX_OK;
-}
-
-
 /*
  * The state that came back from the provider must be the one in this
  * browser's state cookie, compared in constant time: NGX_OK, else an HTTP

@@ -33,8 +33,6 @@ ngx_int_t ngx_http_identity_state_cookie(ngx_http_request_t *r,
     ngx_str_t *name, ngx_str_t *domain);
 ngx_int_t ngx_http_identity_cookie_auth_name(ngx_conf_t *cf,
     ngx_http_identity_loc_conf_t *conf);
-ngx_int_t ngx_http_identity_cookie_collect(ngx_conf_t *cf,
-    ngx_http_identity_main_conf_t *imcf, ngx_str_t *name);
 ngx_int_t ngx_http_identity_cookie_bound(ngx_http_request_t *r,
     ngx_str_t *state);
 

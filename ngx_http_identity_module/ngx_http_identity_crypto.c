@@ -16,6 +16,8 @@
 
 
 static const EVP_MD *ngx_http_identity_sha256(void);
+static ngx_int_t ngx_http_identity_base64url(ngx_pool_t *pool, u_char *data,
+    size_t len, ngx_str_t *out);
 
 
 /* before any thread may hash */
@@ -33,24 +35,16 @@ ngx_int_t
 ngx_http_identity_random(ngx_pool_t *pool, size_t bytes, ngx_str_t *out)
 {
     u_char     buf[64];
-    ngx_str_t  raw;
+    ngx_int_t  rc;
 
     if (bytes > sizeof(buf) || RAND_bytes(buf, (int) bytes) != 1) {
         return NGX_ERROR;
     }
 
-    out->data = ngx_pnalloc(pool, ngx_base64_encoded_length(bytes));
-    if (out->data == NULL) {
-        return NGX_ERROR;
-    }
-
-    raw.data = buf;
-    raw.len = bytes;
-
-    ngx_encode_base64url(out, &raw);
+    rc = ngx_http_identity_base64url(pool, buf, bytes, out);
     ngx_explicit_memzero(buf, sizeof(buf));
 
-    return NGX_OK;
+    return rc;
 }
 
 
@@ -105,7 +99,6 @@ ngx_http_identity_pkce_challenge(ngx_pool_t *pool, ngx_str_t *verifier,
     ngx_str_t *challenge)
 {
     u_char        md[EVP_MAX_MD_SIZE];
-    ngx_str_t     raw;
     unsigned int  len;
 
     if (EVP_Digest(verifier->data, verifier->len, md, &len,
@@ -115,17 +108,7 @@ ngx_http_identity_pkce_challenge(ngx_pool_t *pool, ngx_str_t *verifier,
         return NGX_ERROR;
     }
 
-    challenge->data = ngx_pnalloc(pool, ngx_base64_encoded_length(len));
-    if (challenge->data == NULL) {
-        return NGX_ERROR;
-    }
-
-    raw.data = md;
-    raw.len = len;
-
-    ngx_encode_base64url(challenge, &raw);
-
-    return NGX_OK;
+    return ngx_http_identity_base64url(pool, md, len, challenge);
 }
 
 
@@ -328,7 +311,6 @@ ngx_http_identity_csrf_token(ngx_pool_t *pool, ngx_str_t *secret,
 {
     u_char        mac[EVP_MAX_MD_SIZE];
     unsigned int  len;
-    ngx_str_t     raw;
 
     len = sizeof(mac);
 
@@ -339,12 +321,24 @@ ngx_http_identity_csrf_token(ngx_pool_t *pool, ngx_str_t *secret,
         return NGX_ERROR;
     }
 
+    return ngx_http_identity_base64url(pool, mac, len, out);
+}
+
+
+/* "len" bytes at "data", base64url-encoded in the pool */
+
+static ngx_int_t
+ngx_http_identity_base64url(ngx_pool_t *pool, u_char *data, size_t len,
+    ngx_str_t *out)
+{
+    ngx_str_t  raw;
+
     out->data = ngx_pnalloc(pool, ngx_base64_encoded_length(len));
     if (out->data == NULL) {
         return NGX_ERROR;
     }
 
-    raw.data = mac;
+    raw.data = data;
     raw.len = len;
 
     ngx_encode_base64url(out, &raw);

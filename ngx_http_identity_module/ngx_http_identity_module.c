@@ -565,8 +565,11 @@ ngx_http_identity_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     imcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_identity_module);
 
-    if (ngx_http_identity_cookie_collect(cf, imcf, &conf->cookie_name) != NGX_OK
-        || ngx_http_identity_cookie_collect(cf, imcf, &slcf->cookie_name)
+    if (ngx_http_identity_add_unique(cf->pool, &imcf->cookies,
+                                     &conf->cookie_name)
+        != NGX_OK
+        || ngx_http_identity_add_unique(cf->pool, &imcf->cookies,
+                                        &slcf->cookie_name)
            != NGX_OK)
     {
         return NGX_CONF_ERROR;
@@ -607,26 +610,17 @@ static ngx_int_t
 ngx_http_identity_add_auth(ngx_conf_t *cf, ngx_http_identity_srv_conf_t *iscf,
     ngx_http_identity_loc_conf_t *conf)
 {
-    ngx_uint_t                      i;
     ngx_http_identity_loc_conf_t  **lp;
+
+    if (ngx_http_identity_find_auth(iscf, &conf->auth_id)) {
+        return NGX_OK;
+    }
 
     if (iscf->auths == NULL) {
         iscf->auths = ngx_array_create(cf->pool, 2,
                                        sizeof(ngx_http_identity_loc_conf_t *));
         if (iscf->auths == NULL) {
             return NGX_ERROR;
-        }
-    }
-
-    lp = iscf->auths->elts;
-
-    for (i = 0; i < iscf->auths->nelts; i++) {
-        if (lp[i]->auth_id.len == conf->auth_id.len
-            && ngx_strncmp(lp[i]->auth_id.data, conf->auth_id.data,
-                           conf->auth_id.len)
-               == 0)
-        {
-            return NGX_OK;
         }
     }
 

@@ -17,6 +17,7 @@
 
 #include "ngx_http_identity_module.h"
 #include "ngx_http_identity_crypto.h"
+#include "ngx_http_identity_request.h"
 #include "ngx_http_identity_protocol.h"
 #include "ngx_http_identity_oidc.h"
 #include "ngx_http_identity_saml.h"
@@ -502,7 +503,7 @@ ngx_http_identity_algs(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_identity_provider_t *pr = conf;
 
-    ngx_str_t   *value, *alg;
+    ngx_str_t   *value;
     ngx_uint_t   i, j;
 
     static char *known[] = { "RS256", "RS384", "RS512", "PS256", "PS384",
@@ -510,11 +511,6 @@ ngx_http_identity_algs(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     if (pr->signing_algs != NGX_CONF_UNSET_PTR) {
         return "is duplicate";
-    }
-
-    pr->signing_algs = ngx_array_create(cf->pool, 4, sizeof(ngx_str_t));
-    if (pr->signing_algs == NULL) {
-        return NGX_CONF_ERROR;
     }
 
     value = cf->args->elts;
@@ -536,16 +532,9 @@ ngx_http_identity_algs(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                                &cmd->name);
             return NGX_CONF_ERROR;
         }
-
-        alg = ngx_array_push(pr->signing_algs);
-        if (alg == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        *alg = value[i];
     }
 
-    return NGX_CONF_OK;
+    return ngx_http_identity_str_list(cf, cmd, conf);
 }
 
 
@@ -716,19 +705,14 @@ ngx_http_identity_identity(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 static ngx_http_identity_provider_t *
 ngx_http_identity_provider_get(ngx_conf_t *cf, ngx_str_t *name)
 {
-    ngx_uint_t                      i;
     ngx_http_identity_provider_t   *pr, **pp;
     ngx_http_identity_main_conf_t  *imcf;
 
     imcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_identity_module);
-    pp = imcf->providers.elts;
 
-    for (i = 0; i < imcf->providers.nelts; i++) {
-        if (pp[i]->name.len == name->len
-            && ngx_strncmp(pp[i]->name.data, name->data, name->len) == 0)
-        {
-            return pp[i];
-        }
+    pr = ngx_http_identity_provider_named(imcf, name);
+    if (pr) {
+        return pr;
     }
 
     pr = ngx_pcalloc(cf->pool, sizeof(ngx_http_identity_provider_t));

@@ -8,8 +8,10 @@
  * Helpers for the request layer and the protocols: the request ctx, the
  * settings a request uses (auth id, server), what kind of client asks,
  * the public origin and same-site return paths, response headers, and the
- * $request_id on every error log line.  The ground of the request layer:
- * it calls nothing above itself, and every file above may call it.
+ * $request_id on every error log line; and the lookups the configuration
+ * shares with requests (providers by name, locations by auth id, a set of
+ * names).  The ground of the request layer: it calls nothing above
+ * itself, and every file above may call it.
  */
 
 
@@ -219,10 +221,9 @@ ngx_http_identity_log_error(ngx_http_request_t *r, ngx_http_request_t *sr,
 ngx_http_identity_loc_conf_t *
 ngx_http_identity_auth_conf(ngx_http_request_t *r)
 {
-    ngx_str_t                       id;
-    ngx_uint_t                      i;
-    ngx_http_identity_srv_conf_t   *iscf;
-    ngx_http_identity_loc_conf_t  **lp;
+    ngx_str_t                      id;
+    ngx_http_identity_srv_conf_t  *iscf;
+    ngx_http_identity_loc_conf_t  *conf;
 
     if (ngx_http_arg(r, (u_char *) "auth_id", 7, &id) != NGX_OK) {
         return ngx_http_identity_server_conf(r);
@@ -230,20 +231,38 @@ ngx_http_identity_auth_conf(ngx_http_request_t *r)
 
     iscf = ngx_http_get_module_srv_conf(r, ngx_http_identity_module);
 
-    if (iscf->auths) {
-        lp = iscf->auths->elts;
+    conf = ngx_http_identity_find_auth(iscf, &id);
 
-        for (i = 0; i < iscf->auths->nelts; i++) {
-            if (lp[i]->auth_id.len == id.len
-                && ngx_strncmp(lp[i]->auth_id.data, id.data, id.len) == 0)
-            {
-                return lp[i];
-            }
-        }
+    if (conf == NULL) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "identity: unknown auth id \"%V\"", &id);
     }
 
-    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                  "identity: unknown auth id \"%V\"", &id);
+    return conf;
+}
+
+
+/* the first location of the server with the auth id "id", or NULL */
+
+ngx_http_identity_loc_conf_t *
+ngx_http_identity_find_auth(ngx_http_identity_srv_conf_t *iscf, ngx_str_t *id)
+{
+    ngx_uint_t                      i;
+    ngx_http_identity_loc_conf_t  **lp;
+
+    if (iscf->auths == NULL) {
+        return NULL;
+    }
+
+    lp = iscf->auths->elts;
+
+    for (i = 0; i < iscf->auths->nelts; i++) {
+        if (lp[i]->auth_id.len == id->len
+            && ngx_strncmp(lp[i]->auth_id.data, id->data, id->len) == 0)
+        {
+            return lp[i];
+        }
+    }
 
     return NULL;
 }
@@ -394,11 +413,23 @@ ngx_http_identity_get_ctx(ngx_http_request_t *r)
 ngx_http_identity_provider_t *
 ngx_http_identity_find_provider(ngx_http_request_t *r, ngx_str_t *name)
 {
-    ngx_uint_t                      i;
-    ngx_http_identity_provider_t  **pp;
     ngx_http_identity_main_conf_t  *imcf;
 
     imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
+
+    return ngx_http_identity_provider_named(imcf, name);
+}
+
+
+/* at configuration time as well as on a request */
+
+ngx_http_identity_provider_t *
+ngx_http_identity_provider_named(ngx_http_identity_main_conf_t *imcf,
+    ngx_str_t *name)
+{
+    ngx_uint_t                      i;
+    ngx_http_identity_provider_t  **pp;
+
     pp = imcf->providers.elts;
 
     for (i = 0; i < imcf->providers.nelts; i++) {
@@ -735,6 +766,43 @@ ngx_http_identity_unescape_arg(ngx_http_request_t *r, ngx_str_t *arg)
 
     arg->data = p;
     arg->len = dst - p;
+
+    return NGX_OK;
+}
+
+
+/* "s" in the set of strings "*set", made on first use; once */
+
+ngx_int_t
+ngx_http_identity_add_unique(ngx_pool_t *pool, ngx_array_t **set,
+    ngx_str_t *s)
+{
+    ngx_str_t   *e;
+    ngx_uint_t   i;
+
+    if (*set == NULL) {
+        *set = ngx_array_create(pool, 4, sizeof(ngx_str_t));
+        if (*set == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    e = (*set)->elts;
+
+    for (i = 0; i < (*set)->nelts; i++) {
+        if (e[i].len == s->len
+            && ngx_strncmp(e[i].data, s->data, s->len) == 0)
+        {
+            return NGX_OK;
+        }
+    }
+
+    e = ngx_array_push(*set);
+    if (e == NULL) {
+        return NGX_ERROR;
+    }
+
+    *e = *s;
 
     return NGX_OK;
 }

@@ -29,6 +29,7 @@
 #include <jansson.h>
 
 #include "ngx_http_identity_module.h"
+#include "ngx_http_identity_request.h"
 #include "ngx_http_identity_rules.h"
 #include "ngx_http_identity_error.h"
 
@@ -219,45 +220,22 @@ ngx_http_identity_rules_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 static ngx_int_t
 ngx_http_identity_rules_keep(ngx_conf_t *cf, ngx_str_t *claim)
 {
-    ngx_str_t                      *name;
-    ngx_uint_t                      i;
+    ngx_str_t                       name;
     ngx_http_identity_main_conf_t  *imcf;
 
     imcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_identity_module);
 
-    if (imcf->claims_kept == NULL) {
-        imcf->claims_kept = ngx_array_create(cf->pool, 4, sizeof(ngx_str_t));
-        if (imcf->claims_kept == NULL) {
-            return NGX_ERROR;
-        }
-    }
-
-    name = imcf->claims_kept->elts;
-
-    for (i = 0; i < imcf->claims_kept->nelts; i++) {
-        if (name[i].len == claim->len
-            && ngx_strncmp(name[i].data, claim->data, claim->len) == 0)
-        {
-            return NGX_OK;
-        }
-    }
-
-    name = ngx_array_push(imcf->claims_kept);
-    if (name == NULL) {
-        return NGX_ERROR;
-    }
-
     /* NUL-terminated for jansson */
 
-    name->len = claim->len;
-    name->data = ngx_pnalloc(cf->pool, claim->len + 1);
-    if (name->data == NULL) {
+    name.len = claim->len;
+    name.data = ngx_pnalloc(cf->pool, claim->len + 1);
+    if (name.data == NULL) {
         return NGX_ERROR;
     }
 
-    ngx_cpystrn(name->data, claim->data, claim->len + 1);
+    ngx_cpystrn(name.data, claim->data, claim->len + 1);
 
-    return NGX_OK;
+    return ngx_http_identity_add_unique(cf->pool, &imcf->claims_kept, &name);
 }
 
 

@@ -72,6 +72,8 @@ static void ngx_http_identity_logout_handler(ngx_http_request_t *r,
     redisReply *reply, void *data);
 static void ngx_http_identity_once_handler(ngx_http_request_t *r,
     redisReply *reply, void *data);
+static redisReply **ngx_http_identity_taken(ngx_http_request_t *r,
+    redisReply *reply, size_t n);
 
 
 /*
@@ -951,6 +953,34 @@ ngx_http_identity_login_take(ngx_http_request_t *r, ngx_str_t *state)
 }
 
 
+/*
+ * What a take script answers: the record's fields, or NULL, when there was
+ * no record (its fields are nil) or the reply is not of that shape (then
+ * ctx->redis_error is set).
+ */
+
+static redisReply **
+ngx_http_identity_taken(ngx_http_request_t *r, redisReply *reply, size_t n)
+{
+    ngx_http_identity_ctx_t  *ctx;
+
+    if (reply == NULL
+        || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements != n)
+    {
+        ctx = ngx_http_identity_get_ctx(r);
+        ctx->redis_error = 1;
+        return NULL;
+    }
+
+    if (reply->element[0]->type != REDIS_REPLY_STRING) {
+        return NULL;
+    }
+
+    return reply->element;
+}
+
+
 static void
 ngx_http_identity_take_handler(ngx_http_request_t *r, redisReply *reply,
     void *data)
@@ -962,17 +992,8 @@ ngx_http_identity_take_handler(ngx_http_request_t *r, redisReply *reply,
     ctx = ngx_http_identity_get_ctx(r);
     ls = &ctx->login;
 
-    if (reply == NULL
-        || reply->type != REDIS_REPLY_ARRAY
-        || reply->elements != 11)
-    {
-        ctx->redis_error = 1;
-        goto done;
-    }
-
-    e = reply->element;
-
-    if (e[0]->type != REDIS_REPLY_STRING) {
+    e = ngx_http_identity_taken(r, reply, 11);
+    if (e == NULL) {
         goto done;
     }
 
@@ -1089,17 +1110,8 @@ ngx_http_identity_verified_handler(ngx_http_request_t *r, redisReply *reply,
     ls = &ctx->login;
     cl = &ctx->claims;
 
-    if (reply == NULL
-        || reply->type != REDIS_REPLY_ARRAY
-        || reply->elements != 15)
-    {
-        ctx->redis_error = 1;
-        goto done;
-    }
-
-    e = reply->element;
-
-    if (e[0]->type != REDIS_REPLY_STRING) {
+    e = ngx_http_identity_taken(r, reply, 15);
+    if (e == NULL) {
         goto done;
     }
 

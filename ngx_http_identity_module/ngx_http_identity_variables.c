@@ -29,6 +29,10 @@ typedef struct {
 } ngx_http_identity_var_t;
 
 
+static ngx_http_identity_session_t *ngx_http_identity_variable_session(
+    ngx_http_request_t *r);
+static ngx_int_t ngx_http_identity_variable_value(
+    ngx_http_variable_value_t *v, u_char *data, size_t len);
 static ngx_int_t ngx_http_identity_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_identity_groups_variable(ngx_http_request_t *r,
@@ -86,29 +90,54 @@ static ngx_http_identity_var_t  ngx_http_identity_vars[] = {
 };
 
 
-static ngx_int_t
-ngx_http_identity_variable(ngx_http_request_t *r,
-    ngx_http_variable_value_t *v, uintptr_t data)
+/* the session of an authenticated request, or NULL */
+
+static ngx_http_identity_session_t *
+ngx_http_identity_variable_session(ngx_http_request_t *r)
 {
-    ngx_str_t                *s;
     ngx_http_identity_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r->main, ngx_http_identity_module);
 
     if (ctx == NULL || !ctx->authenticated) {
-        v->not_found = 1;
-        return NGX_OK;
+        return NULL;
     }
 
-    s = (ngx_str_t *) ((u_char *) &ctx->session + data);
+    return &ctx->session;
+}
 
-    v->data = s->data;
-    v->len = s->len;
+
+static ngx_int_t
+ngx_http_identity_variable_value(ngx_http_variable_value_t *v, u_char *data,
+    size_t len)
+{
+    v->data = data;
+    v->len = len;
     v->valid = 1;
     v->no_cacheable = 0;
     v->not_found = 0;
 
     return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_identity_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t                    *s;
+    ngx_http_identity_session_t  *sess;
+
+    sess = ngx_http_identity_variable_session(r);
+
+    if (sess == NULL) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    s = (ngx_str_t *) ((u_char *) sess + data);
+
+    return ngx_http_identity_variable_value(v, s->data, s->len);
 }
 
 
@@ -118,36 +147,28 @@ static ngx_int_t
 ngx_http_identity_groups_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data)
 {
-    u_char                   *p, *q;
-    ngx_http_identity_ctx_t  *ctx;
+    u_char                       *p, *q, *list;
+    ngx_http_identity_session_t  *sess;
 
-    ctx = ngx_http_get_module_ctx(r->main, ngx_http_identity_module);
+    sess = ngx_http_identity_variable_session(r);
 
-    if (ctx == NULL || !ctx->authenticated) {
+    if (sess == NULL) {
         v->not_found = 1;
         return NGX_OK;
     }
 
-    p = ngx_pnalloc(r->pool, ctx->session.groups.len);
-    if (p == NULL && ctx->session.groups.len) {
+    list = ngx_pnalloc(r->pool, sess->groups.len);
+    if (list == NULL && sess->groups.len) {
         return NGX_ERROR;
     }
 
-    v->data = p;
-    v->len = ctx->session.groups.len;
+    p = list;
 
-    for (q = ctx->session.groups.data;
-         q < ctx->session.groups.data + ctx->session.groups.len;
-         q++)
-    {
+    for (q = sess->groups.data; q < sess->groups.data + sess->groups.len; q++) {
         *p++ = (*q == '\n') ? ',' : *q;
     }
 
-    v->valid = 1;
-    v->no_cacheable = 0;
-    v->not_found = 0;
-
-    return NGX_OK;
+    return ngx_http_identity_variable_value(v, list, sess->groups.len);
 }
 
 
@@ -158,38 +179,32 @@ ngx_http_identity_access_token_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data)
 {
     ngx_str_t                       plain;
-    ngx_http_identity_ctx_t        *ctx;
+    ngx_http_identity_session_t    *sess;
     ngx_http_identity_main_conf_t  *imcf;
 
-    ctx = ngx_http_get_module_ctx(r->main, ngx_http_identity_module);
+    sess = ngx_http_identity_variable_session(r);
     imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
 
-    if (ctx == NULL || !ctx->authenticated || imcf->token_key == NULL
-        || ctx->session.access_token.len == 0)
+    if (sess == NULL || imcf->token_key == NULL
+        || sess->access_token.len == 0)
     {
         v->not_found = 1;
         return NGX_OK;
     }
 
-    if (ngx_http_identity_decrypt(r->pool, imcf->token_key, &ctx->session.id,
-                                  &ctx->session.access_token, &plain)
+    if (ngx_http_identity_decrypt(r->pool, imcf->token_key, &sess->id,
+                                  &sess->access_token, &plain)
         != NGX_OK)
     {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "identity: the access token of session \"%V\" does "
                       "not decrypt with identity_token_key_file",
-                      &ctx->session.id);
+                      &sess->id);
         v->not_found = 1;
         return NGX_OK;
     }
 
-    v->data = plain.data;
-    v->len = plain.len;
-    v->valid = 1;
-    v->no_cacheable = 0;
-    v->not_found = 0;
-
-    return NGX_OK;
+    return ngx_http_identity_variable_value(v, plain.data, plain.len);
 }
 
 
