@@ -17,7 +17,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
-#include "ngx_http_identity_module.h"
+#include "ngx_http_identity_types.h"
 #include "ngx_http_identity_admin.h"
 #include "ngx_http_identity_claims.h"
 #include "ngx_http_identity_cookie.h"

@@ -12,7 +12,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
-#include "ngx_http_identity_module.h"
+#include "ngx_http_identity_types.h"
 
 
 ngx_int_t ngx_http_identity_admin_handler(ngx_http_request_t *r);

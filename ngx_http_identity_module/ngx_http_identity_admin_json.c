@@ -19,7 +19,7 @@
 
 #include <jansson.h>
 
-#include "ngx_http_identity_module.h"
+#include "ngx_http_identity_types.h"
 #include "ngx_http_identity_store.h"
 #include "ngx_http_identity_admin_json.h"
 

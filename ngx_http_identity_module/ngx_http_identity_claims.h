@@ -11,7 +11,7 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 
-#include "ngx_http_identity_module.h"
+#include "ngx_http_identity_types.h"
 
 
 /* bounds on what a provider says of a user, in bytes (docs/security) */

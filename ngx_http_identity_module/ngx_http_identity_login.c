@@ -18,7 +18,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
-#include "ngx_http_identity_module.h"
+#include "ngx_http_identity_types.h"
 #include "ngx_http_identity_claims.h"
 #include "ngx_http_identity_cookie.h"
 #include "ngx_http_identity_crypto.h"
@@ -175,9 +175,11 @@ ngx_http_identity_login_finish(ngx_http_request_t *r,
             return rc;
         }
 
-        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                       "identity: login verified by \"%V\", user \"%V\"",
-                       &ctx->provider->name, &ctx->claims.provider_user_id);
+        /* the claims are not logged before the gate: they may forge lines */
+
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "identity: login verified by \"%V\"",
+                       &ctx->provider->name);
 
         ctx->finish = ngx_http_identity_finish_create;
 
@@ -224,8 +226,9 @@ ngx_http_identity_login_create(ngx_http_request_t *r)
         return NGX_HTTP_SERVICE_UNAVAILABLE;
     }
 
-    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "identity: claims sanitized, session create sent");
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "identity: claims of \"%V\" sanitized, session create "
+                   "sent", &ctx->claims.provider_user_id);
 
     return NGX_AGAIN;
 }

@@ -28,7 +28,7 @@
 
 #include <curl/curl.h>
 
-#include "ngx_http_identity_module.h"
+#include "ngx_http_identity_types.h"
 #include "ngx_http_identity_access.h"
 #include "ngx_http_identity_admin.h"
 #include "ngx_http_identity_cookie.h"

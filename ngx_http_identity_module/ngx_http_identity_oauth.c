@@ -30,7 +30,7 @@
 #include <oauth2/log.h>
 #include <oauth2/mem.h>
 
-#include "ngx_http_identity_module.h"
+#include "ngx_http_identity_types.h"
 #include "ngx_http_identity_request.h"
 #include "ngx_http_identity_crypto.h"
 #include "ngx_http_identity_task.h"

@@ -30,7 +30,7 @@
 #include <oauth2/http.h>
 #include <oauth2/log.h>
 
-#include "ngx_http_identity_module.h"
+#include "ngx_http_identity_types.h"
 #include "ngx_http_identity_request.h"
 #include "ngx_http_identity_crypto.h"
 #include "ngx_http_identity_cookie.h"
@@ -314,12 +314,20 @@ ngx_http_identity_oauth2_taken(ngx_http_request_t *r)
 
     ctx->provider = ngx_http_identity_find_provider(r, &ctx->login.provider);
 
-    if (ctx->provider == NULL || ctx->provider->protocol->callback == NULL) {
-        ctx->provider = NULL;
-
+    if (ctx->provider == NULL) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "identity: login for unknown provider \"%V\"",
                       &ctx->login.provider);
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    /* a SAML login's RelayState brought to the OAuth 2.0 callback */
+
+    if (ctx->provider->protocol->callback == NULL) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "identity: login of provider \"%V\" is not an "
+                      "OAuth 2.0 one", &ctx->provider->name);
+        ctx->provider = NULL;
         return NGX_HTTP_BAD_REQUEST;
     }
 

@@ -24,7 +24,7 @@
 #include <oauth2/http.h>
 #include <oauth2/log.h>
 
-#include "ngx_http_identity_module.h"
+#include "ngx_http_identity_types.h"
 #include "ngx_http_identity_fetch.h"
 #include "ngx_http_identity_oauth2.h"
 #include "ngx_http_identity_oauth_presets.h"

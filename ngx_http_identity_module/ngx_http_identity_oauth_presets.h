@@ -23,7 +23,7 @@
 #include <jansson.h>
 #include <oauth2/log.h>
 
-#include "ngx_http_identity_module.h"
+#include "ngx_http_identity_types.h"
 #include "ngx_http_identity_fetch.h"
 #include "ngx_http_identity_oauth2.h"
 

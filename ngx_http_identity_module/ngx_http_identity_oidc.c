@@ -34,7 +34,7 @@
 #include <jansson.h>
 #include <cjose/cjose.h>
 
-#include "ngx_http_identity_module.h"
+#include "ngx_http_identity_types.h"
 #include "ngx_http_identity_request.h"
 #include "ngx_http_identity_store.h"
 #include "ngx_http_identity_task.h"

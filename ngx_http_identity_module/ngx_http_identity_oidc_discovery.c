@@ -23,7 +23,7 @@
 #include <oauth2/http.h>
 #include <oauth2/log.h>
 
-#include "ngx_http_identity_module.h"
+#include "ngx_http_identity_types.h"
 #include "ngx_http_identity_request.h"
 #include "ngx_http_identity_task.h"
 #include "ngx_http_identity_fetch.h"

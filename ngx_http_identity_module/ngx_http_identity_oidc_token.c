@@ -26,7 +26,7 @@
 #include <oauth2/log.h>
 #include <oauth2/mem.h>
 
-#include "ngx_http_identity_module.h"
+#include "ngx_http_identity_types.h"
 #include "ngx_http_identity_crypto.h"
 #include "ngx_http_identity_fetch.h"
 #include "ngx_http_identity_oauth2.h"

@@ -22,7 +22,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
-#include "ngx_http_identity_module.h"
+#include "ngx_http_identity_types.h"
 #include "ngx_http_identity_fetch.h"
 #include "ngx_http_identity_oauth2.h"
 

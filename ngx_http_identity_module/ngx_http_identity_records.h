@@ -11,7 +11,7 @@
 /*
  * The records the store reads and writes, in r->pool; a field the record
  * does not hold is an empty string, or 0.  Types only, and nothing of the
- * module's included, so that the request ctx (ngx_http_identity_module.h)
+ * module's included, so that the request ctx (ngx_http_identity_types.h)
  * can hold a session without including the store above it.  How Redis
  * holds them is the store's business alone.
  */

@@ -14,7 +14,7 @@
 
 #include <hiredis/hiredis.h>
 
-#include "ngx_http_identity_module.h"
+#include "ngx_http_identity_types.h"
 
 
 /*

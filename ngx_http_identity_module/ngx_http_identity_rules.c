@@ -28,7 +28,7 @@
 
 #include <jansson.h>
 
-#include "ngx_http_identity_module.h"
+#include "ngx_http_identity_types.h"
 #include "ngx_http_identity_request.h"
 #include "ngx_http_identity_rules.h"
 #include "ngx_http_identity_error.h"

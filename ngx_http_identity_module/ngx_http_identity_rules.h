@@ -12,7 +12,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
-#include "ngx_http_identity_module.h"
+#include "ngx_http_identity_types.h"
 
 
 #define NGX_HTTP_IDENTITY_RULE_EMAIL   1

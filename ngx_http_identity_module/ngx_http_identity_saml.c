@@ -32,7 +32,7 @@
 
 #include <lasso/lasso.h>
 
-#include "ngx_http_identity_module.h"
+#include "ngx_http_identity_types.h"
 #include "ngx_http_identity_request.h"
 #include "ngx_http_identity_crypto.h"
 #include "ngx_http_identity_cookie.h"

@@ -16,7 +16,7 @@
 
 #include <lasso/lasso.h>
 
-#include "ngx_http_identity_module.h"
+#include "ngx_http_identity_types.h"
 #include "ngx_http_identity_task.h"
 #include "ngx_http_identity_fetch.h"
 

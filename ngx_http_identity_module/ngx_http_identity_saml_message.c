@@ -34,7 +34,7 @@
 #include <lasso/xml/saml-2.0/saml2_subject_confirmation.h>
 #include <lasso/xml/saml-2.0/saml2_subject_confirmation_data.h>
 
-#include "ngx_http_identity_module.h"
+#include "ngx_http_identity_types.h"
 #include "ngx_http_identity_saml_idp.h"
 #include "ngx_http_identity_saml_message.h"
 

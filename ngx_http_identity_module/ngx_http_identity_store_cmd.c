@@ -16,7 +16,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
-#include "ngx_http_identity_module.h"
+#include "ngx_http_identity_types.h"
 #include "ngx_http_identity_crypto.h"
 #include "ngx_http_identity_redis.h"
 #include "ngx_http_identity_store_cmd.h"

@@ -26,7 +26,7 @@
 #include <ngx_http.h>
 #include <ngx_thread_pool.h>
 
-#include "ngx_http_identity_module.h"
+#include "ngx_http_identity_types.h"
 #include "ngx_http_identity_task.h"
 
 

@@ -60,12 +60,11 @@ for my $f (@files) {
         next unless /^#include "ngx_http_identity_(\w+)\.h"/;
         my $h = $1;
         next if $h eq $u;
-        # the module's own header holds the shared types, at the bottom
-        my $hl = $h eq 'module' ? $layer{types} : $layer{$h};
+        my $hl = $layer{$h};
         ok(defined $hl && $hl >= $layer{$u},
            "$u includes $h.h, of its layer or below")
             or diag("$u is on layer $layer{$u}, $h.h on " . ($hl // '?'));
-        $edges{$u}{$h} = 'include' unless $h eq 'module';
+        $edges{$u}{$h} = 'include';
     }
 }
 

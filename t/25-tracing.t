@@ -77,8 +77,8 @@ in_order([trace($mark, $c)], [
 $c = conn_of($mark, qr/login verified by/);
 ok($c, 'the callback is traced');
 in_order([trace($mark, $c)], [
-    qr/^login verified by "test", user "[^"]+"$/,
-    qr/^claims sanitized, session create sent$/,
+    qr/^login verified by "test"$/,
+    qr/^claims of "[^"]+" sanitized, session create sent$/,
 ], 'the callback: verified by the provider, then the session is created');
 
 # back at the page: the session is looked up, checked and admitted

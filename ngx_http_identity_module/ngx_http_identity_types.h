@@ -4,8 +4,8 @@
  */
 
 
-#ifndef _NGX_HTTP_IDENTITY_MODULE_H_INCLUDED_
-#define _NGX_HTTP_IDENTITY_MODULE_H_INCLUDED_
+#ifndef _NGX_HTTP_IDENTITY_TYPES_H_INCLUDED_
+#define _NGX_HTTP_IDENTITY_TYPES_H_INCLUDED_
 
 
 /*
@@ -21,9 +21,11 @@
 #include <ngx_http.h>
 #include <ngx_thread_pool.h>
 
-#include "ngx_http_identity_ua.h"
-#include "ngx_http_identity_geo.h"
 #include "ngx_http_identity_records.h"
+
+
+/* ua.h's parser, opaque here: the main conf only holds it */
+typedef struct ngx_http_identity_ua_parser_s  ngx_http_identity_ua_parser_t;
 
 
 #define NGX_HTTP_IDENTITY_OIDC           1
@@ -233,4 +235,4 @@ struct ngx_http_identity_ctx_s {
 extern ngx_module_t  ngx_http_identity_module;
 
 
-#endif /* _NGX_HTTP_IDENTITY_MODULE_H_INCLUDED_ */
+#endif /* _NGX_HTTP_IDENTITY_TYPES_H_INCLUDED_ */
