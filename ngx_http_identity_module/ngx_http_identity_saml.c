@@ -83,8 +83,6 @@ static void ngx_http_identity_saml_check_done(ngx_http_request_t *r,
     void *data);
 static ngx_int_t ngx_http_identity_saml_authorized(ngx_http_request_t *r,
     ngx_http_identity_provider_t *pr, ngx_str_t *groups);
-static ngx_int_t ngx_http_identity_saml_str(ngx_pool_t *pool, char *s,
-    ngx_str_t *out);
 
 
 /*
@@ -335,9 +333,9 @@ ngx_http_identity_saml_authn_done(ngx_http_request_t *r, void *data)
     ctx->login.sp_entity_id.len = ngx_strlen(t->entity_id);
 
     if (t->status == 0
-        && (ngx_http_identity_saml_str(r->pool, t->url, &ctx->redirect_uri)
+        && (ngx_http_identity_pool_str(r->pool, t->url, &ctx->redirect_uri)
             != NGX_OK
-            || ngx_http_identity_saml_str(r->pool, t->id, &ctx->login.nonce)
+            || ngx_http_identity_pool_str(r->pool, t->id, &ctx->login.nonce)
                != NGX_OK))
     {
         ngx_http_identity_saml_fail(t, NGX_HTTP_INTERNAL_SERVER_ERROR,
@@ -985,19 +983,19 @@ ngx_http_identity_saml_check_done(ngx_http_request_t *r, void *data)
     ngx_http_identity_saml_adopt(r, t);
 
     if (t->status == 0
-        && (ngx_http_identity_saml_str(r->pool, t->attrs[0] ? t->attrs[0]
+        && (ngx_http_identity_pool_str(r->pool, t->attrs[0] ? t->attrs[0]
                                                             : t->name_id,
                                        &ctx->claims.provider_user_id)
             != NGX_OK
-            || ngx_http_identity_saml_str(r->pool, t->attrs[1],
+            || ngx_http_identity_pool_str(r->pool, t->attrs[1],
                                           &ctx->claims.email) != NGX_OK
-            || ngx_http_identity_saml_str(r->pool, t->attrs[2],
+            || ngx_http_identity_pool_str(r->pool, t->attrs[2],
                                           &ctx->claims.name) != NGX_OK
-            || ngx_http_identity_saml_str(r->pool, t->attrs[3],
+            || ngx_http_identity_pool_str(r->pool, t->attrs[3],
                                           &ctx->claims.username) != NGX_OK
-            || ngx_http_identity_saml_str(r->pool, t->attrs[4],
+            || ngx_http_identity_pool_str(r->pool, t->attrs[4],
                                           &ctx->claims.groups) != NGX_OK
-            || ngx_http_identity_saml_str(r->pool, t->assertion_id,
+            || ngx_http_identity_pool_str(r->pool, t->assertion_id,
                                           &ctx->code) != NGX_OK))
     {
         ngx_http_identity_saml_fail(t, NGX_HTTP_INTERNAL_SERVER_ERROR,
@@ -1071,24 +1069,4 @@ ngx_http_identity_saml_authorized(ngx_http_request_t *r,
                   &pr->name);
 
     return NGX_HTTP_FORBIDDEN;
-}
-
-
-static ngx_int_t
-ngx_http_identity_saml_str(ngx_pool_t *pool, char *s, ngx_str_t *out)
-{
-    if (s == NULL) {
-        ngx_str_null(out);
-        return NGX_OK;
-    }
-
-    out->len = ngx_strlen(s);
-    out->data = ngx_pnalloc(pool, out->len + 1);
-    if (out->data == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_memcpy(out->data, s, out->len + 1);
-
-    return NGX_OK;
 }
