@@ -83,6 +83,8 @@ static void ngx_http_identity_saml_check_done(ngx_http_request_t *r,
     void *data);
 static ngx_int_t ngx_http_identity_saml_authorized(ngx_http_request_t *r,
     ngx_http_identity_provider_t *pr, ngx_str_t *groups);
+static void ngx_http_identity_saml_task_end(ngx_http_request_t *r,
+    ngx_http_identity_saml_task_t *t);
 
 
 /*
@@ -345,15 +347,7 @@ ngx_http_identity_saml_authn_done(ngx_http_request_t *r, void *data)
     free(t->url);
     free(t->id);
 
-    if (t->status) {
-        ngx_log_error(t->level, r->connection->log, 0,
-                      "identity: provider \"%V\": %s", &ctx->provider->name,
-                      t->error);
-        ctx->status = t->status;
-        ctx->state = ngx_http_identity_saml_failed;
-    }
-
-    ctx->resume(r);
+    ngx_http_identity_saml_task_end(r, t);
 }
 
 
@@ -1013,6 +1007,23 @@ ngx_http_identity_saml_check_done(ngx_http_request_t *r, void *data)
     for (i = 0; i < 5; i++) {
         free(t->attrs[i]);
     }
+
+    ngx_http_identity_saml_task_end(r, t);
+}
+
+
+/*
+ * The end of a lasso task: a failure is logged and puts the login in the
+ * failed state, then the waiting request runs on.
+ */
+
+static void
+ngx_http_identity_saml_task_end(ngx_http_request_t *r,
+    ngx_http_identity_saml_task_t *t)
+{
+    ngx_http_identity_ctx_t  *ctx;
+
+    ctx = ngx_http_identity_get_ctx(r);
 
     if (t->status) {
         ngx_log_error(t->level, r->connection->log, 0,
