@@ -168,6 +168,36 @@ ngx_int_t
 ngx_http_identity_page_send(ngx_http_request_t *r, ngx_int_t status,
     ngx_buf_t *b, ngx_uint_t html)
 {
+    ngx_str_t  type;
+
+    if (ngx_http_identity_add_header(r, "Cache-Control", "no-store")
+        == NULL)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (html) {
+        ngx_str_set(&type, "text/html; charset=utf-8");
+        return ngx_http_identity_body_send(r, status, b, &type,
+                                           sizeof("text/html") - 1);
+    }
+
+    ngx_str_set(&type, "application/json");
+
+    return ngx_http_identity_body_send(r, status, b, &type, type.len);
+}
+
+
+/*
+ * A response whose body is the one buffer b, of the given Content-Type
+ * (type_len: its length without parameters); returns what
+ * ngx_http_finalize_request() is to be called with.
+ */
+
+ngx_int_t
+ngx_http_identity_body_send(ngx_http_request_t *r, ngx_int_t status,
+    ngx_buf_t *b, ngx_str_t *type, size_t type_len)
+{
     ngx_int_t    rc;
     ngx_chain_t  out;
 
@@ -176,21 +206,8 @@ ngx_http_identity_page_send(ngx_http_request_t *r, ngx_int_t status,
 
     r->headers_out.status = status;
     r->headers_out.content_length_n = b->last - b->pos;
-
-    if (html) {
-        ngx_str_set(&r->headers_out.content_type, "text/html; charset=utf-8");
-        r->headers_out.content_type_len = sizeof("text/html") - 1;
-
-    } else {
-        ngx_str_set(&r->headers_out.content_type, "application/json");
-        r->headers_out.content_type_len = sizeof("application/json") - 1;
-    }
-
-    if (ngx_http_identity_add_header(r, "Cache-Control", "no-store")
-        == NULL)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
+    r->headers_out.content_type = *type;
+    r->headers_out.content_type_len = type_len;
 
     rc = ngx_http_send_header(r);
 

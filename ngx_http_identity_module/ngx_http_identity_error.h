@@ -45,6 +45,8 @@ ngx_int_t ngx_http_identity_error_page(ngx_http_request_t *r,
     ngx_str_t *request_id);
 ngx_int_t ngx_http_identity_page_send(ngx_http_request_t *r,
     ngx_int_t status, ngx_buf_t *b, ngx_uint_t html);
+ngx_int_t ngx_http_identity_body_send(ngx_http_request_t *r,
+    ngx_int_t status, ngx_buf_t *b, ngx_str_t *type, size_t type_len);
 
 
 #endif /* _NGX_HTTP_IDENTITY_ERROR_H_INCLUDED_ */

@@ -41,6 +41,7 @@
 #include "ngx_http_identity_body.h"
 #include "ngx_http_identity_fetch.h"
 #include "ngx_http_identity_claims.h"
+#include "ngx_http_identity_error.h"
 #include "ngx_http_identity_protocol.h"
 #include "ngx_http_identity_saml.h"
 #include "ngx_http_identity_saml_message.h"
@@ -356,10 +357,8 @@ ngx_http_identity_saml_authn_done(ngx_http_request_t *r, void *data)
 static ngx_int_t
 ngx_http_identity_saml_metadata(ngx_http_request_t *r)
 {
-    ngx_int_t                       rc;
     ngx_buf_t                      *b;
-    ngx_str_t                       xml;
-    ngx_chain_t                     out;
+    ngx_str_t                       xml, type;
     ngx_http_identity_provider_t   *pr;
     ngx_http_identity_saml_task_t   t;
 
@@ -389,22 +388,10 @@ ngx_http_identity_saml_metadata(ngx_http_request_t *r)
     b->pos = xml.data;
     b->last = xml.data + xml.len;
     b->memory = 1;
-    b->last_buf = 1;
 
-    r->headers_out.status = NGX_HTTP_OK;
-    r->headers_out.content_length_n = xml.len;
-    ngx_str_set(&r->headers_out.content_type, "application/samlmetadata+xml");
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    ngx_str_set(&type, "application/samlmetadata+xml");
 
-    rc = ngx_http_send_header(r);
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
+    return ngx_http_identity_body_send(r, NGX_HTTP_OK, b, &type, type.len);
 }
 
 
