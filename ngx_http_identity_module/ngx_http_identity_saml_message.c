@@ -39,6 +39,8 @@
 #include "ngx_http_identity_saml_message.h"
 
 
+static LassoLogin *ngx_http_identity_saml_login_new(
+    ngx_http_identity_saml_task_t *t, LassoServer **server);
 static ngx_int_t ngx_http_identity_saml_check(
     ngx_http_identity_saml_task_t *t, LassoLogin *login);
 static void ngx_http_identity_saml_attributes(
@@ -64,18 +66,10 @@ ngx_http_identity_saml_authn_run(void *data)
     ngx_http_identity_provider_t  *pr;
 
     pr = t->provider;
-    login = NULL;
 
-    server = ngx_http_identity_saml_server(t);
-    if (server == NULL) {
-        return;
-    }
-
-    login = lasso_login_new(server);
+    login = ngx_http_identity_saml_login_new(t, &server);
     if (login == NULL) {
-        ngx_http_identity_saml_fail(t, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                                    NGX_LOG_ERR, "lasso_login_new() failed");
-        goto done;
+        return;
     }
 
     rc = lasso_login_init_authn_request(login, (char *) pr->issuer.data,
@@ -128,10 +122,7 @@ ngx_http_identity_saml_authn_run(void *data)
 
 done:
 
-    if (login) {
-        lasso_login_destroy(login);
-    }
-
+    lasso_login_destroy(login);
     lasso_server_destroy(server);
 }
 
@@ -146,16 +137,8 @@ ngx_http_identity_saml_check_run(void *data)
     LassoLogin   *login;
     LassoServer  *server;
 
-    server = ngx_http_identity_saml_server(t);
-    if (server == NULL) {
-        return;
-    }
-
-    login = lasso_login_new(server);
+    login = ngx_http_identity_saml_login_new(t, &server);
     if (login == NULL) {
-        ngx_http_identity_saml_fail(t, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                                    NGX_LOG_ERR, "lasso_login_new() failed");
-        lasso_server_destroy(server);
         return;
     }
 
@@ -182,6 +165,35 @@ ngx_http_identity_saml_check_run(void *data)
 
     lasso_login_destroy(login);
     lasso_server_destroy(server);
+}
+
+
+/*
+ * The task's LassoServer and a LassoLogin on it, both for the caller to
+ * destroy; NULL, with the task failed and nothing left to destroy, if
+ * either cannot be made.
+ */
+
+static LassoLogin *
+ngx_http_identity_saml_login_new(ngx_http_identity_saml_task_t *t,
+    LassoServer **server)
+{
+    LassoLogin  *login;
+
+    *server = ngx_http_identity_saml_server(t);
+    if (*server == NULL) {
+        return NULL;
+    }
+
+    login = lasso_login_new(*server);
+    if (login == NULL) {
+        ngx_http_identity_saml_fail(t, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                    NGX_LOG_ERR, "lasso_login_new() failed");
+        lasso_server_destroy(*server);
+        return NULL;
+    }
+
+    return login;
 }
 
 
