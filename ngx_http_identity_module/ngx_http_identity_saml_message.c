@@ -43,6 +43,8 @@ static LassoLogin *ngx_http_identity_saml_login_new(
     ngx_http_identity_saml_task_t *t, LassoServer **server);
 static ngx_int_t ngx_http_identity_saml_check(
     ngx_http_identity_saml_task_t *t, LassoLogin *login);
+static ngx_uint_t ngx_http_identity_saml_answers(
+    ngx_http_identity_saml_task_t *t, const char *in_response_to);
 static void ngx_http_identity_saml_attributes(
     ngx_http_identity_saml_task_t *t, LassoSaml2Assertion *assertion);
 static LassoSaml2Attribute *ngx_http_identity_saml_attribute(
@@ -245,11 +247,7 @@ ngx_http_identity_saml_check(ngx_http_identity_saml_task_t *t,
 
     /* InResponseTo: our pending request, or nothing if unsolicited */
 
-    if (t->request_id
-        ? (status->InResponseTo == NULL
-           || strcmp(status->InResponseTo, t->request_id) != 0)
-        : (status->InResponseTo != NULL))
-    {
+    if (!ngx_http_identity_saml_answers(t, status->InResponseTo)) {
         ngx_http_identity_saml_fail(t, NGX_HTTP_FORBIDDEN, NGX_LOG_INFO,
                                     "SAML response InResponseTo does not "
                                     "match the request");
@@ -279,11 +277,7 @@ ngx_http_identity_saml_check(ngx_http_identity_saml_task_t *t,
         return NGX_ERROR;
     }
 
-    if (t->request_id
-        ? (scd->InResponseTo == NULL
-           || strcmp(scd->InResponseTo, t->request_id) != 0)
-        : (scd->InResponseTo != NULL))
-    {
+    if (!ngx_http_identity_saml_answers(t, scd->InResponseTo)) {
         ngx_http_identity_saml_fail(t, NGX_HTTP_FORBIDDEN, NGX_LOG_INFO,
                                     "SAML subject confirmation InResponseTo "
                                     "does not match the request");
@@ -371,6 +365,24 @@ ngx_http_identity_saml_check(ngx_http_identity_saml_task_t *t,
     ngx_http_identity_saml_attributes(t, assertion);
 
     return NGX_OK;
+}
+
+
+/*
+ * InResponseTo: it names the pending request, or, for an unsolicited
+ * response (no request id), is absent.
+ */
+
+static ngx_uint_t
+ngx_http_identity_saml_answers(ngx_http_identity_saml_task_t *t,
+    const char *in_response_to)
+{
+    if (t->request_id == NULL) {
+        return in_response_to == NULL;
+    }
+
+    return in_response_to != NULL
+           && strcmp(in_response_to, t->request_id) == 0;
 }
 
 
