@@ -42,7 +42,7 @@ my $providers = <<"P";
         authz_url_params prompt=consent;
         claim_map id=sub email=email name=name username=preferred_username
                   groups=groups email_verified=email_verified;
-        userinfo_refresh_interval 1s;
+        userinfo_refresh_interval 3s;
         http_timeout 2s;
     }
 P
@@ -107,16 +107,18 @@ is($r->{status}, 200, 'session with a foreign ciphertext still admitted');
 is(upstream_saw($r->{body})->{token}, '', '... but no access token upstream');
 ok($t->log_like(qr/\[error\].*does not decrypt/), 'and an error logged');
 
-# within the interval, nothing is checked
+# within the interval, nothing is checked (the interval is 3 s: a session's
+# "checked" time has a resolution of one second, and a second login runs
+# before this request)
 
 my $before = $t->idp_stats;
 $r = $ua->get("$base/api/x");
 is($r->{status}, 200, 'within the interval: admitted');
 is($t->idp_stats->{userinfo}, $before->{userinfo}, 'no user info call');
 
-# after the interval, and the access token's 2 s: refresh, then user info
+# after the interval, and past the access token's 2 s: refresh, then user info
 
-sleep 2.5;
+sleep 3.3;
 $r = $ua->get("$base/api/x");
 is($r->{status}, 200, 'after the interval: admitted');
 my $after = $t->idp_stats;
@@ -135,7 +137,7 @@ is(userinfo_with($token1)->{status}, 401, 'the old one has expired');
 
 # two requests at once when a check is due: one check
 
-sleep 1.2;
+sleep 3.3;
 $before = $t->idp_stats;
 my @p = map { $ua->start_request('GET', "$base/api/x") } 1 .. 4;
 my @res = map { $_->finish } @p;
@@ -145,7 +147,7 @@ is($t->idp_stats->{userinfo} - $before->{userinfo}, 1, 'one of them checked the 
 # the provider cannot be reached: the session stays
 
 $t->stop_idp;
-sleep 1.2;
+sleep 3.3;
 $r = $ua->get("$base/api/x");
 is($r->{status}, 200, 'provider down: session kept, request admitted');
 ok($t->log_like(qr/\[error\].*not checked, kept until the next check/), 'error logged');
@@ -154,7 +156,7 @@ is($t->redis('EXISTS', $skey), 1, 'session still in Redis');
 # the provider comes back without the grant (its state was lost): refused
 
 $issuer = $t->start_idp(%idp);
-sleep 1.2;
+sleep 3.3;
 $r = $ua->get("$base/api/x");
 is($r->{status}, 302, 'provider refuses the tokens: browser sent to log in again');
 like($r->{h}{location}, qr{^\Q$issuer\E/auth\?}, '... at the provider');
