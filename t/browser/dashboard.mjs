@@ -127,7 +127,8 @@ try {
 
   // the endpoint's sessions, then a session
   await ap.click(`[data-testid=endpoint-row][data-endpoint-id="${out.endpoints[0].id}"] a, [data-testid=endpoint-row][data-endpoint-id="${out.endpoints[0].id}"]`);
-  await ap.waitForSelector('[data-testid=session-row]', { timeout: T });
+  // the identity page lists sessions too: wait for the endpoint's own page
+  await ap.waitForSelector('[data-testid=endpoint-detail] [data-testid=session-row]', { timeout: T });
   out.endpoint_sessions = await ap.$$eval('[data-testid=session-row]', (rows) => rows.map((r) => ({
     id: r.dataset.sessionId, text: r.textContent.replace(/\s+/g, ' ').trim() })));
   await shot(ap, '06-endpoint-sessions');
