@@ -535,19 +535,12 @@ ngx_http_identity_oauth_grant(ngx_http_identity_oauth_task_t *t,
 {
     json_t                          *tokens, *v;
     const char                      *access, *type, *refresh, *err;
-    oauth2_http_call_ctx_t          *hctx;
     ngx_http_identity_oauth_conf_t  *oc;
 
     oc = t->conf;
 
-    hctx = ngx_http_identity_http_ctx(&t->result, log, oc->timeout);
-    if (hctx == NULL) {
-        return NGX_ERROR;
-    }
-
-    tokens = ngx_http_identity_oauth2_token(&oc->client, log, hctx, form,
+    tokens = ngx_http_identity_oauth2_token(&oc->client, log, form,
                                             &t->result);
-    oauth2_http_call_ctx_free(log, hctx);
 
     if (tokens == NULL) {
         return NGX_ERROR;

@@ -401,44 +401,38 @@ ngx_http_identity_oauth2_code_form(oauth2_log_t *log,
 
 json_t *
 ngx_http_identity_oauth2_token(ngx_http_identity_oauth2_client_t *client,
-    oauth2_log_t *log, oauth2_http_call_ctx_t *hctx, oauth2_nv_list_t *form,
+    oauth2_log_t *log, oauth2_nv_list_t *form,
     ngx_http_identity_http_result_t *result)
 {
     char                    *body;
     json_t                  *tokens;
-    oauth2_http_call_ctx_t  *call;
+    oauth2_http_call_ctx_t  *hctx;
 
-    call = hctx;
+    /*
+     * a call context of its own: the client's credentials are for the token
+     * endpoint alone, never for the keys or user info fetched after it
+     */
+
+    hctx = ngx_http_identity_http_ctx(result, log, client->timeout);
+    if (hctx == NULL) {
+        return NULL;
+    }
 
     if (client->token_auth == NGX_HTTP_IDENTITY_AUTH_POST) {
         oauth2_nv_list_add(log, form, "client_id", client->client_id);
         oauth2_nv_list_add(log, form, "client_secret", client->client_secret);
 
     } else {
-
-        /*
-         * the caller's call context fetches keys and user info next: the
-         * client's credentials, for the token endpoint alone, go in a call
-         * context of their own
-         */
-
-        call = ngx_http_identity_http_ctx(result, log, client->timeout);
-        if (call == NULL) {
-            return NULL;
-        }
-
         /* RFC 6749 2.3.1: form-encode the credentials before Basic */
-        oauth2_http_call_ctx_basic_auth_set(log, call, client->client_id,
+        oauth2_http_call_ctx_basic_auth_set(log, hctx, client->client_id,
                                             client->client_secret, true);
     }
 
     tokens = NULL;
-    body = ngx_http_identity_http_call(log, client->token_endpoint, form, call,
+    body = ngx_http_identity_http_call(log, client->token_endpoint, form, hctx,
                                        result, &tokens);
 
-    if (call != hctx) {
-        oauth2_http_call_ctx_free(log, call);
-    }
+    oauth2_http_call_ctx_free(log, hctx);
 
     if (body == NULL) {
         return NULL;

@@ -56,8 +56,7 @@ oauth2_nv_list_t *ngx_http_identity_oauth2_code_form(oauth2_log_t *log,
     ngx_http_identity_oauth2_grant_t *grant);
 json_t *ngx_http_identity_oauth2_token(
     ngx_http_identity_oauth2_client_t *client, oauth2_log_t *log,
-    oauth2_http_call_ctx_t *hctx, oauth2_nv_list_t *form,
-    ngx_http_identity_http_result_t *result);
+    oauth2_nv_list_t *form, ngx_http_identity_http_result_t *result);
 ngx_int_t ngx_http_identity_oauth2_bearer(oauth2_log_t *log,
     oauth2_http_call_ctx_t *hctx, const char *token,
     ngx_http_identity_http_result_t *result);

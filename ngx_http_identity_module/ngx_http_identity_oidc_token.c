@@ -206,7 +206,7 @@ ngx_http_identity_oidc_exchange_run(void *data)
 
     form = ngx_http_identity_oauth2_code_form(log, &x->grant);
 
-    tokens = ngx_http_identity_oauth2_token(&x->client, log, hctx, form,
+    tokens = ngx_http_identity_oauth2_token(&x->client, log, form,
                                             &x->result);
     if (tokens == NULL) {
         goto done;
