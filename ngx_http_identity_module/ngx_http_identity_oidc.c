@@ -302,11 +302,7 @@ ngx_http_identity_oidc_callback(ngx_http_request_t *r)
 
     case ngx_http_identity_oidc_exchange:
 
-        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                       "identity: callback verified by provider \"%V\"",
-                       &ctx->provider->name);
-
-        return NGX_OK;
+        return NGX_OK;     /* login.c traces the verified login */
 
     default:
         return ctx->status ? ctx->status : NGX_HTTP_INTERNAL_SERVER_ERROR;
