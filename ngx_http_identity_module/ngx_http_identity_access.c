@@ -164,13 +164,19 @@ ngx_http_identity_protect(ngx_http_request_t *r, ngx_http_identity_ctx_t *ctx,
 
         imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
 
-        if (ngx_http_identity_session_lookup(r, &ctx->token,
-                                             imcf->need
-                                             | (ilcf->rules
-                                                ? NGX_HTTP_IDENTITY_NEED_RULES
-                                                : 0))
-            != NGX_OK)
-        {
+        rc = ngx_http_identity_session_lookup(r, &ctx->token,
+                                              imcf->need
+                                              | (ilcf->rules
+                                                 ? NGX_HTTP_IDENTITY_NEED_RULES
+                                                 : 0));
+
+        /* found in the node's session cache: checked at once */
+
+        if (rc == NGX_DONE) {
+            return ngx_http_identity_session_checked(r, ctx, ilcf);
+        }
+
+        if (rc != NGX_OK) {
             return NGX_HTTP_SERVICE_UNAVAILABLE;
         }
 

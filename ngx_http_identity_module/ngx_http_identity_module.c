@@ -31,10 +31,12 @@
 #include "ngx_http_identity_types.h"
 #include "ngx_http_identity_access.h"
 #include "ngx_http_identity_admin.h"
+#include "ngx_http_identity_cache.h"
 #include "ngx_http_identity_cookie.h"
 #include "ngx_http_identity_crypto.h"
 #include "ngx_http_identity_endpoint.h"
 #include "ngx_http_identity_meta.h"
+#include "ngx_http_identity_node.h"
 #include "ngx_http_identity_protocol.h"
 #include "ngx_http_identity_provider.h"
 #include "ngx_http_identity_redis.h"
@@ -66,6 +68,13 @@ static ngx_command_t  ngx_http_identity_commands[] = {
     { ngx_string("identity_redis"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
       ngx_http_identity_redis_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("identity_session_cache"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      ngx_http_identity_cache_directive,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
@@ -672,13 +681,18 @@ ngx_http_identity_init_process(ngx_cycle_t *cycle)
         }
     }
 
-    return ngx_http_identity_redis_init(cycle, &imcf->redis);
+    if (ngx_http_identity_redis_init(cycle, &imcf->redis) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_identity_node_init_process(cycle, imcf);
 }
 
 
 static void
 ngx_http_identity_exit_process(ngx_cycle_t *cycle)
 {
+    ngx_http_identity_node_exit_process(cycle);
     ngx_http_identity_redis_done(cycle);
 }
 

@@ -12,6 +12,10 @@
  * than an exponential backoff allows; meanwhile commands fail at once, so
  * requests get a quick 503 rather than piling up.  The identity_redis
  * directive that configures it is parsed here too.
+ *
+ * A second connection, made only where a session cache is configured,
+ * holds a subscription (node.c's): the same glue, its messages handed to
+ * one handler, and UP and DOWN when the subscription begins and ends.
  */
 
 
@@ -40,8 +44,11 @@ typedef struct {
     ngx_uint_t                          pending;
     ngx_msec_t                          backoff;
     ngx_msec_t                          retry_at;
+    ngx_http_identity_redis_sub_pt      sub_handler;
+    void                               *sub_data;
     unsigned                            connected:1;
     unsigned                            writing:1;
+    unsigned                            subscribed:1;
 } ngx_http_identity_redis_t;
 
 
@@ -58,7 +65,9 @@ static ngx_int_t ngx_http_identity_redis_connect(
 static ngx_int_t ngx_http_identity_redis_issue(ngx_log_t *log,
     ngx_http_identity_redis_waiter_t *w, ngx_uint_t argc, ngx_str_t *argv);
 static void ngx_http_identity_redis_setup(ngx_http_identity_redis_t *rd,
-    char *cmd, ngx_str_t *arg);
+    ngx_uint_t argc, const char **args, size_t *lens);
+static void ngx_http_identity_redis_sub_reply(redisAsyncContext *ac, void *r,
+    void *privdata);
 static void ngx_http_identity_redis_reply(redisAsyncContext *ac, void *r,
     void *privdata);
 static void ngx_http_identity_redis_setup_reply(redisAsyncContext *ac,
@@ -80,24 +89,30 @@ static void ngx_http_identity_redis_waiter_cleanup(void *data);
 
 
 static ngx_http_identity_redis_t  ngx_http_identity_redis;
+static ngx_http_identity_redis_t  ngx_http_identity_redis_sub;
 
 
 ngx_int_t
 ngx_http_identity_redis_init(ngx_cycle_t *cycle,
     ngx_http_identity_redis_conf_t *conf)
 {
-    ngx_http_identity_redis_t  *rd = &ngx_http_identity_redis;
+    ngx_uint_t                  i;
+    ngx_http_identity_redis_t  *rd;
 
-    ngx_memzero(rd, sizeof(ngx_http_identity_redis_t));
+    for (i = 0; i < 2; i++) {
+        rd = i ? &ngx_http_identity_redis_sub : &ngx_http_identity_redis;
 
-    rd->conf = conf;
-    rd->log = cycle->log;
-    rd->backoff = NGX_HTTP_IDENTITY_REDIS_BACKOFF_MIN;
+        ngx_memzero(rd, sizeof(ngx_http_identity_redis_t));
 
-    rd->timer.handler = ngx_http_identity_redis_timeout;
-    rd->timer.data = rd;
-    rd->timer.log = cycle->log;
-    rd->timer.cancelable = 1;
+        rd->conf = conf;
+        rd->log = cycle->log;
+        rd->backoff = NGX_HTTP_IDENTITY_REDIS_BACKOFF_MIN;
+
+        rd->timer.handler = ngx_http_identity_redis_timeout;
+        rd->timer.data = rd;
+        rd->timer.log = cycle->log;
+        rd->timer.cancelable = 1;
+    }
 
     return NGX_OK;
 }
@@ -106,14 +121,21 @@ ngx_http_identity_redis_init(ngx_cycle_t *cycle,
 void
 ngx_http_identity_redis_done(ngx_cycle_t *cycle)
 {
-    ngx_http_identity_redis_t  *rd = &ngx_http_identity_redis;
+    ngx_uint_t                  i;
+    ngx_http_identity_redis_t  *rd;
 
-    if (rd->ac) {
-        redisAsyncFree(rd->ac);
-    }
+    for (i = 0; i < 2; i++) {
+        rd = i ? &ngx_http_identity_redis_sub : &ngx_http_identity_redis;
 
-    if (rd->timer.timer_set) {
-        ngx_del_timer(&rd->timer);
+        rd->sub_handler = NULL;
+
+        if (rd->ac) {
+            redisAsyncFree(rd->ac);
+        }
+
+        if (rd->timer.timer_set) {
+            ngx_del_timer(&rd->timer);
+        }
     }
 }
 
@@ -247,7 +269,8 @@ static ngx_int_t
 ngx_http_identity_redis_connect(ngx_http_identity_redis_t *rd)
 {
     u_char                           buf[NGX_INT_T_LEN];
-    ngx_str_t                        db;
+    size_t                           lens[2];
+    const char                      *args[2];
     ngx_connection_t                *c;
     redisAsyncContext               *ac;
     ngx_http_identity_redis_conf_t  *conf;
@@ -332,14 +355,21 @@ ngx_http_identity_redis_connect(ngx_http_identity_redis_t *rd)
     /* queued ahead of every command that caused this connect */
 
     if (conf->password.len) {
-        ngx_http_identity_redis_setup(rd, "AUTH", &conf->password);
+        args[0] = "AUTH";
+        lens[0] = 4;
+        args[1] = (const char *) conf->password.data;
+        lens[1] = conf->password.len;
+
+        ngx_http_identity_redis_setup(rd, 2, args, lens);
     }
 
     if (conf->db) {
-        db.data = buf;
-        db.len = ngx_sprintf(buf, "%ui", conf->db) - buf;
+        args[0] = "SELECT";
+        lens[0] = 6;
+        args[1] = (const char *) buf;
+        lens[1] = ngx_sprintf(buf, "%ui", conf->db) - buf;
 
-        ngx_http_identity_redis_setup(rd, "SELECT", &db);
+        ngx_http_identity_redis_setup(rd, 2, args, lens);
     }
 
     return NGX_OK;
@@ -354,19 +384,11 @@ failed:
 
 
 static void
-ngx_http_identity_redis_setup(ngx_http_identity_redis_t *rd, char *cmd,
-    ngx_str_t *arg)
+ngx_http_identity_redis_setup(ngx_http_identity_redis_t *rd, ngx_uint_t argc,
+    const char **args, size_t *lens)
 {
-    size_t       lens[2];
-    const char  *args[2];
-
-    args[0] = cmd;
-    lens[0] = ngx_strlen(cmd);
-    args[1] = (const char *) arg->data;
-    lens[1] = arg->len;
-
     if (redisAsyncCommandArgv(rd->ac, ngx_http_identity_redis_setup_reply,
-                              cmd, 2, args, lens)
+                              (void *) args[0], (int) argc, args, lens)
         == REDIS_OK)
     {
         rd->pending++;
@@ -380,7 +402,7 @@ ngx_http_identity_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
     redisReply                        *reply = r;
     ngx_connection_t                  *c;
     ngx_http_request_t                *req;
-    ngx_http_identity_redis_t         *rd = &ngx_http_identity_redis;
+    ngx_http_identity_redis_t         *rd = ac->data;
     ngx_http_identity_redis_waiter_t  *w = privdata;
 
     if (rd->pending) {
@@ -418,7 +440,7 @@ ngx_http_identity_redis_setup_reply(redisAsyncContext *ac, void *r,
     void *privdata)
 {
     redisReply                 *reply = r;
-    ngx_http_identity_redis_t  *rd = &ngx_http_identity_redis;
+    ngx_http_identity_redis_t  *rd = ac->data;
 
     if (rd->pending) {
         rd->pending--;
@@ -430,6 +452,121 @@ ngx_http_identity_redis_setup_reply(redisAsyncContext *ac, void *r,
         ngx_log_error(NGX_LOG_ERR, rd->log, 0,
                       "identity: redis %s failed: \"%*s\"",
                       (char *) privdata, (size_t) reply->len, reply->str);
+    }
+}
+
+
+/*
+ * The subscription: a connection of its own, named so that an operator
+ * sees (and a test can cut) it, and one SUBSCRIBE.  NGX_ERROR only when
+ * it cannot be made now; a failure later is told as DOWN.
+ */
+
+ngx_int_t
+ngx_http_identity_redis_subscribe(ngx_log_t *log, ngx_str_t *channel,
+    ngx_str_t *name, ngx_http_identity_redis_sub_pt handler, void *data)
+{
+    size_t                      lens[3];
+    const char                 *args[3];
+    ngx_http_identity_redis_t  *rd = &ngx_http_identity_redis_sub;
+
+    if (rd->ac) {
+        return NGX_OK;
+    }
+
+    if (rd->conf == NULL || !rd->conf->configured
+        || ngx_http_identity_redis_connect(rd) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    rd->sub_handler = handler;
+    rd->sub_data = data;
+    rd->subscribed = 0;
+
+    args[0] = "CLIENT";
+    lens[0] = 6;
+    args[1] = "SETNAME";
+    lens[1] = 7;
+    args[2] = (const char *) name->data;
+    lens[2] = name->len;
+
+    ngx_http_identity_redis_setup(rd, 3, args, lens);
+
+    args[0] = "SUBSCRIBE";
+    lens[0] = 9;
+    args[1] = (const char *) channel->data;
+    lens[1] = channel->len;
+
+    if (redisAsyncCommandArgv(rd->ac, ngx_http_identity_redis_sub_reply, rd,
+                              2, args, lens)
+        != REDIS_OK)
+    {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "identity: redis subscription not queued: %s",
+                      rd->ac->errstr ? rd->ac->errstr : "closing");
+        redisAsyncFree(rd->ac);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* a subscription that stopped answering is dropped: DOWN follows */
+
+void
+ngx_http_identity_redis_unsubscribe(void)
+{
+    ngx_http_identity_redis_t  *rd = &ngx_http_identity_redis_sub;
+
+    if (rd->ac) {
+        redisAsyncFree(rd->ac);
+    }
+}
+
+
+/* hiredis calls this for each message, and with NULL once it is over */
+
+static void
+ngx_http_identity_redis_sub_reply(redisAsyncContext *ac, void *r,
+    void *privdata)
+{
+    redisReply                 *reply = r;
+    ngx_str_t                   msg;
+    ngx_http_identity_redis_t  *rd = privdata;
+
+    if (rd->sub_handler == NULL) {
+        return;
+    }
+
+    if (reply == NULL) {
+        rd->subscribed = 0;
+        rd->sub_handler(rd->sub_data, NGX_HTTP_IDENTITY_SUB_DOWN, NULL);
+        return;
+    }
+
+    if (reply->type != REDIS_REPLY_ARRAY
+        || reply->elements != 3
+        || reply->element[0]->type != REDIS_REPLY_STRING)
+    {
+        ngx_log_error(NGX_LOG_ERR, rd->log, 0,
+                      "identity: unexpected reply on the redis subscription");
+        return;
+    }
+
+    if (ngx_strcmp(reply->element[0]->str, "subscribe") == 0) {
+        rd->subscribed = 1;
+        rd->sub_handler(rd->sub_data, NGX_HTTP_IDENTITY_SUB_UP, NULL);
+        return;
+    }
+
+    if (ngx_strcmp(reply->element[0]->str, "message") == 0
+        && reply->element[2]->type == REDIS_REPLY_STRING)
+    {
+        msg.data = (u_char *) reply->element[2]->str;
+        msg.len = reply->element[2]->len;
+        rd->sub_handler(rd->sub_data, NGX_HTTP_IDENTITY_SUB_MESSAGE, &msg);
     }
 }
 

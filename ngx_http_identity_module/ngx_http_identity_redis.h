@@ -37,6 +37,19 @@ ngx_int_t ngx_http_identity_redis_request(ngx_http_request_t *r,
     ngx_str_t *argv);
 ngx_int_t ngx_http_identity_redis_send(ngx_log_t *log, ngx_uint_t argc,
     ngx_str_t *argv);
+/* a subscription's events: UP once subscribed, MESSAGE, DOWN once over */
+#define NGX_HTTP_IDENTITY_SUB_UP       0
+#define NGX_HTTP_IDENTITY_SUB_DOWN     1
+#define NGX_HTTP_IDENTITY_SUB_MESSAGE  2
+
+typedef void (*ngx_http_identity_redis_sub_pt)(void *data, ngx_uint_t event,
+    ngx_str_t *message);
+
+ngx_int_t ngx_http_identity_redis_subscribe(ngx_log_t *log,
+    ngx_str_t *channel, ngx_str_t *name,
+    ngx_http_identity_redis_sub_pt handler, void *data);
+void ngx_http_identity_redis_unsubscribe(void);
+
 char *ngx_http_identity_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 

@@ -38,7 +38,9 @@
 
 #include "ngx_http_identity_types.h"
 #include "ngx_http_identity_request.h"
+#include "ngx_http_identity_cache.h"
 #include "ngx_http_identity_crypto.h"
+#include "ngx_http_identity_node.h"
 #include "ngx_http_identity_meta.h"
 #include "ngx_http_identity_redis.h"
 #include "ngx_http_identity_store.h"
@@ -51,10 +53,16 @@
 /* fields no request reads, only the admin API */
 #define NGX_HTTP_IDENTITY_NEED_ADMIN      0x80
 
+/* what a cached session holds: every field a request may read */
+#define NGX_HTTP_IDENTITY_NEED_REQUEST                                        \
+    (NGX_HTTP_IDENTITY_NEED_RULES|NGX_HTTP_IDENTITY_NEED_TOKEN                \
+     |NGX_HTTP_IDENTITY_NEED_META)
+
+/* the layout of a cached session; another build's entries are not read */
+#define NGX_HTTP_IDENTITY_PACK_VERSION    0x1d000001
+
 
 static void ngx_http_identity_lookup_handler(ngx_http_request_t *r,
-    redisReply *reply, void *data);
-static void ngx_http_identity_done_handler(ngx_http_request_t *r,
     redisReply *reply, void *data);
 static void ngx_http_identity_destroyed_handler(ngx_http_request_t *r,
     redisReply *reply, void *data);
@@ -64,16 +72,15 @@ static ngx_int_t ngx_http_identity_session_tokens(ngx_http_request_t *r,
     ngx_str_t *sid, ngx_str_t *out);
 static void ngx_http_identity_claim_handler(ngx_http_request_t *r,
     redisReply *reply, void *data);
-static void ngx_http_identity_take_handler(ngx_http_request_t *r,
-    redisReply *reply, void *data);
-static void ngx_http_identity_verified_handler(ngx_http_request_t *r,
-    redisReply *reply, void *data);
 static void ngx_http_identity_logout_handler(ngx_http_request_t *r,
     redisReply *reply, void *data);
-static void ngx_http_identity_once_handler(ngx_http_request_t *r,
-    redisReply *reply, void *data);
-static redisReply **ngx_http_identity_taken(ngx_http_request_t *r,
-    redisReply *reply, size_t n);
+static ngx_int_t ngx_http_identity_session_cached(ngx_http_request_t *r,
+    ngx_str_t *token);
+static void ngx_http_identity_session_cache_put(ngx_http_request_t *r);
+static void ngx_http_identity_session_forget(ngx_http_request_t *r,
+    ngx_str_t *token);
+static void ngx_http_identity_logout_confirmed(ngx_http_request_t *r,
+    void *data);
 
 
 /*
@@ -222,6 +229,7 @@ static ngx_str_t  ngx_http_identity_create_script = ngx_string(
     "local old = redis.call('ZRANGEBYSCORE', p .. 'session_expiry',\n"
     "                       '-inf', now, 'LIMIT', 0, 100)\n"
     "for _, o in ipairs(old) do drop(p, o) end\n"
+    "publish(p)\n"
     "return {sid, uid}\n");
 
 
@@ -241,6 +249,8 @@ static ngx_str_t  ngx_http_identity_refreshed_script = ngx_string(
     "local s, p = KEYS[1], ARGV[1]\n"
     "local uid = redis.call('HGET', s, 'uid')\n"
     "if not uid then return 0 end\n"
+    "redis.call('PUBLISH', p .. 'invalidate',\n"
+    "           'inv 0 ' .. string.sub(s, #p + 9))\n"
     "redis.call('HSET', s, 'email', ARGV[2], 'name', ARGV[3],\n"
     "           'username', ARGV[4], 'groups', ARGV[5], 'claims', ARGV[6])\n"
     "if ARGV[7] ~= '' then\n"
@@ -254,7 +264,8 @@ static ngx_str_t  ngx_http_identity_refreshed_script = ngx_string(
 
 /*
  * By the session key (logout: answers the session's provider, or 0) or by
- * the public id (admin API: answers 1, or 0 if it had already ended).
+ * the public id (admin API: answers 1, or 0 if it had already ended); and
+ * with it the event the nodes confirm, or 0 (see publish()).
  */
 
 ngx_str_t  ngx_http_identity_destroy_script = ngx_string(
@@ -263,16 +274,17 @@ ngx_str_t  ngx_http_identity_destroy_script = ngx_string(
     "if ARGV[2] == 'key' then\n"
     "  local f = redis.call('HMGET', KEYS[1], 'id', 'provider')\n"
     "  sid, provider = f[1], f[2]\n"
-    "  redis.call('DEL', KEYS[1])\n"
+    "  if redis.call('DEL', KEYS[1]) == 1 then\n"
+    "    dropped[1] = string.sub(KEYS[1], #p + 9)\n"
+    "  end\n"
     "end\n"
     "if not sid or redis.call('EXISTS', p .. 'sid:' .. sid) == 0 then\n"
-    "  return 0\n"
+    "  return {0, publish(p)}\n"
     "end\n"
     "local th = redis.call('HGET', p .. 'sid:' .. sid, 'th')\n"
     "local alive = redis.call('EXISTS', p .. 'session:' .. th)\n"
     "drop(p, sid)\n"
-    "if provider then return provider end\n"
-    "return alive\n");
+    "return {provider or alive, publish(p)}\n");
 
 
 /*
@@ -300,46 +312,37 @@ static ngx_str_t  ngx_http_identity_logout_script = ngx_string(
     "  end\n"
     "end\n"
     "for _, s in ipairs(sids) do drop(p, s) end\n"
-    "return #sids\n");
-
-
-static ngx_str_t  ngx_http_identity_login_save_script = ngx_string(
-    "redis.call('HSET', KEYS[1], unpack(ARGV, 2))\n"
-    "redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))\n"
-    "return 1\n");
-
-
-/* a pending login is used once: read and deleted atomically */
-
-static ngx_str_t  ngx_http_identity_login_take_script = ngx_string(
-    "local v = redis.call('HMGET', KEYS[1], 'provider', 'nonce',\n"
-    "                     'verifier', 'return_to', 'cookie', 'domain',\n"
-    "                     'redirect_uri', 'idle', 'max', 'auth', 'entity')\n"
-    "redis.call('DEL', KEYS[1])\n"
-    "return v\n");
-
-
-/* so is a verified login: its fields are those the verified save writes */
-
-static ngx_str_t  ngx_http_identity_verified_take_script = ngx_string(
-    "local v = redis.call('HMGET', KEYS[1], 'provider', 'state',\n"
-    "                     'return_to', 'cookie', 'domain', 'idle', 'max',\n"
-    "                     'auth', 'sub', 'email', 'name', 'username',\n"
-    "                     'groups', 'sid', 'acs')\n"
-    "redis.call('DEL', KEYS[1])\n"
-    "return v\n");
+    "return {#sids, publish(p)}\n");
 
 
 ngx_int_t
 ngx_http_identity_session_lookup(ngx_http_request_t *r, ngx_str_t *token,
     ngx_uint_t need)
 {
-    ngx_http_identity_ctx_t    *ctx;
-    ngx_http_identity_cmd_t     cmd;
-    ngx_http_identity_field_t  *f;
+    ngx_int_t                       rc;
+    ngx_http_identity_ctx_t        *ctx;
+    ngx_http_identity_cmd_t         cmd;
+    ngx_http_identity_field_t      *f;
+    ngx_http_identity_main_conf_t  *imcf;
 
+    imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
     ctx = ngx_http_identity_get_ctx(r);
     ctx->need = need;
+
+    /* NGX_DONE: found in the node's cache, no Redis call */
+
+    if (imcf->cache) {
+        rc = ngx_http_identity_session_cached(r, token);
+
+        if (rc != NGX_DECLINED) {
+            return rc;
+        }
+
+        if (ctx->cache_status == NGX_HTTP_IDENTITY_CACHE_MISS) {
+            need = NGX_HTTP_IDENTITY_NEED_REQUEST;
+            ctx->need = need;
+        }
+    }
 
     if (ngx_http_identity_cmd_init(r, &cmd, "HMGET",
                                    2 + NGX_HTTP_IDENTITY_SESSION_FIELDS)
@@ -427,9 +430,197 @@ ngx_http_identity_lookup_handler(ngx_http_request_t *r, redisReply *reply,
 
     ctx->found = 1;
 
+    if (ctx->cache_status == NGX_HTTP_IDENTITY_CACHE_MISS) {
+        ngx_http_identity_session_cache_put(r);
+    }
+
 done:
 
     ctx->resume(r);
+}
+
+
+/*
+ * A cached session is its request fields packed in table order: a time as
+ * a time_t, a string as its length (uint32_t) and bytes.
+ */
+
+static ngx_int_t
+ngx_http_identity_session_cached(ngx_http_request_t *r, ngx_str_t *token)
+{
+    u_char                           *p, *last, *s;
+    uint32_t                          len, version;
+    ngx_int_t                         rc;
+    ngx_http_identity_ctx_t          *ctx;
+    ngx_http_identity_field_t        *f;
+    ngx_http_identity_main_conf_t    *imcf;
+    ngx_http_identity_cache_entry_t   e;
+
+    imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
+    ctx = ngx_http_identity_get_ctx(r);
+
+    ctx->session_key = ngx_pnalloc(r->pool, NGX_HTTP_IDENTITY_SHA256_HEX_LEN);
+    if (ctx->session_key == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_http_identity_sha256_hex(token, ctx->session_key);
+
+    rc = ngx_http_identity_cache_get(imcf->cache, r->pool, ctx->session_key,
+                                     &e);
+
+    if (rc == NGX_BUSY) {
+        ctx->cache_status = NGX_HTTP_IDENTITY_CACHE_BYPASS;
+        return NGX_DECLINED;
+    }
+
+    if (rc != NGX_OK && rc != NGX_DECLINED) {
+        return NGX_ERROR;
+    }
+
+    ctx->cache_status = NGX_HTTP_IDENTITY_CACHE_MISS;
+    ctx->cache_seq = e.seq;
+
+    if (rc == NGX_DECLINED) {
+        return NGX_DECLINED;
+    }
+
+    p = e.value.data;
+    last = p + e.value.len;
+    s = (u_char *) &ctx->session;
+
+    if (last - p < (ssize_t) sizeof(uint32_t)) {
+        return NGX_DECLINED;
+    }
+
+    ngx_memcpy(&version, p, sizeof(uint32_t));
+    p += sizeof(uint32_t);
+
+    if (version != NGX_HTTP_IDENTITY_PACK_VERSION) {
+        return NGX_DECLINED;
+    }
+
+    for (f = ngx_http_identity_session_fields; f->name.len; f++) {
+        if (f->need & NGX_HTTP_IDENTITY_NEED_ADMIN) {
+            continue;
+        }
+
+        if (f->time) {
+            if (last - p < (ssize_t) sizeof(time_t)) {
+                return NGX_DECLINED;
+            }
+
+            ngx_memcpy(s + f->offset, p, sizeof(time_t));
+            p += sizeof(time_t);
+            continue;
+        }
+
+        if (last - p < (ssize_t) sizeof(uint32_t)) {
+            return NGX_DECLINED;
+        }
+
+        ngx_memcpy(&len, p, sizeof(uint32_t));
+        p += sizeof(uint32_t);
+
+        if ((size_t) (last - p) < len) {
+            return NGX_DECLINED;
+        }
+
+        ((ngx_str_t *) (s + f->offset))->data = p;
+        ((ngx_str_t *) (s + f->offset))->len = len;
+        p += len;
+    }
+
+    ctx->session.last_active = e.last_active;
+    ctx->need = NGX_HTTP_IDENTITY_NEED_REQUEST;
+    ctx->cache_status = NGX_HTTP_IDENTITY_CACHE_HIT;
+    ctx->found = 1;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "identity: session \"%V\" found in the node's cache",
+                   &ctx->session.id);
+
+    return NGX_DONE;
+}
+
+
+/* kept no longer than Redis keeps it: its maximum, or its idle timeout */
+
+static void
+ngx_http_identity_session_cache_put(ngx_http_request_t *r)
+{
+    u_char                         *p, *s;
+    size_t                          size;
+    time_t                          deadline;
+    uint32_t                        len;
+    ngx_str_t                       value, *v;
+    ngx_http_identity_ctx_t        *ctx;
+    ngx_http_identity_field_t      *f;
+    ngx_http_identity_main_conf_t  *imcf;
+
+    imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
+    ctx = ngx_http_identity_get_ctx(r);
+    s = (u_char *) &ctx->session;
+
+    size = sizeof(uint32_t);
+
+    for (f = ngx_http_identity_session_fields; f->name.len; f++) {
+        if (!(f->need & NGX_HTTP_IDENTITY_NEED_ADMIN)) {
+            size += f->time ? sizeof(time_t)
+                            : sizeof(uint32_t)
+                              + ((ngx_str_t *) (s + f->offset))->len;
+        }
+    }
+
+    value.data = ngx_pnalloc(r->pool, size);
+    if (value.data == NULL) {
+        return;
+    }
+
+    value.len = size;
+
+    len = NGX_HTTP_IDENTITY_PACK_VERSION;
+    p = ngx_cpymem(value.data, &len, sizeof(uint32_t));
+
+    for (f = ngx_http_identity_session_fields; f->name.len; f++) {
+        if (f->need & NGX_HTTP_IDENTITY_NEED_ADMIN) {
+            continue;
+        }
+
+        if (f->time) {
+            p = ngx_cpymem(p, s + f->offset, sizeof(time_t));
+            continue;
+        }
+
+        v = (ngx_str_t *) (s + f->offset);
+        len = (uint32_t) v->len;
+        p = ngx_cpymem(p, &len, sizeof(uint32_t));
+        p = ngx_cpymem(p, v->data, v->len);
+    }
+
+    deadline = ngx_min(ctx->session.expires_at,
+                       ctx->session.last_active + ctx->session.idle_timeout);
+
+    ngx_http_identity_cache_put(imcf->cache, ctx->session_key, &value,
+                                deadline, ctx->session.last_active,
+                                ctx->cache_seq);
+}
+
+
+/* this node's cache forgets a session at once; the others are told */
+
+static void
+ngx_http_identity_session_forget(ngx_http_request_t *r, ngx_str_t *token)
+{
+    u_char                          key[NGX_HTTP_IDENTITY_SHA256_HEX_LEN];
+    ngx_http_identity_main_conf_t  *imcf;
+
+    imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
+
+    if (imcf->cache) {
+        ngx_http_identity_sha256_hex(token, key);
+        ngx_http_identity_cache_evict(imcf->cache, key);
+    }
 }
 
 
@@ -461,7 +652,14 @@ ngx_http_identity_session_touch(ngx_http_request_t *r)
     ngx_http_identity_cmd_str(&cmd, &url);
     ngx_http_identity_cmd_str(&cmd, &site);
 
-    (void) ngx_http_identity_cmd_post(&cmd);
+    if (ngx_http_identity_cmd_post(&cmd) == NGX_OK && imcf->cache
+        && ngx_http_identity_get_ctx(r)->session_key)
+    {
+        ngx_http_identity_cache_touch(imcf->cache,
+                                      ngx_http_identity_get_ctx(r)
+                                      ->session_key,
+                                      ngx_time());
+    }
 }
 
 
@@ -671,6 +869,10 @@ ngx_http_identity_session_claim(ngx_http_request_t *r, time_t interval)
 
     ctx->found = 0;
 
+    /* the cached copy's "checked" is out of date from now on */
+
+    ngx_http_identity_session_forget(r, &ctx->token);
+
     return ngx_http_identity_cmd_send(&cmd, ngx_http_identity_claim_handler,
                                       NULL);
 }
@@ -769,6 +971,8 @@ ngx_http_identity_session_destroy(ngx_http_request_t *r, ngx_str_t *token)
     ngx_http_identity_cmd_cstr(&cmd, "key");
     ngx_http_identity_cmd_cstr(&cmd, "");
 
+    ngx_http_identity_session_forget(r, token);
+
     return ngx_http_identity_cmd_send(&cmd,
                                       ngx_http_identity_destroyed_handler,
                                       NULL);
@@ -814,342 +1018,65 @@ static void
 ngx_http_identity_logout_handler(ngx_http_request_t *r, redisReply *reply,
     void *data)
 {
+    ngx_int_t                 rc;
     ngx_http_identity_ctx_t  *ctx;
 
     ctx = ngx_http_identity_get_ctx(r);
 
-    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
-        ctx->redis_error = 1;
+    /* -1, a replay; or {sessions ended, the event the nodes confirm} */
 
-    } else if (reply->integer >= 0) {
-        ctx->found = 1;
-        ctx->status = (ngx_int_t) reply->integer;
-
-        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                       "identity: logout revoked %i session(s)",
-                       ctx->status);
+    if (reply && reply->type == REDIS_REPLY_INTEGER) {
+        ctx->resume(r);
+        return;
     }
 
-    ctx->resume(r);
+    if (reply == NULL
+        || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements != 2
+        || reply->element[0]->type != REDIS_REPLY_INTEGER
+        || reply->element[1]->type != REDIS_REPLY_INTEGER)
+    {
+        ctx->redis_error = 1;
+        ctx->resume(r);
+        return;
+    }
+
+    ctx->found = 1;
+    ctx->status = (ngx_int_t) reply->element[0]->integer;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "identity: logout revoked %i session(s)", ctx->status);
+
+    /* the IdP is answered once every node has forgotten them */
+
+    rc = ngx_http_identity_node_confirm(r,
+                                        (ngx_int_t) reply->element[1]->integer,
+                                        ngx_http_identity_logout_confirmed,
+                                        NULL);
+    if (rc == NGX_DECLINED) {
+        ctx->resume(r);
+
+    } else if (rc != NGX_OK) {
+        ctx->redis_error = 1;
+        ctx->resume(r);
+    }
+}
+
+
+static void
+ngx_http_identity_logout_confirmed(ngx_http_request_t *r, void *data)
+{
+    ngx_connection_t  *c;
+
+    c = r->connection;
+
+    ngx_http_identity_get_ctx(r)->resume(r);
+
+    ngx_http_run_posted_requests(c);
 }
 
 
 /* a token accepted once: SET NX answers OK the first time, nil after */
-
-ngx_int_t
-ngx_http_identity_store_once(ngx_http_request_t *r, ngx_str_t *ns,
-    ngx_str_t *id, time_t ttl)
-{
-    u_char                         *p;
-    ngx_str_t                       name, key;
-    ngx_http_identity_cmd_t         cmd;
-    ngx_http_identity_main_conf_t  *imcf;
-
-    imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
-
-    name.len = ns->len + 1 + id->len;
-    name.data = ngx_pnalloc(r->pool, name.len);
-    if (name.data == NULL) {
-        return NGX_ERROR;
-    }
-
-    p = ngx_cpymem(name.data, ns->data, ns->len);
-    *p++ = ' ';
-    ngx_memcpy(p, id->data, id->len);
-
-    key.len = imcf->key_prefix.len + sizeof("once:") - 1
-              + NGX_HTTP_IDENTITY_SHA256_HEX_LEN;
-    key.data = ngx_pnalloc(r->pool, key.len);
-    if (key.data == NULL
-        || ngx_http_identity_cmd_init(r, &cmd, "SET", 6) != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    p = ngx_sprintf(key.data, "%Vonce:", &imcf->key_prefix);
-    ngx_http_identity_sha256_hex(&name, p);
-
-    ngx_http_identity_cmd_str(&cmd, &key);
-    ngx_http_identity_cmd_cstr(&cmd, "1");
-    ngx_http_identity_cmd_cstr(&cmd, "NX");
-    ngx_http_identity_cmd_cstr(&cmd, "EX");
-    ngx_http_identity_cmd_num(&cmd, ngx_max(ttl, 1));
-
-    return ngx_http_identity_cmd_send(&cmd, ngx_http_identity_once_handler,
-                                      NULL);
-}
-
-
-static void
-ngx_http_identity_once_handler(ngx_http_request_t *r, redisReply *reply,
-    void *data)
-{
-    ngx_http_identity_ctx_t  *ctx;
-
-    ctx = ngx_http_identity_get_ctx(r);
-
-    if (reply == NULL) {
-        ctx->redis_error = 1;
-
-    } else {
-        ctx->found = (reply->type == REDIS_REPLY_STATUS);
-    }
-
-    ctx->resume(r);
-}
-
-
-ngx_int_t
-ngx_http_identity_login_save(ngx_http_request_t *r, ngx_str_t *state)
-{
-    ngx_http_identity_ctx_t          *ctx;
-    ngx_http_identity_cmd_t           cmd;
-    ngx_http_identity_login_state_t  *ls;
-
-    ctx = ngx_http_identity_get_ctx(r);
-    ls = &ctx->login;
-
-    if (ngx_http_identity_cmd_init(r, &cmd, "EVAL", 27) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    ngx_http_identity_cmd_eval(&cmd, &ngx_http_identity_login_save_script, 1);
-    ngx_http_identity_cmd_key(&cmd, "login:", state);
-    ngx_http_identity_cmd_num(&cmd, NGX_HTTP_IDENTITY_STATE_TTL);
-
-    /* field names are the ones the take script reads */
-
-    ngx_http_identity_cmd_field_str(&cmd, "provider", &ls->provider);
-    ngx_http_identity_cmd_field_str(&cmd, "nonce", &ls->nonce);
-    ngx_http_identity_cmd_field_str(&cmd, "verifier", &ls->code_verifier);
-    ngx_http_identity_cmd_field_str(&cmd, "return_to", &ls->return_to);
-    ngx_http_identity_cmd_field_str(&cmd, "cookie", &ls->cookie_name);
-    ngx_http_identity_cmd_field_str(&cmd, "domain", &ls->cookie_domain);
-    ngx_http_identity_cmd_field_str(&cmd, "redirect_uri", &ls->redirect_uri);
-    ngx_http_identity_cmd_field_num(&cmd, "idle", ls->idle_timeout);
-    ngx_http_identity_cmd_field_num(&cmd, "max", ls->max_duration);
-    ngx_http_identity_cmd_field_str(&cmd, "auth", &ls->auth_id);
-    ngx_http_identity_cmd_field_str(&cmd, "entity", &ls->sp_entity_id);
-
-    return ngx_http_identity_cmd_send(&cmd, ngx_http_identity_done_handler,
-                                      NULL);
-}
-
-
-ngx_int_t
-ngx_http_identity_login_take(ngx_http_request_t *r, ngx_str_t *state)
-{
-    ngx_http_identity_cmd_t  cmd;
-
-    if (ngx_http_identity_cmd_init(r, &cmd, "EVAL", 4) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    ngx_http_identity_cmd_eval(&cmd, &ngx_http_identity_login_take_script, 1);
-    ngx_http_identity_cmd_key(&cmd, "login:", state);
-
-    return ngx_http_identity_cmd_send(&cmd, ngx_http_identity_take_handler,
-                                      NULL);
-}
-
-
-/*
- * What a take script answers: the record's fields, or NULL, when there was
- * no record (its fields are nil) or the reply is not of that shape (then
- * ctx->redis_error is set).
- */
-
-static redisReply **
-ngx_http_identity_taken(ngx_http_request_t *r, redisReply *reply, size_t n)
-{
-    ngx_http_identity_ctx_t  *ctx;
-
-    if (reply == NULL
-        || reply->type != REDIS_REPLY_ARRAY
-        || reply->elements != n)
-    {
-        ctx = ngx_http_identity_get_ctx(r);
-        ctx->redis_error = 1;
-        return NULL;
-    }
-
-    if (reply->element[0]->type != REDIS_REPLY_STRING) {
-        return NULL;
-    }
-
-    return reply->element;
-}
-
-
-static void
-ngx_http_identity_take_handler(ngx_http_request_t *r, redisReply *reply,
-    void *data)
-{
-    redisReply                       **e;
-    ngx_http_identity_ctx_t           *ctx;
-    ngx_http_identity_login_state_t   *ls;
-
-    ctx = ngx_http_identity_get_ctx(r);
-    ls = &ctx->login;
-
-    e = ngx_http_identity_taken(r, reply, 11);
-    if (e == NULL) {
-        goto done;
-    }
-
-    if (ngx_http_identity_reply_str(r, e[0], &ls->provider) != NGX_OK
-        || ngx_http_identity_reply_str(r, e[1], &ls->nonce) != NGX_OK
-        || ngx_http_identity_reply_str(r, e[2], &ls->code_verifier) != NGX_OK
-        || ngx_http_identity_reply_str(r, e[3], &ls->return_to) != NGX_OK
-        || ngx_http_identity_reply_str(r, e[4], &ls->cookie_name) != NGX_OK
-        || ngx_http_identity_reply_str(r, e[5], &ls->cookie_domain) != NGX_OK
-        || ngx_http_identity_reply_str(r, e[6], &ls->redirect_uri) != NGX_OK
-        || ngx_http_identity_reply_str(r, e[9], &ls->auth_id) != NGX_OK
-        || ngx_http_identity_reply_str(r, e[10], &ls->sp_entity_id)
-           != NGX_OK)
-    {
-        ctx->redis_error = 1;
-        goto done;
-    }
-
-    ls->idle_timeout = ngx_http_identity_reply_time(e[7]);
-    ls->max_duration = ngx_http_identity_reply_time(e[8]);
-
-    ctx->found = 1;
-
-done:
-
-    ctx->resume(r);
-}
-
-
-/*
- * A SAML login verified at the ACS waits here for its browser's next
- * request, under a one-time key (only its hash is stored): ctx->login and
- * ctx->claims, and "state", the SHA-256 hex of the RelayState the browser's
- * state cookie must hold (empty: unsolicited).
- */
-
-ngx_int_t
-ngx_http_identity_verified_save(ngx_http_request_t *r, ngx_str_t *key,
-    ngx_str_t *state)
-{
-    ngx_http_identity_ctx_t          *ctx;
-    ngx_http_identity_cmd_t           cmd;
-    ngx_http_identity_claims_t       *cl;
-    ngx_http_identity_login_state_t  *ls;
-
-    ctx = ngx_http_identity_get_ctx(r);
-    ls = &ctx->login;
-    cl = &ctx->claims;
-
-    if (ngx_http_identity_cmd_init(r, &cmd, "EVAL", 35) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    ngx_http_identity_cmd_eval(&cmd, &ngx_http_identity_login_save_script, 1);
-    ngx_http_identity_cmd_key(&cmd, "verified:", key);
-    ngx_http_identity_cmd_num(&cmd, NGX_HTTP_IDENTITY_VERIFIED_TTL);
-
-    /* field names are the ones the verified take script reads */
-
-    ngx_http_identity_cmd_field_str(&cmd, "provider", &ls->provider);
-    ngx_http_identity_cmd_field_str(&cmd, "state", state);
-    ngx_http_identity_cmd_field_str(&cmd, "return_to", &ls->return_to);
-    ngx_http_identity_cmd_field_str(&cmd, "cookie", &ls->cookie_name);
-    ngx_http_identity_cmd_field_str(&cmd, "domain", &ls->cookie_domain);
-    ngx_http_identity_cmd_field_num(&cmd, "idle", ls->idle_timeout);
-    ngx_http_identity_cmd_field_num(&cmd, "max", ls->max_duration);
-    ngx_http_identity_cmd_field_str(&cmd, "auth", &ls->auth_id);
-    ngx_http_identity_cmd_field_str(&cmd, "sub", &cl->provider_user_id);
-    ngx_http_identity_cmd_field_str(&cmd, "email", &cl->email);
-    ngx_http_identity_cmd_field_str(&cmd, "name", &cl->name);
-    ngx_http_identity_cmd_field_str(&cmd, "username", &cl->username);
-    ngx_http_identity_cmd_field_str(&cmd, "groups", &cl->groups);
-    ngx_http_identity_cmd_field_str(&cmd, "sid", &cl->sid);
-
-    /* where it was verified */
-    ngx_http_identity_cmd_field_str(&cmd, "acs", &ls->redirect_uri);
-
-    return ngx_http_identity_cmd_send(&cmd, ngx_http_identity_done_handler,
-                                      NULL);
-}
-
-
-/* read and deleted at once; the state hash lands in ctx->state_param */
-
-ngx_int_t
-ngx_http_identity_verified_take(ngx_http_request_t *r, ngx_str_t *key)
-{
-    ngx_http_identity_cmd_t  cmd;
-
-    if (ngx_http_identity_cmd_init(r, &cmd, "EVAL", 4) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    ngx_http_identity_cmd_eval(&cmd, &ngx_http_identity_verified_take_script,
-                               1);
-    ngx_http_identity_cmd_key(&cmd, "verified:", key);
-
-    return ngx_http_identity_cmd_send(&cmd,
-                                      ngx_http_identity_verified_handler,
-                                      NULL);
-}
-
-
-static void
-ngx_http_identity_verified_handler(ngx_http_request_t *r, redisReply *reply,
-    void *data)
-{
-    redisReply                       **e;
-    ngx_http_identity_ctx_t           *ctx;
-    ngx_http_identity_claims_t        *cl;
-    ngx_http_identity_login_state_t   *ls;
-
-    ctx = ngx_http_identity_get_ctx(r);
-    ls = &ctx->login;
-    cl = &ctx->claims;
-
-    e = ngx_http_identity_taken(r, reply, 15);
-    if (e == NULL) {
-        goto done;
-    }
-
-    if (ngx_http_identity_reply_str(r, e[14], &ls->redirect_uri) != NGX_OK) {
-        ctx->redis_error = 1;
-        goto done;
-    }
-
-    if (ngx_http_identity_reply_str(r, e[0], &ls->provider) != NGX_OK
-        || ngx_http_identity_reply_str(r, e[1], &ctx->state_param) != NGX_OK
-        || ngx_http_identity_reply_str(r, e[2], &ls->return_to) != NGX_OK
-        || ngx_http_identity_reply_str(r, e[3], &ls->cookie_name) != NGX_OK
-        || ngx_http_identity_reply_str(r, e[4], &ls->cookie_domain) != NGX_OK
-        || ngx_http_identity_reply_str(r, e[7], &ls->auth_id) != NGX_OK
-        || ngx_http_identity_reply_str(r, e[8], &cl->provider_user_id)
-           != NGX_OK
-        || ngx_http_identity_reply_str(r, e[9], &cl->email) != NGX_OK
-        || ngx_http_identity_reply_str(r, e[10], &cl->name) != NGX_OK
-        || ngx_http_identity_reply_str(r, e[11], &cl->username) != NGX_OK
-        || ngx_http_identity_reply_str(r, e[12], &cl->groups) != NGX_OK
-        || ngx_http_identity_reply_str(r, e[13], &cl->sid) != NGX_OK)
-    {
-        ctx->redis_error = 1;
-        goto done;
-    }
-
-    ls->idle_timeout = ngx_http_identity_reply_time(e[5]);
-    ls->max_duration = ngx_http_identity_reply_time(e[6]);
-
-    ctx->found = 1;
-
-done:
-
-    ctx->resume(r);
-}
-
-
-/* ctx->session.provider: whose session the logout ended */
 
 static void
 ngx_http_identity_destroyed_handler(ngx_http_request_t *r, redisReply *reply,
@@ -1159,39 +1086,26 @@ ngx_http_identity_destroyed_handler(ngx_http_request_t *r, redisReply *reply,
 
     ctx = ngx_http_identity_get_ctx(r);
 
-    if (reply == NULL) {
+    /* {the session's provider, or 0; the event}: not waited for here */
+
+    if (reply == NULL
+        || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements != 2)
+    {
         ctx->redis_error = 1;
 
-    } else if (reply->type == REDIS_REPLY_STRING) {
+    } else if (reply->element[0]->type == REDIS_REPLY_STRING) {
         ctx->found = 1;
 
         ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                        "identity: session revoked at logout");
 
-        if (ngx_http_identity_reply_str(r, reply, &ctx->session.provider)
+        if (ngx_http_identity_reply_str(r, reply->element[0],
+                                        &ctx->session.provider)
             != NGX_OK)
         {
             ctx->redis_error = 1;
         }
-    }
-
-    ctx->resume(r);
-}
-
-
-static void
-ngx_http_identity_done_handler(ngx_http_request_t *r, redisReply *reply,
-    void *data)
-{
-    ngx_http_identity_ctx_t  *ctx;
-
-    ctx = ngx_http_identity_get_ctx(r);
-
-    if (reply == NULL) {
-        ctx->redis_error = 1;
-
-    } else {
-        ctx->found = (reply->type == REDIS_REPLY_INTEGER && reply->integer);
     }
 
     ctx->resume(r);

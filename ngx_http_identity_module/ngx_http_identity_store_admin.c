@@ -17,6 +17,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_identity_types.h"
+#include "ngx_http_identity_node.h"
 #include "ngx_http_identity_redis.h"
 #include "ngx_http_identity_store.h"
 #include "ngx_http_identity_store_cmd.h"
@@ -25,8 +26,9 @@
 /* an admin call in flight */
 
 typedef struct {
-    ngx_http_identity_store_pt    done;
-    ngx_uint_t                    kind;       /* _store_kind_e */
+    ngx_http_identity_store_pt         done;
+    ngx_uint_t                         kind;       /* _store_kind_e */
+    ngx_http_identity_store_result_t   res;        /* kept while waiting */
 } ngx_http_identity_store_call_t;
 
 
@@ -40,6 +42,8 @@ static void ngx_http_identity_sites_handler(ngx_http_request_t *r,
     redisReply *reply, void *data);
 static void ngx_http_identity_delete_handler(ngx_http_request_t *r,
     redisReply *reply, void *data);
+static void ngx_http_identity_delete_confirmed(ngx_http_request_t *r,
+    void *data);
 static ngx_int_t ngx_http_identity_records(ngx_http_request_t *r,
     ngx_uint_t kind, redisReply **recs, size_t n,
     ngx_http_identity_store_result_t *res);
@@ -86,7 +90,7 @@ static ngx_str_t  ngx_http_identity_delete_user_script = ngx_string(
     "           p .. 'endpoints:' .. uid, p .. 'user_endpoints:' .. uid,\n"
     "           p .. 'sub:' .. u[1] .. ':' .. u[2])\n"
     "redis.call('ZREM', p .. 'users', uid)\n"
-    "return 1\n");
+    "return {1, publish(p)}\n");
 
 
 /*
@@ -537,22 +541,65 @@ ngx_http_identity_delete_handler(ngx_http_request_t *r, redisReply *reply,
 {
     ngx_http_identity_store_call_t *call = data;
 
-    ngx_http_identity_store_result_t   res;
+    ngx_int_t   rc, event;
 
-    ngx_memzero(&res, sizeof(ngx_http_identity_store_result_t));
+    ngx_memzero(&call->res, sizeof(ngx_http_identity_store_result_t));
 
-    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
-        res.rc = NGX_ERROR;
+    /* 0: nothing to delete; or {deleted, the event the nodes confirm} */
 
-    } else {
-        res.rc = reply->integer ? NGX_OK : NGX_DECLINED;
-
-        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                       "identity: admin delete: %s",
-                       reply->integer ? "revoked" : "nothing to revoke");
+    if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 0) {
+        call->res.rc = NGX_DECLINED;
+        call->done(r, &call->res);
+        return;
     }
 
-    call->done(r, &res);
+    if (reply == NULL
+        || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements != 2
+        || reply->element[0]->type != REDIS_REPLY_INTEGER
+        || reply->element[1]->type != REDIS_REPLY_INTEGER)
+    {
+        call->res.rc = NGX_ERROR;
+        call->done(r, &call->res);
+        return;
+    }
+
+    call->res.rc = reply->element[0]->integer ? NGX_OK : NGX_DECLINED;
+    event = (ngx_int_t) reply->element[1]->integer;
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "identity: admin delete: %s, event %i",
+                   reply->element[0]->integer ? "revoked"
+                                              : "nothing to revoke",
+                   event);
+
+    /* the answer waits until every node's cache has forgotten them */
+
+    rc = ngx_http_identity_node_confirm(r, event,
+                                        ngx_http_identity_delete_confirmed,
+                                        call);
+    if (rc == NGX_DECLINED) {
+        call->done(r, &call->res);
+
+    } else if (rc != NGX_OK) {
+        call->res.rc = NGX_ERROR;
+        call->done(r, &call->res);
+    }
+}
+
+
+static void
+ngx_http_identity_delete_confirmed(ngx_http_request_t *r, void *data)
+{
+    ngx_http_identity_store_call_t *call = data;
+
+    ngx_connection_t  *c;
+
+    c = r->connection;
+
+    call->done(r, &call->res);
+
+    ngx_http_run_posted_requests(c);
 }
 
 

@@ -48,14 +48,40 @@ typedef struct {
 
 /*
  * drop(p, sid) removes a session and every index entry that names it; every
- * script that ends sessions uses it, so none is left half-deleted.
+ * script that ends sessions uses it, so none is left half-deleted.  The
+ * keys of the sessions it ended are published by publish(p), which every
+ * such script calls last: "inv EVENT KEY...", for the nodes' caches
+ * (node.c), with P inv:EVENT the set of nodes registered now, each to
+ * remove itself once it has evicted them.  publish() answers EVENT, or 0
+ * when no node is to confirm.
  */
 
 #define NGX_HTTP_IDENTITY_LUA_DROP                                            \
+    "local dropped = {}\n"                                                    \
+    "local function publish(p)\n"                                             \
+    "  if #dropped == 0 then return 0 end\n"                                  \
+    "  local t = redis.call('TIME')\n"                                        \
+    "  local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"                   \
+    "  redis.call('ZREMRANGEBYSCORE', p .. 'nodes', '-inf', now)\n"           \
+    "  local live = redis.call('ZRANGE', p .. 'nodes', 0, -1)\n"              \
+    "  local ev = redis.call('INCR', p .. 'events')\n"                        \
+    "  if #live > 0 then\n"                                                   \
+    "    redis.call('SADD', p .. 'inv:' .. ev, unpack(live))\n"               \
+    "    redis.call('PEXPIRE', p .. 'inv:' .. ev, 10000)\n"                   \
+    "  end\n"                                                                 \
+    "  redis.call('PUBLISH', p .. 'invalidate',\n"                            \
+    "             'inv ' .. ev .. ' ' .. table.concat(dropped, ' '))\n"       \
+    "  dropped = {}\n"                                                        \
+    "  if #live == 0 then return 0 end\n"                                     \
+    "  return ev\n"                                                           \
+    "end\n"                                                                   \
     "local function drop(p, sid)\n"                                           \
     "  local m = redis.call('HMGET', p .. 'sid:' .. sid, 'th', 'uid',\n"      \
     "                       'isid')\n"                                        \
-    "  if m[1] then redis.call('DEL', p .. 'session:' .. m[1]) end\n"         \
+    "  if m[1] then\n"                                                        \
+    "    redis.call('DEL', p .. 'session:' .. m[1])\n"                        \
+    "    dropped[#dropped + 1] = m[1]\n"                                      \
+    "  end\n"                                                                 \
     "  if m[2] then\n"                                                        \
     "    redis.call('ZREM', p .. 'user_sessions:' .. m[2], sid)\n"            \
     "  end\n"                                                                 \

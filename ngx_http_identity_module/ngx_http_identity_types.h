@@ -27,6 +27,9 @@
 /* ua.h's parser, opaque here: the main conf only holds it */
 typedef struct ngx_http_identity_ua_parser_s  ngx_http_identity_ua_parser_t;
 
+/* cache.h's session cache, as opaque */
+typedef struct ngx_http_identity_cache_s  ngx_http_identity_cache_t;
+
 
 #define NGX_HTTP_IDENTITY_OIDC           1
 #define NGX_HTTP_IDENTITY_SAML           2
@@ -127,6 +130,7 @@ typedef struct {
     ngx_int_t                        request_id;  /* variable index */
     ngx_array_t                     *claims_kept;  /* of ngx_str_t, the
                                                       claims rules read */
+    ngx_http_identity_cache_t       *cache;       /* or NULL: strict */
     ngx_array_t                     *cookies;     /* of ngx_str_t: every
                                                      identity_cookie_name
                                                      in use, stripped in
@@ -198,6 +202,12 @@ typedef struct {
 
 typedef struct ngx_http_identity_ctx_s  ngx_http_identity_ctx_t;
 
+/* how the session of a request was found: $identity_session_cache */
+#define NGX_HTTP_IDENTITY_CACHE_NONE    0     /* no cache, or no lookup */
+#define NGX_HTTP_IDENTITY_CACHE_HIT     1
+#define NGX_HTTP_IDENTITY_CACHE_MISS    2
+#define NGX_HTTP_IDENTITY_CACHE_BYPASS  3     /* cache not trusted now */
+
 typedef void (*ngx_http_identity_resume_pt)(ngx_http_request_t *r);
 
 
@@ -211,6 +221,10 @@ struct ngx_http_identity_ctx_s {
     ngx_http_identity_resume_pt      resume;
 
     ngx_str_t                        token;           /* cookie secret */
+    u_char                          *session_key;     /* its hex SHA-256 */
+    ngx_uint_t                       cache_seq;       /* of a cache miss */
+    ngx_uint_t                       cache_status;    /* NGX_HTTP_IDENTITY_
+                                                         CACHE_* */
     ngx_http_identity_session_t      session;
     ngx_http_identity_login_state_t  login;
     ngx_http_identity_claims_t       claims;

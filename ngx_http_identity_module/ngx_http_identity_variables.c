@@ -39,6 +39,8 @@ static ngx_int_t ngx_http_identity_groups_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_identity_access_token_variable(
     ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_identity_cache_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
 
 
 static ngx_http_identity_var_t  ngx_http_identity_vars[] = {
@@ -86,8 +88,42 @@ static ngx_http_identity_var_t  ngx_http_identity_vars[] = {
       ngx_http_identity_groups_variable, NGX_HTTP_IDENTITY_NEED_RULES },
     { ngx_string("identity_access_token"), 0,
       ngx_http_identity_access_token_variable, NGX_HTTP_IDENTITY_NEED_TOKEN },
+    { ngx_string("identity_session_cache"), 0,
+      ngx_http_identity_cache_variable, 0 },
     { ngx_null_string, 0, NULL, 0 }
 };
+
+
+/*
+ * How the session was found, as $upstream_cache_status says it: HIT (the
+ * node's cache), MISS (Redis, then cached), BYPASS (Redis: the cache is not
+ * trusted now); empty without a cache or a session.
+ */
+
+static ngx_int_t
+ngx_http_identity_cache_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_http_identity_ctx_t  *ctx;
+
+    static ngx_str_t  status[] = {
+        ngx_null_string,
+        ngx_string("HIT"),
+        ngx_string("MISS"),
+        ngx_string("BYPASS")
+    };
+
+    ctx = ngx_http_get_module_ctx(r->main, ngx_http_identity_module);
+
+    if (ctx == NULL || !ctx->authenticated || ctx->cache_status > 3) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    return ngx_http_identity_variable_value(v,
+                                            status[ctx->cache_status].data,
+                                            status[ctx->cache_status].len);
+}
 
 
 /* the session of an authenticated request, or NULL */
