@@ -567,11 +567,10 @@ ngx_http_identity_delete_handler(ngx_http_request_t *r, redisReply *reply,
     call->res.rc = reply->element[0]->integer ? NGX_OK : NGX_DECLINED;
     event = (ngx_int_t) reply->element[1]->integer;
 
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "identity: admin delete: %s, event %i",
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "identity: admin delete: %s",
                    reply->element[0]->integer ? "revoked"
-                                              : "nothing to revoke",
-                   event);
+                                              : "nothing to revoke");
 
     /* the answer waits until every node's cache has forgotten them */
 
