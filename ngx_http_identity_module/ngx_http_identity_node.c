@@ -40,7 +40,7 @@
 
 #define NGX_HTTP_IDENTITY_NODE_TICK          250
 #define NGX_HTTP_IDENTITY_NODE_LEASE         1000
-#define NGX_HTTP_IDENTITY_NODE_OWNER_STALE   1000
+#define NGX_HTTP_IDENTITY_NODE_OWNER_STALE   2000
 #define NGX_HTTP_IDENTITY_NODE_REGISTRATION  3000
 #define NGX_HTTP_IDENTITY_NODE_SILENT        3000
 #define NGX_HTTP_IDENTITY_NODE_POLL          5
@@ -59,6 +59,7 @@ typedef struct {
     unsigned                         owner:1;
     unsigned                         subscribed:1;
     unsigned                         lost:1;      /* logged as lost */
+    unsigned                         leaving:1;   /* dropped on purpose */
 } ngx_http_identity_node_t;
 
 
@@ -125,7 +126,7 @@ ngx_http_identity_node_init_process(ngx_cycle_t *cycle,
 
     nd->channel.len = nd->prefix.len + sizeof("invalidate") - 1;
     nd->nodes.len = nd->prefix.len + sizeof("nodes") - 1;
-    nd->name.len = sizeof("identity-node-") - 1 + nd->id->len;
+    nd->name.len = sizeof("identity-node--") - 1 + nd->id->len + NGX_INT64_LEN;
 
     p = ngx_pnalloc(cycle->pool,
                     nd->channel.len + nd->nodes.len + nd->name.len + 3);
@@ -138,7 +139,7 @@ ngx_http_identity_node_init_process(ngx_cycle_t *cycle,
     nd->nodes.data = p;
     p = ngx_sprintf(p, "%Vnodes%Z", &nd->prefix);
     nd->name.data = p;
-    ngx_sprintf(p, "identity-node-%V%Z", nd->id);
+    nd->name.len = ngx_sprintf(p, "identity-node-%V-%P", nd->id, ngx_pid) - p;
 
     ngx_http_identity_node_conn.fd = (ngx_socket_t) -1;
     ngx_http_identity_node_conn.data = nd;
@@ -204,9 +205,14 @@ ngx_http_identity_node_tick(ngx_event_t *ev)
     {
         if (nd->owner) {
             /* another worker took over while this one was held up */
+            ngx_log_error(NGX_LOG_INFO, nd->log, 0,
+                          "identity: another worker holds the node's "
+                          "subscription now");
             nd->owner = 0;
             nd->subscribed = 0;
+            nd->leaving = 1;
             ngx_http_identity_redis_unsubscribe();
+            nd->leaving = 0;
         }
 
         goto next;
@@ -308,7 +314,9 @@ ngx_http_identity_node_event(void *data, ngx_uint_t event, ngx_str_t *msg)
 
         ngx_http_identity_cache_lease(nd->cache, 0);
 
-        if (!nd->lost && !ngx_exiting && !ngx_quit && !ngx_terminate) {
+        if (!nd->lost && !nd->leaving
+            && !ngx_exiting && !ngx_quit && !ngx_terminate)
+        {
             nd->lost = 1;
             ngx_log_error(NGX_LOG_WARN, nd->log, 0,
                           "identity: session cache subscription lost, "
