@@ -595,7 +595,10 @@ ngx_http_identity_session_cache_put(ngx_http_request_t *r)
         v = (ngx_str_t *) (s + f->offset);
         len = (uint32_t) v->len;
         p = ngx_cpymem(p, &len, sizeof(uint32_t));
-        p = ngx_cpymem(p, v->data, v->len);
+
+        if (v->len) {
+            p = ngx_cpymem(p, v->data, v->len);
+        }
     }
 
     deadline = ngx_min(ctx->session.expires_at,
