@@ -100,7 +100,6 @@ ngx_http_identity_field_t  ngx_http_identity_session_fields[] = {
     ngx_http_identity_field("id", id, 0, 0),
     ngx_http_identity_field("uid", identity_id, 0, 0),
     ngx_http_identity_field("provider", provider, 0, 0),
-    ngx_http_identity_field("issuer", issuer, 0, 0),
     ngx_http_identity_field("sub", provider_user_id, 0, 0),
     ngx_http_identity_field("email", email, 0, 0),
     ngx_http_identity_field("name", name, 0, 0),
@@ -133,6 +132,9 @@ ngx_http_identity_field_t  ngx_http_identity_session_fields[] = {
     ngx_http_identity_field("url", public_url, 0,
                             NGX_HTTP_IDENTITY_NEED_ADMIN),
     ngx_http_identity_field("ip", meta.ip, 0, NGX_HTTP_IDENTITY_NEED_ADMIN),
+
+    /* not in the session's hash: the admin API's scripts add them */
+
     ngx_http_identity_field("ua", meta.user_agent, 0,
                             NGX_HTTP_IDENTITY_NEED_ADMIN),
     ngx_http_identity_field("device", meta.device, 0,
@@ -145,10 +147,11 @@ ngx_http_identity_field_t  ngx_http_identity_session_fields[] = {
 
 /*
  * The sites (the keys say endpoints) a session is used at:
- * endpoints:<uid> maps a public URL to "first last sessions";
+ * endpoints:<uid> maps a public URL to "first last sessions hash";
  * endpoint_sessions:<uid>:<ep> are the sessions that used the site ep
- * (by first use), user_endpoints:<uid> and session_endpoints:<sid> the
- * sites of a user and of a session, to clean up with.
+ * (by first use); the "eps" field of sid:<sid> lists the sites of a
+ * session, to clean up with, as the hashes in endpoints:<uid> do for a
+ * user.
  */
 
 #define NGX_HTTP_IDENTITY_LUA_SITE                                            \
@@ -157,14 +160,20 @@ ngx_http_identity_field_t  ngx_http_identity_session_fields[] = {
     "  local first, n = now, 0\n"                                             \
     "  local e = redis.call('HGET', k, url)\n"                                \
     "  if e then\n"                                                           \
-    "    local f, _, c = string.match(e, '^(%d+) (%d+) (%d+)$')\n"            \
+    "    local f, _, c = string.match(e, '^(%d+) (%d+) (%d+)')\n"             \
     "    if f then first, n = f, tonumber(c) end\n"                           \
     "  end\n"                                                                 \
-    "  redis.call('HSET', k, url, first .. ' ' .. now .. ' ' .. (n + new))\n" \
+    "  redis.call('HSET', k, url,\n"                                          \
+    "             first .. ' ' .. now .. ' ' .. (n + new) .. ' ' .. ep)\n"    \
     "  redis.call('ZADD', p .. 'endpoint_sessions:' .. uid .. ':' .. ep,\n"  \
     "             'NX', now * 1000, sid)\n"                                   \
-    "  redis.call('SADD', p .. 'session_endpoints:' .. sid, ep)\n"           \
-    "  redis.call('SADD', p .. 'user_endpoints:' .. uid, ep)\n"              \
+    "  local s = p .. 'sid:' .. sid\n"                                        \
+    "  local eps = redis.call('HGET', s, 'eps') or ''\n"                      \
+    "  if redis.call('EXISTS', s) == 1\n"                                     \
+    "     and not string.find(' ' .. eps .. ' ', ' ' .. ep .. ' ', 1, true)\n"\
+    "  then\n"                                                                \
+    "    redis.call('HSET', s, 'eps', eps == '' and ep or eps .. ' ' .. ep)\n"\
+    "  end\n"                                                                 \
     "end\n"
 
 
@@ -185,8 +194,11 @@ static ngx_str_t  ngx_http_identity_touch_script = ngx_string(
 
 /*
  * ARGV: the prefix, a new identity id, the session id, the hash of its
- * cookie, the time in ms and the site's hash; then the session's
- * fields, name/value pairs, the identity's among them.
+ * cookie, the time in ms and the site's hash; then the login's fields,
+ * name/value pairs.  The session hash gets those a request or the admin
+ * API reads, except: the identity's issuer (its record has it), the IdP
+ * session id (the public id's record), the user agent and its device
+ * family (its shared record, named by "uah").  Empty values are left out.
  */
 
 static ngx_str_t  ngx_http_identity_create_script = ngx_string(
@@ -194,8 +206,16 @@ static ngx_str_t  ngx_http_identity_create_script = ngx_string(
     NGX_HTTP_IDENTITY_LUA_SITE
     "local p, sid, th = ARGV[1], ARGV[3], ARGV[4]\n"
     "local now_ms, ep = tonumber(ARGV[5]), ARGV[6]\n"
-    "local f = {}\n"
-    "for i = 7, #ARGV, 2 do f[ARGV[i]] = ARGV[i + 1] end\n"
+    "local f, rec = {}, {}\n"
+    "local elsewhere = {issuer = 1, idp_sid = 1, ua = 1, device = 1}\n"
+    "for i = 7, #ARGV, 2 do\n"
+    "  local k, v = ARGV[i], ARGV[i + 1]\n"
+    "  f[k] = v\n"
+    "  if v ~= '' and not elsewhere[k] then\n"
+    "    rec[#rec + 1] = k\n"
+    "    rec[#rec + 1] = v\n"
+    "  end\n"
+    "end\n"
     "local provider, issuer, sub = f.provider, f.issuer, f.sub\n"
     "local now, expires = tonumber(f.created_at), tonumber(f.expires_at)\n"
     "local idle, url, isid = tonumber(f.idle), f.url, f.idp_sid\n"
@@ -213,9 +233,15 @@ static ngx_str_t  ngx_http_identity_create_script = ngx_string(
     "           'name', f.name, 'username', f.username,\n"
     "           'last_login', now, 'last_active', now)\n"
     "local skey = p .. 'session:' .. th\n"
-    "redis.call('HSET', skey, 'v', '2', 'id', sid, 'uid', uid,\n"
-    "           unpack(ARGV, 7))\n"
+    "redis.call('HSET', skey, 'v', '3', 'id', sid, 'uid', uid, unpack(rec))\n"
     "redis.call('EXPIRE', skey, math.max(1, math.min(idle, expires - now)))\n"
+    "if f.uah and f.uah ~= '' then\n"
+    "  local uk, life = p .. 'ua:' .. f.uah, math.max(1, expires - now)\n"
+    "  redis.call('HSET', uk, 'ua', f.ua, 'device', f.device)\n"
+    "  if redis.call('TTL', uk) < life then\n"
+    "    redis.call('EXPIRE', uk, life)\n"
+    "  end\n"
+    "end\n"
     "redis.call('HSET', p .. 'sid:' .. sid, 'th', th, 'uid', uid)\n"
     "if isid ~= '' then\n"
     "  isid = provider .. ':' .. isid\n"
@@ -420,7 +446,7 @@ ngx_http_identity_lookup_handler(ngx_http_request_t *r, redisReply *reply,
      * what it now refuses: its user logs in again
      */
 
-    if (ctx->session.version.len != 1 || ctx->session.version.data[0] != '2')
+    if (ctx->session.version.len != 1 || ctx->session.version.data[0] != '3')
     {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "identity: session \"%V\" of an earlier version "
@@ -668,7 +694,7 @@ ngx_http_identity_session_create(ngx_http_request_t *r, ngx_str_t *token)
 {
     u_char                         *th;
     time_t                          now, expires;
-    ngx_str_t                       uid, sid, url, site, hash, tokens[3];
+    ngx_str_t                       uid, sid, url, site, hash, uah, tokens[3];
     ngx_time_t                     *tp;
     ngx_http_identity_ctx_t        *ctx;
     ngx_http_identity_cmd_t         cmd;
@@ -715,6 +741,17 @@ ngx_http_identity_session_create(ngx_http_request_t *r, ngx_str_t *token)
         return NGX_ERROR;
     }
 
+    /* sessions of one user agent share its record: ua:<64 bits of hash> */
+
+    ngx_str_null(&uah);
+
+    if (m.user_agent.len
+        && ngx_http_identity_site_hash(r->pool, &m.user_agent, &uah)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
     tp = ngx_timeofday();
     now = tp->sec;
     expires = now + ctx->login.max_duration;
@@ -727,7 +764,10 @@ ngx_http_identity_session_create(ngx_http_request_t *r, ngx_str_t *token)
     ngx_http_identity_cmd_num(&cmd, (time_t) tp->sec * 1000 + tp->msec);
     ngx_http_identity_cmd_str(&cmd, &site);
 
-    /* the session's fields, in the order the record has always had them */
+    /*
+     * The login's fields, in the order the record has always had them; the
+     * script keeps some elsewhere (see there)
+     */
 
     ngx_http_identity_cmd_field_str(&cmd, "provider", &ctx->provider->name);
     ngx_http_identity_cmd_field_str(&cmd, "issuer", &ctx->provider->issuer);
@@ -741,6 +781,7 @@ ngx_http_identity_session_create(ngx_http_request_t *r, ngx_str_t *token)
     ngx_http_identity_cmd_field_num(&cmd, "idle", ctx->login.idle_timeout);
     ngx_http_identity_cmd_field_str(&cmd, "ip", &m.ip);
     ngx_http_identity_cmd_field_str(&cmd, "ua", &m.user_agent);
+    ngx_http_identity_cmd_field_str(&cmd, "uah", &uah);
     ngx_http_identity_cmd_field_str(&cmd, "url", &url);
     ngx_http_identity_cmd_field_str(&cmd, "idp_sid", &cl->sid);
     ngx_http_identity_cmd_field_str(&cmd, "auth", &ctx->login.auth_id);
@@ -752,9 +793,9 @@ ngx_http_identity_session_create(ngx_http_request_t *r, ngx_str_t *token)
     if (tokens[0].len) {
         ngx_http_identity_cmd_field_str(&cmd, "at", &tokens[0]);
         ngx_http_identity_cmd_field_str(&cmd, "rt", &tokens[1]);
+        ngx_http_identity_cmd_field_str(&cmd, "at_exp", &tokens[2]);
     }
 
-    ngx_http_identity_cmd_field_str(&cmd, "at_exp", &tokens[2]);
     ngx_http_identity_cmd_field_num(&cmd, "checked", now);
 
     ngx_http_identity_cmd_field_str(&cmd, "browser", &m.browser);

@@ -71,7 +71,10 @@ static ngx_http_identity_field_t  ngx_http_identity_user_fields[] = {
 };
 
 
-/* every session of an identity, and the identity itself */
+/*
+ * every session of an identity, and the identity itself; its sites' hashes
+ * end the values of endpoints:<uid> (user_endpoints:<uid> before version 3)
+ */
 
 static ngx_str_t  ngx_http_identity_delete_user_script = ngx_string(
     NGX_HTTP_IDENTITY_LUA_DROP
@@ -82,8 +85,11 @@ static ngx_str_t  ngx_http_identity_delete_user_script = ngx_string(
     " 0, -1)) do\n"
     "  drop(p, sid)\n"
     "end\n"
-    "for _, ep in ipairs(redis.call('SMEMBERS',\n"
-    "                               p .. 'user_endpoints:' .. uid)) do\n"
+    "local eps = redis.call('SMEMBERS', p .. 'user_endpoints:' .. uid)\n"
+    "for _, v in ipairs(redis.call('HVALS', p .. 'endpoints:' .. uid)) do\n"
+    "  eps[#eps + 1] = string.match(v, '^%d+ %d+ %d+ (%x+)$')\n"
+    "end\n"
+    "for _, ep in ipairs(eps) do\n"
     "  redis.call('DEL', p .. 'endpoint_sessions:' .. uid .. ':' .. ep)\n"
     "end\n"
     "redis.call('DEL', p .. 'user:' .. uid, p .. 'user_sessions:' .. uid,\n"
@@ -91,6 +97,26 @@ static ngx_str_t  ngx_http_identity_delete_user_script = ngx_string(
     "           p .. 'sub:' .. u[1] .. ':' .. u[2])\n"
     "redis.call('ZREM', p .. 'users', uid)\n"
     "return {1, publish(p)}\n");
+
+
+/*
+ * A session's record as the admin API shows it: its hash, and the user
+ * agent and device family of the shared record its "uah" names.
+ */
+
+#define NGX_HTTP_IDENTITY_LUA_AGENT                                           \
+    "local function agent(p, rec)\n"                                          \
+    "  for i = 1, #rec, 2 do\n"                                               \
+    "    if rec[i] == 'uah' then\n"                                           \
+    "      local a = redis.call('HMGET', p .. 'ua:' .. rec[i + 1], 'ua',\n"    \
+    "                           'device')\n"                                  \
+    "      rec[#rec + 1], rec[#rec + 2] = 'ua', a[1] or ''\n"                 \
+    "      rec[#rec + 1], rec[#rec + 2] = 'device', a[2] or ''\n"             \
+    "      break\n"                                                           \
+    "    end\n"                                                               \
+    "  end\n"                                                                 \
+    "  return rec\n"                                                          \
+    "end\n"
 
 
 /*
@@ -104,6 +130,7 @@ static ngx_str_t  ngx_http_identity_delete_user_script = ngx_string(
 
 static ngx_str_t  ngx_http_identity_list_script = ngx_string(
     NGX_HTTP_IDENTITY_LUA_DROP
+    NGX_HTTP_IDENTITY_LUA_AGENT
     "local p, index, kind, before = ARGV[1], ARGV[2], ARGV[3], ARGV[4]\n"
     "local limit, fprov, fuser, fid = tonumber(ARGV[5]), ARGV[6],\n"
     "                                 string.lower(ARGV[7]), ARGV[8]\n"
@@ -143,7 +170,7 @@ static ngx_str_t  ngx_http_identity_list_script = ngx_string(
     "              or has(f.username, fuser))\n"
     "         and (fid == '' or has(f.id, fid) or has(f.uid, fid))\n"
     "      then\n"
-    "        table.insert(out, rec)\n"
+    "        table.insert(out, agent(p, rec))\n"
     "        table.insert(ids, id)\n"
     "      end\n"
     "      last = id\n"
@@ -170,6 +197,7 @@ static ngx_str_t  ngx_http_identity_list_script = ngx_string(
 
 static ngx_str_t  ngx_http_identity_get_script = ngx_string(
     NGX_HTTP_IDENTITY_LUA_DROP
+    NGX_HTTP_IDENTITY_LUA_AGENT
     "local p, kind, id = ARGV[1], ARGV[2], ARGV[3]\n"
     "if kind == 'user' then\n"
     "  return redis.call('HGETALL', p .. 'user:' .. id)\n"
@@ -182,7 +210,7 @@ static ngx_str_t  ngx_http_identity_get_script = ngx_string(
     "if not th then return {} end\n"
     "local rec = redis.call('HGETALL', p .. 'session:' .. th)\n"
     "if #rec == 0 then drop(p, id) end\n"
-    "return rec\n");
+    "return agent(p, rec)\n");
 
 
 /* admin API: the replies' shapes are described with the scripts */

@@ -53,7 +53,10 @@ typedef struct {
  * such script calls last: "inv EVENT KEY...", for the nodes' caches
  * (node.c), with P inv:EVENT the set of nodes registered now, each to
  * remove itself once it has evicted them.  publish() answers EVENT, or 0
- * when no node is to confirm.
+ * when no node is to confirm.  A session's sites are the "eps" of
+ * sid:<sid>; the session_endpoints:<sid> set is the layout before version
+ * 3 (a session of it is refused, but still dropped).  The user agent's
+ * shared record is no session's: it expires on its own.
  */
 
 #define NGX_HTTP_IDENTITY_LUA_DROP                                            \
@@ -77,7 +80,7 @@ typedef struct {
     "end\n"                                                                   \
     "local function drop(p, sid)\n"                                           \
     "  local m = redis.call('HMGET', p .. 'sid:' .. sid, 'th', 'uid',\n"      \
-    "                       'isid')\n"                                        \
+    "                       'isid', 'eps')\n"                                 \
     "  if m[1] then\n"                                                        \
     "    redis.call('DEL', p .. 'session:' .. m[1])\n"                        \
     "    dropped[#dropped + 1] = m[1]\n"                                      \
@@ -87,7 +90,11 @@ typedef struct {
     "  end\n"                                                                 \
     "  if m[3] then redis.call('SREM', p .. 'idp_sid:' .. m[3], sid) end\n"   \
     "  local eps = p .. 'session_endpoints:' .. sid\n"                       \
-    "  for _, ep in ipairs(redis.call('SMEMBERS', eps)) do\n"                 \
+    "  local list = redis.call('SMEMBERS', eps)\n"                            \
+    "  for ep in string.gmatch(m[4] or '', '%S+') do\n"                       \
+    "    list[#list + 1] = ep\n"                                              \
+    "  end\n"                                                                 \
+    "  for _, ep in ipairs(list) do\n"                                        \
     "    if m[2] then\n"                                                      \
     "      local k = p .. 'endpoint_sessions:' .. m[2] .. ':' .. ep\n"         \
     "      redis.call('ZREM', k, sid)\n"                                      \
