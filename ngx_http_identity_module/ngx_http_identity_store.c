@@ -133,7 +133,7 @@ ngx_http_identity_field_t  ngx_http_identity_session_fields[] = {
                             NGX_HTTP_IDENTITY_NEED_ADMIN),
     ngx_http_identity_field("ip", meta.ip, 0, NGX_HTTP_IDENTITY_NEED_ADMIN),
 
-    /* not in the session's hash: the admin API's scripts add them */
+    /* not in the session's hash: the admin API's scripts add it */
 
     ngx_http_identity_field("ua", meta.user_agent, 0,
                             NGX_HTTP_IDENTITY_NEED_ADMIN),
@@ -197,8 +197,8 @@ static ngx_str_t  ngx_http_identity_touch_script = ngx_string(
  * cookie, the time in ms and the site's hash; then the login's fields,
  * name/value pairs.  The session hash gets those a request or the admin
  * API reads, except: the identity's issuer (its record has it), the IdP
- * session id (the public id's record), the user agent and its device
- * family (its shared record, named by "uah").  Empty values are left out.
+ * session id (the public id's record) and the user agent (its shared
+ * record, named by "uah").  Empty values are left out.
  */
 
 static ngx_str_t  ngx_http_identity_create_script = ngx_string(
@@ -207,7 +207,7 @@ static ngx_str_t  ngx_http_identity_create_script = ngx_string(
     "local p, sid, th = ARGV[1], ARGV[3], ARGV[4]\n"
     "local now_ms, ep = tonumber(ARGV[5]), ARGV[6]\n"
     "local f, rec = {}, {}\n"
-    "local elsewhere = {issuer = 1, idp_sid = 1, ua = 1, device = 1}\n"
+    "local elsewhere = {issuer = 1, idp_sid = 1, ua = 1}\n"
     "for i = 7, #ARGV, 2 do\n"
     "  local k, v = ARGV[i], ARGV[i + 1]\n"
     "  f[k] = v\n"
@@ -237,7 +237,7 @@ static ngx_str_t  ngx_http_identity_create_script = ngx_string(
     "redis.call('EXPIRE', skey, math.max(1, math.min(idle, expires - now)))\n"
     "if f.uah and f.uah ~= '' then\n"
     "  local uk, life = p .. 'ua:' .. f.uah, math.max(1, expires - now)\n"
-    "  redis.call('HSET', uk, 'ua', f.ua, 'device', f.device)\n"
+    "  redis.call('HSET', uk, 'ua', f.ua)\n"
     "  if redis.call('TTL', uk) < life then\n"
     "    redis.call('EXPIRE', uk, life)\n"
     "  end\n"

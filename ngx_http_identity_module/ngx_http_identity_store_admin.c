@@ -101,17 +101,15 @@ static ngx_str_t  ngx_http_identity_delete_user_script = ngx_string(
 
 /*
  * A session's record as the admin API shows it: its hash, and the user
- * agent and device family of the shared record its "uah" names.
+ * agent of the shared record its "uah" names.
  */
 
 #define NGX_HTTP_IDENTITY_LUA_AGENT                                           \
     "local function agent(p, rec)\n"                                          \
     "  for i = 1, #rec, 2 do\n"                                               \
     "    if rec[i] == 'uah' then\n"                                           \
-    "      local a = redis.call('HMGET', p .. 'ua:' .. rec[i + 1], 'ua',\n"    \
-    "                           'device')\n"                                  \
-    "      rec[#rec + 1], rec[#rec + 2] = 'ua', a[1] or ''\n"                 \
-    "      rec[#rec + 1], rec[#rec + 2] = 'device', a[2] or ''\n"             \
+    "      local a = redis.call('HGET', p .. 'ua:' .. rec[i + 1], 'ua')\n"     \
+    "      rec[#rec + 1], rec[#rec + 2] = 'ua', a or ''\n"                    \
     "      break\n"                                                           \
     "    end\n"                                                               \
     "  end\n"                                                                 \
