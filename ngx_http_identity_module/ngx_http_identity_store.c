@@ -196,9 +196,15 @@ static ngx_str_t  ngx_http_identity_touch_script = ngx_string(
  * ARGV: the prefix, a new identity id, the session id, the hash of its
  * cookie, the time in ms and the site's hash; then the login's fields,
  * name/value pairs.  The session hash gets those a request or the admin
- * API reads, except: the identity's issuer (its record has it), the IdP
- * session id (the public id's record) and the user agent (its shared
- * record, named by "uah").  Empty values are left out.
+ * API reads, except the identity's issuer (its record has it) and the user
+ * agent (its shared record, named by "uah").  Empty values are left out.
+ *
+ * Then the sweep: the next 100 sessions of the index, from where the last
+ * login left off, are checked and those that ended (expired: no session
+ * hash) are dropped; at the end of the index it starts over.  There are
+ * at most logins x maximum duration indexed sessions, so the sweep goes
+ * round in at most the maximum duration / 100, whatever the rate of
+ * logins, and needs no index of its own.
  */
 
 static ngx_str_t  ngx_http_identity_create_script = ngx_string(
@@ -207,7 +213,7 @@ static ngx_str_t  ngx_http_identity_create_script = ngx_string(
     "local p, sid, th = ARGV[1], ARGV[3], ARGV[4]\n"
     "local now_ms, ep = tonumber(ARGV[5]), ARGV[6]\n"
     "local f, rec = {}, {}\n"
-    "local elsewhere = {issuer = 1, idp_sid = 1, ua = 1}\n"
+    "local elsewhere = {issuer = 1, ua = 1}\n"
     "for i = 7, #ARGV, 2 do\n"
     "  local k, v = ARGV[i], ARGV[i + 1]\n"
     "  f[k] = v\n"
@@ -250,11 +256,20 @@ static ngx_str_t  ngx_http_identity_create_script = ngx_string(
     "end\n"
     "redis.call('ZADD', p .. 'sessions', now_ms, sid)\n"
     "redis.call('ZADD', p .. 'user_sessions:' .. uid, now_ms, sid)\n"
-    "redis.call('ZADD', p .. 'session_expiry', expires, sid)\n"
     "endpoint(p, uid, sid, url, ep, now, 1)\n"
-    "local old = redis.call('ZRANGEBYSCORE', p .. 'session_expiry',\n"
-    "                       '-inf', now, 'LIMIT', 0, 100)\n"
-    "for _, o in ipairs(old) do drop(p, o) end\n"
+    "local sweep = p .. 'sweep'\n"
+    "local pos = tonumber(redis.call('GET', sweep) or '0')\n"
+    "local ids = redis.call('ZRANGE', p .. 'sessions', pos, pos + 99)\n"
+    "local ended = 0\n"
+    "for _, o in ipairs(ids) do\n"
+    "  local oth = redis.call('HGET', p .. 'sid:' .. o, 'th')\n"
+    "  if not oth or redis.call('EXISTS', p .. 'session:' .. oth) == 0 then\n"
+    "    drop(p, o)\n"
+    "    ended = ended + 1\n"
+    "  end\n"
+    "end\n"
+    "pos = #ids < 100 and 0 or pos + #ids - ended\n"
+    "redis.call('SET', sweep, pos)\n"
     "publish(p)\n"
     "return {sid, uid}\n");
 
