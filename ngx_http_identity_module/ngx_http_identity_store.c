@@ -5,13 +5,17 @@
 
 
 /*
- * Key layout, under the configured prefix P (default "identity:"):
+ * Key layout (version 3), under the configured prefix P ("identity:"):
  *
  *   P session:<sha256(cookie)>   hash, the session; TTL = idle timeout,
  *                                 never past the maximum duration
- *   P sid:<session id>            hash {th, uid}: public id -> session
+ *   P ua:<sha256(agent), 16 hex>  hash {ua}: a user agent, shared by the
+ *                                 sessions whose "uah" names it; TTL the
+ *                                 longest maximum duration among them
+ *   P sid:<session id>            hash {th, uid, isid, eps}: public id ->
+ *                                 session, its IdP session, its sites
  *   P sessions                    zset of session ids by creation (ms)
- *   P session_expiry              zset of session ids by maximum expiry
+ *   P sweep                       where the sweep of "sessions" goes on
  *   P user:<identity id>          hash, the identity
  *   P users                       zset of identity ids by creation (ms)
  *   P user_sessions:<id>          zset of that identity's session ids
@@ -20,9 +24,24 @@
  *   P verified:<sha256(key)>      hash, a SAML login verified at the ACS,
  *                                 waiting for its browser; TTL 60 s
  *
+ * and the sites an identity used (NGX_HTTP_IDENTITY_LUA_SITE below).
+ *
  * Only hashes of the cookie, the state and the key are stored.  Index
- * entries of sessions that reached their maximum duration are collected by
- * each login, a bounded amount at a time.
+ * entries of sessions that ended are swept by each login, a bounded amount
+ * at a time (the create script).
+ *
+ * What a session costs (bench/session-size.pl, t/63-session-size.t): its
+ * hash holds what a request reads, in the one HMGET of a lookup, and the
+ * few fields only the admin API reads; no empty field, nothing another
+ * record holds (the issuer is the identity's), and each value shorter than
+ * hash-max-listpack-value (64 bytes by default) for an ordinary login, so
+ * that Redis keeps it in a listpack.  A login with long claims (a name,
+ * groups, kept claims at their bounds) gets the larger encoding, within
+ * the 16 KiB a hostile login may cost.  The user agent, long and the same
+ * for many sessions, is kept once under its hash, never in the session;
+ * the admin API's scripts read it from there.  A session's sites are a
+ * field of its id record and an identity's site hashes end the values of
+ * its endpoints hash, instead of a set each.
  *
  * Callers see typed records (ngx_http_identity_store.h), never a Redis
  * reply; the commands are built by name (ngx_http_identity_store_cmd.c),
