@@ -30,18 +30,10 @@
  * entries of sessions that ended are swept by each login, a bounded amount
  * at a time (the create script).
  *
- * What a session costs (bench/session-size.pl, t/63-session-size.t): its
- * hash holds what a request reads, in the one HMGET of a lookup, and the
- * few fields only the admin API reads; no empty field, nothing another
- * record holds (the issuer is the identity's), and each value shorter than
- * hash-max-listpack-value (64 bytes by default) for an ordinary login, so
- * that Redis keeps it in a listpack.  A login with long claims (a name,
- * groups, kept claims at their bounds) gets the larger encoding, within
- * the 16 KiB a hostile login may cost.  The user agent, long and the same
- * for many sessions, is kept once under its hash, never in the session;
- * the admin API's scripts read it from there.  A session's sites are a
- * field of its id record and an identity's site hashes end the values of
- * its endpoints hash, instead of a set each.
+ * Size (docs/architecture.md, t/63): a session hash holds what the one
+ * HMGET of a request reads and the few fields of the admin API, no empty
+ * field, each value under hash-max-listpack-value for an ordinary login
+ * (listpack); the user agent, the same for many sessions, is one record.
  *
  * Callers see typed records (ngx_http_identity_store.h), never a Redis
  * reply; the commands are built by name (ngx_http_identity_store_cmd.c),
