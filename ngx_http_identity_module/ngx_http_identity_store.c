@@ -12,8 +12,8 @@
  *   P ua:<sha256(agent), 16 hex>  hash {ua}: a user agent, shared by the
  *                                 sessions whose "uah" names it; TTL the
  *                                 longest maximum duration among them
- *   P sid:<session id>            hash {th, uid, isid, eps}: public id ->
- *                                 session, its IdP session, its sites
+ *   P sid:<session id>            hash {th, uid, isid}: public id ->
+ *                                 session, its IdP session
  *   P sessions                    zset of session ids by creation (ms)
  *   P sweep                       where the sweep of "sessions" goes on
  *   P user:<identity id>          hash, the identity
@@ -158,11 +158,10 @@ ngx_http_identity_field_t  ngx_http_identity_session_fields[] = {
 
 /*
  * The sites (the keys say endpoints) a session is used at:
- * endpoints:<uid> maps a public URL to "first last sessions hash";
- * endpoint_sessions:<uid>:<ep> are the sessions that used the site ep
- * (by first use); the "eps" field of sid:<sid> lists the sites of a
- * session, to clean up with, as the hashes in endpoints:<uid> do for a
- * user.
+ * endpoints:<uid> maps a public URL to "first last sessions hash", the
+ * hash (ep) naming endpoint_sessions:<uid>:<ep>, the sessions that used
+ * the site (by first use).  A session ends in every site list of its
+ * identity (drop): no set of the sites of a session, or of a user.
  */
 
 #define NGX_HTTP_IDENTITY_LUA_SITE                                            \
@@ -178,13 +177,6 @@ ngx_http_identity_field_t  ngx_http_identity_session_fields[] = {
     "             first .. ' ' .. now .. ' ' .. (n + new) .. ' ' .. ep)\n"    \
     "  redis.call('ZADD', p .. 'endpoint_sessions:' .. uid .. ':' .. ep,\n"  \
     "             'NX', now * 1000, sid)\n"                                   \
-    "  local s = p .. 'sid:' .. sid\n"                                        \
-    "  local eps = redis.call('HGET', s, 'eps') or ''\n"                      \
-    "  if redis.call('EXISTS', s) == 1\n"                                     \
-    "     and not string.find(' ' .. eps .. ' ', ' ' .. ep .. ' ', 1, true)\n"\
-    "  then\n"                                                                \
-    "    redis.call('HSET', s, 'eps', eps == '' and ep or eps .. ' ' .. ep)\n"\
-    "  end\n"                                                                 \
     "end\n"
 
 
