@@ -143,14 +143,14 @@ ngx_http_identity_field_t  ngx_http_identity_session_fields[] = {
     ngx_http_identity_field("url", public_url, 0,
                             NGX_HTTP_IDENTITY_NEED_ADMIN),
     ngx_http_identity_field("ip", meta.ip, 0, NGX_HTTP_IDENTITY_NEED_ADMIN),
+    ngx_http_identity_field("device", meta.device, 0,
+                            NGX_HTTP_IDENTITY_NEED_ADMIN),
+    ngx_http_identity_field("radius", meta.radius, 0,
+                            NGX_HTTP_IDENTITY_NEED_ADMIN),
 
     /* not in the session's hash: the admin API's scripts add it */
 
     ngx_http_identity_field("ua", meta.user_agent, 0,
-                            NGX_HTTP_IDENTITY_NEED_ADMIN),
-    ngx_http_identity_field("device", meta.device, 0,
-                            NGX_HTTP_IDENTITY_NEED_ADMIN),
-    ngx_http_identity_field("radius", meta.radius, 0,
                             NGX_HTTP_IDENTITY_NEED_ADMIN),
     { ngx_null_string, 0, 0, 0 }
 };
@@ -160,8 +160,10 @@ ngx_http_identity_field_t  ngx_http_identity_session_fields[] = {
  * The sites (the keys say endpoints) a session is used at:
  * endpoints:<uid> maps a public URL to "first last sessions hash", the
  * hash (ep) naming endpoint_sessions:<uid>:<ep>, the sessions that used
- * the site (by first use).  A session ends in every site list of its
- * identity (drop): no set of the sites of a session, or of a user.
+ * the site (by first use).  While an identity has used one site, that
+ * list is its user_sessions (the admin API's list script reads it so):
+ * the list is made when a second site comes.  A session ends in every
+ * site list of its identity (drop).
  */
 
 #define NGX_HTTP_IDENTITY_LUA_SITE                                            \
@@ -175,8 +177,20 @@ ngx_http_identity_field_t  ngx_http_identity_session_fields[] = {
     "  end\n"                                                                 \
     "  redis.call('HSET', k, url,\n"                                          \
     "             first .. ' ' .. now .. ' ' .. (n + new) .. ' ' .. ep)\n"    \
-    "  redis.call('ZADD', p .. 'endpoint_sessions:' .. uid .. ':' .. ep,\n"  \
-    "             'NX', now * 1000, sid)\n"                                   \
+    "  local sites = redis.call('HVALS', k)\n"                                \
+    "  if #sites < 2 then return end\n"                                       \
+    "  local l = p .. 'endpoint_sessions:' .. uid .. ':'\n"                   \
+    "  if not e and #sites == 2 then\n"                                       \
+    "    for _, v in ipairs(sites) do\n"                                      \
+    "      local o = string.match(v, '^%d+ %d+ %d+ (%x+)$')\n"                \
+    "      if o and o ~= ep then\n"                                           \
+    "        redis.call('ZUNIONSTORE', l .. o, 1,\n"                          \
+    "                   p .. 'user_sessions:' .. uid)\n"                      \
+    "        if new == 1 then redis.call('ZREM', l .. o, sid) end\n"          \
+    "      end\n"                                                             \
+    "    end\n"                                                               \
+    "  end\n"                                                                 \
+    "  redis.call('ZADD', l .. ep, 'NX', now * 1000, sid)\n"                  \
     "end\n"
 
 

@@ -123,7 +123,8 @@ static ngx_str_t  ngx_http_identity_delete_user_script = ngx_string(
  * last page; -1 if "before" is unknown.  Without filters a page costs
  * O(log N + limit); with filters at most "scan" entries are examined, and
  * the cursor then says where to go on.  Sessions found expired are
- * unindexed on the way.
+ * unindexed on the way.  The sessions of an identity's only site are its
+ * sessions (store.c makes the site's list when a second site comes).
  */
 
 static ngx_str_t  ngx_http_identity_list_script = ngx_string(
@@ -133,6 +134,13 @@ static ngx_str_t  ngx_http_identity_list_script = ngx_string(
     "local limit, fprov, fuser, fid = tonumber(ARGV[5]), ARGV[6],\n"
     "                                 string.lower(ARGV[7]), ARGV[8]\n"
     "local key = p .. index\n"
+    "local uid, ep = string.match(index, '^endpoint_sessions:([^:]+):(%x+)$')\n"
+    "if uid and redis.call('EXISTS', key) == 0 then\n"
+    "  local sites = redis.call('HVALS', p .. 'endpoints:' .. uid)\n"
+    "  if #sites == 1 and string.match(sites[1], ' (%x+)$') == ep then\n"
+    "    key = p .. 'user_sessions:' .. uid\n"
+    "  end\n"
+    "end\n"
     "local pos = 0\n"
     "if before ~= '' then\n"
     "  local rank = redis.call('ZREVRANK', key, before)\n"

@@ -158,6 +158,27 @@ is($st, 200, 'the identity\'s sessions through the API');
 my ($listed) = grep { $_->{id} eq $s{id} } @{$j->{application_sessions}};
 like($listed->{browser_session}{user_agent}{raw} // '', qr/Chrome\/124/, 'a listed session shows its user agent');
 
+# the sites of an identity that used one site: its sessions, with no list
+# of their own until a second site comes
+
+is(scalar keys_of('identity:endpoint_sessions:*'), 0, 'identities of one site: no site list');
+my %ep = map { $_->{public_url} => $_->{id} } @{(api_get("app/users/$s{uid}/endpoints"))[1]{endpoints}};
+sub site_sessions {
+    my ($url) = @_;
+    my ($st, $j) = api_get("app/users/$s{uid}/sessions?endpoint=$ep{$url}&limit=100");
+    return $st == 200 ? [sort map { $_->{id} } @{$j->{application_sessions}}] : $st;
+}
+my $at_base = site_sessions($base);
+is(scalar @$at_base, $m_n, "the site's sessions: the identity's $m_n");
+my $r = login(Identity::Test::UA->new, "$short/x");
+is($r->{status}, 200, 'the same user at a second site');
+%ep = map { $_->{public_url} => $_->{id} } @{(api_get("app/users/$s{uid}/endpoints"))[1]{endpoints}};
+is_deeply(site_sessions($base), $at_base, 'the first site still lists its sessions, not the new one');
+my $at_short = site_sessions($short);
+is(scalar @$at_short, 1, 'the second site lists the new one');
+ok(!grep({ $_ eq $at_short->[0] } @$at_base), 'which is not one of the first site\'s');
+is(scalar keys_of('identity:endpoint_sessions:*'), 2, 'now each site has its list');
+
 # (c) a hostile login: every claim at its bound, an 8 KiB User-Agent and a
 # 4 KiB Host header
 
@@ -174,7 +195,7 @@ $mock->set_user('gitlab', {
 $before = usage();
 my $hostile = Identity::Test::UA->new(headers => {
     'User-Agent' => 'Mozilla/5.0 ' . ('a' x 8180), Host => ('h' x 4090) . '.test' });
-my $r = login($hostile, "$base/x");
+$r = login($hostile, "$base/x");
 is($r->{status}, 200, 'the hostile user logged in');
 my $cost = usage() - $before;
 cmp_ok($cost, '<=', 16384, "a hostile login costs at most 16 KiB ($cost)");
