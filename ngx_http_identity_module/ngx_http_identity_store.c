@@ -31,9 +31,10 @@
  * at a time (the create script).
  *
  * Size (docs/architecture.md, t/63): a session hash holds what the one
- * HMGET of a request reads and the few fields of the admin API, no empty
- * field, each value under hash-max-listpack-value for an ordinary login
- * (listpack); the user agent, the same for many sessions, is one record.
+ * HMGET of a request reads and the few fields of the admin API (a login
+ * writes no empty one), each value under hash-max-listpack-value for an
+ * ordinary login (listpack); the user agent, the same for many sessions,
+ * is one record.
  *
  * Callers see typed records (ngx_http_identity_store.h), never a Redis
  * reply; the commands are built by name (ngx_http_identity_store_cmd.c),
