@@ -216,6 +216,8 @@ static ngx_str_t  ngx_http_identity_touch_script = ngx_string(
  * name/value pairs.  The session hash gets those a request or the admin
  * API reads, except the identity's issuer (its record has it) and the user
  * agent (its shared record, named by "uah").  Empty values are left out.
+ * The identity's record has no id either: its key says it, and the admin
+ * API's scripts add it.
  *
  * Then the sweep: the next 100 sessions of the index, from where the last
  * login left off, are checked and those that ended (expired: no session
@@ -249,9 +251,11 @@ static ngx_str_t  ngx_http_identity_create_script = ngx_string(
     "  uid = ARGV[2]\n"
     "  redis.call('SET', subkey, uid)\n"
     "  redis.call('ZADD', p .. 'users', now_ms, uid)\n"
-    "  redis.call('HSET', p .. 'user:' .. uid, 'id', uid, 'provider',\n"
-    "             provider, 'issuer', issuer, 'sub', sub,\n"
-    "             'created_at', now)\n"
+    "  redis.call('HSET', p .. 'user:' .. uid, 'provider', provider,\n"
+    "             'sub', sub, 'created_at', now)\n"
+    "  if issuer ~= '' then\n"
+    "    redis.call('HSET', p .. 'user:' .. uid, 'issuer', issuer)\n"
+    "  end\n"
     "end\n"
     "redis.call('HSET', p .. 'user:' .. uid, 'email', f.email,\n"
     "           'name', f.name, 'username', f.username,\n"

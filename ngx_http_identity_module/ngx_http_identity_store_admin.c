@@ -101,7 +101,8 @@ static ngx_str_t  ngx_http_identity_delete_user_script = ngx_string(
 
 /*
  * A session's record as the admin API shows it: its hash, and the user
- * agent of the shared record its "uah" names.
+ * agent of the shared record its "uah" names; an identity's: its hash and
+ * its id.
  */
 
 #define NGX_HTTP_IDENTITY_LUA_AGENT                                           \
@@ -112,6 +113,12 @@ static ngx_str_t  ngx_http_identity_delete_user_script = ngx_string(
     "      rec[#rec + 1], rec[#rec + 2] = 'ua', a or ''\n"                    \
     "      break\n"                                                           \
     "    end\n"                                                               \
+    "  end\n"                                                                 \
+    "  return rec\n"                                                          \
+    "end\n"                                                                   \
+    "local function with_id(rec, id)\n"                                       \
+    "  if #rec > 0 then\n"                                                    \
+    "    rec[#rec + 1], rec[#rec + 2] = 'id', id\n"                           \
     "  end\n"                                                                 \
     "  return rec\n"                                                          \
     "end\n"
@@ -162,7 +169,7 @@ static ngx_str_t  ngx_http_identity_list_script = ngx_string(
     "    scanned = scanned + 1\n"
     "    local rec = {}\n"
     "    if kind == 'user' then\n"
-    "      rec = redis.call('HGETALL', p .. 'user:' .. id)\n"
+    "      rec = with_id(redis.call('HGETALL', p .. 'user:' .. id), id)\n"
     "    else\n"
     "      local th = redis.call('HGET', p .. 'sid:' .. id, 'th')\n"
     "      if th then rec = redis.call('HGETALL', p .. 'session:' .. th) end\n"
@@ -206,7 +213,7 @@ static ngx_str_t  ngx_http_identity_get_script = ngx_string(
     NGX_HTTP_IDENTITY_LUA_AGENT
     "local p, kind, id = ARGV[1], ARGV[2], ARGV[3]\n"
     "if kind == 'user' then\n"
-    "  return redis.call('HGETALL', p .. 'user:' .. id)\n"
+    "  return with_id(redis.call('HGETALL', p .. 'user:' .. id), id)\n"
     "end\n"
     "if kind == 'endpoints' then\n"
     "  if redis.call('EXISTS', p .. 'user:' .. id) == 0 then return -1 end\n"
