@@ -221,10 +221,10 @@ static ngx_str_t  ngx_http_identity_touch_script = ngx_string(
  *
  * Then the sweep: the next 100 sessions of the index, from where the last
  * login left off, are checked and those that ended (expired: no session
- * hash) are dropped; at the end of the index it starts over.  There are
- * at most logins x maximum duration indexed sessions, so the sweep goes
- * round in at most the maximum duration / 100, whatever the rate of
- * logins, and needs no index of its own.
+ * hash) are dropped; at the end of the index it starts over.  At a steady
+ * rate of logins about rate x maximum duration sessions are indexed, so a
+ * round takes about the maximum duration / 100, and the sweep needs no
+ * index of its own.
  */
 
 static ngx_str_t  ngx_http_identity_create_script = ngx_string(

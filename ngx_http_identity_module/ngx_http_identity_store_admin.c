@@ -142,7 +142,7 @@ static ngx_str_t  ngx_http_identity_list_script = ngx_string(
     "                                 string.lower(ARGV[7]), ARGV[8]\n"
     "local key = p .. index\n"
     "local uid, ep = string.match(index, '^endpoint_sessions:([^:]+):(%x+)$')\n"
-    "if uid and redis.call('EXISTS', key) == 0 then\n"
+    "if uid then\n"
     "  local sites = redis.call('HVALS', p .. 'endpoints:' .. uid)\n"
     "  if #sites == 1 and string.match(sites[1], ' (%x+)$') == ep then\n"
     "    key = p .. 'user_sessions:' .. uid\n"
