@@ -10,6 +10,7 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/../t/lib";
 
+use Digest::SHA qw(sha256_hex);
 use IO::Socket::INET;
 use Time::HiRes qw(time);
 use Identity::Test;
@@ -18,6 +19,7 @@ use Identity::Conf qw(identity_conf upstream_saw);
 my $SMALL = $ENV{BENCH_LIST_SMALL} // 1_000;
 my $LARGE = $ENV{BENCH_LIST_LARGE} // 1_000_000;
 my $REQUESTS = $ENV{BENCH_LIST_REQUESTS} // 300;
+my $AGENT = 'Mozilla/5.0 (bench)';
 
 Test::More->builder->no_ending(1);    # the harness uses Test::More
 STDOUT->autoflush(1);
@@ -40,27 +42,29 @@ my $saw = upstream_saw($ua->oidc_login("$base/x")->{body});
 my $uid = $saw->{id} or die "login failed\n";
 
 # Synthetic sessions, written the way a login writes them (the key layout
-# of ngx_http_identity_store.c), a batch per EVAL.
+# of ngx_http_identity_store.c, version 3: one user agent record, named by
+# the first 16 hex digits of its SHA-256), a batch per EVAL.
 
 my $fill = <<'LUA';
 local p, uid, from, n, now = ARGV[1], ARGV[2], tonumber(ARGV[3]),
                              tonumber(ARGV[4]), tonumber(ARGV[5])
+local uah = ARGV[6]
 for i = from, from + n - 1 do
   local sid = string.format('as_%032x', i)
   local th = string.format('%064x', i)
-  redis.call('HSET', p .. 'session:' .. th, 'id', sid, 'uid', uid,
-             'provider', 'test', 'issuer', 'bench', 'sub', 'alice',
+  redis.call('HSET', p .. 'session:' .. th, 'v', '3', 'id', sid,
+             'uid', uid, 'provider', 'test', 'sub', 'alice',
              'email', 'alice@example.test', 'name', 'Alice Example',
              'username', 'alice', 'created_at', now, 'last_active', now,
              'expires_at', now + 86400, 'idle', 86400, 'ip', '127.0.0.1',
-             'ua', 'Mozilla/5.0 (bench)', 'url', 'http://127.0.0.1',
-             'idp_sid', '')
+             'uah', uah, 'url', 'http://127.0.0.1', 'checked', now)
   redis.call('EXPIRE', p .. 'session:' .. th, 86400)
   redis.call('HSET', p .. 'sid:' .. sid, 'th', th, 'uid', uid)
   redis.call('ZADD', p .. 'sessions', now * 1000 + i, sid)
   redis.call('ZADD', p .. 'user_sessions:' .. uid, now * 1000 + i, sid)
-  redis.call('ZADD', p .. 'session_expiry', now + 86400, sid)
 end
+redis.call('HSET', p .. 'ua:' .. uah, 'ua', ARGV[7])
+redis.call('EXPIRE', p .. 'ua:' .. uah, 86400)
 return n
 LUA
 
@@ -75,7 +79,8 @@ sub fill_to {
     my $sent = 0;
     while ($filled < $n) {
         my $batch = $n - $filled > 5000 ? 5000 : $n - $filled;
-        my @cmd = ('EVALSHA', $sha, 0, 'identity:', $uid, $filled + 1, $batch, time - 3600);
+        my @cmd = ('EVALSHA', $sha, 0, 'identity:', $uid, $filled + 1, $batch, time - 3600,
+                   substr(sha256_hex($AGENT), 0, 16), $AGENT);
         print $sock '*' . @cmd . "\r\n" . join('', map { '$' . length($_) . "\r\n$_\r\n" } @cmd);
         $filled += $batch;
         $sent++;

@@ -7,6 +7,7 @@
 #                                side, wrk against both; results on stdout and
 #                                in bench/out/latest.txt
 #   sh bench/run.sh list-page    bench/list-page.pl instead
+#   sh bench/run.sh session-size bench/session-size.pl: bytes per session
 #
 # Knobs (environment): see bench/README.md.
 set -eu

@@ -5,13 +5,17 @@
 
 
 /*
- * Key layout, under the configured prefix P (default "identity:"):
+ * Key layout (version 3), under the configured prefix P ("identity:"):
  *
  *   P session:<sha256(cookie)>   hash, the session; TTL = idle timeout,
  *                                 never past the maximum duration
- *   P sid:<session id>            hash {th, uid}: public id -> session
+ *   P ua:<sha256(agent), 16 hex>  hash {ua}: a user agent, shared by the
+ *                                 sessions whose "uah" names it; TTL the
+ *                                 longest maximum duration among them
+ *   P sid:<session id>            hash {th, uid, isid}: public id ->
+ *                                 session, its IdP session
  *   P sessions                    zset of session ids by creation (ms)
- *   P session_expiry              zset of session ids by maximum expiry
+ *   P sweep                       where the sweep of "sessions" goes on
  *   P user:<identity id>          hash, the identity
  *   P users                       zset of identity ids by creation (ms)
  *   P user_sessions:<id>          zset of that identity's session ids
@@ -20,9 +24,17 @@
  *   P verified:<sha256(key)>      hash, a SAML login verified at the ACS,
  *                                 waiting for its browser; TTL 60 s
  *
+ * and the sites an identity used (NGX_HTTP_IDENTITY_LUA_SITE below).
+ *
  * Only hashes of the cookie, the state and the key are stored.  Index
- * entries of sessions that reached their maximum duration are collected by
- * each login, a bounded amount at a time.
+ * entries of sessions that ended are swept by each login, a bounded amount
+ * at a time (the create script).
+ *
+ * Size (docs/architecture.md, t/63): a session hash holds what the one
+ * HMGET of a request reads and the few fields of the admin API (a login
+ * writes no empty one), each value under hash-max-listpack-value for an
+ * ordinary login (listpack); the user agent, the same for many sessions,
+ * is one record.
  *
  * Callers see typed records (ngx_http_identity_store.h), never a Redis
  * reply; the commands are built by name (ngx_http_identity_store_cmd.c),
@@ -100,7 +112,6 @@ ngx_http_identity_field_t  ngx_http_identity_session_fields[] = {
     ngx_http_identity_field("id", id, 0, 0),
     ngx_http_identity_field("uid", identity_id, 0, 0),
     ngx_http_identity_field("provider", provider, 0, 0),
-    ngx_http_identity_field("issuer", issuer, 0, 0),
     ngx_http_identity_field("sub", provider_user_id, 0, 0),
     ngx_http_identity_field("email", email, 0, 0),
     ngx_http_identity_field("name", name, 0, 0),
@@ -133,11 +144,14 @@ ngx_http_identity_field_t  ngx_http_identity_session_fields[] = {
     ngx_http_identity_field("url", public_url, 0,
                             NGX_HTTP_IDENTITY_NEED_ADMIN),
     ngx_http_identity_field("ip", meta.ip, 0, NGX_HTTP_IDENTITY_NEED_ADMIN),
-    ngx_http_identity_field("ua", meta.user_agent, 0,
-                            NGX_HTTP_IDENTITY_NEED_ADMIN),
     ngx_http_identity_field("device", meta.device, 0,
                             NGX_HTTP_IDENTITY_NEED_ADMIN),
     ngx_http_identity_field("radius", meta.radius, 0,
+                            NGX_HTTP_IDENTITY_NEED_ADMIN),
+
+    /* not in the session's hash: the admin API's scripts add it */
+
+    ngx_http_identity_field("ua", meta.user_agent, 0,
                             NGX_HTTP_IDENTITY_NEED_ADMIN),
     { ngx_null_string, 0, 0, 0 }
 };
@@ -145,10 +159,12 @@ ngx_http_identity_field_t  ngx_http_identity_session_fields[] = {
 
 /*
  * The sites (the keys say endpoints) a session is used at:
- * endpoints:<uid> maps a public URL to "first last sessions";
- * endpoint_sessions:<uid>:<ep> are the sessions that used the site ep
- * (by first use), user_endpoints:<uid> and session_endpoints:<sid> the
- * sites of a user and of a session, to clean up with.
+ * endpoints:<uid> maps a public URL to "first last sessions hash", the
+ * hash (ep) naming endpoint_sessions:<uid>:<ep>, the sessions that used
+ * the site (by first use).  While an identity has used one site, that
+ * list is its user_sessions (the admin API's list script reads it so):
+ * the list is made when a second site comes.  A session ends in every
+ * site list of its identity (drop).
  */
 
 #define NGX_HTTP_IDENTITY_LUA_SITE                                            \
@@ -157,14 +173,25 @@ ngx_http_identity_field_t  ngx_http_identity_session_fields[] = {
     "  local first, n = now, 0\n"                                             \
     "  local e = redis.call('HGET', k, url)\n"                                \
     "  if e then\n"                                                           \
-    "    local f, _, c = string.match(e, '^(%d+) (%d+) (%d+)$')\n"            \
+    "    local f, _, c = string.match(e, '^(%d+) (%d+) (%d+)')\n"             \
     "    if f then first, n = f, tonumber(c) end\n"                           \
     "  end\n"                                                                 \
-    "  redis.call('HSET', k, url, first .. ' ' .. now .. ' ' .. (n + new))\n" \
-    "  redis.call('ZADD', p .. 'endpoint_sessions:' .. uid .. ':' .. ep,\n"  \
-    "             'NX', now * 1000, sid)\n"                                   \
-    "  redis.call('SADD', p .. 'session_endpoints:' .. sid, ep)\n"           \
-    "  redis.call('SADD', p .. 'user_endpoints:' .. uid, ep)\n"              \
+    "  redis.call('HSET', k, url,\n"                                          \
+    "             first .. ' ' .. now .. ' ' .. (n + new) .. ' ' .. ep)\n"    \
+    "  local sites = redis.call('HVALS', k)\n"                                \
+    "  if #sites < 2 then return end\n"                                       \
+    "  local l = p .. 'endpoint_sessions:' .. uid .. ':'\n"                   \
+    "  if not e and #sites == 2 then\n"                                       \
+    "    for _, v in ipairs(sites) do\n"                                      \
+    "      local o = string.match(v, '^%d+ %d+ %d+ (%x+)$')\n"                \
+    "      if o and o ~= ep then\n"                                           \
+    "        redis.call('ZUNIONSTORE', l .. o, 1,\n"                          \
+    "                   p .. 'user_sessions:' .. uid)\n"                      \
+    "        if new == 1 then redis.call('ZREM', l .. o, sid) end\n"          \
+    "      end\n"                                                             \
+    "    end\n"                                                               \
+    "  end\n"                                                                 \
+    "  redis.call('ZADD', l .. ep, 'NX', now * 1000, sid)\n"                  \
     "end\n"
 
 
@@ -185,8 +212,19 @@ static ngx_str_t  ngx_http_identity_touch_script = ngx_string(
 
 /*
  * ARGV: the prefix, a new identity id, the session id, the hash of its
- * cookie, the time in ms and the site's hash; then the session's
- * fields, name/value pairs, the identity's among them.
+ * cookie, the time in ms and the site's hash; then the login's fields,
+ * name/value pairs.  The session hash gets those a request or the admin
+ * API reads, except the identity's issuer (its record has it) and the user
+ * agent (its shared record, named by "uah").  Empty values are left out.
+ * The identity's record has no id either: its key says it, and the admin
+ * API's scripts add it.
+ *
+ * Then the sweep: the next 100 sessions of the index, from where the last
+ * login left off, are checked and those that ended (expired: no session
+ * hash) are dropped; at the end of the index it starts over.  At a steady
+ * rate of logins about rate x maximum duration sessions are indexed, so a
+ * round takes about the maximum duration / 100, and the sweep needs no
+ * index of its own.
  */
 
 static ngx_str_t  ngx_http_identity_create_script = ngx_string(
@@ -194,8 +232,16 @@ static ngx_str_t  ngx_http_identity_create_script = ngx_string(
     NGX_HTTP_IDENTITY_LUA_SITE
     "local p, sid, th = ARGV[1], ARGV[3], ARGV[4]\n"
     "local now_ms, ep = tonumber(ARGV[5]), ARGV[6]\n"
-    "local f = {}\n"
-    "for i = 7, #ARGV, 2 do f[ARGV[i]] = ARGV[i + 1] end\n"
+    "local f, rec = {}, {}\n"
+    "local elsewhere = {issuer = 1, ua = 1}\n"
+    "for i = 7, #ARGV, 2 do\n"
+    "  local k, v = ARGV[i], ARGV[i + 1]\n"
+    "  f[k] = v\n"
+    "  if v ~= '' and not elsewhere[k] then\n"
+    "    rec[#rec + 1] = k\n"
+    "    rec[#rec + 1] = v\n"
+    "  end\n"
+    "end\n"
     "local provider, issuer, sub = f.provider, f.issuer, f.sub\n"
     "local now, expires = tonumber(f.created_at), tonumber(f.expires_at)\n"
     "local idle, url, isid = tonumber(f.idle), f.url, f.idp_sid\n"
@@ -205,17 +251,25 @@ static ngx_str_t  ngx_http_identity_create_script = ngx_string(
     "  uid = ARGV[2]\n"
     "  redis.call('SET', subkey, uid)\n"
     "  redis.call('ZADD', p .. 'users', now_ms, uid)\n"
-    "  redis.call('HSET', p .. 'user:' .. uid, 'id', uid, 'provider',\n"
-    "             provider, 'issuer', issuer, 'sub', sub,\n"
-    "             'created_at', now)\n"
+    "  redis.call('HSET', p .. 'user:' .. uid, 'provider', provider,\n"
+    "             'sub', sub, 'created_at', now)\n"
+    "  if issuer ~= '' then\n"
+    "    redis.call('HSET', p .. 'user:' .. uid, 'issuer', issuer)\n"
+    "  end\n"
     "end\n"
     "redis.call('HSET', p .. 'user:' .. uid, 'email', f.email,\n"
     "           'name', f.name, 'username', f.username,\n"
     "           'last_login', now, 'last_active', now)\n"
     "local skey = p .. 'session:' .. th\n"
-    "redis.call('HSET', skey, 'v', '2', 'id', sid, 'uid', uid,\n"
-    "           unpack(ARGV, 7))\n"
+    "redis.call('HSET', skey, 'v', '3', 'id', sid, 'uid', uid, unpack(rec))\n"
     "redis.call('EXPIRE', skey, math.max(1, math.min(idle, expires - now)))\n"
+    "if f.uah and f.uah ~= '' then\n"
+    "  local uk, life = p .. 'ua:' .. f.uah, math.max(1, expires - now)\n"
+    "  redis.call('HSET', uk, 'ua', f.ua)\n"
+    "  if redis.call('TTL', uk) < life then\n"
+    "    redis.call('EXPIRE', uk, life)\n"
+    "  end\n"
+    "end\n"
     "redis.call('HSET', p .. 'sid:' .. sid, 'th', th, 'uid', uid)\n"
     "if isid ~= '' then\n"
     "  isid = provider .. ':' .. isid\n"
@@ -224,11 +278,20 @@ static ngx_str_t  ngx_http_identity_create_script = ngx_string(
     "end\n"
     "redis.call('ZADD', p .. 'sessions', now_ms, sid)\n"
     "redis.call('ZADD', p .. 'user_sessions:' .. uid, now_ms, sid)\n"
-    "redis.call('ZADD', p .. 'session_expiry', expires, sid)\n"
     "endpoint(p, uid, sid, url, ep, now, 1)\n"
-    "local old = redis.call('ZRANGEBYSCORE', p .. 'session_expiry',\n"
-    "                       '-inf', now, 'LIMIT', 0, 100)\n"
-    "for _, o in ipairs(old) do drop(p, o) end\n"
+    "local sweep = p .. 'sweep'\n"
+    "local pos = tonumber(redis.call('GET', sweep) or '0')\n"
+    "local ids = redis.call('ZRANGE', p .. 'sessions', pos, pos + 99)\n"
+    "local ended = 0\n"
+    "for _, o in ipairs(ids) do\n"
+    "  local oth = redis.call('HGET', p .. 'sid:' .. o, 'th')\n"
+    "  if not oth or redis.call('EXISTS', p .. 'session:' .. oth) == 0 then\n"
+    "    drop(p, o)\n"
+    "    ended = ended + 1\n"
+    "  end\n"
+    "end\n"
+    "pos = #ids < 100 and 0 or pos + #ids - ended\n"
+    "redis.call('SET', sweep, pos)\n"
     "publish(p)\n"
     "return {sid, uid}\n");
 
@@ -420,7 +483,7 @@ ngx_http_identity_lookup_handler(ngx_http_request_t *r, redisReply *reply,
      * what it now refuses: its user logs in again
      */
 
-    if (ctx->session.version.len != 1 || ctx->session.version.data[0] != '2')
+    if (ctx->session.version.len != 1 || ctx->session.version.data[0] != '3')
     {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "identity: session \"%V\" of an earlier version "
@@ -671,7 +734,7 @@ ngx_http_identity_session_create(ngx_http_request_t *r, ngx_str_t *token)
 {
     u_char                         *th;
     time_t                          now, expires;
-    ngx_str_t                       uid, sid, url, site, hash, tokens[3];
+    ngx_str_t                       uid, sid, url, site, hash, uah, tokens[3];
     ngx_time_t                     *tp;
     ngx_http_identity_ctx_t        *ctx;
     ngx_http_identity_cmd_t         cmd;
@@ -718,6 +781,17 @@ ngx_http_identity_session_create(ngx_http_request_t *r, ngx_str_t *token)
         return NGX_ERROR;
     }
 
+    /* sessions of one user agent share its record: ua:<64 bits of hash> */
+
+    ngx_str_null(&uah);
+
+    if (m.user_agent.len
+        && ngx_http_identity_site_hash(r->pool, &m.user_agent, &uah)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
     tp = ngx_timeofday();
     now = tp->sec;
     expires = now + ctx->login.max_duration;
@@ -730,7 +804,10 @@ ngx_http_identity_session_create(ngx_http_request_t *r, ngx_str_t *token)
     ngx_http_identity_cmd_num(&cmd, (time_t) tp->sec * 1000 + tp->msec);
     ngx_http_identity_cmd_str(&cmd, &site);
 
-    /* the session's fields, in the order the record has always had them */
+    /*
+     * The login's fields, in the order the record has always had them; the
+     * script keeps some elsewhere (see there)
+     */
 
     ngx_http_identity_cmd_field_str(&cmd, "provider", &ctx->provider->name);
     ngx_http_identity_cmd_field_str(&cmd, "issuer", &ctx->provider->issuer);
@@ -744,6 +821,7 @@ ngx_http_identity_session_create(ngx_http_request_t *r, ngx_str_t *token)
     ngx_http_identity_cmd_field_num(&cmd, "idle", ctx->login.idle_timeout);
     ngx_http_identity_cmd_field_str(&cmd, "ip", &m.ip);
     ngx_http_identity_cmd_field_str(&cmd, "ua", &m.user_agent);
+    ngx_http_identity_cmd_field_str(&cmd, "uah", &uah);
     ngx_http_identity_cmd_field_str(&cmd, "url", &url);
     ngx_http_identity_cmd_field_str(&cmd, "idp_sid", &cl->sid);
     ngx_http_identity_cmd_field_str(&cmd, "auth", &ctx->login.auth_id);
@@ -755,9 +833,9 @@ ngx_http_identity_session_create(ngx_http_request_t *r, ngx_str_t *token)
     if (tokens[0].len) {
         ngx_http_identity_cmd_field_str(&cmd, "at", &tokens[0]);
         ngx_http_identity_cmd_field_str(&cmd, "rt", &tokens[1]);
+        ngx_http_identity_cmd_field_str(&cmd, "at_exp", &tokens[2]);
     }
 
-    ngx_http_identity_cmd_field_str(&cmd, "at_exp", &tokens[2]);
     ngx_http_identity_cmd_field_num(&cmd, "checked", now);
 
     ngx_http_identity_cmd_field_str(&cmd, "browser", &m.browser);

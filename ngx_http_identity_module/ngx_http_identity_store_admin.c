@@ -71,7 +71,10 @@ static ngx_http_identity_field_t  ngx_http_identity_user_fields[] = {
 };
 
 
-/* every session of an identity, and the identity itself */
+/*
+ * every session of an identity, and the identity itself; its sites' hashes
+ * end the values of endpoints:<uid> (user_endpoints:<uid> before version 3)
+ */
 
 static ngx_str_t  ngx_http_identity_delete_user_script = ngx_string(
     NGX_HTTP_IDENTITY_LUA_DROP
@@ -82,8 +85,11 @@ static ngx_str_t  ngx_http_identity_delete_user_script = ngx_string(
     " 0, -1)) do\n"
     "  drop(p, sid)\n"
     "end\n"
-    "for _, ep in ipairs(redis.call('SMEMBERS',\n"
-    "                               p .. 'user_endpoints:' .. uid)) do\n"
+    "local eps = redis.call('SMEMBERS', p .. 'user_endpoints:' .. uid)\n"
+    "for _, v in ipairs(redis.call('HVALS', p .. 'endpoints:' .. uid)) do\n"
+    "  eps[#eps + 1] = string.match(v, '^%d+ %d+ %d+ (%x+)$')\n"
+    "end\n"
+    "for _, ep in ipairs(eps) do\n"
     "  redis.call('DEL', p .. 'endpoint_sessions:' .. uid .. ':' .. ep)\n"
     "end\n"
     "redis.call('DEL', p .. 'user:' .. uid, p .. 'user_sessions:' .. uid,\n"
@@ -94,20 +100,54 @@ static ngx_str_t  ngx_http_identity_delete_user_script = ngx_string(
 
 
 /*
+ * A session's record as the admin API shows it: its hash, and the user
+ * agent of the shared record its "uah" names; an identity's: its hash and
+ * its id.
+ */
+
+#define NGX_HTTP_IDENTITY_LUA_AGENT                                           \
+    "local function agent(p, rec)\n"                                          \
+    "  for i = 1, #rec, 2 do\n"                                               \
+    "    if rec[i] == 'uah' then\n"                                           \
+    "      local a = redis.call('HGET', p .. 'ua:' .. rec[i + 1], 'ua')\n"     \
+    "      rec[#rec + 1], rec[#rec + 2] = 'ua', a or ''\n"                    \
+    "      break\n"                                                           \
+    "    end\n"                                                               \
+    "  end\n"                                                                 \
+    "  return rec\n"                                                          \
+    "end\n"                                                                   \
+    "local function with_id(rec, id)\n"                                       \
+    "  if #rec > 0 then\n"                                                    \
+    "    rec[#rec + 1], rec[#rec + 2] = 'id', id\n"                           \
+    "  end\n"                                                                 \
+    "  return rec\n"                                                          \
+    "end\n"
+
+
+/*
  * One page, newest first, strictly after "before": {cursor, record, ...}
  * where each record is a flat field/value list and cursor is "" on the
  * last page; -1 if "before" is unknown.  Without filters a page costs
  * O(log N + limit); with filters at most "scan" entries are examined, and
  * the cursor then says where to go on.  Sessions found expired are
- * unindexed on the way.
+ * unindexed on the way.  The sessions of an identity's only site are its
+ * sessions (store.c makes the site's list when a second site comes).
  */
 
 static ngx_str_t  ngx_http_identity_list_script = ngx_string(
     NGX_HTTP_IDENTITY_LUA_DROP
+    NGX_HTTP_IDENTITY_LUA_AGENT
     "local p, index, kind, before = ARGV[1], ARGV[2], ARGV[3], ARGV[4]\n"
     "local limit, fprov, fuser, fid = tonumber(ARGV[5]), ARGV[6],\n"
     "                                 string.lower(ARGV[7]), ARGV[8]\n"
     "local key = p .. index\n"
+    "local uid, ep = string.match(index, '^endpoint_sessions:([^:]+):(%x+)$')\n"
+    "if uid then\n"
+    "  local sites = redis.call('HVALS', p .. 'endpoints:' .. uid)\n"
+    "  if #sites == 1 and string.match(sites[1], ' (%x+)$') == ep then\n"
+    "    key = p .. 'user_sessions:' .. uid\n"
+    "  end\n"
+    "end\n"
     "local pos = 0\n"
     "if before ~= '' then\n"
     "  local rank = redis.call('ZREVRANK', key, before)\n"
@@ -129,7 +169,7 @@ static ngx_str_t  ngx_http_identity_list_script = ngx_string(
     "    scanned = scanned + 1\n"
     "    local rec = {}\n"
     "    if kind == 'user' then\n"
-    "      rec = redis.call('HGETALL', p .. 'user:' .. id)\n"
+    "      rec = with_id(redis.call('HGETALL', p .. 'user:' .. id), id)\n"
     "    else\n"
     "      local th = redis.call('HGET', p .. 'sid:' .. id, 'th')\n"
     "      if th then rec = redis.call('HGETALL', p .. 'session:' .. th) end\n"
@@ -143,7 +183,7 @@ static ngx_str_t  ngx_http_identity_list_script = ngx_string(
     "              or has(f.username, fuser))\n"
     "         and (fid == '' or has(f.id, fid) or has(f.uid, fid))\n"
     "      then\n"
-    "        table.insert(out, rec)\n"
+    "        table.insert(out, agent(p, rec))\n"
     "        table.insert(ids, id)\n"
     "      end\n"
     "      last = id\n"
@@ -170,9 +210,10 @@ static ngx_str_t  ngx_http_identity_list_script = ngx_string(
 
 static ngx_str_t  ngx_http_identity_get_script = ngx_string(
     NGX_HTTP_IDENTITY_LUA_DROP
+    NGX_HTTP_IDENTITY_LUA_AGENT
     "local p, kind, id = ARGV[1], ARGV[2], ARGV[3]\n"
     "if kind == 'user' then\n"
-    "  return redis.call('HGETALL', p .. 'user:' .. id)\n"
+    "  return with_id(redis.call('HGETALL', p .. 'user:' .. id), id)\n"
     "end\n"
     "if kind == 'endpoints' then\n"
     "  if redis.call('EXISTS', p .. 'user:' .. id) == 0 then return -1 end\n"
@@ -182,7 +223,7 @@ static ngx_str_t  ngx_http_identity_get_script = ngx_string(
     "if not th then return {} end\n"
     "local rec = redis.call('HGETALL', p .. 'session:' .. th)\n"
     "if #rec == 0 then drop(p, id) end\n"
-    "return rec\n");
+    "return agent(p, rec)\n");
 
 
 /* admin API: the replies' shapes are described with the scripts */

@@ -53,7 +53,11 @@ typedef struct {
  * such script calls last: "inv EVENT KEY...", for the nodes' caches
  * (node.c), with P inv:EVENT the set of nodes registered now, each to
  * remove itself once it has evicted them.  publish() answers EVENT, or 0
- * when no node is to confirm.
+ * when no node is to confirm.  A session is taken out of the session
+ * lists of each of its identity's sites (few: the configured sites), their
+ * hashes ending the values of endpoints:<uid>; session_endpoints:<sid>
+ * named them before version 3.  The user agent's shared record is no
+ * session's: it expires on its own.
  */
 
 #define NGX_HTTP_IDENTITY_LUA_DROP                                            \
@@ -82,12 +86,17 @@ typedef struct {
     "    redis.call('DEL', p .. 'session:' .. m[1])\n"                        \
     "    dropped[#dropped + 1] = m[1]\n"                                      \
     "  end\n"                                                                 \
+    "  local eps = p .. 'session_endpoints:' .. sid\n"                       \
+    "  local list = redis.call('SMEMBERS', eps)\n"                            \
     "  if m[2] then\n"                                                        \
     "    redis.call('ZREM', p .. 'user_sessions:' .. m[2], sid)\n"            \
+    "    local k = p .. 'endpoints:' .. m[2]\n"                               \
+    "    for _, v in ipairs(redis.call('HVALS', k)) do\n"                     \
+    "      list[#list + 1] = string.match(v, '^%d+ %d+ %d+ (%x+)$')\n"        \
+    "    end\n"                                                               \
     "  end\n"                                                                 \
     "  if m[3] then redis.call('SREM', p .. 'idp_sid:' .. m[3], sid) end\n"   \
-    "  local eps = p .. 'session_endpoints:' .. sid\n"                       \
-    "  for _, ep in ipairs(redis.call('SMEMBERS', eps)) do\n"                 \
+    "  for _, ep in ipairs(list) do\n"                                        \
     "    if m[2] then\n"                                                      \
     "      local k = p .. 'endpoint_sessions:' .. m[2] .. ':' .. ep\n"         \
     "      redis.call('ZREM', k, sid)\n"                                      \

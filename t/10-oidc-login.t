@@ -103,7 +103,8 @@ my %s = @{$t->redis('HGETALL', $skey) || []};
 is($s{id}, $saw->{session}, 'session record under sha256(cookie)');
 is($s{uid}, $saw->{id}, 'session names its identity');
 is($s{ip}, '127.0.0.1', 'client IP recorded');
-like($s{ua}, qr/Chrome/, 'user agent recorded');
+like($t->redis('HGET', "identity:ua:$s{uah}", 'ua'), qr/Chrome/,
+     'user agent recorded, under its hash');
 is($s{url}, $base, 'endpoint public URL recorded');
 is($s{provider}, 'test', 'provider recorded');
 ok($s{created_at} && $s{last_active} && $s{expires_at} > time, 'times recorded');

@@ -108,7 +108,8 @@ cmp_ok($total, '<=', 16384, "the login costs at most 16 KiB of Redis ($total byt
 
 my ($skey) = grep { /^identity:session:/ } @keys;
 my %s = @{$t->redis('HGETALL', $skey)};
-is(length $s{ua}, 512, 'the user agent is kept to 512 bytes');
+is(length $t->redis('HGET', "identity:ua:$s{uah}", 'ua'), 512,
+   'the user agent is kept to 512 bytes, under its hash');
 is($s{browser} // '', 'Other', 'and parsed from those') if exists $s{browser};
 is($s{url}, $base, 'the recorded endpoint is not the Host header');
 is_deeply(decode_json($s{claims}), { department => 'sales', title => 't' x 960 },

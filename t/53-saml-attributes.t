@@ -79,7 +79,8 @@ sub session_cookie {
 }
 
 # login(UA, RESPONSE FORM, SAMLResponse): posted like the IdP's form; what
-# the upstream then sees, and the groups kept in the session
+# the upstream then sees, and the groups kept in the session ('' for none:
+# the session leaves an empty field out)
 sub login {
     my ($ua, $form, $response, $where) = @_;
     my $r = $ua->saml_post($form, defined $response ? (SAMLResponse => $response) : ());
@@ -87,7 +88,7 @@ sub login {
     return { status => $r->{status} } unless $cookie;
     my $saw = upstream_saw($ua->get(($where // $base) . '/x')->{body});
     $saw->{status} = $r->{status};
-    $saw->{groups} = $t->redis('HGET', 'identity:session:' . sha256_hex($cookie), 'groups');
+    $saw->{groups} = $t->redis('HGET', 'identity:session:' . sha256_hex($cookie), 'groups') // '';
     return $saw;
 }
 
