@@ -71,7 +71,7 @@
      |NGX_HTTP_IDENTITY_NEED_META)
 
 /* the layout of a cached session; another build's entries are not read */
-#define NGX_HTTP_IDENTITY_PACK_VERSION    0x1d000001
+#define NGX_HTTP_IDENTITY_PACK_VERSION    0x1d000003
 
 
 static void ngx_http_identity_lookup_handler(ngx_http_request_t *r,
