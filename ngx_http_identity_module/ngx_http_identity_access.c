@@ -93,7 +93,7 @@ ngx_http_identity_access_handler(ngx_http_request_t *r)
     }
 
     ctx = ngx_http_identity_create_ctx(r);
-    if (ctx == NULL || ngx_http_identity_log_request_id(r) != NGX_OK) {
+    if (ctx == NULL || ngx_http_identity_log_request_id(r, 0) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -203,6 +203,12 @@ ngx_http_identity_protect(ngx_http_request_t *r, ngx_http_identity_ctx_t *ctx,
         }
 
         ctx->provider = ilcf->provider;
+
+        /* the refresh may log from a thread: the request id is made now */
+
+        if (ngx_http_identity_log_request_id(r, 1) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
 
         rc = ctx->provider->protocol->refresh
              ? ctx->provider->protocol->refresh(r) : NGX_DECLINED;
@@ -504,8 +510,11 @@ ngx_http_identity_unauthenticated(ngx_http_request_t *r,
         return NGX_HTTP_UNAUTHORIZED;
     }
 
-    if (ngx_http_identity_prepare_login(r, ilcf, &r->unparsed_uri)
-        != NGX_OK)
+    /* a login may log from a thread (discovery): the request id now */
+
+    if (ngx_http_identity_log_request_id(r, 1) != NGX_OK
+        || ngx_http_identity_prepare_login(r, ilcf, &r->unparsed_uri)
+           != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }

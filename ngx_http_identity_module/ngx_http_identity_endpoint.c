@@ -85,7 +85,7 @@ ngx_http_identity_endpoint_handler(ngx_http_request_t *r)
 
     ctx->resume = ngx_http_identity_endpoint_resume;
 
-    if (ngx_http_identity_log_request_id(r) != NGX_OK) {
+    if (ngx_http_identity_log_request_id(r, 1) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 

@@ -161,30 +161,44 @@ ngx_http_identity_header(ngx_http_request_t *r, char *name, size_t len)
  * Every error log line about the request carries its $request_id, the
  * one its error page shows.  nginx sets each request's log handler to
  * the same function, which this one follows.
+ *
+ * The id costs 16 random bytes, so an authenticated request that logs
+ * nothing does not make it: the log handler makes it when the first line
+ * is logged on the event loop.  A thread may not (the request's pool is
+ * not for threads): before a request starts work that logs from a thread,
+ * the id is made at once ("now").
  */
 
 static ngx_http_log_handler_pt  ngx_http_identity_log_next;
+static ngx_tid_t                ngx_http_identity_loop_tid;
+static ngx_uint_t               ngx_http_identity_loop_tid_set;
 
 
 ngx_int_t
-ngx_http_identity_log_request_id(ngx_http_request_t *r)
+ngx_http_identity_log_request_id(ngx_http_request_t *r, ngx_uint_t now)
 {
     ngx_http_identity_main_conf_t  *imcf;
 
-    if (r->log_handler == ngx_http_identity_log_error) {
+    if (r->log_handler != ngx_http_identity_log_error) {
+
+        if (!ngx_http_identity_loop_tid_set) {
+            ngx_http_identity_loop_tid = ngx_thread_tid();
+            ngx_http_identity_loop_tid_set = 1;
+        }
+
+        ngx_http_identity_log_next = r->log_handler;
+        r->log_handler = ngx_http_identity_log_error;
+    }
+
+    if (!now) {
         return NGX_OK;
     }
 
     imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
 
-    /* made now, on the event loop: the log handler only reads it */
-
     if (ngx_http_get_indexed_variable(r, imcf->request_id) == NULL) {
         return NGX_ERROR;
     }
-
-    ngx_http_identity_log_next = r->log_handler;
-    r->log_handler = ngx_http_identity_log_error;
 
     return NGX_OK;
 }
@@ -204,7 +218,13 @@ ngx_http_identity_log_error(ngx_http_request_t *r, ngx_http_request_t *sr,
     imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
     v = &r->variables[imcf->request_id];
 
-    if (v->valid && !v->not_found) {
+    if (!v->valid && !v->not_found
+        && ngx_thread_tid() == ngx_http_identity_loop_tid)
+    {
+        v = ngx_http_get_indexed_variable(r, imcf->request_id);
+    }
+
+    if (v && v->valid && !v->not_found) {
         p = ngx_snprintf(p, len, ", request_id: \"%v\"", v);
     }
 

@@ -22,7 +22,8 @@ ngx_int_t ngx_http_identity_is_navigation(ngx_http_request_t *r);
 ngx_int_t ngx_http_identity_is_preflight(ngx_http_request_t *r);
 ngx_table_elt_t *ngx_http_identity_header(ngx_http_request_t *r,
     char *name, size_t len);
-ngx_int_t ngx_http_identity_log_request_id(ngx_http_request_t *r);
+ngx_int_t ngx_http_identity_log_request_id(ngx_http_request_t *r,
+    ngx_uint_t now);
 ngx_http_identity_loc_conf_t *ngx_http_identity_auth_conf(
     ngx_http_request_t *r);
 ngx_http_identity_loc_conf_t *ngx_http_identity_find_auth(
