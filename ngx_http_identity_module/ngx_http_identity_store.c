@@ -1163,19 +1163,24 @@ static void
 ngx_http_identity_destroyed_handler(ngx_http_request_t *r, redisReply *reply,
     void *data)
 {
+    ngx_int_t                 rc;
     ngx_http_identity_ctx_t  *ctx;
 
     ctx = ngx_http_identity_get_ctx(r);
 
-    /* {the session's provider, or 0; the event}: not waited for here */
+    /* {the session's provider, or 0; the event the nodes confirm} */
 
     if (reply == NULL
         || reply->type != REDIS_REPLY_ARRAY
-        || reply->elements != 2)
+        || reply->elements != 2
+        || reply->element[1]->type != REDIS_REPLY_INTEGER)
     {
         ctx->redis_error = 1;
+        ctx->resume(r);
+        return;
+    }
 
-    } else if (reply->element[0]->type == REDIS_REPLY_STRING) {
+    if (reply->element[0]->type == REDIS_REPLY_STRING) {
         ctx->found = 1;
 
         ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
@@ -1186,10 +1191,24 @@ ngx_http_identity_destroyed_handler(ngx_http_request_t *r, redisReply *reply,
             != NGX_OK)
         {
             ctx->redis_error = 1;
+            ctx->resume(r);
+            return;
         }
     }
 
-    ctx->resume(r);
+    /* a logout, like a DELETE, is over once every node has forgotten it */
+
+    rc = ngx_http_identity_node_confirm(r,
+                                        (ngx_int_t) reply->element[1]->integer,
+                                        ngx_http_identity_logout_confirmed,
+                                        NULL);
+    if (rc == NGX_DECLINED) {
+        ctx->resume(r);
+
+    } else if (rc != NGX_OK) {
+        ctx->redis_error = 1;
+        ctx->resume(r);
+    }
 }
 
 
