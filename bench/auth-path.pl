@@ -260,6 +260,7 @@ sub wrk {
     $r{cpu_other} = 0 if $r{cpu_other} < 0;
     # time the hypervisor gave our virtual CPUs to someone else
     $r{cpu_steal} = $total1 > $total0 ? ($steal1 - $steal0) / ($total1 - $total0) * $CORES * 100 : 0;
+    $r{disturbed} = $r{cpu_other} + $r{cpu_steal} > $BUSY;
     return \%r;
 }
 
@@ -519,14 +520,17 @@ sub line {
         . "cpu%%: nginx %3.0f up %3.0f redis %2.0f wrk %3.0f other %3.0f steal %2.0f%s",
         $label, $r->{rps}, $r->{p50_us} / 1000, $r->{p99_us} / 1000, $r->{status},
         $r->{errors}, $r->{cpu_nginx}, $r->{cpu_upstream}, $r->{cpu_redis}, $r->{cpu_wrk},
-        $r->{cpu_other}, $r->{cpu_steal}, $r->{cpu_other} > $BUSY ? ' *' : '';
+        $r->{cpu_other}, $r->{cpu_steal}, $r->{disturbed} ? ' *' : '';
 }
 
 sub fmt_cmds {    # "hmget 1.000, eval 0.001" per request
     my ($cmds, $requests) = @_;
     my @c = sort { $cmds->{$b} <=> $cmds->{$a} || $a cmp $b } keys %$cmds;
     return 'none' unless @c;
-    return join ', ', map { sprintf '%s %.3f', $_, $cmds->{$_} / $requests } @c;
+    # the touch script's commands are counted under their own names too:
+    # a handful of calls in a run, given as calls rather than 0.000
+    return join ', ', map { $cmds->{$_} / $requests >= 0.001
+        ? sprintf('%s %.3f', $_, $cmds->{$_} / $requests) : "$_ $cmds->{$_} calls" } @c;
 }
 
 sub run_mode {
@@ -626,7 +630,9 @@ sub run_mode {
     for my $v (grep { $_ ne 'a' } @variants) {
         my @pair = map { $runs{$v}[$_]{rps} / $runs{a}[$_]{rps} } 0 .. $ROUNDS - 1;
         my @quiet = map { $pair[$_] } grep {
-            $runs{a}[$_]{cpu_other} <= $BUSY && $runs{$v}[$_]{cpu_other} <= $BUSY } 0 .. $ROUNDS - 1;
+            !$runs{a}[$_]{disturbed} && !$runs{$v}[$_]{disturbed} } 0 .. $ROUNDS - 1;
+        $md{$v}{quiet_ratio} = median(@quiet);
+        $md{$v}{quiet_rounds} = @quiet;
         out(sprintf "req/s ratio per round (%s)/(a): %s (median %.3f; undisturbed rounds %d, median %s)",
             $v, join(' ', map { sprintf '%.3f', $_ } @pair), median(@pair),
             scalar @quiet, @quiet ? sprintf('%.3f', median(@quiet)) : '-');
@@ -641,10 +647,10 @@ sub run_mode {
     out(sprintf "one connection (-c1): p50 %s; p99 %s",
         join(' ', map { sprintf '(%s) %.0f us', $_, $serial{$_}{p50_us} } @variants),
         join(' ', map { sprintf '(%s) %.0f us', $_, $serial{$_}{p99_us} } @variants)) if $SERIAL;
-    my $disturbed = grep { $_->{cpu_other} > $BUSY } map { @{$runs{$_}} } @variants;
+    my $disturbed = grep { $_->{disturbed} } map { @{$runs{$_}} } @variants;
     out(sprintf "waited %.1f s in all for other processes to calm down before runs", $waited) if $waited;
-    out(sprintf "* %d of %d runs had more than %d%% of a core used by other processes: "
-        . "the machine was busy, figures are less reliable",
+    out(sprintf "* %d of %d runs had more than %d%% of a core used by other processes or "
+        . "stolen by the hypervisor: the machine was busy, figures are less reliable",
         $disturbed, $ROUNDS * @variants, $BUSY) if $disturbed;
 
     # ---------------------------------------------------- checks
@@ -700,6 +706,10 @@ my @rows = (
     ['req/s (a) plain proxy', sub { sprintf '%.0f', $_[0]{a}{rps} }],
     (map { my $v = $_; (
         ["req/s ratio ($v)/(a)", sub { $_[0]{$v} ? sprintf('%.3f', $_[0]{$v}{rps} / $_[0]{a}{rps}) : 'n/a' }],
+        ["  same, undisturbed rounds (how many)", sub {
+            $_[0]{$v} && $_[0]{$v}{quiet_rounds}
+                ? sprintf('%.3f (%d)', $_[0]{$v}{quiet_ratio}, $_[0]{$v}{quiet_rounds})
+                : $_[0]{$v} ? '- (0)' : 'n/a' }],
         ["added p50 ($v), -c$CONNS, ms", sub {
             $_[0]{$v} ? sprintf('%+.3f', ($_[0]{$v}{p50_us} - $_[0]{a}{p50_us}) / 1000) : 'n/a' }],
         ($SERIAL ? ["added p50 ($v), -c1, ms", sub {
