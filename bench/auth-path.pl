@@ -727,6 +727,11 @@ my @rows = (
             $_[0]{$v} && $_[0]{$v}{quiet_rounds}
                 ? sprintf('%.3f (%d)', $_[0]{$v}{quiet_ratio}, $_[0]{$v}{quiet_rounds})
                 : $_[0]{$v} ? '- (0)' : 'n/a' }],
+        # when our processes alone fill the cores, req/s is about their
+        # number over the total CPU per request: a ratio that other load on
+        # the machine disturbs much less than the req/s ratio
+        ["  total CPU us/req ratio (a)/($v)", sub {
+            $_[0]{$v} ? sprintf('%.3f', $_[0]{a}{us_total} / $_[0]{$v}{us_total}) : 'n/a' }],
         ["added p50 ($v), -c$CONNS, ms", sub {
             $_[0]{$v} ? sprintf('%+.3f', ($_[0]{$v}{p50_us} - $_[0]{a}{p50_us}) / 1000) : 'n/a' }],
         ($SERIAL ? ["added p50 ($v), -c1, ms", sub {
