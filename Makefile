@@ -31,6 +31,8 @@ test-asan: deps
 demo: module
 	@sh scripts/demo.sh
 
+# the authenticated path in its light and full-load modes (bench/README.md);
+# BENCH_MODE=light or BENCH_MODE=full for one of them
 bench: module
 	@sh bench/run.sh
 

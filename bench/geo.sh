@@ -8,7 +8,8 @@ set -eu
 cd "$(dirname "$0")/.."
 
 export BENCH_ROUNDS="${BENCH_ROUNDS:-5}" BENCH_DURATION="${BENCH_DURATION:-5}"
-export BENCH_SERIAL="${BENCH_SERIAL:-0}"
+export BENCH_SERIAL="${BENCH_SERIAL:-0}" BENCH_MODE="${BENCH_MODE:-light}"
+export BENCH_CACHE="${BENCH_CACHE:-0}"
 
 out=bench/out
 mkdir -p "$out"
@@ -21,9 +22,9 @@ rps() {
 }
 
 a1=$(rps '(a) plain proxy' "$out/geo-without.txt")
-b1=$(rps '(b) identity' "$out/geo-without.txt")
+b1=$(rps '(b) identity strict' "$out/geo-without.txt")
 a2=$(rps '(a) plain proxy' "$out/geo-with.txt")
-b2=$(rps '(b) identity' "$out/geo-with.txt")
+b2=$(rps '(b) identity strict' "$out/geo-with.txt")
 
 echo "authenticated path, median req/s (rounds: $BENCH_ROUNDS x ${BENCH_DURATION}s)"
 printf '%-28s %10s %10s %8s\n' '' 'plain' 'identity' 'ratio'

@@ -1,11 +1,14 @@
 #!/bin/sh
 # Entry point of the benchmarks (`make bench`).
 #
-#   sh bench/run.sh              the authenticated request path (auth-path.pl):
-#                                redis, the test IdP and one nginx with a plain
-#                                proxy and an identity-protected one side by
-#                                side, wrk against both; results on stdout and
-#                                in bench/out/latest.txt
+#   sh bench/run.sh              the authenticated request path (auth-path.pl)
+#                                in both modes, light then full: redis, the
+#                                test IdP, an upstream nginx, and a plain
+#                                proxy, an identity-protected one and one with
+#                                the session cache; wrk against each in turn;
+#                                results on stdout and in bench/out/latest.txt
+#   sh bench/run.sh light        the light mode only (1 worker, wrk -t1 -c50)
+#   sh bench/run.sh full         the full-load mode only (2 workers, wrk -t2)
 #   sh bench/run.sh list-page    bench/list-page.pl instead
 #   sh bench/run.sh session-size bench/session-size.pl: bytes per session
 #
@@ -15,6 +18,10 @@ set -eu
 cd "$(dirname "$0")/.."
 
 name=${1:-auth-path}
+if [ $# -gt 0 ]; then shift; fi
+case $name in
+light|full|both) set -- "$name" "$@"; name=auth-path ;;
+esac
 driver_pl=bench/$name.pl
 [ -f "$driver_pl" ] || { echo "bench: no $driver_pl" >&2; exit 2; }
 
@@ -45,7 +52,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM HUP
 
-perl "$driver_pl" &
+perl "$driver_pl" "$@" &
 driver=$!
 rc=0
 wait "$driver" || rc=$?
