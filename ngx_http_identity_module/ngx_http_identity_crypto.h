@@ -21,7 +21,6 @@ ngx_int_t ngx_http_identity_random(ngx_pool_t *pool, size_t bytes,
     ngx_str_t *out);
 ngx_int_t ngx_http_identity_random_hex(ngx_pool_t *pool, size_t bytes,
     ngx_str_t *out);
-/* on the event loop only: it keeps one context */
 void ngx_http_identity_sha256_hex(ngx_str_t *in, u_char *out);
 ngx_int_t ngx_http_identity_pkce_challenge(ngx_pool_t *pool,
     ngx_str_t *verifier, ngx_str_t *challenge);
