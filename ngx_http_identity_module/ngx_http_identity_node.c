@@ -482,7 +482,10 @@ ngx_http_identity_node_confirm(ngx_http_request_t *r, ngx_int_t event,
     cf->request = r;
     cf->done = done;
     cf->data = data;
-    cf->until = ngx_current_msec + NGX_HTTP_IDENTITY_NODE_CONFIRM_WAIT;
+    /* from now, not from when this turn of the event loop began */
+
+    cf->until = ngx_http_identity_cache_clock()
+                + NGX_HTTP_IDENTITY_NODE_CONFIRM_WAIT;
 
     cf->timer.handler = ngx_http_identity_confirm_poll;
     cf->timer.data = cf;
