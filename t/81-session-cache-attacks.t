@@ -25,7 +25,7 @@ use Identity::Conf qw(identity_conf upstream_saw location_block);
 # F_SETPIPE_SZ, <linux/fcntl.h>: not in Fcntl
 use constant F_SETPIPE_SZ => 1031;
 
-my @names = qw(A B C);
+my @names = qw(A B C D);
 my %t = map { $_ => Identity::Test->new(name => "session-cache-attacks-$_") } @names;
 my $ta = $t{A};
 
@@ -38,7 +38,8 @@ my $token = 'admin-' . Identity::Test::random_token(24);
 my $long_prefix = 'identity:' . ('p' x 70) . ':';
 
 # A: one worker (it holds the subscription too), and /slow, whose access
-# log is a pipe the test fills and drains; B: the revoker; C: a long prefix
+# log is a pipe the test fills and drains; B: the revoker; C: a long
+# prefix; D: two workers, the subscribed one killed, then D reloaded
 my $fifo = $ta->testdir . '/slow.log';
 POSIX::mkfifo($fifo, 0600) or die "mkfifo: $!";
 sysopen(my $pipe, $fifo, O_RDONLY | O_NONBLOCK) or die "open $fifo: $!";
@@ -47,7 +48,8 @@ fcntl($pipe, F_SETPIPE_SZ, 4096) or die "F_SETPIPE_SZ: $!";
 
 sub conf {
     my ($name) = @_;
-    return identity_conf(redis => $rport, issuer => $issuer, workers => 1, admin => 1,
+    return identity_conf(redis => $rport, issuer => $issuer, admin => 1,
+        workers => $name eq 'D' ? 2 : 1,
         http => "identity_session_cache zone=sessions:1m;\n"
             . "log_format fill '\$http_x_fill';\n"
             . ($name eq 'C' ? "identity_redis_prefix $long_prefix;\n" : ''),
@@ -236,6 +238,98 @@ kill 'CONT', -$a_pid;
 is(with_cookie('B', $k3)->{status}, 302, 'B, its admin gone mid-wait, refuses the cookie');
 is(with_cookie('A', $k3)->{status}, 302, 'A, woken, refuses it too');
 unlike(substr($t{B}->error_log, $b_offset), qr/\[(alert|crit)\]/, 'B: no alert');
+
+# ------------------------------------------------------------ D: its subscriber killed, D reloaded
+
+my $hammer_until;
+
+sub hammer {
+    my ($name, $c, $file) = @_;
+    my $pid = fork // die "fork: $!";
+    return $pid if $pid;
+    my $ok = open my $fh, '>', $file;
+    while ($ok && time < $hammer_until) {
+        my $start = time;
+        my $res = eval { with_cookie($name, $c) };
+        printf $fh "%.6f %d\n", $start, $res ? $res->{status} : 0;
+    }
+    close $fh if $ok;
+    POSIX::_exit($ok ? 0 : 1);
+}
+
+# D hammered while something happens to it and B answers a DELETE: no
+# request started after the 204 gets a 200, none gets a 5xx
+sub revoke_during {
+    my ($label, $what, $lost) = @_;
+    my ($s, $c) = login('B');
+    is(until_hit('D', $c), 'HIT', "$label: D caches the session");
+    my $file = $t{D}->testdir . "/hammer-$label.log";
+    $hammer_until = time + 2.5;
+    my $pid = hammer('D', $c, $file);
+    sleep 0.3;
+    $what->();
+    my $t_sent = time;
+    my $res = call('B', 'DELETE', "app/sessions/$s->{session}");
+    my $t_del = time;
+    is($res->{status}, 204, "$label: DELETE through B: 204");
+    is(waitpid($pid, 0), $pid, "$label: hammer finished");
+    my @req = map { [split] } grep { /^\d+\.\d+ \d+$/ } split /\n/, $t{D}->read_file($file);
+    my @after = grep { $_->[0] > $t_del } @req;
+    note(sprintf '%s: %d requests, %d after the 204', $label, scalar @req, scalar @after);
+    cmp_ok(scalar @after, '>', 3, "$label: requests after the 204");
+    is(scalar(grep { $_->[1] == 200 } @after), 0, "$label: none of them admitted");
+    # but the few a killed worker had in hand: their upstream (D itself) is gone
+    cmp_ok(scalar(grep { $_->[1] !~ /^(200|302)$/ } @req), '<=', $lost // 0,
+           "$label: only 200 and 302" . ($lost ? ", or $lost lost with the worker" : ''));
+    is(with_cookie('D', $c)->{status}, 302, "$label: D refuses the revoked cookie");
+}
+
+sub owner_pid {
+    my @pids = $t{D}->error_log =~ /\[debug\] (\d+)#\d+: [^\n]*holds the node's subscription/g;
+    return $pids[-1];
+}
+
+my $owner = owner_pid();
+ok($owner, "D: worker $owner holds the subscription");
+revoke_during('subscriber killed', sub { kill 'KILL', $owner }, 1);
+my $end = time + 10;
+sleep 0.1 while time < $end && (owner_pid() // 0) == $owner;
+isnt(owner_pid(), $owner, 'another worker of D took the subscription over');
+my ($s8, $k8) = login('B');
+is(until_hit('D', $k8), 'HIT', 'D uses its cache again');
+
+revoke_during('reload', sub { ok($t{D}->reload_nginx, 'D reloads, its zone reused') });
+my ($s9, $k9) = login('B');
+is(until_hit('D', $k9), 'HIT', 'D uses its cache again after the reload');
+
+# a lookup that Redis has not answered yet when D is told to reload: the
+# worker finishes it (Redis answers in time) rather than exit with it
+{
+    my ($s10, $k10) = login('B');
+    my $busy = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $rport,
+        Proto => 'tcp', Timeout => 5) or die "connect to redis: $!";
+    my $script = "local function us() local t = redis.call('TIME') "
+        . "return t[1] * 1000000 + t[2] end "
+        . "local s = us() repeat until us() - s > 1500000 return 1";
+    print $busy "*3\r\n\$4\r\nEVAL\r\n\$" . length($script) . "\r\n$script\r\n\$1\r\n0\r\n";
+    sleep 0.2;
+    my $pending = Identity::Test::UA->new->start_request('GET', "$base{D}/x",
+        headers => { Cookie => "identity_session=$k10" });
+    sleep 0.2;
+    ok($t{D}->reload_nginx, 'D reloads while Redis is busy for 1.5 s');
+    my $res = $pending->finish;
+    is($res->{status}, 200, 'the lookup in flight is answered, not failed with the old worker');
+    close $busy;
+}
+
+# ------------------------------------------------------------ the end
+
+{
+    $t{D}->stop_all;
+    my @bad = grep { /\[(alert|emerg|crit)\]/ && !/worker process $owner exited on signal 9/ }
+        split /\n/, $t{D}->error_log;
+    is(scalar @bad, 0, 'D: no alert but the killed worker') or diag(join "\n", @bad);
+}
 
 for (qw(B C)) {
     $t{$_}->stop_all;
