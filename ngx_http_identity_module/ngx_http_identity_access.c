@@ -295,8 +295,10 @@ ngx_http_identity_session_checked(ngx_http_request_t *r,
     }
 
     if (s->auth_id.len != ilcf->auth_id.len
-        || ngx_strncmp(s->auth_id.data, ilcf->auth_id.data, s->auth_id.len)
-           != 0)
+        || (s->auth_id.len
+            && ngx_strncmp(s->auth_id.data, ilcf->auth_id.data,
+                           s->auth_id.len)
+               != 0))
     {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "identity: session \"%V\" is for auth id \"%V\"",
