@@ -496,11 +496,42 @@ ngx_http_identity_cache_node_id(ngx_http_identity_cache_t *cache)
 }
 
 
+/*
+ * ngx_current_msec as it is now, not as the event loop read it when its
+ * turn began: a worker held up within one turn (a slow disk, a burst of
+ * handshakes) would otherwise trust a lease that ran out meanwhile.
+ */
+
+ngx_msec_t
+ngx_http_identity_cache_clock(void)
+{
+#if (NGX_HAVE_CLOCK_MONOTONIC)
+    struct timespec  ts;
+
+#if defined(CLOCK_MONOTONIC_FAST)
+    clock_gettime(CLOCK_MONOTONIC_FAST, &ts);
+#else
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+#endif
+
+    return (ngx_msec_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+
+#else
+    struct timeval   tv;
+
+    ngx_gettimeofday(&tv);
+
+    return (ngx_msec_t) tv.tv_sec * 1000 + tv.tv_usec / 1000;
+#endif
+}
+
+
 static ngx_uint_t
 ngx_http_identity_cache_trusted(ngx_http_identity_cache_sh_t *sh)
 {
     return sh->lease != 0
-           && (ngx_msec_int_t) (sh->lease - ngx_current_msec) > 0;
+           && (ngx_msec_int_t) (sh->lease - ngx_http_identity_cache_clock())
+              > 0;
 }
 
 

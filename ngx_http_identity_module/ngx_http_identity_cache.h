@@ -52,5 +52,8 @@ ngx_uint_t ngx_http_identity_cache_owner(ngx_http_identity_cache_t *cache,
     ngx_msec_t stale, ngx_uint_t release);
 ngx_str_t *ngx_http_identity_cache_node_id(ngx_http_identity_cache_t *cache);
 
+/* ngx_current_msec's clock, read now: leases are measured with it */
+ngx_msec_t ngx_http_identity_cache_clock(void);
+
 
 #endif /* _NGX_HTTP_IDENTITY_CACHE_H_INCLUDED_ */

@@ -52,6 +52,7 @@ typedef struct {
     ngx_str_t                        channel;     /* P invalidate */
     ngx_str_t                        nodes;       /* P nodes */
     ngx_str_t                        name;        /* client name */
+    u_char                          *ack;         /* room for P inv:EVENT */
     ngx_str_t                       *id;
     ngx_log_t                       *log;
     ngx_event_t                      timer;
@@ -128,11 +129,17 @@ ngx_http_identity_node_init_process(ngx_cycle_t *cycle,
     nd->nodes.len = nd->prefix.len + sizeof("nodes") - 1;
     nd->name.len = sizeof("identity-node--") - 1 + nd->id->len + NGX_INT64_LEN;
 
+    /* and room for an acknowledgement's key, whatever the prefix */
+
     p = ngx_pnalloc(cycle->pool,
-                    nd->channel.len + nd->nodes.len + nd->name.len + 3);
+                    nd->channel.len + nd->nodes.len + nd->name.len + 3
+                    + nd->prefix.len + sizeof("inv:") - 1 + NGX_INT_T_LEN);
     if (p == NULL) {
         return NGX_ERROR;
     }
+
+    nd->ack = p;
+    p += nd->prefix.len + sizeof("inv:") - 1 + NGX_INT_T_LEN;
 
     nd->channel.data = p;
     p = ngx_sprintf(p, "%Vinvalidate%Z", &nd->prefix);
@@ -343,7 +350,7 @@ ngx_http_identity_node_event(void *data, ngx_uint_t event, ngx_str_t *msg)
 static void
 ngx_http_identity_node_evict(ngx_http_identity_node_t *nd, ngx_str_t *msg)
 {
-    u_char     *pos, *last, buf[NGX_INT_T_LEN + 64];
+    u_char     *pos, *last;
     ngx_str_t   event, key, argv[3];
 
     pos = msg->data + 4;
@@ -369,15 +376,14 @@ ngx_http_identity_node_evict(ngx_http_identity_node_t *nd, ngx_str_t *msg)
 
     /* event 0: a changed session, which no one waits for */
 
-    if ((event.len == 1 && event.data[0] == '0')
-        || nd->prefix.len + 4 + event.len > sizeof(buf))
-    {
+    if (event.len == 1 && event.data[0] == '0') {
         return;
     }
 
     ngx_str_set(&argv[0], "SREM");
-    argv[1].data = buf;
-    argv[1].len = ngx_sprintf(buf, "%Vinv:%V", &nd->prefix, &event) - buf;
+    argv[1].data = nd->ack;
+    argv[1].len = ngx_sprintf(nd->ack, "%Vinv:%V", &nd->prefix, &event)
+                  - nd->ack;
     argv[2] = *nd->id;
 
     (void) ngx_http_identity_redis_send(nd->log, 3, argv);
@@ -482,7 +488,10 @@ ngx_http_identity_node_confirm(ngx_http_request_t *r, ngx_int_t event,
     cf->request = r;
     cf->done = done;
     cf->data = data;
-    cf->until = ngx_current_msec + NGX_HTTP_IDENTITY_NODE_CONFIRM_WAIT;
+    /* from now, not from when this turn of the event loop began */
+
+    cf->until = ngx_http_identity_cache_clock()
+                + NGX_HTTP_IDENTITY_NODE_CONFIRM_WAIT;
 
     cf->timer.handler = ngx_http_identity_confirm_poll;
     cf->timer.data = cf;

@@ -111,7 +111,14 @@ ngx_http_identity_redis_init(ngx_cycle_t *cycle,
         rd->timer.handler = ngx_http_identity_redis_timeout;
         rd->timer.data = rd;
         rd->timer.log = cycle->log;
-        rd->timer.cancelable = 1;
+
+        /*
+         * Requests wait for the commands' replies with no timer of their
+         * own: a worker told to exit waits for them, the timeout at most.
+         * The subscription holds no request.
+         */
+
+        rd->timer.cancelable = i;
     }
 
     return NGX_OK;
