@@ -48,6 +48,7 @@ typedef struct {
     ngx_msec_t                       lease;       /* trusted until, or 0 */
     ngx_pid_t                        owner;       /* subscribed worker */
     ngx_msec_t                       owner_beat;
+    ngx_uint_t                       generation;  /* of the configuration */
     u_char                           node[NGX_HTTP_IDENTITY_NODE_ID_LEN];
 } ngx_http_identity_cache_sh_t;
 
@@ -57,6 +58,7 @@ struct ngx_http_identity_cache_s {
     ngx_slab_pool_t                 *shpool;
     ngx_shm_zone_t                  *shm_zone;
     time_t                           ttl;
+    ngx_uint_t                       generation;  /* this cycle's */
     ngx_str_t                        node_id;
 };
 
@@ -193,9 +195,26 @@ ngx_http_identity_cache_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     cache = shm_zone->data;
 
     if (ocache) {
-        /* a reload: the entries, the node and its subscription go on */
+        /*
+         * A reload keeps the zone and the node, not what it trusted: the
+         * new configuration may name another Redis or prefix.  The old
+         * workers can no longer lease, own the subscription or put; the
+         * new ones subscribe again, which empties it anyway.
+         */
+
         cache->sh = ocache->sh;
         cache->shpool = ocache->shpool;
+
+        ngx_shmtx_lock(&cache->shpool->mutex);
+
+        cache->sh->generation++;
+        cache->sh->lease = 0;
+        cache->sh->owner = 0;
+
+        ngx_shmtx_unlock(&cache->shpool->mutex);
+
+        ngx_http_identity_cache_flush(cache);
+
         goto done;
     }
 
@@ -242,6 +261,7 @@ ngx_http_identity_cache_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
 done:
 
+    cache->generation = cache->sh->generation;
     cache->node_id.data = cache->sh->node;
     cache->node_id.len = NGX_HTTP_IDENTITY_NODE_ID_LEN;
 
@@ -325,11 +345,19 @@ ngx_http_identity_cache_put(ngx_http_identity_cache_t *cache, u_char *key,
 
     size = offsetof(ngx_http_identity_cache_node_t, value) + value->len;
 
+    /* what could only fit by emptying a small zone is not cached */
+
+    if (size > cache->shm_zone->shm.size / 8) {
+        return;
+    }
+
     ngx_shmtx_lock(&cache->shpool->mutex);
 
     /* an eviction since the miss: what Redis said may be revoked by now */
 
-    if (seq != cache->sh->seq || !ngx_http_identity_cache_trusted(cache->sh))
+    if (seq != cache->sh->seq
+        || cache->generation != cache->sh->generation
+        || !ngx_http_identity_cache_trusted(cache->sh))
     {
         goto done;
     }
@@ -437,6 +465,13 @@ ngx_http_identity_cache_lease(ngx_http_identity_cache_t *cache,
 {
     ngx_shmtx_lock(&cache->shpool->mutex);
 
+    /* a worker of an earlier configuration may distrust, not lease */
+
+    if (until != 0 && cache->generation != cache->sh->generation) {
+        ngx_shmtx_unlock(&cache->shpool->mutex);
+        return;
+    }
+
     if (until == 0
         || cache->sh->lease == 0
         || (ngx_msec_int_t) (until - cache->sh->lease) > 0)
@@ -464,7 +499,7 @@ ngx_http_identity_cache_owner(ngx_http_identity_cache_t *cache,
 
     ngx_shmtx_lock(&cache->shpool->mutex);
 
-    if (release) {
+    if (release || cache->generation != sh->generation) {
         if (sh->owner == ngx_pid) {
             sh->owner = 0;
         }

@@ -366,6 +366,33 @@ for my $name (qw(A B)) {
 my ($s7, $c7) = login('B');
 is(until_hit($_, $c7), 'HIT', "$_ caches again after the restart") for qw(A B);
 
+# ------------------------------------------------------------ a reload that changes the keyspace
+
+{
+    is(until_hit('B', $c7), 'HIT', 'B has session 7 cached');
+    my $conf = conf();
+    $conf =~ s/(identity_redis [^;]*;)/$1\n    identity_redis_prefix other:;/;
+    $t{B}->nginx_conf($conf);
+    ok($t{B}->reload_nginx, 'B reloaded with identity_redis_prefix other:');
+    # old workers may still answer a moment, from the old keyspace and Redis
+    my (%seen, $last);
+    my $end = time + 10;
+    while (time < $end) {
+        my $r = with_cookie('B', $c7, '/cache');
+        $last = $r->{status} == 200 ? ($r->{h}{'x-cache'} // '') : $r->{status};
+        $seen{$last =~ /cache=(\w+)/ ? $1 : $last}++;
+        last if $last eq '302';
+        sleep 0.02;
+    }
+    is($last, 302, 'the new configuration refuses the session of the old keyspace');
+    is($seen{HIT}, undef, 'and the kept zone never served it after the reload')
+        or diag(join ', ', map { "$_ x $seen{$_}" } sort keys %seen);
+    my ($s8, $c8) = login('B');
+    is(until_hit('B', $c8), 'HIT', 'B caches sessions of its new keyspace');
+    ok(grep({ $_ eq node_of('B') } @{$ta->redis('ZRANGE', 'other:nodes', 0, -1) || []}),
+       'and registered under the new prefix');
+}
+
 # ------------------------------------------------------------ strict mode remains
 
 {
