@@ -73,6 +73,7 @@ static void ngx_http_identity_cache_delete(ngx_http_identity_cache_t *cache,
     ngx_http_identity_cache_node_t *n);
 static ngx_uint_t ngx_http_identity_cache_trusted(
     ngx_http_identity_cache_sh_t *sh);
+static ngx_rbtree_key_t ngx_http_identity_cache_hash(u_char *key);
 
 
 /* identity_session_cache zone=NAME:SIZE [ttl=TIME] */
@@ -386,7 +387,7 @@ ngx_http_identity_cache_put(ngx_http_identity_cache_t *cache, u_char *key,
     }
 
     ngx_memcpy(n->key, key, NGX_HTTP_IDENTITY_CACHE_KEY_LEN);
-    n->node.key = ngx_crc32_short(key, NGX_HTTP_IDENTITY_CACHE_KEY_LEN);
+    n->node.key = ngx_http_identity_cache_hash(key);
     n->deadline = deadline;
     n->last_active = last_active;
     n->len = value->len;
@@ -570,6 +571,18 @@ ngx_http_identity_cache_trusted(ngx_http_identity_cache_sh_t *sh)
 }
 
 
+/*
+ * The key is a SHA-256 in hex: its first 8 digits are as good a tree key
+ * as any hash of it.  Not hex (a forged eviction): the same -1 both ways.
+ */
+
+static ngx_rbtree_key_t
+ngx_http_identity_cache_hash(u_char *key)
+{
+    return (ngx_rbtree_key_t) ngx_hextoi(key, 8);
+}
+
+
 static void
 ngx_http_identity_cache_insert(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
@@ -612,11 +625,11 @@ static ngx_http_identity_cache_node_t *
 ngx_http_identity_cache_find(ngx_http_identity_cache_t *cache, u_char *key)
 {
     ngx_int_t                        rc;
-    uint32_t                         hash;
+    ngx_rbtree_key_t                 hash;
     ngx_rbtree_node_t               *node, *sentinel;
     ngx_http_identity_cache_node_t  *n;
 
-    hash = ngx_crc32_short(key, NGX_HTTP_IDENTITY_CACHE_KEY_LEN);
+    hash = ngx_http_identity_cache_hash(key);
 
     node = cache->sh->rbtree.root;
     sentinel = cache->sh->rbtree.sentinel;

@@ -8,9 +8,10 @@
 #include <ngx_core.h>
 
 /*
- * SHA256() of the low-level API: OpenSSL 3 deprecates it, yet keeps it,
- * and it hashes without the provider lookups and the context an EVP digest
- * costs.  Every authenticated request hashes its cookie once with it.
+ * SHA256_Init(), _Update() and _Final() of the low-level API: OpenSSL 3
+ * deprecates them, yet keeps them, and they hash without the provider
+ * lookups and the context an EVP digest costs (SHA256() itself now goes
+ * through EVP).  Every authenticated request hashes its cookie with them.
  */
 #ifndef OPENSSL_SUPPRESS_DEPRECATED
 #define OPENSSL_SUPPRESS_DEPRECATED
@@ -83,9 +84,13 @@ ngx_http_identity_random_hex(ngx_pool_t *pool, size_t bytes, ngx_str_t *out)
 void
 ngx_http_identity_sha256_hex(ngx_str_t *in, u_char *out)
 {
-    u_char  md[SHA256_DIGEST_LENGTH];
+    u_char      md[SHA256_DIGEST_LENGTH];
+    SHA256_CTX  c;
 
-    if (SHA256(in->data, in->len, md) == NULL) {
+    if (SHA256_Init(&c) != 1
+        || SHA256_Update(&c, in->data, in->len) != 1
+        || SHA256_Final(md, &c) != 1)
+    {
         /* cannot happen with a working libcrypto; never yield a weak key */
         ngx_memset(out, '0', NGX_HTTP_IDENTITY_SHA256_HEX_LEN);
         return;
