@@ -164,8 +164,7 @@ ngx_http_identity_protect(ngx_http_request_t *r, ngx_http_identity_ctx_t *ctx,
 
         imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
 
-        rc = ngx_http_identity_session_lookup(r, &ctx->token,
-                                              imcf->need
+        rc = ngx_http_identity_session_lookup(r, imcf->need
                                               | (ilcf->rules
                                                  ? NGX_HTTP_IDENTITY_NEED_RULES
                                                  : 0));
@@ -403,7 +402,7 @@ ngx_http_identity_refresh_checked(ngx_http_request_t *r,
 
     ctx->status = 0;
 
-    if (ngx_http_identity_session_destroy(r, &ctx->token) != NGX_OK) {
+    if (ngx_http_identity_session_destroy(r) != NGX_OK) {
         return NGX_HTTP_SERVICE_UNAVAILABLE;
     }
 

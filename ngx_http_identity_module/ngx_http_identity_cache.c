@@ -247,7 +247,8 @@ ngx_http_identity_cache_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     ngx_memcpy(cache->sh->node, id.data, NGX_HTTP_IDENTITY_NODE_ID_LEN);
 
-    len = sizeof(" in identity_session_cache zone \"\"") + shm_zone->shm.name.len;
+    len = sizeof(" in identity_session_cache zone \"\"")
+          + shm_zone->shm.name.len;
 
     cache->shpool->log_ctx = ngx_slab_alloc(cache->shpool, len);
     if (cache->shpool->log_ctx == NULL) {

@@ -345,7 +345,7 @@ ngx_http_identity_logout_endpoint(ngx_http_request_t *r)
         rc = ngx_http_identity_read_cookie(r, ilcf, &ctx->token);
 
         if (rc == NGX_OK) {
-            if (ngx_http_identity_session_destroy(r, &ctx->token) != NGX_OK) {
+            if (ngx_http_identity_session_destroy(r) != NGX_OK) {
                 return NGX_HTTP_SERVICE_UNAVAILABLE;
             }
 

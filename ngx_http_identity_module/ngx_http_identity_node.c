@@ -85,7 +85,8 @@ static void ngx_http_identity_node_ping(ngx_http_identity_node_t *nd,
     ngx_str_t *msg);
 static ngx_int_t ngx_http_identity_node_word(u_char **pos, u_char *last,
     ngx_str_t *word);
-static void ngx_http_identity_confirm_poll(ngx_event_t *ev);
+static void ngx_http_identity_confirm_timer(ngx_event_t *ev);
+static void ngx_http_identity_confirm_poll(ngx_http_identity_confirm_t *cf);
 static void ngx_http_identity_confirm_reply(ngx_http_request_t *r,
     redisReply *reply, void *data);
 static void ngx_http_identity_confirm_cleanup(void *data);
@@ -493,24 +494,39 @@ ngx_http_identity_node_confirm(ngx_http_request_t *r, ngx_int_t event,
     cf->until = ngx_http_identity_cache_clock()
                 + NGX_HTTP_IDENTITY_NODE_CONFIRM_WAIT;
 
-    cf->timer.handler = ngx_http_identity_confirm_poll;
+    cf->timer.handler = ngx_http_identity_confirm_timer;
     cf->timer.data = cf;
     cf->timer.log = r->connection->log;
 
     cln->handler = ngx_http_identity_confirm_cleanup;
     cln->data = cf;
 
-    ngx_http_identity_confirm_poll(&cf->timer);
+    ngx_http_identity_confirm_poll(cf);
 
     return NGX_OK;
 }
 
 
+/* from a timer, "done" may have posted requests: they run here */
+
 static void
-ngx_http_identity_confirm_poll(ngx_event_t *ev)
+ngx_http_identity_confirm_timer(ngx_event_t *ev)
 {
-    ngx_str_t                     argv[2];
+    ngx_connection_t             *c;
     ngx_http_identity_confirm_t  *cf = ev->data;
+
+    c = cf->request->connection;
+
+    ngx_http_identity_confirm_poll(cf);
+
+    ngx_http_run_posted_requests(c);
+}
+
+
+static void
+ngx_http_identity_confirm_poll(ngx_http_identity_confirm_t *cf)
+{
+    ngx_str_t  argv[2];
 
     if (cf->failed) {
         cf->done(cf->request, cf->data);

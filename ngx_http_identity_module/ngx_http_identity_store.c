@@ -86,11 +86,12 @@ static void ngx_http_identity_claim_handler(ngx_http_request_t *r,
     redisReply *reply, void *data);
 static void ngx_http_identity_logout_handler(ngx_http_request_t *r,
     redisReply *reply, void *data);
-static ngx_int_t ngx_http_identity_session_cached(ngx_http_request_t *r,
-    ngx_str_t *token);
+static u_char *ngx_http_identity_session_hash(ngx_http_request_t *r);
+static void ngx_http_identity_session_cmd_key(ngx_http_request_t *r,
+    ngx_http_identity_cmd_t *cmd);
+static ngx_int_t ngx_http_identity_session_cached(ngx_http_request_t *r);
 static void ngx_http_identity_session_cache_put(ngx_http_request_t *r);
-static void ngx_http_identity_session_forget(ngx_http_request_t *r,
-    ngx_str_t *token);
+static void ngx_http_identity_session_forget(ngx_http_request_t *r);
 static void ngx_http_identity_logout_confirmed(ngx_http_request_t *r,
     void *data);
 
@@ -379,8 +380,7 @@ static ngx_str_t  ngx_http_identity_logout_script = ngx_string(
 
 
 ngx_int_t
-ngx_http_identity_session_lookup(ngx_http_request_t *r, ngx_str_t *token,
-    ngx_uint_t need)
+ngx_http_identity_session_lookup(ngx_http_request_t *r, ngx_uint_t need)
 {
     ngx_int_t                       rc;
     ngx_http_identity_ctx_t        *ctx;
@@ -395,7 +395,7 @@ ngx_http_identity_session_lookup(ngx_http_request_t *r, ngx_str_t *token,
     /* NGX_DONE: found in the node's cache, no Redis call */
 
     if (imcf->cache) {
-        rc = ngx_http_identity_session_cached(r, token);
+        rc = ngx_http_identity_session_cached(r);
 
         if (rc != NGX_DECLINED) {
             return rc;
@@ -414,7 +414,7 @@ ngx_http_identity_session_lookup(ngx_http_request_t *r, ngx_str_t *token,
         return NGX_ERROR;
     }
 
-    ngx_http_identity_cmd_key(&cmd, "session:", token);
+    ngx_http_identity_session_cmd_key(r, &cmd);
 
     for (f = ngx_http_identity_session_fields; f->name.len; f++) {
         if (f->need == 0 || (f->need & need)) {
@@ -503,31 +503,22 @@ done:
 }
 
 
-/*
- * A cached session is its request fields packed in table order: a time as
- * a time_t, a string as its length (uint32_t) and bytes.
- */
+/* a cached session is its request fields packed (store_cmd.c) */
 
 static ngx_int_t
-ngx_http_identity_session_cached(ngx_http_request_t *r, ngx_str_t *token)
+ngx_http_identity_session_cached(ngx_http_request_t *r)
 {
-    u_char                           *p, *last, *s;
-    uint32_t                          len, version;
     ngx_int_t                         rc;
     ngx_http_identity_ctx_t          *ctx;
-    ngx_http_identity_field_t        *f;
     ngx_http_identity_main_conf_t    *imcf;
     ngx_http_identity_cache_entry_t   e;
 
     imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
     ctx = ngx_http_identity_get_ctx(r);
 
-    ctx->session_key = ngx_pnalloc(r->pool, NGX_HTTP_IDENTITY_SHA256_HEX_LEN);
-    if (ctx->session_key == NULL) {
+    if (ngx_http_identity_session_hash(r) == NULL) {
         return NGX_ERROR;
     }
-
-    ngx_http_identity_sha256_hex(token, ctx->session_key);
 
     rc = ngx_http_identity_cache_get(imcf->cache, r->pool, ctx->session_key,
                                      &e);
@@ -548,50 +539,13 @@ ngx_http_identity_session_cached(ngx_http_request_t *r, ngx_str_t *token)
         return NGX_DECLINED;
     }
 
-    p = e.value.data;
-    last = p + e.value.len;
-    s = (u_char *) &ctx->session;
-
-    if (last - p < (ssize_t) sizeof(uint32_t)) {
+    if (ngx_http_identity_record_unpack(&e.value, &ctx->session,
+                                        ngx_http_identity_session_fields,
+                                        NGX_HTTP_IDENTITY_NEED_ADMIN,
+                                        NGX_HTTP_IDENTITY_PACK_VERSION)
+        != NGX_OK)
+    {
         return NGX_DECLINED;
-    }
-
-    ngx_memcpy(&version, p, sizeof(uint32_t));
-    p += sizeof(uint32_t);
-
-    if (version != NGX_HTTP_IDENTITY_PACK_VERSION) {
-        return NGX_DECLINED;
-    }
-
-    for (f = ngx_http_identity_session_fields; f->name.len; f++) {
-        if (f->need & NGX_HTTP_IDENTITY_NEED_ADMIN) {
-            continue;
-        }
-
-        if (f->time) {
-            if (last - p < (ssize_t) sizeof(time_t)) {
-                return NGX_DECLINED;
-            }
-
-            ngx_memcpy(s + f->offset, p, sizeof(time_t));
-            p += sizeof(time_t);
-            continue;
-        }
-
-        if (last - p < (ssize_t) sizeof(uint32_t)) {
-            return NGX_DECLINED;
-        }
-
-        ngx_memcpy(&len, p, sizeof(uint32_t));
-        p += sizeof(uint32_t);
-
-        if ((size_t) (last - p) < len) {
-            return NGX_DECLINED;
-        }
-
-        ((ngx_str_t *) (s + f->offset))->data = p;
-        ((ngx_str_t *) (s + f->offset))->len = len;
-        p += len;
     }
 
     ctx->session.last_active = e.last_active;
@@ -612,56 +566,21 @@ ngx_http_identity_session_cached(ngx_http_request_t *r, ngx_str_t *token)
 static void
 ngx_http_identity_session_cache_put(ngx_http_request_t *r)
 {
-    u_char                         *p, *s;
-    size_t                          size;
     time_t                          deadline;
-    uint32_t                        len;
-    ngx_str_t                       value, *v;
+    ngx_str_t                       value;
     ngx_http_identity_ctx_t        *ctx;
-    ngx_http_identity_field_t      *f;
     ngx_http_identity_main_conf_t  *imcf;
 
     imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
     ctx = ngx_http_identity_get_ctx(r);
-    s = (u_char *) &ctx->session;
 
-    size = sizeof(uint32_t);
-
-    for (f = ngx_http_identity_session_fields; f->name.len; f++) {
-        if (!(f->need & NGX_HTTP_IDENTITY_NEED_ADMIN)) {
-            size += f->time ? sizeof(time_t)
-                            : sizeof(uint32_t)
-                              + ((ngx_str_t *) (s + f->offset))->len;
-        }
-    }
-
-    value.data = ngx_pnalloc(r->pool, size);
-    if (value.data == NULL) {
+    if (ngx_http_identity_record_pack(r->pool, &ctx->session,
+                                      ngx_http_identity_session_fields,
+                                      NGX_HTTP_IDENTITY_NEED_ADMIN,
+                                      NGX_HTTP_IDENTITY_PACK_VERSION, &value)
+        != NGX_OK)
+    {
         return;
-    }
-
-    value.len = size;
-
-    len = NGX_HTTP_IDENTITY_PACK_VERSION;
-    p = ngx_cpymem(value.data, &len, sizeof(uint32_t));
-
-    for (f = ngx_http_identity_session_fields; f->name.len; f++) {
-        if (f->need & NGX_HTTP_IDENTITY_NEED_ADMIN) {
-            continue;
-        }
-
-        if (f->time) {
-            p = ngx_cpymem(p, s + f->offset, sizeof(time_t));
-            continue;
-        }
-
-        v = (ngx_str_t *) (s + f->offset);
-        len = (uint32_t) v->len;
-        p = ngx_cpymem(p, &len, sizeof(uint32_t));
-
-        if (v->len) {
-            p = ngx_cpymem(p, v->data, v->len);
-        }
     }
 
     deadline = ngx_min(ctx->session.expires_at,
@@ -676,17 +595,63 @@ ngx_http_identity_session_cache_put(ngx_http_request_t *r)
 /* this node's cache forgets a session at once; the others are told */
 
 static void
-ngx_http_identity_session_forget(ngx_http_request_t *r, ngx_str_t *token)
+ngx_http_identity_session_forget(ngx_http_request_t *r)
 {
-    u_char                          key[NGX_HTTP_IDENTITY_SHA256_HEX_LEN];
+    u_char                         *key;
     ngx_http_identity_main_conf_t  *imcf;
 
     imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
 
     if (imcf->cache) {
-        ngx_http_identity_sha256_hex(token, key);
-        ngx_http_identity_cache_evict(imcf->cache, key);
+        key = ngx_http_identity_session_hash(r);
+
+        if (key) {
+            ngx_http_identity_cache_evict(imcf->cache, key);
+        }
     }
+}
+
+
+/*
+ * The session's key is the hex SHA-256 of the request's cookie, hashed
+ * once per request whatever asks for it: the cache, or a command.
+ */
+
+static u_char *
+ngx_http_identity_session_hash(ngx_http_request_t *r)
+{
+    ngx_http_identity_ctx_t  *ctx;
+
+    ctx = ngx_http_identity_get_ctx(r);
+
+    if (ctx->session_key == NULL) {
+        ctx->session_key = ngx_pnalloc(r->pool,
+                                       NGX_HTTP_IDENTITY_SHA256_HEX_LEN);
+        if (ctx->session_key == NULL) {
+            return NULL;
+        }
+
+        ngx_http_identity_sha256_hex(&ctx->token, ctx->session_key);
+    }
+
+    return ctx->session_key;
+}
+
+
+static void
+ngx_http_identity_session_cmd_key(ngx_http_request_t *r,
+    ngx_http_identity_cmd_t *cmd)
+{
+    u_char  *key;
+
+    key = ngx_http_identity_session_hash(r);
+
+    if (key == NULL) {
+        cmd->failed = 1;
+        return;
+    }
+
+    ngx_http_identity_cmd_hex_key(cmd, "session:", key);
 }
 
 
@@ -711,16 +676,13 @@ ngx_http_identity_session_touch(ngx_http_request_t *r)
     }
 
     ngx_http_identity_cmd_eval(&cmd, &ngx_http_identity_touch_script, 1);
-    ngx_http_identity_cmd_key(&cmd, "session:",
-                              &ngx_http_identity_get_ctx(r)->token);
+    ngx_http_identity_session_cmd_key(r, &cmd);
     ngx_http_identity_cmd_str(&cmd, &imcf->key_prefix);
     ngx_http_identity_cmd_num(&cmd, ngx_time());
     ngx_http_identity_cmd_str(&cmd, &url);
     ngx_http_identity_cmd_str(&cmd, &site);
 
-    if (ngx_http_identity_cmd_post(&cmd) == NGX_OK && imcf->cache
-        && ngx_http_identity_get_ctx(r)->session_key)
-    {
+    if (ngx_http_identity_cmd_post(&cmd) == NGX_OK && imcf->cache) {
         ngx_http_identity_cache_touch(imcf->cache,
                                       ngx_http_identity_get_ctx(r)
                                       ->session_key,
@@ -944,7 +906,7 @@ ngx_http_identity_session_claim(ngx_http_request_t *r, time_t interval)
     }
 
     ngx_http_identity_cmd_eval(&cmd, &ngx_http_identity_claim_script, 1);
-    ngx_http_identity_cmd_key(&cmd, "session:", &ctx->token);
+    ngx_http_identity_session_cmd_key(r, &cmd);
     ngx_http_identity_cmd_num(&cmd, ngx_time());
     ngx_http_identity_cmd_num(&cmd, interval);
 
@@ -952,7 +914,7 @@ ngx_http_identity_session_claim(ngx_http_request_t *r, time_t interval)
 
     /* the cached copy's "checked" is out of date from now on */
 
-    ngx_http_identity_session_forget(r, &ctx->token);
+    ngx_http_identity_session_forget(r);
 
     return ngx_http_identity_cmd_send(&cmd, ngx_http_identity_claim_handler,
                                       NULL);
@@ -1019,7 +981,7 @@ ngx_http_identity_session_refreshed(ngx_http_request_t *r)
     }
 
     ngx_http_identity_cmd_eval(&cmd, &ngx_http_identity_refreshed_script, 1);
-    ngx_http_identity_cmd_key(&cmd, "session:", &ctx->token);
+    ngx_http_identity_session_cmd_key(r, &cmd);
     ngx_http_identity_cmd_str(&cmd, &imcf->key_prefix);
     ngx_http_identity_cmd_str(&cmd, &ctx->claims.email);
     ngx_http_identity_cmd_str(&cmd, &ctx->claims.name);
@@ -1035,7 +997,7 @@ ngx_http_identity_session_refreshed(ngx_http_request_t *r)
 
 
 ngx_int_t
-ngx_http_identity_session_destroy(ngx_http_request_t *r, ngx_str_t *token)
+ngx_http_identity_session_destroy(ngx_http_request_t *r)
 {
     ngx_http_identity_cmd_t         cmd;
     ngx_http_identity_main_conf_t  *imcf;
@@ -1047,12 +1009,12 @@ ngx_http_identity_session_destroy(ngx_http_request_t *r, ngx_str_t *token)
     }
 
     ngx_http_identity_cmd_eval(&cmd, &ngx_http_identity_destroy_script, 1);
-    ngx_http_identity_cmd_key(&cmd, "session:", token);
+    ngx_http_identity_session_cmd_key(r, &cmd);
     ngx_http_identity_cmd_str(&cmd, &imcf->key_prefix);
     ngx_http_identity_cmd_cstr(&cmd, "key");
     ngx_http_identity_cmd_cstr(&cmd, "");
 
-    ngx_http_identity_session_forget(r, token);
+    ngx_http_identity_session_forget(r);
 
     return ngx_http_identity_cmd_send(&cmd,
                                       ngx_http_identity_destroyed_handler,
@@ -1147,13 +1109,7 @@ ngx_http_identity_logout_handler(ngx_http_request_t *r, redisReply *reply,
 static void
 ngx_http_identity_logout_confirmed(ngx_http_request_t *r, void *data)
 {
-    ngx_connection_t  *c;
-
-    c = r->connection;
-
     ngx_http_identity_get_ctx(r)->resume(r);
-
-    ngx_http_run_posted_requests(c);
 }
 
 

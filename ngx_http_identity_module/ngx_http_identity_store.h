@@ -30,16 +30,16 @@
 #define NGX_HTTP_IDENTITY_NEED_TOKEN  0x02    /* the access token */
 #define NGX_HTTP_IDENTITY_NEED_META   0x04    /* agent, location */
 
+/* of the request's cookie, ctx->token */
 ngx_int_t ngx_http_identity_session_lookup(ngx_http_request_t *r,
-    ngx_str_t *token, ngx_uint_t need);
+    ngx_uint_t need);
 void ngx_http_identity_session_touch(ngx_http_request_t *r);
 ngx_int_t ngx_http_identity_session_create(ngx_http_request_t *r,
     ngx_str_t *token);
 ngx_int_t ngx_http_identity_session_claim(ngx_http_request_t *r,
     time_t interval);
 ngx_int_t ngx_http_identity_session_refreshed(ngx_http_request_t *r);
-ngx_int_t ngx_http_identity_session_destroy(ngx_http_request_t *r,
-    ngx_str_t *token);
+ngx_int_t ngx_http_identity_session_destroy(ngx_http_request_t *r);
 
 /* admin API: what to list */
 

@@ -633,13 +633,7 @@ ngx_http_identity_delete_confirmed(ngx_http_request_t *r, void *data)
 {
     ngx_http_identity_store_call_t *call = data;
 
-    ngx_connection_t  *c;
-
-    c = r->connection;
-
     call->done(r, &call->res);
-
-    ngx_http_run_posted_requests(c);
 }
 
 

@@ -22,10 +22,6 @@
 #include "ngx_http_identity_store_cmd.h"
 
 
-static ngx_int_t ngx_http_identity_key(ngx_http_request_t *r, char *kind,
-    ngx_str_t *secret, ngx_str_t *key);
-
-
 /* the command's name, and room for about n arguments */
 
 ngx_int_t
@@ -104,12 +100,39 @@ void
 ngx_http_identity_cmd_key(ngx_http_identity_cmd_t *cmd, char *kind,
     ngx_str_t *secret)
 {
-    ngx_str_t  key;
+    u_char  hex[NGX_HTTP_IDENTITY_SHA256_HEX_LEN];
 
-    if (ngx_http_identity_key(cmd->request, kind, secret, &key) != NGX_OK) {
+    ngx_http_identity_sha256_hex(secret, hex);
+    ngx_http_identity_cmd_hex_key(cmd, kind, hex);
+}
+
+
+/* the same, the secret already hashed: "hex" is its sha256hex */
+
+void
+ngx_http_identity_cmd_hex_key(ngx_http_identity_cmd_t *cmd, char *kind,
+    u_char *hex)
+{
+    u_char                         *p;
+    size_t                          len;
+    ngx_str_t                       key;
+    ngx_http_identity_main_conf_t  *imcf;
+
+    imcf = ngx_http_get_module_main_conf(cmd->request,
+                                         ngx_http_identity_module);
+
+    len = ngx_strlen(kind);
+
+    key.len = imcf->key_prefix.len + len + NGX_HTTP_IDENTITY_SHA256_HEX_LEN;
+    key.data = ngx_pnalloc(cmd->request->pool, key.len);
+    if (key.data == NULL) {
         cmd->failed = 1;
         return;
     }
+
+    p = ngx_cpymem(key.data, imcf->key_prefix.data, imcf->key_prefix.len);
+    p = ngx_cpymem(p, kind, len);
+    ngx_memcpy(p, hex, NGX_HTTP_IDENTITY_SHA256_HEX_LEN);
 
     ngx_http_identity_cmd_str(cmd, &key);
 }
@@ -160,29 +183,121 @@ ngx_http_identity_cmd_post(ngx_http_identity_cmd_t *cmd)
 }
 
 
-/* P kind sha256hex(secret) */
+/*
+ * A record packed in its table's order, as the node's cache keeps it: the
+ * version, then each field whose need has none of "skip", a time as a
+ * time_t, a string as its length (uint32_t) and bytes.  Unpacked strings
+ * point into "in"; NGX_DECLINED for anything else than such a record.
+ */
 
-static ngx_int_t
-ngx_http_identity_key(ngx_http_request_t *r, char *kind, ngx_str_t *secret,
-    ngx_str_t *key)
+ngx_int_t
+ngx_http_identity_record_pack(ngx_pool_t *pool, void *record,
+    ngx_http_identity_field_t *fields, ngx_uint_t skip, uint32_t version,
+    ngx_str_t *out)
 {
-    u_char                         *p;
-    size_t                          len;
-    ngx_http_identity_main_conf_t  *imcf;
+    u_char                     *p, *rec;
+    size_t                      size;
+    uint32_t                    len;
+    ngx_str_t                  *v;
+    ngx_http_identity_field_t  *f;
 
-    imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
+    rec = record;
+    size = sizeof(uint32_t);
 
-    len = ngx_strlen(kind);
+    for (f = fields; f->name.len; f++) {
+        if (!(f->need & skip)) {
+            size += f->time ? sizeof(time_t)
+                            : sizeof(uint32_t)
+                              + ((ngx_str_t *) (rec + f->offset))->len;
+        }
+    }
 
-    key->len = imcf->key_prefix.len + len + NGX_HTTP_IDENTITY_SHA256_HEX_LEN;
-    key->data = ngx_pnalloc(r->pool, key->len);
-    if (key->data == NULL) {
+    out->data = ngx_pnalloc(pool, size);
+    if (out->data == NULL) {
         return NGX_ERROR;
     }
 
-    p = ngx_cpymem(key->data, imcf->key_prefix.data, imcf->key_prefix.len);
-    p = ngx_cpymem(p, kind, len);
-    ngx_http_identity_sha256_hex(secret, p);
+    out->len = size;
+    p = ngx_cpymem(out->data, &version, sizeof(uint32_t));
+
+    for (f = fields; f->name.len; f++) {
+        if (f->need & skip) {
+            continue;
+        }
+
+        if (f->time) {
+            p = ngx_cpymem(p, rec + f->offset, sizeof(time_t));
+            continue;
+        }
+
+        v = (ngx_str_t *) (rec + f->offset);
+        len = (uint32_t) v->len;
+        p = ngx_cpymem(p, &len, sizeof(uint32_t));
+
+        if (v->len) {
+            p = ngx_cpymem(p, v->data, v->len);
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_identity_record_unpack(ngx_str_t *in, void *record,
+    ngx_http_identity_field_t *fields, ngx_uint_t skip, uint32_t version)
+{
+    u_char                     *p, *last, *rec;
+    uint32_t                    len;
+    ngx_str_t                  *v;
+    ngx_http_identity_field_t  *f;
+
+    rec = record;
+    p = in->data;
+    last = p + in->len;
+
+    if (last - p < (ssize_t) sizeof(uint32_t)) {
+        return NGX_DECLINED;
+    }
+
+    ngx_memcpy(&len, p, sizeof(uint32_t));
+    p += sizeof(uint32_t);
+
+    if (len != version) {
+        return NGX_DECLINED;
+    }
+
+    for (f = fields; f->name.len; f++) {
+        if (f->need & skip) {
+            continue;
+        }
+
+        len = sizeof(time_t);
+
+        if (!f->time) {
+            if (last - p < (ssize_t) sizeof(uint32_t)) {
+                return NGX_DECLINED;
+            }
+
+            ngx_memcpy(&len, p, sizeof(uint32_t));
+            p += sizeof(uint32_t);
+        }
+
+        if ((size_t) (last - p) < len) {
+            return NGX_DECLINED;
+        }
+
+        if (f->time) {
+            ngx_memcpy(rec + f->offset, p, sizeof(time_t));
+
+        } else {
+            v = (ngx_str_t *) (rec + f->offset);
+            v->data = p;
+            v->len = len;
+        }
+
+        p += len;
+    }
 
     return NGX_OK;
 }

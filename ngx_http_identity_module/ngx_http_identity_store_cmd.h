@@ -125,6 +125,8 @@ void ngx_http_identity_cmd_cstr(ngx_http_identity_cmd_t *cmd, char *value);
 void ngx_http_identity_cmd_num(ngx_http_identity_cmd_t *cmd, time_t value);
 void ngx_http_identity_cmd_key(ngx_http_identity_cmd_t *cmd, char *kind,
     ngx_str_t *secret);
+void ngx_http_identity_cmd_hex_key(ngx_http_identity_cmd_t *cmd, char *kind,
+    u_char *hex);
 void ngx_http_identity_cmd_field_str(ngx_http_identity_cmd_t *cmd,
     char *name, ngx_str_t *value);
 void ngx_http_identity_cmd_field_num(ngx_http_identity_cmd_t *cmd,
@@ -135,6 +137,11 @@ ngx_int_t ngx_http_identity_cmd_post(ngx_http_identity_cmd_t *cmd);
 
 ngx_int_t ngx_http_identity_store_record(ngx_http_request_t *r,
     redisReply *rec, ngx_http_identity_field_t *fields, void *out);
+ngx_int_t ngx_http_identity_record_pack(ngx_pool_t *pool, void *record,
+    ngx_http_identity_field_t *fields, ngx_uint_t skip, uint32_t version,
+    ngx_str_t *out);
+ngx_int_t ngx_http_identity_record_unpack(ngx_str_t *in, void *record,
+    ngx_http_identity_field_t *fields, ngx_uint_t skip, uint32_t version);
 ngx_int_t ngx_http_identity_reply_str(ngx_http_request_t *r,
     redisReply *reply, ngx_str_t *out);
 time_t ngx_http_identity_reply_time(redisReply *reply);
