@@ -140,9 +140,23 @@ measure('(c) a hostile login', 1, sub {
         'User-Agent' => 'Mozilla/5.0 ' . ('a' x 8180), Host => ('h' x 4090) . '.test' }));
 });
 
+# the session's own keys and its entry in the global index; the rest is its
+# identity's: the identity, its provider mapping, its lists and its entry
+# in "users"
+my %own = map { $_ => 1 } qw(session sessions ua idp_sid);
+sub own {
+    my ($name) = @_;
+    my $sum = 0;
+    $sum += $kinds{$name}{$_}{bytes} for grep { $own{$_} } keys %{$kinds{$name}};
+    return $sum;
+}
+
 printf "Redis MEMORY USAGE per session, summed over every key a login creates or grows\n";
-printf "%-38s %8s %14s\n", '', 'logins', 'bytes/session';
-printf "%-38s %8d %14.0f\n", $_, $row{$_}{n}, $row{$_}{bytes} for sort keys %row;
+printf "%-38s %8s %14s %10s %10s\n", '', 'logins', 'bytes/session', 'session', 'identity';
+printf "%-38s %8d %14.0f %10.0f %10.0f\n", $_, $row{$_}{n}, $row{$_}{bytes}, own($_),
+    $row{$_}{bytes} - own($_) for sort keys %row;
+printf "(session: its hash, its share of the user agent record, its entry in \"sessions\";\n"
+     . " identity: the identity's hash, lists and provider mapping, its entry in \"users\")\n";
 if ($ENV{BENCH_SIZE_KEYS}) {
     for my $name (sort keys %kinds) {
         print "\n$name, by key kind (new keys, bytes/session):\n";

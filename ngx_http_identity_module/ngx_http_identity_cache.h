@@ -15,8 +15,11 @@
 #include "ngx_http_identity_types.h"
 
 
-/* a session's key in the cache: the hex SHA-256 of its cookie, as in Redis */
-#define NGX_HTTP_IDENTITY_CACHE_KEY_LEN  64
+/*
+ * a session's key in the cache, as in Redis: the first 128 bits of its
+ * cookie's SHA-256 in hex (NGX_HTTP_IDENTITY_SESSION_KEY_LEN)
+ */
+#define NGX_HTTP_IDENTITY_CACHE_KEY_LEN  32
 
 /* the node's id, hex, made once per shared zone */
 #define NGX_HTTP_IDENTITY_NODE_ID_LEN    16

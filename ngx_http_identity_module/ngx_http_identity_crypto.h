@@ -15,6 +15,9 @@
 #define NGX_HTTP_IDENTITY_SHA256_HEX_LEN  64
 #define NGX_HTTP_IDENTITY_TOKEN_KEY_LEN   32
 
+/* a session's key and public id: the first 128 bits of sha256(cookie) */
+#define NGX_HTTP_IDENTITY_SESSION_KEY_LEN  32
+
 
 ngx_int_t ngx_http_identity_crypto_init(void);
 ngx_int_t ngx_http_identity_random(ngx_pool_t *pool, size_t bytes,

@@ -5,20 +5,21 @@
 
 
 /*
- * Key layout (version 3), under the configured prefix P ("identity:"):
+ * Key layout (version 4), under the configured prefix P ("identity:"):
  *
- *   P session:<sha256(cookie)>   hash, the session; TTL = idle timeout,
- *                                 never past the maximum duration
+ *   P session:<h>                 hash, the session; h is the first 128
+ *                                 bits of sha256(cookie) in hex, and its
+ *                                 public id is "as_" h; TTL = idle
+ *                                 timeout, never past the maximum duration
  *   P ua:<sha256(agent), 16 hex>  hash {ua}: a user agent, shared by the
  *                                 sessions whose "uah" names it; TTL the
  *                                 longest maximum duration among them
- *   P sid:<session id>            hash {th, uid, isid}: public id ->
- *                                 session, its IdP session
  *   P sessions                    zset of session ids by creation (ms)
  *   P sweep                       where the sweep of "sessions" goes on
  *   P user:<identity id>          hash, the identity
  *   P users                       zset of identity ids by creation (ms)
- *   P user_sessions:<id>          zset of that identity's session ids
+ *   P user_sessions:<id>          zset of that identity's session ids;
+ *                                 TTL that of its longest-lived session
  *   P sub:<provider>:<user id>    identity id of a provider's user
  *   P login:<sha256(state)>       hash, a pending login; TTL 10 minutes
  *   P verified:<sha256(key)>      hash, a SAML login verified at the ACS,
@@ -26,9 +27,14 @@
  *
  * and the sites an identity used (NGX_HTTP_IDENTITY_LUA_SITE below).
  *
- * Only hashes of the cookie, the state and the key are stored.  Index
- * entries of sessions that ended are swept by each login, a bounded amount
- * at a time (the create script).
+ * Only hashes of the cookie, the state and the key are stored.  Entries of
+ * "sessions" that ended are swept by each login, a bounded amount at a
+ * time (the create script); an identity's lists (its sessions, its sites'
+ * sessions, an IdP session's) are cleaned as the admin API reads them and
+ * expire with their longest-lived session.  Version 3 had a record
+ * sid:<session id> mapping a random public id to the cookie's full hash;
+ * its sessions are not found by this build (their users log in again),
+ * and drop() cleans up after them (ngx_http_identity_store_cmd.h).
  *
  * Size (docs/architecture.md, t/63): a session hash holds what the one
  * HMGET of a request reads and the few fields of the admin API (a login
@@ -71,7 +77,7 @@
      |NGX_HTTP_IDENTITY_NEED_META)
 
 /* the layout of a cached session; another build's entries are not read */
-#define NGX_HTTP_IDENTITY_PACK_VERSION    0x1d000003
+#define NGX_HTTP_IDENTITY_PACK_VERSION    0x1d000004
 
 
 static void ngx_http_identity_lookup_handler(ngx_http_request_t *r,
@@ -169,7 +175,10 @@ ngx_http_identity_field_t  ngx_http_identity_session_fields[] = {
  */
 
 #define NGX_HTTP_IDENTITY_LUA_SITE                                            \
-    "local function endpoint(p, uid, sid, url, ep, now, new)\n"               \
+    "local function outlive(k, life)\n"                                       \
+    "  if redis.call('TTL', k) < life then redis.call('EXPIRE', k, life) end\n"\
+    "end\n"                                                                   \
+    "local function endpoint(p, uid, sid, url, ep, now, new, life)\n"         \
     "  local k = p .. 'endpoints:' .. uid\n"                                  \
     "  local first, n = now, 0\n"                                             \
     "  local e = redis.call('HGET', k, url)\n"                                \
@@ -186,13 +195,15 @@ ngx_http_identity_field_t  ngx_http_identity_session_fields[] = {
     "    for _, v in ipairs(sites) do\n"                                      \
     "      local o = string.match(v, '^%d+ %d+ %d+ (%x+)$')\n"                \
     "      if o and o ~= ep then\n"                                           \
-    "        redis.call('ZUNIONSTORE', l .. o, 1,\n"                          \
-    "                   p .. 'user_sessions:' .. uid)\n"                      \
+    "        local us = p .. 'user_sessions:' .. uid\n"                      \
+    "        redis.call('ZUNIONSTORE', l .. o, 1, us)\n"                      \
+    "        outlive(l .. o, redis.call('TTL', us))\n"                        \
     "        if new == 1 then redis.call('ZREM', l .. o, sid) end\n"          \
     "      end\n"                                                             \
     "    end\n"                                                               \
     "  end\n"                                                                 \
     "  redis.call('ZADD', l .. ep, 'NX', now * 1000, sid)\n"                  \
+    "  outlive(l .. ep, life)\n"                                              \
     "end\n"
 
 
@@ -207,7 +218,7 @@ static ngx_str_t  ngx_http_identity_touch_script = ngx_string(
     "redis.call('HSET', s, 'last_active', now)\n"
     "redis.call('EXPIRE', s, ttl)\n"
     "redis.call('HSET', p .. 'user:' .. f[1], 'last_active', now)\n"
-    "endpoint(p, f[1], f[4], ARGV[3], ARGV[4], now, 0)\n"
+    "endpoint(p, f[1], f[4], ARGV[3], ARGV[4], now, 0, tonumber(f[2]) - now)\n"
     "return 1\n");
 
 
@@ -220,7 +231,8 @@ static ngx_str_t  ngx_http_identity_touch_script = ngx_string(
  * The identity's record has no id either: its key says it, and the admin
  * API's scripts add it.
  *
- * Then the sweep: the next 100 sessions of the index, from where the last
+ * Then the sweep: the identity's 10 oldest sessions are checked, and the
+ * next 100 sessions of the index, from where the last
  * login left off, are checked and those that ended (expired: no session
  * hash) are dropped; at the end of the index it starts over.  At a steady
  * rate of logins about rate x maximum duration sessions are indexed, so a
@@ -261,32 +273,35 @@ static ngx_str_t  ngx_http_identity_create_script = ngx_string(
     "redis.call('HSET', p .. 'user:' .. uid, 'email', f.email,\n"
     "           'name', f.name, 'username', f.username,\n"
     "           'last_login', now, 'last_active', now)\n"
-    "local skey = p .. 'session:' .. th\n"
-    "redis.call('HSET', skey, 'v', '3', 'id', sid, 'uid', uid, unpack(rec))\n"
-    "redis.call('EXPIRE', skey, math.max(1, math.min(idle, expires - now)))\n"
+    "local s = p .. 'session:' .. th\n"
+    "redis.call('HSET', s, 'v', '4', 'id', sid, 'uid', uid, unpack(rec))\n"
+    "redis.call('EXPIRE', s, math.max(1, math.min(idle, expires - now)))\n"
+    "local life = math.max(1, expires - now)\n"
     "if f.uah and f.uah ~= '' then\n"
-    "  local uk, life = p .. 'ua:' .. f.uah, math.max(1, expires - now)\n"
-    "  redis.call('HSET', uk, 'ua', f.ua)\n"
-    "  if redis.call('TTL', uk) < life then\n"
-    "    redis.call('EXPIRE', uk, life)\n"
-    "  end\n"
+    "  redis.call('HSET', p .. 'ua:' .. f.uah, 'ua', f.ua)\n"
+    "  outlive(p .. 'ua:' .. f.uah, life)\n"
     "end\n"
-    "redis.call('HSET', p .. 'sid:' .. sid, 'th', th, 'uid', uid)\n"
     "if isid ~= '' then\n"
-    "  isid = provider .. ':' .. isid\n"
-    "  redis.call('HSET', p .. 'sid:' .. sid, 'isid', isid)\n"
-    "  redis.call('SADD', p .. 'idp_sid:' .. isid, sid)\n"
+    "  local k = p .. 'idp_sid:' .. provider .. ':' .. isid\n"
+    "  redis.call('SADD', k, sid)\n"
+    "  outlive(k, life)\n"
     "end\n"
     "redis.call('ZADD', p .. 'sessions', now_ms, sid)\n"
     "redis.call('ZADD', p .. 'user_sessions:' .. uid, now_ms, sid)\n"
-    "endpoint(p, uid, sid, url, ep, now, 1)\n"
+    "outlive(p .. 'user_sessions:' .. uid, life)\n"
+    "endpoint(p, uid, sid, url, ep, now, 1, life)\n"
+    "for _, o in ipairs(redis.call('ZRANGE', p .. 'user_sessions:' .. uid,\n"
+    "                              0, 9)) do\n"
+    "  local k = skey(p, o)\n"
+    "  if not k or redis.call('EXISTS', k) == 0 then drop(p, o, uid) end\n"
+    "end\n"
     "local sweep = p .. 'sweep'\n"
     "local pos = tonumber(redis.call('GET', sweep) or '0')\n"
     "local ids = redis.call('ZRANGE', p .. 'sessions', pos, pos + 99)\n"
     "local ended = 0\n"
     "for _, o in ipairs(ids) do\n"
-    "  local oth = redis.call('HGET', p .. 'sid:' .. o, 'th')\n"
-    "  if not oth or redis.call('EXISTS', p .. 'session:' .. oth) == 0 then\n"
+    "  local k = skey(p, o)\n"
+    "  if not k or redis.call('EXISTS', k) == 0 then\n"
     "    drop(p, o)\n"
     "    ended = ended + 1\n"
     "  end\n"
@@ -338,15 +353,13 @@ ngx_str_t  ngx_http_identity_destroy_script = ngx_string(
     "if ARGV[2] == 'key' then\n"
     "  local f = redis.call('HMGET', KEYS[1], 'id', 'provider')\n"
     "  sid, provider = f[1], f[2]\n"
-    "  if redis.call('DEL', KEYS[1]) == 1 then\n"
-    "    dropped[1] = string.sub(KEYS[1], #p + 9)\n"
-    "  end\n"
+    "  if not sid then return {0, 0} end\n"
     "end\n"
-    "if not sid or redis.call('EXISTS', p .. 'sid:' .. sid) == 0 then\n"
-    "  return {0, publish(p)}\n"
-    "end\n"
-    "local th = redis.call('HGET', p .. 'sid:' .. sid, 'th')\n"
-    "local alive = redis.call('EXISTS', p .. 'session:' .. th)\n"
+    "local k = skey(p, sid)\n"
+    "if not k then return {0, 0} end\n"
+    "local alive = redis.call('EXISTS', k)\n"
+    "local known = alive == 1 or redis.call('ZSCORE', p .. 'sessions', sid)\n"
+    "if not known then return {0, 0} end\n"
     "drop(p, sid)\n"
     "return {provider or alive, publish(p)}\n");
 
@@ -480,10 +493,11 @@ ngx_http_identity_lookup_handler(ngx_http_request_t *r, redisReply *reply,
 
     /*
      * A session written before the claims gate (no version 2) may hold
-     * what it now refuses: its user logs in again
+     * what it now refuses: its user logs in again; so does one of another
+     * layout (the key layout at the top)
      */
 
-    if (ctx->session.version.len != 1 || ctx->session.version.data[0] != '3')
+    if (ctx->session.version.len != 1 || ctx->session.version.data[0] != '4')
     {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "identity: session \"%V\" of an earlier version "
@@ -613,8 +627,9 @@ ngx_http_identity_session_forget(ngx_http_request_t *r)
 
 
 /*
- * The session's key is the hex SHA-256 of the request's cookie, hashed
- * once per request whatever asks for it: the cache, or a command.
+ * The session's key is the first half of the hex SHA-256 of the request's
+ * cookie (its public id is "as_" and the same), hashed once per request
+ * whatever asks for it: the cache, or a command.
  */
 
 static u_char *
@@ -651,7 +666,8 @@ ngx_http_identity_session_cmd_key(ngx_http_request_t *r,
         return;
     }
 
-    ngx_http_identity_cmd_hex_key(cmd, "session:", key);
+    ngx_http_identity_cmd_hex_key(cmd, "session:", key,
+                                  NGX_HTTP_IDENTITY_SESSION_KEY_LEN);
 }
 
 
@@ -708,11 +724,15 @@ ngx_http_identity_session_create(ngx_http_request_t *r, ngx_str_t *token)
     ctx = ngx_http_identity_get_ctx(r);
     cl = &ctx->claims;
 
-    /* ids in the style of ngrok's: au_ for users, as_ for sessions */
+    /*
+     * ids in the style of ngrok's: au_ for users, as_ for sessions; a
+     * session's is its key, the first half of its cookie's hash, so no
+     * record maps one to the other
+     */
 
     uid.len = 3 + 32;
     uid.data = ngx_pnalloc(r->pool, uid.len);
-    sid.len = 3 + 32;
+    sid.len = 3 + NGX_HTTP_IDENTITY_SESSION_KEY_LEN;
     sid.data = ngx_pnalloc(r->pool, sid.len);
     th = ngx_pnalloc(r->pool, NGX_HTTP_IDENTITY_SHA256_HEX_LEN);
 
@@ -724,15 +744,11 @@ ngx_http_identity_session_create(ngx_http_request_t *r, ngx_str_t *token)
 
     ngx_sprintf(uid.data, "au_%V", &hash);
 
-    if (ngx_http_identity_random_hex(r->pool, 16, &hash) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    ngx_sprintf(sid.data, "as_%V", &hash);
-
     ngx_http_identity_sha256_hex(token, th);
     hash.data = th;
-    hash.len = NGX_HTTP_IDENTITY_SHA256_HEX_LEN;
+    hash.len = NGX_HTTP_IDENTITY_SESSION_KEY_LEN;
+
+    ngx_sprintf(sid.data, "as_%V", &hash);
 
     if (ngx_http_identity_public_origin(r, &url) != NGX_OK
         || ngx_http_identity_site_hash(r->pool, &url, &site) != NGX_OK

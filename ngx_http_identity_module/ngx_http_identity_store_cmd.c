@@ -103,15 +103,16 @@ ngx_http_identity_cmd_key(ngx_http_identity_cmd_t *cmd, char *kind,
     u_char  hex[NGX_HTTP_IDENTITY_SHA256_HEX_LEN];
 
     ngx_http_identity_sha256_hex(secret, hex);
-    ngx_http_identity_cmd_hex_key(cmd, kind, hex);
+    ngx_http_identity_cmd_hex_key(cmd, kind, hex,
+                                  NGX_HTTP_IDENTITY_SHA256_HEX_LEN);
 }
 
 
-/* the same, the secret already hashed: "hex" is its sha256hex */
+/* the key "P kind hex", the secret already hashed: "hex" is its hash */
 
 void
 ngx_http_identity_cmd_hex_key(ngx_http_identity_cmd_t *cmd, char *kind,
-    u_char *hex)
+    u_char *hex, size_t n)
 {
     u_char                         *p;
     size_t                          len;
@@ -123,7 +124,7 @@ ngx_http_identity_cmd_hex_key(ngx_http_identity_cmd_t *cmd, char *kind,
 
     len = ngx_strlen(kind);
 
-    key.len = imcf->key_prefix.len + len + NGX_HTTP_IDENTITY_SHA256_HEX_LEN;
+    key.len = imcf->key_prefix.len + len + n;
     key.data = ngx_pnalloc(cmd->request->pool, key.len);
     if (key.data == NULL) {
         cmd->failed = 1;
@@ -132,7 +133,7 @@ ngx_http_identity_cmd_hex_key(ngx_http_identity_cmd_t *cmd, char *kind,
 
     p = ngx_cpymem(key.data, imcf->key_prefix.data, imcf->key_prefix.len);
     p = ngx_cpymem(p, kind, len);
-    ngx_memcpy(p, hex, NGX_HTTP_IDENTITY_SHA256_HEX_LEN);
+    ngx_memcpy(p, hex, n);
 
     ngx_http_identity_cmd_str(cmd, &key);
 }

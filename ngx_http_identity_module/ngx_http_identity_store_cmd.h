@@ -58,6 +58,15 @@ typedef struct {
  * hashes ending the values of endpoints:<uid>; session_endpoints:<sid>
  * named them before version 3.  The user agent's shared record is no
  * session's: it expires on its own.
+ *
+ * skey(p, sid) is the key of the session whose public id is sid: "as_"
+ * and the first 128 bits of its cookie's hash, in hex (version 4).  Its
+ * identity and IdP session are read from its hash; once it has expired,
+ * the caller that knows whose it was says so (owner): the lists of an
+ * identity are cleaned as they are read (the admin API) and at its logins,
+ * and expire with their last session (the create script).  A session of
+ * version 3 had a record sid:<sid> {th, uid, isid}: drop() still reads it,
+ * so what an older build made is cleaned the same way.
  */
 
 #define NGX_HTTP_IDENTITY_LUA_DROP                                            \
@@ -79,30 +88,43 @@ typedef struct {
     "  if #live == 0 then return 0 end\n"                                     \
     "  return ev\n"                                                           \
     "end\n"                                                                   \
-    "local function drop(p, sid)\n"                                           \
-    "  local m = redis.call('HMGET', p .. 'sid:' .. sid, 'th', 'uid',\n"      \
-    "                       'isid')\n"                                        \
-    "  if m[1] then\n"                                                        \
-    "    redis.call('DEL', p .. 'session:' .. m[1])\n"                        \
-    "    dropped[#dropped + 1] = m[1]\n"                                      \
+    "local function skey(p, sid)\n"                                           \
+    "  local h = string.match(sid, '^as_(%x+)$')\n"                          \
+    "  if not h or #h ~= 32 then return nil end\n"                           \
+    "  return p .. 'session:' .. h, h\n"                                      \
+    "end\n"                                                                   \
+    "local function drop(p, sid, owner)\n"                                    \
+    "  local k, h = skey(p, sid)\n"                                           \
+    "  local m = {}\n"                                                        \
+    "  if k then\n"                                                           \
+    "    m = redis.call('HMGET', k, 'uid', 'provider', 'idp_sid')\n"         \
+    "    redis.call('DEL', k)\n"                                              \
+    "    dropped[#dropped + 1] = h\n"                                         \
+    "  end\n"                                                                 \
+    "  local uid, isid = m[1] or owner, m[3] and m[2] .. ':' .. m[3]\n"       \
+    "  local old = p .. 'sid:' .. sid\n"                                      \
+    "  if not m[1] then\n"                                                    \
+    "    local o = redis.call('HMGET', old, 'th', 'uid', 'isid')\n"           \
+    "    if o[1] then redis.call('DEL', p .. 'session:' .. o[1]) end\n"       \
+    "    uid, isid = o[2] or uid, o[3]\n"                                     \
     "  end\n"                                                                 \
     "  local eps = p .. 'session_endpoints:' .. sid\n"                       \
     "  local list = redis.call('SMEMBERS', eps)\n"                            \
-    "  if m[2] then\n"                                                        \
-    "    redis.call('ZREM', p .. 'user_sessions:' .. m[2], sid)\n"            \
-    "    local k = p .. 'endpoints:' .. m[2]\n"                               \
-    "    for _, v in ipairs(redis.call('HVALS', k)) do\n"                     \
+    "  if uid then\n"                                                         \
+    "    redis.call('ZREM', p .. 'user_sessions:' .. uid, sid)\n"             \
+    "    local e = p .. 'endpoints:' .. uid\n"                                \
+    "    for _, v in ipairs(redis.call('HVALS', e)) do\n"                     \
     "      list[#list + 1] = string.match(v, '^%d+ %d+ %d+ (%x+)$')\n"        \
     "    end\n"                                                               \
     "  end\n"                                                                 \
-    "  if m[3] then redis.call('SREM', p .. 'idp_sid:' .. m[3], sid) end\n"   \
+    "  if isid then redis.call('SREM', p .. 'idp_sid:' .. isid, sid) end\n"   \
     "  for _, ep in ipairs(list) do\n"                                        \
-    "    if m[2] then\n"                                                      \
-    "      local k = p .. 'endpoint_sessions:' .. m[2] .. ':' .. ep\n"         \
-    "      redis.call('ZREM', k, sid)\n"                                      \
+    "    if uid then\n"                                                       \
+    "      local e = p .. 'endpoint_sessions:' .. uid .. ':' .. ep\n"         \
+    "      redis.call('ZREM', e, sid)\n"                                      \
     "    end\n"                                                               \
     "  end\n"                                                                 \
-    "  redis.call('DEL', p .. 'sid:' .. sid, eps)\n"                          \
+    "  redis.call('DEL', old, eps)\n"                                         \
     "  redis.call('ZREM', p .. 'sessions', sid)\n"                            \
     "  redis.call('ZREM', p .. 'session_expiry', sid)\n"                      \
     "end\n"
@@ -126,7 +148,7 @@ void ngx_http_identity_cmd_num(ngx_http_identity_cmd_t *cmd, time_t value);
 void ngx_http_identity_cmd_key(ngx_http_identity_cmd_t *cmd, char *kind,
     ngx_str_t *secret);
 void ngx_http_identity_cmd_hex_key(ngx_http_identity_cmd_t *cmd, char *kind,
-    u_char *hex);
+    u_char *hex, size_t n);
 void ngx_http_identity_cmd_field_str(ngx_http_identity_cmd_t *cmd,
     char *name, ngx_str_t *value);
 void ngx_http_identity_cmd_field_num(ngx_http_identity_cmd_t *cmd,

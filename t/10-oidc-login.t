@@ -98,7 +98,7 @@ isnt($saw->{session}, $token, 'session id is not the cookie');
 
 # Redis holds only hashes of the secret
 
-my $skey = 'identity:session:' . sha256_hex($token);
+my $skey = Identity::Test::session_key($token);
 my %s = @{$t->redis('HGETALL', $skey) || []};
 is($s{id}, $saw->{session}, 'session record under sha256(cookie)');
 is($s{uid}, $saw->{id}, 'session names its identity');

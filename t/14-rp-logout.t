@@ -30,7 +30,7 @@ my $ua = Identity::Test::UA->new;
 my $r = $ua->oidc_login("$base/x");
 is($r->{status}, 200, 'logged in');
 my $token = $ua->cookie('identity_session', '127.0.0.1');
-my $skey = 'identity:session:' . sha256_hex($token);
+my $skey = Identity::Test::session_key($token);
 is($t->redis('EXISTS', $skey), 1, 'session in Redis');
 
 $r = $ua->get("$base/_identity/logout?redirect_path=/public/bye");

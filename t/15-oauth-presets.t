@@ -185,7 +185,7 @@ for my $p (sort keys %paths) {
 
     # the session: the tokens are kept encrypted, never in clear
     my $sess = $ua->cookie('identity_session');
-    my %h = @{$t->redis('HGETALL', 'identity:session:' . sha256_hex($sess))};
+    my %h = @{$t->redis('HGETALL', Identity::Test::session_key($sess))};
     is($h{provider}, $p, "$p: session record names the provider");
     like($h{at} // '', qr/^[A-Za-z0-9_-]{40,}$/, "$p: access token stored");
     my ($plain) = ($info->{headers}{authorization} // '') =~ /^Bearer (\S+)/;

@@ -88,7 +88,7 @@ my $token1 = $saw->{token};
 ok(length $token1, '$identity_access_token passed upstream');
 is(userinfo_with($token1)->{status}, 200, 'the token upstream is the real access token');
 
-my $skey = 'identity:session:' . sha256_hex($ua->cookie('identity_session'));
+my $skey = Identity::Test::session_key($ua->cookie('identity_session'));
 my %h = @{$t->redis('HGETALL', $skey)};
 ok(length($h{at} // '') && length($h{rt} // ''), 'access and refresh tokens kept');
 ok(index($h{at}, $token1) < 0 && index(join(' ', values %h), $token1) < 0,
@@ -100,7 +100,7 @@ my $checked = $h{checked};
 
 my $ua2 = Identity::Test::UA->new;
 $r = $ua2->oidc_login("$base/api/y");
-my $skey2 = 'identity:session:' . sha256_hex($ua2->cookie('identity_session'));
+my $skey2 = Identity::Test::session_key($ua2->cookie('identity_session'));
 $t->redis('HSET', $skey2, 'at', $h{at}, 'checked', time + 3600);
 $r = $ua2->get("$base/api/y");
 is($r->{status}, 200, 'session with a foreign ciphertext still admitted');

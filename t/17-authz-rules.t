@@ -152,7 +152,7 @@ like($r->{body}, qr{<strong id="who">mallory</strong>}, '... known by username, 
 # the identity is recorded all the same: ngrok records every user
 
 my $bob_sid = $ua{bob}->cookie('identity_session');
-my $uid = $t->redis('HGET', 'identity:session:' . sha256_hex($bob_sid), 'uid');
+my $uid = $t->redis('HGET', Identity::Test::session_key($bob_sid), 'uid');
 is($t->redis('HGET', "identity:user:$uid", 'email'), 'bob@other.test', 'refused user still has an identity record');
 
 # the logout link ends the session
@@ -175,7 +175,7 @@ $mock->set_user('github', $gh, gh_emails());
 my $dave = Identity::Test::UA->new;
 $r = $dave->follow($dave->get("$base/gh/x"));
 is($r->{status}, 200, 'github user of acme.example admitted');
-my $skey = 'identity:session:' . sha256_hex($dave->cookie('identity_session'));
+my $skey = Identity::Test::session_key($dave->cookie('identity_session'));
 
 # the interval is 2 s, not 1: a session's "checked" time has a resolution
 # of one second, so with 1 s a request right after the login could already
@@ -202,7 +202,7 @@ $mock->set_user('github', $gh, gh_emails());
 $dave = Identity::Test::UA->new;
 $r = $dave->follow($dave->get("$base/gh/x"));
 is($r->{status}, 200, 'logged in again with an expiring token');
-$skey = 'identity:session:' . sha256_hex($dave->cookie('identity_session'));
+$skey = Identity::Test::session_key($dave->cookie('identity_session'));
 sleep 2.5;
 $mock->requests('github', clear => 1);
 $r = $dave->get("$base/gh/x");

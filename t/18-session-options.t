@@ -65,13 +65,13 @@ is($r->{status}, 200, 'logged in at auth id "one"');
 ok($ua->cookie('identity_session_one'), 'its cookie is identity_session_one');
 ok(!$ua->cookie('identity_session'), 'not the server\'s cookie');
 my $sid = $ua->cookie('identity_session_one');
-is($t->redis('HGET', 'identity:session:' . sha256_hex($sid), 'auth'), 'one',
+is($t->redis('HGET', Identity::Test::session_key($sid), 'auth'), 'one',
    'the session records its auth id');
 is($ua->get("$base/one-more/y")->{status}, 200, 'another location of "one" shares it');
 is($ua->get("$base/two/x")->{status}, 302, 'auth id "two" asks for its own login');
 is($ua->get("$base/x")->{status}, 302, 'so does the server\'s default');
 is(upstream_saw($ua->get("$base/one/x")->{body})->{session},
-   $t->redis('HGET', 'identity:session:' . sha256_hex($sid), 'id'), 'upstream sees the "one" session');
+   $t->redis('HGET', Identity::Test::session_key($sid), 'id'), 'upstream sees the "one" session');
 
 # a cookie of "one" replayed under "two"'s name is refused
 
@@ -97,8 +97,8 @@ my $sid2 = $ua->cookie('identity_session_two');
 $r = $ua->get("$base/_identity/logout?auth_id=two&redirect_path=%2Fbye");
 is($r->{status}, 302, 'logout auth_id=two');
 like($r->{h}{location}, qr{/bye$}, 'to redirect_path');
-is($t->redis('EXISTS', 'identity:session:' . sha256_hex($sid2)), 0, '"two" session deleted');
-is($t->redis('EXISTS', 'identity:session:' . sha256_hex($sid)), 1, '"one" session kept');
+is($t->redis('EXISTS', Identity::Test::session_key($sid2)), 0, '"two" session deleted');
+is($t->redis('EXISTS', Identity::Test::session_key($sid)), 1, '"one" session kept');
 is($ua->get("$base/one/x")->{status}, 200, '"one" still admitted');
 
 # per-location maximum duration ("two": 2 s)

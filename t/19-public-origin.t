@@ -84,7 +84,7 @@ $r = $s->get("$pbase/in", headers => { Host => 'evil.example' });
 is($r->{status}, 200, 'session works behind the proxy');
 is(upstream_saw($r->{body})->{email}, 'alice@example.test', 'as alice');
 
-my $key = 'identity:session:' . sha256_hex($token);
+my $key = Identity::Test::session_key($token);
 my $uid = $t->redis('HGET', $key, 'uid');
 my $sid = $t->redis('HGET', $key, 'sid');
 my %eps = @{$t->redis('HGETALL', "identity:endpoints:$uid") // []};
@@ -132,7 +132,7 @@ $cb = Identity::Test::UA::resolve_url($res->{url}, $res->{h}{location});
 $r = $ua->get($cb);
 is($r->{status}, 302, "login with a forged Host") or diag("cb=$cb res=$res->{status} $res->{url}");
 my ($bt) = map { /^identity_session=([^;]+)/ ? $1 : () } @{$r->{cookies_set}};
-my $bkey = 'identity:session:' . sha256_hex($bt // '');
+my $bkey = Identity::Test::session_key($bt // '');
 my $buid = $t->redis('HGET', $bkey, 'uid');
 %eps = @{$t->redis('HGETALL', "identity:endpoints:$buid") // []};
 is_deeply([sort keys %eps], [sort $base, $public], 'recorded endpoint: the server, not the forged Host');

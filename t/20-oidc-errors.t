@@ -280,7 +280,7 @@ is(sessions(), $n, 'no session from bad cookies');
 $r = $browser->get("$base/before-revoke");
 is($r->{status}, 200, 'session works');
 my $sid = upstream_saw($r->{body})->{session};
-is($t->redis('DEL', 'identity:session:' . sha256_hex($token)), 1, 'admin deletes the session key');
+is($t->redis('DEL', Identity::Test::session_key($token)), 1, 'admin deletes the session key');
 $mark = log_mark();
 $r = $browser->get("$base/after-revoke");
 is($r->{status}, 302, 'revoked session, browser: 302');
@@ -296,7 +296,7 @@ $ua = Identity::Test::UA->new;
 $r = $ua->oidc_login("$idle_base/idle");
 is($r->{status}, 200, 'logged in where the idle timeout is 2s');
 $token = $ua->cookie('identity_session');
-my $ttl = $t->redis('TTL', 'identity:session:' . sha256_hex($token));
+my $ttl = $t->redis('TTL', Identity::Test::session_key($token));
 ok($ttl > 0 && $ttl <= 2, "session key expires with the idle timeout (ttl $ttl)");
 
 my $end = time + 4;
@@ -321,7 +321,7 @@ $r = $ua->oidc_login("$max_base/max");
 my $t0 = time;
 is($r->{status}, 200, 'logged in where sessions last 3s');
 $token = $ua->cookie('identity_session');
-my $skey = 'identity:session:' . sha256_hex($token);
+my $skey = Identity::Test::session_key($token);
 my %s = @{$t->redis('HGETALL', $skey) || []};
 is($s{expires_at} - $s{created_at}, 3, 'expires_at is 3s after creation');
 

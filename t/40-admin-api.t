@@ -247,7 +247,7 @@ is(call('GET', "app/users/$again->{id}")->{json}{email}, 'alice@example.test',
 # an expired session disappears from the lists
 
 my ($carol_ua, $carol) = login('bob', '/e');
-$t->redis('DEL', 'identity:session:' . sha256_hex($carol_ua->cookie('identity_session', '127.0.0.1')));
+$t->redis('DEL', Identity::Test::session_key($carol_ua->cookie('identity_session', '127.0.0.1')));
 ok(!(grep { $_ eq $carol->{session} } @{ids(call('GET', 'app/sessions'))}),
    'expired session not listed');
 is(call('GET', "app/sessions/$carol->{session}")->{status}, 404, 'expired session: 404');

@@ -137,7 +137,7 @@ is(with_cookie($base_a, $cookie)->{status}, 302, 'A refuses the cookie now');
 is(with_cookie($base_b, $cookie)->{status}, 302, 'B refuses it too');
 is(with_cookie($base_b, $cookie, Accept => 'application/json', 'Sec-Fetch-Mode' => undef)
    ->{status}, 401, 'an API client gets 401 on B');
-is($ta->redis('EXISTS', 'identity:session:' . sha256_hex($cookie)), 0,
+is($ta->redis('EXISTS', Identity::Test::session_key($cookie)), 0,
    'the session record is gone from Redis');
 is($ta->redis('ZSCORE', 'identity:sessions', $saw->{session}), undef, 'and unindexed');
 is(call($base_b, 'GET', "app/users/$saw->{id}")->{status}, 404, 'B: the user is gone');

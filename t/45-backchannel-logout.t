@@ -56,7 +56,7 @@ sub login {
     my ($ua, $user, $path) = @_;
     my $r = $ua->oidc_login("$base$path", user => $user);
     my $cookie = $ua->cookie('identity_session', '127.0.0.1') // '';
-    my $key = 'identity:session:' . sha256_hex($cookie);
+    my $key = Identity::Test::session_key($cookie);
     return { status => $r->{status}, url => $r->{url}, saw => upstream_saw($r->{body}),
              cookie => $cookie, key => $key, %{{ @{$t->redis('HGETALL', $key) || []} }} };
 }
@@ -123,7 +123,8 @@ is($ua->get("$base/x")->{status}, 302, 'the old cookie is refused: back to login
 is(admits($s0b), 302, 'so is the other one');
 is($t->redis('EXISTS', "identity:idp_sid:test:$s0->{idp_sid}"), 0, 'IdP sid index gone');
 is($t->redis('ZSCORE', 'identity:sessions', $s0->{id}), undef, 'session unindexed');
-is($t->redis('EXISTS', "identity:sid:$s0->{id}"), 0, 'no public id left');
+is($t->redis('EXISTS', 'identity:session:' . substr($s0->{id}, 3)), 0, 'its hash gone, which its public id names');
+is($t->redis('ZSCORE', "identity:user_sessions:$s0->{uid}", $s0->{id}), undef, 'out of its identity\'s list');
 is(admits($other), 200, 'the session of another IdP session is untouched');
 ok(alive($other), 'and still in Redis');
 

@@ -88,7 +88,7 @@ sub login {
     return { status => $r->{status} } unless $cookie;
     my $saw = upstream_saw($ua->get(($where // $base) . '/x')->{body});
     $saw->{status} = $r->{status};
-    $saw->{groups} = $t->redis('HGET', 'identity:session:' . sha256_hex($cookie), 'groups') // '';
+    $saw->{groups} = $t->redis('HGET', Identity::Test::session_key($cookie), 'groups') // '';
     return $saw;
 }
 

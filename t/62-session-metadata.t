@@ -91,7 +91,7 @@ sub login {
 sub session_of {
     my ($ua) = @_;
     my ($c) = grep { $_->{name} eq 'identity_session' } @{$ua->cookies};
-    my %h = @{$t->redis('HGETALL', 'identity:session:' . sha256_hex($c->{value}))};
+    my %h = @{$t->redis('HGETALL', Identity::Test::session_key($c->{value}))};
     return \%h;
 }
 

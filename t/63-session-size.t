@@ -77,9 +77,13 @@ sub keys_of { @{$t->redis('KEYS', $_[0] // 'identity:*')} }
 
 sub usage {
     my $sum = 0;
-    $sum += $t->redis('MEMORY', 'USAGE', $_, 'SAMPLES', '0') // 0 for keys_of();
+    $sum += $t->redis('MEMORY', 'USAGE', $_, 'SAMPLES', '0') // 0 for keys_of(@_);
     return $sum;
 }
+
+# what a session owns: its hash, its entry in "sessions", the shared user
+# agent records (the rest is its identity's: bench/README.md)
+sub session_usage { usage('identity:session:*') + usage('identity:sessions') + usage('identity:ua:*') }
 
 sub user {
     my ($i) = @_;
@@ -101,6 +105,7 @@ sub api_get {
 
 my $n = 20;
 my $before = usage();
+my $own_before = session_usage();
 my @uas;
 for my $i (1 .. $n) {
     $mock->set_user('gitlab', user($i));
@@ -110,12 +115,10 @@ for my $i (1 .. $n) {
     push @uas, $ua;
 }
 my $per = (usage() - $before) / $n;
-note("distinct users: $per bytes per session");
-cmp_ok($per, '<=', 2560, "distinct users: at most 2.5 KiB per session ($per)");
-TODO: {
-    local $TODO = 'the 1 KiB target of issue 14 is not met for distinct users yet';
-    cmp_ok($per, '<=', 1024, "distinct users: at most 1 KiB per session ($per)");
-}
+my $own = (session_usage() - $own_before) / $n;
+note("distinct users: $per bytes per login, $own of them the session's");
+cmp_ok($per, '<=', 2048, "distinct users: a session and a new identity in at most 2 KiB ($per)");
+cmp_ok($own, '<=', 1024, "distinct users: the session's part at most 1 KiB ($own)");
 
 # (b) sessions of one user, one browser: the user agent is kept once
 
@@ -128,7 +131,7 @@ for (1 .. $m_n) {
 }
 $per = (usage() - $before) / $m_n;
 note("sessions of one user: $per bytes per session");
-cmp_ok($per, '<=', 1536, "one user's sessions: at most 1.5 KiB each ($per)");
+cmp_ok($per, '<=', 1024, "one user's sessions: at most 1 KiB each ($per)");
 
 my @agents = keys_of('identity:ua:*');
 is(scalar @agents, 1, 'one user agent record for ' . ($n + $m_n) . ' sessions of one browser');
@@ -142,8 +145,12 @@ ok(!exists $s{ua}, 'a session keeps no user agent of its own');
 is("identity:ua:$s{uah}", $agents[0], 'but names the shared record');
 like($t->redis('HGET', $agents[0], 'ua'), qr/^Mozilla\/5\.0 .*Chrome/, 'which holds the user agent');
 ok(!exists $s{issuer}, 'nor the issuer, which the identity keeps');
-ok(grep({ $_ ne 'listpack' } map { $t->redis('OBJECT', 'ENCODING', $_) } keys_of('identity:sid:*')) == 0,
-   'every session id record is listpack-encoded');
+is(scalar keys_of('identity:sid:*'), 0, 'no record maps a session id to its key (layout 4)');
+is($one, 'identity:session:' . substr($s{id}, 3), 'a session\'s key is its public id without "as_"');
+like($s{id}, qr/^as_[0-9a-f]{32}$/, 'which is "as_" and 32 hex digits');
+my $us_ttl = $t->redis('TTL', "identity:user_sessions:$s{uid}");
+ok($us_ttl > 0 && $us_ttl <= 7 * 86400,
+   "an identity's session list expires with its longest-lived session ($us_ttl s)");
 
 # the admin API shows what it showed: the user agent and what it says
 
@@ -214,8 +221,7 @@ sub session_keys {
 }
 
 my @sids = map { $t->redis('HGET', $_, 'id') } keys_of('identity:session:*');
-my %th = map { $t->redis('HGET', "identity:sid:$_", 'th') => $_ } @sids;
-my %uid = map { $t->redis('HGET', "identity:sid:$_", 'uid') => 1 } @sids;
+my %uid = map { $t->redis('HGET', $_, 'uid') => 1 } keys_of('identity:session:*');
 for my $sid (@sids) {
     my $d = $api->request('DELETE', "$base/api/app/sessions/$sid");
     die "DELETE $sid: $d->{status}\n" unless $d->{status} == 204;
@@ -256,5 +262,40 @@ is($r->{status}, 200, 'another login, which collects expired sessions');
 is($t->redis('EXISTS', $sua), 0, 'the short sessions\' user agent record expired');
 @left = map { session_keys($_) } @short;
 is_deeply(\@left, [], 'no key or index entry of the expired sessions left') or diag("@left");
+
+# an identity that keeps a session: its list loses the expired ones at its
+# next login (an expired session's hash no longer says whose it was)
+
+$mock->set_user('gitlab', user(3));
+$r = login(Identity::Test::UA->new, "$base/x");
+is($r->{status}, 200, 'a long session');
+login(Identity::Test::UA->new(headers => { 'User-Agent' => 'ShortLived/1.0' }), "$short/x") for 1 .. 2;
+my $uid3 = $t->redis('GET', 'identity:sub:gitlab:4000003');
+my @mine = @{$t->redis('ZRANGE', "identity:user_sessions:$uid3", 0, -1)};
+is(scalar @mine, 3, 'and two short ones, in its list');
+sleep 3;
+$r = login(Identity::Test::UA->new, "$base/x");
+is($r->{status}, 200, 'its next login');
+my @live = grep { $t->redis('EXISTS', 'identity:session:' . substr($_, 3)) } @mine;
+is(scalar @live, 1, 'one of the three is left');
+@left = map { session_keys($_) } grep { my $m = $_; !grep { $_ eq $m } @live } @mine;
+is_deeply(\@left, [], 'the expired ones are in no list of its identity') or diag("@left");
+cmp_ok($t->redis('TTL', "identity:user_sessions:$uid3"), '>', 2, 'whose list lives as long as its long sessions');
+
+# records of layout 3 (a random public id, a record mapping it to the
+# cookie's full hash) are not found, and are cleaned up by the sweep
+
+my ($lsid, $lth) = ('as_' . ('ab' x 16), 'cd' x 32);
+$t->redis('HSET', "identity:sid:$lsid", 'th', $lth, 'uid', $uid3, 'isid', 'gitlab:old');
+$t->redis('HSET', "identity:session:$lth", 'v', '3', 'id', $lsid, 'uid', $uid3);
+$t->redis('EXPIRE', "identity:session:$lth", 3600);
+$t->redis('SADD', 'identity:idp_sid:gitlab:old', $lsid);
+$t->redis('ZADD', 'identity:sessions', 1, $lsid);
+$t->redis('ZADD', "identity:user_sessions:$uid3", 1, $lsid);
+$r = login(Identity::Test::UA->new, "$base/x");
+is($r->{status}, 200, 'a login after an upgrade from layout 3');
+@left = (session_keys($lsid), grep { $t->redis('EXISTS', $_) } "identity:session:$lth");
+is_deeply(\@left, [], 'nothing of a layout 3 session left: its record, its hash, its index entries')
+    or diag("@left");
 
 $t->done;

@@ -176,7 +176,7 @@ ok(index($me->{csrf_token}, $adm->cookie('identity_session')) < 0, 'the token is
 
 my $bob = Identity::Test::UA->new;
 $bob->oidc_login("$base/app/x", user => 'alice');
-my $bob_sid = $t->redis('HGET', 'identity:session:' . sha256_hex($bob->cookie('identity_session')), 'id');
+my $bob_sid = $t->redis('HGET', Identity::Test::session_key($bob->cookie('identity_session')), 'id');
 my $js = { Accept => 'application/json' };
 $r = $adm->request('DELETE', "$base/admin/app/sessions/$bob_sid", headers => { %$js, 'X-CSRF-Token' => 'x' x 43 });
 is($r->{status}, 403, 'DELETE with a wrong CSRF token: 403');

@@ -163,7 +163,7 @@ sub cookie {
     return $c;
 }
 
-sub session_key { 'identity:session:' . sha256_hex($_[0] // '') }
+sub session_key { Identity::Test::session_key($_[0] // '') }
 
 # The Set-Cookie header, as the server sent it, that set cookie C.
 sub set_cookie_header {

@@ -170,7 +170,7 @@ is($seen->{email}, 'alice@example.test', 'and the e-mail');
 
 {
     use Digest::SHA qw(sha256_hex);
-    my $key = 'identity:session:' . sha256_hex($cookie);
+    my $key = Identity::Test::session_key($cookie);
     my $last = $ta->redis('HGET', $key, 'last_active');
     sleep 2.1;
     my $t0 = time;

@@ -121,7 +121,7 @@ async function sessionInRedis(cookie) {
   if (!cookie) {
     return null;
   }
-  const key = `identity:session:${crypto.createHash('sha256').update(cookie.value).digest('hex')}`;
+  const key = `identity:session:${crypto.createHash('sha256').update(cookie.value).digest('hex').slice(0, 32)}`;
   return { exists: await redis('EXISTS', key), id: await redis('HGET', key, 'id') };
 }
 

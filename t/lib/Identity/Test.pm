@@ -7,7 +7,7 @@ use strict;
 use warnings;
 
 use Cwd qw(abs_path);
-use Digest::SHA qw(sha256);
+use Digest::SHA qw(sha256 sha256_hex);
 use File::Basename qw(dirname);
 use File::Path qw(make_path remove_tree);
 use File::Temp qw(tempdir);
@@ -21,6 +21,11 @@ use Time::HiRes qw(sleep time);
 
 our $ROOT = abs_path(dirname(__FILE__) . '/../../..');
 our $NGINX = $ENV{NGINX} // '/usr/sbin/nginx';
+
+# The Redis key of the session a cookie names (layout 4): its public id is
+# "as_" and the same 32 hex digits
+sub session_hex { substr(sha256_hex($_[0] // ''), 0, 32) }
+sub session_key { 'identity:session:' . session_hex($_[0]) }
 
 my @live;          # harness objects whose servers END must stop
 my %used_ports;
