@@ -41,6 +41,7 @@
 #include "ngx_http_identity_admin.h"
 #include "ngx_http_identity_admin_json.h"
 #include "ngx_http_identity_dashboard.h"
+#include "ngx_http_identity_redis.h"
 
 
 #define NGX_HTTP_IDENTITY_ADMIN_LIMIT    100
@@ -941,7 +942,8 @@ static void
 ngx_http_identity_admin_finish(ngx_http_request_t *r, ngx_int_t status,
     json_t *body)
 {
-    ngx_int_t  rc;
+    ngx_int_t   rc;
+    ngx_uint_t  level;
 
     switch (status) {
 
@@ -959,7 +961,12 @@ ngx_http_identity_admin_finish(ngx_http_request_t *r, ngx_int_t status,
         break;
 
     case NGX_HTTP_SERVICE_UNAVAILABLE:
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+        /* while Redis is down its state changes are logged (redis.c) */
+
+        level = (status == NGX_HTTP_SERVICE_UNAVAILABLE
+                 && ngx_http_identity_redis_down())
+                ? NGX_LOG_INFO : NGX_LOG_ERR;
+        ngx_log_error(level, r->connection->log, 0,
                       "identity: session store unavailable");
         rc = ngx_http_identity_admin_json_error(r, status,
                                                 "the session store is "

@@ -18,6 +18,7 @@
 #include "ngx_http_identity_types.h"
 #include "ngx_http_identity_request.h"
 #include "ngx_http_identity_error.h"
+#include "ngx_http_identity_redis.h"
 
 
 typedef struct {
@@ -71,6 +72,7 @@ ngx_http_identity_error_page(ngx_http_request_t *r, ngx_int_t status,
     u_char                     *p;
     size_t                      len;
     ngx_buf_t                  *b;
+    ngx_uint_t                  level;
     ngx_table_elt_t            *h;
     ngx_http_identity_error_t  *e;
 
@@ -92,7 +94,12 @@ ngx_http_identity_error_page(ngx_http_request_t *r, ngx_int_t status,
      */
 
     if (status >= NGX_HTTP_INTERNAL_SERVER_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+        /* while Redis is down its state changes are logged (redis.c) */
+
+        level = (status == NGX_HTTP_SERVICE_UNAVAILABLE
+                 && ngx_http_identity_redis_down())
+                ? NGX_LOG_INFO : NGX_LOG_ERR;
+        ngx_log_error(level, r->connection->log, 0,
                       "identity: sign-in failed with %i \"%V\"",
                       status, &e->code);
     }

@@ -9,9 +9,15 @@
  * worker, its socket wrapped in an ngx_connection_t, level-triggered read and
  * write events, and nginx timers for the connect and command timeouts that
  * hiredis 0.14 lacks.  A lost connection is re-established lazily, no sooner
- * than an exponential backoff allows; meanwhile commands fail at once, so
- * requests get a quick 503 rather than piling up.  The identity_redis
- * directive that configures it is parsed here too.
+ * than a backoff allows (100 ms, doubling up to 250 ms, so that a worker
+ * admits again within a second of Redis answering); meanwhile commands
+ * fail at once, so requests get a quick 503 rather than piling up.
+ *
+ * What is logged of an outage is its changes of state: one line when a
+ * connection goes down (why), one every 5 s while it stays down (how many
+ * requests were refused), one when Redis answers again; the requests
+ * refused meanwhile log at info only.  The identity_redis directive that
+ * configures it is parsed here too.
  *
  * A second connection, made only where a session cache is configured,
  * holds a subscription (node.c's): the same glue, its messages handed to
@@ -31,7 +37,8 @@
 
 
 #define NGX_HTTP_IDENTITY_REDIS_BACKOFF_MIN  100
-#define NGX_HTTP_IDENTITY_REDIS_BACKOFF_MAX  5000
+#define NGX_HTTP_IDENTITY_REDIS_BACKOFF_MAX  250
+#define NGX_HTTP_IDENTITY_REDIS_REPORT       5000
 #define NGX_HTTP_IDENTITY_REDIS_MAX_ARGS     96
 
 
@@ -46,6 +53,12 @@ typedef struct {
     ngx_msec_t                          retry_at;
     ngx_http_identity_redis_sub_pt      sub_handler;
     void                               *sub_data;
+    char                               *role;
+    ngx_msec_t                          down_since;
+    ngx_msec_t                          reported;
+    ngx_uint_t                          refused;      /* since reported */
+    ngx_uint_t                          refused_all;  /* since down */
+    unsigned                            down:1;
     unsigned                            connected:1;
     unsigned                            writing:1;
     unsigned                            subscribed:1;
@@ -86,6 +99,10 @@ static void ngx_http_identity_redis_add_write(void *data);
 static void ngx_http_identity_redis_del_write(void *data);
 static void ngx_http_identity_redis_cleanup(void *data);
 static void ngx_http_identity_redis_waiter_cleanup(void *data);
+static void ngx_http_identity_redis_is_down(ngx_http_identity_redis_t *rd,
+    const char *what, const char *why);
+static void ngx_http_identity_redis_is_up(ngx_http_identity_redis_t *rd);
+static void ngx_http_identity_redis_refused(ngx_http_identity_redis_t *rd);
 
 
 static ngx_http_identity_redis_t  ngx_http_identity_redis;
@@ -106,6 +123,7 @@ ngx_http_identity_redis_init(ngx_cycle_t *cycle,
 
         rd->conf = conf;
         rd->log = cycle->log;
+        rd->role = i ? " (subscription)" : "";
         rd->backoff = NGX_HTTP_IDENTITY_REDIS_BACKOFF_MIN;
 
         rd->timer.handler = ngx_http_identity_redis_timeout;
@@ -152,6 +170,7 @@ ngx_http_identity_redis_request(ngx_http_request_t *r,
     ngx_http_identity_redis_handler_pt handler, void *data, ngx_uint_t argc,
     ngx_str_t *argv)
 {
+    ngx_uint_t                         level;
     ngx_pool_cleanup_t                *cln;
     ngx_http_identity_redis_waiter_t  *w;
 
@@ -182,9 +201,10 @@ ngx_http_identity_redis_request(ngx_http_request_t *r,
     if (ngx_http_identity_redis_issue(r->connection->log, w, argc, argv)
         != NGX_OK)
     {
-        /* once per request that will answer 503 for it */
+        /* while Redis is down, its state changes are logged instead */
 
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+        level = ngx_http_identity_redis.down ? NGX_LOG_INFO : NGX_LOG_ERR;
+        ngx_log_error(level, r->connection->log, 0,
                       "identity: session store unavailable");
         cln->handler = NULL;
         ngx_free(w);
@@ -244,6 +264,7 @@ ngx_http_identity_redis_issue(ngx_log_t *log,
     }
 
     if (ngx_http_identity_redis_connect(rd) != NGX_OK) {
+        ngx_http_identity_redis_refused(rd);
         return NGX_ERROR;
     }
 
@@ -312,9 +333,8 @@ ngx_http_identity_redis_connect(ngx_http_identity_redis_t *rd)
     }
 
     if (ac == NULL || ac->err) {
-        ngx_log_error(NGX_LOG_ERR, rd->log, 0,
-                      "identity: redis connect to \"%V\" failed: %s",
-                      &conf->host, ac ? ac->errstr : "out of memory");
+        ngx_http_identity_redis_is_down(rd, "connect failed",
+                                        ac ? ac->errstr : "out of memory");
         if (ac) {
             redisAsyncFree(ac);
         }
@@ -418,6 +438,17 @@ ngx_http_identity_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
 
     ngx_http_identity_redis_arm_timer(rd);
 
+    if (reply) {
+        ngx_http_identity_redis_is_up(rd);
+
+    } else if (ac->err) {
+
+        /* the connection is lost: said before its requests answer 503 */
+
+        ngx_http_identity_redis_is_down(rd, "lost the connection",
+                                        ac->errstr);
+    }
+
     if (reply && reply->type == REDIS_REPLY_ERROR) {
         ngx_log_error(NGX_LOG_ERR, rd->log, 0,
                       "identity: redis error: \"%*s\"",
@@ -455,11 +486,31 @@ ngx_http_identity_redis_setup_reply(redisAsyncContext *ac, void *r,
 
     ngx_http_identity_redis_arm_timer(rd);
 
-    if (reply && reply->type == REDIS_REPLY_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, rd->log, 0,
-                      "identity: redis %s failed: \"%*s\"",
-                      (char *) privdata, (size_t) reply->len, reply->str);
+    if (reply == NULL) {
+        return;
     }
+
+    if (reply->type != REDIS_REPLY_ERROR) {
+        ngx_http_identity_redis_is_up(rd);
+        return;
+    }
+
+    /*
+     * Refused credentials or database: what follows would fail too, one
+     * error a request; the connection is dropped and tried again later
+     */
+
+    if (!rd->down) {
+        ngx_log_error(NGX_LOG_ERR, rd->log, 0,
+                      "identity: redis%s at \"%V\" refused %s: \"%*s\"",
+                      rd->role, &rd->conf->host, (char *) privdata,
+                      (size_t) reply->len, reply->str);
+    }
+
+    ngx_http_identity_redis_is_down(rd, "refused the connection's setup",
+                                    NULL);
+    rd->connected = 0;
+    redisAsyncFree(ac);
 }
 
 
@@ -563,6 +614,7 @@ ngx_http_identity_redis_sub_reply(redisAsyncContext *ac, void *r,
     }
 
     if (ngx_strcmp(reply->element[0]->str, "subscribe") == 0) {
+        ngx_http_identity_redis_is_up(rd);
         rd->subscribed = 1;
         rd->sub_handler(rd->sub_data, NGX_HTTP_IDENTITY_SUB_UP, NULL);
         return;
@@ -584,9 +636,7 @@ ngx_http_identity_redis_connected(const redisAsyncContext *ac, int status)
     ngx_http_identity_redis_t  *rd = ac->data;
 
     if (status != REDIS_OK) {
-        ngx_log_error(NGX_LOG_ERR, rd->log, 0,
-                      "identity: redis connect to \"%V\" failed: %s",
-                      &rd->conf->host, ac->errstr);
+        ngx_http_identity_redis_is_down(rd, "connect failed", ac->errstr);
         return;
     }
 
@@ -610,9 +660,8 @@ ngx_http_identity_redis_disconnected(const redisAsyncContext *ac, int status)
     ngx_http_identity_redis_t  *rd = ac->data;
 
     if (status != REDIS_OK) {
-        ngx_log_error(NGX_LOG_ERR, rd->log, 0,
-                      "identity: lost connection to redis at \"%V\": %s",
-                      &rd->conf->host, ac->errstr);
+        ngx_http_identity_redis_is_down(rd, "lost the connection",
+                                        ac->errstr);
     }
 }
 
@@ -643,10 +692,11 @@ ngx_http_identity_redis_timeout(ngx_event_t *ev)
 {
     ngx_http_identity_redis_t  *rd = ev->data;
 
-    ngx_log_error(NGX_LOG_ERR, rd->log, NGX_ETIMEDOUT,
-                  "identity: redis at \"%V\" timed out while %s",
-                  &rd->conf->host,
-                  rd->connected ? "waiting for a reply" : "connecting");
+    ngx_http_identity_redis_is_down(rd, rd->connected
+                                        ? "timed out while waiting for a "
+                                          "reply"
+                                        : "timed out while connecting",
+                                    NULL);
 
     if (rd->ac) {
         /* fails every pending command: their requests answer 503 */
@@ -804,6 +854,84 @@ ngx_http_identity_redis_cleanup(void *data)
     if (rd->timer.timer_set) {
         ngx_del_timer(&rd->timer);
     }
+}
+
+
+/* an outage is logged by its changes of state, not by each refusal */
+
+static void
+ngx_http_identity_redis_is_down(ngx_http_identity_redis_t *rd,
+    const char *what, const char *why)
+{
+    if (rd->down) {
+        ngx_log_debug4(NGX_LOG_DEBUG_HTTP, rd->log, 0,
+                       "identity: redis%s at \"%V\" still down: %s%s",
+                       rd->role, &rd->conf->host, what, why ? why : "");
+        return;
+    }
+
+    rd->down = 1;
+    rd->down_since = ngx_current_msec;
+    rd->reported = ngx_current_msec;
+    rd->refused = 0;
+    rd->refused_all = 0;
+
+    ngx_log_error(NGX_LOG_ERR, rd->log, 0,
+                  "identity: redis%s at \"%V\" %s%s%s: refusing what "
+                  "needs it until it answers", rd->role, &rd->conf->host,
+                  what, why ? ": " : "", why ? why : "");
+}
+
+
+static void
+ngx_http_identity_redis_is_up(ngx_http_identity_redis_t *rd)
+{
+    if (!rd->down) {
+        return;
+    }
+
+    rd->down = 0;
+
+    ngx_log_error(NGX_LOG_NOTICE, rd->log, 0,
+                  "identity: redis%s at \"%V\" answers again after %M ms; "
+                  "%ui requests were refused", rd->role, &rd->conf->host,
+                  ngx_current_msec - rd->down_since, rd->refused_all);
+}
+
+
+static void
+ngx_http_identity_redis_refused(ngx_http_identity_redis_t *rd)
+{
+    ngx_msec_t  now;
+
+    if (!rd->down) {
+        return;
+    }
+
+    rd->refused++;
+    rd->refused_all++;
+
+    now = ngx_current_msec;
+
+    if (now - rd->reported < NGX_HTTP_IDENTITY_REDIS_REPORT) {
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, rd->log, 0,
+                  "identity: redis%s at \"%V\" still down after %M ms: "
+                  "%ui requests refused in the last %M ms", rd->role,
+                  &rd->conf->host, now - rd->down_since, rd->refused,
+                  now - rd->reported);
+
+    rd->reported = now;
+    rd->refused = 0;
+}
+
+
+ngx_uint_t
+ngx_http_identity_redis_down(void)
+{
+    return ngx_http_identity_redis.down;
 }
 
 

@@ -37,6 +37,9 @@ ngx_int_t ngx_http_identity_redis_request(ngx_http_request_t *r,
     ngx_str_t *argv);
 ngx_int_t ngx_http_identity_redis_send(ngx_log_t *log, ngx_uint_t argc,
     ngx_str_t *argv);
+
+/* whether the worker's connection to Redis is down now */
+ngx_uint_t ngx_http_identity_redis_down(void);
 /* a subscription's events: UP once subscribed, MESSAGE, DOWN once over */
 #define NGX_HTTP_IDENTITY_SUB_UP       0
 #define NGX_HTTP_IDENTITY_SUB_DOWN     1

@@ -352,8 +352,8 @@ $r = $browser->oidc_login("$base/before-redis-down");
 is($r->{status}, 200, 'logged in');
 $n = sessions();
 
-$t->stop_redis;
 $mark = log_mark();
+$t->stop_redis;
 $r = $browser->get("$base/redis-down");
 is($r->{status}, 503, 'Redis down, valid session cookie: 503');
 $r = Identity::Test::UA->new->get("$base/redis-down");
@@ -382,6 +382,15 @@ ok($slowest < 1, sprintf('each answered at once (slowest %.3fs)', $slowest));
 like(log_since($mark), qr/redis at "127\.0\.0\.1" is down, next attempt in \d+ ms/,
      'reconnection attempts are spaced out');
 
+# the outage is logged by its changes of state, not once per request
+my @errors = grep { /\[(error|crit|alert|emerg)\]/ } split /\n/, log_since($mark);
+ok(scalar(grep { /redis at "127\.0\.0\.1" (?:lost the connection|connect failed)[^\n]*refusing what needs it until it answers/ } @errors),
+   'Redis down: one line says so, and why');
+cmp_ok(scalar @errors, '<=', 4, 'and about 30 refused requests add no error line of their own')
+    or diag(join "\n", @errors);
+like(log_since($mark), qr/\[info\][^\n]*session store unavailable/, 'each refusal is logged at info');
+$mark = log_mark();
+
 $t->start_redis;
 is(sessions(), 0, 'Redis came back empty');
 
@@ -396,6 +405,8 @@ while (time < $end) {
     sleep 0.2;
 }
 is($r->{status}, 302, 'Redis back: a login starts again (reconnected)');
+like(log_since($mark), qr/\[notice\][^\n]*redis at "127\.0\.0\.1" answers again after \d+ ms; \d+ requests were refused/,
+     'Redis back: one line says so, with the count of refusals');
 ok(time - $t1 <= 10, sprintf('within %.1fs', time - $t1));
 $r = $fresh->oidc_login("$base/redis-back");
 is($r->{status}, 200, 'and completes');

@@ -224,6 +224,8 @@ sub start_redis {
     my @cmd = ('redis-server', '--port', $port, '--bind', '127.0.0.1',
         '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--dir', $self->{dir});
     push @cmd, '--requirepass', $self->{redis_password} if defined $self->{redis_password};
+    $self->{redis_args} = $opt{args} if $opt{args};
+    push @cmd, @{$self->{redis_args} || []};
     $self->_spawn('redis', \@cmd, "$self->{dir}/redis.log", "$self->{dir}/redis.log");
     my $end = time + 10;
     while (time < $end) {
@@ -236,6 +238,9 @@ sub start_redis {
 }
 
 sub stop_redis { $_[0]->_stop('redis', 'TERM', 10) }
+sub kill_redis { $_[0]->_stop('redis', 'KILL', 10) }
+# SIGSTOP / SIGCONT: Redis keeps its connections and stops answering
+sub pause_redis { kill $_[1] ? 'CONT' : 'STOP', $_[0]{procs}{redis} }
 sub redis_port { $_[0]{redis_port} }
 sub redis_error { $_[0]{redis_error} }
 
