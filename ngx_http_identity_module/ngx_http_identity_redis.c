@@ -297,8 +297,9 @@ static ngx_int_t
 ngx_http_identity_redis_connect(ngx_http_identity_redis_t *rd)
 {
     u_char                           buf[NGX_INT_T_LEN];
-    size_t                           lens[2];
-    const char                      *args[2];
+    size_t                           lens[3];
+    ngx_uint_t                       n;
+    const char                      *args[3];
     ngx_connection_t                *c;
     redisAsyncContext               *ac;
     ngx_http_identity_redis_conf_t  *conf;
@@ -382,12 +383,19 @@ ngx_http_identity_redis_connect(ngx_http_identity_redis_t *rd)
     /* queued ahead of every command that caused this connect */
 
     if (conf->password.len) {
-        args[0] = "AUTH";
-        lens[0] = 4;
-        args[1] = (const char *) conf->password.data;
-        lens[1] = conf->password.len;
+        n = 0;
+        args[n] = "AUTH";
+        lens[n++] = 4;
 
-        ngx_http_identity_redis_setup(rd, 2, args, lens);
+        if (conf->user.len) {
+            args[n] = (const char *) conf->user.data;
+            lens[n++] = conf->user.len;
+        }
+
+        args[n] = (const char *) conf->password.data;
+        lens[n++] = conf->password.len;
+
+        ngx_http_identity_redis_setup(rd, n, args, lens);
     }
 
     if (conf->db) {
@@ -944,7 +952,10 @@ ngx_http_identity_redis_waiter_cleanup(void *data)
 }
 
 
-/* identity_redis ADDRESS [db=N] [password=S|password_file=P] [timeouts] */
+/*
+ * identity_redis ADDRESS [db=N] [user=NAME] [password=S|password_file=P]
+ *                [timeouts]
+ */
 
 char *
 ngx_http_identity_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -1029,6 +1040,14 @@ ngx_http_identity_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd,
             continue;
         }
 
+        if (ngx_strncmp(value[i].data, "user=", 5) == 0
+            && value[i].len > 5)
+        {
+            rc->user.data = value[i].data + 5;
+            rc->user.len = value[i].len - 5;
+            continue;
+        }
+
         if (ngx_strncmp(value[i].data, "password=", 9) == 0) {
             rc->password.data = value[i].data + 9;
             rc->password.len = value[i].len - 9;
@@ -1075,6 +1094,15 @@ ngx_http_identity_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd,
         }
 
         goto invalid;
+    }
+
+    /* an ACL user without its password would log in as nobody */
+
+    if (rc->user.len && rc->password.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" with \"user=\" needs \"password_file=\" "
+                           "or \"password=\"", &cmd->name);
+        return NGX_CONF_ERROR;
     }
 
     rc->configured = 1;

@@ -109,6 +109,7 @@ typedef struct {
     in_port_t                        port;
     ngx_uint_t                       unix_socket;
     ngx_uint_t                       db;
+    ngx_str_t                        user;        /* an ACL user, or "" */
     ngx_str_t                        password;
     ngx_msec_t                       connect_timeout;
     ngx_msec_t                       timeout;
