@@ -22,6 +22,13 @@
  * A second connection, made only where a session cache is configured,
  * holds a subscription (node.c's): the same glue, its messages handed to
  * one handler, and UP and DOWN when the subscription begins and ends.
+ *
+ * With sentinels, a third connection asks them, one after the other, which
+ * server is the primary (SENTINEL get-master-addr-by-name): when the worker
+ * starts, and again whenever a connection to the primary fails, the server
+ * says it is not the primary (ROLE, checked before any command is answered)
+ * or a write is refused as READONLY.  A connection is never used before
+ * its ROLE said "master", so no request is answered from a replica.
  */
 
 
@@ -32,7 +39,6 @@
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
 
-#include "ngx_http_identity_crypto.h"
 #include "ngx_http_identity_redis.h"
 
 
@@ -46,6 +52,7 @@ typedef struct {
     redisAsyncContext                  *ac;
     ngx_connection_t                   *conn;
     ngx_http_identity_redis_conf_t     *conf;
+    ngx_http_identity_redis_addr_t      addr;       /* where it connects */
     ngx_log_t                          *log;
     ngx_event_t                         timer;
     ngx_uint_t                          pending;
@@ -59,6 +66,7 @@ typedef struct {
     ngx_uint_t                          refused;      /* since reported */
     ngx_uint_t                          refused_all;  /* since down */
     unsigned                            down:1;
+    unsigned                            sentinel:1;
     unsigned                            connected:1;
     unsigned                            writing:1;
     unsigned                            subscribed:1;
@@ -103,10 +111,27 @@ static void ngx_http_identity_redis_is_down(ngx_http_identity_redis_t *rd,
     const char *what, const char *why);
 static void ngx_http_identity_redis_is_up(ngx_http_identity_redis_t *rd);
 static void ngx_http_identity_redis_refused(ngx_http_identity_redis_t *rd);
+static void ngx_http_identity_redis_failed(ngx_http_identity_redis_t *rd,
+    const char *what, const char *why);
+static void ngx_http_identity_redis_ask(void);
+static void ngx_http_identity_redis_sentinel_reply(redisAsyncContext *ac,
+    void *r, void *privdata);
+static void ngx_http_identity_redis_role_reply(redisAsyncContext *ac,
+    void *r, void *privdata);
 
 
 static ngx_http_identity_redis_t  ngx_http_identity_redis;
 static ngx_http_identity_redis_t  ngx_http_identity_redis_sub;
+static ngx_http_identity_redis_t  ngx_http_identity_redis_sentinel;
+
+
+/* the primary the sentinels named last ("" when it is to be asked) */
+
+static u_char                          ngx_http_identity_primary_host[
+                                           NGX_SOCKADDR_STRLEN + 1];
+static ngx_http_identity_redis_addr_t  ngx_http_identity_primary;
+static ngx_uint_t                      ngx_http_identity_next_sentinel;
+static ngx_uint_t                      ngx_http_identity_asking;
 
 
 ngx_int_t
@@ -116,14 +141,22 @@ ngx_http_identity_redis_init(ngx_cycle_t *cycle,
     ngx_uint_t                  i;
     ngx_http_identity_redis_t  *rd;
 
-    for (i = 0; i < 2; i++) {
-        rd = i ? &ngx_http_identity_redis_sub : &ngx_http_identity_redis;
+    static ngx_http_identity_redis_t  *rds[] = {
+        &ngx_http_identity_redis, &ngx_http_identity_redis_sub,
+        &ngx_http_identity_redis_sentinel
+    };
+
+    for (i = 0; i < 3; i++) {
+        rd = rds[i];
 
         ngx_memzero(rd, sizeof(ngx_http_identity_redis_t));
 
         rd->conf = conf;
         rd->log = cycle->log;
-        rd->role = i ? " (subscription)" : "";
+        rd->role = i == 0 ? "" : i == 1 ? " (subscription)" : " sentinel";
+        rd->sentinel = (i == 2);
+        rd->addr.host = conf->host;
+        rd->addr.port = conf->port;
         rd->backoff = NGX_HTTP_IDENTITY_REDIS_BACKOFF_MIN;
 
         rd->timer.handler = ngx_http_identity_redis_timeout;
@@ -136,7 +169,16 @@ ngx_http_identity_redis_init(ngx_cycle_t *cycle,
          * The subscription holds no request.
          */
 
-        rd->timer.cancelable = i;
+        rd->timer.cancelable = (i != 0);
+    }
+
+    ngx_http_identity_primary.host.data = ngx_http_identity_primary_host;
+    ngx_http_identity_primary.host.len = 0;
+    ngx_http_identity_next_sentinel = 0;
+    ngx_http_identity_asking = 0;
+
+    if (conf->configured && conf->sentinels) {
+        ngx_http_identity_redis_ask();
     }
 
     return NGX_OK;
@@ -149,8 +191,10 @@ ngx_http_identity_redis_done(ngx_cycle_t *cycle)
     ngx_uint_t                  i;
     ngx_http_identity_redis_t  *rd;
 
-    for (i = 0; i < 2; i++) {
-        rd = i ? &ngx_http_identity_redis_sub : &ngx_http_identity_redis;
+    for (i = 0; i < 3; i++) {
+        rd = i == 0 ? &ngx_http_identity_redis
+             : i == 1 ? &ngx_http_identity_redis_sub
+             : &ngx_http_identity_redis_sentinel;
 
         rd->sub_handler = NULL;
 
@@ -298,6 +342,7 @@ ngx_http_identity_redis_connect(ngx_http_identity_redis_t *rd)
 {
     u_char                           buf[NGX_INT_T_LEN];
     size_t                           lens[3];
+    ngx_str_t                       *user, *password;
     ngx_uint_t                       n;
     const char                      *args[3];
     ngx_connection_t                *c;
@@ -310,32 +355,46 @@ ngx_http_identity_redis_connect(ngx_http_identity_redis_t *rd)
 
     conf = rd->conf;
 
-    if ((ngx_msec_int_t) (ngx_current_msec - rd->retry_at) < 0) {
+    /* the sentinel's connection moves on to the next one at once */
 
+    if (!rd->sentinel
+        && (ngx_msec_int_t) (ngx_current_msec - rd->retry_at) < 0)
+    {
         /* the failed attempt was logged; each request logs its own 503 */
 
         ngx_log_debug2(NGX_LOG_DEBUG_HTTP, rd->log, 0,
                        "identity: redis at \"%V\" is down, next attempt "
-                       "in %M ms", &conf->host,
+                       "in %M ms", &rd->addr.host,
                        rd->retry_at - ngx_current_msec);
         return NGX_ERROR;
     }
 
-    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, rd->log, 0,
-                   "identity: connecting to redis at \"%V\"", &conf->host);
+    if (conf->sentinels && !rd->sentinel) {
+        if (ngx_http_identity_primary.host.len == 0) {
+            ngx_http_identity_redis_ask();
+            return NGX_ERROR;
+        }
 
-    /* conf->host is a numeric address or a path: no DNS here */
+        rd->addr = ngx_http_identity_primary;
+    }
 
-    if (conf->unix_socket) {
-        ac = redisAsyncConnectUnix((const char *) conf->host.data);
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, rd->log, 0,
+                   "identity: connecting to redis at \"%V\" port %d",
+                   &rd->addr.host, (int) rd->addr.port);
+
+    /* the address is numeric or a path: no DNS here */
+
+    if (conf->unix_socket && !rd->sentinel) {
+        ac = redisAsyncConnectUnix((const char *) rd->addr.host.data);
 
     } else {
-        ac = redisAsyncConnect((const char *) conf->host.data, conf->port);
+        ac = redisAsyncConnect((const char *) rd->addr.host.data,
+                               rd->addr.port);
     }
 
     if (ac == NULL || ac->err) {
-        ngx_http_identity_redis_is_down(rd, "connect failed",
-                                        ac ? ac->errstr : "out of memory");
+        ngx_http_identity_redis_failed(rd, "connect failed",
+                                       ac ? ac->errstr : "out of memory");
         if (ac) {
             redisAsyncFree(ac);
         }
@@ -382,20 +441,41 @@ ngx_http_identity_redis_connect(ngx_http_identity_redis_t *rd)
 
     /* queued ahead of every command that caused this connect */
 
-    if (conf->password.len) {
+    user = rd->sentinel ? &conf->sentinel_user : &conf->user;
+    password = rd->sentinel ? &conf->sentinel_password : &conf->password;
+
+    if (password->len) {
         n = 0;
         args[n] = "AUTH";
         lens[n++] = 4;
 
-        if (conf->user.len) {
-            args[n] = (const char *) conf->user.data;
-            lens[n++] = conf->user.len;
+        if (user->len) {
+            args[n] = (const char *) user->data;
+            lens[n++] = user->len;
         }
 
-        args[n] = (const char *) conf->password.data;
-        lens[n++] = conf->password.len;
+        args[n] = (const char *) password->data;
+        lens[n++] = password->len;
 
         ngx_http_identity_redis_setup(rd, n, args, lens);
+    }
+
+    if (rd->sentinel) {
+        return NGX_OK;
+    }
+
+    /* a server the sentinels named answers nothing before it says "master" */
+
+    if (conf->sentinels) {
+        args[0] = "ROLE";
+        lens[0] = 4;
+
+        if (redisAsyncCommandArgv(ac, ngx_http_identity_redis_role_reply, NULL,
+                                  1, args, lens)
+            == REDIS_OK)
+        {
+            rd->pending++;
+        }
     }
 
     if (conf->db) {
@@ -435,10 +515,14 @@ static void
 ngx_http_identity_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
 {
     redisReply                        *reply = r;
+    ngx_uint_t                         readonly;
     ngx_connection_t                  *c;
     ngx_http_request_t                *req;
     ngx_http_identity_redis_t         *rd = ac->data;
     ngx_http_identity_redis_waiter_t  *w = privdata;
+
+    readonly = 0;
+    c = NULL;
 
     if (rd->pending) {
         rd->pending--;
@@ -453,31 +537,42 @@ ngx_http_identity_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
 
         /* the connection is lost: said before its requests answer 503 */
 
-        ngx_http_identity_redis_is_down(rd, "lost the connection",
-                                        ac->errstr);
+        ngx_http_identity_redis_failed(rd, "lost the connection",
+                                       ac->errstr);
     }
 
     if (reply && reply->type == REDIS_REPLY_ERROR) {
         ngx_log_error(NGX_LOG_ERR, rd->log, 0,
                       "identity: redis error: \"%*s\"",
                       (size_t) reply->len, reply->str);
+
+        readonly = (reply->len >= 8
+                    && ngx_strncmp(reply->str, "READONLY", 8) == 0);
         reply = NULL;
     }
 
     req = w->request;
 
-    if (req == NULL) {
-        ngx_free(w);
-        return;
+    if (req) {
+        w->cleanup->handler = NULL;
+        c = req->connection;
+
+        w->handler(req, reply, w->data);
     }
 
-    w->cleanup->handler = NULL;
-    c = req->connection;
-
-    w->handler(req, reply, w->data);
     ngx_free(w);
 
-    ngx_http_run_posted_requests(c);
+    /* a replica now (a failover): the sentinels are asked again */
+
+    if (readonly && !(ac->c.flags & REDIS_FREEING)) {
+        ngx_http_identity_redis_failed(rd, "answers as a replica", NULL);
+        rd->connected = 0;
+        redisAsyncFree(ac);
+    }
+
+    if (c) {
+        ngx_http_run_posted_requests(c);
+    }
 }
 
 
@@ -511,12 +606,12 @@ ngx_http_identity_redis_setup_reply(redisAsyncContext *ac, void *r,
     if (!rd->down) {
         ngx_log_error(NGX_LOG_ERR, rd->log, 0,
                       "identity: redis%s at \"%V\" refused %s: \"%*s\"",
-                      rd->role, &rd->conf->host, (char *) privdata,
+                      rd->role, &rd->addr.host, (char *) privdata,
                       (size_t) reply->len, reply->str);
     }
 
-    ngx_http_identity_redis_is_down(rd, "refused the connection's setup",
-                                    NULL);
+    ngx_http_identity_redis_failed(rd, "refused the connection's setup",
+                                   NULL);
     rd->connected = 0;
     redisAsyncFree(ac);
 }
@@ -644,7 +739,7 @@ ngx_http_identity_redis_connected(const redisAsyncContext *ac, int status)
     ngx_http_identity_redis_t  *rd = ac->data;
 
     if (status != REDIS_OK) {
-        ngx_http_identity_redis_is_down(rd, "connect failed", ac->errstr);
+        ngx_http_identity_redis_failed(rd, "connect failed", ac->errstr);
         return;
     }
 
@@ -668,8 +763,8 @@ ngx_http_identity_redis_disconnected(const redisAsyncContext *ac, int status)
     ngx_http_identity_redis_t  *rd = ac->data;
 
     if (status != REDIS_OK) {
-        ngx_http_identity_redis_is_down(rd, "lost the connection",
-                                        ac->errstr);
+        ngx_http_identity_redis_failed(rd, "lost the connection",
+                                       ac->errstr);
     }
 }
 
@@ -700,11 +795,11 @@ ngx_http_identity_redis_timeout(ngx_event_t *ev)
 {
     ngx_http_identity_redis_t  *rd = ev->data;
 
-    ngx_http_identity_redis_is_down(rd, rd->connected
-                                        ? "timed out while waiting for a "
-                                          "reply"
-                                        : "timed out while connecting",
-                                    NULL);
+    ngx_http_identity_redis_failed(rd, rd->connected
+                                       ? "timed out while waiting for a "
+                                         "reply"
+                                       : "timed out while connecting",
+                                   NULL);
 
     if (rd->ac) {
         /* fails every pending command: their requests answer 503 */
@@ -874,7 +969,7 @@ ngx_http_identity_redis_is_down(ngx_http_identity_redis_t *rd,
     if (rd->down) {
         ngx_log_debug4(NGX_LOG_DEBUG_HTTP, rd->log, 0,
                        "identity: redis%s at \"%V\" still down: %s%s",
-                       rd->role, &rd->conf->host, what, why ? why : "");
+                       rd->role, &rd->addr.host, what, why ? why : "");
         return;
     }
 
@@ -886,7 +981,7 @@ ngx_http_identity_redis_is_down(ngx_http_identity_redis_t *rd,
 
     ngx_log_error(NGX_LOG_ERR, rd->log, 0,
                   "identity: redis%s at \"%V\" %s%s%s: refusing what "
-                  "needs it until it answers", rd->role, &rd->conf->host,
+                  "needs it until it answers", rd->role, &rd->addr.host,
                   what, why ? ": " : "", why ? why : "");
 }
 
@@ -902,7 +997,7 @@ ngx_http_identity_redis_is_up(ngx_http_identity_redis_t *rd)
 
     ngx_log_error(NGX_LOG_NOTICE, rd->log, 0,
                   "identity: redis%s at \"%V\" answers again after %M ms; "
-                  "%ui requests were refused", rd->role, &rd->conf->host,
+                  "%ui requests were refused", rd->role, &rd->addr.host,
                   ngx_current_msec - rd->down_since, rd->refused_all);
 }
 
@@ -928,11 +1023,188 @@ ngx_http_identity_redis_refused(ngx_http_identity_redis_t *rd)
     ngx_log_error(NGX_LOG_ERR, rd->log, 0,
                   "identity: redis%s at \"%V\" still down after %M ms: "
                   "%ui requests refused in the last %M ms", rd->role,
-                  &rd->conf->host, now - rd->down_since, rd->refused,
+                  &rd->addr.host, now - rd->down_since, rd->refused,
                   now - rd->reported);
 
     rd->reported = now;
     rd->refused = 0;
+}
+
+
+/*
+ * A connection failed.  With sentinels, a connection to the primary that
+ * failed forgets it, and they are asked again; the sentinel's connection
+ * moves on to the next sentinel.
+ */
+
+static void
+ngx_http_identity_redis_failed(ngx_http_identity_redis_t *rd,
+    const char *what, const char *why)
+{
+    ngx_http_identity_redis_is_down(rd, what, why);
+
+    if (rd->conf->sentinels == NULL) {
+        return;
+    }
+
+    if (rd->sentinel) {
+        ngx_http_identity_next_sentinel++;
+        ngx_http_identity_asking = 0;
+        return;
+    }
+
+    ngx_http_identity_primary.host.len = 0;
+    ngx_http_identity_redis_ask();
+}
+
+
+/* SENTINEL get-master-addr-by-name, of one sentinel, one at a time */
+
+static void
+ngx_http_identity_redis_ask(void)
+{
+    size_t                           lens[3];
+    const char                      *args[3];
+    ngx_http_identity_redis_t       *rd = &ngx_http_identity_redis_sentinel;
+    ngx_http_identity_redis_addr_t  *sa;
+
+    if (ngx_http_identity_asking) {
+        return;
+    }
+
+    if (rd->ac == NULL) {
+        sa = rd->conf->sentinels->elts;
+        rd->addr = sa[ngx_http_identity_next_sentinel
+                      % rd->conf->sentinels->nelts];
+
+        if (ngx_http_identity_redis_connect(rd) != NGX_OK) {
+            return;
+        }
+    }
+
+    args[0] = "SENTINEL";
+    lens[0] = 8;
+    args[1] = "get-master-addr-by-name";
+    lens[1] = 23;
+    args[2] = (const char *) rd->conf->master.data;
+    lens[2] = rd->conf->master.len;
+
+    if (redisAsyncCommandArgv(rd->ac, ngx_http_identity_redis_sentinel_reply,
+                              NULL, 3, args, lens)
+        != REDIS_OK)
+    {
+        return;
+    }
+
+    rd->pending++;
+    ngx_http_identity_asking = 1;
+
+    if (rd->connected && !rd->timer.timer_set) {
+        ngx_add_timer(&rd->timer, rd->conf->timeout);
+    }
+}
+
+
+static void
+ngx_http_identity_redis_sentinel_reply(redisAsyncContext *ac, void *r,
+    void *privdata)
+{
+    redisReply                      *reply = r;
+    ngx_int_t                        port;
+    ngx_http_identity_redis_t       *rd = ac->data;
+    ngx_http_identity_redis_addr_t  *primary = &ngx_http_identity_primary;
+
+    if (rd->pending) {
+        rd->pending--;
+    }
+
+    ngx_http_identity_redis_arm_timer(rd);
+    ngx_http_identity_asking = 0;
+
+    if (reply == NULL) {
+        return;     /* the connection failed: said, and the next is next */
+    }
+
+    if (reply->type != REDIS_REPLY_ARRAY
+        || reply->elements != 2
+        || reply->element[0]->type != REDIS_REPLY_STRING
+        || reply->element[1]->type != REDIS_REPLY_STRING
+        || reply->element[0]->len == 0
+        || reply->element[0]->len > NGX_SOCKADDR_STRLEN)
+    {
+        ngx_http_identity_redis_failed(rd, "names no primary for",
+                                       (char *) rd->conf->master.data);
+        return;
+    }
+
+    port = ngx_atoi((u_char *) reply->element[1]->str,
+                    reply->element[1]->len);
+
+    if (port <= 0 || port > 65535) {
+        ngx_http_identity_redis_failed(rd, "names no primary for",
+                                       (char *) rd->conf->master.data);
+        return;
+    }
+
+    ngx_http_identity_redis_is_up(rd);
+
+    if (primary->port != (in_port_t) port
+        || primary->host.len != reply->element[0]->len
+        || ngx_strncmp(ngx_http_identity_primary_host, reply->element[0]->str,
+                       reply->element[0]->len) != 0)
+    {
+        ngx_log_error(NGX_LOG_NOTICE, rd->log, 0,
+                      "identity: the sentinel at \"%V\" port %d names "
+                      "\"%*s\" port %i the primary of \"%V\"",
+                      &rd->addr.host, (int) rd->addr.port,
+                      (size_t) reply->element[0]->len, reply->element[0]->str,
+                      port, &rd->conf->master);
+    }
+
+    ngx_memcpy(ngx_http_identity_primary_host, reply->element[0]->str,
+               reply->element[0]->len);
+    ngx_http_identity_primary_host[reply->element[0]->len] = '\0';
+    primary->host.len = reply->element[0]->len;
+    primary->port = (in_port_t) port;
+
+    /* connected before the next request asks for it */
+
+    (void) ngx_http_identity_redis_connect(&ngx_http_identity_redis);
+}
+
+
+/* the server the sentinels named must say it is the primary */
+
+static void
+ngx_http_identity_redis_role_reply(redisAsyncContext *ac, void *r,
+    void *privdata)
+{
+    redisReply                 *reply = r;
+    ngx_http_identity_redis_t  *rd = ac->data;
+
+    if (rd->pending) {
+        rd->pending--;
+    }
+
+    ngx_http_identity_redis_arm_timer(rd);
+
+    if (reply == NULL) {
+        return;
+    }
+
+    if (reply->type == REDIS_REPLY_ARRAY
+        && reply->elements > 0
+        && reply->element[0]->type == REDIS_REPLY_STRING
+        && ngx_strcmp(reply->element[0]->str, "master") == 0)
+    {
+        ngx_http_identity_redis_is_up(rd);
+        return;
+    }
+
+    ngx_http_identity_redis_failed(rd, "is not the primary",
+                                   (char *) rd->conf->master.data);
+    rd->connected = 0;
+    redisAsyncFree(ac);
 }
 
 
@@ -949,171 +1221,4 @@ ngx_http_identity_redis_waiter_cleanup(void *data)
     ngx_http_identity_redis_waiter_t  *w = data;
 
     w->request = NULL;
-}
-
-
-/*
- * identity_redis ADDRESS [db=N] [user=NAME] [password=S|password_file=P]
- *                [timeouts]
- */
-
-char *
-ngx_http_identity_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf)
-{
-    ngx_http_identity_main_conf_t *imcf = conf;
-
-    u_char                          *p;
-    ngx_str_t                       *value, s, path;
-    ngx_int_t                        n;
-    ngx_url_t                        u;
-    ngx_uint_t                       i;
-    ngx_http_identity_redis_conf_t  *rc;
-
-    rc = &imcf->redis;
-
-    if (rc->configured) {
-        return "is duplicate";
-    }
-
-    value = cf->args->elts;
-
-    rc->connect_timeout = 1000;
-    rc->timeout = 1000;
-
-    if (ngx_strncmp(value[1].data, "unix:", 5) == 0) {
-        rc->unix_socket = 1;
-        rc->host.len = value[1].len - 5;
-        rc->host.data = ngx_pnalloc(cf->pool, rc->host.len + 1);
-        if (rc->host.data == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        ngx_cpystrn(rc->host.data, value[1].data + 5, rc->host.len + 1);
-
-    } else {
-        ngx_memzero(&u, sizeof(ngx_url_t));
-
-        u.url = value[1];
-        u.default_port = 6379;
-
-        /* names are resolved here, once: the worker never does DNS */
-
-        if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.naddrs == 0) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid value \"%V\" in \"%V\"%s%s",
-                               &value[1], &cmd->name, u.err ? ": " : "",
-                               u.err ? u.err : "");
-            return NGX_CONF_ERROR;
-        }
-
-        rc->port = u.port;
-        rc->host.data = ngx_pnalloc(cf->pool, NGX_SOCKADDR_STRLEN + 1);
-        if (rc->host.data == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        rc->host.len = ngx_sock_ntop(u.addrs[0].sockaddr,
-                                     u.addrs[0].socklen, rc->host.data,
-                                     NGX_SOCKADDR_STRLEN, 0);
-
-        /* hiredis wants an IPv6 address without brackets */
-
-        p = rc->host.data;
-        if (p[0] == '[') {
-            ngx_memmove(p, p + 1, rc->host.len - 2);
-            rc->host.len -= 2;
-        }
-
-        rc->host.data[rc->host.len] = '\0';
-    }
-
-    for (i = 2; i < cf->args->nelts; i++) {
-
-        if (ngx_strncmp(value[i].data, "db=", 3) == 0) {
-            n = ngx_atoi(value[i].data + 3, value[i].len - 3);
-            if (n == NGX_ERROR) {
-                goto invalid;
-            }
-
-            rc->db = n;
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "user=", 5) == 0
-            && value[i].len > 5)
-        {
-            rc->user.data = value[i].data + 5;
-            rc->user.len = value[i].len - 5;
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "password=", 9) == 0) {
-            rc->password.data = value[i].data + 9;
-            rc->password.len = value[i].len - 9;
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "password_file=", 14) == 0) {
-            path.data = value[i].data + 14;
-            path.len = value[i].len - 14;
-
-            if (ngx_http_identity_read_secret(cf, &path, &rc->password)
-                != NGX_OK)
-            {
-                return NGX_CONF_ERROR;
-            }
-
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "connect_timeout=", 16) == 0) {
-            s.data = value[i].data + 16;
-            s.len = value[i].len - 16;
-
-            n = ngx_parse_time(&s, 0);
-            if (n == NGX_ERROR || n == 0) {
-                goto invalid;
-            }
-
-            rc->connect_timeout = n;
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "timeout=", 8) == 0) {
-            s.data = value[i].data + 8;
-            s.len = value[i].len - 8;
-
-            n = ngx_parse_time(&s, 0);
-            if (n == NGX_ERROR || n == 0) {
-                goto invalid;
-            }
-
-            rc->timeout = n;
-            continue;
-        }
-
-        goto invalid;
-    }
-
-    /* an ACL user without its password would log in as nobody */
-
-    if (rc->user.len && rc->password.len == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"%V\" with \"user=\" needs \"password_file=\" "
-                           "or \"password=\"", &cmd->name);
-        return NGX_CONF_ERROR;
-    }
-
-    rc->configured = 1;
-
-    return NGX_CONF_OK;
-
-invalid:
-
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "invalid value \"%V\" in \"%V\"", &value[i],
-                       &cmd->name);
-
-    return NGX_CONF_ERROR;
 }

@@ -104,10 +104,22 @@ typedef struct {
 } ngx_http_identity_provider_t;
 
 
+/* a Redis server's or a sentinel's address: numeric, NUL-terminated */
+
+typedef struct {
+    ngx_str_t                        host;        /* numeric IP or path */
+    in_port_t                        port;
+} ngx_http_identity_redis_addr_t;
+
+
 typedef struct {
     ngx_str_t                        host;        /* numeric IP or path */
     in_port_t                        port;
     ngx_uint_t                       unix_socket;
+    ngx_array_t                     *sentinels;   /* of _redis_addr_t */
+    ngx_str_t                        master;      /* the sentinels' name */
+    ngx_str_t                        sentinel_user;
+    ngx_str_t                        sentinel_password;
     ngx_uint_t                       db;
     ngx_str_t                        user;        /* an ACL user, or "" */
     ngx_str_t                        password;

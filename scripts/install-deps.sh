@@ -12,7 +12,7 @@ build-essential pkg-config nginx nginx-dev
 libhiredis-dev liboauth2-dev libcjose-dev libjansson-dev libssl-dev
 libcurl4-openssl-dev liblasso3-dev libmaxminddb-dev libyaml-dev libpcre2-dev
 libcmocka-dev
-redis-server
+redis-server redis-sentinel
 perl libjson-pp-perl libmaxmind-db-writer-perl
 simplesamlphp php-cli php-xml php-mbstring xmlsec1 libxml-libxml-perl
 uap-core

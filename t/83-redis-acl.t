@@ -88,6 +88,6 @@ unlike($log, qr/\[alert\]/, 'no alert');
 $t->nginx_conf(conf(args => 'user=identity'));
 my ($rc, $out) = $t->nginx_test_conf;
 isnt($rc, 0, 'user= without a password: nginx -t fails');
-like($out, qr/"identity_redis" with "user=" needs "password_file=" or "password="/, 'and says why');
+like($out, qr/"identity_redis" with "user=" needs its password/, 'and says why');
 
 $t->done;

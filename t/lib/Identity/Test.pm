@@ -237,6 +237,62 @@ sub start_redis {
     die "redis-server did not answer PING:\n" . $self->read_file('redis.log');
 }
 
+# more servers than the main one (a replica, a sentinel): NAME is the
+# process's name for stop_proc, each in a directory of its own
+sub start_redis_server {
+    my ($self, $name, @args) = @_;
+    my $port = free_port();
+    my $dir = "$self->{dir}/$name";
+    make_path($dir);
+    $self->_spawn($name, ['redis-server', '--port', $port, '--bind', '127.0.0.1',
+        '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--dir', $dir, @args],
+        "$dir/log", "$dir/log");
+    $self->_wait_redis($name, $port, "$dir/log");
+    return $port;
+}
+
+# a redis-sentinel that monitors PRIMARY_PORT as NAME (quorum 2, down after
+# 1 s), with LINES added to its configuration
+sub start_sentinel {
+    my ($self, $name, $master, $primary_port, @lines) = @_;
+    my $port = free_port();
+    my $dir = "$self->{dir}/$name";
+    make_path($dir);
+    open my $fh, '>', "$dir/sentinel.conf" or die "$dir/sentinel.conf: $!";
+    print $fh join("\n", "port $port", 'bind 127.0.0.1', "dir $dir",
+        "sentinel monitor $master 127.0.0.1 $primary_port 2",
+        "sentinel down-after-milliseconds $master 1000",
+        "sentinel failover-timeout $master 10000", @lines), "\n";
+    close $fh;
+    $self->_spawn($name, ['redis-sentinel', "$dir/sentinel.conf"], "$dir/log", "$dir/log");
+    $self->_wait_redis($name, $port, "$dir/log");
+    return $port;
+}
+
+sub _wait_redis {
+    my ($self, $name, $port, $log) = @_;
+    my $end = time + 10;
+    while (time < $end) {
+        my $pong = eval { $self->redis_at($port, 'PING') };
+        return if defined $pong && $pong eq 'PONG';
+        die "$name exited:\n" . _slurp($log) unless $self->_running($name);
+        sleep 0.05;
+    }
+    die "$name did not answer PING:\n" . _slurp($log);
+}
+
+sub _slurp { open my $fh, '<', $_[0] or return ''; local $/; scalar <$fh> }
+
+# a command to the server at PORT, without the main server's password
+sub redis_at {
+    my ($self, $port, @cmd) = @_;
+    local $self->{redis_port} = $port;
+    local $self->{redis_password};
+    return $self->redis(@cmd);
+}
+
+sub stop_proc { my ($self, $name, $sig) = @_; $self->_stop($name, $sig // 'TERM', 10) }
+
 sub stop_redis { $_[0]->_stop('redis', 'TERM', 10) }
 sub kill_redis { $_[0]->_stop('redis', 'KILL', 10) }
 # SIGSTOP / SIGCONT: Redis keeps its connections and stops answering

@@ -1,0 +1,333 @@
+
+/*
+ * Copyright (C) ngx_http_identity_module authors
+ */
+
+
+/*
+ * The identity_redis directive: where Redis is (one server, or the
+ * sentinels that name its primary), how to log in to it, and its timeouts.
+ * Names are resolved here, once: workers never make DNS queries.  The
+ * connections themselves are redis.c's.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_identity_types.h"
+#include "ngx_http_identity_crypto.h"
+#include "ngx_http_identity_redis.h"
+
+
+static ngx_int_t ngx_http_identity_redis_conf_addr(ngx_conf_t *cf,
+    ngx_str_t *url, in_port_t default_port,
+    ngx_http_identity_redis_addr_t *addr);
+static ngx_int_t ngx_http_identity_redis_conf_password(ngx_conf_t *cf,
+    ngx_str_t *arg, char *name, ngx_str_t *password);
+
+
+/*
+ * identity_redis ADDRESS|sentinel=HOST:PORT,... [master=NAME]
+ *                [sentinel_user=NAME] [sentinel_password[_file]=...]
+ *                [db=N] [user=NAME] [password=S|password_file=P]
+ *                [timeouts]
+ */
+
+char *
+ngx_http_identity_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_identity_main_conf_t *imcf = conf;
+
+    u_char                          *p, *last;
+    ngx_str_t                       *value, s, one;
+    ngx_int_t                        n;
+    ngx_uint_t                       i;
+    ngx_http_identity_redis_addr_t   addr, *sa;
+    ngx_http_identity_redis_conf_t  *rc;
+
+    rc = &imcf->redis;
+
+    if (rc->configured) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    rc->connect_timeout = 1000;
+    rc->timeout = 1000;
+
+    if (ngx_strncmp(value[1].data, "sentinel=", 9) == 0) {
+
+        /* the primary is whatever the sentinels name (redis.c) */
+
+        rc->sentinels = ngx_array_create(cf->pool, 3,
+                                        sizeof(ngx_http_identity_redis_addr_t));
+        if (rc->sentinels == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        p = value[1].data + 9;
+        last = value[1].data + value[1].len;
+
+        while (p < last) {
+            one.data = p;
+
+            while (p < last && *p != ',') {
+                p++;
+            }
+
+            one.len = p - one.data;
+            p++;
+
+            if (one.len == 0
+                || ngx_http_identity_redis_conf_addr(cf, &one, 26379, &addr)
+                   != NGX_OK)
+            {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid sentinel \"%V\" in \"%V\"",
+                                   &one, &cmd->name);
+                return NGX_CONF_ERROR;
+            }
+
+            sa = ngx_array_push(rc->sentinels);
+            if (sa == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            *sa = addr;
+        }
+
+        if (rc->sentinels->nelts == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"%V\" names no sentinel", &cmd->name);
+            return NGX_CONF_ERROR;
+        }
+
+    } else if (ngx_strncmp(value[1].data, "unix:", 5) == 0) {
+        rc->unix_socket = 1;
+        rc->host.len = value[1].len - 5;
+        rc->host.data = ngx_pnalloc(cf->pool, rc->host.len + 1);
+        if (rc->host.data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_cpystrn(rc->host.data, value[1].data + 5, rc->host.len + 1);
+
+    } else {
+        if (ngx_http_identity_redis_conf_addr(cf, &value[1], 6379, &addr)
+            != NGX_OK)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid value \"%V\" in \"%V\"",
+                               &value[1], &cmd->name);
+            return NGX_CONF_ERROR;
+        }
+
+        rc->host = addr.host;
+        rc->port = addr.port;
+    }
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "master=", 7) == 0
+            && value[i].len > 7 && rc->sentinels)
+        {
+            rc->master.data = value[i].data + 7;
+            rc->master.len = value[i].len - 7;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "sentinel_user=", 14) == 0
+            && value[i].len > 14 && rc->sentinels)
+        {
+            rc->sentinel_user.data = value[i].data + 14;
+            rc->sentinel_user.len = value[i].len - 14;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "sentinel_password", 17) == 0
+            && rc->sentinels)
+        {
+            s.data = value[i].data + 9;
+            s.len = value[i].len - 9;
+
+            if (ngx_http_identity_redis_conf_password(cf, &s, "password",
+                                                      &rc->sentinel_password)
+                != NGX_OK)
+            {
+                goto invalid;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "db=", 3) == 0) {
+            n = ngx_atoi(value[i].data + 3, value[i].len - 3);
+            if (n == NGX_ERROR) {
+                goto invalid;
+            }
+
+            rc->db = n;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "user=", 5) == 0
+            && value[i].len > 5)
+        {
+            rc->user.data = value[i].data + 5;
+            rc->user.len = value[i].len - 5;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "password", 8) == 0) {
+            if (ngx_http_identity_redis_conf_password(cf, &value[i],
+                                                      "password",
+                                                      &rc->password)
+                != NGX_OK)
+            {
+                goto invalid;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "connect_timeout=", 16) == 0) {
+            s.data = value[i].data + 16;
+            s.len = value[i].len - 16;
+
+            n = ngx_parse_time(&s, 0);
+            if (n == NGX_ERROR || n == 0) {
+                goto invalid;
+            }
+
+            rc->connect_timeout = n;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "timeout=", 8) == 0) {
+            s.data = value[i].data + 8;
+            s.len = value[i].len - 8;
+
+            n = ngx_parse_time(&s, 0);
+            if (n == NGX_ERROR || n == 0) {
+                goto invalid;
+            }
+
+            rc->timeout = n;
+            continue;
+        }
+
+        goto invalid;
+    }
+
+    if (rc->sentinels && rc->master.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" with sentinels needs \"master=\"",
+                           &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    /* an ACL user without its password would log in as nobody */
+
+    if ((rc->user.len && rc->password.len == 0)
+        || (rc->sentinel_user.len && rc->sentinel_password.len == 0))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" with \"%s\" needs its password",
+                           &cmd->name, rc->user.len && rc->password.len == 0
+                                       ? "user=" : "sentinel_user=");
+        return NGX_CONF_ERROR;
+    }
+
+    rc->configured = 1;
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid value \"%V\" in \"%V\"", &value[i],
+                       &cmd->name);
+
+    return NGX_CONF_ERROR;
+}
+
+
+/* "host[:port]", resolved now: the worker never does DNS */
+
+static ngx_int_t
+ngx_http_identity_redis_conf_addr(ngx_conf_t *cf, ngx_str_t *url,
+    in_port_t default_port, ngx_http_identity_redis_addr_t *addr)
+{
+    u_char     *p;
+    ngx_url_t   u;
+
+    ngx_memzero(&u, sizeof(ngx_url_t));
+
+    u.url = *url;
+    u.default_port = default_port;
+
+    if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.naddrs == 0) {
+        if (u.err) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%V: %s", url, u.err);
+        }
+
+        return NGX_ERROR;
+    }
+
+    addr->port = u.port;
+    addr->host.data = ngx_pnalloc(cf->pool, NGX_SOCKADDR_STRLEN + 1);
+    if (addr->host.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    addr->host.len = ngx_sock_ntop(u.addrs[0].sockaddr, u.addrs[0].socklen,
+                                   addr->host.data, NGX_SOCKADDR_STRLEN, 0);
+
+    /* hiredis wants an IPv6 address without brackets */
+
+    p = addr->host.data;
+    if (p[0] == '[') {
+        ngx_memmove(p, p + 1, addr->host.len - 2);
+        addr->host.len -= 2;
+    }
+
+    addr->host.data[addr->host.len] = '\0';
+
+    return NGX_OK;
+}
+
+
+/* "password=SECRET" or "password_file=PATH" */
+
+static ngx_int_t
+ngx_http_identity_redis_conf_password(ngx_conf_t *cf, ngx_str_t *arg,
+    char *name, ngx_str_t *password)
+{
+    size_t     len;
+    ngx_str_t  path;
+
+    len = ngx_strlen(name);
+
+    if (arg->len > len + 1 && arg->data[len] == '='
+        && ngx_strncmp(arg->data, name, len) == 0)
+    {
+        password->data = arg->data + len + 1;
+        password->len = arg->len - len - 1;
+        return NGX_OK;
+    }
+
+    if (arg->len > len + 6 && ngx_strncmp(arg->data, name, len) == 0
+        && ngx_strncmp(arg->data + len, "_file=", 6) == 0)
+    {
+        path.data = arg->data + len + 6;
+        path.len = arg->len - len - 6;
+
+        return ngx_http_identity_read_secret(cf, &path, password);
+    }
+
+    return NGX_ERROR;
+}
