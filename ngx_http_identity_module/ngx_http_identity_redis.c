@@ -37,9 +37,9 @@
 #include <ngx_http.h>
 
 #include <hiredis/hiredis.h>
-#include <hiredis/async.h>
 
 #include "ngx_http_identity_redis.h"
+#include "ngx_http_identity_redis_conn.h"
 
 
 #define NGX_HTTP_IDENTITY_REDIS_BACKOFF_MIN  100
@@ -49,8 +49,7 @@
 
 
 typedef struct {
-    redisAsyncContext                  *ac;
-    ngx_connection_t                   *conn;
+    ngx_http_identity_rconn_t          *ac;
     ngx_http_identity_redis_conf_t     *conf;
     ngx_http_identity_redis_addr_t      addr;       /* where it connects */
     ngx_log_t                          *log;
@@ -68,7 +67,6 @@ typedef struct {
     unsigned                            down:1;
     unsigned                            sentinel:1;
     unsigned                            connected:1;
-    unsigned                            writing:1;
     unsigned                            subscribed:1;
 } ngx_http_identity_redis_t;
 
@@ -87,25 +85,18 @@ static ngx_int_t ngx_http_identity_redis_issue(ngx_log_t *log,
     ngx_http_identity_redis_waiter_t *w, ngx_uint_t argc, ngx_str_t *argv);
 static void ngx_http_identity_redis_setup(ngx_http_identity_redis_t *rd,
     ngx_uint_t argc, const char **args, size_t *lens);
-static void ngx_http_identity_redis_sub_reply(redisAsyncContext *ac, void *r,
-    void *privdata);
-static void ngx_http_identity_redis_reply(redisAsyncContext *ac, void *r,
-    void *privdata);
-static void ngx_http_identity_redis_setup_reply(redisAsyncContext *ac,
-    void *r, void *privdata);
-static void ngx_http_identity_redis_connected(const redisAsyncContext *ac,
-    int status);
-static void ngx_http_identity_redis_disconnected(const redisAsyncContext *ac,
-    int status);
+static void ngx_http_identity_redis_sub_reply(ngx_http_identity_rconn_t *ac,
+    redisReply *reply, void *privdata);
+static void ngx_http_identity_redis_reply(ngx_http_identity_rconn_t *ac,
+    redisReply *reply, void *privdata);
+static void ngx_http_identity_redis_setup_reply(ngx_http_identity_rconn_t *ac,
+    redisReply *reply, void *privdata);
+static void ngx_http_identity_redis_connected(ngx_http_identity_rconn_t *ac,
+    ngx_uint_t ok);
+static void ngx_http_identity_redis_closed(ngx_http_identity_rconn_t *ac,
+    ngx_uint_t err);
 static void ngx_http_identity_redis_timeout(ngx_event_t *ev);
 static void ngx_http_identity_redis_arm_timer(ngx_http_identity_redis_t *rd);
-static void ngx_http_identity_redis_read_handler(ngx_event_t *ev);
-static void ngx_http_identity_redis_write_handler(ngx_event_t *ev);
-static void ngx_http_identity_redis_add_read(void *data);
-static void ngx_http_identity_redis_del_read(void *data);
-static void ngx_http_identity_redis_add_write(void *data);
-static void ngx_http_identity_redis_del_write(void *data);
-static void ngx_http_identity_redis_cleanup(void *data);
 static void ngx_http_identity_redis_waiter_cleanup(void *data);
 static void ngx_http_identity_redis_is_down(ngx_http_identity_redis_t *rd,
     const char *what, const char *why);
@@ -114,10 +105,10 @@ static void ngx_http_identity_redis_refused(ngx_http_identity_redis_t *rd);
 static void ngx_http_identity_redis_failed(ngx_http_identity_redis_t *rd,
     const char *what, const char *why);
 static void ngx_http_identity_redis_ask(void);
-static void ngx_http_identity_redis_sentinel_reply(redisAsyncContext *ac,
-    void *r, void *privdata);
-static void ngx_http_identity_redis_role_reply(redisAsyncContext *ac,
-    void *r, void *privdata);
+static void ngx_http_identity_redis_sentinel_reply(
+    ngx_http_identity_rconn_t *ac, redisReply *reply, void *privdata);
+static void ngx_http_identity_redis_role_reply(ngx_http_identity_rconn_t *ac,
+    redisReply *reply, void *privdata);
 
 
 static ngx_http_identity_redis_t  ngx_http_identity_redis;
@@ -199,7 +190,7 @@ ngx_http_identity_redis_done(ngx_cycle_t *cycle)
         rd->sub_handler = NULL;
 
         if (rd->ac) {
-            redisAsyncFree(rd->ac);
+            ngx_http_identity_rconn_free(rd->ac);
         }
 
         if (rd->timer.timer_set) {
@@ -317,13 +308,12 @@ ngx_http_identity_redis_issue(ngx_log_t *log,
         lens[i] = argv[i].len;
     }
 
-    if (redisAsyncCommandArgv(rd->ac, ngx_http_identity_redis_reply, w,
-                              (int) argc, args, lens)
-        != REDIS_OK)
+    if (ngx_http_identity_rconn_command(rd->ac, ngx_http_identity_redis_reply,
+                                        w, 0, argc, args, lens)
+        != NGX_OK)
     {
         ngx_log_error(NGX_LOG_ERR, log, 0,
-                      "identity: redis command not queued: %s",
-                      rd->ac->errstr ? rd->ac->errstr : "closing");
+                      "identity: redis command not queued");
         return NGX_ERROR;
     }
 
@@ -340,13 +330,13 @@ ngx_http_identity_redis_issue(ngx_log_t *log,
 static ngx_int_t
 ngx_http_identity_redis_connect(ngx_http_identity_redis_t *rd)
 {
+    char                             why[NGX_HTTP_IDENTITY_RCONN_ERRLEN];
     u_char                           buf[NGX_INT_T_LEN];
     size_t                           lens[3];
     ngx_str_t                       *user, *password;
     ngx_uint_t                       n;
     const char                      *args[3];
-    ngx_connection_t                *c;
-    redisAsyncContext               *ac;
+    ngx_http_identity_rconn_t       *ac;
     ngx_http_identity_redis_conf_t  *conf;
 
     if (rd->ac) {
@@ -384,54 +374,18 @@ ngx_http_identity_redis_connect(ngx_http_identity_redis_t *rd)
 
     /* the address is numeric or a path: no DNS here */
 
-    if (conf->unix_socket && !rd->sentinel) {
-        ac = redisAsyncConnectUnix((const char *) rd->addr.host.data);
-
-    } else {
-        ac = redisAsyncConnect((const char *) rd->addr.host.data,
-                               rd->addr.port);
-    }
-
-    if (ac == NULL || ac->err) {
-        ngx_http_identity_redis_failed(rd, "connect failed",
-                                       ac ? ac->errstr : "out of memory");
-        if (ac) {
-            redisAsyncFree(ac);
-        }
-
+    ac = ngx_http_identity_rconn_connect(rd->log, &rd->addr,
+                                         conf->unix_socket && !rd->sentinel,
+                                         conf, rd,
+                                         ngx_http_identity_redis_connected,
+                                         ngx_http_identity_redis_closed, why);
+    if (ac == NULL) {
+        ngx_http_identity_redis_failed(rd, "connect failed", why);
         goto failed;
     }
-
-    c = ngx_get_connection(ac->c.fd, rd->log);
-    if (c == NULL) {
-        redisAsyncFree(ac);
-        goto failed;
-    }
-
-    c->data = rd;
-    c->read->handler = ngx_http_identity_redis_read_handler;
-    c->write->handler = ngx_http_identity_redis_write_handler;
-    c->read->log = rd->log;
-    c->write->log = rd->log;
 
     rd->ac = ac;
-    rd->conn = c;
     rd->connected = 0;
-
-    ac->data = rd;
-    ac->ev.data = rd;
-    ac->ev.addRead = ngx_http_identity_redis_add_read;
-    ac->ev.delRead = ngx_http_identity_redis_del_read;
-    ac->ev.addWrite = ngx_http_identity_redis_add_write;
-    ac->ev.delWrite = ngx_http_identity_redis_del_write;
-    ac->ev.cleanup = ngx_http_identity_redis_cleanup;
-
-    redisAsyncSetConnectCallback(ac, ngx_http_identity_redis_connected);
-    redisAsyncSetDisconnectCallback(ac, ngx_http_identity_redis_disconnected);
-
-    /* writability tells that the non-blocking connect() has completed */
-
-    ngx_http_identity_redis_add_write(rd);
 
     if (rd->timer.timer_set) {
         ngx_del_timer(&rd->timer);
@@ -470,9 +424,10 @@ ngx_http_identity_redis_connect(ngx_http_identity_redis_t *rd)
         args[0] = "ROLE";
         lens[0] = 4;
 
-        if (redisAsyncCommandArgv(ac, ngx_http_identity_redis_role_reply, NULL,
-                                  1, args, lens)
-            == REDIS_OK)
+        if (ngx_http_identity_rconn_command(ac,
+                                            ngx_http_identity_redis_role_reply,
+                                            NULL, 0, 1, args, lens)
+            == NGX_OK)
         {
             rd->pending++;
         }
@@ -502,9 +457,10 @@ static void
 ngx_http_identity_redis_setup(ngx_http_identity_redis_t *rd, ngx_uint_t argc,
     const char **args, size_t *lens)
 {
-    if (redisAsyncCommandArgv(rd->ac, ngx_http_identity_redis_setup_reply,
-                              (void *) args[0], (int) argc, args, lens)
-        == REDIS_OK)
+    if (ngx_http_identity_rconn_command(rd->ac,
+                                        ngx_http_identity_redis_setup_reply,
+                                        (void *) args[0], 0, argc, args, lens)
+        == NGX_OK)
     {
         rd->pending++;
     }
@@ -512,9 +468,9 @@ ngx_http_identity_redis_setup(ngx_http_identity_redis_t *rd, ngx_uint_t argc,
 
 
 static void
-ngx_http_identity_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
+ngx_http_identity_redis_reply(ngx_http_identity_rconn_t *ac,
+    redisReply *reply, void *privdata)
 {
-    redisReply                        *reply = r;
     ngx_uint_t                         readonly;
     ngx_connection_t                  *c;
     ngx_http_request_t                *req;
@@ -564,10 +520,10 @@ ngx_http_identity_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
 
     /* a replica now (a failover): the sentinels are asked again */
 
-    if (readonly && !(ac->c.flags & REDIS_FREEING)) {
+    if (readonly && !ac->freeing && !ac->done) {
         ngx_http_identity_redis_failed(rd, "answers as a replica", NULL);
         rd->connected = 0;
-        redisAsyncFree(ac);
+        ngx_http_identity_rconn_free(ac);
     }
 
     if (c) {
@@ -577,10 +533,9 @@ ngx_http_identity_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
 
 
 static void
-ngx_http_identity_redis_setup_reply(redisAsyncContext *ac, void *r,
-    void *privdata)
+ngx_http_identity_redis_setup_reply(ngx_http_identity_rconn_t *ac,
+    redisReply *reply, void *privdata)
 {
-    redisReply                 *reply = r;
     ngx_http_identity_redis_t  *rd = ac->data;
 
     if (rd->pending) {
@@ -613,7 +568,7 @@ ngx_http_identity_redis_setup_reply(redisAsyncContext *ac, void *r,
     ngx_http_identity_redis_failed(rd, "refused the connection's setup",
                                    NULL);
     rd->connected = 0;
-    redisAsyncFree(ac);
+    ngx_http_identity_rconn_free(ac);
 }
 
 
@@ -659,14 +614,14 @@ ngx_http_identity_redis_subscribe(ngx_log_t *log, ngx_str_t *channel,
     args[1] = (const char *) channel->data;
     lens[1] = channel->len;
 
-    if (redisAsyncCommandArgv(rd->ac, ngx_http_identity_redis_sub_reply, rd,
-                              2, args, lens)
-        != REDIS_OK)
+    if (ngx_http_identity_rconn_command(rd->ac,
+                                        ngx_http_identity_redis_sub_reply, rd,
+                                        1, 2, args, lens)
+        != NGX_OK)
     {
         ngx_log_error(NGX_LOG_ERR, log, 0,
-                      "identity: redis subscription not queued: %s",
-                      rd->ac->errstr ? rd->ac->errstr : "closing");
-        redisAsyncFree(rd->ac);
+                      "identity: redis subscription not queued");
+        ngx_http_identity_rconn_free(rd->ac);
         return NGX_ERROR;
     }
 
@@ -682,18 +637,17 @@ ngx_http_identity_redis_unsubscribe(void)
     ngx_http_identity_redis_t  *rd = &ngx_http_identity_redis_sub;
 
     if (rd->ac) {
-        redisAsyncFree(rd->ac);
+        ngx_http_identity_rconn_free(rd->ac);
     }
 }
 
 
-/* hiredis calls this for each message, and with NULL once it is over */
+/* called for each message, and with NULL once it is over */
 
 static void
-ngx_http_identity_redis_sub_reply(redisAsyncContext *ac, void *r,
-    void *privdata)
+ngx_http_identity_redis_sub_reply(ngx_http_identity_rconn_t *ac,
+    redisReply *reply, void *privdata)
 {
-    redisReply                 *reply = r;
     ngx_str_t                   msg;
     ngx_http_identity_redis_t  *rd = privdata;
 
@@ -734,14 +688,10 @@ ngx_http_identity_redis_sub_reply(redisAsyncContext *ac, void *r,
 
 
 static void
-ngx_http_identity_redis_connected(const redisAsyncContext *ac, int status)
+ngx_http_identity_redis_connected(ngx_http_identity_rconn_t *ac,
+    ngx_uint_t ok)
 {
     ngx_http_identity_redis_t  *rd = ac->data;
-
-    if (status != REDIS_OK) {
-        ngx_http_identity_redis_failed(rd, "connect failed", ac->errstr);
-        return;
-    }
 
     ngx_log_debug0(NGX_LOG_DEBUG_HTTP, rd->log, 0,
                    "identity: redis connected");
@@ -757,14 +707,35 @@ ngx_http_identity_redis_connected(const redisAsyncContext *ac, int status)
 }
 
 
+/*
+ * The connection is gone, its pending commands told; a connection that
+ * never connected puts off the next attempt
+ */
+
 static void
-ngx_http_identity_redis_disconnected(const redisAsyncContext *ac, int status)
+ngx_http_identity_redis_closed(ngx_http_identity_rconn_t *ac, ngx_uint_t err)
 {
     ngx_http_identity_redis_t  *rd = ac->data;
 
-    if (status != REDIS_OK) {
-        ngx_http_identity_redis_failed(rd, "lost the connection",
+    if (err) {
+        ngx_http_identity_redis_failed(rd, rd->connected
+                                           ? "lost the connection"
+                                           : "connect failed",
                                        ac->errstr);
+    }
+
+    if (!rd->connected) {
+        rd->retry_at = ngx_current_msec + rd->backoff;
+        rd->backoff = ngx_min(2 * rd->backoff,
+                              NGX_HTTP_IDENTITY_REDIS_BACKOFF_MAX);
+    }
+
+    rd->ac = NULL;
+    rd->connected = 0;
+    rd->pending = 0;
+
+    if (rd->timer.timer_set) {
+        ngx_del_timer(&rd->timer);
     }
 }
 
@@ -803,159 +774,7 @@ ngx_http_identity_redis_timeout(ngx_event_t *ev)
 
     if (rd->ac) {
         /* fails every pending command: their requests answer 503 */
-        redisAsyncFree(rd->ac);
-    }
-}
-
-
-static void
-ngx_http_identity_redis_read_handler(ngx_event_t *ev)
-{
-    ngx_connection_t           *c = ev->data;
-    ngx_http_identity_redis_t  *rd = c->data;
-
-    if (rd->ac) {
-        redisAsyncHandleRead(rd->ac);
-    }
-}
-
-
-static void
-ngx_http_identity_redis_write_handler(ngx_event_t *ev)
-{
-    ngx_connection_t           *c = ev->data;
-    ngx_http_identity_redis_t  *rd = c->data;
-
-    if (rd->ac) {
-        rd->writing = 1;
-        redisAsyncHandleWrite(rd->ac);
-        rd->writing = 0;
-    }
-}
-
-
-/*
- * hiredis reads at most one buffer per callback, so the events are
- * level-triggered (flags 0), unlike nginx's own edge-triggered sockets.
- */
-
-static void
-ngx_http_identity_redis_add_read(void *data)
-{
-    ngx_http_identity_redis_t  *rd = data;
-
-    if (rd->conn && !rd->conn->read->active) {
-        if (ngx_add_event(rd->conn->read, NGX_READ_EVENT, 0) != NGX_OK) {
-            ngx_log_error(NGX_LOG_ERR, rd->log, 0,
-                          "identity: cannot watch the redis socket");
-        }
-    }
-}
-
-
-static void
-ngx_http_identity_redis_del_read(void *data)
-{
-    ngx_http_identity_redis_t  *rd = data;
-
-    if (rd->conn && rd->conn->read->active) {
-        (void) ngx_del_event(rd->conn->read, NGX_READ_EVENT, 0);
-    }
-}
-
-
-/*
- * Commands queued while the loop handles one batch of events are written
- * together, once that batch is done: a posted event, not a write event, so
- * a pipelined write() and no epoll_ctl() per command.  Only a write that
- * could not complete waits for the socket to become writable.
- */
-
-static void
-ngx_http_identity_redis_add_write(void *data)
-{
-    ngx_http_identity_redis_t  *rd = data;
-
-    ngx_event_t  *wev;
-
-    if (rd->conn == NULL) {
-        return;
-    }
-
-    wev = rd->conn->write;
-
-    if (rd->connected && !rd->writing) {
-        if (!wev->posted) {
-            ngx_post_event(wev, &ngx_posted_events);
-        }
-
-        return;
-    }
-
-    if (!wev->active) {
-        if (ngx_add_event(wev, NGX_WRITE_EVENT, 0) != NGX_OK) {
-            ngx_log_error(NGX_LOG_ERR, rd->log, 0,
-                          "identity: cannot watch the redis socket");
-        }
-    }
-}
-
-
-static void
-ngx_http_identity_redis_del_write(void *data)
-{
-    ngx_http_identity_redis_t  *rd = data;
-
-    if (rd->conn && rd->conn->write->active) {
-        (void) ngx_del_event(rd->conn->write, NGX_WRITE_EVENT, 0);
-    }
-}
-
-
-/* hiredis is freeing the context and will close the socket itself */
-
-static void
-ngx_http_identity_redis_cleanup(void *data)
-{
-    ngx_http_identity_redis_t  *rd = data;
-    ngx_connection_t           *c;
-
-    c = rd->conn;
-
-    if (c) {
-        if (c->read->active) {
-            (void) ngx_del_event(c->read, NGX_READ_EVENT, NGX_CLOSE_EVENT);
-        }
-
-        if (c->write->active) {
-            (void) ngx_del_event(c->write, NGX_WRITE_EVENT, NGX_CLOSE_EVENT);
-        }
-
-        if (c->write->posted) {
-            ngx_delete_posted_event(c->write);
-        }
-
-        if (c->read->posted) {
-            ngx_delete_posted_event(c->read);
-        }
-
-        c->fd = (ngx_socket_t) -1;
-        ngx_free_connection(c);
-    }
-
-    if (!rd->connected) {
-        rd->retry_at = ngx_current_msec + rd->backoff;
-        rd->backoff = ngx_min(2 * rd->backoff,
-                              NGX_HTTP_IDENTITY_REDIS_BACKOFF_MAX);
-    }
-
-    rd->conn = NULL;
-    rd->ac = NULL;
-    rd->connected = 0;
-    rd->pending = 0;
-
-    if (rd->timer.timer_set) {
-        ngx_del_timer(&rd->timer);
+        ngx_http_identity_rconn_free(rd->ac);
     }
 }
 
@@ -1089,9 +908,10 @@ ngx_http_identity_redis_ask(void)
     args[2] = (const char *) rd->conf->master.data;
     lens[2] = rd->conf->master.len;
 
-    if (redisAsyncCommandArgv(rd->ac, ngx_http_identity_redis_sentinel_reply,
-                              NULL, 3, args, lens)
-        != REDIS_OK)
+    if (ngx_http_identity_rconn_command(rd->ac,
+                                        ngx_http_identity_redis_sentinel_reply,
+                                        NULL, 0, 3, args, lens)
+        != NGX_OK)
     {
         return;
     }
@@ -1106,10 +926,9 @@ ngx_http_identity_redis_ask(void)
 
 
 static void
-ngx_http_identity_redis_sentinel_reply(redisAsyncContext *ac, void *r,
-    void *privdata)
+ngx_http_identity_redis_sentinel_reply(ngx_http_identity_rconn_t *ac,
+    redisReply *reply, void *privdata)
 {
-    redisReply                      *reply = r;
     ngx_int_t                        port;
     ngx_http_identity_redis_t       *rd = ac->data;
     ngx_http_identity_redis_addr_t  *primary = &ngx_http_identity_primary;
@@ -1176,10 +995,9 @@ ngx_http_identity_redis_sentinel_reply(redisAsyncContext *ac, void *r,
 /* the server the sentinels named must say it is the primary */
 
 static void
-ngx_http_identity_redis_role_reply(redisAsyncContext *ac, void *r,
-    void *privdata)
+ngx_http_identity_redis_role_reply(ngx_http_identity_rconn_t *ac,
+    redisReply *reply, void *privdata)
 {
-    redisReply                 *reply = r;
     ngx_http_identity_redis_t  *rd = ac->data;
 
     if (rd->pending) {
@@ -1204,7 +1022,7 @@ ngx_http_identity_redis_role_reply(redisAsyncContext *ac, void *r,
     ngx_http_identity_redis_failed(rd, "is not the primary",
                                    (char *) rd->conf->master.data);
     rd->connected = 0;
-    redisAsyncFree(ac);
+    ngx_http_identity_rconn_free(ac);
 }
 
 

@@ -26,12 +26,17 @@ static ngx_int_t ngx_http_identity_redis_conf_addr(ngx_conf_t *cf,
     ngx_http_identity_redis_addr_t *addr);
 static ngx_int_t ngx_http_identity_redis_conf_password(ngx_conf_t *cf,
     ngx_str_t *arg, char *name, ngx_str_t *password);
+static char *ngx_http_identity_redis_conf_tls(ngx_conf_t *cf,
+    ngx_http_identity_redis_conf_t *rc, ngx_str_t *ca, ngx_str_t *cert,
+    ngx_str_t *key);
 
 
 /*
  * identity_redis ADDRESS|sentinel=HOST:PORT,... [master=NAME]
  *                [sentinel_user=NAME] [sentinel_password[_file]=...]
  *                [db=N] [user=NAME] [password=S|password_file=P]
+ *                [tls [ca=FILE] [cert=FILE key=FILE] [server_name=NAME]
+ *                     [verify=on|off]]
  *                [timeouts]
  */
 
@@ -42,7 +47,8 @@ ngx_http_identity_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_http_identity_main_conf_t *imcf = conf;
 
     u_char                          *p, *last;
-    ngx_str_t                       *value, s, one;
+    ngx_str_t                       *value, s, one, ca, cert, key;
+    ngx_uint_t                       tls;
     ngx_int_t                        n;
     ngx_uint_t                       i;
     ngx_http_identity_redis_addr_t   addr, *sa;
@@ -58,6 +64,12 @@ ngx_http_identity_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 
     rc->connect_timeout = 1000;
     rc->timeout = 1000;
+    rc->tls_verify = 1;
+
+    tls = 0;
+    ngx_str_null(&ca);
+    ngx_str_null(&cert);
+    ngx_str_null(&key);
 
     if (ngx_strncmp(value[1].data, "sentinel=", 9) == 0) {
 
@@ -164,6 +176,49 @@ ngx_http_identity_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd,
             continue;
         }
 
+        if (ngx_strcmp(value[i].data, "tls") == 0) {
+            tls = 1;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "ca=", 3) == 0 && value[i].len > 3) {
+            ca.data = value[i].data + 3;
+            ca.len = value[i].len - 3;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "cert=", 5) == 0
+            && value[i].len > 5)
+        {
+            cert.data = value[i].data + 5;
+            cert.len = value[i].len - 5;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "key=", 4) == 0 && value[i].len > 4) {
+            key.data = value[i].data + 4;
+            key.len = value[i].len - 4;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "server_name=", 12) == 0
+            && value[i].len > 12)
+        {
+            rc->tls_server_name.data = value[i].data + 12;
+            rc->tls_server_name.len = value[i].len - 12;
+            continue;
+        }
+
+        if (ngx_strcmp(value[i].data, "verify=on") == 0) {
+            rc->tls_verify = 1;
+            continue;
+        }
+
+        if (ngx_strcmp(value[i].data, "verify=off") == 0) {
+            rc->tls_verify = 0;
+            continue;
+        }
+
         if (ngx_strncmp(value[i].data, "db=", 3) == 0) {
             n = ngx_atoi(value[i].data + 3, value[i].len - 3);
             if (n == NGX_ERROR) {
@@ -242,6 +297,31 @@ ngx_http_identity_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd,
         return NGX_CONF_ERROR;
     }
 
+    if (!tls && (ca.len || cert.len || key.len || rc->tls_server_name.len
+                 || !rc->tls_verify))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\": \"ca=\", \"cert=\", \"key=\", "
+                           "\"server_name=\" and \"verify=\" need \"tls\"",
+                           &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (tls) {
+        if (rc->unix_socket) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"%V\": \"tls\" over a unix socket",
+                               &cmd->name);
+            return NGX_CONF_ERROR;
+        }
+
+        if (ngx_http_identity_redis_conf_tls(cf, rc, &ca, &cert, &key)
+            != NGX_CONF_OK)
+        {
+            return NGX_CONF_ERROR;
+        }
+    }
+
     rc->configured = 1;
 
     return NGX_CONF_OK;
@@ -298,6 +378,81 @@ ngx_http_identity_redis_conf_addr(ngx_conf_t *cf, ngx_str_t *url,
     addr->host.data[addr->host.len] = '\0';
 
     return NGX_OK;
+}
+
+
+/*
+ * nginx's own TLS, as proxy_ssl_* sets it up: TLS 1.2 and 1.3, the
+ * certificate verified against "ca" (or the system's) unless verify=off,
+ * and a client certificate when one is given
+ */
+
+static char *
+ngx_http_identity_redis_conf_tls(ngx_conf_t *cf,
+    ngx_http_identity_redis_conf_t *rc, ngx_str_t *ca, ngx_str_t *cert,
+    ngx_str_t *key)
+{
+    ngx_pool_cleanup_t  *cln;
+
+    if ((cert->len == 0) != (key->len == 0)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"identity_redis\": \"cert=\" and \"key=\" "
+                           "go together");
+        return NGX_CONF_ERROR;
+    }
+
+    rc->ssl = ngx_pcalloc(cf->pool, sizeof(ngx_ssl_t));
+    if (rc->ssl == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    rc->ssl->log = cf->log;
+
+    if (ngx_ssl_create(rc->ssl, NGX_SSL_TLSv1_2|NGX_SSL_TLSv1_3, NULL)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        ngx_ssl_cleanup_ctx(rc->ssl);
+        return NGX_CONF_ERROR;
+    }
+
+    cln->handler = ngx_ssl_cleanup_ctx;
+    cln->data = rc->ssl;
+
+    if (cert->len
+        && ngx_ssl_certificate(cf, rc->ssl, cert, key, NULL) != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    if (!rc->tls_verify) {
+        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                           "\"identity_redis\" with \"verify=off\": the "
+                           "server's certificate is not checked");
+        return NGX_CONF_OK;
+    }
+
+    if (ca->len) {
+        if (ngx_ssl_trusted_certificate(cf, rc->ssl, ca, 4) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+
+    } else {
+        SSL_CTX_set_verify(rc->ssl->ctx, SSL_VERIFY_PEER, NULL);
+
+        if (SSL_CTX_set_default_verify_paths(rc->ssl->ctx) != 1) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"identity_redis\": no \"ca=\" and no "
+                               "system certificates");
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    return NGX_CONF_OK;
 }
 
 

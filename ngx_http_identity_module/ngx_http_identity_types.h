@@ -123,6 +123,9 @@ typedef struct {
     ngx_uint_t                       db;
     ngx_str_t                        user;        /* an ACL user, or "" */
     ngx_str_t                        password;
+    ngx_ssl_t                       *ssl;         /* NULL: plain TCP */
+    ngx_str_t                        tls_server_name;
+    ngx_uint_t                       tls_verify;
     ngx_msec_t                       connect_timeout;
     ngx_msec_t                       timeout;
     ngx_uint_t                       configured;
