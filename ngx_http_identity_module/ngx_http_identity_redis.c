@@ -493,7 +493,9 @@ ngx_http_identity_redis_reply(ngx_http_identity_rconn_t *ac,
 
         /* the connection is lost: said before its requests answer 503 */
 
-        ngx_http_identity_redis_failed(rd, "lost the connection",
+        ngx_http_identity_redis_failed(rd, rd->connected
+                                           ? "lost the connection"
+                                           : "connect failed",
                                        ac->errstr);
     }
 

@@ -26,6 +26,8 @@ static ngx_int_t ngx_http_identity_redis_conf_addr(ngx_conf_t *cf,
     ngx_http_identity_redis_addr_t *addr);
 static ngx_int_t ngx_http_identity_redis_conf_password(ngx_conf_t *cf,
     ngx_str_t *arg, char *name, ngx_str_t *password);
+static int ngx_http_identity_redis_conf_verify(int ok,
+    X509_STORE_CTX *x509_store);
 static char *ngx_http_identity_redis_conf_tls(ngx_conf_t *cf,
     ngx_http_identity_redis_conf_t *rc, ngx_str_t *ca, ngx_str_t *cert,
     ngx_str_t *key);
@@ -381,6 +383,15 @@ ngx_http_identity_redis_conf_addr(ngx_conf_t *cf, ngx_str_t *url,
 }
 
 
+/* the chain is judged once the handshake is over (redis_conn.c), as nginx's */
+
+static int
+ngx_http_identity_redis_conf_verify(int ok, X509_STORE_CTX *x509_store)
+{
+    return 1;
+}
+
+
 /*
  * nginx's own TLS, as proxy_ssl_* sets it up: TLS 1.2 and 1.3, the
  * certificate verified against "ca" (or the system's) unless verify=off,
@@ -442,7 +453,8 @@ ngx_http_identity_redis_conf_tls(ngx_conf_t *cf,
         }
 
     } else {
-        SSL_CTX_set_verify(rc->ssl->ctx, SSL_VERIFY_PEER, NULL);
+        SSL_CTX_set_verify(rc->ssl->ctx, SSL_VERIFY_PEER,
+                           ngx_http_identity_redis_conf_verify);
 
         if (SSL_CTX_set_default_verify_paths(rc->ssl->ctx) != 1) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,

@@ -18,8 +18,8 @@
  * together, once it is done (a posted write event).  When the connection
  * closes, for any reason, each pending handler is called with NULL, then
  * "closed"; a handler may free the connection, which then closes once it
- * returns.  The connection's own log is quiet (crit and worse): redis.c
- * says what happened, once per change of state.
+ * returns.  The connection's own log is quiet (alerts only; OpenSSL's
+ * errors are crit): redis.c says what happened, once per change of state.
  */
 
 
@@ -38,6 +38,8 @@ static ngx_int_t ngx_http_identity_rconn_test_connect(
     ngx_http_identity_rconn_t *rc);
 static void ngx_http_identity_rconn_ssl_init(ngx_http_identity_rconn_t *rc);
 static void ngx_http_identity_rconn_ssl_handshake(ngx_connection_t *c);
+static ngx_int_t ngx_http_identity_rconn_check_name(
+    ngx_http_identity_rconn_t *rc);
 static void ngx_http_identity_rconn_ready(ngx_http_identity_rconn_t *rc);
 static void ngx_http_identity_rconn_flush(ngx_http_identity_rconn_t *rc);
 static void ngx_http_identity_rconn_fail(ngx_http_identity_rconn_t *rc,
@@ -67,7 +69,7 @@ ngx_http_identity_rconn_connect(ngx_log_t *log,
     }
 
     rc->log = *log;
-    rc->log.log_level = NGX_LOG_CRIT;
+    rc->log.log_level = NGX_LOG_ALERT;
     rc->data = data;
     rc->connected = connected;
     rc->closed = closed;
@@ -431,7 +433,7 @@ ngx_http_identity_rconn_ssl_handshake(ngx_connection_t *c)
             return;
         }
 
-        if (ngx_ssl_check_host(c, &rc->server_name) != NGX_OK) {
+        if (ngx_http_identity_rconn_check_name(rc) != NGX_OK) {
             ngx_snprintf((u_char *) rc->errstr,
                          NGX_HTTP_IDENTITY_RCONN_ERRLEN - 1,
                          "its certificate does not match \"%V\"%Z",
@@ -446,6 +448,42 @@ ngx_http_identity_rconn_ssl_handshake(ngx_connection_t *c)
     c->write->handler = ngx_http_identity_rconn_write_handler;
 
     ngx_http_identity_rconn_ready(rc);
+}
+
+
+/* a name against the certificate's names; an address against its IPs */
+
+static ngx_int_t
+ngx_http_identity_rconn_check_name(ngx_http_identity_rconn_t *rc)
+{
+    int                rv;
+    u_char             ip[NGX_SOCKADDR_STRLEN + 1];
+    X509              *cert;
+    ngx_addr_t         a;
+    ngx_pool_t        *pool;
+    ngx_connection_t  *c;
+
+    c = rc->peer.connection;
+    pool = c->pool;
+
+    if (rc->server_name.len > NGX_SOCKADDR_STRLEN
+        || ngx_parse_addr(pool, &a, rc->server_name.data, rc->server_name.len)
+           != NGX_OK)
+    {
+        return ngx_ssl_check_host(c, &rc->server_name);
+    }
+
+    cert = SSL_get_peer_certificate(c->ssl->connection);
+    if (cert == NULL) {
+        return NGX_ERROR;
+    }
+
+    (void) ngx_cpystrn(ip, rc->server_name.data, rc->server_name.len + 1);
+
+    rv = X509_check_ip_asc(cert, (char *) ip, 0);
+    X509_free(cert);
+
+    return rv == 1 ? NGX_OK : NGX_ERROR;
 }
 
 
@@ -494,8 +532,9 @@ ngx_http_identity_rconn_flush(ngx_http_identity_rconn_t *rc)
         }
 
         if (n == NGX_ERROR || n == 0) {
-            ngx_http_identity_rconn_fail(rc, "lost the connection",
-                                         ngx_socket_errno);
+            ngx_http_identity_rconn_fail(rc, c->ssl ? "TLS write failed"
+                                                    : "write failed",
+                                         c->ssl ? 0 : ngx_socket_errno);
             return;
         }
 
@@ -535,8 +574,9 @@ ngx_http_identity_rconn_read_handler(ngx_event_t *rev)
         }
 
         if (n == NGX_ERROR) {
-            ngx_http_identity_rconn_fail(rc, "lost the connection",
-                                         ngx_socket_errno);
+            ngx_http_identity_rconn_fail(rc, c->ssl ? "TLS read failed"
+                                                    : "read failed",
+                                         c->ssl ? 0 : ngx_socket_errno);
             return;
         }
 
