@@ -1,14 +1,16 @@
 #!/usr/bin/perl
-# Benchmark of the authenticated request path.  Three variants, each a
+# Benchmark of the authenticated request path.  Four variants, each a
 # reverse proxy in front of the same tiny upstream (its own nginx):
 #   (a) the plain proxy,
 #   (b) the same proxy behind `identity test;`, strict: one Redis lookup
 #       per request,
 #   (c) the same with the per-node session cache (`identity_session_cache`
 #       at http level, hence its own nginx); "n/a" when the module has no
-#       such directive.
+#       such directive,
+#   (d) (b) with the same Redis over TLS (`identity_redis ... tls`, a test
+#       CA, the certificate verified); BENCH_TLS=0 leaves it out.
 # Two modes: light (1 worker, wrk -t1 -c50) and full (2 workers, wrk -t2
-# -c50, everything on the same cores); wrk alternates a, b, c, a, b, c, ...
+# -c50, everything on the same cores); wrk alternates a, b, c, d, a, b, ...
 # Run through bench/run.sh (make bench).  See bench/README.md.
 #
 #   perl bench/auth-path.pl [light|full|both]     (or BENCH_MODE)
@@ -41,6 +43,7 @@ my $WRK = $ENV{WRK} // '/usr/bin/wrk';
 my $GEO = $ENV{BENCH_GEO} // '';               # 1: a generated geo database; or a .mmdb path
 my $CACHE = $ENV{BENCH_CACHE} // 1;            # 0: skip the cache variant
 my $CACHE_CONF = $ENV{BENCH_CACHE_CONF} // 'identity_session_cache zone=identity_cache:16m;';
+my $TLS = $ENV{BENCH_TLS} // 1;                # 0: skip the Redis-over-TLS variant
 my $OUTDIR = $ENV{BENCH_OUT} // "$ROOT/bench/out";
 my $PIDFILE = "$OUTDIR/run.pids";
 
@@ -60,8 +63,9 @@ for my $m (values %MODES) {
     $m->{upstream_workers} = $ENV{BENCH_UPSTREAM_WORKERS} || $m->{workers};
 }
 
-my @VARIANTS = qw(a b c);
-my %LABEL = (a => '(a) plain proxy', b => '(b) identity strict', c => '(c) identity cache');
+my @VARIANTS = ('a', 'b', 'c', $TLS ? 'd' : ());
+my %LABEL = (a => '(a) plain proxy', b => '(b) identity strict', c => '(c) identity cache',
+             d => '(d) strict, TLS');
 
 Test::More->builder->no_ending(1);    # the harness uses Test::More; no tests here
 
@@ -76,12 +80,12 @@ sub out { my $s = join '', @_; $s .= "\n" unless $s =~ /\n\z/; print $s; print $
 # ------------------------------------------------------------ stop by pid
 
 my $wrk_pid;
-my ($t, $tu, $tc);    # redis, IdP, front (a, b); upstream; front (c)
+my ($t, $tu, $tc, $td);    # redis, IdP, front (a, b); upstream; front (c); (d)
 
 sub record_pids {
     # run.sh's EXIT trap stops these if this process dies without cleaning up
     open my $fh, '>', $PIDFILE or return;
-    print $fh "$_\n" for grep { $_ } (map { values %{$_->{procs}} } grep { $_ } $t, $tu, $tc),
+    print $fh "$_\n" for grep { $_ } (map { values %{$_->{procs}} } grep { $_ } $t, $tu, $tc, $td),
         $wrk_pid;
     close $fh;
 }
@@ -100,7 +104,7 @@ $SIG{PIPE} = 'IGNORE';
 END {
     my $rc = $?;
     stop_wrk();
-    $_->stop_all for grep { $_ } $tc, $tu, $t;    # nginx (QUIT), IdP, redis: by pid
+    $_->stop_all for grep { $_ } $td, $tc, $tu, $t;    # nginx (QUIT), IdP, redis: by pid
     unlink $PIDFILE;
     $? = $rc;
 }
@@ -300,6 +304,7 @@ sub keepalive_requests {
 $t = Identity::Test->new(name => 'bench-auth-path');
 $tu = Identity::Test->new(name => 'bench-upstream');
 $tc = Identity::Test->new(name => 'bench-cache');
+$td = Identity::Test->new(name => 'bench-tls') if $TLS;
 
 # our own copy of the module, so that a rebuild during the run cannot touch
 # the mapped file
@@ -308,10 +313,30 @@ my $module_src = Identity::Test::module_path();
 copy($module_src, $so) or die "copy $module_src: $!";
 $ENV{IDENTITY_MODULE} = $so;
 
-my $rport = $t->start_redis;
+# (d): the same Redis on a TLS port too, with a certificate of a test CA
+my ($tls_port, @tls_args, $tls_line);
+if ($TLS) {
+    my $dir = $t->testdir;
+    system("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=bench-ca "
+        . "-keyout $dir/ca.key -out $dir/ca.crt >>$dir/openssl.log 2>&1") == 0 or die "openssl: CA\n";
+    system("openssl req -newkey rsa:2048 -nodes -subj /CN=redis.bench -keyout $dir/redis.key "
+        . "-out $dir/redis.csr >>$dir/openssl.log 2>&1") == 0 or die "openssl: csr\n";
+    $t->write_file('redis.ext', "subjectAltName=DNS:redis.bench,IP:127.0.0.1\n");
+    system("openssl x509 -req -in $dir/redis.csr -CA $dir/ca.crt -CAkey $dir/ca.key -CAcreateserial "
+        . "-days 2 -out $dir/redis.crt -extfile $dir/redis.ext >>$dir/openssl.log 2>&1") == 0
+        or die "openssl: certificate\n";
+    $tls_port = Identity::Test::free_port();
+    @tls_args = ('--tls-port', $tls_port, '--tls-cert-file', "$dir/redis.crt",
+                 '--tls-key-file', "$dir/redis.key", '--tls-ca-cert-file', "$dir/ca.crt",
+                 '--tls-auth-clients', 'no');
+    $tls_line = "identity_redis 127.0.0.1:$tls_port timeout=2s tls ca=$dir/ca.crt "
+        . "server_name=redis.bench;";
+}
+my $rport = $t->start_redis(args => \@tls_args);
 my $pa = $t->port('plain');
 my $pb = $t->port('nginx');
 my $pc = $tc->port('nginx');
+my $pd = $TLS ? $td->port('nginx') : 0;
 my $pu = $tu->port('nginx');
 my $issuer = $t->start_idp(redirect_uris => ["http://127.0.0.1:$pb/_identity/callback"]);
 record_pids();
@@ -345,7 +370,8 @@ PROXY
 # A front nginx: the module, Redis, the provider, the upstream (keepalive),
 # and the given http-level lines and servers.
 sub front_conf {
-    my ($workers, $http, $servers) = @_;
+    my ($workers, $http, $servers, $redis) = @_;
+    $redis //= "identity_redis 127.0.0.1:$rport timeout=2s;";
     return <<"CONF";
 load_module %%MODULE%%;
 daemon off;
@@ -358,7 +384,7 @@ http {
     access_log off;
 $TEMP_PATHS
 
-    identity_redis 127.0.0.1:$rport timeout=2s;
+    $redis
     $geo_conf
     $http
 
@@ -406,6 +432,21 @@ sub front_c_conf {
     return front_conf($workers, $CACHE_CONF, <<"SERVERS");
 
     # (c) the proxy behind the identity module, with the session cache
+    server {
+        listen 127.0.0.1:%%PORT_nginx%%;
+        location / {
+            identity test;
+$PROXY        }
+    }
+SERVERS
+}
+
+# (d): (b) with Redis over TLS, hence its own nginx
+sub front_d_conf {
+    my ($workers) = @_;
+    return front_conf($workers, '', <<"SERVERS", $tls_line);
+
+    # (d) the proxy behind the identity module, Redis over TLS
     server {
         listen 127.0.0.1:%%PORT_nginx%%;
         location / {
@@ -465,6 +506,7 @@ out("(a) plain proxy_pass to the upstream (keepalive 64), a `return 200 \"ok\"` 
 out("(b) the same, with `identity test;` and a valid session cookie: one Redis lookup a request"
     . ($geo_conf ? "; and $geo_conf" : ''));
 out("(c) " . ($cache_na // "the same as (b) in an nginx with `$CACHE_CONF`"));
+out("(d) the same as (b), the same Redis over TLS (TLS 1.3, the certificate verified)") if $TLS;
 out(sprintf "%d rounds of %ds per variant alternating (%s), %ds warm-up each%s",
     $ROUNDS, $DURATION, join(',', @variants, '...'), $WARMUP,
     $SERIAL ? ", then ${SERIAL}s each with -c1" : '');
@@ -485,16 +527,21 @@ sub start_mode {
         $tc->nginx_conf(front_c_conf($m->{workers}));
         $tc->start_nginx;
     }
+    if ($TLS) {
+        $td->nginx_conf(front_d_conf($m->{workers}));
+        $td->start_nginx;
+    }
     record_pids();
     $m->{pids} = {
         upstream => [nginx_pids($tu, $m->{upstream_workers})],
         ab => [nginx_pids($t, $m->{workers})],
         c => $cache_na ? [] : [nginx_pids($tc, $m->{workers})],
+        d => $TLS ? [nginx_pids($td, $m->{workers})] : [],
     };
 }
 
 sub stop_mode {
-    $_->stop_nginx for $tc, $t, $tu;
+    $_->stop_nginx for grep { $_ } $td, $tc, $t, $tu;
     record_pids();
 }
 
@@ -538,7 +585,7 @@ sub run_mode {
     my $m = $MODES{$name};
     $waited = 0;
     start_mode($m);
-    my %port = (a => $pa, b => $pb, c => $pc);
+    my %port = (a => $pa, b => $pb, c => $pc, d => $pd);
     if (!$cookie) {    # log in once, through the IdP; the session is in Redis
         my $ua = Identity::Test::UA->new;
         my $res = $ua->oidc_login("http://127.0.0.1:$pb/");
@@ -567,7 +614,7 @@ sub run_mode {
     my %run = (threads => $m->{threads}, upstream => $m->{pids}{upstream});
     my %server = map { $_ => { %run, url => "http://127.0.0.1:$port{$_}/",
         header => $_ eq 'a' ? undef : $cookie,
-        nginx => $_ eq 'c' ? $m->{pids}{c} : $m->{pids}{ab} } } @variants;
+        nginx => $_ eq 'c' ? $m->{pids}{c} : $_ eq 'd' ? $m->{pids}{d} : $m->{pids}{ab} } } @variants;
 
     # every run of a variant, for the checks; the rounds, for the figures
     my (%all, %runs, %serial);
@@ -741,14 +788,16 @@ my @rows = (
             $_[0]{$v} ? sprintf('%+.1f', $_[0]{$v}{us_nginx} - $_[0]{a}{us_nginx}) : 'n/a' }],
         ["redis CPU us/req ($v)", sub { $_[0]{$v} ? sprintf('%.1f', $_[0]{$v}{us_redis}) : 'n/a' }],
         ["redis cmd/req ($v)", sub { $_[0]{$v} ? sprintf('%.3f', $_[0]{$v}{cmds_per_req}) : 'n/a' }],
-    ) } qw(b c)),
+    ) } grep { $_ ne 'a' } @VARIANTS),
+    ($TLS ? ["req/s ratio (d)/(b): TLS over plain", sub {
+        $_[0]{d} && $_[0]{b} ? sprintf('%.3f', $_[0]{d}{rps} / $_[0]{b}{rps}) : 'n/a' }] : ()),
 );
 for my $row (@rows) {
     out(sprintf '%-40s%s', $row->[0], join '', map { sprintf '%10s', $row->[1]->($result{$_}) } @modes);
 }
 out("(c): $cache_na") if $cache_na;
 
-my @alerts = grep { /\[(alert|emerg|crit)\]/ } map { split /\n/, $_->error_log } $t, $tc, $tu;
+my @alerts = grep { /\[(alert|emerg|crit)\]/ } map { split /\n/, $_->error_log } grep { $_ } $t, $tc, $tu, $td;
 push @problems, "nginx error.log: " . scalar(@alerts) . " alert/crit lines, first: $alerts[0]" if @alerts;
 
 out('');
