@@ -52,6 +52,7 @@ typedef struct {
     ngx_http_identity_rconn_t          *ac;
     ngx_http_identity_redis_conf_t     *conf;
     ngx_http_identity_redis_addr_t      addr;       /* where it connects */
+    u_char                              host[NGX_SOCKADDR_STRLEN + 1];
     ngx_log_t                          *log;
     ngx_event_t                         timer;
     ngx_uint_t                          pending;
@@ -109,19 +110,29 @@ static void ngx_http_identity_redis_sentinel_reply(
     ngx_http_identity_rconn_t *ac, redisReply *reply, void *privdata);
 static void ngx_http_identity_redis_role_reply(ngx_http_identity_rconn_t *ac,
     redisReply *reply, void *privdata);
+static ngx_int_t ngx_http_identity_redis_subscribe_on(
+    ngx_http_identity_redis_t *rd, ngx_log_t *log, ngx_str_t *channel,
+    ngx_str_t *name, ngx_http_identity_redis_sub_pt handler, void *data);
+static void ngx_http_identity_redis_watch(ngx_event_t *ev);
+static void ngx_http_identity_redis_switch(void *data, ngx_uint_t event,
+    ngx_str_t *message);
 
 
 static ngx_http_identity_redis_t  ngx_http_identity_redis;
 static ngx_http_identity_redis_t  ngx_http_identity_redis_sub;
 static ngx_http_identity_redis_t  ngx_http_identity_redis_sentinel;
+static ngx_http_identity_redis_t  ngx_http_identity_redis_switches;
+static ngx_event_t                ngx_http_identity_redis_watcher;
 
 
-/* the primary the sentinels named last ("" when it is to be asked) */
+/* the primary the sentinels named last; not "known" when to be asked again */
 
 static u_char                          ngx_http_identity_primary_host[
                                            NGX_SOCKADDR_STRLEN + 1];
 static ngx_http_identity_redis_addr_t  ngx_http_identity_primary;
 static ngx_uint_t                      ngx_http_identity_next_sentinel;
+static ngx_uint_t                      ngx_http_identity_next_watched;
+static ngx_uint_t                      ngx_http_identity_primary_known;
 static ngx_uint_t                      ngx_http_identity_asking;
 
 
@@ -134,18 +145,22 @@ ngx_http_identity_redis_init(ngx_cycle_t *cycle,
 
     static ngx_http_identity_redis_t  *rds[] = {
         &ngx_http_identity_redis, &ngx_http_identity_redis_sub,
-        &ngx_http_identity_redis_sentinel
+        &ngx_http_identity_redis_sentinel, &ngx_http_identity_redis_switches
     };
 
-    for (i = 0; i < 3; i++) {
+    static char  *roles[] = {
+        "", " (subscription)", " sentinel", " sentinel (subscription)"
+    };
+
+    for (i = 0; i < 4; i++) {
         rd = rds[i];
 
         ngx_memzero(rd, sizeof(ngx_http_identity_redis_t));
 
         rd->conf = conf;
         rd->log = cycle->log;
-        rd->role = i == 0 ? "" : i == 1 ? " (subscription)" : " sentinel";
-        rd->sentinel = (i == 2);
+        rd->role = roles[i];
+        rd->sentinel = (i >= 2);
         rd->addr.host = conf->host;
         rd->addr.port = conf->port;
         rd->backoff = NGX_HTTP_IDENTITY_REDIS_BACKOFF_MIN;
@@ -165,11 +180,22 @@ ngx_http_identity_redis_init(ngx_cycle_t *cycle,
 
     ngx_http_identity_primary.host.data = ngx_http_identity_primary_host;
     ngx_http_identity_primary.host.len = 0;
+    ngx_http_identity_primary_known = 0;
     ngx_http_identity_next_sentinel = 0;
     ngx_http_identity_asking = 0;
 
+    ngx_http_identity_next_watched = 0;
+
     if (conf->configured && conf->sentinels) {
         ngx_http_identity_redis_ask();
+
+        ngx_memzero(&ngx_http_identity_redis_watcher, sizeof(ngx_event_t));
+        ngx_http_identity_redis_watcher.handler = ngx_http_identity_redis_watch;
+        ngx_http_identity_redis_watcher.data = &ngx_http_identity_redis_switches;
+        ngx_http_identity_redis_watcher.log = cycle->log;
+        ngx_http_identity_redis_watcher.cancelable = 1;
+
+        ngx_http_identity_redis_watch(&ngx_http_identity_redis_watcher);
     }
 
     return NGX_OK;
@@ -182,10 +208,15 @@ ngx_http_identity_redis_done(ngx_cycle_t *cycle)
     ngx_uint_t                  i;
     ngx_http_identity_redis_t  *rd;
 
-    for (i = 0; i < 3; i++) {
+    if (ngx_http_identity_redis_watcher.timer_set) {
+        ngx_del_timer(&ngx_http_identity_redis_watcher);
+    }
+
+    for (i = 0; i < 4; i++) {
         rd = i == 0 ? &ngx_http_identity_redis
              : i == 1 ? &ngx_http_identity_redis_sub
-             : &ngx_http_identity_redis_sentinel;
+             : i == 2 ? &ngx_http_identity_redis_sentinel
+             : &ngx_http_identity_redis_switches;
 
         rd->sub_handler = NULL;
 
@@ -360,12 +391,18 @@ ngx_http_identity_redis_connect(ngx_http_identity_redis_t *rd)
     }
 
     if (conf->sentinels && !rd->sentinel) {
-        if (ngx_http_identity_primary.host.len == 0) {
+        if (!ngx_http_identity_primary_known) {
             ngx_http_identity_redis_ask();
             return NGX_ERROR;
         }
 
-        rd->addr = ngx_http_identity_primary;
+        /* its own copy: the sentinels may name another meanwhile */
+
+        ngx_memcpy(rd->host, ngx_http_identity_primary_host,
+                   ngx_http_identity_primary.host.len + 1);
+        rd->addr.host.data = rd->host;
+        rd->addr.host.len = ngx_http_identity_primary.host.len;
+        rd->addr.port = ngx_http_identity_primary.port;
     }
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, rd->log, 0,
@@ -584,9 +621,19 @@ ngx_int_t
 ngx_http_identity_redis_subscribe(ngx_log_t *log, ngx_str_t *channel,
     ngx_str_t *name, ngx_http_identity_redis_sub_pt handler, void *data)
 {
-    size_t                      lens[3];
-    const char                 *args[3];
-    ngx_http_identity_redis_t  *rd = &ngx_http_identity_redis_sub;
+    return ngx_http_identity_redis_subscribe_on(&ngx_http_identity_redis_sub,
+                                                log, channel, name, handler,
+                                                data);
+}
+
+
+static ngx_int_t
+ngx_http_identity_redis_subscribe_on(ngx_http_identity_redis_t *rd,
+    ngx_log_t *log, ngx_str_t *channel, ngx_str_t *name,
+    ngx_http_identity_redis_sub_pt handler, void *data)
+{
+    size_t       lens[3];
+    const char  *args[3];
 
     if (rd->ac) {
         return NGX_OK;
@@ -602,14 +649,16 @@ ngx_http_identity_redis_subscribe(ngx_log_t *log, ngx_str_t *channel,
     rd->sub_data = data;
     rd->subscribed = 0;
 
-    args[0] = "CLIENT";
-    lens[0] = 6;
-    args[1] = "SETNAME";
-    lens[1] = 7;
-    args[2] = (const char *) name->data;
-    lens[2] = name->len;
+    if (name) {
+        args[0] = "CLIENT";
+        lens[0] = 6;
+        args[1] = "SETNAME";
+        lens[1] = 7;
+        args[2] = (const char *) name->data;
+        lens[2] = name->len;
 
-    ngx_http_identity_redis_setup(rd, 3, args, lens);
+        ngx_http_identity_redis_setup(rd, 3, args, lens);
+    }
 
     args[0] = "SUBSCRIBE";
     lens[0] = 9;
@@ -874,7 +923,7 @@ ngx_http_identity_redis_failed(ngx_http_identity_redis_t *rd,
         return;
     }
 
-    ngx_http_identity_primary.host.len = 0;
+    ngx_http_identity_primary_known = 0;
     ngx_http_identity_redis_ask();
 }
 
@@ -986,11 +1035,130 @@ ngx_http_identity_redis_sentinel_reply(ngx_http_identity_rconn_t *ac,
                reply->element[0]->len);
     ngx_http_identity_primary_host[reply->element[0]->len] = '\0';
     primary->host.len = reply->element[0]->len;
+    ngx_http_identity_primary_known = 1;
     primary->port = (in_port_t) port;
 
     /* connected before the next request asks for it */
 
     (void) ngx_http_identity_redis_connect(&ngx_http_identity_redis);
+}
+
+
+/*
+ * Each second: the worker listens to a sentinel's +switch-master, so that
+ * it follows a failover the moment it is decided, even one that left the
+ * old primary reachable; a sentinel that went away is replaced by the next.
+ */
+
+static void
+ngx_http_identity_redis_watch(ngx_event_t *ev)
+{
+    ngx_http_identity_redis_t       *rd = ev->data;
+    ngx_http_identity_redis_addr_t  *sa;
+
+    static ngx_str_t  channel = ngx_string("+switch-master");
+
+    if (rd->ac == NULL) {
+        sa = rd->conf->sentinels->elts;
+        rd->addr = sa[ngx_http_identity_next_watched
+                      % rd->conf->sentinels->nelts];
+
+        if (ngx_http_identity_redis_subscribe_on(rd, ev->log, &channel, NULL,
+                                                 ngx_http_identity_redis_switch,
+                                                 NULL)
+            != NGX_OK)
+        {
+            ngx_http_identity_next_watched++;
+        }
+    }
+
+    ngx_add_timer(ev, 1000);
+}
+
+
+/* "+switch-master": "NAME OLD-IP OLD-PORT NEW-IP NEW-PORT" */
+
+static void
+ngx_http_identity_redis_switch(void *data, ngx_uint_t event,
+    ngx_str_t *message)
+{
+    u_char                          *p, *last, *f[5];
+    size_t                           len[5];
+    ngx_int_t                        port;
+    ngx_uint_t                       n;
+    ngx_http_identity_redis_t       *rd, *main;
+    ngx_http_identity_redis_addr_t  *primary = &ngx_http_identity_primary;
+
+    rd = &ngx_http_identity_redis_switches;
+
+    if (event == NGX_HTTP_IDENTITY_SUB_DOWN) {
+        ngx_http_identity_next_watched++;
+        return;
+    }
+
+    if (event != NGX_HTTP_IDENTITY_SUB_MESSAGE) {
+        return;
+    }
+
+    p = message->data;
+    last = p + message->len;
+
+    for (n = 0; n < 5 && p < last; n++) {
+        f[n] = p;
+
+        while (p < last && *p != ' ') {
+            p++;
+        }
+
+        len[n] = p - f[n];
+        p++;
+    }
+
+    if (n != 5
+        || len[0] != rd->conf->master.len
+        || ngx_strncmp(f[0], rd->conf->master.data, len[0]) != 0)
+    {
+        return;
+    }
+
+    port = ngx_atoi(f[4], len[4]);
+
+    if (port <= 0 || port > 65535 || len[3] == 0
+        || len[3] > NGX_SOCKADDR_STRLEN)
+    {
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_NOTICE, rd->log, 0,
+                  "identity: the sentinels switched the primary of \"%V\" "
+                  "to \"%*s\" port %i", &rd->conf->master, len[3], f[3],
+                  port);
+
+    ngx_memcpy(ngx_http_identity_primary_host, f[3], len[3]);
+    ngx_http_identity_primary_host[len[3]] = '\0';
+    primary->host.len = len[3];
+    ngx_http_identity_primary_known = 1;
+    primary->port = (in_port_t) port;
+
+    /* what is connected elsewhere is dropped: it reconnects to the new one */
+
+    main = &ngx_http_identity_redis;
+
+    for (n = 0; n < 2; n++) {
+        rd = n ? &ngx_http_identity_redis_sub : main;
+
+        if (rd->ac
+            && (rd->addr.port != primary->port
+                || rd->addr.host.len != primary->host.len
+                || ngx_strncmp(rd->addr.host.data, primary->host.data,
+                               primary->host.len) != 0))
+        {
+            rd->retry_at = ngx_current_msec;
+            ngx_http_identity_rconn_free(rd->ac);
+        }
+    }
+
+    (void) ngx_http_identity_redis_connect(main);
 }
 
 

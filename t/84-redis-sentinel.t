@@ -144,7 +144,11 @@ is($r->{status}, 200, 'a login after the failover');
 my $cookie2 = $ua2->cookie('identity_session', '127.0.0.1');
 is($t->redis_at($replica, 'EXISTS', Identity::Test::session_key($cookie2)), 1,
    'its session was written to the new primary');
-like($t->error_log, qr/names "127\.0\.0\.1" port $replica the primary of "idm"/, 'the log names the new primary');
+like($t->error_log, qr/(?:names "127\.0\.0\.1" port $replica the primary of "idm"|switched the primary of "idm" to "127\.0\.0\.1" port $replica)/,
+     'the log names the new primary');
+my @named = grep { /names "127\.0\.0\.1" port \d+ the primary/ } split /\n/, $t->error_log;
+cmp_ok(scalar @named, '<=', 4, 'each worker says which primary the sentinels named when it changes, not at each question ('
+       . scalar(@named) . ')');
 
 my $sid = $t->redis_at($replica, 'HGET', $key, 'id');
 $r = $api->request('DELETE', "$base/api/app/sessions/$sid");
@@ -152,6 +156,54 @@ is($r->{status}, 204, 'a DELETE after the failover');
 my @st = map { with_cookie($cookie, "/gone$_")->{status} } 1 .. 20;
 is_deeply([grep { $_ != 302 } @st], [], 'the deleted session is refused by every worker, 20 times');
 is($t->redis_at($replica, 'EXISTS', $key), 0, 'and gone from the new primary');
+# ------------------------------------------------------------ a failover that leaves the old primary up
+
+# the old primary comes back, and the sentinels make it a replica
+$t->start_redis;
+$end = time + 30;
+sleep 0.2 while time < $end
+    && ((eval { $t->redis('INFO', 'replication') } // '') !~ /role:slave.*master_link_status:up/s
+        || (master_info($sentinels[0])->{'num-slaves'} // 0) < 1);
+like($t->redis('INFO', 'replication'), qr/role:slave/, 'the old primary is back, as a replica');
+
+my $mark = length $t->error_log;
+my $ua3 = Identity::Test::UA->new;
+is($ua3->oidc_login("$base/in3")->{status}, 200, 'a login before a manual failover');
+my $cookie3 = $ua3->cookie('identity_session', '127.0.0.1');
+my $key3 = Identity::Test::session_key($cookie3);
+is($t->redis_at($replica, 'WAIT', 1, 2000), 1, 'replicated');
+
+$t->redis_at($sentinels[1], 'SENTINEL', 'FAILOVER', 'idm');
+$end = time + 30;
+my $named;
+while (time < $end) {
+    $named = eval { $t->redis_at($sentinels[0], 'SENTINEL', 'get-master-addr-by-name', 'idm') };
+    last if $named && $named->[1] == $primary;
+    sleep 0.05;
+}
+is($named->[1], $primary, 'SENTINEL FAILOVER: the sentinels name the old primary again');
+$end = time + 15;
+sleep 0.1 while time < $end && ($t->redis_at($replica, 'INFO', 'replication') // '') !~ /role:slave/;
+like($t->redis_at($replica, 'INFO', 'replication'), qr/role:slave/, 'and the other is a replica, still up');
+$end = time + 5;
+sleep 0.1 while time < $end && substr($t->error_log, $mark) !~ /switched the primary of "idm" to "127\.0\.0\.1" port $primary/;
+like(substr($t->error_log, $mark), qr/\[notice\][^\n]*switched the primary of "idm" to "127\.0\.0\.1" port $primary/,
+     'the workers heard +switch-master');
+
+my $sid3 = $t->redis('HGET', $key3, 'id');
+$end = time + 5;
+$r = undef;
+while (time < $end) {
+    $r = $api->request('DELETE', "$base/api/app/sessions/$sid3");
+    last if $r->{status} == 204;
+    sleep 0.1;
+}
+is($r->{status}, 204, 'a DELETE after it, on the new primary');
+is($t->redis('EXISTS', $key3), 0, 'which no longer has the session');
+@st = map { with_cookie($cookie3, "/gone3-$_")->{status} } 1 .. 20;
+is_deeply([grep { $_ != 302 } @st], [], 'no worker reads it from the old primary, now a replica: 20 refusals');
+is(with_cookie($cookie2, '/still')->{status}, 200, 'another session is still valid');
+
 unlike($t->error_log, qr/\[alert\]/, 'no alert');
 
 $t->done;
