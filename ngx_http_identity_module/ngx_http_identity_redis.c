@@ -105,6 +105,8 @@ static void ngx_http_identity_redis_is_up(ngx_http_identity_redis_t *rd);
 static void ngx_http_identity_redis_refused(ngx_http_identity_redis_t *rd);
 static void ngx_http_identity_redis_failed(ngx_http_identity_redis_t *rd,
     const char *what, const char *why);
+static void ngx_http_identity_redis_refusal(ngx_http_identity_redis_t *rd,
+    char *what, redisReply *reply);
 static void ngx_http_identity_redis_ask(void);
 static void ngx_http_identity_redis_sentinel_reply(
     ngx_http_identity_rconn_t *ac, redisReply *reply, void *privdata);
@@ -161,7 +163,8 @@ ngx_http_identity_redis_init(ngx_cycle_t *cycle,
         rd->log = cycle->log;
         rd->role = roles[i];
         rd->sentinel = (i >= 2);
-        rd->addr.host = conf->host;
+        rd->addr.host = (conf->sentinels && i < 2) ? conf->master
+                                                   : conf->host;
         rd->addr.port = conf->port;
         rd->backoff = NGX_HTTP_IDENTITY_REDIS_BACKOFF_MIN;
 
@@ -392,6 +395,11 @@ ngx_http_identity_redis_connect(ngx_http_identity_redis_t *rd)
 
     if (conf->sentinels && !rd->sentinel) {
         if (!ngx_http_identity_primary_known) {
+
+            /* down until the sentinels name one: its refusals are counted */
+
+            ngx_http_identity_redis_is_down(rd, "has no primary from the "
+                                            "sentinels yet", NULL);
             ngx_http_identity_redis_ask();
             return NGX_ERROR;
         }
@@ -597,17 +605,25 @@ ngx_http_identity_redis_setup_reply(ngx_http_identity_rconn_t *ac,
      * error a request; the connection is dropped and tried again later
      */
 
-    if (!rd->down) {
-        ngx_log_error(NGX_LOG_ERR, rd->log, 0,
-                      "identity: redis%s at \"%V\" refused %s: \"%*s\"",
-                      rd->role, &rd->addr.host, (char *) privdata,
-                      (size_t) reply->len, reply->str);
-    }
-
-    ngx_http_identity_redis_failed(rd, "refused the connection's setup",
-                                   NULL);
+    ngx_http_identity_redis_refusal(rd, (char *) privdata, reply);
     rd->connected = 0;
     ngx_http_identity_rconn_free(ac);
+}
+
+
+/* "refused AUTH: "WRONGPASS ..."", the server's words bounded */
+
+static void
+ngx_http_identity_redis_refusal(ngx_http_identity_redis_t *rd, char *what,
+    redisReply *reply)
+{
+    u_char  *p, buf[256];
+
+    p = ngx_snprintf(buf, sizeof(buf) - 1, "refused %s: \"%*s\"", what,
+                     (size_t) ngx_min(reply->len, 200), reply->str);
+    *p = '\0';
+
+    ngx_http_identity_redis_failed(rd, (char *) buf, NULL);
 }
 
 
@@ -709,6 +725,12 @@ ngx_http_identity_redis_sub_reply(ngx_http_identity_rconn_t *ac,
     if (reply == NULL) {
         rd->subscribed = 0;
         rd->sub_handler(rd->sub_data, NGX_HTTP_IDENTITY_SUB_DOWN, NULL);
+        return;
+    }
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+        ngx_http_identity_redis_refusal(rd, "SUBSCRIBE", reply);
+        ngx_http_identity_rconn_free(ac);
         return;
     }
 
@@ -993,6 +1015,11 @@ ngx_http_identity_redis_sentinel_reply(ngx_http_identity_rconn_t *ac,
 
     if (reply == NULL) {
         return;     /* the connection failed: said, and the next is next */
+    }
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+        ngx_http_identity_redis_refusal(rd, "SENTINEL", reply);
+        return;
     }
 
     if (reply->type != REDIS_REPLY_ARRAY

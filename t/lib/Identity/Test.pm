@@ -265,15 +265,17 @@ sub start_sentinel {
         "sentinel failover-timeout $master 10000", @lines), "\n";
     close $fh;
     $self->_spawn($name, ['redis-sentinel', "$dir/sentinel.conf"], "$dir/log", "$dir/log");
-    $self->_wait_redis($name, $port, "$dir/log");
+    my ($password) = map { /^requirepass (\S+)/ ? $1 : () } @lines;
+    $self->_wait_redis($name, $port, "$dir/log", $password);
     return $port;
 }
 
 sub _wait_redis {
-    my ($self, $name, $port, $log) = @_;
+    my ($self, $name, $port, $log, $password) = @_;
     my $end = time + 10;
     while (time < $end) {
-        my $pong = eval { $self->redis_at($port, 'PING') };
+        my $pong = eval { local $self->{redis_port} = $port;
+                          local $self->{redis_password} = $password; $self->redis('PING') };
         return if defined $pong && $pong eq 'PONG';
         die "$name exited:\n" . _slurp($log) unless $self->_running($name);
         sleep 0.05;
