@@ -495,8 +495,15 @@ ngx_http_identity_rconn_ready(ngx_http_identity_rconn_t *rc)
     c = rc->peer.connection;
     rc->ready = 1;
 
+    /* a failure in here closes the connection once this is done with it */
+
     rc->in_callback = 1;
     rc->connected(rc, 1);
+
+    if (!rc->freeing) {
+        ngx_http_identity_rconn_flush(rc);
+    }
+
     rc->in_callback = 0;
 
     if (rc->freeing) {
@@ -504,9 +511,7 @@ ngx_http_identity_rconn_ready(ngx_http_identity_rconn_t *rc)
         return;
     }
 
-    ngx_http_identity_rconn_flush(rc);
-
-    if (!rc->done && c->read->ready) {
+    if (c->read->ready) {
         ngx_http_identity_rconn_read_handler(c->read);
     }
 }
