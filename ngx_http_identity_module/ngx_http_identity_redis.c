@@ -108,6 +108,7 @@ static void ngx_http_identity_redis_failed(ngx_http_identity_redis_t *rd,
 static void ngx_http_identity_redis_refusal(ngx_http_identity_redis_t *rd,
     char *what, redisReply *reply);
 static void ngx_http_identity_redis_ask(void);
+static ngx_int_t ngx_http_identity_redis_numeric(u_char *host, size_t len);
 static void ngx_http_identity_redis_sentinel_reply(
     ngx_http_identity_rconn_t *ac, redisReply *reply, void *privdata);
 static void ngx_http_identity_redis_role_reply(ngx_http_identity_rconn_t *ac,
@@ -1019,27 +1020,35 @@ ngx_http_identity_redis_sentinel_reply(ngx_http_identity_rconn_t *ac,
 
     if (reply->type == REDIS_REPLY_ERROR) {
         ngx_http_identity_redis_refusal(rd, "SENTINEL", reply);
+        ngx_http_identity_rconn_free(ac);
         return;
     }
+
+    /* a sentinel that names none, or not by an address, is left */
 
     if (reply->type != REDIS_REPLY_ARRAY
         || reply->elements != 2
         || reply->element[0]->type != REDIS_REPLY_STRING
-        || reply->element[1]->type != REDIS_REPLY_STRING
-        || reply->element[0]->len == 0
-        || reply->element[0]->len > NGX_SOCKADDR_STRLEN)
+        || reply->element[1]->type != REDIS_REPLY_STRING)
     {
         ngx_http_identity_redis_failed(rd, "names no primary for",
                                        (char *) rd->conf->master.data);
+        ngx_http_identity_rconn_free(ac);
         return;
     }
 
     port = ngx_atoi((u_char *) reply->element[1]->str,
                     reply->element[1]->len);
 
-    if (port <= 0 || port > 65535) {
-        ngx_http_identity_redis_failed(rd, "names no primary for",
+    if (port <= 0 || port > 65535
+        || ngx_http_identity_redis_numeric((u_char *) reply->element[0]->str,
+                                           reply->element[0]->len)
+           != NGX_OK)
+    {
+        ngx_http_identity_redis_failed(rd, "names a primary that is not an "
+                                       "IP address and port for",
                                        (char *) rd->conf->master.data);
+        ngx_http_identity_rconn_free(ac);
         return;
     }
 
@@ -1150,8 +1159,8 @@ ngx_http_identity_redis_switch(void *data, ngx_uint_t event,
 
     port = ngx_atoi(f[4], len[4]);
 
-    if (port <= 0 || port > 65535 || len[3] == 0
-        || len[3] > NGX_SOCKADDR_STRLEN)
+    if (port <= 0 || port > 65535
+        || ngx_http_identity_redis_numeric(f[3], len[3]) != NGX_OK)
     {
         return;
     }
@@ -1186,6 +1195,37 @@ ngx_http_identity_redis_switch(void *data, ngx_uint_t event,
     }
 
     (void) ngx_http_identity_redis_connect(main);
+}
+
+
+/*
+ * What the sentinels name is connected to as it is, and logged: an IP
+ * address only, which also bounds it (a host name would be resolved by
+ * nobody, the worker making no DNS queries)
+ */
+
+static ngx_int_t
+ngx_http_identity_redis_numeric(u_char *host, size_t len)
+{
+#if (NGX_HAVE_INET6)
+    u_char  addr[16];
+#endif
+
+    if (len == 0 || len > NGX_SOCKADDR_STRLEN) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_inet_addr(host, len) != INADDR_NONE) {
+        return NGX_OK;
+    }
+
+#if (NGX_HAVE_INET6)
+    if (ngx_inet6_addr(host, len, addr) == NGX_OK) {
+        return NGX_OK;
+    }
+#endif
+
+    return NGX_ERROR;
 }
 
 
