@@ -121,6 +121,19 @@ ngx_http_identity_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd,
         }
 
     } else if (ngx_strncmp(value[1].data, "unix:", 5) == 0) {
+
+        /* what a sockaddr_un holds, its NUL included */
+
+        if (value[1].len == 5
+            || value[1].len - 5
+               >= sizeof(((struct sockaddr_un *) 0)->sun_path))
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid unix socket path \"%V\" in \"%V\"",
+                               &value[1], &cmd->name);
+            return NGX_CONF_ERROR;
+        }
+
         rc->unix_socket = 1;
         rc->host.len = value[1].len - 5;
         rc->host.data = ngx_pnalloc(cf->pool, rc->host.len + 1);
@@ -203,8 +216,10 @@ ngx_http_identity_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd,
             continue;
         }
 
+        /* SNI carries a DNS name, at most 255 bytes */
+
         if (ngx_strncmp(value[i].data, "server_name=", 12) == 0
-            && value[i].len > 12)
+            && value[i].len > 12 && value[i].len - 12 <= 255)
         {
             rc->tls_server_name.data = value[i].data + 12;
             rc->tls_server_name.len = value[i].len - 12;

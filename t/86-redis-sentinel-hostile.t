@@ -161,4 +161,22 @@ for my $case (['a host name', 'localhost'], ['a line break', "127.0.0.1\\r\\n202
     $t->check_log;
 }
 
+# ------------------------------------------------ values nginx -t refuses
+
+{
+    my $t = Identity::Test->new(name => 'redis-conf-values');
+    my $long = 'a' x 300;
+    for my $case (['unix:', qr/invalid unix socket path "unix:"/],
+                  ["unix:/tmp/$long", qr/invalid unix socket path/],
+                  ["127.0.0.1:1 tls server_name=$long", qr/invalid value "server_name=a+"/]) {
+        my ($value, $why) = @$case;
+        my $conf = identity_conf(redis => 1, issuer => 'http://127.0.0.1:1');
+        $conf =~ s/identity_redis [^;]*;/identity_redis $value;/ or die;
+        $t->nginx_conf($conf);
+        my ($rc, $out) = $t->nginx_test_conf;
+        isnt($rc, 0, 'nginx -t refuses identity_redis ' . substr($value, 0, 30));
+        like($out, $why, 'and says why');
+    }
+}
+
 done_testing();
