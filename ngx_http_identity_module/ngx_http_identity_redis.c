@@ -596,8 +596,13 @@ ngx_http_identity_redis_setup_reply(ngx_http_identity_rconn_t *ac,
         return;
     }
 
+    /* a server the sentinels named is up once its ROLE says "master" */
+
     if (reply->type != REDIS_REPLY_ERROR) {
-        ngx_http_identity_redis_is_up(rd);
+        if (rd->sentinel || rd->conf->sentinels == NULL) {
+            ngx_http_identity_redis_is_up(rd);
+        }
+
         return;
     }
 

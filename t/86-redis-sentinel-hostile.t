@@ -179,4 +179,36 @@ for my $case (['a host name', 'localhost'], ['a line break', "127.0.0.1\\r\\n202
     }
 }
 
+# ------------------------------------------------ a sentinel that names a replica
+
+{
+    my $t = Identity::Test->new(name => 'sentinel-names-replica');
+    my $primary = $t->start_redis;
+    my $replica = $t->start_redis_server('replica', '--replicaof', '127.0.0.1', $primary);
+    $t->redis_at($replica, 'CONFIG', 'SET', 'requirepass', 'secret');
+    my $bad = start_fake($t, 'fake', sprintf("*2\\r\\n\$9\\r\\n127.0.0.1\\r\\n\$%d\\r\\n%d\\r\\n",
+                                             length $replica, $replica));
+    my $base = 'http://127.0.0.1:' . $t->port('nginx');
+    my $issuer = $t->start_idp(redirect_uris => ["$base/_identity/callback"]);
+    my $conf = identity_conf(redis => $primary, issuer => $issuer);
+    $conf =~ s/identity_redis 127\.0\.0\.1:\d+/identity_redis sentinel=127.0.0.1:$bad master=idm password=secret/ or die;
+    $t->nginx_conf($conf);
+    $t->start_nginx;
+
+    my @status;
+    for (1 .. 12) {
+        push @status, Identity::Test::UA->new->get("$base/in")->{status};
+        sleep 0.15;
+    }
+    is(scalar(grep { $_ == 503 } @status), 12, 'nothing is answered by the replica');
+    my $log = $t->error_log;
+    my @lines = grep { /identity: redis at/ && !/\[debug\]/ } split /\n/, $log;
+    is(scalar(grep { /answers again/ } @lines), 0,
+       'its AUTH is not taken for an answer of the primary')
+        or diag(join "\n", @lines[0 .. ($#lines > 6 ? 6 : $#lines)]);
+    is(scalar(grep { /is not the primary/ } @lines), 1, 'one line says it is not the primary');
+    $t->stop_all;
+    $t->check_log;
+}
+
 done_testing();
