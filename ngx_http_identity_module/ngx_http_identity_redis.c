@@ -596,10 +596,13 @@ ngx_http_identity_redis_setup_reply(ngx_http_identity_rconn_t *ac,
         return;
     }
 
-    /* a server the sentinels named is up once its ROLE says "master" */
+    /*
+     * Accepted: what follows (SELECT, ROLE, the commands) says whether the
+     * server is up, or a refusal would flap between "down" and "answers"
+     */
 
     if (reply->type != REDIS_REPLY_ERROR) {
-        if (rd->sentinel || rd->conf->sentinels == NULL) {
+        if (rd->pending == 0) {
             ngx_http_identity_redis_is_up(rd);
         }
 

@@ -211,4 +211,30 @@ for my $case (['a host name', 'localhost'], ['a line break', "127.0.0.1\\r\\n202
     $t->check_log;
 }
 
+# ------------------------------------------------ a database it refuses
+
+{
+    my $t = Identity::Test->new(name => 'redis-select-refused');
+    my $port = $t->start_redis(password => 'secret');
+    my $base = 'http://127.0.0.1:' . $t->port('nginx');
+    my $issuer = $t->start_idp(redirect_uris => ["$base/_identity/callback"]);
+    my $conf = identity_conf(redis => $port, issuer => $issuer);
+    $conf =~ s/identity_redis 127\.0\.0\.1:\d+/identity_redis 127.0.0.1:$port password=secret db=99/ or die;
+    $t->nginx_conf($conf);
+    $t->start_nginx;
+
+    my @status;
+    for (1 .. 12) {
+        push @status, Identity::Test::UA->new->get("$base/in")->{status};
+        sleep 0.15;
+    }
+    is(scalar(grep { $_ == 503 } @status), 12, 'db=99: every request refused');
+    my @lines = grep { /identity: redis at/ && !/\[(debug|info)\]/ } split /\n/, $t->error_log;
+    is(scalar(grep { /answers again/ } @lines), 0, 'its accepted AUTH is not taken for an answer')
+        or diag(join "\n", @lines[0 .. ($#lines > 6 ? 6 : $#lines)]);
+    is(scalar(grep { /refused SELECT/ } @lines), 1, 'one line says it refused SELECT');
+    $t->stop_all;
+    $t->check_log;
+}
+
 done_testing();
