@@ -954,7 +954,17 @@ ngx_http_identity_redis_failed(ngx_http_identity_redis_t *rd,
         return;
     }
 
-    ngx_http_identity_primary_known = 0;
+    /* the sentinel that named it may be stale: the next one is asked */
+
+    if (ngx_http_identity_primary_known) {
+        ngx_http_identity_primary_known = 0;
+        ngx_http_identity_next_sentinel++;
+
+        if (ngx_http_identity_redis_sentinel.ac && !ngx_http_identity_asking) {
+            ngx_http_identity_rconn_free(ngx_http_identity_redis_sentinel.ac);
+        }
+    }
+
     ngx_http_identity_redis_ask();
 }
 

@@ -237,4 +237,23 @@ for my $case (['a host name', 'localhost'], ['a line break', "127.0.0.1\\r\\n202
     $t->check_log;
 }
 
+# ------------------------------------------------ a stale sentinel
+
+{
+    my $t = Identity::Test->new(name => 'sentinel-stale');
+    my $primary = $t->start_redis;
+    my $dead = Identity::Test::free_port();
+    my $stale = start_fake($t, 'fake', sprintf("*2\\r\\n\$9\\r\\n127.0.0.1\\r\\n\$%d\\r\\n%d\\r\\n",
+                                               length $dead, $dead));
+    my $right = $t->start_sentinel('right', 'idm', $primary);
+    my $base = 'http://127.0.0.1:' . $t->port('nginx');
+    my $issuer = $t->start_idp(redirect_uris => ["$base/_identity/callback"]);
+    nginx_with($t, $primary, $issuer, $stale, $right);
+
+    is(login_within($base, 5), 200,
+       'a sentinel naming a primary that does not answer is left for the next');
+    $t->stop_all;
+    $t->check_log;
+}
+
 done_testing();
