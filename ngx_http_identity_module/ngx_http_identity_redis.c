@@ -5,10 +5,9 @@
 
 
 /*
- * hiredis's async API attached to nginx's event loop: one connection per
- * worker, its socket wrapped in an ngx_connection_t, level-triggered read and
- * write events, and nginx timers for the connect and command timeouts that
- * hiredis 0.14 lacks.  A lost connection is re-established lazily, no sooner
+ * The session store's connection to Redis: one per worker, an nginx peer
+ * connection (redis_conn.c), with nginx timers for the connect and command
+ * timeouts.  A lost connection is re-established lazily, no sooner
  * than a backoff allows (100 ms, doubling up to 250 ms, so that a worker
  * admits again within a second of Redis answering); meanwhile commands
  * fail at once, so requests get a quick 503 rather than piling up.
@@ -17,7 +16,7 @@
  * connection goes down (why), one every 5 s while it stays down (how many
  * requests were refused), one when Redis answers again; the requests
  * refused meanwhile log at info only.  The identity_redis directive that
- * configures it is parsed here too.
+ * configures it is redis_conf.c's.
  *
  * A second connection, made only where a session cache is configured,
  * holds a subscription (node.c's): the same glue, its messages handed to
