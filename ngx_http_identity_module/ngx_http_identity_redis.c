@@ -107,7 +107,6 @@ static void ngx_http_identity_redis_failed(ngx_http_identity_redis_t *rd,
 static void ngx_http_identity_redis_refusal(ngx_http_identity_redis_t *rd,
     char *what, redisReply *reply);
 static void ngx_http_identity_redis_ask(void);
-static ngx_int_t ngx_http_identity_redis_numeric(u_char *host, size_t len);
 static void ngx_http_identity_redis_sentinel_reply(
     ngx_http_identity_rconn_t *ac, redisReply *reply, void *privdata);
 static void ngx_http_identity_redis_role_reply(ngx_http_identity_rconn_t *ac,
@@ -595,10 +594,7 @@ ngx_http_identity_redis_setup_reply(ngx_http_identity_rconn_t *ac,
         return;
     }
 
-    /*
-     * Accepted: what follows (SELECT, ROLE, the commands) says whether the
-     * server is up, or a refusal would flap between "down" and "answers"
-     */
+    /* accepted: what follows (SELECT, ROLE, a command) says it is up */
 
     if (reply->type != REDIS_REPLY_ERROR) {
         if (rd->pending == 0) {
@@ -1058,7 +1054,7 @@ ngx_http_identity_redis_sentinel_reply(ngx_http_identity_rconn_t *ac,
                     reply->element[1]->len);
 
     if (port <= 0 || port > 65535
-        || ngx_http_identity_redis_numeric((u_char *) reply->element[0]->str,
+        || ngx_http_identity_rconn_numeric((u_char *) reply->element[0]->str,
                                            reply->element[0]->len)
            != NGX_OK)
     {
@@ -1177,7 +1173,7 @@ ngx_http_identity_redis_switch(void *data, ngx_uint_t event,
     port = ngx_atoi(f[4], len[4]);
 
     if (port <= 0 || port > 65535
-        || ngx_http_identity_redis_numeric(f[3], len[3]) != NGX_OK)
+        || ngx_http_identity_rconn_numeric(f[3], len[3]) != NGX_OK)
     {
         return;
     }
@@ -1212,37 +1208,6 @@ ngx_http_identity_redis_switch(void *data, ngx_uint_t event,
     }
 
     (void) ngx_http_identity_redis_connect(main);
-}
-
-
-/*
- * What the sentinels name is connected to as it is, and logged: an IP
- * address only, which also bounds it (a host name would be resolved by
- * nobody, the worker making no DNS queries)
- */
-
-static ngx_int_t
-ngx_http_identity_redis_numeric(u_char *host, size_t len)
-{
-#if (NGX_HAVE_INET6)
-    u_char  addr[16];
-#endif
-
-    if (len == 0 || len > NGX_SOCKADDR_STRLEN) {
-        return NGX_ERROR;
-    }
-
-    if (ngx_inet_addr(host, len) != INADDR_NONE) {
-        return NGX_OK;
-    }
-
-#if (NGX_HAVE_INET6)
-    if (ngx_inet6_addr(host, len, addr) == NGX_OK) {
-        return NGX_OK;
-    }
-#endif
-
-    return NGX_ERROR;
 }
 
 

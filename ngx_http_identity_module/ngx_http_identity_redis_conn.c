@@ -288,6 +288,36 @@ ngx_http_identity_rconn_command(ngx_http_identity_rconn_t *rc,
 }
 
 
+/*
+ * An IP address, as the sentinels must name a primary: connected to as it
+ * is and logged, so bounded (workers make no DNS queries)
+ */
+
+ngx_int_t
+ngx_http_identity_rconn_numeric(u_char *host, size_t len)
+{
+#if (NGX_HAVE_INET6)
+    u_char  addr[16];
+#endif
+
+    if (len == 0 || len > NGX_SOCKADDR_STRLEN) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_inet_addr(host, len) != INADDR_NONE) {
+        return NGX_OK;
+    }
+
+#if (NGX_HAVE_INET6)
+    if (ngx_inet6_addr(host, len, addr) == NGX_OK) {
+        return NGX_OK;
+    }
+#endif
+
+    return NGX_ERROR;
+}
+
+
 void
 ngx_http_identity_rconn_free(ngx_http_identity_rconn_t *rc)
 {

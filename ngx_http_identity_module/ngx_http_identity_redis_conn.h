@@ -86,6 +86,7 @@ ngx_int_t ngx_http_identity_rconn_command(ngx_http_identity_rconn_t *rc,
     ngx_http_identity_rconn_reply_pt handler, void *data, ngx_uint_t every,
     ngx_uint_t argc, const char **argv, const size_t *lens);
 void ngx_http_identity_rconn_free(ngx_http_identity_rconn_t *rc);
+ngx_int_t ngx_http_identity_rconn_numeric(u_char *host, size_t len);
 
 
 #endif /* _NGX_HTTP_IDENTITY_REDIS_CONN_H_INCLUDED_ */
