@@ -471,10 +471,13 @@ ngx_http_identity_redis_connect(ngx_http_identity_redis_t *rd)
         if (ngx_http_identity_rconn_command(ac,
                                             ngx_http_identity_redis_role_reply,
                                             NULL, 0, 1, args, lens)
-            == NGX_OK)
+            != NGX_OK)
         {
-            rd->pending++;
+            ngx_http_identity_rconn_free(ac);
+            return NGX_ERROR;
         }
+
+        rd->pending++;
     }
 
     if (conf->db) {
