@@ -471,13 +471,10 @@ ngx_http_identity_redis_connect(ngx_http_identity_redis_t *rd)
         if (ngx_http_identity_rconn_command(ac,
                                             ngx_http_identity_redis_role_reply,
                                             NULL, 0, 1, args, lens)
-            != NGX_OK)
+            == NGX_OK)
         {
-            ngx_http_identity_rconn_free(ac);
-            return NGX_ERROR;
+            rd->pending++;
         }
-
-        rd->pending++;
     }
 
     if (conf->db) {
@@ -597,10 +594,8 @@ ngx_http_identity_redis_setup_reply(ngx_http_identity_rconn_t *ac,
         return;
     }
 
-    /* accepted: what follows (SELECT, ROLE, a command) says it is up */
-
     if (reply->type != REDIS_REPLY_ERROR) {
-        if (rd->pending == 0) {
+        if (rd->pending == 0) {     /* else what follows says it is up */
             ngx_http_identity_redis_is_up(rd);
         }
 
@@ -932,8 +927,8 @@ ngx_http_identity_redis_refused(ngx_http_identity_redis_t *rd)
 
 /*
  * A connection failed.  With sentinels, a connection to the primary that
- * failed forgets it, and they are asked again; the sentinel's connection
- * moves on to the next sentinel.
+ * failed forgets it, and the next sentinel is asked (the one that named it
+ * may be stale); the sentinel's connection moves on to the next sentinel.
  */
 
 static void
@@ -952,17 +947,14 @@ ngx_http_identity_redis_failed(ngx_http_identity_redis_t *rd,
         return;
     }
 
-    /* the sentinel that named it may be stale: the next one is asked */
-
-    if (ngx_http_identity_primary_known) {
-        ngx_http_identity_primary_known = 0;
+    if (ngx_http_identity_primary_known && !ngx_http_identity_asking
+        && ngx_http_identity_redis_sentinel.ac)
+    {
         ngx_http_identity_next_sentinel++;
-
-        if (ngx_http_identity_redis_sentinel.ac && !ngx_http_identity_asking) {
-            ngx_http_identity_rconn_free(ngx_http_identity_redis_sentinel.ac);
-        }
+        ngx_http_identity_rconn_free(ngx_http_identity_redis_sentinel.ac);
     }
 
+    ngx_http_identity_primary_known = 0;
     ngx_http_identity_redis_ask();
 }
 
@@ -1034,35 +1026,28 @@ ngx_http_identity_redis_sentinel_reply(ngx_http_identity_rconn_t *ac,
         return;     /* the connection failed: said, and the next is next */
     }
 
+    /* a sentinel that refuses, names none or not by an address is left */
+
     if (reply->type == REDIS_REPLY_ERROR) {
         ngx_http_identity_redis_refusal(rd, "SENTINEL", reply);
         ngx_http_identity_rconn_free(ac);
         return;
     }
 
-    /* a sentinel that names none, or not by an address, is left */
-
-    if (reply->type != REDIS_REPLY_ARRAY
-        || reply->elements != 2
-        || reply->element[0]->type != REDIS_REPLY_STRING
-        || reply->element[1]->type != REDIS_REPLY_STRING)
-    {
-        ngx_http_identity_redis_failed(rd, "names no primary for",
-                                       (char *) rd->conf->master.data);
-        ngx_http_identity_rconn_free(ac);
-        return;
-    }
-
-    port = ngx_atoi((u_char *) reply->element[1]->str,
-                    reply->element[1]->len);
+    port = (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2
+            && reply->element[1]->type == REDIS_REPLY_STRING)
+           ? ngx_atoi((u_char *) reply->element[1]->str,
+                      reply->element[1]->len)
+           : NGX_ERROR;
 
     if (port <= 0 || port > 65535
+        || reply->element[0]->type != REDIS_REPLY_STRING
         || ngx_http_identity_rconn_numeric((u_char *) reply->element[0]->str,
                                            reply->element[0]->len)
            != NGX_OK)
     {
-        ngx_http_identity_redis_failed(rd, "names a primary that is not an "
-                                       "IP address and port for",
+        ngx_http_identity_redis_failed(rd, "names no primary (an IP address "
+                                       "and port) for",
                                        (char *) rd->conf->master.data);
         ngx_http_identity_rconn_free(ac);
         return;

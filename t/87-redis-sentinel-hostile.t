@@ -131,7 +131,7 @@ for my $case (['a host name', 'localhost'], ['a line break', "127.0.0.1\\r\\n202
 
     is(login_within($base, 5), 200, "a sentinel naming the primary by $what is left for the next");
     my $log = $t->error_log;
-    like($log, qr/\[error\][^\n]*sentinel at "127\.0\.0\.1" names a primary that is not an IP address/,
+    like($log, qr/\[error\][^\n]*sentinel at "127\.0\.0\.1" names no primary \(an IP address and port\) for: idm/,
          'one clear line says why');
     unlike($log, qr/^2026\/01\/01/m, 'what it sent does not reach the log raw');
     unlike($log, qr/out of memory/, 'no misleading "out of memory"');
