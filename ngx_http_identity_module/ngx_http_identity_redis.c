@@ -6,11 +6,10 @@
 
 /*
  * The session store's connection to Redis: one per worker, an nginx peer
- * connection (redis_conn.c), with nginx timers for the connect and command
- * timeouts.  A lost connection is re-established lazily, no sooner
- * than a backoff allows (100 ms, doubling up to 250 ms, so that a worker
- * admits again within a second of Redis answering); meanwhile commands
- * fail at once, so requests get a quick 503 rather than piling up.
+ * connection (redis_conn.c), nginx timers for the connect and command
+ * timeouts.  A lost connection is re-established lazily, after a backoff
+ * of 100 ms doubling up to 250 ms (a worker admits again within a second
+ * of Redis answering); meanwhile commands fail at once: a quick 503.
  *
  * What is logged of an outage is its changes of state: one line when a
  * connection goes down (why), one every 5 s while it stays down (how many
@@ -22,12 +21,11 @@
  * holds a subscription (node.c's): the same glue, its messages handed to
  * one handler, and UP and DOWN when the subscription begins and ends.
  *
- * With sentinels, a third connection asks them, one after the other, which
- * server is the primary (SENTINEL get-master-addr-by-name): when the worker
- * starts, and again whenever a connection to the primary fails, the server
- * says it is not the primary (ROLE, checked before any command is answered)
- * or a write is refused as READONLY.  A connection is never used before
- * its ROLE said "master", so no request is answered from a replica.
+ * With sentinels, a third connection asks them in turn for the primary
+ * (SENTINEL get-master-addr-by-name) when the worker starts, and whenever
+ * a connection to it fails, its ROLE (checked before any command is
+ * answered) is not "master" or a write is refused as READONLY; a fourth
+ * listens to +switch-master.  No request is answered from a replica.
  */
 
 
@@ -471,10 +469,13 @@ ngx_http_identity_redis_connect(ngx_http_identity_redis_t *rd)
         if (ngx_http_identity_rconn_command(ac,
                                             ngx_http_identity_redis_role_reply,
                                             NULL, 0, 1, args, lens)
-            == NGX_OK)
+            != NGX_OK)
         {
-            rd->pending++;
+            ngx_http_identity_rconn_free(ac);    /* never unchecked */
+            return NGX_ERROR;
         }
+
+        rd->pending++;
     }
 
     if (conf->db) {
