@@ -658,6 +658,17 @@ ngx_http_identity_rconn_read_handler(ngx_event_t *rev)
                 return;
             }
         }
+
+        /*
+         * A short read of a plain socket drained it: what comes later is a
+         * new edge, so no recv() is spent to learn EAGAIN.  OpenSSL may
+         * hold more than the socket showed: read on.
+         */
+
+        if (c->ssl == NULL && (size_t) n < sizeof(buf)) {
+            rev->ready = 0;
+            break;
+        }
     }
 
     if (ngx_handle_read_event(rev, 0) != NGX_OK) {
