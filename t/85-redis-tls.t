@@ -141,7 +141,7 @@ $t->stop_redis;
 $t->start_redis(args => [@tls, '--tls-auth-clients', 'yes']);
 
 refused("tls ca=$dir/test-ca.crt server_name=redis.test",
-        qr/(?:TLS handshake failed|TLS read failed)/,
+        qr/TLS (?:handshake|read|write) failed/,
         'Redis asks for a client certificate and none is given');
 restart("tls ca=$dir/test-ca.crt server_name=redis.test cert=$dir/nginx-client.crt key=$dir/nginx-client.key");
 is(Identity::Test::UA->new->oidc_login("$base/cert")->{status}, 200, 'with cert= and key=: a login');
