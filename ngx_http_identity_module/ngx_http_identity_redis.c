@@ -123,6 +123,11 @@ static ngx_http_identity_redis_t  ngx_http_identity_redis_sentinel;
 static ngx_http_identity_redis_t  ngx_http_identity_redis_switches;
 static ngx_event_t                ngx_http_identity_redis_watcher;
 
+static ngx_http_identity_redis_t  *ngx_http_identity_redis_all[] = {
+    &ngx_http_identity_redis, &ngx_http_identity_redis_sub,
+    &ngx_http_identity_redis_sentinel, &ngx_http_identity_redis_switches
+};
+
 
 /* the primary the sentinels named last; not "known" when to be asked again */
 
@@ -142,17 +147,12 @@ ngx_http_identity_redis_init(ngx_cycle_t *cycle,
     ngx_uint_t                  i;
     ngx_http_identity_redis_t  *rd;
 
-    static ngx_http_identity_redis_t  *rds[] = {
-        &ngx_http_identity_redis, &ngx_http_identity_redis_sub,
-        &ngx_http_identity_redis_sentinel, &ngx_http_identity_redis_switches
-    };
-
     static char  *roles[] = {
         "", " (subscription)", " sentinel", " sentinel (subscription)"
     };
 
     for (i = 0; i < 4; i++) {
-        rd = rds[i];
+        rd = ngx_http_identity_redis_all[i];
 
         ngx_memzero(rd, sizeof(ngx_http_identity_redis_t));
 
@@ -183,7 +183,6 @@ ngx_http_identity_redis_init(ngx_cycle_t *cycle,
     ngx_http_identity_primary_known = 0;
     ngx_http_identity_next_sentinel = 0;
     ngx_http_identity_asking = 0;
-
     ngx_http_identity_next_watched = 0;
 
     if (conf->configured && conf->sentinels) {
@@ -213,10 +212,7 @@ ngx_http_identity_redis_done(ngx_cycle_t *cycle)
     }
 
     for (i = 0; i < 4; i++) {
-        rd = i == 0 ? &ngx_http_identity_redis
-             : i == 1 ? &ngx_http_identity_redis_sub
-             : i == 2 ? &ngx_http_identity_redis_sentinel
-             : &ngx_http_identity_redis_switches;
+        rd = ngx_http_identity_redis_all[i];
 
         rd->sub_handler = NULL;
 
@@ -393,11 +389,14 @@ ngx_http_identity_redis_connect(ngx_http_identity_redis_t *rd)
     if (conf->sentinels && !rd->sentinel) {
         if (!ngx_http_identity_primary_known) {
 
-            /* down until the sentinels name one: its refusals are counted */
+            /* down until one is named; sentinels asked at the backoff's pace */
 
             ngx_http_identity_redis_is_down(rd, "has no primary from the "
                                             "sentinels yet", NULL);
             ngx_http_identity_redis_ask();
+            rd->retry_at = ngx_current_msec + rd->backoff;
+            rd->backoff = ngx_min(2 * rd->backoff,
+                                  NGX_HTTP_IDENTITY_REDIS_BACKOFF_MAX);
             return NGX_ERROR;
         }
 
