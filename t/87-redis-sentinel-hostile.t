@@ -256,4 +256,47 @@ for my $case (['a host name', 'localhost'], ['a line break', "127.0.0.1\\r\\n202
     $t->check_log;
 }
 
+# ------------------------------------------------ no sentinel answers
+
+# a listener that counts the connections it gets and closes each at once:
+# while no sentinel answers, the worker asks at its backoff's pace, not at
+# each request
+{
+    my $t = Identity::Test->new(name => 'sentinel-none');
+    my $primary = $t->start_redis;
+    my $port = Identity::Test::free_port();
+    my $count = $t->testdir . '/accepted';
+    my $script = $t->write_file('closer.pl', <<'PERL');
+use strict;
+use warnings;
+use IO::Socket::INET;
+my ($port, $count) = @ARGV;
+my $l = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $port,
+    Listen => 64, ReuseAddr => 1) or die "listen: $!";
+while (my $c = $l->accept) {
+    open my $fh, '>>', $count or die; print $fh "1\n"; close $fh;
+    close $c;
+}
+PERL
+    $t->_spawn('closer', [$^X, $script, $port, $count], $t->testdir . '/closer.log',
+               $t->testdir . '/closer.log');
+    my $end = time + 10;
+    sleep 0.05 while time < $end && !IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+        PeerPort => $port, Proto => 'tcp');
+    unlink $count;
+    my $base = nginx_with($t, $primary, 'http://127.0.0.1:1', $port);
+    my $t0 = time;
+    # a session cookie: each request would look it up in Redis
+    my $cookie = 'identity_session=' . Identity::Test::random_token(32);
+    my @st = map { Identity::Test::UA->new->get("$base/x$_", headers => { Cookie => $cookie })->{status} }
+             1 .. 100;
+    my $took = time - $t0;
+    is_deeply([grep { $_ != 503 } @st], [], 'no sentinel answers: 503, 100 times');
+    my $n = () = ($t->read_file('accepted') // '') =~ /\n/g;
+    cmp_ok($n, '<=', 5 + 15 * $took, sprintf('%d connections to the sentinel in %.2f s of 100 requests: '
+                                              . 'at the backoff\'s pace, not one a request', $n, $took));
+    $t->stop_all;
+    $t->check_log;
+}
+
 done_testing();
