@@ -37,11 +37,11 @@
 
 #include "ngx_http_identity_redis.h"
 #include "ngx_http_identity_redis_conn.h"
+#include "ngx_http_identity_redis_state.h"
 
 
 #define NGX_HTTP_IDENTITY_REDIS_BACKOFF_MIN  100
 #define NGX_HTTP_IDENTITY_REDIS_BACKOFF_MAX  250
-#define NGX_HTTP_IDENTITY_REDIS_REPORT       5000
 #define NGX_HTTP_IDENTITY_REDIS_MAX_ARGS     96
 
 
@@ -57,12 +57,7 @@ typedef struct {
     ngx_msec_t                          retry_at;
     ngx_http_identity_redis_sub_pt      sub_handler;
     void                               *sub_data;
-    char                               *role;
-    ngx_msec_t                          down_since;
-    ngx_msec_t                          reported;
-    ngx_uint_t                          refused;      /* since reported */
-    ngx_uint_t                          refused_all;  /* since down */
-    unsigned                            down:1;
+    ngx_http_identity_redis_state_t     state;        /* for the log */
     unsigned                            sentinel:1;
     unsigned                            connected:1;
     unsigned                            subscribed:1;
@@ -96,10 +91,6 @@ static void ngx_http_identity_redis_closed(ngx_http_identity_rconn_t *ac,
 static void ngx_http_identity_redis_timeout(ngx_event_t *ev);
 static void ngx_http_identity_redis_arm_timer(ngx_http_identity_redis_t *rd);
 static void ngx_http_identity_redis_waiter_cleanup(void *data);
-static void ngx_http_identity_redis_is_down(ngx_http_identity_redis_t *rd,
-    const char *what, const char *why);
-static void ngx_http_identity_redis_is_up(ngx_http_identity_redis_t *rd);
-static void ngx_http_identity_redis_refused(ngx_http_identity_redis_t *rd);
 static void ngx_http_identity_redis_failed(ngx_http_identity_redis_t *rd,
     const char *what, const char *why);
 static void ngx_http_identity_redis_refusal(ngx_http_identity_redis_t *rd,
@@ -145,6 +136,7 @@ ngx_http_identity_redis_init(ngx_cycle_t *cycle,
     ngx_http_identity_redis_conf_t *conf)
 {
     ngx_uint_t                  i;
+    ngx_event_t                *ev;
     ngx_http_identity_redis_t  *rd;
 
     static char  *roles[] = {
@@ -158,7 +150,9 @@ ngx_http_identity_redis_init(ngx_cycle_t *cycle,
 
         rd->conf = conf;
         rd->log = cycle->log;
-        rd->role = roles[i];
+        rd->state.log = cycle->log;
+        rd->state.role = roles[i];
+        rd->state.host = &rd->addr.host;
         rd->sentinel = (i >= 2);
         rd->addr.host = (conf->sentinels && i < 2) ? conf->master
                                                    : conf->host;
@@ -188,13 +182,15 @@ ngx_http_identity_redis_init(ngx_cycle_t *cycle,
     if (conf->configured && conf->sentinels) {
         ngx_http_identity_redis_ask();
 
-        ngx_memzero(&ngx_http_identity_redis_watcher, sizeof(ngx_event_t));
-        ngx_http_identity_redis_watcher.handler = ngx_http_identity_redis_watch;
-        ngx_http_identity_redis_watcher.data = &ngx_http_identity_redis_switches;
-        ngx_http_identity_redis_watcher.log = cycle->log;
-        ngx_http_identity_redis_watcher.cancelable = 1;
+        ev = &ngx_http_identity_redis_watcher;
 
-        ngx_http_identity_redis_watch(&ngx_http_identity_redis_watcher);
+        ngx_memzero(ev, sizeof(ngx_event_t));
+        ev->handler = ngx_http_identity_redis_watch;
+        ev->data = &ngx_http_identity_redis_switches;
+        ev->log = cycle->log;
+        ev->cancelable = 1;
+
+        ngx_http_identity_redis_watch(ev);
     }
 
     return NGX_OK;
@@ -265,7 +261,7 @@ ngx_http_identity_redis_request(ngx_http_request_t *r,
     {
         /* while Redis is down, its state changes are logged instead */
 
-        level = ngx_http_identity_redis.down ? NGX_LOG_INFO : NGX_LOG_ERR;
+        level = ngx_http_identity_redis_down() ? NGX_LOG_INFO : NGX_LOG_ERR;
         ngx_log_error(level, r->connection->log, 0,
                       "identity: session store unavailable");
         cln->handler = NULL;
@@ -326,7 +322,7 @@ ngx_http_identity_redis_issue(ngx_log_t *log,
     }
 
     if (ngx_http_identity_redis_connect(rd) != NGX_OK) {
-        ngx_http_identity_redis_refused(rd);
+        ngx_http_identity_redis_state_refused(&rd->state);
         return NGX_ERROR;
     }
 
@@ -391,8 +387,8 @@ ngx_http_identity_redis_connect(ngx_http_identity_redis_t *rd)
 
             /* down until one is named; sentinels asked at the backoff's pace */
 
-            ngx_http_identity_redis_is_down(rd, "has no primary from the "
-                                            "sentinels yet", NULL);
+            ngx_http_identity_redis_state_down(&rd->state, "has no primary "
+                                               "from the sentinels yet", NULL);
             ngx_http_identity_redis_ask();
             rd->retry_at = ngx_current_msec + rd->backoff;
             rd->backoff = ngx_min(2 * rd->backoff,
@@ -531,7 +527,7 @@ ngx_http_identity_redis_reply(ngx_http_identity_rconn_t *ac,
     ngx_http_identity_redis_arm_timer(rd);
 
     if (reply) {
-        ngx_http_identity_redis_is_up(rd);
+        ngx_http_identity_redis_state_up(&rd->state);
 
     } else if (ac->err) {
 
@@ -544,9 +540,7 @@ ngx_http_identity_redis_reply(ngx_http_identity_rconn_t *ac,
     }
 
     if (reply && reply->type == REDIS_REPLY_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, rd->log, 0,
-                      "identity: redis error: \"%*s\"",
-                      (size_t) reply->len, reply->str);
+        ngx_http_identity_redis_state_error(&rd->state, reply);
 
         readonly = (reply->len >= 8
                     && ngx_strncmp(reply->str, "READONLY", 8) == 0);
@@ -596,7 +590,7 @@ ngx_http_identity_redis_setup_reply(ngx_http_identity_rconn_t *ac,
 
     if (reply->type != REDIS_REPLY_ERROR) {
         if (rd->pending == 0) {     /* else what follows says it is up */
-            ngx_http_identity_redis_is_up(rd);
+            ngx_http_identity_redis_state_up(&rd->state);
         }
 
         return;
@@ -746,7 +740,7 @@ ngx_http_identity_redis_sub_reply(ngx_http_identity_rconn_t *ac,
     }
 
     if (ngx_strcmp(reply->element[0]->str, "subscribe") == 0) {
-        ngx_http_identity_redis_is_up(rd);
+        ngx_http_identity_redis_state_up(&rd->state);
         rd->subscribed = 1;
         rd->sub_handler(rd->sub_data, NGX_HTTP_IDENTITY_SUB_UP, NULL);
         return;
@@ -854,77 +848,6 @@ ngx_http_identity_redis_timeout(ngx_event_t *ev)
 }
 
 
-/* an outage is logged by its changes of state, not by each refusal */
-
-static void
-ngx_http_identity_redis_is_down(ngx_http_identity_redis_t *rd,
-    const char *what, const char *why)
-{
-    if (rd->down) {
-        ngx_log_debug4(NGX_LOG_DEBUG_HTTP, rd->log, 0,
-                       "identity: redis%s at \"%V\" still down: %s%s",
-                       rd->role, &rd->addr.host, what, why ? why : "");
-        return;
-    }
-
-    rd->down = 1;
-    rd->down_since = ngx_current_msec;
-    rd->reported = ngx_current_msec;
-    rd->refused = 0;
-    rd->refused_all = 0;
-
-    ngx_log_error(NGX_LOG_ERR, rd->log, 0,
-                  "identity: redis%s at \"%V\" %s%s%s: refusing what "
-                  "needs it until it answers", rd->role, &rd->addr.host,
-                  what, why ? ": " : "", why ? why : "");
-}
-
-
-static void
-ngx_http_identity_redis_is_up(ngx_http_identity_redis_t *rd)
-{
-    if (!rd->down) {
-        return;
-    }
-
-    rd->down = 0;
-
-    ngx_log_error(NGX_LOG_NOTICE, rd->log, 0,
-                  "identity: redis%s at \"%V\" answers again after %M ms; "
-                  "%ui requests were refused", rd->role, &rd->addr.host,
-                  ngx_current_msec - rd->down_since, rd->refused_all);
-}
-
-
-static void
-ngx_http_identity_redis_refused(ngx_http_identity_redis_t *rd)
-{
-    ngx_msec_t  now;
-
-    if (!rd->down) {
-        return;
-    }
-
-    rd->refused++;
-    rd->refused_all++;
-
-    now = ngx_current_msec;
-
-    if (now - rd->reported < NGX_HTTP_IDENTITY_REDIS_REPORT) {
-        return;
-    }
-
-    ngx_log_error(NGX_LOG_ERR, rd->log, 0,
-                  "identity: redis%s at \"%V\" still down after %M ms: "
-                  "%ui requests refused in the last %M ms", rd->role,
-                  &rd->addr.host, now - rd->down_since, rd->refused,
-                  now - rd->reported);
-
-    rd->reported = now;
-    rd->refused = 0;
-}
-
-
 /*
  * A connection failed.  With sentinels, a connection to the primary that
  * failed forgets it, and the next sentinel is asked (the one that named it
@@ -935,7 +858,7 @@ static void
 ngx_http_identity_redis_failed(ngx_http_identity_redis_t *rd,
     const char *what, const char *why)
 {
-    ngx_http_identity_redis_is_down(rd, what, why);
+    ngx_http_identity_redis_state_down(&rd->state, what, why);
 
     if (rd->conf->sentinels == NULL) {
         return;
@@ -1053,7 +976,7 @@ ngx_http_identity_redis_sentinel_reply(ngx_http_identity_rconn_t *ac,
         return;
     }
 
-    ngx_http_identity_redis_is_up(rd);
+    ngx_http_identity_redis_state_up(&rd->state);
 
     if (primary->port != (in_port_t) port
         || primary->host.len != reply->element[0]->len
@@ -1222,7 +1145,7 @@ ngx_http_identity_redis_role_reply(ngx_http_identity_rconn_t *ac,
         && reply->element[0]->type == REDIS_REPLY_STRING
         && ngx_strcmp(reply->element[0]->str, "master") == 0)
     {
-        ngx_http_identity_redis_is_up(rd);
+        ngx_http_identity_redis_state_up(&rd->state);
         return;
     }
 
@@ -1236,7 +1159,7 @@ ngx_http_identity_redis_role_reply(ngx_http_identity_rconn_t *ac,
 ngx_uint_t
 ngx_http_identity_redis_down(void)
 {
-    return ngx_http_identity_redis.down;
+    return ngx_http_identity_redis_state_told(&ngx_http_identity_redis.state);
 }
 
 

@@ -38,7 +38,10 @@ ngx_int_t ngx_http_identity_redis_request(ngx_http_request_t *r,
 ngx_int_t ngx_http_identity_redis_send(ngx_log_t *log, ngx_uint_t argc,
     ngx_str_t *argv);
 
-/* whether the worker's connection to Redis is down now */
+/*
+ * whether Redis is failing now in a way its own log lines tell (down, or
+ * answering errors): the requests it fails then log at info
+ */
 ngx_uint_t ngx_http_identity_redis_down(void);
 /* a subscription's events: UP once subscribed, MESSAGE, DOWN once over */
 #define NGX_HTTP_IDENTITY_SUB_UP       0
