@@ -26,6 +26,9 @@ my $browser = { Accept => 'text/html', 'Sec-Fetch-Mode' => 'navigate' };
 is(Identity::Test::UA->new(headers => $browser)->get("$base/before")->{status}, 302,
    'a login starts while Redis has memory');
 
+my $ua0 = Identity::Test::UA->new;
+is($ua0->oidc_login("$base/first")->{status}, 200, 'a session made before');
+
 $t->redis('CONFIG', 'SET', 'maxmemory-policy', 'noeviction');
 $t->redis('CONFIG', 'SET', 'maxmemory', '1');
 my $mark = length $t->error_log;
@@ -38,6 +41,7 @@ cmp_ok(scalar @errors, '<=', 3, '20 error replies, ' . scalar(@errors) . ' [erro
     or diag(join "\n", @errors[0 .. ($#errors < 5 ? $#errors : 5)]);
 is(scalar(() = $log =~ /\[info\][^\n]*identity: redis error: "OOM/g), 19, 'the others at info');
 unlike($log, qr/\[alert\]/, 'no alert');
+is($ua0->get("$base/still")->{status}, 200, 'a session made before still admits: a lookup only reads');
 
 $t->redis('CONFIG', 'SET', 'maxmemory', '0');
 is(Identity::Test::UA->new(headers => $browser)->get("$base/after")->{status}, 302,
