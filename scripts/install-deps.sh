@@ -16,7 +16,7 @@ redis-server redis-sentinel
 perl libjson-pp-perl libmaxmind-db-writer-perl
 simplesamlphp php-cli php-xml php-mbstring xmlsec1 libxml-libxml-perl
 uap-core
-wrk curl ca-certificates
+wrk curl ca-certificates openssl
 chromium
 "
 
