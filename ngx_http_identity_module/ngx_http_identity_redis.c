@@ -90,6 +90,8 @@ static void ngx_http_identity_redis_closed(ngx_http_identity_rconn_t *ac,
     ngx_uint_t err);
 static void ngx_http_identity_redis_timeout(ngx_event_t *ev);
 static void ngx_http_identity_redis_arm_timer(ngx_http_identity_redis_t *rd);
+static void ngx_http_identity_redis_put_off(ngx_http_identity_redis_t *rd);
+static void ngx_http_identity_redis_replied(ngx_http_identity_redis_t *rd);
 static void ngx_http_identity_redis_waiter_cleanup(void *data);
 static void ngx_http_identity_redis_failed(ngx_http_identity_redis_t *rd,
     const char *what, const char *why);
@@ -390,10 +392,7 @@ ngx_http_identity_redis_connect(ngx_http_identity_redis_t *rd)
             ngx_http_identity_redis_state_down(&rd->state, "has no primary "
                                                "from the sentinels yet", NULL);
             ngx_http_identity_redis_ask();
-            rd->retry_at = ngx_current_msec + rd->backoff;
-            rd->backoff = ngx_min(2 * rd->backoff,
-                                  NGX_HTTP_IDENTITY_REDIS_BACKOFF_MAX);
-            return NGX_ERROR;
+            goto failed;
         }
 
         /* its own copy: the sentinels may name another meanwhile */
@@ -486,8 +485,7 @@ ngx_http_identity_redis_connect(ngx_http_identity_redis_t *rd)
 
 failed:
 
-    rd->retry_at = ngx_current_msec + rd->backoff;
-    rd->backoff = ngx_min(2 * rd->backoff, NGX_HTTP_IDENTITY_REDIS_BACKOFF_MAX);
+    ngx_http_identity_redis_put_off(rd);
 
     return NGX_ERROR;
 }
@@ -520,11 +518,7 @@ ngx_http_identity_redis_reply(ngx_http_identity_rconn_t *ac,
     readonly = 0;
     c = NULL;
 
-    if (rd->pending) {
-        rd->pending--;
-    }
-
-    ngx_http_identity_redis_arm_timer(rd);
+    ngx_http_identity_redis_replied(rd);
 
     if (reply) {
         ngx_http_identity_redis_state_up(&rd->state);
@@ -578,11 +572,7 @@ ngx_http_identity_redis_setup_reply(ngx_http_identity_rconn_t *ac,
 {
     ngx_http_identity_redis_t  *rd = ac->data;
 
-    if (rd->pending) {
-        rd->pending--;
-    }
-
-    ngx_http_identity_redis_arm_timer(rd);
+    ngx_http_identity_redis_replied(rd);
 
     if (reply == NULL) {
         return;
@@ -794,9 +784,7 @@ ngx_http_identity_redis_closed(ngx_http_identity_rconn_t *ac, ngx_uint_t err)
     }
 
     if (!rd->connected) {
-        rd->retry_at = ngx_current_msec + rd->backoff;
-        rd->backoff = ngx_min(2 * rd->backoff,
-                              NGX_HTTP_IDENTITY_REDIS_BACKOFF_MAX);
+        ngx_http_identity_redis_put_off(rd);
     }
 
     rd->ac = NULL;
@@ -806,6 +794,29 @@ ngx_http_identity_redis_closed(ngx_http_identity_rconn_t *ac, ngx_uint_t err)
     if (rd->timer.timer_set) {
         ngx_del_timer(&rd->timer);
     }
+}
+
+
+/* the next attempt to connect, no sooner than the backoff allows */
+
+static void
+ngx_http_identity_redis_put_off(ngx_http_identity_redis_t *rd)
+{
+    rd->retry_at = ngx_current_msec + rd->backoff;
+    rd->backoff = ngx_min(2 * rd->backoff, NGX_HTTP_IDENTITY_REDIS_BACKOFF_MAX);
+}
+
+
+/* a reply came: one fewer outstanding, and the command timer follows */
+
+static void
+ngx_http_identity_redis_replied(ngx_http_identity_redis_t *rd)
+{
+    if (rd->pending) {
+        rd->pending--;
+    }
+
+    ngx_http_identity_redis_arm_timer(rd);
 }
 
 
@@ -938,11 +949,7 @@ ngx_http_identity_redis_sentinel_reply(ngx_http_identity_rconn_t *ac,
     ngx_http_identity_redis_t       *rd = ac->data;
     ngx_http_identity_redis_addr_t  *primary = &ngx_http_identity_primary;
 
-    if (rd->pending) {
-        rd->pending--;
-    }
-
-    ngx_http_identity_redis_arm_timer(rd);
+    ngx_http_identity_redis_replied(rd);
     ngx_http_identity_asking = 0;
 
     if (reply == NULL) {
@@ -1130,11 +1137,7 @@ ngx_http_identity_redis_role_reply(ngx_http_identity_rconn_t *ac,
 {
     ngx_http_identity_redis_t  *rd = ac->data;
 
-    if (rd->pending) {
-        rd->pending--;
-    }
-
-    ngx_http_identity_redis_arm_timer(rd);
+    ngx_http_identity_redis_replied(rd);
 
     if (reply == NULL) {
         return;

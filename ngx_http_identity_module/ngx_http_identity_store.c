@@ -98,6 +98,8 @@ static void ngx_http_identity_session_cmd_key(ngx_http_request_t *r,
 static ngx_int_t ngx_http_identity_session_cached(ngx_http_request_t *r);
 static void ngx_http_identity_session_cache_put(ngx_http_request_t *r);
 static void ngx_http_identity_session_forget(ngx_http_request_t *r);
+static void ngx_http_identity_session_wait_nodes(ngx_http_request_t *r,
+    long long event);
 static void ngx_http_identity_logout_confirmed(ngx_http_request_t *r,
     void *data);
 
@@ -1077,7 +1079,6 @@ static void
 ngx_http_identity_logout_handler(ngx_http_request_t *r, redisReply *reply,
     void *data)
 {
-    ngx_int_t                 rc;
     ngx_http_identity_ctx_t  *ctx;
 
     ctx = ngx_http_identity_get_ctx(r);
@@ -1108,8 +1109,25 @@ ngx_http_identity_logout_handler(ngx_http_request_t *r, redisReply *reply,
 
     /* the IdP is answered once every node has forgotten them */
 
-    rc = ngx_http_identity_node_confirm(r,
-                                        (ngx_int_t) reply->element[1]->integer,
+    ngx_http_identity_session_wait_nodes(r, reply->element[1]->integer);
+}
+
+
+/*
+ * A revocation is answered once every live node has forgotten what it
+ * ended (event: what the script's publish() answered; 0: no node to wait)
+ */
+
+static void
+ngx_http_identity_session_wait_nodes(ngx_http_request_t *r,
+    long long event)
+{
+    ngx_int_t                 rc;
+    ngx_http_identity_ctx_t  *ctx;
+
+    ctx = ngx_http_identity_get_ctx(r);
+
+    rc = ngx_http_identity_node_confirm(r, (ngx_int_t) event,
                                         ngx_http_identity_logout_confirmed,
                                         NULL);
     if (rc == NGX_DECLINED) {
@@ -1129,13 +1147,10 @@ ngx_http_identity_logout_confirmed(ngx_http_request_t *r, void *data)
 }
 
 
-/* a token accepted once: SET NX answers OK the first time, nil after */
-
 static void
 ngx_http_identity_destroyed_handler(ngx_http_request_t *r, redisReply *reply,
     void *data)
 {
-    ngx_int_t                 rc;
     ngx_http_identity_ctx_t  *ctx;
 
     ctx = ngx_http_identity_get_ctx(r);
@@ -1170,17 +1185,7 @@ ngx_http_identity_destroyed_handler(ngx_http_request_t *r, redisReply *reply,
 
     /* a logout, like a DELETE, is over once every node has forgotten it */
 
-    rc = ngx_http_identity_node_confirm(r,
-                                        (ngx_int_t) reply->element[1]->integer,
-                                        ngx_http_identity_logout_confirmed,
-                                        NULL);
-    if (rc == NGX_DECLINED) {
-        ctx->resume(r);
-
-    } else if (rc != NGX_OK) {
-        ctx->redis_error = 1;
-        ctx->resume(r);
-    }
+    ngx_http_identity_session_wait_nodes(r, reply->element[1]->integer);
 }
 
 
