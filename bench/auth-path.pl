@@ -426,12 +426,13 @@ $PROXY        }
 SERVERS
 }
 
-# (c): the cache is configured at http level, hence its own nginx
-sub front_c_conf {
-    my ($workers) = @_;
-    return front_conf($workers, $CACHE_CONF, <<"SERVERS");
+# A front nginx of one protected server: (c), whose cache is configured at
+# http level, and (d), whose Redis is reached over TLS
+sub front_one_conf {
+    my ($workers, $what, $http, $redis) = @_;
+    return front_conf($workers, $http, <<"SERVERS", $redis);
 
-    # (c) the proxy behind the identity module, with the session cache
+    # $what
     server {
         listen 127.0.0.1:%%PORT_nginx%%;
         location / {
@@ -441,19 +442,13 @@ $PROXY        }
 SERVERS
 }
 
-# (d): (b) with Redis over TLS, hence its own nginx
-sub front_d_conf {
-    my ($workers) = @_;
-    return front_conf($workers, '', <<"SERVERS", $tls_line);
+sub front_c_conf {
+    front_one_conf($_[0], '(c) the proxy behind the identity module, with the session cache',
+                   $CACHE_CONF);
+}
 
-    # (d) the proxy behind the identity module, Redis over TLS
-    server {
-        listen 127.0.0.1:%%PORT_nginx%%;
-        location / {
-            identity test;
-$PROXY        }
-    }
-SERVERS
+sub front_d_conf {
+    front_one_conf($_[0], '(d) the proxy behind the identity module, Redis over TLS', '', $tls_line);
 }
 
 # the upstream: its own nginx, so that its CPU is its own
