@@ -26,6 +26,14 @@
  * a connection to it fails, its ROLE (checked before any command is
  * answered) is not "master" or a write is refused as READONLY; a fourth
  * listens to +switch-master.  No request is answered from a replica.
+ *
+ * In a Redis Cluster, a connection for each primary, to which the
+ * commands of the slots it serves go (redis_cluster.c keeps the map); the
+ * third connection asks the configured nodes in turn for CLUSTER SLOTS
+ * when the worker starts, when a node's connection fails and after a
+ * MOVED.  MOVED and ASK are followed, five times at most; the
+ * subscription is on any node, as the cluster delivers what is published
+ * everywhere.
  */
 
 
@@ -36,32 +44,11 @@
 #include <hiredis/hiredis.h>
 
 #include "ngx_http_identity_redis.h"
-#include "ngx_http_identity_redis_conn.h"
-#include "ngx_http_identity_redis_state.h"
+#include "ngx_http_identity_redis_cluster.h"
+#include "ngx_http_identity_redis_link.h"
 
 
-#define NGX_HTTP_IDENTITY_REDIS_BACKOFF_MIN  100
-#define NGX_HTTP_IDENTITY_REDIS_BACKOFF_MAX  250
 #define NGX_HTTP_IDENTITY_REDIS_MAX_ARGS     96
-
-
-typedef struct {
-    ngx_http_identity_rconn_t          *ac;
-    ngx_http_identity_redis_conf_t     *conf;
-    ngx_http_identity_redis_addr_t      addr;       /* where it connects */
-    u_char                              host[NGX_SOCKADDR_STRLEN + 1];
-    ngx_log_t                          *log;
-    ngx_event_t                         timer;
-    ngx_uint_t                          pending;
-    ngx_msec_t                          backoff;
-    ngx_msec_t                          retry_at;
-    ngx_http_identity_redis_sub_pt      sub_handler;
-    void                               *sub_data;
-    ngx_http_identity_redis_state_t     state;        /* for the log */
-    unsigned                            sentinel:1;
-    unsigned                            connected:1;
-    unsigned                            subscribed:1;
-} ngx_http_identity_redis_t;
 
 
 typedef struct {
@@ -69,38 +56,34 @@ typedef struct {
     ngx_pool_cleanup_t                 *cleanup;
     ngx_http_identity_redis_handler_pt  handler;
     void                               *data;
+    ngx_str_t                          *argv;      /* a cluster's: kept */
+    ngx_uint_t                          argc;
+    ngx_uint_t                          redirects;
 } ngx_http_identity_redis_waiter_t;
 
 
-static ngx_int_t ngx_http_identity_redis_connect(
-    ngx_http_identity_redis_t *rd);
 static ngx_int_t ngx_http_identity_redis_issue(ngx_log_t *log,
     ngx_http_identity_redis_waiter_t *w, ngx_uint_t argc, ngx_str_t *argv);
-static void ngx_http_identity_redis_setup(ngx_http_identity_redis_t *rd,
-    ngx_uint_t argc, const char **args, size_t *lens);
+static ngx_int_t ngx_http_identity_redis_queue(ngx_http_identity_redis_t *rd,
+    ngx_http_identity_redis_waiter_t *w, ngx_uint_t asking);
+static ngx_int_t ngx_http_identity_redis_redirect(
+    ngx_http_identity_redis_t *rd, ngx_http_identity_redis_waiter_t *w,
+    redisReply *reply);
+static ngx_http_identity_redis_t *ngx_http_identity_redis_node(ngx_uint_t n);
+static void ngx_http_identity_redis_free_waiter(
+    ngx_http_identity_redis_waiter_t *w);
 static void ngx_http_identity_redis_sub_reply(ngx_http_identity_rconn_t *ac,
     redisReply *reply, void *privdata);
 static void ngx_http_identity_redis_reply(ngx_http_identity_rconn_t *ac,
     redisReply *reply, void *privdata);
-static void ngx_http_identity_redis_setup_reply(ngx_http_identity_rconn_t *ac,
-    redisReply *reply, void *privdata);
-static void ngx_http_identity_redis_connected(ngx_http_identity_rconn_t *ac,
-    ngx_uint_t ok);
-static void ngx_http_identity_redis_closed(ngx_http_identity_rconn_t *ac,
-    ngx_uint_t err);
-static void ngx_http_identity_redis_timeout(ngx_event_t *ev);
-static void ngx_http_identity_redis_arm_timer(ngx_http_identity_redis_t *rd);
-static void ngx_http_identity_redis_put_off(ngx_http_identity_redis_t *rd);
-static void ngx_http_identity_redis_replied(ngx_http_identity_redis_t *rd);
 static void ngx_http_identity_redis_waiter_cleanup(void *data);
-static void ngx_http_identity_redis_failed(ngx_http_identity_redis_t *rd,
-    const char *what, const char *why);
-static void ngx_http_identity_redis_refusal(ngx_http_identity_redis_t *rd,
-    char *what, redisReply *reply);
+static void ngx_http_identity_redis_failed(ngx_http_identity_redis_t *rd);
+static ngx_int_t ngx_http_identity_redis_locate(
+    ngx_http_identity_redis_t *rd);
 static void ngx_http_identity_redis_ask(void);
 static void ngx_http_identity_redis_sentinel_reply(
     ngx_http_identity_rconn_t *ac, redisReply *reply, void *privdata);
-static void ngx_http_identity_redis_role_reply(ngx_http_identity_rconn_t *ac,
+static void ngx_http_identity_redis_slots_reply(ngx_http_identity_rconn_t *ac,
     redisReply *reply, void *privdata);
 static ngx_int_t ngx_http_identity_redis_subscribe_on(
     ngx_http_identity_redis_t *rd, ngx_log_t *log, ngx_str_t *channel,
@@ -115,6 +98,12 @@ static ngx_http_identity_redis_t  ngx_http_identity_redis_sub;
 static ngx_http_identity_redis_t  ngx_http_identity_redis_sentinel;
 static ngx_http_identity_redis_t  ngx_http_identity_redis_switches;
 static ngx_event_t                ngx_http_identity_redis_watcher;
+
+/* a Redis Cluster's primaries, by redis_cluster.c's index; and how many */
+static ngx_http_identity_redis_t  ngx_http_identity_redis_nodes[
+                                      NGX_HTTP_IDENTITY_CLUSTER_NODES];
+static ngx_uint_t                 ngx_http_identity_redis_nnodes;
+static ngx_uint_t                 ngx_http_identity_next_sub;
 
 static ngx_http_identity_redis_t  *ngx_http_identity_redis_all[] = {
     &ngx_http_identity_redis, &ngx_http_identity_redis_sub,
@@ -161,9 +150,12 @@ ngx_http_identity_redis_init(ngx_cycle_t *cycle,
         rd->addr.port = conf->port;
         rd->backoff = NGX_HTTP_IDENTITY_REDIS_BACKOFF_MIN;
 
-        rd->timer.handler = ngx_http_identity_redis_timeout;
+        rd->timer.handler = ngx_http_identity_redis_link_timeout;
         rd->timer.data = rd;
         rd->timer.log = cycle->log;
+        rd->failed = ngx_http_identity_redis_failed;
+        rd->locate = (conf->sentinels && i < 2) ? ngx_http_identity_redis_locate
+                                                : NULL;
 
         /*
          * Requests wait for the commands' replies with no timer of their
@@ -180,10 +172,15 @@ ngx_http_identity_redis_init(ngx_cycle_t *cycle,
     ngx_http_identity_next_sentinel = 0;
     ngx_http_identity_asking = 0;
     ngx_http_identity_next_watched = 0;
+    ngx_http_identity_next_sub = 0;
+    ngx_http_identity_redis_nnodes = 0;
+    ngx_http_identity_cluster_init();
+
+    if (conf->configured && (conf->sentinels || conf->cluster)) {
+        ngx_http_identity_redis_ask();
+    }
 
     if (conf->configured && conf->sentinels) {
-        ngx_http_identity_redis_ask();
-
         ev = &ngx_http_identity_redis_watcher;
 
         ngx_memzero(ev, sizeof(ngx_event_t));
@@ -222,6 +219,47 @@ ngx_http_identity_redis_done(ngx_cycle_t *cycle)
             ngx_del_timer(&rd->timer);
         }
     }
+
+    for (i = 0; i < ngx_http_identity_redis_nnodes; i++) {
+        rd = &ngx_http_identity_redis_nodes[i];
+
+        if (rd->ac) {
+            ngx_http_identity_rconn_free(rd->ac);
+        }
+
+        if (rd->timer.timer_set) {
+            ngx_del_timer(&rd->timer);
+        }
+    }
+}
+
+
+/* the connection to a cluster's node N, made ready the first time */
+
+static ngx_http_identity_redis_t *
+ngx_http_identity_redis_node(ngx_uint_t n)
+{
+    ngx_http_identity_redis_t  *rd, *main = &ngx_http_identity_redis;
+
+    while (ngx_http_identity_redis_nnodes <= n) {
+        rd = &ngx_http_identity_redis_nodes[ngx_http_identity_redis_nnodes++];
+
+        ngx_memzero(rd, sizeof(ngx_http_identity_redis_t));
+
+        rd->conf = main->conf;
+        rd->log = main->log;
+        rd->addr = *ngx_http_identity_cluster_addr(rd - ngx_http_identity_redis_nodes);
+        rd->state.log = main->log;
+        rd->state.role = " (cluster node)";
+        rd->state.host = &rd->addr.host;
+        rd->backoff = NGX_HTTP_IDENTITY_REDIS_BACKOFF_MIN;
+        rd->timer.handler = ngx_http_identity_redis_link_timeout;
+        rd->timer.data = rd;
+        rd->timer.log = main->log;
+        rd->failed = ngx_http_identity_redis_failed;
+    }
+
+    return &ngx_http_identity_redis_nodes[n];
 }
 
 
@@ -250,6 +288,8 @@ ngx_http_identity_redis_request(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
+    ngx_memzero(w, sizeof(ngx_http_identity_redis_waiter_t));
+
     w->request = r;
     w->cleanup = cln;
     w->handler = handler;
@@ -267,7 +307,7 @@ ngx_http_identity_redis_request(ngx_http_request_t *r,
         ngx_log_error(level, r->connection->log, 0,
                       "identity: session store unavailable");
         cln->handler = NULL;
-        ngx_free(w);
+        ngx_http_identity_redis_free_waiter(w);
         return NGX_ERROR;
     }
 
@@ -288,13 +328,10 @@ ngx_http_identity_redis_send(ngx_log_t *log, ngx_uint_t argc,
         return NGX_ERROR;
     }
 
-    w->request = NULL;
-    w->cleanup = NULL;
-    w->handler = NULL;
-    w->data = NULL;
+    ngx_memzero(w, sizeof(ngx_http_identity_redis_waiter_t));
 
     if (ngx_http_identity_redis_issue(log, w, argc, argv) != NGX_OK) {
-        ngx_free(w);
+        ngx_http_identity_redis_free_waiter(w);
         return NGX_ERROR;
     }
 
@@ -306,9 +343,10 @@ static ngx_int_t
 ngx_http_identity_redis_issue(ngx_log_t *log,
     ngx_http_identity_redis_waiter_t *w, ngx_uint_t argc, ngx_str_t *argv)
 {
-    size_t                      lens[NGX_HTTP_IDENTITY_REDIS_MAX_ARGS];
+    u_char                     *p;
+    size_t                      size;
+    ngx_int_t                   n;
     ngx_uint_t                  i;
-    const char                 *args[NGX_HTTP_IDENTITY_REDIS_MAX_ARGS];
     ngx_http_identity_redis_t  *rd = &ngx_http_identity_redis;
 
     if (argc > NGX_HTTP_IDENTITY_REDIS_MAX_ARGS) {
@@ -323,21 +361,88 @@ ngx_http_identity_redis_issue(ngx_log_t *log,
         return NGX_ERROR;
     }
 
-    if (ngx_http_identity_redis_connect(rd) != NGX_OK) {
+    if (rd->conf->cluster == NULL) {
+        w->argv = argv;
+        w->argc = argc;
+
+        n = ngx_http_identity_redis_queue(rd, w, 0);
+
+        w->argv = NULL;     /* the caller's */
+        return n;
+    }
+
+    {
+        n = ngx_http_identity_cluster_route(argc, argv);
+
+        if (n == NGX_DECLINED) {
+            ngx_http_identity_redis_state_down(&rd->state, "has no map of "
+                                               "the cluster's slots yet",
+                                               NULL);
+            ngx_http_identity_redis_state_refused(&rd->state);
+            ngx_http_identity_redis_ask();
+            return NGX_ERROR;
+        }
+
+        rd = ngx_http_identity_redis_node(n);
+
+        /* kept for a redirect: the caller's arguments are its own */
+
+        size = argc * sizeof(ngx_str_t);
+
+        for (i = 0; i < argc; i++) {
+            size += argv[i].len;
+        }
+
+        w->argv = ngx_alloc(size, log);
+        if (w->argv == NULL) {
+            return NGX_ERROR;
+        }
+
+        p = (u_char *) &w->argv[argc];
+        w->argc = argc;
+
+        for (i = 0; i < argc; i++) {
+            w->argv[i].data = p;
+            w->argv[i].len = argv[i].len;
+            p = ngx_cpymem(p, argv[i].data, argv[i].len);
+        }
+    }
+
+    return ngx_http_identity_redis_queue(rd, w, 0);
+}
+
+
+/* the waiter's command on RD's connection, after ASKING if a redirect said */
+
+static ngx_int_t
+ngx_http_identity_redis_queue(ngx_http_identity_redis_t *rd,
+    ngx_http_identity_redis_waiter_t *w, ngx_uint_t asking)
+{
+    size_t       lens[NGX_HTTP_IDENTITY_REDIS_MAX_ARGS];
+    ngx_uint_t   i;
+    const char  *args[NGX_HTTP_IDENTITY_REDIS_MAX_ARGS];
+
+    if (ngx_http_identity_redis_link_connect(rd) != NGX_OK) {
         ngx_http_identity_redis_state_refused(&rd->state);
         return NGX_ERROR;
     }
 
-    for (i = 0; i < argc; i++) {
-        args[i] = argv[i].data ? (const char *) argv[i].data : "";
-        lens[i] = argv[i].len;
+    if (asking) {
+        args[0] = "ASKING";
+        lens[0] = 6;
+        ngx_http_identity_redis_link_setup(rd, 1, args, lens);
+    }
+
+    for (i = 0; i < w->argc; i++) {
+        args[i] = w->argv[i].data ? (const char *) w->argv[i].data : "";
+        lens[i] = w->argv[i].len;
     }
 
     if (ngx_http_identity_rconn_command(rd->ac, ngx_http_identity_redis_reply,
-                                        w, 0, argc, args, lens)
+                                        w, 0, w->argc, args, lens)
         != NGX_OK)
     {
-        ngx_log_error(NGX_LOG_ERR, log, 0,
+        ngx_log_error(NGX_LOG_ERR, rd->log, 0,
                       "identity: redis command not queued");
         return NGX_ERROR;
     }
@@ -349,159 +454,6 @@ ngx_http_identity_redis_issue(ngx_log_t *log,
     }
 
     return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_http_identity_redis_connect(ngx_http_identity_redis_t *rd)
-{
-    char                             why[NGX_HTTP_IDENTITY_RCONN_ERRLEN];
-    u_char                           buf[NGX_INT_T_LEN];
-    size_t                           lens[3];
-    ngx_str_t                       *user, *password;
-    ngx_uint_t                       n;
-    const char                      *args[3];
-    ngx_http_identity_rconn_t       *ac;
-    ngx_http_identity_redis_conf_t  *conf;
-
-    if (rd->ac) {
-        return NGX_OK;
-    }
-
-    conf = rd->conf;
-
-    /* the sentinel's connection moves on to the next one at once */
-
-    if (!rd->sentinel
-        && (ngx_msec_int_t) (ngx_current_msec - rd->retry_at) < 0)
-    {
-        /* the failed attempt was logged; each request logs its own 503 */
-
-        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, rd->log, 0,
-                       "identity: redis at \"%V\" is down, next attempt "
-                       "in %M ms", &rd->addr.host,
-                       rd->retry_at - ngx_current_msec);
-        return NGX_ERROR;
-    }
-
-    if (conf->sentinels && !rd->sentinel) {
-        if (!ngx_http_identity_primary_known) {
-
-            /* down until one is named; sentinels asked at the backoff's pace */
-
-            ngx_http_identity_redis_state_down(&rd->state, "has no primary "
-                                               "from the sentinels yet", NULL);
-            ngx_http_identity_redis_ask();
-            goto failed;
-        }
-
-        /* its own copy: the sentinels may name another meanwhile */
-
-        ngx_memcpy(rd->host, ngx_http_identity_primary_host,
-                   ngx_http_identity_primary.host.len + 1);
-        rd->addr.host.data = rd->host;
-        rd->addr.host.len = ngx_http_identity_primary.host.len;
-        rd->addr.port = ngx_http_identity_primary.port;
-    }
-
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, rd->log, 0,
-                   "identity: connecting to redis at \"%V\" port %d",
-                   &rd->addr.host, (int) rd->addr.port);
-
-    /* the address is numeric or a path: no DNS here */
-
-    ac = ngx_http_identity_rconn_connect(rd->log, &rd->addr,
-                                         conf->unix_socket && !rd->sentinel,
-                                         conf, rd,
-                                         ngx_http_identity_redis_connected,
-                                         ngx_http_identity_redis_closed, why);
-    if (ac == NULL) {
-        ngx_http_identity_redis_failed(rd, "connect failed", why);
-        goto failed;
-    }
-
-    rd->ac = ac;
-    rd->connected = 0;
-
-    if (rd->timer.timer_set) {
-        ngx_del_timer(&rd->timer);
-    }
-
-    ngx_add_timer(&rd->timer, conf->connect_timeout);
-
-    /* queued ahead of every command that caused this connect */
-
-    user = rd->sentinel ? &conf->sentinel_user : &conf->user;
-    password = rd->sentinel ? &conf->sentinel_password : &conf->password;
-
-    if (password->len) {
-        n = 0;
-        args[n] = "AUTH";
-        lens[n++] = 4;
-
-        if (user->len) {
-            args[n] = (const char *) user->data;
-            lens[n++] = user->len;
-        }
-
-        args[n] = (const char *) password->data;
-        lens[n++] = password->len;
-
-        ngx_http_identity_redis_setup(rd, n, args, lens);
-    }
-
-    if (rd->sentinel) {
-        return NGX_OK;
-    }
-
-    /* a server the sentinels named answers nothing before it says "master" */
-
-    if (conf->sentinels) {
-        args[0] = "ROLE";
-        lens[0] = 4;
-
-        if (ngx_http_identity_rconn_command(ac,
-                                            ngx_http_identity_redis_role_reply,
-                                            NULL, 0, 1, args, lens)
-            != NGX_OK)
-        {
-            ngx_http_identity_rconn_free(ac);    /* never unchecked */
-            return NGX_ERROR;
-        }
-
-        rd->pending++;
-    }
-
-    if (conf->db) {
-        args[0] = "SELECT";
-        lens[0] = 6;
-        args[1] = (const char *) buf;
-        lens[1] = ngx_sprintf(buf, "%ui", conf->db) - buf;
-
-        ngx_http_identity_redis_setup(rd, 2, args, lens);
-    }
-
-    return NGX_OK;
-
-failed:
-
-    ngx_http_identity_redis_put_off(rd);
-
-    return NGX_ERROR;
-}
-
-
-static void
-ngx_http_identity_redis_setup(ngx_http_identity_redis_t *rd, ngx_uint_t argc,
-    const char **args, size_t *lens)
-{
-    if (ngx_http_identity_rconn_command(rd->ac,
-                                        ngx_http_identity_redis_setup_reply,
-                                        (void *) args[0], 0, argc, args, lens)
-        == NGX_OK)
-    {
-        rd->pending++;
-    }
 }
 
 
@@ -518,7 +470,7 @@ ngx_http_identity_redis_reply(ngx_http_identity_rconn_t *ac,
     readonly = 0;
     c = NULL;
 
-    ngx_http_identity_redis_replied(rd);
+    ngx_http_identity_redis_link_replied(rd);
 
     if (reply) {
         ngx_http_identity_redis_state_up(&rd->state);
@@ -527,10 +479,18 @@ ngx_http_identity_redis_reply(ngx_http_identity_rconn_t *ac,
 
         /* the connection is lost: said before its requests answer 503 */
 
-        ngx_http_identity_redis_failed(rd, rd->connected
+        ngx_http_identity_redis_link_failed(rd, rd->connected
                                            ? "lost the connection"
                                            : "connect failed",
                                        ac->errstr);
+    }
+
+    /* a cluster's redirect: the waiter goes on, to the node named */
+
+    if (reply && w->argv
+        && ngx_http_identity_redis_redirect(rd, w, reply) == NGX_OK)
+    {
+        return;
     }
 
     if (reply && reply->type == REDIS_REPLY_ERROR) {
@@ -550,12 +510,12 @@ ngx_http_identity_redis_reply(ngx_http_identity_rconn_t *ac,
         w->handler(req, reply, w->data);
     }
 
-    ngx_free(w);
+    ngx_http_identity_redis_free_waiter(w);
 
     /* a replica now (a failover): the sentinels are asked again */
 
     if (readonly && !ac->freeing && !ac->done) {
-        ngx_http_identity_redis_failed(rd, "answers as a replica", NULL);
+        ngx_http_identity_redis_link_failed(rd, "answers as a replica", NULL);
         rd->connected = 0;
         ngx_http_identity_rconn_free(ac);
     }
@@ -566,50 +526,49 @@ ngx_http_identity_redis_reply(ngx_http_identity_rconn_t *ac,
 }
 
 
-static void
-ngx_http_identity_redis_setup_reply(ngx_http_identity_rconn_t *ac,
-    redisReply *reply, void *privdata)
+/*
+ * MOVED (the map is asked for again: a slot seldom moves alone) or ASK:
+ * the command is sent again where the cluster says, five times at most
+ */
+
+static ngx_int_t
+ngx_http_identity_redis_redirect(ngx_http_identity_redis_t *rd,
+    ngx_http_identity_redis_waiter_t *w, redisReply *reply)
 {
-    ngx_http_identity_redis_t  *rd = ac->data;
+    ngx_int_t   n;
+    ngx_uint_t  ask;
 
-    ngx_http_identity_redis_replied(rd);
+    n = ngx_http_identity_cluster_redirect(reply, &rd->addr, &ask);
 
-    if (reply == NULL) {
-        return;
+    if (n == NGX_DECLINED) {
+        return NGX_DECLINED;
     }
 
-    if (reply->type != REDIS_REPLY_ERROR) {
-        if (rd->pending == 0) {     /* else what follows says it is up */
-            ngx_http_identity_redis_state_up(&rd->state);
-        }
-
-        return;
+    if (n == NGX_ERROR || w->redirects++ == 5) {
+        ngx_log_error(NGX_LOG_ERR, rd->log, 0,
+                      "identity: redis cluster redirect not followed: "
+                      "\"%*s\"", (size_t) ngx_min(reply->len, 200),
+                      reply->str);
+        return NGX_DECLINED;
     }
 
-    /*
-     * Refused credentials or database: what follows would fail too, one
-     * error a request; the connection is dropped and tried again later
-     */
+    if (!ask) {
+        ngx_http_identity_redis_ask();
+    }
 
-    ngx_http_identity_redis_refusal(rd, (char *) privdata, reply);
-    rd->connected = 0;
-    ngx_http_identity_rconn_free(ac);
+    return ngx_http_identity_redis_queue(ngx_http_identity_redis_node(n), w,
+                                         ask);
 }
 
 
-/* "refused AUTH: "WRONGPASS ..."", the server's words bounded */
-
 static void
-ngx_http_identity_redis_refusal(ngx_http_identity_redis_t *rd, char *what,
-    redisReply *reply)
+ngx_http_identity_redis_free_waiter(ngx_http_identity_redis_waiter_t *w)
 {
-    u_char  *p, buf[256];
+    if (w->argv) {
+        ngx_free(w->argv);
+    }
 
-    p = ngx_snprintf(buf, sizeof(buf) - 1, "refused %s: \"%*s\"", what,
-                     (size_t) ngx_min(reply->len, 200), reply->str);
-    *p = '\0';
-
-    ngx_http_identity_redis_failed(rd, (char *) buf, NULL);
+    ngx_free(w);
 }
 
 
@@ -634,15 +593,21 @@ ngx_http_identity_redis_subscribe_on(ngx_http_identity_redis_t *rd,
     ngx_log_t *log, ngx_str_t *channel, ngx_str_t *name,
     ngx_http_identity_redis_sub_pt handler, void *data)
 {
-    size_t       lens[3];
-    const char  *args[3];
+    size_t                           lens[3];
+    const char                      *args[3];
+    ngx_http_identity_redis_addr_t  *sa;
 
     if (rd->ac) {
         return NGX_OK;
     }
 
+    if (rd->conf && rd->conf->cluster) {
+        sa = rd->conf->cluster->elts;
+        rd->addr = sa[ngx_http_identity_next_sub % rd->conf->cluster->nelts];
+    }
+
     if (rd->conf == NULL || !rd->conf->configured
-        || ngx_http_identity_redis_connect(rd) != NGX_OK)
+        || ngx_http_identity_redis_link_connect(rd) != NGX_OK)
     {
         return NGX_ERROR;
     }
@@ -659,7 +624,7 @@ ngx_http_identity_redis_subscribe_on(ngx_http_identity_redis_t *rd,
         args[2] = (const char *) name->data;
         lens[2] = name->len;
 
-        ngx_http_identity_redis_setup(rd, 3, args, lens);
+        ngx_http_identity_redis_link_setup(rd, 3, args, lens);
     }
 
     args[0] = "SUBSCRIBE";
@@ -715,7 +680,7 @@ ngx_http_identity_redis_sub_reply(ngx_http_identity_rconn_t *ac,
     }
 
     if (reply->type == REDIS_REPLY_ERROR) {
-        ngx_http_identity_redis_refusal(rd, "SUBSCRIBE", reply);
+        ngx_http_identity_redis_link_refusal(rd, "SUBSCRIBE", reply);
         ngx_http_identity_rconn_free(ac);
         return;
     }
@@ -746,119 +711,6 @@ ngx_http_identity_redis_sub_reply(ngx_http_identity_rconn_t *ac,
 }
 
 
-static void
-ngx_http_identity_redis_connected(ngx_http_identity_rconn_t *ac,
-    ngx_uint_t ok)
-{
-    ngx_http_identity_redis_t  *rd = ac->data;
-
-    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, rd->log, 0,
-                   "identity: redis connected");
-
-    rd->connected = 1;
-    rd->backoff = NGX_HTTP_IDENTITY_REDIS_BACKOFF_MIN;
-
-    if (rd->timer.timer_set) {
-        ngx_del_timer(&rd->timer);
-    }
-
-    ngx_http_identity_redis_arm_timer(rd);
-}
-
-
-/*
- * The connection is gone, its pending commands told; a connection that
- * never connected puts off the next attempt
- */
-
-static void
-ngx_http_identity_redis_closed(ngx_http_identity_rconn_t *ac, ngx_uint_t err)
-{
-    ngx_http_identity_redis_t  *rd = ac->data;
-
-    if (err) {
-        ngx_http_identity_redis_failed(rd, rd->connected
-                                           ? "lost the connection"
-                                           : "connect failed",
-                                       ac->errstr);
-    }
-
-    if (!rd->connected) {
-        ngx_http_identity_redis_put_off(rd);
-    }
-
-    rd->ac = NULL;
-    rd->connected = 0;
-    rd->pending = 0;
-
-    if (rd->timer.timer_set) {
-        ngx_del_timer(&rd->timer);
-    }
-}
-
-
-/* the next attempt to connect, no sooner than the backoff allows */
-
-static void
-ngx_http_identity_redis_put_off(ngx_http_identity_redis_t *rd)
-{
-    rd->retry_at = ngx_current_msec + rd->backoff;
-    rd->backoff = ngx_min(2 * rd->backoff, NGX_HTTP_IDENTITY_REDIS_BACKOFF_MAX);
-}
-
-
-/* a reply came: one fewer outstanding, and the command timer follows */
-
-static void
-ngx_http_identity_redis_replied(ngx_http_identity_redis_t *rd)
-{
-    if (rd->pending) {
-        rd->pending--;
-    }
-
-    ngx_http_identity_redis_arm_timer(rd);
-}
-
-
-/* a command timer runs while replies are outstanding on a live connection */
-
-static void
-ngx_http_identity_redis_arm_timer(ngx_http_identity_redis_t *rd)
-{
-    if (!rd->connected) {
-        return;
-    }
-
-    if (rd->pending == 0) {
-        if (rd->timer.timer_set) {
-            ngx_del_timer(&rd->timer);
-        }
-
-        return;
-    }
-
-    ngx_add_timer(&rd->timer, rd->conf->timeout);
-}
-
-
-static void
-ngx_http_identity_redis_timeout(ngx_event_t *ev)
-{
-    ngx_http_identity_redis_t  *rd = ev->data;
-
-    ngx_http_identity_redis_failed(rd, rd->connected
-                                       ? "timed out while waiting for a "
-                                         "reply"
-                                       : "timed out while connecting",
-                                   NULL);
-
-    if (rd->ac) {
-        /* fails every pending command: their requests answer 503 */
-        ngx_http_identity_rconn_free(rd->ac);
-    }
-}
-
-
 /*
  * A connection failed.  With sentinels, a connection to the primary that
  * failed forgets it, and the next sentinel is asked (the one that named it
@@ -866,10 +718,24 @@ ngx_http_identity_redis_timeout(ngx_event_t *ev)
  */
 
 static void
-ngx_http_identity_redis_failed(ngx_http_identity_redis_t *rd,
-    const char *what, const char *why)
+ngx_http_identity_redis_failed(ngx_http_identity_redis_t *rd)
 {
-    ngx_http_identity_redis_state_down(&rd->state, what, why);
+    /* a cluster: the next node is asked, or the map asked for again */
+
+    if (rd->conf->cluster) {
+        if (rd == &ngx_http_identity_redis_sentinel) {
+            ngx_http_identity_next_sentinel++;
+            ngx_http_identity_asking = 0;
+
+        } else if (rd == &ngx_http_identity_redis_sub) {
+            ngx_http_identity_next_sub++;
+
+        } else {
+            ngx_http_identity_redis_ask();
+        }
+
+        return;
+    }
 
     if (rd->conf->sentinels == NULL) {
         return;
@@ -893,13 +759,40 @@ ngx_http_identity_redis_failed(ngx_http_identity_redis_t *rd,
 }
 
 
-/* SENTINEL get-master-addr-by-name, of one sentinel, one at a time */
+/* the primary the sentinels named: its own copy, as they may name another */
+
+static ngx_int_t
+ngx_http_identity_redis_locate(ngx_http_identity_redis_t *rd)
+{
+    if (!ngx_http_identity_primary_known) {
+        ngx_http_identity_redis_state_down(&rd->state, "has no primary "
+                                           "from the sentinels yet", NULL);
+        ngx_http_identity_redis_ask();
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(rd->host, ngx_http_identity_primary_host,
+               ngx_http_identity_primary.host.len + 1);
+    rd->addr.host.data = rd->host;
+    rd->addr.host.len = ngx_http_identity_primary.host.len;
+    rd->addr.port = ngx_http_identity_primary.port;
+
+    return NGX_OK;
+}
+
+
+/*
+ * SENTINEL get-master-addr-by-name, of one sentinel, one at a time; or
+ * CLUSTER SLOTS, of one of a cluster's configured nodes
+ */
 
 static void
 ngx_http_identity_redis_ask(void)
 {
     size_t                           lens[3];
+    ngx_uint_t                       n;
     const char                      *args[3];
+    ngx_array_t                     *servers;
     ngx_http_identity_redis_t       *rd = &ngx_http_identity_redis_sentinel;
     ngx_http_identity_redis_addr_t  *sa;
 
@@ -907,26 +800,39 @@ ngx_http_identity_redis_ask(void)
         return;
     }
 
-    if (rd->ac == NULL) {
-        sa = rd->conf->sentinels->elts;
-        rd->addr = sa[ngx_http_identity_next_sentinel
-                      % rd->conf->sentinels->nelts];
+    servers = rd->conf->cluster ? rd->conf->cluster : rd->conf->sentinels;
 
-        if (ngx_http_identity_redis_connect(rd) != NGX_OK) {
+    if (rd->ac == NULL) {
+        sa = servers->elts;
+        rd->addr = sa[ngx_http_identity_next_sentinel % servers->nelts];
+
+        if (ngx_http_identity_redis_link_connect(rd) != NGX_OK) {
             return;
         }
     }
 
-    args[0] = "SENTINEL";
-    lens[0] = 8;
-    args[1] = "get-master-addr-by-name";
-    lens[1] = 23;
-    args[2] = (const char *) rd->conf->master.data;
-    lens[2] = rd->conf->master.len;
+    if (rd->conf->cluster) {
+        args[0] = "CLUSTER";
+        lens[0] = 7;
+        args[1] = "SLOTS";
+        lens[1] = 5;
+        n = 2;
+
+    } else {
+        args[0] = "SENTINEL";
+        lens[0] = 8;
+        args[1] = "get-master-addr-by-name";
+        lens[1] = 23;
+        args[2] = (const char *) rd->conf->master.data;
+        lens[2] = rd->conf->master.len;
+        n = 3;
+    }
 
     if (ngx_http_identity_rconn_command(rd->ac,
-                                        ngx_http_identity_redis_sentinel_reply,
-                                        NULL, 0, 3, args, lens)
+                                        rd->conf->cluster
+                                        ? ngx_http_identity_redis_slots_reply
+                                        : ngx_http_identity_redis_sentinel_reply,
+                                        NULL, 0, n, args, lens)
         != NGX_OK)
     {
         return;
@@ -949,7 +855,7 @@ ngx_http_identity_redis_sentinel_reply(ngx_http_identity_rconn_t *ac,
     ngx_http_identity_redis_t       *rd = ac->data;
     ngx_http_identity_redis_addr_t  *primary = &ngx_http_identity_primary;
 
-    ngx_http_identity_redis_replied(rd);
+    ngx_http_identity_redis_link_replied(rd);
     ngx_http_identity_asking = 0;
 
     if (reply == NULL) {
@@ -959,7 +865,7 @@ ngx_http_identity_redis_sentinel_reply(ngx_http_identity_rconn_t *ac,
     /* a sentinel that refuses, names none or not by an address is left */
 
     if (reply->type == REDIS_REPLY_ERROR) {
-        ngx_http_identity_redis_refusal(rd, "SENTINEL", reply);
+        ngx_http_identity_redis_link_refusal(rd, "SENTINEL", reply);
         ngx_http_identity_rconn_free(ac);
         return;
     }
@@ -976,7 +882,7 @@ ngx_http_identity_redis_sentinel_reply(ngx_http_identity_rconn_t *ac,
                                            reply->element[0]->len)
            != NGX_OK)
     {
-        ngx_http_identity_redis_failed(rd, "names no primary (an IP address "
+        ngx_http_identity_redis_link_failed(rd, "names no primary (an IP address "
                                        "and port) for",
                                        (char *) rd->conf->master.data);
         ngx_http_identity_rconn_free(ac);
@@ -1007,7 +913,39 @@ ngx_http_identity_redis_sentinel_reply(ngx_http_identity_rconn_t *ac,
 
     /* connected before the next request asks for it */
 
-    (void) ngx_http_identity_redis_connect(&ngx_http_identity_redis);
+    (void) ngx_http_identity_redis_link_connect(&ngx_http_identity_redis);
+}
+
+
+/* a cluster's map: a node that gives none is left for the next */
+
+static void
+ngx_http_identity_redis_slots_reply(ngx_http_identity_rconn_t *ac,
+    redisReply *reply, void *privdata)
+{
+    ngx_http_identity_redis_t  *rd = ac->data;
+
+    ngx_http_identity_redis_link_replied(rd);
+    ngx_http_identity_asking = 0;
+
+    if (reply == NULL) {
+        return;
+    }
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+        ngx_http_identity_redis_link_refusal(rd, "CLUSTER SLOTS", reply);
+        ngx_http_identity_rconn_free(ac);
+        return;
+    }
+
+    if (ngx_http_identity_cluster_map(reply, rd->log) != NGX_OK) {
+        ngx_http_identity_redis_link_failed(rd, "gave no map of the cluster", NULL);
+        ngx_http_identity_rconn_free(ac);
+        return;
+    }
+
+    ngx_http_identity_redis_state_up(&rd->state);
+    ngx_http_identity_redis_state_up(&ngx_http_identity_redis.state);
 }
 
 
@@ -1125,43 +1063,23 @@ ngx_http_identity_redis_switch(void *data, ngx_uint_t event,
         }
     }
 
-    (void) ngx_http_identity_redis_connect(main);
-}
-
-
-/* the server the sentinels named must say it is the primary */
-
-static void
-ngx_http_identity_redis_role_reply(ngx_http_identity_rconn_t *ac,
-    redisReply *reply, void *privdata)
-{
-    ngx_http_identity_redis_t  *rd = ac->data;
-
-    ngx_http_identity_redis_replied(rd);
-
-    if (reply == NULL) {
-        return;
-    }
-
-    if (reply->type == REDIS_REPLY_ARRAY
-        && reply->elements > 0
-        && reply->element[0]->type == REDIS_REPLY_STRING
-        && ngx_strcmp(reply->element[0]->str, "master") == 0)
-    {
-        ngx_http_identity_redis_state_up(&rd->state);
-        return;
-    }
-
-    ngx_http_identity_redis_failed(rd, "is not the primary",
-                                   (char *) rd->conf->master.data);
-    rd->connected = 0;
-    ngx_http_identity_rconn_free(ac);
+    (void) ngx_http_identity_redis_link_connect(main);
 }
 
 
 ngx_uint_t
 ngx_http_identity_redis_down(void)
 {
+    ngx_uint_t  i;
+
+    for (i = 0; i < ngx_http_identity_redis_nnodes; i++) {
+        if (ngx_http_identity_redis_state_told(
+                &ngx_http_identity_redis_nodes[i].state))
+        {
+            return 1;
+        }
+    }
+
     return ngx_http_identity_redis_state_told(&ngx_http_identity_redis.state);
 }
 

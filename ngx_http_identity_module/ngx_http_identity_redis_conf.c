@@ -35,6 +35,7 @@ static char *ngx_http_identity_redis_conf_tls(ngx_conf_t *cf,
 
 /*
  * identity_redis ADDRESS|sentinel=HOST:PORT,... [master=NAME]
+ *                |cluster=HOST:PORT,...
  *                [sentinel_user=NAME] [sentinel_password[_file]=...]
  *                [db=N] [user=NAME] [password=S|password_file=P]
  *                [tls [ca=FILE] [cert=FILE key=FILE] [server_name=NAME]
@@ -50,7 +51,8 @@ ngx_http_identity_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 
     u_char                          *p, *last;
     ngx_str_t                       *value, s, one, ca, cert, key;
-    ngx_uint_t                       tls;
+    ngx_uint_t                       tls, cluster;
+    ngx_array_t                     *servers;
     ngx_int_t                        n;
     ngx_uint_t                       i;
     ngx_http_identity_redis_addr_t   addr, *sa;
@@ -73,17 +75,22 @@ ngx_http_identity_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_str_null(&cert);
     ngx_str_null(&key);
 
-    if (ngx_strncmp(value[1].data, "sentinel=", 9) == 0) {
+    cluster = (ngx_strncmp(value[1].data, "cluster=", 8) == 0);
 
-        /* the primary is whatever the sentinels name (redis.c) */
+    if (cluster || ngx_strncmp(value[1].data, "sentinel=", 9) == 0) {
 
-        rc->sentinels = ngx_array_create(cf->pool, 3,
-                                        sizeof(ngx_http_identity_redis_addr_t));
-        if (rc->sentinels == NULL) {
+        /*
+         * the primary is whatever the sentinels name, a slot's whatever the
+         * cluster's nodes say (redis.c)
+         */
+
+        servers = ngx_array_create(cf->pool, 3,
+                                   sizeof(ngx_http_identity_redis_addr_t));
+        if (servers == NULL) {
             return NGX_CONF_ERROR;
         }
 
-        p = value[1].data + 9;
+        p = value[1].data + (cluster ? 8 : 9);
         last = value[1].data + value[1].len;
 
         while (p < last) {
@@ -97,16 +104,19 @@ ngx_http_identity_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd,
             p++;
 
             if (one.len == 0
-                || ngx_http_identity_redis_conf_addr(cf, &one, 26379, &addr)
+                || ngx_http_identity_redis_conf_addr(cf, &one,
+                                                     cluster ? 6379 : 26379,
+                                                     &addr)
                    != NGX_OK)
             {
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "invalid sentinel \"%V\" in \"%V\"",
+                                   "invalid %s \"%V\" in \"%V\"",
+                                   cluster ? "cluster node" : "sentinel",
                                    &one, &cmd->name);
                 return NGX_CONF_ERROR;
             }
 
-            sa = ngx_array_push(rc->sentinels);
+            sa = ngx_array_push(servers);
             if (sa == NULL) {
                 return NGX_CONF_ERROR;
             }
@@ -114,10 +124,17 @@ ngx_http_identity_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd,
             *sa = addr;
         }
 
-        if (rc->sentinels->nelts == 0) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "\"%V\" names no sentinel", &cmd->name);
+        if (servers->nelts == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\" names no %s",
+                               &cmd->name, cluster ? "node" : "sentinel");
             return NGX_CONF_ERROR;
+        }
+
+        if (cluster) {
+            rc->cluster = servers;
+
+        } else {
+            rc->sentinels = servers;
         }
 
     } else if (ngx_strncmp(value[1].data, "unix:", 5) == 0) {
@@ -293,6 +310,15 @@ ngx_http_identity_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd,
         }
 
         goto invalid;
+    }
+
+    /* a cluster has one database, and a key's slot says where it is */
+
+    if (rc->cluster && rc->db) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\": a Redis Cluster has no \"db=\"",
+                           &cmd->name);
+        return NGX_CONF_ERROR;
     }
 
     if (rc->sentinels && rc->master.len == 0) {

@@ -117,6 +117,7 @@ typedef struct {
     in_port_t                        port;
     ngx_uint_t                       unix_socket;
     ngx_array_t                     *sentinels;   /* of _redis_addr_t */
+    ngx_array_t                     *cluster;     /* its nodes, as these */
     ngx_str_t                        master;      /* the sentinels' name */
     ngx_str_t                        sentinel_user;
     ngx_str_t                        sentinel_password;
