@@ -42,6 +42,7 @@
 #include "ngx_http_identity_redis.h"
 #include "ngx_http_identity_request.h"
 #include "ngx_http_identity_rules.h"
+#include "ngx_http_identity_store.h"
 #include "ngx_http_identity_variables.h"
 
 
@@ -326,7 +327,6 @@ ngx_http_identity_init_main_conf(ngx_conf_t *cf, void *conf)
 {
     ngx_http_identity_main_conf_t *imcf = conf;
 
-    u_char                         *p;
     ngx_str_t                       name;
     ngx_uint_t                      i;
     ngx_http_identity_provider_t  **pp;
@@ -355,32 +355,11 @@ ngx_http_identity_init_main_conf(ngx_conf_t *cf, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    /*
-     * In a Redis Cluster every key is in the slot of the prefix's hash tag
-     * (redis_cluster.c): the scripts' keys are one slot's
-     */
-
     if (imcf->key_prefix.data == NULL) {
-        if (imcf->redis.cluster) {
-            ngx_str_set(&imcf->key_prefix, "{identity}:");
-
-        } else {
-            ngx_str_set(&imcf->key_prefix, "identity:");
-        }
+        ngx_str_set(&imcf->key_prefix, "identity:");
     }
 
-    p = ngx_strlchr(imcf->key_prefix.data,
-                    imcf->key_prefix.data + imcf->key_prefix.len, '{');
-
-    if (imcf->redis.cluster
-        && (p == NULL
-            || ngx_strlchr(p + 1, imcf->key_prefix.data + imcf->key_prefix.len,
-                           '}') <= p + 1))
-    {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"identity_redis_prefix\" \"%V\" has no hash "
-                           "tag, as a Redis Cluster needs (e.g. "
-                           "\"{identity}:\")", &imcf->key_prefix);
+    if (ngx_http_identity_store_init_conf(cf, imcf) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 

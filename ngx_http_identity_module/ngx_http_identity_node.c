@@ -122,11 +122,11 @@ ngx_http_identity_node_init_process(ngx_cycle_t *cycle,
     }
 
     nd->cache = imcf->cache;
-    nd->prefix = imcf->key_prefix;
+    nd->prefix = imcf->node_prefix;     /* in a cluster, a shard's own */
     nd->id = ngx_http_identity_cache_node_id(nd->cache);
     nd->log = cycle->log;
 
-    nd->channel.len = nd->prefix.len + sizeof("invalidate") - 1;
+    nd->channel.len = imcf->key_prefix.len + sizeof("invalidate") - 1;
     nd->nodes.len = nd->prefix.len + sizeof("nodes") - 1;
     nd->name.len = sizeof("identity-node--") - 1 + nd->id->len + NGX_INT64_LEN;
 
@@ -143,7 +143,7 @@ ngx_http_identity_node_init_process(ngx_cycle_t *cycle,
     p += nd->prefix.len + sizeof("inv:") - 1 + NGX_INT_T_LEN;
 
     nd->channel.data = p;
-    p = ngx_sprintf(p, "%Vinvalidate%Z", &nd->prefix);
+    p = ngx_sprintf(p, "%Vinvalidate%Z", &imcf->key_prefix);
     nd->nodes.data = p;
     p = ngx_sprintf(p, "%Vnodes%Z", &nd->prefix);
     nd->name.data = p;
@@ -477,12 +477,12 @@ ngx_http_identity_node_confirm(ngx_http_request_t *r, ngx_int_t event,
     }
 
     cf->key.data = ngx_pnalloc(r->pool,
-                               imcf->key_prefix.len + 4 + NGX_INT_T_LEN);
+                               imcf->node_prefix.len + 4 + NGX_INT_T_LEN);
     if (cf->key.data == NULL) {
         return NGX_ERROR;
     }
 
-    cf->key.len = ngx_sprintf(cf->key.data, "%Vinv:%i", &imcf->key_prefix,
+    cf->key.len = ngx_sprintf(cf->key.data, "%Vinv:%i", &imcf->node_prefix,
                               event)
                   - cf->key.data;
 

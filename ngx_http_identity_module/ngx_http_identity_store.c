@@ -82,26 +82,15 @@
 
 static void ngx_http_identity_lookup_handler(ngx_http_request_t *r,
     redisReply *reply, void *data);
-static void ngx_http_identity_destroyed_handler(ngx_http_request_t *r,
-    redisReply *reply, void *data);
 static void ngx_http_identity_create_handler(ngx_http_request_t *r,
     redisReply *reply, void *data);
 static ngx_int_t ngx_http_identity_session_tokens(ngx_http_request_t *r,
     ngx_str_t *sid, ngx_str_t *out);
 static void ngx_http_identity_claim_handler(ngx_http_request_t *r,
     redisReply *reply, void *data);
-static void ngx_http_identity_logout_handler(ngx_http_request_t *r,
-    redisReply *reply, void *data);
 static u_char *ngx_http_identity_session_hash(ngx_http_request_t *r);
-static void ngx_http_identity_session_cmd_key(ngx_http_request_t *r,
-    ngx_http_identity_cmd_t *cmd);
 static ngx_int_t ngx_http_identity_session_cached(ngx_http_request_t *r);
 static void ngx_http_identity_session_cache_put(ngx_http_request_t *r);
-static void ngx_http_identity_session_forget(ngx_http_request_t *r);
-static void ngx_http_identity_session_wait_nodes(ngx_http_request_t *r,
-    long long event);
-static void ngx_http_identity_logout_confirmed(ngx_http_request_t *r,
-    void *data);
 
 
 /*
@@ -330,8 +319,8 @@ static ngx_str_t  ngx_http_identity_refreshed_script = ngx_string(
     "local s, p = KEYS[1], ARGV[1]\n"
     "local uid = redis.call('HGET', s, 'uid')\n"
     "if not uid then return 0 end\n"
-    "redis.call('PUBLISH', p .. 'invalidate',\n"
-    "           'inv 0 ' .. string.sub(s, #p + 9))\n"
+    "redis.call('PUBLISH', (string.match(p, '^(.*){@%x}$') or p)\n"
+    "           .. 'invalidate', 'inv 0 ' .. string.sub(s, #p + 9))\n"
     "redis.call('HSET', s, 'email', ARGV[2], 'name', ARGV[3],\n"
     "           'username', ARGV[4], 'groups', ARGV[5], 'claims', ARGV[6])\n"
     "if ARGV[7] ~= '' then\n"
@@ -341,57 +330,6 @@ static ngx_str_t  ngx_http_identity_refreshed_script = ngx_string(
     "redis.call('HSET', p .. 'user:' .. uid, 'email', ARGV[2],\n"
     "           'name', ARGV[3], 'username', ARGV[4])\n"
     "return 1\n");
-
-
-/*
- * By the session key (logout: answers the session's provider, or 0) or by
- * the public id (admin API: answers 1, or 0 if it had already ended); and
- * with it the event the nodes confirm, or 0 (see publish()).
- */
-
-ngx_str_t  ngx_http_identity_destroy_script = ngx_string(
-    NGX_HTTP_IDENTITY_LUA_DROP
-    "local p, sid, provider = ARGV[1], ARGV[3], nil\n"
-    "if ARGV[2] == 'key' then\n"
-    "  local f = redis.call('HMGET', KEYS[1], 'id', 'provider')\n"
-    "  sid, provider = f[1], f[2]\n"
-    "  if not sid then return {0, 0} end\n"
-    "end\n"
-    "local k = skey(p, sid)\n"
-    "if not k then return {0, 0} end\n"
-    "local alive = redis.call('EXISTS', k)\n"
-    "local known = alive == 1 or redis.call('ZSCORE', p .. 'sessions', sid)\n"
-    "if not known then return {0, 0} end\n"
-    "drop(p, sid)\n"
-    "return {provider or alive, publish(p)}\n");
-
-
-/*
- * Back-channel logout: the token's jti is remembered until it could no
- * longer be accepted (a replay answers -1); then the sessions of that IdP
- * session, or else of that user, end.  Answers how many ended.
- */
-
-static ngx_str_t  ngx_http_identity_logout_script = ngx_string(
-    NGX_HTTP_IDENTITY_LUA_DROP
-    "local p, provider, sid, sub = ARGV[1], ARGV[2], ARGV[5], ARGV[6]\n"
-    "if not redis.call('SET', p .. 'jti:' .. ARGV[3], '1', 'NX', 'EX',\n"
-    "                  ARGV[4]) then\n"
-    "  return -1\n"
-    "end\n"
-    "local sids = {}\n"
-    "if sid ~= '' then\n"
-    "  local k = p .. 'idp_sid:' .. provider .. ':' .. sid\n"
-    "  sids = redis.call('SMEMBERS', k)\n"
-    "  redis.call('DEL', k)\n"
-    "else\n"
-    "  local uid = redis.call('GET', p .. 'sub:' .. provider .. ':' .. sub)\n"
-    "  if uid then\n"
-    "    sids = redis.call('ZRANGE', p .. 'user_sessions:' .. uid, 0, -1)\n"
-    "  end\n"
-    "end\n"
-    "for _, s in ipairs(sids) do drop(p, s) end\n"
-    "return {#sids, publish(p)}\n");
 
 
 ngx_int_t
@@ -610,7 +548,7 @@ ngx_http_identity_session_cache_put(ngx_http_request_t *r)
 
 /* this node's cache forgets a session at once; the others are told */
 
-static void
+void
 ngx_http_identity_session_forget(ngx_http_request_t *r)
 {
     u_char                         *key;
@@ -655,7 +593,7 @@ ngx_http_identity_session_hash(ngx_http_request_t *r)
 }
 
 
-static void
+void
 ngx_http_identity_session_cmd_key(ngx_http_request_t *r,
     ngx_http_identity_cmd_t *cmd)
 {
@@ -670,6 +608,47 @@ ngx_http_identity_session_cmd_key(ngx_http_request_t *r,
 
     ngx_http_identity_cmd_hex_key(cmd, "session:", key,
                                   NGX_HTTP_IDENTITY_SESSION_KEY_LEN);
+}
+
+
+/* the prefix of the request's session's shard (store_cmd.c) */
+
+void
+ngx_http_identity_session_cmd_prefix(ngx_http_request_t *r,
+    ngx_http_identity_cmd_t *cmd)
+{
+    u_char  *key;
+
+    key = ngx_http_identity_session_hash(r);
+
+    if (key == NULL) {
+        cmd->failed = 1;
+        return;
+    }
+
+    ngx_http_identity_cmd_str(cmd, ngx_http_identity_store_shard(r, key[0]));
+}
+
+
+/*
+ * A provider's user's shard: the first digit of the hash of "provider:sub"
+ * (in a cluster, its identity's id and its sessions' hashes begin with it)
+ */
+
+u_char
+ngx_http_identity_identity_shard(ngx_str_t *provider, ngx_str_t *sub)
+{
+    u_char      hex[NGX_HTTP_IDENTITY_SHA256_HEX_LEN], buf[1024];
+    ngx_str_t   s;
+
+    /* both bounded (a provider's name, a claim), and cut alike anyway */
+
+    s.len = ngx_snprintf(buf, sizeof(buf), "%V:%V", provider, sub) - buf;
+    s.data = buf;
+
+    ngx_http_identity_sha256_hex(&s, hex);
+
+    return hex[0];
 }
 
 
@@ -695,7 +674,7 @@ ngx_http_identity_session_touch(ngx_http_request_t *r)
 
     ngx_http_identity_cmd_eval(&cmd, &ngx_http_identity_touch_script, 1);
     ngx_http_identity_session_cmd_key(r, &cmd);
-    ngx_http_identity_cmd_str(&cmd, &imcf->key_prefix);
+    ngx_http_identity_session_cmd_prefix(r, &cmd);
     ngx_http_identity_cmd_num(&cmd, ngx_time());
     ngx_http_identity_cmd_str(&cmd, &url);
     ngx_http_identity_cmd_str(&cmd, &site);
@@ -712,7 +691,8 @@ ngx_http_identity_session_touch(ngx_http_request_t *r)
 ngx_int_t
 ngx_http_identity_session_create(ngx_http_request_t *r, ngx_str_t *token)
 {
-    u_char                         *th;
+    u_char                         *th, k;
+    ngx_uint_t                      n;
     time_t                          now, expires;
     ngx_str_t                       uid, sid, url, site, hash, uah, tokens[3];
     ngx_time_t                     *tp;
@@ -747,6 +727,33 @@ ngx_http_identity_session_create(ngx_http_request_t *r, ngx_str_t *token)
     ngx_sprintf(uid.data, "au_%V", &hash);
 
     ngx_http_identity_sha256_hex(token, th);
+
+    /*
+     * In a cluster, the identity's shard is its id's first digit, and its
+     * sessions' (the cookie is drawn again until its hash begins with it:
+     * 16 draws on average, the cookie keeping 252 random bits): what a
+     * login, a logout or a DELETE touches is in one slot (store_cmd.c)
+     */
+
+    k = '0';
+
+    if (imcf->nshards > 1) {
+        k = ngx_http_identity_identity_shard(&ctx->provider->name,
+                                             &cl->provider_user_id);
+        uid.data[3] = k;
+
+        for (n = 0; th[0] != k; n++) {
+            if (n == 1000
+                || ngx_http_identity_random(r->pool, 32, token) != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+
+            ngx_http_identity_sha256_hex(token, th);
+        }
+
+        ctx->session_key = NULL;
+    }
     hash.data = th;
     hash.len = NGX_HTTP_IDENTITY_SESSION_KEY_LEN;
 
@@ -777,7 +784,7 @@ ngx_http_identity_session_create(ngx_http_request_t *r, ngx_str_t *token)
     expires = now + ctx->login.max_duration;
 
     ngx_http_identity_cmd_eval(&cmd, &ngx_http_identity_create_script, 0);
-    ngx_http_identity_cmd_str(&cmd, &imcf->key_prefix);
+    ngx_http_identity_cmd_str(&cmd, ngx_http_identity_store_shard(r, k));
     ngx_http_identity_cmd_str(&cmd, &uid);
     ngx_http_identity_cmd_str(&cmd, &sid);
     ngx_http_identity_cmd_str(&cmd, &hash);
@@ -977,12 +984,10 @@ ngx_http_identity_claim_handler(ngx_http_request_t *r, redisReply *reply,
 ngx_int_t
 ngx_http_identity_session_refreshed(ngx_http_request_t *r)
 {
-    ngx_str_t                       tokens[3];
-    ngx_http_identity_ctx_t        *ctx;
-    ngx_http_identity_cmd_t         cmd;
-    ngx_http_identity_main_conf_t  *imcf;
+    ngx_str_t                 tokens[3];
+    ngx_http_identity_ctx_t  *ctx;
+    ngx_http_identity_cmd_t   cmd;
 
-    imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
     ctx = ngx_http_identity_get_ctx(r);
 
     if (ngx_http_identity_session_tokens(r, &ctx->session.id, tokens)
@@ -1000,7 +1005,7 @@ ngx_http_identity_session_refreshed(ngx_http_request_t *r)
 
     ngx_http_identity_cmd_eval(&cmd, &ngx_http_identity_refreshed_script, 1);
     ngx_http_identity_session_cmd_key(r, &cmd);
-    ngx_http_identity_cmd_str(&cmd, &imcf->key_prefix);
+    ngx_http_identity_session_cmd_prefix(r, &cmd);
     ngx_http_identity_cmd_str(&cmd, &ctx->claims.email);
     ngx_http_identity_cmd_str(&cmd, &ctx->claims.name);
     ngx_http_identity_cmd_str(&cmd, &ctx->claims.username);
@@ -1011,181 +1016,6 @@ ngx_http_identity_session_refreshed(ngx_http_request_t *r)
     ngx_http_identity_cmd_str(&cmd, &tokens[2]);
 
     return ngx_http_identity_cmd_post(&cmd);
-}
-
-
-ngx_int_t
-ngx_http_identity_session_destroy(ngx_http_request_t *r)
-{
-    ngx_http_identity_cmd_t         cmd;
-    ngx_http_identity_main_conf_t  *imcf;
-
-    imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
-
-    if (ngx_http_identity_cmd_init(r, &cmd, "EVAL", 7) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    ngx_http_identity_cmd_eval(&cmd, &ngx_http_identity_destroy_script, 1);
-    ngx_http_identity_session_cmd_key(r, &cmd);
-    ngx_http_identity_cmd_str(&cmd, &imcf->key_prefix);
-    ngx_http_identity_cmd_cstr(&cmd, "key");
-    ngx_http_identity_cmd_cstr(&cmd, "");
-
-    ngx_http_identity_session_forget(r);
-
-    return ngx_http_identity_cmd_send(&cmd,
-                                      ngx_http_identity_destroyed_handler,
-                                      NULL);
-}
-
-
-ngx_int_t
-ngx_http_identity_store_logout(ngx_http_request_t *r, ngx_str_t *provider,
-    ngx_str_t *jti, time_t ttl, ngx_str_t *sid, ngx_str_t *sub)
-{
-    u_char                         *hash;
-    ngx_str_t                       h;
-    ngx_http_identity_cmd_t         cmd;
-    ngx_http_identity_main_conf_t  *imcf;
-
-    imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
-
-    hash = ngx_pnalloc(r->pool, NGX_HTTP_IDENTITY_SHA256_HEX_LEN);
-    if (hash == NULL
-        || ngx_http_identity_cmd_init(r, &cmd, "EVAL", 9) != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    ngx_http_identity_sha256_hex(jti, hash);
-    h.data = hash;
-    h.len = NGX_HTTP_IDENTITY_SHA256_HEX_LEN;
-
-    ngx_http_identity_cmd_eval(&cmd, &ngx_http_identity_logout_script, 0);
-    ngx_http_identity_cmd_str(&cmd, &imcf->key_prefix);
-    ngx_http_identity_cmd_str(&cmd, provider);
-    ngx_http_identity_cmd_str(&cmd, &h);
-    ngx_http_identity_cmd_num(&cmd, ttl);
-    ngx_http_identity_cmd_str(&cmd, sid);
-    ngx_http_identity_cmd_str(&cmd, sub);
-
-    return ngx_http_identity_cmd_send(&cmd, ngx_http_identity_logout_handler,
-                                      NULL);
-}
-
-
-static void
-ngx_http_identity_logout_handler(ngx_http_request_t *r, redisReply *reply,
-    void *data)
-{
-    ngx_http_identity_ctx_t  *ctx;
-
-    ctx = ngx_http_identity_get_ctx(r);
-
-    /* -1, a replay; or {sessions ended, the event the nodes confirm} */
-
-    if (reply && reply->type == REDIS_REPLY_INTEGER) {
-        ctx->resume(r);
-        return;
-    }
-
-    if (reply == NULL
-        || reply->type != REDIS_REPLY_ARRAY
-        || reply->elements != 2
-        || reply->element[0]->type != REDIS_REPLY_INTEGER
-        || reply->element[1]->type != REDIS_REPLY_INTEGER)
-    {
-        ctx->redis_error = 1;
-        ctx->resume(r);
-        return;
-    }
-
-    ctx->found = 1;
-    ctx->status = (ngx_int_t) reply->element[0]->integer;
-
-    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "identity: logout revoked %i session(s)", ctx->status);
-
-    /* the IdP is answered once every node has forgotten them */
-
-    ngx_http_identity_session_wait_nodes(r, reply->element[1]->integer);
-}
-
-
-/*
- * A revocation is answered once every live node has forgotten what it
- * ended (event: what the script's publish() answered; 0: no node to wait)
- */
-
-static void
-ngx_http_identity_session_wait_nodes(ngx_http_request_t *r,
-    long long event)
-{
-    ngx_int_t                 rc;
-    ngx_http_identity_ctx_t  *ctx;
-
-    ctx = ngx_http_identity_get_ctx(r);
-
-    rc = ngx_http_identity_node_confirm(r, (ngx_int_t) event,
-                                        ngx_http_identity_logout_confirmed,
-                                        NULL);
-    if (rc == NGX_DECLINED) {
-        ctx->resume(r);
-
-    } else if (rc != NGX_OK) {
-        ctx->redis_error = 1;
-        ctx->resume(r);
-    }
-}
-
-
-static void
-ngx_http_identity_logout_confirmed(ngx_http_request_t *r, void *data)
-{
-    ngx_http_identity_get_ctx(r)->resume(r);
-}
-
-
-static void
-ngx_http_identity_destroyed_handler(ngx_http_request_t *r, redisReply *reply,
-    void *data)
-{
-    ngx_http_identity_ctx_t  *ctx;
-
-    ctx = ngx_http_identity_get_ctx(r);
-
-    /* {the session's provider, or 0; the event the nodes confirm} */
-
-    if (reply == NULL
-        || reply->type != REDIS_REPLY_ARRAY
-        || reply->elements != 2
-        || reply->element[1]->type != REDIS_REPLY_INTEGER)
-    {
-        ctx->redis_error = 1;
-        ctx->resume(r);
-        return;
-    }
-
-    if (reply->element[0]->type == REDIS_REPLY_STRING) {
-        ctx->found = 1;
-
-        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                       "identity: session revoked at logout");
-
-        if (ngx_http_identity_reply_str(r, reply->element[0],
-                                        &ctx->session.provider)
-            != NGX_OK)
-        {
-            ctx->redis_error = 1;
-            ctx->resume(r);
-            return;
-        }
-    }
-
-    /* a logout, like a DELETE, is over once every node has forgotten it */
-
-    ngx_http_identity_session_wait_nodes(r, reply->element[1]->integer);
 }
 
 

@@ -31,6 +31,10 @@
 #define NGX_HTTP_IDENTITY_NEED_META   0x04    /* agent, location */
 
 /* of the request's cookie, ctx->token */
+/* the keys' prefixes, by shard: at configuration (store_cmd.c) */
+ngx_int_t ngx_http_identity_store_init_conf(ngx_conf_t *cf,
+    ngx_http_identity_main_conf_t *imcf);
+
 ngx_int_t ngx_http_identity_session_lookup(ngx_http_request_t *r,
     ngx_uint_t need);
 void ngx_http_identity_session_touch(ngx_http_request_t *r);

@@ -32,8 +32,47 @@ typedef struct {
 } ngx_http_identity_store_call_t;
 
 
+/*
+ * A global list in a Redis Cluster: each shard's page (ARGV[12] "1": each
+ * record with its index score "ix", the cursor "ID SCORE"), merged newest
+ * first.  A shard's cursor is where what it showed ends: what lies beyond
+ * it, unseen, may come before what other shards showed further on, so the
+ * page ends at the highest of these bounds.  A page costs O(shards x
+ * limit); before_id's score is asked of its shard first.
+ */
+
+typedef struct {
+    long long                          score;
+    ngx_str_t                          id;
+    void                              *record;
+} ngx_http_identity_merge_entry_t;
+
+
+typedef struct {
+    ngx_http_identity_store_call_t    *call;
+    ngx_http_identity_cmd_t            cmd;
+    ngx_array_t                        entries;
+    ngx_http_identity_merge_entry_t    bound;
+    ngx_uint_t                         limit;
+    unsigned                           bounded:1;
+    unsigned                           error:1;
+} ngx_http_identity_merge_t;
+
+
 static ngx_http_identity_store_call_t *ngx_http_identity_store_call(
     ngx_http_request_t *r, ngx_http_identity_store_pt done, ngx_uint_t kind);
+static ngx_int_t ngx_http_identity_merge_start(ngx_http_request_t *r,
+    ngx_http_identity_merge_t *mg, ngx_str_t *before, ngx_str_t *index);
+static void ngx_http_identity_merge_before(ngx_http_request_t *r,
+    redisReply *reply, void *data);
+static void ngx_http_identity_merge_shard(ngx_http_request_t *r,
+    redisReply *reply, ngx_uint_t shard, void *data);
+static void ngx_http_identity_merge_done(ngx_http_request_t *r, void *data,
+    ngx_uint_t failed, ngx_int_t event);
+static ngx_int_t ngx_http_identity_merge_cmp(
+    ngx_http_identity_merge_entry_t *a, ngx_http_identity_merge_entry_t *b);
+static int ngx_cdecl ngx_http_identity_merge_sort(const void *one,
+    const void *two);
 static void ngx_http_identity_list_handler(ngx_http_request_t *r,
     redisReply *reply, void *data);
 static void ngx_http_identity_get_handler(ngx_http_request_t *r,
@@ -50,6 +89,9 @@ static ngx_int_t ngx_http_identity_records(ngx_http_request_t *r,
 static time_t ngx_http_identity_word(u_char **pos, u_char *last);
 static int ngx_cdecl ngx_http_identity_site_cmp(const void *one,
     const void *two);
+
+
+static ngx_str_t  ngx_http_identity_empty = ngx_null_string;
 
 
 #define ngx_http_identity_user_field(name, field, time)                       \
@@ -149,12 +191,19 @@ static ngx_str_t  ngx_http_identity_list_script = ngx_string(
     "    key = p .. 'user_sessions:' .. uid\n"
     "  end\n"
     "end\n"
-    "local pos = 0\n"
+    "local pos, merged = 0, ARGV[12] == '1'\n"
     "if before ~= '' then\n"
     "  local rank = redis.call('ZREVRANK', key, before)\n"
     "  if not rank then return -1 end\n"
     "  pos = rank + 1\n"
+    "elseif ARGV[10] ~= '' then\n"
+    "  pos = redis.call('ZCOUNT', key, '(' .. ARGV[10], '+inf')\n"
+    "  for _, m in ipairs(redis.call('ZRANGEBYSCORE', key, ARGV[10],\n"
+    "                                ARGV[10])) do\n"
+    "    if m >= ARGV[11] then pos = pos + 1 end\n"
+    "  end\n"
     "end\n"
+    "local function ix(id) return redis.call('ZSCORE', key, id) end\n"
     "local filtered = fprov ~= '' or fuser ~= '' or fid ~= ''\n"
     "local scan = filtered and tonumber(ARGV[9]) or 4 * (limit + 1)\n"
     "local function has(v, needle)\n"
@@ -184,7 +233,11 @@ static ngx_str_t  ngx_http_identity_list_script = ngx_string(
     "              or has(f.username, fuser))\n"
     "         and (fid == '' or has(f.id, fid) or has(f.uid, fid))\n"
     "      then\n"
-    "        table.insert(out, agent(p, rec))\n"
+    "        rec = agent(p, rec)\n"
+    "        if merged then\n"
+    "          rec[#rec + 1], rec[#rec + 2] = 'ix', ix(id)\n"
+    "        end\n"
+    "        table.insert(out, rec)\n"
     "        table.insert(ids, id)\n"
     "      end\n"
     "      last = id\n"
@@ -203,6 +256,7 @@ static ngx_str_t  ngx_http_identity_list_script = ngx_string(
     "elseif scanned >= scan and last ~= '' then\n"
     "  cursor = last\n"
     "end\n"
+    "if merged and cursor ~= '' then cursor = cursor .. ' ' .. ix(cursor) end\n"
     "table.insert(out, 1, cursor)\n"
     "return out\n");
 
@@ -235,8 +289,9 @@ ngx_int_t
 ngx_http_identity_store_list(ngx_http_request_t *r,
     ngx_http_identity_store_pt done, ngx_http_identity_store_query_t *q)
 {
-    ngx_str_t                        index;
+    ngx_str_t                        index, *prefix;
     ngx_http_identity_cmd_t          cmd;
+    ngx_http_identity_merge_t       *mg;
     ngx_http_identity_main_conf_t   *imcf;
     ngx_http_identity_store_call_t  *call;
 
@@ -281,19 +336,323 @@ ngx_http_identity_store_list(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
+    /* an identity's lists are in its shard; the global ones in each */
+
+    prefix = ngx_http_identity_store_shard(r, q->user_id.len > 3
+                                              ? q->user_id.data[3] : '0');
+    mg = NULL;
+
+    if (q->user_id.len == 0 && imcf->nshards > 1) {
+        mg = ngx_pcalloc(r->pool, sizeof(ngx_http_identity_merge_t));
+        if (mg == NULL
+            || ngx_array_init(&mg->entries, r->pool, 16,
+                              sizeof(ngx_http_identity_merge_entry_t))
+               != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        mg->call = call;
+        mg->limit = q->limit;
+    }
+
     ngx_http_identity_cmd_eval(&cmd, &ngx_http_identity_list_script, 0);
-    ngx_http_identity_cmd_str(&cmd, &imcf->key_prefix);
+    ngx_http_identity_cmd_str(&cmd, prefix);
     ngx_http_identity_cmd_str(&cmd, &index);
     ngx_http_identity_cmd_cstr(&cmd, q->sessions ? "session" : "user");
-    ngx_http_identity_cmd_str(&cmd, &q->before_id);
+    ngx_http_identity_cmd_str(&cmd, mg ? &ngx_http_identity_empty
+                                       : &q->before_id);
     ngx_http_identity_cmd_num(&cmd, q->limit);
     ngx_http_identity_cmd_str(&cmd, &q->provider);
     ngx_http_identity_cmd_str(&cmd, &q->user);
     ngx_http_identity_cmd_str(&cmd, &q->id);
     ngx_http_identity_cmd_num(&cmd, q->scan);
+    ngx_http_identity_cmd_cstr(&cmd, "");       /* before's score */
+    ngx_http_identity_cmd_cstr(&cmd, "");       /* before */
+    ngx_http_identity_cmd_cstr(&cmd, mg ? "1" : "");
+
+    if (mg) {
+        mg->cmd = cmd;
+        return ngx_http_identity_merge_start(r, mg, &q->before_id, &index);
+    }
 
     return ngx_http_identity_cmd_send(&cmd, ngx_http_identity_list_handler,
                                       call);
+}
+
+
+/* before_id's score first, if there is one */
+
+static ngx_int_t
+ngx_http_identity_merge_start(ngx_http_request_t *r,
+    ngx_http_identity_merge_t *mg, ngx_str_t *before, ngx_str_t *index)
+{
+    ngx_str_t                *args, key, *prefix;
+    ngx_http_identity_cmd_t   cmd;
+
+    if (before->len == 0) {
+        return ngx_http_identity_cmd_fanout(&mg->cmd,
+                                            ngx_http_identity_merge_shard,
+                                            ngx_http_identity_merge_done, mg);
+    }
+
+    args = mg->cmd.args.elts;
+    args[13] = *before;
+
+    prefix = ngx_http_identity_store_shard(r, before->len > 3
+                                              ? before->data[3] : '0');
+
+    key.len = prefix->len + index->len;
+    key.data = ngx_pnalloc(r->pool, key.len);
+
+    if (key.data == NULL
+        || ngx_http_identity_cmd_init(r, &cmd, "ZSCORE", 3) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(key.data, "%V%V", prefix, index);
+    ngx_http_identity_cmd_str(&cmd, &key);
+    ngx_http_identity_cmd_str(&cmd, before);
+
+    return ngx_http_identity_cmd_send(&cmd, ngx_http_identity_merge_before,
+                                      mg);
+}
+
+
+static void
+ngx_http_identity_merge_before(ngx_http_request_t *r, redisReply *reply,
+    void *data)
+{
+    ngx_http_identity_merge_t *mg = data;
+
+    ngx_str_t                         *args;
+    ngx_http_identity_store_result_t   res;
+
+    ngx_memzero(&res, sizeof(ngx_http_identity_store_result_t));
+    args = mg->cmd.args.elts;
+
+    if (reply == NULL) {
+        res.rc = NGX_ERROR;
+
+    } else if (reply->type != REDIS_REPLY_STRING) {
+        res.rc = NGX_DECLINED;      /* before_id is unknown */
+
+    } else if (ngx_http_identity_reply_str(r, reply, &args[12]) != NGX_OK) {
+        res.rc = NGX_ABORT;
+
+    } else if (ngx_http_identity_cmd_fanout(&mg->cmd,
+                                            ngx_http_identity_merge_shard,
+                                            ngx_http_identity_merge_done, mg)
+               != NGX_OK)
+    {
+        res.rc = NGX_ERROR;
+
+    } else {
+        return;
+    }
+
+    mg->call->done(r, &res);
+}
+
+
+/* one shard's page: its records, with their scores, and its bound */
+
+static void
+ngx_http_identity_merge_shard(ngx_http_request_t *r, redisReply *reply,
+    ngx_uint_t shard, void *data)
+{
+    ngx_http_identity_merge_t *mg = data;
+
+    u_char                            *p;
+    size_t                             i, j;
+    redisReply                        *rec, *v;
+    ngx_http_identity_merge_entry_t   *e, b;
+    ngx_http_identity_store_result_t   res;
+
+    if (reply == NULL) {
+        return;     /* failed: done() says so */
+    }
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1
+        || reply->element[0]->type != REDIS_REPLY_STRING)
+    {
+        mg->error = 1;
+        return;
+    }
+
+    /* "ID SCORE": this shard showed nothing beyond it */
+
+    if (reply->element[0]->len) {
+        p = (u_char *) reply->element[0]->str;
+        v = reply->element[0];
+
+        for (i = 0; i < v->len && p[i] != ' '; i++) { /* void */ }
+
+        b.score = (i < v->len) ? ngx_atoof(p + i + 1, v->len - i - 1)
+                               : NGX_ERROR;
+        b.id.data = ngx_pnalloc(r->pool, i);
+
+        if (b.score == NGX_ERROR || b.id.data == NULL) {
+            mg->error = 1;
+            return;
+        }
+
+        ngx_memcpy(b.id.data, p, i);
+        b.id.len = i;
+
+        if (!mg->bounded || ngx_http_identity_merge_cmp(&b, &mg->bound) < 0) {
+            mg->bound = b;
+            mg->bounded = 1;
+        }
+    }
+
+    ngx_memzero(&res, sizeof(ngx_http_identity_store_result_t));
+
+    if (ngx_http_identity_records(r, mg->call->kind, &reply->element[1],
+                                  reply->elements - 1, &res)
+        != NGX_OK)
+    {
+        mg->error = 1;
+        return;
+    }
+
+    for (i = 1; i < reply->elements; i++) {
+        rec = reply->element[i];
+
+        e = ngx_array_push(&mg->entries);
+        if (e == NULL) {
+            mg->error = 1;
+            return;
+        }
+
+        e->score = NGX_ERROR;
+        ngx_str_null(&e->id);
+        e->record = (mg->call->kind == ngx_http_identity_store_session)
+                    ? (void *) &res.sessions[i - 1]
+                    : (void *) &res.identities[i - 1];
+
+        for (j = 0; rec->type == REDIS_REPLY_ARRAY && j + 1 < rec->elements;
+             j += 2)
+        {
+            v = rec->element[j + 1];
+
+            if (rec->element[j]->len == 2 && v->type == REDIS_REPLY_STRING
+                && ngx_strncmp(rec->element[j]->str, "ix", 2) == 0)
+            {
+                e->score = ngx_atoof((u_char *) v->str, v->len);
+
+            } else if (rec->element[j]->len == 2
+                       && ngx_strncmp(rec->element[j]->str, "id", 2) == 0
+                       && ngx_http_identity_reply_str(r, v, &e->id) != NGX_OK)
+            {
+                mg->error = 1;
+                return;
+            }
+        }
+
+        if (e->score == NGX_ERROR || e->id.len == 0) {
+            mg->error = 1;
+            return;
+        }
+    }
+}
+
+
+static void
+ngx_http_identity_merge_done(ngx_http_request_t *r, void *data,
+    ngx_uint_t failed, ngx_int_t event)
+{
+    ngx_http_identity_merge_t *mg = data;
+
+    u_char                            *p;
+    size_t                             size;
+    ngx_uint_t                         i, n;
+    ngx_http_identity_merge_entry_t   *e;
+    ngx_http_identity_store_result_t   res;
+
+    ngx_memzero(&res, sizeof(ngx_http_identity_store_result_t));
+
+    if (failed || mg->error) {
+        res.rc = failed ? NGX_ERROR : NGX_ABORT;
+        mg->call->done(r, &res);
+        return;
+    }
+
+    e = mg->entries.elts;
+    ngx_qsort(e, mg->entries.nelts, sizeof(ngx_http_identity_merge_entry_t),
+              ngx_http_identity_merge_sort);
+
+    /* what comes before the highest bound, newest first, "limit" of it */
+
+    for (n = 0; n < mg->entries.nelts; n++) {
+        if (mg->bounded && ngx_http_identity_merge_cmp(&e[n], &mg->bound) < 0)
+        {
+            break;
+        }
+    }
+
+    if (n > mg->limit) {
+        n = mg->limit;
+        res.cursor = e[n - 1].id;
+
+    } else if (mg->bounded) {
+        res.cursor = mg->bound.id;
+    }
+
+    size = (mg->call->kind == ngx_http_identity_store_session)
+           ? sizeof(ngx_http_identity_session_t)
+           : sizeof(ngx_http_identity_identity_t);
+
+    p = ngx_pcalloc(r->pool, (n + 1) * size);
+    if (p == NULL) {
+        res.rc = NGX_ABORT;
+        mg->call->done(r, &res);
+        return;
+    }
+
+    for (i = 0; i < n; i++) {
+        ngx_memcpy(p + i * size, e[i].record, size);
+    }
+
+    if (mg->call->kind == ngx_http_identity_store_session) {
+        res.sessions = (ngx_http_identity_session_t *) p;
+
+    } else {
+        res.identities = (ngx_http_identity_identity_t *) p;
+    }
+
+    res.nelts = n;
+    res.rc = NGX_OK;
+
+    mg->call->done(r, &res);
+}
+
+
+/* newest first: a higher score, then (as ZREVRANGE) a greater id, first */
+
+static ngx_int_t
+ngx_http_identity_merge_cmp(ngx_http_identity_merge_entry_t *a,
+    ngx_http_identity_merge_entry_t *b)
+{
+    ngx_int_t  rc;
+
+    if (a->score != b->score) {
+        return a->score > b->score ? 1 : -1;
+    }
+
+    rc = ngx_memn2cmp(a->id.data, b->id.data, a->id.len, b->id.len);
+
+    return rc > 0 ? 1 : (rc < 0 ? -1 : 0);
+}
+
+
+static int ngx_cdecl
+ngx_http_identity_merge_sort(const void *one, const void *two)
+{
+    return (int) ngx_http_identity_merge_cmp(
+                     (ngx_http_identity_merge_entry_t *) two,
+                     (ngx_http_identity_merge_entry_t *) one);
 }
 
 
@@ -303,12 +662,9 @@ ngx_http_identity_store_get(ngx_http_request_t *r,
     ngx_str_t *id)
 {
     ngx_http_identity_cmd_t          cmd;
-    ngx_http_identity_main_conf_t   *imcf;
     ngx_http_identity_store_call_t  *call;
 
     static char  *kinds[] = { "user", "session", "endpoints" };
-
-    imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
 
     call = ngx_http_identity_store_call(r, done, kind);
     if (call == NULL
@@ -318,7 +674,8 @@ ngx_http_identity_store_get(ngx_http_request_t *r,
     }
 
     ngx_http_identity_cmd_eval(&cmd, &ngx_http_identity_get_script, 0);
-    ngx_http_identity_cmd_str(&cmd, &imcf->key_prefix);
+    ngx_http_identity_cmd_str(&cmd, ngx_http_identity_store_shard(r,
+                                        id->len > 3 ? id->data[3] : '0'));
     ngx_http_identity_cmd_cstr(&cmd, kinds[kind]);
     ngx_http_identity_cmd_str(&cmd, id);
 
@@ -336,11 +693,9 @@ ngx_int_t
 ngx_http_identity_store_delete(ngx_http_request_t *r,
     ngx_http_identity_store_pt done, ngx_uint_t user, ngx_str_t *id)
 {
+    ngx_str_t                       *prefix;
     ngx_http_identity_cmd_t          cmd;
-    ngx_http_identity_main_conf_t   *imcf;
     ngx_http_identity_store_call_t  *call;
-
-    imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
 
     call = ngx_http_identity_store_call(r, done,
                                         user
@@ -352,22 +707,28 @@ ngx_http_identity_store_delete(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
+    /* "au_X..." and "as_X...": the shard is X's */
+
+    prefix = ngx_http_identity_store_shard(r, id->len > 3 ? id->data[3]
+                                                          : '0');
+
     if (user) {
         ngx_http_identity_cmd_eval(&cmd,
                                    &ngx_http_identity_delete_user_script, 0);
-        ngx_http_identity_cmd_str(&cmd, &imcf->key_prefix);
+        ngx_http_identity_cmd_str(&cmd, prefix);
 
     } else {
         ngx_http_identity_cmd_eval(&cmd, &ngx_http_identity_destroy_script,
                                    0);
-        ngx_http_identity_cmd_str(&cmd, &imcf->key_prefix);
+        ngx_http_identity_cmd_str(&cmd, prefix);
         ngx_http_identity_cmd_cstr(&cmd, "sid");
     }
 
     ngx_http_identity_cmd_str(&cmd, id);
 
-    return ngx_http_identity_cmd_send(&cmd, ngx_http_identity_delete_handler,
-                                      call);
+    return ngx_http_identity_cmd_send_revoking(&cmd,
+                                             ngx_http_identity_delete_handler,
+                                             call);
 }
 
 

@@ -22,6 +22,75 @@
 #include "ngx_http_identity_store_cmd.h"
 
 
+/*
+ * The keys' prefixes: in a Redis Cluster, 16 shards "P{@0}" to "P{@f}",
+ * each a hash tag, and "P{@n}" for the nodes' keys; elsewhere P alone.  A
+ * key's shard is the first hex digit of the id or hash it ends with: a
+ * session's hash (the cookie is drawn until its hash's digit is the
+ * identity's), an identity's id after "au_", a provider's user's hash.
+ */
+
+ngx_int_t
+ngx_http_identity_store_init_conf(ngx_conf_t *cf,
+    ngx_http_identity_main_conf_t *imcf)
+{
+    u_char      *p;
+    ngx_uint_t   i;
+
+    imcf->nshards = imcf->redis.cluster ? 16 : 1;
+    imcf->node_prefix = imcf->key_prefix;
+
+    imcf->shards = ngx_palloc(cf->pool, imcf->nshards * sizeof(ngx_str_t));
+    if (imcf->shards == NULL) {
+        return NGX_ERROR;
+    }
+
+    imcf->shards[0] = imcf->key_prefix;
+
+    if (imcf->nshards == 1) {
+        return NGX_OK;
+    }
+
+    /* "0123456789abcdef" and "n" */
+
+    for (i = 0; i <= imcf->nshards; i++) {
+        p = ngx_pnalloc(cf->pool, imcf->key_prefix.len + 4);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        if (i < imcf->nshards) {
+            imcf->shards[i].data = p;
+            imcf->shards[i].len = ngx_sprintf(p, "%V{@%xi}", &imcf->key_prefix,
+                                              (ngx_int_t) i)
+                                  - p;
+        } else {
+            imcf->node_prefix.data = p;
+            imcf->node_prefix.len = ngx_sprintf(p, "%V{@n}", &imcf->key_prefix)
+                                    - p;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* the prefix of the shard whose digit is c (a hex digit, or else 0) */
+
+ngx_str_t *
+ngx_http_identity_store_shard(ngx_http_request_t *r, u_char c)
+{
+    ngx_int_t                       n;
+    ngx_http_identity_main_conf_t  *imcf;
+
+    imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
+
+    n = ngx_hextoi(&c, 1);
+
+    return &imcf->shards[n == NGX_ERROR ? 0 : n % imcf->nshards];
+}
+
+
 /* the command's name, and room for about n arguments */
 
 ngx_int_t
@@ -108,30 +177,31 @@ ngx_http_identity_cmd_key(ngx_http_identity_cmd_t *cmd, char *kind,
 }
 
 
-/* the key "P kind hex", the secret already hashed: "hex" is its hash */
+/*
+ * the key "P kind hex", the secret already hashed: "hex" is its hash, the
+ * first digit its shard's
+ */
 
 void
 ngx_http_identity_cmd_hex_key(ngx_http_identity_cmd_t *cmd, char *kind,
     u_char *hex, size_t n)
 {
-    u_char                         *p;
-    size_t                          len;
-    ngx_str_t                       key;
-    ngx_http_identity_main_conf_t  *imcf;
+    u_char     *p;
+    size_t      len;
+    ngx_str_t   key, *prefix;
 
-    imcf = ngx_http_get_module_main_conf(cmd->request,
-                                         ngx_http_identity_module);
+    prefix = ngx_http_identity_store_shard(cmd->request, hex[0]);
 
     len = ngx_strlen(kind);
 
-    key.len = imcf->key_prefix.len + len + n;
+    key.len = prefix->len + len + n;
     key.data = ngx_pnalloc(cmd->request->pool, key.len);
     if (key.data == NULL) {
         cmd->failed = 1;
         return;
     }
 
-    p = ngx_cpymem(key.data, imcf->key_prefix.data, imcf->key_prefix.len);
+    p = ngx_cpymem(key.data, prefix->data, prefix->len);
     p = ngx_cpymem(p, kind, len);
     ngx_memcpy(p, hex, n);
 
@@ -181,6 +251,365 @@ ngx_http_identity_cmd_post(ngx_http_identity_cmd_t *cmd)
 
     return ngx_http_identity_redis_send(cmd->request->connection->log,
                                         cmd->args.nelts, cmd->args.elts);
+}
+
+
+/*
+ * In a Redis Cluster, a script that revokes answers {result, KEYS} where
+ * KEYS, the hashes of the sessions it ended, are then published from the
+ * nodes' shard with the event the nodes confirm (event() and "inv" of
+ * store_cmd.h): the handler then has {result, EVENT} as elsewhere.  And a
+ * command for every shard (the admin API's global lists, a back-channel
+ * logout by IdP session): ARGV[1], the prefix, is each shard's in turn;
+ * "each" has each reply (NULL: failed), "done" follows the last, with the
+ * event of what all of them ended.
+ */
+
+typedef struct {
+    ngx_http_identity_cmd_t              cmd;
+    ngx_http_identity_redis_handler_pt   handler;
+    ngx_http_identity_shard_pt           each;
+    ngx_http_identity_shards_done_pt     done;
+    void                                *data;
+    redisReply                           result;     /* a copy, to answer */
+    ngx_str_t                            keys;
+    size_t                               keys_size;
+    ngx_uint_t                           pending;
+    ngx_uint_t                           failed;
+} ngx_http_identity_relay_t;
+
+
+typedef struct {
+    ngx_http_identity_relay_t           *relay;
+    ngx_uint_t                           shard;
+} ngx_http_identity_relay_shard_t;
+
+
+static ngx_str_t  ngx_http_identity_publish_script = ngx_string(
+    NGX_HTTP_IDENTITY_LUA_EVENT
+    "local ev = event(ARGV[1])\n"
+    "redis.call('PUBLISH', ARGV[2] .. 'invalidate',\n"
+    "           'inv ' .. ev .. ' ' .. ARGV[3])\n"
+    "return ev\n");
+
+
+static ngx_http_identity_relay_t *ngx_http_identity_relay(
+    ngx_http_identity_cmd_t *cmd, void *data);
+static void ngx_http_identity_relay_revoked(ngx_http_request_t *r,
+    redisReply *reply, void *data);
+static ngx_int_t ngx_http_identity_relay_keep(ngx_http_identity_relay_t *rl,
+    redisReply *keys);
+static ngx_int_t ngx_http_identity_relay_publish(
+    ngx_http_identity_relay_t *rl);
+static void ngx_http_identity_relay_published(ngx_http_request_t *r,
+    redisReply *reply, void *data);
+static void ngx_http_identity_relay_shard_handler(ngx_http_request_t *r,
+    redisReply *reply, void *data);
+static void ngx_http_identity_relay_end(ngx_http_identity_relay_t *rl);
+
+
+ngx_int_t
+ngx_http_identity_cmd_send_revoking(ngx_http_identity_cmd_t *cmd,
+    ngx_http_identity_redis_handler_pt handler, void *data)
+{
+    ngx_http_identity_relay_t      *rl;
+    ngx_http_identity_main_conf_t  *imcf;
+
+    imcf = ngx_http_get_module_main_conf(cmd->request,
+                                         ngx_http_identity_module);
+
+    if (imcf->nshards == 1) {
+        return ngx_http_identity_cmd_send(cmd, handler, data);
+    }
+
+    rl = ngx_http_identity_relay(cmd, data);
+    if (rl == NULL) {
+        return NGX_ERROR;
+    }
+
+    rl->handler = handler;
+
+    return ngx_http_identity_cmd_send(&rl->cmd,
+                                      ngx_http_identity_relay_revoked, rl);
+}
+
+
+/* NGX_ERROR: not one could be sent */
+
+ngx_int_t
+ngx_http_identity_cmd_fanout(ngx_http_identity_cmd_t *cmd,
+    ngx_http_identity_shard_pt each, ngx_http_identity_shards_done_pt done,
+    void *data)
+{
+    ngx_str_t                        *args;
+    ngx_uint_t                        i, n;
+    ngx_http_request_t               *r;
+    ngx_http_identity_relay_t        *rl;
+    ngx_http_identity_main_conf_t    *imcf;
+    ngx_http_identity_relay_shard_t  *rs;
+
+    r = cmd->request;
+    imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
+
+    rl = ngx_http_identity_relay(cmd, data);
+    rs = ngx_palloc(r->pool, imcf->nshards
+                             * sizeof(ngx_http_identity_relay_shard_t));
+    if (rl == NULL || rs == NULL) {
+        return NGX_ERROR;
+    }
+
+    rl->each = each;
+    rl->done = done;
+    rl->pending = imcf->nshards;
+    n = rl->cmd.args.nelts;
+
+    for (i = 0; i < imcf->nshards; i++) {
+        rs[i].relay = rl;
+        rs[i].shard = i;
+
+        args = ngx_palloc(r->pool, n * sizeof(ngx_str_t));
+
+        if (args != NULL) {
+            ngx_memcpy(args, rl->cmd.args.elts, n * sizeof(ngx_str_t));
+            args[3] = imcf->shards[i];
+
+            if (ngx_http_identity_redis_request(r,
+                                      ngx_http_identity_relay_shard_handler,
+                                      &rs[i], n, args)
+                == NGX_OK)
+            {
+                continue;
+            }
+        }
+
+        rl->failed = 1;
+        rl->pending--;
+    }
+
+    return rl->pending ? NGX_OK : NGX_ERROR;
+}
+
+
+static ngx_http_identity_relay_t *
+ngx_http_identity_relay(ngx_http_identity_cmd_t *cmd, void *data)
+{
+    ngx_http_identity_relay_t  *rl;
+
+    if (cmd->failed || cmd->args.nelts < 4) {
+        return NULL;
+    }
+
+    rl = ngx_pcalloc(cmd->request->pool, sizeof(ngx_http_identity_relay_t));
+    if (rl == NULL) {
+        return NULL;
+    }
+
+    rl->cmd = *cmd;
+    rl->data = data;
+
+    return rl;
+}
+
+
+/* {result, KEYS}: its result kept, KEYS published; else as it is */
+
+static void
+ngx_http_identity_relay_revoked(ngx_http_request_t *r, redisReply *reply,
+    void *data)
+{
+    ngx_http_identity_relay_t *rl = data;
+
+    redisReply  *res;
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements != 2
+        || reply->element[1]->type != REDIS_REPLY_STRING)
+    {
+        rl->handler(r, reply, rl->data);
+        return;
+    }
+
+    res = reply->element[0];
+    rl->result = *res;
+
+    if (res->type == REDIS_REPLY_STRING || res->type == REDIS_REPLY_STATUS) {
+        rl->result.str = ngx_pnalloc(r->pool, res->len + 1);
+        if (rl->result.str == NULL) {
+            rl->handler(r, NULL, rl->data);
+            return;
+        }
+
+        ngx_memcpy(rl->result.str, res->str, res->len);
+        rl->result.str[res->len] = '\0';
+
+    } else if (res->type != REDIS_REPLY_INTEGER) {
+        rl->handler(r, NULL, rl->data);
+        return;
+    }
+
+    if (ngx_http_identity_relay_keep(rl, reply->element[1]) != NGX_OK
+        || ngx_http_identity_relay_publish(rl) != NGX_OK)
+    {
+        rl->handler(r, NULL, rl->data);
+    }
+}
+
+
+/* the keys a script ended, added to those of the others */
+
+static ngx_int_t
+ngx_http_identity_relay_keep(ngx_http_identity_relay_t *rl, redisReply *keys)
+{
+    u_char  *p;
+    size_t   size;
+
+    if (keys->len == 0) {
+        return NGX_OK;
+    }
+
+    size = rl->keys.len + 1 + keys->len;
+
+    if (size > rl->keys_size) {
+        rl->keys_size = ngx_max(2 * rl->keys_size, size);
+
+        p = ngx_pnalloc(rl->cmd.request->pool, rl->keys_size);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(p, rl->keys.data, rl->keys.len);
+        rl->keys.data = p;
+    }
+
+    p = rl->keys.data + rl->keys.len;
+
+    if (rl->keys.len) {
+        *p++ = ' ';
+    }
+
+    ngx_memcpy(p, keys->str, keys->len);
+    rl->keys.len = p + keys->len - rl->keys.data;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_identity_relay_publish(ngx_http_identity_relay_t *rl)
+{
+    ngx_str_t                       key;
+    ngx_http_request_t             *r;
+    ngx_http_identity_cmd_t         cmd;
+    ngx_http_identity_main_conf_t  *imcf;
+
+    r = rl->cmd.request;
+    imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
+
+    key.len = imcf->node_prefix.len + sizeof("nodes") - 1;
+    key.data = ngx_pnalloc(r->pool, key.len);
+
+    if (key.data == NULL
+        || ngx_http_identity_cmd_init(r, &cmd, "EVAL", 7) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(key.data, "%Vnodes", &imcf->node_prefix);
+
+    ngx_http_identity_cmd_eval(&cmd, &ngx_http_identity_publish_script, 1);
+    ngx_http_identity_cmd_str(&cmd, &key);
+    ngx_http_identity_cmd_str(&cmd, &imcf->node_prefix);
+    ngx_http_identity_cmd_str(&cmd, &imcf->key_prefix);
+    ngx_http_identity_cmd_str(&cmd, &rl->keys);
+
+    return ngx_http_identity_cmd_send(&cmd,
+                                      ngx_http_identity_relay_published, rl);
+}
+
+
+/* the event: the handler has {result, EVENT} */
+
+static void
+ngx_http_identity_relay_published(ngx_http_request_t *r, redisReply *reply,
+    void *data)
+{
+    ngx_http_identity_relay_t *rl = data;
+
+    redisReply   answer, event, *elts[2];
+
+    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
+        if (rl->handler) {
+            rl->handler(r, NULL, rl->data);
+
+        } else {
+            rl->done(r, rl->data, 1, 0);
+        }
+
+        return;
+    }
+
+    if (rl->handler == NULL) {
+        rl->done(r, rl->data, rl->failed, (ngx_int_t) reply->integer);
+        return;
+    }
+
+    ngx_memzero(&event, sizeof(redisReply));
+    event.type = REDIS_REPLY_INTEGER;
+    event.integer = reply->integer;
+
+    elts[0] = &rl->result;
+    elts[1] = &event;
+
+    ngx_memzero(&answer, sizeof(redisReply));
+    answer.type = REDIS_REPLY_ARRAY;
+    answer.elements = 2;
+    answer.element = elts;
+
+    rl->handler(r, &answer, rl->data);
+}
+
+
+static void
+ngx_http_identity_relay_shard_handler(ngx_http_request_t *r,
+    redisReply *reply, void *data)
+{
+    ngx_http_identity_relay_shard_t *rs = data;
+
+    ngx_http_identity_relay_t  *rl = rs->relay;
+
+    if (reply == NULL) {
+        rl->failed = 1;
+
+    } else if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2
+               && reply->element[1]->type == REDIS_REPLY_STRING
+               && ngx_http_identity_relay_keep(rl, reply->element[1])
+                  != NGX_OK)
+    {
+        rl->failed = 1;
+    }
+
+    rl->each(r, reply, rs->shard, rl->data);
+
+    if (--rl->pending == 0) {
+        ngx_http_identity_relay_end(rl);
+    }
+}
+
+
+/* the shards have answered: what they ended is published, then done */
+
+static void
+ngx_http_identity_relay_end(ngx_http_identity_relay_t *rl)
+{
+    ngx_http_request_t  *r = rl->cmd.request;
+
+    if (rl->keys.len && !rl->failed
+        && ngx_http_identity_relay_publish(rl) == NGX_OK)
+    {
+        return;
+    }
+
+    rl->done(r, rl->data, rl->failed || rl->keys.len, 0);
 }
 
 

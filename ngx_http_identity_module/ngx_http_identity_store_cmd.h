@@ -52,8 +52,12 @@ typedef struct {
  * keys of the sessions it ended are published by publish(p), which every
  * such script calls last: "inv EVENT KEY...", for the nodes' caches
  * (node.c), with P inv:EVENT the set of nodes registered now, each to
- * remove itself once it has evicted them.  publish() answers EVENT, or 0
- * when no node is to confirm.  A session is taken out of the session
+ * remove itself once it has evicted them (event()).  publish() answers
+ * EVENT, or 0 when no node is to confirm.  In a Redis Cluster the nodes'
+ * keys are in a shard of their own: publish() answers the keys instead,
+ * and ngx_http_identity_cmd_send_revoking() publishes them from that
+ * shard, after the script (so that "inv" and the nodes' pings come from
+ * one server, in order).  A session is taken out of the session
  * lists of each of its identity's sites (few: the configured sites), their
  * hashes ending the values of endpoints:<uid>; session_endpoints:<sid>
  * named them before version 3.  The user agent's shared record is no
@@ -69,23 +73,29 @@ typedef struct {
  * so what an older build made is cleaned the same way.
  */
 
-#define NGX_HTTP_IDENTITY_LUA_DROP                                            \
-    "local dropped = {}\n"                                                    \
-    "local function publish(p)\n"                                             \
-    "  if #dropped == 0 then return 0 end\n"                                  \
+#define NGX_HTTP_IDENTITY_LUA_EVENT                                           \
+    "local function event(p)\n"                                               \
     "  local t = redis.call('TIME')\n"                                        \
     "  local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"                   \
     "  redis.call('ZREMRANGEBYSCORE', p .. 'nodes', '-inf', now)\n"           \
     "  local live = redis.call('ZRANGE', p .. 'nodes', 0, -1)\n"              \
     "  local ev = redis.call('INCR', p .. 'events')\n"                        \
-    "  if #live > 0 then\n"                                                   \
-    "    redis.call('SADD', p .. 'inv:' .. ev, unpack(live))\n"               \
-    "    redis.call('PEXPIRE', p .. 'inv:' .. ev, 10000)\n"                   \
-    "  end\n"                                                                 \
-    "  redis.call('PUBLISH', p .. 'invalidate',\n"                            \
-    "             'inv ' .. ev .. ' ' .. table.concat(dropped, ' '))\n"       \
-    "  dropped = {}\n"                                                        \
     "  if #live == 0 then return 0 end\n"                                     \
+    "  redis.call('SADD', p .. 'inv:' .. ev, unpack(live))\n"                 \
+    "  redis.call('PEXPIRE', p .. 'inv:' .. ev, 10000)\n"                     \
+    "  return ev\n"                                                           \
+    "end\n"
+
+#define NGX_HTTP_IDENTITY_LUA_DROP                                            \
+    NGX_HTTP_IDENTITY_LUA_EVENT                                               \
+    "local dropped = {}\n"                                                    \
+    "local function publish(p)\n"                                             \
+    "  if #dropped == 0 then return 0 end\n"                                  \
+    "  local keys = table.concat(dropped, ' ')\n"                             \
+    "  dropped = {}\n"                                                        \
+    "  if string.find(p, '{@%x}$') then return keys end\n"                    \
+    "  local ev = event(p)\n"                                                 \
+    "  redis.call('PUBLISH', p .. 'invalidate', 'inv ' .. ev .. ' ' .. keys)\n"\
     "  return ev\n"                                                           \
     "end\n"                                                                   \
     "local function skey(p, sid)\n"                                           \
@@ -133,9 +143,26 @@ typedef struct {
 /* the session's fields, by name; the admin API reads them all */
 extern ngx_http_identity_field_t  ngx_http_identity_session_fields[];
 
-/* ends a session by its key or by its public id (see store.c) */
+/* ends a session by its key or by its public id (see store_revoke.c) */
 extern ngx_str_t  ngx_http_identity_destroy_script;
 
+
+/* a command for every shard: each reply (NULL: failed), then done */
+typedef void (*ngx_http_identity_shard_pt)(ngx_http_request_t *r,
+    redisReply *reply, ngx_uint_t shard, void *data);
+typedef void (*ngx_http_identity_shards_done_pt)(ngx_http_request_t *r,
+    void *data, ngx_uint_t failed, ngx_int_t event);
+
+
+ngx_str_t *ngx_http_identity_store_shard(ngx_http_request_t *r, u_char c);
+
+/* the request's session (store.c), for store_revoke.c */
+void ngx_http_identity_session_cmd_key(ngx_http_request_t *r,
+    ngx_http_identity_cmd_t *cmd);
+void ngx_http_identity_session_cmd_prefix(ngx_http_request_t *r,
+    ngx_http_identity_cmd_t *cmd);
+void ngx_http_identity_session_forget(ngx_http_request_t *r);
+u_char ngx_http_identity_identity_shard(ngx_str_t *provider, ngx_str_t *sub);
 
 ngx_int_t ngx_http_identity_cmd_init(ngx_http_request_t *r,
     ngx_http_identity_cmd_t *cmd, char *name, ngx_uint_t n);
@@ -156,6 +183,11 @@ void ngx_http_identity_cmd_field_num(ngx_http_identity_cmd_t *cmd,
 ngx_int_t ngx_http_identity_cmd_send(ngx_http_identity_cmd_t *cmd,
     ngx_http_identity_redis_handler_pt handler, void *data);
 ngx_int_t ngx_http_identity_cmd_post(ngx_http_identity_cmd_t *cmd);
+ngx_int_t ngx_http_identity_cmd_send_revoking(ngx_http_identity_cmd_t *cmd,
+    ngx_http_identity_redis_handler_pt handler, void *data);
+ngx_int_t ngx_http_identity_cmd_fanout(ngx_http_identity_cmd_t *cmd,
+    ngx_http_identity_shard_pt each, ngx_http_identity_shards_done_pt done,
+    void *data);
 
 ngx_int_t ngx_http_identity_store_record(ngx_http_request_t *r,
     redisReply *rec, ngx_http_identity_field_t *fields, void *out);

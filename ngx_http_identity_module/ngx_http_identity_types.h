@@ -139,6 +139,9 @@ typedef struct {
     ngx_http_identity_protocol_t   **protocols;   /* NULL-terminated */
     ngx_thread_pool_t               *thread_pool;
     ngx_str_t                        key_prefix;
+    ngx_str_t                       *shards;      /* the keys' prefixes */
+    ngx_uint_t                       nshards;     /* 1, or 16 (cluster) */
+    ngx_str_t                        node_prefix; /* the nodes' keys' */
     u_char                          *token_key;   /* AES-256, or NULL */
     ngx_http_identity_ua_parser_t   *ua;
     ngx_uint_t                       ua_set;

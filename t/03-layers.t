@@ -31,7 +31,7 @@ my %layer = (
     saml_message => 4.2, saml_idp => 4.3,
     oauth2 => 4.5,
     protocol => 4.9,
-    store => 5, store_admin => 5, store_login => 5, meta => 5, rules => 5,
+    store => 5, store_admin => 5, store_login => 5, store_revoke => 5, meta => 5, rules => 5,
     store_cmd => 5.5, node => 5.6, cache => 5.7,
     request => 6, cookie => 6, crypto => 6, redis => 6, redis_conf => 6, fetch => 6,
     redis_cluster => 6.2, redis_link => 6.25, redis_state => 6.3,
