@@ -360,6 +360,405 @@ sub redis {
     return $reply;
 }
 
+# ------------------------------------------------------------ redis cluster
+
+# a port P below 55535 whose cluster bus port P + 10000 is free too; both
+# are remembered as used
+sub _cluster_port {
+    for (1 .. 200) {
+        my $port = free_port();
+        next if $port >= 55535 || $used_ports{$port + 10000};
+        my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $port + 10000,
+            Proto => 'tcp', Listen => 1, ReuseAddr => 1) or next;
+        close $s;
+        $used_ports{$port + 10000}++;
+        return $port;
+    }
+    die "no free port pair (P, P+10000) found";
+}
+
+# commands sent in order on one connection to the cluster node at PORT (AUTH
+# first when the cluster has a password); returns the last reply, error
+# replies as Identity::Test::RedisError objects.  Dies if it cannot connect.
+sub _cluster_call {
+    my ($self, $port, @cmds) = @_;
+    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
+        Proto => 'tcp', Timeout => 5) or die "redis: cannot connect to port $port: $!\n";
+    unshift @cmds, ['AUTH', $self->{cluster_password}] if defined $self->{cluster_password};
+    local $SIG{ALRM} = sub { die "redis: timeout\n" };
+    my $prev = alarm 10;
+    my @replies = eval {
+        print $sock join '', map { _resp_encode(@$_) } @cmds;
+        map { _resp_read($sock) } @cmds;
+    };
+    my $err = $@;
+    alarm $prev;
+    close $sock;
+    die $err if $err;
+    shift @replies if defined $self->{cluster_password};
+    return $replies[-1];
+}
+
+# one command to the node at PORT, as redis() answers it
+sub cluster_at {
+    my ($self, $port, @cmd) = @_;
+    delete $self->{redis_error};
+    my $reply = $self->_cluster_call($port, \@cmd);
+    if (ref $reply eq 'Identity::Test::RedisError') {
+        $self->{redis_error} = $reply->message;
+        return undef;
+    }
+    return $reply;
+}
+
+sub _cluster_die {
+    my ($self, $what) = @_;
+    die "$what\n" . join '', map { "--- $_->{name} (port $_->{port}):\n" . _slurp("$_->{dir}/log") }
+        @{$self->{cluster_nodes} || []};
+}
+
+# start_cluster(masters => 3, replicas => 0, args => [...], password => PW)
+sub start_cluster {
+    my ($self, %opt) = @_;
+    my $masters = $opt{masters} // 3;
+    my $replicas = $opt{replicas} // 0;
+    my @args = @{$opt{args} || []};
+    my $password = $opt{password};
+    for my $i (0 .. $#args - 1) {
+        $password //= $args[$i + 1] if $args[$i] eq '--requirepass';
+    }
+    push @args, '--requirepass', $password, '--masterauth', $password
+        if defined $opt{password};
+    $self->{cluster_password} = $password;
+    die "cluster already started\n" if $self->{cluster_nodes};
+    $self->{cluster_nodes} = [];
+    for my $i (1 .. $masters * (1 + $replicas)) {
+        my $name = "cluster$i";
+        my $port = _cluster_port();
+        my $dir = "$self->{dir}/$name";
+        make_path($dir);
+        my $node = { name => $name, port => $port, dir => $dir, role => 'master',
+            cmd => ['redis-server', '--port', $port, '--bind', '127.0.0.1',
+                '--daemonize', 'no', '--dir', $dir, '--cluster-enabled', 'yes',
+                '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', 2000,
+                '--save', '', '--appendonly', 'no', '--repl-diskless-sync-delay', 0,
+                '--repl-ping-replica-period', 1,
+                @args] };
+        push @{$self->{cluster_nodes}}, $node;
+        $self->_spawn($name, $node->{cmd}, "$dir/log", "$dir/log");
+    }
+    for my $node (@{$self->{cluster_nodes}}) {
+        local $self->{cluster_nodes} = [$node];
+        my $end = time + 10;
+        while (1) {
+            my $pong = eval { $self->_cluster_call($node->{port}, ['PING']) };
+            last if defined $pong && $pong eq 'PONG';
+            $self->_cluster_die("$node->{name} exited") unless $self->_running($node->{name});
+            $self->_cluster_die("$node->{name} did not answer PING") if time > $end;
+            sleep 0.05;
+        }
+    }
+    my @create = ('redis-cli', '--cluster', 'create',
+        (map { "127.0.0.1:$_->{port}" } @{$self->{cluster_nodes}}),
+        '--cluster-replicas', $replicas, '--cluster-yes');
+    push @create, '-a', $password, '--no-auth-warning' if defined $password;
+    my $out = do {
+        open my $fh, '-|', @create or die "redis-cli: $!";
+        local $/;
+        my $text = <$fh> // '';
+        close $fh;
+        $? == 0 or $self->_cluster_die("redis-cli --cluster create failed:\n$text");
+        $text;
+    };
+    $self->{cluster_create_output} = $out;
+    $self->_cluster_wait(20, sub { $self->_cluster_converged($replicas) })
+        or $self->_cluster_die("the cluster did not converge in 20 s:\n"
+            . ($self->{cluster_why} // '') . "\n" . $out);
+    for my $node (@{$self->{cluster_nodes}}) {
+        $node->{id} = $self->cluster_at($node->{port}, 'CLUSTER', 'MYID');
+        $node->{role} = $self->cluster_at($node->{port}, 'ROLE')->[0];
+    }
+    $self->{cluster_ports} = [map { $_->{port} } grep { $_->{role} eq 'master' }
+        @{$self->{cluster_nodes}}];
+    delete $self->{cluster_map};
+    return @{$self->{cluster_ports}};
+}
+
+sub _cluster_wait {
+    my ($self, $timeout, $cond) = @_;
+    my $end = time + $timeout;
+    while (1) {
+        return 1 if $cond->();
+        return 0 if time > $end;
+        sleep 0.1;
+    }
+}
+
+# CLUSTER SLOTS of the node at PORT as "start-end:primary[/replica,...] ..."
+# (undef if it does not answer), and the slots it covers
+sub _cluster_slots_text {
+    my ($self, $port) = @_;
+    my $slots = eval { $self->_cluster_call($port, ['CLUSTER', 'SLOTS']) };
+    return (undef, 0) unless ref $slots eq 'ARRAY';
+    my $covered = 0;
+    my @ranges;
+    for my $r (sort { $a->[0] <=> $b->[0] } @$slots) {
+        my ($from, $to, $primary, @replicas) = @$r;
+        $covered += $to - $from + 1;
+        push @ranges, "$from-$to:$primary->[1]"
+            . (@replicas ? '/' . join(',', sort map { $_->[1] } @replicas) : '');
+    }
+    return (join(' ', @ranges), $covered);
+}
+
+# every live node says cluster_state:ok and has the same slot table,
+# covering all 16384 slots, with REPLICAS replicas per range; replicas are
+# in sync
+sub _cluster_converged {
+    my ($self, $replicas) = @_;
+    my %tables;
+    for my $node (grep { $self->_running($_->{name}) } @{$self->{cluster_nodes}}) {
+        my $info = eval { $self->_cluster_call($node->{port}, ['CLUSTER', 'INFO']) } // '';
+        if ($info !~ /^cluster_state:ok\r?$/m) {
+            $self->{cluster_why} = "$node->{name}: not cluster_state:ok";
+            return 0;
+        }
+        my ($text, $covered) = $self->_cluster_slots_text($node->{port});
+        if (!defined $text || $covered != 16384) {
+            $self->{cluster_why} = "$node->{name}: covers $covered slots";
+            return 0;
+        }
+        if (defined $replicas && grep { tr{,/}{} != $replicas } split / /, $text) {
+            $self->{cluster_why} = "$node->{name}: not $replicas replicas per range: $text";
+            return 0;
+        }
+        my $role = eval { $self->_cluster_call($node->{port}, ['ROLE']) };
+        if (ref $role eq 'ARRAY' && $role->[0] eq 'slave' && $role->[3] ne 'connected') {
+            $self->{cluster_why} = "$node->{name}: replica $role->[3]";
+            return 0;
+        }
+        $tables{$text}++;
+    }
+    if (keys %tables != 1) {
+        $self->{cluster_why} = "the nodes disagree:\n" . join "\n", sort keys %tables;
+        return 0;
+    }
+    delete $self->{cluster_why};
+    return 1;
+}
+
+sub cluster_ports { @{$_[0]{cluster_ports} || []} }
+sub cluster_nodes { @{$_[0]{cluster_nodes} || []} }
+sub cluster_node {
+    my ($self, $which) = @_;
+    my ($node) = grep { $_->{name} eq $which || $_->{port} eq $which } @{$self->{cluster_nodes} || []};
+    return $node;
+}
+
+sub kill_cluster_node { my ($self, $name, $sig) = @_; $self->_stop($name, $sig // 'KILL', 10) }
+
+# starts a stopped node again, on its port and in its directory (its
+# nodes.conf makes it rejoin)
+sub restart_cluster_node {
+    my ($self, $name) = @_;
+    my $node = $self->cluster_node($name) or die "no cluster node $name\n";
+    $self->_spawn($name, $node->{cmd}, "$node->{dir}/log", "$node->{dir}/log");
+    my $end = time + 10;
+    while (1) {
+        my $pong = eval { $self->_cluster_call($node->{port}, ['PING']) };
+        return $node->{port} if defined $pong && $pong eq 'PONG';
+        die "$name exited:\n" . _slurp("$node->{dir}/log") unless $self->_running($name);
+        die "$name did not answer PING:\n" . _slurp("$node->{dir}/log") if time > $end;
+        sleep 0.05;
+    }
+}
+
+# CRC16-XMODEM (polynomial 0x1021, initial value 0) of the key, or of its
+# hash tag: what is between the first "{" and the first "}" after it, if
+# that is not empty
+sub key_slot {
+    shift if ref $_[0] || ($_[0] // '') eq __PACKAGE__;
+    my ($key) = @_;
+    utf8::encode($key) if utf8::is_utf8($key);
+    my $open = index $key, '{';
+    if ($open >= 0) {
+        my $close = index $key, '}', $open + 1;
+        $key = substr($key, $open + 1, $close - $open - 1) if $close > $open + 1;
+    }
+    my $crc = 0;
+    for my $byte (unpack 'C*', $key) {
+        $crc ^= $byte << 8;
+        for (1 .. 8) {
+            $crc = $crc & 0x8000 ? (($crc << 1) ^ 0x1021) & 0xffff : ($crc << 1) & 0xffff;
+        }
+    }
+    return $crc % 16384;
+}
+
+# the first live node's slot table: [slot => primary port] (16384 entries)
+sub _cluster_map {
+    my ($self) = @_;
+    for my $node (grep { $self->_running($_->{name}) } @{$self->{cluster_nodes} || []}) {
+        my $slots = eval { $self->_cluster_call($node->{port}, ['CLUSTER', 'SLOTS']) };
+        next unless ref $slots eq 'ARRAY';
+        my @map;
+        @map[$_->[0] .. $_->[1]] = ($_->[2][1]) x ($_->[1] - $_->[0] + 1) for @$slots;
+        return \@map;
+    }
+    die "no cluster node answers CLUSTER SLOTS\n";
+}
+
+sub cluster_owner {
+    my ($self, $slot) = @_;
+    return $self->_cluster_map->[$slot];
+}
+
+my %keyless = map { $_ => 1 } qw(PING INFO DBSIZE KEYS SCAN RANDOMKEY FLUSHALL
+    FLUSHDB CLUSTER TIME SCRIPT FUNCTION CONFIG CLIENT ROLE WAIT ECHO LASTSAVE);
+
+# the key a command is routed by: argv[1], or for EVAL-like commands the
+# first key; undef when it has none
+sub _command_key {
+    my ($name, @args) = @_;
+    $name = uc $name;
+    if ($name =~ /^(?:EVAL|EVALSHA|EVAL_RO|EVALSHA_RO|FCALL|FCALL_RO)\z/) {
+        return ($args[1] // 0) > 0 ? $args[2] : undef;
+    }
+    return undef if $keyless{$name} || !@args;
+    return $args[0];
+}
+
+sub redis_cluster {
+    my ($self, @cmd) = @_;
+    my $ports = $self->{cluster_ports} or die "cluster not started\n";
+    delete $self->{redis_error};
+    my $key = _command_key(@cmd);
+    my $map = $self->{cluster_map} //= $self->_cluster_map;
+    my $slot = defined $key ? key_slot($key) : 0;
+    my $port = $map->[$slot];
+    my @calls = (\@cmd);
+    my $refreshed = 0;
+    for (0 .. 5) {
+        die "redis: no node serves slot $slot\n" unless $port;
+        my $reply = eval { $self->_cluster_call($port, @calls) };
+        if (!defined $reply && $@) {
+            # a node gone (a failover): ask the others once
+            die $@ if $refreshed++;
+            $self->{cluster_redirects}{refresh}++;
+            $map = $self->{cluster_map} = $self->_cluster_map;
+            $port = $map->[$slot];
+            next;
+        }
+        if (ref $reply ne 'Identity::Test::RedisError') {
+            return $reply;
+        }
+        my $msg = $reply->message;
+        if ($_ < 5 && $msg =~ /^MOVED (\d+) [^:\s]*:(\d+)/) {
+            $self->{cluster_redirects}{MOVED}++;
+            $map->[$1] = $port = $2;
+            @calls = (\@cmd);
+        } elsif ($_ < 5 && $msg =~ /^ASK \d+ [^:\s]*:(\d+)/) {
+            $self->{cluster_redirects}{ASK}++;
+            $port = $1;
+            @calls = (['ASKING'], \@cmd);
+        } else {
+            $self->{redis_error} = $msg;
+            return undef;
+        }
+    }
+}
+
+# every key matching PATTERN on every primary (SCAN ... MATCH), sorted; in
+# scalar context, how many
+sub cluster_keys {
+    my ($self, $pattern) = @_;
+    my %keys;
+    for my $port (@{$self->{cluster_ports} || []}) {
+        my $cursor = 0;
+        do {
+            my $r = $self->_cluster_call($port, ['SCAN', $cursor, 'MATCH', $pattern // '*',
+                'COUNT', 1000]);
+            die "SCAN on port $port: $r\n" unless ref $r eq 'ARRAY';
+            $cursor = $r->[0];
+            $keys{$_}++ for @{$r->[1]};
+        } while ($cursor != 0);
+    }
+    return wantarray ? sort keys %keys : scalar keys %keys;
+}
+
+sub _cluster_ok {
+    my ($self, $port, @cmd) = @_;
+    my $reply = $self->_cluster_call($port, \@cmd);
+    die "@cmd on port $port: $reply\n" if ref $reply eq 'Identity::Test::RedisError';
+    return $reply;
+}
+
+# resharding by hand, the steps redis-cli --cluster reshard takes:
+# migrate_slot_begin marks the slot IMPORTING on TO and MIGRATING on FROM
+# and returns a handle; each migrate_slot_step moves up to BATCH keys and
+# returns how many (0: none left); migrate_slot_end gives the slot to TO
+# on every primary, waits until every node says so, and returns the number
+# of keys moved
+sub migrate_slot_begin {
+    my ($self, $slot, $from, $to, %opt) = @_;
+    my $m = { slot => $slot, from => $from, to => $to, moved => 0,
+        batch => $opt{batch} // 10, replace => $opt{replace},
+        from_id => $self->_cluster_ok($from, 'CLUSTER', 'MYID'),
+        to_id => $self->_cluster_ok($to, 'CLUSTER', 'MYID') };
+    $self->_cluster_ok($to, 'CLUSTER', 'SETSLOT', $slot, 'IMPORTING', $m->{from_id});
+    $self->_cluster_ok($from, 'CLUSTER', 'SETSLOT', $slot, 'MIGRATING', $m->{to_id});
+    return $m;
+}
+
+sub migrate_slot_step {
+    my ($self, $m, $batch) = @_;
+    my $keys = $self->_cluster_ok($m->{from}, 'CLUSTER', 'GETKEYSINSLOT', $m->{slot},
+        $batch // $m->{batch});
+    return 0 unless @$keys;
+    my @auth = defined $self->{cluster_password} ? ('AUTH', $self->{cluster_password}) : ();
+    $self->_cluster_ok($m->{from}, 'MIGRATE', '127.0.0.1', $m->{to}, '', 0, 5000,
+        ($m->{replace} ? 'REPLACE' : ()), @auth, 'KEYS', @$keys);
+    $m->{moved} += @$keys;
+    return scalar @$keys;
+}
+
+sub migrate_slot_end {
+    my ($self, $m) = @_;
+    my @cmd = ('CLUSTER', 'SETSLOT', $m->{slot}, 'NODE', $m->{to_id});
+    $self->_cluster_ok($m->{to}, @cmd);
+    $self->_cluster_ok($m->{from}, @cmd);
+    for my $port (grep { $_ != $m->{to} && $_ != $m->{from} } $self->_cluster_primaries) {
+        $self->_cluster_ok($port, @cmd);
+    }
+    $self->{cluster_ports} = [$self->_cluster_primaries];
+    delete $self->{cluster_map};
+    $self->_cluster_wait(20, sub {
+        !grep { my $map = eval { local $self->{cluster_nodes} = [$_]; $self->_cluster_map };
+                !$map || ($map->[$m->{slot}] // 0) != $m->{to} }
+            grep { $self->_running($_->{name}) } @{$self->{cluster_nodes}} })
+        or die "the nodes do not agree that slot $m->{slot} is on port $m->{to}\n";
+    return $m->{moved};
+}
+
+# ports of the live nodes that are primaries now (ROLE)
+sub _cluster_primaries {
+    my ($self) = @_;
+    return map { $_->{port} } grep {
+        my $role = eval { $self->_cluster_call($_->{port}, ['ROLE']) };
+        $_->{role} = $role->[0] if ref $role eq 'ARRAY';
+        ref $role eq 'ARRAY' && $role->[0] eq 'master';
+    } grep { $self->_running($_->{name}) } @{$self->{cluster_nodes}};
+}
+
+sub migrate_slot {
+    my ($self, $slot, $from, $to, %opt) = @_;
+    my $m = $self->migrate_slot_begin($slot, $from, $to, %opt);
+    while ($self->migrate_slot_step($m)) {
+        sleep $opt{pause} if $opt{pause};
+    }
+    return $self->migrate_slot_end($m);
+}
+
 # ------------------------------------------------------------ identity provider
 
 sub start_idp {
