@@ -10,6 +10,7 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 
+use POSIX ();
 use Test::More;
 use Time::HiRes qw(sleep time);
 use Identity::Test;
@@ -126,18 +127,95 @@ ok(($t->{cluster_redirects}{MOVED} // 0) > ($before{MOVED} // 0), 'after followi
 is_deeply({ @{$t->redis_cluster('HGETALL', '{t1}:h')} }, { a => 1, b => 2 }, 'the hash moved too');
 is(scalar(() = $t->cluster_keys('{t1}:*')), 202, 'cluster_keys after the migrations');
 
+# ------------------------------------------------------------ migrate_slot in a child, under load
+
+# back to the first owner, in a forked child, while this process reads
+# and writes the slot's keys
+my $child = fork // die "fork: $!";
+if (!$child) {
+    my $moved = eval { $t->migrate_slot($slot, $third, $from, batch => 10, pause => 0.02) };
+    print STDERR "migrate_slot in the child: $@" unless defined $moved;
+    # and those this process wrote before the slot was MIGRATING
+    print STDERR "migrate_slot in the child moved $moved keys\n" if defined $moved && $moved < 202;
+    POSIX::_exit(defined $moved && $moved >= 202 ? 0 : 1);
+}
+my @tagged_keys = grep { /^\{t1\}:\d/ } sort keys %value;
+my ($reads, $bad_reads, $writes, $bad_writes) = (0, 0, 0, 0);
+%before = %{$t->{cluster_redirects} || {}};
+while (waitpid($child, POSIX::WNOHANG()) == 0) {
+    my $k = $tagged_keys[$reads % @tagged_keys];
+    $reads++;
+    $bad_reads++ if ($t->redis_cluster('GET', $k) // '') ne $value{$k};
+    $writes++;
+    $value{"{t1}:load$writes"} = "load $writes";
+    $bad_writes++ if ($t->redis_cluster('SET', "{t1}:load$writes", "load $writes") // '') ne 'OK';
+}
+is($?, 0, 'the child moved the 202 keys (and any written before it began)');
+ok($reads > 10, "reads during the migration ($reads)");
+is($bad_reads, 0, 'every one read its value');
+is($bad_writes, 0, "every write during the migration was accepted ($writes)");
+is($t->cluster_owner($slot), $from, 'the slot is back on its first owner');
+is($t->cluster_at($from, 'CLUSTER', 'COUNTKEYSINSLOT', $slot), 1 + grep({ /^\{t1\}/ } keys %value),
+   'with every key of the slot (and the hash)');
+is($t->cluster_at($third, 'CLUSTER', 'COUNTKEYSINSLOT', $slot), 0, 'none left behind');
+$same = grep { ($t->redis_cluster('GET', $_) // '') eq $value{$_} } sort keys %value;
+is($same, scalar(keys %value), 'every key, those written during the migration too, reads back');
+note(explain({ map { $_ => ($t->{cluster_redirects}{$_} // 0) - ($before{$_} // 0) } qw(MOVED ASK) }));
+
 # ------------------------------------------------------------ stop by pid
 
 my @pids = map { $t->{procs}{$_->{name}} } $t->cluster_nodes;
 $t->stop_all;
 is(scalar(grep { kill 0, $_ } @pids), 0, 'stop_all stopped every node');
 
-# ------------------------------------------------------------ password, replicas, failover
+# ------------------------------------------------------------ TLS, password, replicas, failover
 
 my $p = Identity::Test->new(name => 'cluster-harness-auth');
-my @pp = $p->start_cluster(replicas => 1, args => ['--requirepass', 'pw', '--masterauth', 'pw']);
-is(scalar @pp, 3, 'with a password and a replica each: three primaries');
+my $dir = $p->testdir;
+
+# a command's output (stdout and stderr) and exit code
+sub run {
+    my $pid = open my $fh, '-|' // die "fork: $!";
+    if (!$pid) {
+        open STDERR, '>&', \*STDOUT;
+        exec @_ or print "exec $_[0]: $!\n";
+        POSIX::_exit(127);
+    }
+    local $/;
+    my $out = <$fh> // '';
+    close $fh;
+    return ($out, $? >> 8);
+}
+
+# a test CA and one certificate for every node (no extendedKeyUsage: the
+# nodes are servers and, on the cluster bus, clients)
+my @ossl = ('openssl', 'req', '-newkey', 'rsa:2048', '-nodes', '-days', '2');
+my ($out, $rc) = run(@ossl, '-x509', '-subj', '/CN=test-ca', '-keyout', "$dir/ca.key", '-out', "$dir/ca.crt");
+is($rc, 0, 'a test CA') or diag($out);
+$p->write_file('node.ext', "subjectAltName=DNS:redis.test,IP:127.0.0.1\n");
+($out, $rc) = run(@ossl, '-subj', '/CN=redis.test', '-keyout', "$dir/node.key", '-out', "$dir/node.csr");
+($out, $rc) = run('openssl', 'x509', '-req', '-in', "$dir/node.csr", '-CA', "$dir/ca.crt",
+    '-CAkey', "$dir/ca.key", '-CAcreateserial', '-days', '2', '-out', "$dir/node.crt",
+    '-extfile', "$dir/node.ext") unless $rc;
+is($rc, 0, 'a node certificate') or diag($out);
+
+my @pp = $p->start_cluster(replicas => 1, args => ['--requirepass', 'pw', '--masterauth', 'pw'],
+    tls => { cert => "$dir/node.crt", key => "$dir/node.key", ca => "$dir/ca.crt" });
+is(scalar @pp, 3, 'with TLS, a password and a replica each: three primaries');
 is(scalar(grep { $_->{role} eq 'slave' } $p->cluster_nodes), 3, 'and three replicas');
+my @tls_ports = @{$p->{cluster_tls_ports}};
+is(scalar @tls_ports, 3, 'and their TLS ports');
+like($p->cluster_at($pp[0], 'CONFIG', 'GET', 'tls-cluster')->[1], qr/^yes\z/, 'tls-cluster yes');
+# a TLS client is sent to TLS ports, a plain one to plain ports
+my $moved_slot = Identity::Test::key_slot('m');
+my ($wrong) = grep { $_ != $p->cluster_owner($moved_slot) } @pp;
+my ($wrong_tls) = map { $_->{tls_port} } grep { $_->{port} == $wrong } $p->cluster_nodes;
+my $owner_tls = (map { $_->{tls_port} } grep { $_->{port} == $p->cluster_owner($moved_slot) } $p->cluster_nodes)[0];
+($out) = run('redis-cli', '--tls', '--cacert', "$dir/ca.crt", '-p', $wrong_tls, '-a', 'pw',
+    '--no-auth-warning', 'GET', 'm');
+like($out, qr/^MOVED $moved_slot 127\.0\.0\.1:$owner_tls$/m, 'over TLS, MOVED names the TLS port');
+is($p->cluster_at($wrong, 'GET', 'm'), undef, 'in plain text');
+like($p->redis_error, qr/^MOVED $moved_slot 127\.0\.0\.1:${\ $p->cluster_owner($moved_slot)}\z/, 'the plain port');
 is($p->redis_at($pp[0], 'GET', 'x'), undef, 'no password');
 like($p->redis_error, qr/NOAUTH/, 'NOAUTH');
 %value = map { ("{a}:$_" => "a$_", "b:$_" => "b$_") } 1 .. 20;
@@ -153,9 +231,8 @@ is($p->cluster_owner($slot), $to, 'new owner');
 is($p->redis_cluster('GET', '{a}:1'), 'a1', 'read before the failover');
 is($p->cluster_at($to, 'WAIT', 1, 2000), 1, 'replicated');
 my ($owner) = grep { $_->{port} == $to } $p->cluster_nodes;
-my ($replica) = grep { $_->{role} eq 'slave'
-    && $p->cluster_at($_->{port}, 'ROLE')->[2] == $to } $p->cluster_nodes;
-ok($replica, "$owner->{name} has a replica");
+my ($replica) = grep { ($_->{primary} // '') eq $owner->{name} } $p->cluster_nodes;
+ok($replica, "$owner->{name} has a replica") or die "no replica\n";
 $p->kill_cluster_node($owner->{name});
 my $end = time + 20;
 sleep 0.2 while time < $end && (eval { $p->cluster_owner($slot) } // 0) != $replica->{port};

@@ -417,10 +417,11 @@ sub _cluster_die {
         @{$self->{cluster_nodes} || []};
 }
 
-# start_cluster(masters => 3, replicas => 0, args => [...], password => PW)
+# start_cluster(primaries => 3, replicas => 0, args => [...], password => PW,
+# tls => {...}): see the POD
 sub start_cluster {
     my ($self, %opt) = @_;
-    my $masters = $opt{masters} // 3;
+    my $primaries = $opt{primaries} // 3;
     my $replicas = $opt{replicas} // 0;
     my @args = @{$opt{args} || []};
     my $password = $opt{password};
@@ -431,19 +432,33 @@ sub start_cluster {
         if defined $opt{password};
     $self->{cluster_password} = $password;
     die "cluster already started\n" if $self->{cluster_nodes};
+    my $tls = $opt{tls};
+    my (@tls_args, @tls_cli);
+    if ($tls) {
+        @tls_args = ('--tls-cert-file', $tls->{cert}, '--tls-key-file', $tls->{key},
+            '--tls-ca-cert-file', $tls->{ca}, '--tls-cluster', 'yes',
+            '--tls-replication', 'yes', '--tls-auth-clients', $tls->{auth_clients} // 'no');
+        @tls_cli = ('--tls', '--cacert', $tls->{ca});
+        push @tls_cli, '--cert', $tls->{client_cert} // $tls->{cert},
+            '--key', $tls->{client_key} // $tls->{key}
+            if ($tls->{auth_clients} // 'no') ne 'no';
+    }
     $self->{cluster_nodes} = [];
-    for my $i (1 .. $masters * (1 + $replicas)) {
+    for my $i (1 .. $primaries * (1 + $replicas)) {
         my $name = "cluster$i";
         my $port = _cluster_port();
+        # with tls-cluster the bus is on the TLS port + 10000
+        my $tls_port = $tls ? _cluster_port() : undef;
         my $dir = "$self->{dir}/$name";
         make_path($dir);
         my $node = { name => $name, port => $port, dir => $dir, role => 'master',
+            ($tls ? (tls_port => $tls_port) : ()),
             cmd => ['redis-server', '--port', $port, '--bind', '127.0.0.1',
                 '--daemonize', 'no', '--dir', $dir, '--cluster-enabled', 'yes',
                 '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', 2000,
                 '--save', '', '--appendonly', 'no', '--repl-diskless-sync-delay', 0,
                 '--repl-ping-replica-period', 1,
-                @args] };
+                ($tls ? ('--tls-port', $tls_port, @tls_args) : ()), @args] };
         push @{$self->{cluster_nodes}}, $node;
         $self->_spawn($name, $node->{cmd}, "$dir/log", "$dir/log");
     }
@@ -458,28 +473,39 @@ sub start_cluster {
             sleep 0.05;
         }
     }
-    my @create = ('redis-cli', '--cluster', 'create',
-        (map { "127.0.0.1:$_->{port}" } @{$self->{cluster_nodes}}),
+    # over TLS when the bus is: the nodes then meet on their TLS ports
+    my @create = ('redis-cli', @tls_cli, '--cluster', 'create',
+        (map { '127.0.0.1:' . ($_->{tls_port} // $_->{port}) } @{$self->{cluster_nodes}}),
         '--cluster-replicas', $replicas, '--cluster-yes');
     push @create, '-a', $password, '--no-auth-warning' if defined $password;
-    my $out = do {
-        open my $fh, '-|', @create or die "redis-cli: $!";
-        local $/;
-        my $text = <$fh> // '';
-        close $fh;
-        $? == 0 or $self->_cluster_die("redis-cli --cluster create failed:\n$text");
-        $text;
-    };
-    $self->{cluster_create_output} = $out;
+    my $log = "$self->{dir}/cluster-create.log";
+    my $pid = fork // die "fork: $!";
+    if (!$pid) {
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>', $log or die "$log: $!";
+        open STDERR, '>&', \*STDOUT;
+        exec @create or print STDERR "exec redis-cli: $!\n";
+        POSIX::_exit(127);
+    }
+    waitpid $pid, 0;
+    my $out = _slurp($log);
+    $? == 0 or $self->_cluster_die("redis-cli --cluster create failed:\n$out");
     $self->_cluster_wait(20, sub { $self->_cluster_converged($replicas) })
         or $self->_cluster_die("the cluster did not converge in 20 s:\n"
             . ($self->{cluster_why} // '') . "\n" . $out);
     for my $node (@{$self->{cluster_nodes}}) {
         $node->{id} = $self->cluster_at($node->{port}, 'CLUSTER', 'MYID');
-        $node->{role} = $self->cluster_at($node->{port}, 'ROLE')->[0];
+        my $role = $self->cluster_at($node->{port}, 'ROLE');
+        $node->{role} = $role->[0];
+        # a replica's ROLE names its primary's TLS port under tls-replication
+        ($node->{primary}) = map { $_->{name} } grep { $_->{port} == $role->[2]
+            || ($_->{tls_port} // 0) == $role->[2] } @{$self->{cluster_nodes}}
+            if $role->[0] eq 'slave';
     }
     $self->{cluster_ports} = [map { $_->{port} } grep { $_->{role} eq 'master' }
         @{$self->{cluster_nodes}}];
+    $self->{cluster_tls_ports} = [map { $_->{tls_port} } grep { $_->{role} eq 'master' }
+        @{$self->{cluster_nodes}}] if $tls;
     delete $self->{cluster_map};
     return @{$self->{cluster_ports}};
 }
@@ -517,7 +543,7 @@ sub _cluster_slots_text {
 sub _cluster_converged {
     my ($self, $replicas) = @_;
     my %tables;
-    for my $node (grep { $self->_running($_->{name}) } @{$self->{cluster_nodes}}) {
+    for my $node ($self->_cluster_live) {
         my $info = eval { $self->_cluster_call($node->{port}, ['CLUSTER', 'INFO']) } // '';
         if ($info !~ /^cluster_state:ok\r?$/m) {
             $self->{cluster_why} = "$node->{name}: not cluster_state:ok";
@@ -547,11 +573,22 @@ sub _cluster_converged {
     return 1;
 }
 
+# the nodes not stopped; in a forked child (a test may run migrate_slot in
+# one) the nodes are not its children: kill 0 then
+sub _cluster_live {
+    my ($self) = @_;
+    return grep {
+        my $pid = $self->{procs}{$_->{name}};
+        $self->{owner} == $$ ? $self->_running($_->{name}) : $pid && kill 0, $pid;
+    } @{$self->{cluster_nodes} || []};
+}
+
 sub cluster_ports { @{$_[0]{cluster_ports} || []} }
 sub cluster_nodes { @{$_[0]{cluster_nodes} || []} }
 sub cluster_node {
     my ($self, $which) = @_;
-    my ($node) = grep { $_->{name} eq $which || $_->{port} eq $which } @{$self->{cluster_nodes} || []};
+    my ($node) = grep { $_->{name} eq $which || $_->{port} eq $which }
+        @{$self->{cluster_nodes} || []};
     return $node;
 }
 
@@ -598,7 +635,7 @@ sub key_slot {
 # the first live node's slot table: [slot => primary port] (16384 entries)
 sub _cluster_map {
     my ($self) = @_;
-    for my $node (grep { $self->_running($_->{name}) } @{$self->{cluster_nodes} || []}) {
+    for my $node ($self->_cluster_live) {
         my $slots = eval { $self->_cluster_call($node->{port}, ['CLUSTER', 'SLOTS']) };
         next unless ref $slots eq 'ARRAY';
         my @map;
@@ -716,7 +753,10 @@ sub migrate_slot_step {
         $batch // $m->{batch});
     return 0 unless @$keys;
     my @auth = defined $self->{cluster_password} ? ('AUTH', $self->{cluster_password}) : ();
-    $self->_cluster_ok($m->{from}, 'MIGRATE', '127.0.0.1', $m->{to}, '', 0, 5000,
+    # with tls-cluster, MIGRATE speaks TLS: to the target's TLS port
+    my $to = $self->cluster_node($m->{to});
+    $self->_cluster_ok($m->{from}, 'MIGRATE', '127.0.0.1',
+        $to->{tls_port} // $to->{port}, '', 0, 5000,
         ($m->{replace} ? 'REPLACE' : ()), @auth, 'KEYS', @$keys);
     $m->{moved} += @$keys;
     return scalar @$keys;
@@ -735,7 +775,7 @@ sub migrate_slot_end {
     $self->_cluster_wait(20, sub {
         !grep { my $map = eval { local $self->{cluster_nodes} = [$_]; $self->_cluster_map };
                 !$map || ($map->[$m->{slot}] // 0) != $m->{to} }
-            grep { $self->_running($_->{name}) } @{$self->{cluster_nodes}} })
+            $self->_cluster_live })
         or die "the nodes do not agree that slot $m->{slot} is on port $m->{to}\n";
     return $m->{moved};
 }
@@ -747,7 +787,7 @@ sub _cluster_primaries {
         my $role = eval { $self->_cluster_call($_->{port}, ['ROLE']) };
         $_->{role} = $role->[0] if ref $role eq 'ARRAY';
         ref $role eq 'ARRAY' && $role->[0] eq 'master';
-    } grep { $self->_running($_->{name}) } @{$self->{cluster_nodes}};
+    } $self->_cluster_live;
 }
 
 sub migrate_slot {
@@ -1495,6 +1535,112 @@ numbers, nil as undef, arrays as (nested) array refs. An error reply makes it
 return undef and sets C<redis_error> to the message (it is cleared on each
 call); error replies inside arrays are C<Identity::Test::RedisError> objects
 (stringify to the message). It dies if Redis cannot be reached.
+
+=item start_redis_server(NAME, ARGS...), start_sentinel(NAME, MASTER, PORT, LINES...), redis_at(PORT, CMD...), stop_proc(NAME, SIG)
+
+More servers, each in F<testdir/NAME/> and stopped by pid with C<stop_proc>
+or C<stop_all>. C<redis_at> sends one command to PORT without a password.
+
+=item start_cluster(primaries => 3, replicas => 0, args => [...], password => PW, tls => {...})
+
+Starts a Redis Cluster on 127.0.0.1: C<primaries * (1 + replicas)>
+C<redis-server>s named C<cluster1>, C<cluster2>, ... (processes for
+C<stop_proc>, directories F<testdir/clusterN/> with their F<log> and
+F<nodes.conf>), with C<--cluster-enabled yes --cluster-node-timeout 2000>,
+no persistence, C<--repl-diskless-sync-delay 0 --repl-ping-replica-period
+1> (replicas sync and show up in CLUSTER SLOTS within a second or two) and
+ARGS last (they override). Every port P is below 55535 with P + 10000 (the
+cluster bus) free too. Then C<redis-cli --cluster create ...
+--cluster-replicas K --cluster-yes> (its output in
+F<testdir/cluster-create.log>), and waits up to 20 s until every node says
+C<cluster_state:ok>, has the same CLUSTER SLOTS table covering the 16384
+slots with K replicas per range, and every replica's link is up; otherwise
+it dies with every node's log.
+
+The password is C<password> (which also adds C<--requirepass PW
+--masterauth PW>) or the C<--requirepass> in ARGS; the harness's cluster
+commands and redis-cli then AUTH with it.
+
+C<< tls => { cert => F, key => F, ca => F, auth_clients => 'no' } >> gives
+every node a TLS port too (C<--tls-port>, C<--tls-cluster yes>,
+C<--tls-replication yes>, C<--tls-auth-clients> as given, default C<no>;
+the bus is then on the TLS port + 10000, also kept free). The nodes meet
+on their TLS ports. Redis answers a TLS client with TLS ports (CLUSTER
+SLOTS, MOVED, ASK) and a plain one with plain ports, so the harness keeps
+speaking plain text. The certificate serves the nodes as servers and, on
+the bus, as clients: give it no C<extendedKeyUsage>, or both. With
+C<auth_clients> other than C<no>, redis-cli presents C<client_cert> and
+C<client_key> (default: cert and key).
+
+Returns the primaries' (plain) ports. Also: C<cluster_ports> (that list),
+C<< $t->{cluster_tls_ports} >> (their TLS ports, same order),
+C<cluster_nodes> (every node: C<< { name, port, tls_port, dir, id, role
+=> 'master'|'slave', primary => NAME (replicas) } >>; C<role> is
+refreshed by the migrate functions, not by failovers),
+C<cluster_node(NAME or PORT)>.
+
+=item cluster_at(PORT, CMD...)
+
+One command to the node at PORT, with the cluster's password; answers
+like C<redis> (error: undef and C<redis_error>, e.g. C<MOVED 1234
+127.0.0.1:PORT>).
+
+=item Identity::Test::key_slot(KEY)
+
+The key's hash slot (0..16383) as Redis Cluster computes it: CRC16-XMODEM of
+the key, or of its hash tag (between the first C<{> and the first C<}> after
+it, when not empty), mod 16384. A character string is hashed as UTF-8.
+
+=item cluster_owner(SLOT)
+
+The port of the primary serving SLOT now, from the CLUSTER SLOTS of the
+first live node that answers (undef if no node serves it).
+
+=item redis_cluster(CMD, ARGS...)
+
+Like C<redis>, sent to the primary that owns the command's key: ARGS[0],
+or for EVAL / EVALSHA / FCALL (and their _RO) the first key when numkeys
+> 0; keyless commands (PING, INFO, DBSIZE, SCAN, KEYS, CLUSTER, ...) go to
+the owner of slot 0. It keeps a slot map (C<< $t->{cluster_map} >>, loaded
+on first use), follows C<-MOVED> (updating the map) and C<-ASK> (sending
+C<ASKING> first on the same connection) up to 5 times, and when the node
+it picked does not accept connections (a killed primary), reloads the map
+once and retries. C<< $t->{cluster_redirects} >> counts C<MOVED>, C<ASK>
+and C<refresh>. Error replies: undef and C<redis_error>.
+
+=item cluster_keys(PATTERN)
+
+SCAN ... MATCH PATTERN on every primary (C<*> if omitted), merged and
+sorted; in scalar context, how many.
+
+=item migrate_slot(SLOT, FROM_PORT, TO_PORT, batch => 10, pause => 0, replace => 0)
+
+Moves SLOT as C<redis-cli --cluster reshard> does, by hand: C<CLUSTER
+SETSLOT SLOT IMPORTING from-id> on TO, C<SETSLOT SLOT MIGRATING to-id> on
+FROM, then C<CLUSTER GETKEYSINSLOT SLOT BATCH> and C<MIGRATE 127.0.0.1
+TO "" 0 5000 [REPLACE] [AUTH PW] KEYS ...> until the slot is empty on
+FROM (sleeping C<pause> seconds between batches), then C<SETSLOT SLOT
+NODE to-id> on TO, FROM and every other primary, and waits (20 s at
+most, else dies) until every live node's CLUSTER SLOTS names TO. Returns
+the number of keys moved. Dies on an error reply. Under C<tls>, MIGRATE
+goes to TO's TLS port (with tls-cluster the source speaks TLS to it).
+
+=item migrate_slot_begin(SLOT, FROM, TO, batch => 10, replace => 0), migrate_slot_step(M, BATCH), migrate_slot_end(M)
+
+The same in pieces, so that a test can send its own requests between
+batches: C<begin> marks the slot and returns a handle M (C<< { slot, from,
+to, from_id, to_id, moved, batch } >>); each C<step> moves one batch and
+returns how many keys it moved (0 when none are left); C<end> gives the
+slot away, waits for agreement and returns the total moved. The whole
+C<migrate_slot> also works in a forked child while the parent sends load
+(the child checks the nodes with C<kill 0>).
+
+=item kill_cluster_node(NAME, SIG), restart_cluster_node(NAME)
+
+C<kill_cluster_node> stops one node by pid (SIGKILL unless SIG is
+given); C<restart_cluster_node> starts it again with the same port,
+directory and arguments (its F<nodes.conf> makes it rejoin) and waits for
+PING. C<stop_all> (and C<done>, and the cleanup) stop every node.
 
 =item start_idp(%config), stop_idp, idp_url, idp_port
 
