@@ -386,6 +386,7 @@ sub _cluster_call {
         Proto => 'tcp', Timeout => 5) or die "redis: cannot connect to port $port: $!\n";
     unshift @cmds, ['AUTH', $self->{cluster_password}] if defined $self->{cluster_password};
     local $SIG{ALRM} = sub { die "redis: timeout\n" };
+    local $SIG{PIPE} = 'IGNORE';    # a node killed meanwhile: an error, not the end
     my $prev = alarm 10;
     my @replies = eval {
         print $sock join '', map { _resp_encode(@$_) } @cmds;
@@ -421,6 +422,7 @@ sub _cluster_die {
 # tls => {...}): see the POD
 sub start_cluster {
     my ($self, %opt) = @_;
+    die "cluster already started\n" if $self->{cluster_nodes};
     my $primaries = $opt{primaries} // 3;
     my $replicas = $opt{replicas} // 0;
     my @args = @{$opt{args} || []};
@@ -431,7 +433,6 @@ sub start_cluster {
     push @args, '--requirepass', $password, '--masterauth', $password
         if defined $opt{password};
     $self->{cluster_password} = $password;
-    die "cluster already started\n" if $self->{cluster_nodes};
     my $tls = $opt{tls};
     my (@tls_args, @tls_cli);
     if ($tls) {
