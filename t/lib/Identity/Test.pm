@@ -360,6 +360,446 @@ sub redis {
     return $reply;
 }
 
+# ------------------------------------------------------------ redis cluster
+
+# a port P below 55535 whose cluster bus port P + 10000 is free too; both
+# are remembered as used
+sub _cluster_port {
+    for (1 .. 200) {
+        my $port = free_port();
+        next if $port >= 55535 || $used_ports{$port + 10000};
+        my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $port + 10000,
+            Proto => 'tcp', Listen => 1, ReuseAddr => 1) or next;
+        close $s;
+        $used_ports{$port + 10000}++;
+        return $port;
+    }
+    die "no free port pair (P, P+10000) found";
+}
+
+# commands sent in order on one connection to the cluster node at PORT (AUTH
+# first when the cluster has a password); returns the last reply, error
+# replies as Identity::Test::RedisError objects.  Dies if it cannot connect.
+sub _cluster_call {
+    my ($self, $port, @cmds) = @_;
+    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
+        Proto => 'tcp', Timeout => 5) or die "redis: cannot connect to port $port: $!\n";
+    unshift @cmds, ['AUTH', $self->{cluster_password}] if defined $self->{cluster_password};
+    local $SIG{ALRM} = sub { die "redis: timeout\n" };
+    local $SIG{PIPE} = 'IGNORE';    # a node killed meanwhile: an error, not the end
+    my $prev = alarm 10;
+    my @replies = eval {
+        print $sock join '', map { _resp_encode(@$_) } @cmds;
+        map { _resp_read($sock) } @cmds;
+    };
+    my $err = $@;
+    alarm $prev;
+    close $sock;
+    die $err if $err;
+    shift @replies if defined $self->{cluster_password};
+    return $replies[-1];
+}
+
+# one command to the node at PORT, as redis() answers it
+sub cluster_at {
+    my ($self, $port, @cmd) = @_;
+    delete $self->{redis_error};
+    my $reply = $self->_cluster_call($port, \@cmd);
+    if (ref $reply eq 'Identity::Test::RedisError') {
+        $self->{redis_error} = $reply->message;
+        return undef;
+    }
+    return $reply;
+}
+
+sub _cluster_die {
+    my ($self, $what) = @_;
+    die "$what\n" . join '', map { "--- $_->{name} (port $_->{port}):\n" . _slurp("$_->{dir}/log") }
+        @{$self->{cluster_nodes} || []};
+}
+
+# start_cluster(primaries => 3, replicas => 0, args => [...], password => PW,
+# tls => {...}): see the POD
+sub start_cluster {
+    my ($self, %opt) = @_;
+    die "cluster already started\n" if $self->{cluster_nodes};
+    my $primaries = $opt{primaries} // 3;
+    my $replicas = $opt{replicas} // 0;
+    my @args = @{$opt{args} || []};
+    my $password = $opt{password};
+    for my $i (0 .. $#args - 1) {
+        $password //= $args[$i + 1] if $args[$i] eq '--requirepass';
+    }
+    push @args, '--requirepass', $password, '--masterauth', $password
+        if defined $opt{password};
+    $self->{cluster_password} = $password;
+    my $tls = $opt{tls};
+    my (@tls_args, @tls_cli);
+    if ($tls) {
+        @tls_args = ('--tls-cert-file', $tls->{cert}, '--tls-key-file', $tls->{key},
+            '--tls-ca-cert-file', $tls->{ca}, '--tls-cluster', 'yes',
+            '--tls-replication', 'yes', '--tls-auth-clients', $tls->{auth_clients} // 'no');
+        @tls_cli = ('--tls', '--cacert', $tls->{ca});
+        push @tls_cli, '--cert', $tls->{client_cert} // $tls->{cert},
+            '--key', $tls->{client_key} // $tls->{key}
+            if ($tls->{auth_clients} // 'no') ne 'no';
+    }
+    $self->{cluster_nodes} = [];
+    for my $i (1 .. $primaries * (1 + $replicas)) {
+        my $name = "cluster$i";
+        my $port = _cluster_port();
+        # with tls-cluster the bus is on the TLS port + 10000
+        my $tls_port = $tls ? _cluster_port() : undef;
+        my $dir = "$self->{dir}/$name";
+        make_path($dir);
+        my $node = { name => $name, port => $port, dir => $dir, role => 'master',
+            ($tls ? (tls_port => $tls_port) : ()),
+            cmd => ['redis-server', '--port', $port, '--bind', '127.0.0.1',
+                '--daemonize', 'no', '--dir', $dir, '--cluster-enabled', 'yes',
+                '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', 2000,
+                '--save', '', '--appendonly', 'no', '--repl-diskless-sync-delay', 0,
+                '--repl-ping-replica-period', 1,
+                ($tls ? ('--tls-port', $tls_port, @tls_args) : ()), @args] };
+        push @{$self->{cluster_nodes}}, $node;
+        $self->_spawn($name, $node->{cmd}, "$dir/log", "$dir/log");
+    }
+    for my $node (@{$self->{cluster_nodes}}) {
+        local $self->{cluster_nodes} = [$node];
+        my $end = time + 10;
+        while (1) {
+            my $pong = eval { $self->_cluster_call($node->{port}, ['PING']) };
+            last if defined $pong && $pong eq 'PONG';
+            $self->_cluster_die("$node->{name} exited") unless $self->_running($node->{name});
+            $self->_cluster_die("$node->{name} did not answer PING") if time > $end;
+            sleep 0.05;
+        }
+    }
+    # over TLS when the bus is: the nodes then meet on their TLS ports
+    my @create = ('redis-cli', @tls_cli, '--cluster', 'create',
+        (map { '127.0.0.1:' . ($_->{tls_port} // $_->{port}) } @{$self->{cluster_nodes}}),
+        '--cluster-replicas', $replicas, '--cluster-yes');
+    push @create, '-a', $password, '--no-auth-warning' if defined $password;
+    my $log = "$self->{dir}/cluster-create.log";
+    my $pid = fork // die "fork: $!";
+    if (!$pid) {
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>', $log or die "$log: $!";
+        open STDERR, '>&', \*STDOUT;
+        exec @create or print STDERR "exec redis-cli: $!\n";
+        POSIX::_exit(127);
+    }
+    waitpid $pid, 0;
+    my $out = _slurp($log);
+    $? == 0 or $self->_cluster_die("redis-cli --cluster create failed:\n$out");
+    $self->_cluster_wait(20, sub { $self->_cluster_converged($replicas) })
+        or $self->_cluster_die("the cluster did not converge in 20 s:\n"
+            . ($self->{cluster_why} // '') . "\n" . $out);
+    for my $node (@{$self->{cluster_nodes}}) {
+        $node->{id} = $self->cluster_at($node->{port}, 'CLUSTER', 'MYID');
+        my $role = $self->cluster_at($node->{port}, 'ROLE');
+        $node->{role} = $role->[0];
+        # a replica's ROLE names its primary's TLS port under tls-replication
+        ($node->{primary}) = map { $_->{name} } grep { $_->{port} == $role->[2]
+            || ($_->{tls_port} // 0) == $role->[2] } @{$self->{cluster_nodes}}
+            if $role->[0] eq 'slave';
+    }
+    $self->{cluster_ports} = [map { $_->{port} } grep { $_->{role} eq 'master' }
+        @{$self->{cluster_nodes}}];
+    $self->{cluster_tls_ports} = [map { $_->{tls_port} } grep { $_->{role} eq 'master' }
+        @{$self->{cluster_nodes}}] if $tls;
+    delete $self->{cluster_map};
+    return @{$self->{cluster_ports}};
+}
+
+sub _cluster_wait {
+    my ($self, $timeout, $cond) = @_;
+    my $end = time + $timeout;
+    while (1) {
+        return 1 if $cond->();
+        return 0 if time > $end;
+        sleep 0.1;
+    }
+}
+
+# CLUSTER SLOTS of the node at PORT as "start-end:primary[/replica,...] ..."
+# (undef if it does not answer), and the slots it covers
+sub _cluster_slots_text {
+    my ($self, $port) = @_;
+    my $slots = eval { $self->_cluster_call($port, ['CLUSTER', 'SLOTS']) };
+    return (undef, 0) unless ref $slots eq 'ARRAY';
+    my $covered = 0;
+    my @ranges;
+    for my $r (sort { $a->[0] <=> $b->[0] } @$slots) {
+        my ($from, $to, $primary, @replicas) = @$r;
+        $covered += $to - $from + 1;
+        push @ranges, "$from-$to:$primary->[1]"
+            . (@replicas ? '/' . join(',', sort map { $_->[1] } @replicas) : '');
+    }
+    return (join(' ', @ranges), $covered);
+}
+
+# every live node says cluster_state:ok and has the same slot table,
+# covering all 16384 slots, with REPLICAS replicas per range; replicas are
+# in sync
+sub _cluster_converged {
+    my ($self, $replicas) = @_;
+    my %tables;
+    for my $node ($self->_cluster_live) {
+        my $info = eval { $self->_cluster_call($node->{port}, ['CLUSTER', 'INFO']) } // '';
+        if ($info !~ /^cluster_state:ok\r?$/m) {
+            $self->{cluster_why} = "$node->{name}: not cluster_state:ok";
+            return 0;
+        }
+        my ($text, $covered) = $self->_cluster_slots_text($node->{port});
+        if (!defined $text || $covered != 16384) {
+            $self->{cluster_why} = "$node->{name}: covers $covered slots";
+            return 0;
+        }
+        if (defined $replicas && grep { tr{,/}{} != $replicas } split / /, $text) {
+            $self->{cluster_why} = "$node->{name}: not $replicas replicas per range: $text";
+            return 0;
+        }
+        my $role = eval { $self->_cluster_call($node->{port}, ['ROLE']) };
+        if (ref $role eq 'ARRAY' && $role->[0] eq 'slave' && $role->[3] ne 'connected') {
+            $self->{cluster_why} = "$node->{name}: replica $role->[3]";
+            return 0;
+        }
+        $tables{$text}++;
+    }
+    if (keys %tables != 1) {
+        $self->{cluster_why} = "the nodes disagree:\n" . join "\n", sort keys %tables;
+        return 0;
+    }
+    delete $self->{cluster_why};
+    return 1;
+}
+
+# the nodes not stopped; in a forked child (a test may run migrate_slot in
+# one) the nodes are not its children: kill 0 then
+sub _cluster_live {
+    my ($self) = @_;
+    return grep {
+        my $pid = $self->{procs}{$_->{name}};
+        $self->{owner} == $$ ? $self->_running($_->{name}) : $pid && kill 0, $pid;
+    } @{$self->{cluster_nodes} || []};
+}
+
+sub cluster_ports { @{$_[0]{cluster_ports} || []} }
+sub cluster_nodes { @{$_[0]{cluster_nodes} || []} }
+sub cluster_node {
+    my ($self, $which) = @_;
+    my ($node) = grep { $_->{name} eq $which || $_->{port} eq $which }
+        @{$self->{cluster_nodes} || []};
+    return $node;
+}
+
+sub kill_cluster_node { my ($self, $name, $sig) = @_; $self->_stop($name, $sig // 'KILL', 10) }
+
+# starts a stopped node again, on its port and in its directory (its
+# nodes.conf makes it rejoin)
+sub restart_cluster_node {
+    my ($self, $name) = @_;
+    my $node = $self->cluster_node($name) or die "no cluster node $name\n";
+    $self->_spawn($name, $node->{cmd}, "$node->{dir}/log", "$node->{dir}/log");
+    my $end = time + 10;
+    while (1) {
+        my $pong = eval { $self->_cluster_call($node->{port}, ['PING']) };
+        return $node->{port} if defined $pong && $pong eq 'PONG';
+        die "$name exited:\n" . _slurp("$node->{dir}/log") unless $self->_running($name);
+        die "$name did not answer PING:\n" . _slurp("$node->{dir}/log") if time > $end;
+        sleep 0.05;
+    }
+}
+
+# CRC16-XMODEM (polynomial 0x1021, initial value 0) of the key, or of its
+# hash tag: what is between the first "{" and the first "}" after it, if
+# that is not empty
+sub key_slot {
+    shift if ref $_[0] || ($_[0] // '') eq __PACKAGE__;
+    my ($key) = @_;
+    utf8::encode($key) if utf8::is_utf8($key);
+    my $open = index $key, '{';
+    if ($open >= 0) {
+        my $close = index $key, '}', $open + 1;
+        $key = substr($key, $open + 1, $close - $open - 1) if $close > $open + 1;
+    }
+    my $crc = 0;
+    for my $byte (unpack 'C*', $key) {
+        $crc ^= $byte << 8;
+        for (1 .. 8) {
+            $crc = $crc & 0x8000 ? (($crc << 1) ^ 0x1021) & 0xffff : ($crc << 1) & 0xffff;
+        }
+    }
+    return $crc % 16384;
+}
+
+# the first live node's slot table: [slot => primary port] (16384 entries)
+sub _cluster_map {
+    my ($self) = @_;
+    for my $node ($self->_cluster_live) {
+        my $slots = eval { $self->_cluster_call($node->{port}, ['CLUSTER', 'SLOTS']) };
+        next unless ref $slots eq 'ARRAY';
+        my @map;
+        @map[$_->[0] .. $_->[1]] = ($_->[2][1]) x ($_->[1] - $_->[0] + 1) for @$slots;
+        return \@map;
+    }
+    die "no cluster node answers CLUSTER SLOTS\n";
+}
+
+sub cluster_owner {
+    my ($self, $slot) = @_;
+    return $self->_cluster_map->[$slot];
+}
+
+my %keyless = map { $_ => 1 } qw(PING INFO DBSIZE KEYS SCAN RANDOMKEY FLUSHALL
+    FLUSHDB CLUSTER TIME SCRIPT FUNCTION CONFIG CLIENT ROLE WAIT ECHO LASTSAVE);
+
+# the key a command is routed by: argv[1], or for EVAL-like commands the
+# first key; undef when it has none
+sub _command_key {
+    my ($name, @args) = @_;
+    $name = uc $name;
+    if ($name =~ /^(?:EVAL|EVALSHA|EVAL_RO|EVALSHA_RO|FCALL|FCALL_RO)\z/) {
+        return ($args[1] // 0) > 0 ? $args[2] : undef;
+    }
+    return undef if $keyless{$name} || !@args;
+    return $args[0];
+}
+
+sub redis_cluster {
+    my ($self, @cmd) = @_;
+    my $ports = $self->{cluster_ports} or die "cluster not started\n";
+    delete $self->{redis_error};
+    my $key = _command_key(@cmd);
+    my $map = $self->{cluster_map} //= $self->_cluster_map;
+    my $slot = defined $key ? key_slot($key) : 0;
+    my $port = $map->[$slot];
+    my @calls = (\@cmd);
+    my $refreshed = 0;
+    for (0 .. 5) {
+        die "redis: no node serves slot $slot\n" unless $port;
+        my $reply = eval { $self->_cluster_call($port, @calls) };
+        if (!defined $reply && $@) {
+            # a node gone (a failover): ask the others once
+            die $@ if $refreshed++;
+            $self->{cluster_redirects}{refresh}++;
+            $map = $self->{cluster_map} = $self->_cluster_map;
+            $port = $map->[$slot];
+            next;
+        }
+        if (ref $reply ne 'Identity::Test::RedisError') {
+            return $reply;
+        }
+        my $msg = $reply->message;
+        if ($_ < 5 && $msg =~ /^MOVED (\d+) [^:\s]*:(\d+)/) {
+            $self->{cluster_redirects}{MOVED}++;
+            $map->[$1] = $port = $2;
+            @calls = (\@cmd);
+        } elsif ($_ < 5 && $msg =~ /^ASK \d+ [^:\s]*:(\d+)/) {
+            $self->{cluster_redirects}{ASK}++;
+            $port = $1;
+            @calls = (['ASKING'], \@cmd);
+        } else {
+            $self->{redis_error} = $msg;
+            return undef;
+        }
+    }
+}
+
+# every key matching PATTERN on every primary (SCAN ... MATCH), sorted; in
+# scalar context, how many
+sub cluster_keys {
+    my ($self, $pattern) = @_;
+    my %keys;
+    for my $port (@{$self->{cluster_ports} || []}) {
+        my $cursor = 0;
+        do {
+            my $r = $self->_cluster_call($port, ['SCAN', $cursor, 'MATCH', $pattern // '*',
+                'COUNT', 1000]);
+            die "SCAN on port $port: $r\n" unless ref $r eq 'ARRAY';
+            $cursor = $r->[0];
+            $keys{$_}++ for @{$r->[1]};
+        } while ($cursor != 0);
+    }
+    return wantarray ? sort keys %keys : scalar keys %keys;
+}
+
+sub _cluster_ok {
+    my ($self, $port, @cmd) = @_;
+    my $reply = $self->_cluster_call($port, \@cmd);
+    die "@cmd on port $port: $reply\n" if ref $reply eq 'Identity::Test::RedisError';
+    return $reply;
+}
+
+# resharding by hand, the steps redis-cli --cluster reshard takes:
+# migrate_slot_begin marks the slot IMPORTING on TO and MIGRATING on FROM
+# and returns a handle; each migrate_slot_step moves up to BATCH keys and
+# returns how many (0: none left); migrate_slot_end gives the slot to TO
+# on every primary, waits until every node says so, and returns the number
+# of keys moved
+sub migrate_slot_begin {
+    my ($self, $slot, $from, $to, %opt) = @_;
+    my $m = { slot => $slot, from => $from, to => $to, moved => 0,
+        batch => $opt{batch} // 10, replace => $opt{replace},
+        from_id => $self->_cluster_ok($from, 'CLUSTER', 'MYID'),
+        to_id => $self->_cluster_ok($to, 'CLUSTER', 'MYID') };
+    $self->_cluster_ok($to, 'CLUSTER', 'SETSLOT', $slot, 'IMPORTING', $m->{from_id});
+    $self->_cluster_ok($from, 'CLUSTER', 'SETSLOT', $slot, 'MIGRATING', $m->{to_id});
+    return $m;
+}
+
+sub migrate_slot_step {
+    my ($self, $m, $batch) = @_;
+    my $keys = $self->_cluster_ok($m->{from}, 'CLUSTER', 'GETKEYSINSLOT', $m->{slot},
+        $batch // $m->{batch});
+    return 0 unless @$keys;
+    my @auth = defined $self->{cluster_password} ? ('AUTH', $self->{cluster_password}) : ();
+    # with tls-cluster, MIGRATE speaks TLS: to the target's TLS port
+    my $to = $self->cluster_node($m->{to});
+    $self->_cluster_ok($m->{from}, 'MIGRATE', '127.0.0.1',
+        $to->{tls_port} // $to->{port}, '', 0, 5000,
+        ($m->{replace} ? 'REPLACE' : ()), @auth, 'KEYS', @$keys);
+    $m->{moved} += @$keys;
+    return scalar @$keys;
+}
+
+sub migrate_slot_end {
+    my ($self, $m) = @_;
+    my @cmd = ('CLUSTER', 'SETSLOT', $m->{slot}, 'NODE', $m->{to_id});
+    $self->_cluster_ok($m->{to}, @cmd);
+    $self->_cluster_ok($m->{from}, @cmd);
+    for my $port (grep { $_ != $m->{to} && $_ != $m->{from} } $self->_cluster_primaries) {
+        $self->_cluster_ok($port, @cmd);
+    }
+    $self->{cluster_ports} = [$self->_cluster_primaries];
+    delete $self->{cluster_map};
+    $self->_cluster_wait(20, sub {
+        !grep { my $map = eval { local $self->{cluster_nodes} = [$_]; $self->_cluster_map };
+                !$map || ($map->[$m->{slot}] // 0) != $m->{to} }
+            $self->_cluster_live })
+        or die "the nodes do not agree that slot $m->{slot} is on port $m->{to}\n";
+    return $m->{moved};
+}
+
+# ports of the live nodes that are primaries now (ROLE)
+sub _cluster_primaries {
+    my ($self) = @_;
+    return map { $_->{port} } grep {
+        my $role = eval { $self->_cluster_call($_->{port}, ['ROLE']) };
+        $_->{role} = $role->[0] if ref $role eq 'ARRAY';
+        ref $role eq 'ARRAY' && $role->[0] eq 'master';
+    } $self->_cluster_live;
+}
+
+sub migrate_slot {
+    my ($self, $slot, $from, $to, %opt) = @_;
+    my $m = $self->migrate_slot_begin($slot, $from, $to, %opt);
+    while ($self->migrate_slot_step($m)) {
+        sleep $opt{pause} if $opt{pause};
+    }
+    return $self->migrate_slot_end($m);
+}
+
 # ------------------------------------------------------------ identity provider
 
 sub start_idp {
@@ -1096,6 +1536,112 @@ numbers, nil as undef, arrays as (nested) array refs. An error reply makes it
 return undef and sets C<redis_error> to the message (it is cleared on each
 call); error replies inside arrays are C<Identity::Test::RedisError> objects
 (stringify to the message). It dies if Redis cannot be reached.
+
+=item start_redis_server(NAME, ARGS...), start_sentinel(NAME, MASTER, PORT, LINES...), redis_at(PORT, CMD...), stop_proc(NAME, SIG)
+
+More servers, each in F<testdir/NAME/> and stopped by pid with C<stop_proc>
+or C<stop_all>. C<redis_at> sends one command to PORT without a password.
+
+=item start_cluster(primaries => 3, replicas => 0, args => [...], password => PW, tls => {...})
+
+Starts a Redis Cluster on 127.0.0.1: C<primaries * (1 + replicas)>
+C<redis-server>s named C<cluster1>, C<cluster2>, ... (processes for
+C<stop_proc>, directories F<testdir/clusterN/> with their F<log> and
+F<nodes.conf>), with C<--cluster-enabled yes --cluster-node-timeout 2000>,
+no persistence, C<--repl-diskless-sync-delay 0 --repl-ping-replica-period
+1> (replicas sync and show up in CLUSTER SLOTS within a second or two) and
+ARGS last (they override). Every port P is below 55535 with P + 10000 (the
+cluster bus) free too. Then C<redis-cli --cluster create ...
+--cluster-replicas K --cluster-yes> (its output in
+F<testdir/cluster-create.log>), and waits up to 20 s until every node says
+C<cluster_state:ok>, has the same CLUSTER SLOTS table covering the 16384
+slots with K replicas per range, and every replica's link is up; otherwise
+it dies with every node's log.
+
+The password is C<password> (which also adds C<--requirepass PW
+--masterauth PW>) or the C<--requirepass> in ARGS; the harness's cluster
+commands and redis-cli then AUTH with it.
+
+C<< tls => { cert => F, key => F, ca => F, auth_clients => 'no' } >> gives
+every node a TLS port too (C<--tls-port>, C<--tls-cluster yes>,
+C<--tls-replication yes>, C<--tls-auth-clients> as given, default C<no>;
+the bus is then on the TLS port + 10000, also kept free). The nodes meet
+on their TLS ports. Redis answers a TLS client with TLS ports (CLUSTER
+SLOTS, MOVED, ASK) and a plain one with plain ports, so the harness keeps
+speaking plain text. The certificate serves the nodes as servers and, on
+the bus, as clients: give it no C<extendedKeyUsage>, or both. With
+C<auth_clients> other than C<no>, redis-cli presents C<client_cert> and
+C<client_key> (default: cert and key).
+
+Returns the primaries' (plain) ports. Also: C<cluster_ports> (that list),
+C<< $t->{cluster_tls_ports} >> (their TLS ports, same order),
+C<cluster_nodes> (every node: C<< { name, port, tls_port, dir, id, role
+=> 'master'|'slave', primary => NAME (replicas) } >>; C<role> is
+refreshed by the migrate functions, not by failovers),
+C<cluster_node(NAME or PORT)>.
+
+=item cluster_at(PORT, CMD...)
+
+One command to the node at PORT, with the cluster's password; answers
+like C<redis> (error: undef and C<redis_error>, e.g. C<MOVED 1234
+127.0.0.1:PORT>).
+
+=item Identity::Test::key_slot(KEY)
+
+The key's hash slot (0..16383) as Redis Cluster computes it: CRC16-XMODEM of
+the key, or of its hash tag (between the first C<{> and the first C<}> after
+it, when not empty), mod 16384. A character string is hashed as UTF-8.
+
+=item cluster_owner(SLOT)
+
+The port of the primary serving SLOT now, from the CLUSTER SLOTS of the
+first live node that answers (undef if no node serves it).
+
+=item redis_cluster(CMD, ARGS...)
+
+Like C<redis>, sent to the primary that owns the command's key: ARGS[0],
+or for EVAL / EVALSHA / FCALL (and their _RO) the first key when numkeys
+> 0; keyless commands (PING, INFO, DBSIZE, SCAN, KEYS, CLUSTER, ...) go to
+the owner of slot 0. It keeps a slot map (C<< $t->{cluster_map} >>, loaded
+on first use), follows C<-MOVED> (updating the map) and C<-ASK> (sending
+C<ASKING> first on the same connection) up to 5 times, and when the node
+it picked does not accept connections (a killed primary), reloads the map
+once and retries. C<< $t->{cluster_redirects} >> counts C<MOVED>, C<ASK>
+and C<refresh>. Error replies: undef and C<redis_error>.
+
+=item cluster_keys(PATTERN)
+
+SCAN ... MATCH PATTERN on every primary (C<*> if omitted), merged and
+sorted; in scalar context, how many.
+
+=item migrate_slot(SLOT, FROM_PORT, TO_PORT, batch => 10, pause => 0, replace => 0)
+
+Moves SLOT as C<redis-cli --cluster reshard> does, by hand: C<CLUSTER
+SETSLOT SLOT IMPORTING from-id> on TO, C<SETSLOT SLOT MIGRATING to-id> on
+FROM, then C<CLUSTER GETKEYSINSLOT SLOT BATCH> and C<MIGRATE 127.0.0.1
+TO "" 0 5000 [REPLACE] [AUTH PW] KEYS ...> until the slot is empty on
+FROM (sleeping C<pause> seconds between batches), then C<SETSLOT SLOT
+NODE to-id> on TO, FROM and every other primary, and waits (20 s at
+most, else dies) until every live node's CLUSTER SLOTS names TO. Returns
+the number of keys moved. Dies on an error reply. Under C<tls>, MIGRATE
+goes to TO's TLS port (with tls-cluster the source speaks TLS to it).
+
+=item migrate_slot_begin(SLOT, FROM, TO, batch => 10, replace => 0), migrate_slot_step(M, BATCH), migrate_slot_end(M)
+
+The same in pieces, so that a test can send its own requests between
+batches: C<begin> marks the slot and returns a handle M (C<< { slot, from,
+to, from_id, to_id, moved, batch } >>); each C<step> moves one batch and
+returns how many keys it moved (0 when none are left); C<end> gives the
+slot away, waits for agreement and returns the total moved. The whole
+C<migrate_slot> also works in a forked child while the parent sends load
+(the child checks the nodes with C<kill 0>).
+
+=item kill_cluster_node(NAME, SIG), restart_cluster_node(NAME)
+
+C<kill_cluster_node> stops one node by pid (SIGKILL unless SIG is
+given); C<restart_cluster_node> starts it again with the same port,
+directory and arguments (its F<nodes.conf> makes it rejoin) and waits for
+PING. C<stop_all> (and C<done>, and the cleanup) stop every node.
 
 =item start_idp(%config), stop_idp, idp_url, idp_port
 
