@@ -70,6 +70,8 @@ static ngx_int_t ngx_http_identity_redis_redirect(
     ngx_http_identity_redis_t *rd, ngx_http_identity_redis_waiter_t *w,
     redisReply *reply);
 static ngx_http_identity_redis_t *ngx_http_identity_redis_node(ngx_uint_t n);
+static void ngx_http_identity_redis_cluster_node(
+    ngx_http_identity_redis_addr_t *addr, ngx_uint_t n);
 static void ngx_http_identity_redis_free_waiter(
     ngx_http_identity_redis_waiter_t *w);
 static void ngx_http_identity_redis_sub_reply(ngx_http_identity_rconn_t *ac,
@@ -231,6 +233,30 @@ ngx_http_identity_redis_done(ngx_cycle_t *cycle)
             ngx_del_timer(&rd->timer);
         }
     }
+}
+
+
+/*
+ * The Nth of a cluster's nodes to ask, or to subscribe on: those
+ * configured, then the primaries the maps named (the configured ones may
+ * all be gone after failovers)
+ */
+
+static void
+ngx_http_identity_redis_cluster_node(ngx_http_identity_redis_addr_t *addr,
+    ngx_uint_t n)
+{
+    ngx_array_t                     *seeds;
+    ngx_http_identity_redis_addr_t  *sa;
+
+    seeds = ngx_http_identity_redis.conf->cluster;
+    sa = seeds->elts;
+
+    n %= seeds->nelts + ngx_http_identity_cluster_known();
+
+    *addr = (n < seeds->nelts) ? sa[n]
+                               : *ngx_http_identity_cluster_addr(n
+                                                             - seeds->nelts);
 }
 
 
@@ -593,17 +619,16 @@ ngx_http_identity_redis_subscribe_on(ngx_http_identity_redis_t *rd,
     ngx_log_t *log, ngx_str_t *channel, ngx_str_t *name,
     ngx_http_identity_redis_sub_pt handler, void *data)
 {
-    size_t                           lens[3];
-    const char                      *args[3];
-    ngx_http_identity_redis_addr_t  *sa;
+    size_t       lens[3];
+    const char  *args[3];
 
     if (rd->ac) {
         return NGX_OK;
     }
 
     if (rd->conf && rd->conf->cluster) {
-        sa = rd->conf->cluster->elts;
-        rd->addr = sa[ngx_http_identity_next_sub % rd->conf->cluster->nelts];
+        ngx_http_identity_redis_cluster_node(&rd->addr,
+                                             ngx_http_identity_next_sub);
     }
 
     if (rd->conf == NULL || !rd->conf->configured
@@ -805,6 +830,11 @@ ngx_http_identity_redis_ask(void)
     if (rd->ac == NULL) {
         sa = servers->elts;
         rd->addr = sa[ngx_http_identity_next_sentinel % servers->nelts];
+
+        if (rd->conf->cluster) {
+            ngx_http_identity_redis_cluster_node(&rd->addr,
+                                                 ngx_http_identity_next_sentinel);
+        }
 
         if (ngx_http_identity_redis_link_connect(rd) != NGX_OK) {
             return;

@@ -134,6 +134,15 @@ ngx_http_identity_cluster_addr(ngx_uint_t n)
 }
 
 
+/* how many primaries the maps named so far */
+
+ngx_uint_t
+ngx_http_identity_cluster_known(void)
+{
+    return ngx_http_identity_cluster_nnodes;
+}
+
+
 /*
  * CLUSTER SLOTS: [[start, end, [ip, port, id, ...], replica...], ...].
  * The map is replaced whole, or kept if the reply is not one.

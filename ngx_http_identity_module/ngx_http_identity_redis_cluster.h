@@ -26,6 +26,7 @@ void ngx_http_identity_cluster_init(void);
 ngx_int_t ngx_http_identity_cluster_key_slot(u_char *key, size_t len);
 ngx_int_t ngx_http_identity_cluster_route(ngx_uint_t argc, ngx_str_t *argv);
 ngx_http_identity_redis_addr_t *ngx_http_identity_cluster_addr(ngx_uint_t n);
+ngx_uint_t ngx_http_identity_cluster_known(void);
 ngx_int_t ngx_http_identity_cluster_map(redisReply *reply, ngx_log_t *log);
 ngx_int_t ngx_http_identity_cluster_redirect(redisReply *reply,
     ngx_http_identity_redis_addr_t *from, ngx_uint_t *ask);
