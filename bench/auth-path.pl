@@ -8,7 +8,9 @@
 #       at http level, hence its own nginx); "n/a" when the module has no
 #       such directive,
 #   (d) (b) with the same Redis over TLS (`identity_redis ... tls`, a test
-#       CA, the certificate verified); BENCH_TLS=0 leaves it out.
+#       CA, the certificate verified); BENCH_TLS=0 leaves it out,
+#   (e) (b) with a Redis Cluster of 3 primaries (`identity_redis
+#       cluster=...`), its own login; BENCH_CLUSTER=0 leaves it out.
 # Two modes: light (1 worker, wrk -t1 -c50) and full (2 workers, wrk -t2
 # -c50, everything on the same cores); wrk alternates a, b, c, d, a, b, ...
 # Run through bench/run.sh (make bench).  See bench/README.md.
@@ -44,6 +46,7 @@ my $GEO = $ENV{BENCH_GEO} // '';               # 1: a generated geo database; or
 my $CACHE = $ENV{BENCH_CACHE} // 1;            # 0: skip the cache variant
 my $CACHE_CONF = $ENV{BENCH_CACHE_CONF} // 'identity_session_cache zone=identity_cache:16m;';
 my $TLS = $ENV{BENCH_TLS} // 1;                # 0: skip the Redis-over-TLS variant
+my $CLUSTER = $ENV{BENCH_CLUSTER} // 1;        # 0: skip the Redis Cluster variant
 my $OUTDIR = $ENV{BENCH_OUT} // "$ROOT/bench/out";
 my $PIDFILE = "$OUTDIR/run.pids";
 
@@ -63,9 +66,9 @@ for my $m (values %MODES) {
     $m->{upstream_workers} = $ENV{BENCH_UPSTREAM_WORKERS} || $m->{workers};
 }
 
-my @VARIANTS = ('a', 'b', 'c', $TLS ? 'd' : ());
+my @VARIANTS = ('a', 'b', 'c', $TLS ? 'd' : (), $CLUSTER ? 'e' : ());
 my %LABEL = (a => '(a) plain proxy', b => '(b) identity strict', c => '(c) identity cache',
-             d => '(d) strict, TLS');
+             d => '(d) strict, TLS', e => '(e) strict, cluster');
 
 Test::More->builder->no_ending(1);    # the harness uses Test::More; no tests here
 
@@ -80,12 +83,12 @@ sub out { my $s = join '', @_; $s .= "\n" unless $s =~ /\n\z/; print $s; print $
 # ------------------------------------------------------------ stop by pid
 
 my $wrk_pid;
-my ($t, $tu, $tc, $td);    # redis, IdP, front (a, b); upstream; front (c); (d)
+my ($t, $tu, $tc, $td, $te);    # redis, IdP, front (a, b); upstream; (c); (d); (e)
 
 sub record_pids {
     # run.sh's EXIT trap stops these if this process dies without cleaning up
     open my $fh, '>', $PIDFILE or return;
-    print $fh "$_\n" for grep { $_ } (map { values %{$_->{procs}} } grep { $_ } $t, $tu, $tc, $td),
+    print $fh "$_\n" for grep { $_ } (map { values %{$_->{procs}} } grep { $_ } $t, $tu, $tc, $td, $te),
         $wrk_pid;
     close $fh;
 }
@@ -305,6 +308,7 @@ $t = Identity::Test->new(name => 'bench-auth-path');
 $tu = Identity::Test->new(name => 'bench-upstream');
 $tc = Identity::Test->new(name => 'bench-cache');
 $td = Identity::Test->new(name => 'bench-tls') if $TLS;
+$te = Identity::Test->new(name => 'bench-cluster') if $CLUSTER;
 
 # our own copy of the module, so that a rebuild during the run cannot touch
 # the mapped file
@@ -337,8 +341,12 @@ my $pa = $t->port('plain');
 my $pb = $t->port('nginx');
 my $pc = $tc->port('nginx');
 my $pd = $TLS ? $td->port('nginx') : 0;
+my $pe = $CLUSTER ? $te->port('nginx') : 0;
+# (e): a cluster of 3 primaries on its own ports, the nodes' CPU its own
+my @cluster = $CLUSTER ? $te->start_cluster(primaries => 3) : ();
 my $pu = $tu->port('nginx');
-my $issuer = $t->start_idp(redirect_uris => ["http://127.0.0.1:$pb/_identity/callback"]);
+my $issuer = $t->start_idp(redirect_uris => ["http://127.0.0.1:$pb/_identity/callback",
+    $CLUSTER ? "http://127.0.0.1:$pe/_identity/callback" : ()]);
 record_pids();
 
 # with BENCH_GEO, sessions are located: the database is only read at login,
@@ -451,6 +459,11 @@ sub front_d_conf {
     front_one_conf($_[0], '(d) the proxy behind the identity module, Redis over TLS', '', $tls_line);
 }
 
+sub front_e_conf {
+    front_one_conf($_[0], '(e) the proxy behind the identity module, a Redis Cluster', '',
+                   "identity_redis cluster=127.0.0.1:$cluster[0] timeout=2s;");
+}
+
 # the upstream: its own nginx, so that its CPU is its own
 sub upstream_conf {
     my ($workers) = @_;
@@ -502,13 +515,15 @@ out("(b) the same, with `identity test;` and a valid session cookie: one Redis l
     . ($geo_conf ? "; and $geo_conf" : ''));
 out("(c) " . ($cache_na // "the same as (b) in an nginx with `$CACHE_CONF`"));
 out("(d) the same as (b), the same Redis over TLS (TLS 1.3, the certificate verified)") if $TLS;
+out("(e) the same as (b), a Redis Cluster of 3 primaries (its session in one of 16 shards); "
+    . "its Redis CPU counts as other") if $CLUSTER;
 out(sprintf "%d rounds of %ds per variant alternating (%s), %ds warm-up each%s",
     $ROUNDS, $DURATION, join(',', @variants, '...'), $WARMUP,
     $SERIAL ? ", then ${SERIAL}s each with -c1" : '');
 
 # ------------------------------------------------------------ one mode
 
-my $cookie;
+my ($cookie, $cookie_e);
 my @problems;
 my %result;    # mode => variant => medians
 
@@ -526,17 +541,22 @@ sub start_mode {
         $td->nginx_conf(front_d_conf($m->{workers}));
         $td->start_nginx;
     }
+    if ($CLUSTER) {
+        $te->nginx_conf(front_e_conf($m->{workers}));
+        $te->start_nginx;
+    }
     record_pids();
     $m->{pids} = {
         upstream => [nginx_pids($tu, $m->{upstream_workers})],
         ab => [nginx_pids($t, $m->{workers})],
         c => $cache_na ? [] : [nginx_pids($tc, $m->{workers})],
         d => $TLS ? [nginx_pids($td, $m->{workers})] : [],
+        e => $CLUSTER ? [nginx_pids($te, $m->{workers})] : [],
     };
 }
 
 sub stop_mode {
-    $_->stop_nginx for grep { $_ } $td, $tc, $t, $tu;
+    $_->stop_nginx for grep { $_ } $te, $td, $tc, $t, $tu;
     record_pids();
 }
 
@@ -546,7 +566,8 @@ sub stop_mode {
 sub check_variants {
     my ($port) = @_;
     for my $v (@variants) {
-        my @got = keepalive_requests($port->{$v}, $v eq 'a' ? undef : $cookie, 5);
+        my @got = keepalive_requests($port->{$v}, $v eq 'a' ? undef
+                                                  : $v eq 'e' ? $cookie_e : $cookie, 5);
         my $bad = grep { $_ ne '200 ok' } @got;
         die "$LABEL{$v}: expected 5 x 200 \"ok\" from the upstream on one keep-alive connection, "
             . "got: " . join(', ', map { substr($_, 0, 3) } @got) . "\n" if $bad || @got != 5;
@@ -580,15 +601,16 @@ sub run_mode {
     my $m = $MODES{$name};
     $waited = 0;
     start_mode($m);
-    my %port = (a => $pa, b => $pb, c => $pc, d => $pd);
-    if (!$cookie) {    # log in once, through the IdP; the session is in Redis
+    my %port = (a => $pa, b => $pb, c => $pc, d => $pd, e => $pe);
+    for my $p ($pb, $CLUSTER ? $pe : ()) {    # log in once, through the IdP
+        next if $p == $pb ? $cookie : $cookie_e;
         my $ua = Identity::Test::UA->new;
-        my $res = $ua->oidc_login("http://127.0.0.1:$pb/");
+        my $res = $ua->oidc_login("http://127.0.0.1:$p/");
         die "login failed: status $res->{status} at $res->{url}\n"
             unless $res->{status} == 200 && $res->{body} eq 'ok';
         my $token = $ua->cookie('identity_session', '127.0.0.1')
             // die "no identity_session cookie after login\n";
-        $cookie = "Cookie: identity_session=$token";
+        ($p == $pb ? $cookie : $cookie_e) = "Cookie: identity_session=$token";
     }
     check_variants(\%port);
 
@@ -608,8 +630,8 @@ sub run_mode {
     my $t_start = time;
     my %run = (threads => $m->{threads}, upstream => $m->{pids}{upstream});
     my %server = map { $_ => { %run, url => "http://127.0.0.1:$port{$_}/",
-        header => $_ eq 'a' ? undef : $cookie,
-        nginx => $_ eq 'c' ? $m->{pids}{c} : $_ eq 'd' ? $m->{pids}{d} : $m->{pids}{ab} } } @variants;
+        header => $_ eq 'a' ? undef : $_ eq 'e' ? $cookie_e : $cookie,
+        nginx => $m->{pids}{$_ =~ /^[cde]$/ ? $_ : 'ab'} } } @variants;
 
     # every run of a variant, for the checks; the rounds, for the figures
     my (%all, %runs, %serial);
@@ -786,13 +808,15 @@ my @rows = (
     ) } grep { $_ ne 'a' } @VARIANTS),
     ($TLS ? ["req/s ratio (d)/(b): TLS over plain", sub {
         $_[0]{d} && $_[0]{b} ? sprintf('%.3f', $_[0]{d}{rps} / $_[0]{b}{rps}) : 'n/a' }] : ()),
+    ($CLUSTER ? ["req/s ratio (e)/(b): cluster over one", sub {
+        $_[0]{e} && $_[0]{b} ? sprintf('%.3f', $_[0]{e}{rps} / $_[0]{b}{rps}) : 'n/a' }] : ()),
 );
 for my $row (@rows) {
     out(sprintf '%-40s%s', $row->[0], join '', map { sprintf '%10s', $row->[1]->($result{$_}) } @modes);
 }
 out("(c): $cache_na") if $cache_na;
 
-my @alerts = grep { /\[(alert|emerg|crit)\]/ } map { split /\n/, $_->error_log } grep { $_ } $t, $tc, $tu, $td;
+my @alerts = grep { /\[(alert|emerg|crit)\]/ } map { split /\n/, $_->error_log } grep { $_ } $t, $tc, $tu, $td, $te;
 push @problems, "nginx error.log: " . scalar(@alerts) . " alert/crit lines, first: $alerts[0]" if @alerts;
 
 out('');

@@ -30,8 +30,11 @@ my $SESSIONS = $ENV{BENCH_SIZE_SESSIONS} // 1_000;
 Test::More->builder->no_ending(1);    # the harness uses Test::More
 STDOUT->autoflush(1);
 
+my $CLUSTER = $ENV{BENCH_CLUSTER};       # 1: a Redis Cluster of 3 primaries
+
 my $t = Identity::Test->new(name => 'bench-session-size');
-my $rport = $t->start_redis;
+my @nodes = $CLUSTER ? $t->start_cluster(primaries => 3) : ($t->start_redis);
+my $rport = $nodes[0];
 my $base = 'http://127.0.0.1:' . $t->port('nginx');
 my $mock = $t->start_oauth_mock;
 my $m = $mock->{base};
@@ -39,7 +42,7 @@ my $m = $mock->{base};
 # a rule on a claim, so that the session keeps the claims JSON it needs
 
 my $upstream = 'proxy_pass http://127.0.0.1:%%PORT_upstream%%;';
-$t->nginx_conf(http_conf(
+my $conf = http_conf(
     redis => $rport, redis_timeout => '2s',
     http => ['large_client_header_buffers 4 16k;', 'error_log %%TESTDIR%%/error.log warn;'],
     providers => [provider_block('gitlab', type => 'oauth',
@@ -58,7 +61,9 @@ $t->nginx_conf(http_conf(
         ]),
     ],
     upstream => 0,
-));
+);
+$conf =~ s/identity_redis 127/identity_redis cluster=127/ or die "no identity_redis\n" if $CLUSTER;
+$t->nginx_conf($conf);
 $t->start_nginx;
 
 # the redirects by hand: a hostile Host header is no address to go to
@@ -79,18 +84,20 @@ sub login {
 sub usage {
     my $sum = 0;
     my %kind;
-    my $cursor = 0;
-    do {
-        my $r = $t->redis('SCAN', $cursor, 'MATCH', 'identity:*', 'COUNT', 1000);
-        $cursor = $r->[0];
-        for my $k (@{$r->[1]}) {
-            my $n = $t->redis('MEMORY', 'USAGE', $k, 'SAMPLES', '0') // 0;
-            $sum += $n;
-            (my $kind = $k) =~ s/^identity:([a-z_]+).*/$1/;
-            $kind{$kind}{bytes} += $n;
-            $kind{$kind}{keys}++;
-        }
-    } while ($cursor);
+    for my $node (@nodes) {
+        my $cursor = 0;
+        do {
+            my $r = $t->redis_at($node, 'SCAN', $cursor, 'MATCH', 'identity:*', 'COUNT', 1000);
+            $cursor = $r->[0];
+            for my $k (@{$r->[1]}) {
+                my $n = $t->redis_at($node, 'MEMORY', 'USAGE', $k, 'SAMPLES', '0') // 0;
+                $sum += $n;
+                (my $kind = $k) =~ s/^identity:(?:\{@\w\})?([a-z_]+).*/$1/;
+                $kind{$kind}{bytes} += $n;
+                $kind{$kind}{keys}++;
+            }
+        } while ($cursor);
+    }
     return ($sum, \%kind);
 }
 

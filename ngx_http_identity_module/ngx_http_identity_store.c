@@ -27,6 +27,11 @@
  *
  * and the sites an identity used (NGX_HTTP_IDENTITY_LUA_SITE below).
  *
+ * In a Redis Cluster, P is followed by a shard's hash tag, {@0} to {@f}
+ * (store_cmd.c): an identity's keys, its sessions' and its entries in the
+ * indexes are in one shard, the first digit of its id after "au_" and of
+ * its sessions' hashes; the nodes' keys are in {@n}.
+ *
  * Only hashes of the cookie, the state and the key are stored.  Entries of
  * "sessions" that ended are swept by each login, a bounded amount at a
  * time (the create script); an identity's lists (its sessions, its sites'
