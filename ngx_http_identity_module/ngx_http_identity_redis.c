@@ -64,6 +64,10 @@ typedef struct {
 
 static ngx_int_t ngx_http_identity_redis_issue(ngx_log_t *log,
     ngx_http_identity_redis_waiter_t *w, ngx_uint_t argc, ngx_str_t *argv);
+static ngx_int_t ngx_http_identity_redis_route(
+    ngx_http_identity_redis_waiter_t *w);
+static void ngx_http_identity_redis_mapped(ngx_uint_t ok);
+static void ngx_http_identity_redis_map_timeout(ngx_event_t *ev);
 static ngx_int_t ngx_http_identity_redis_queue(ngx_http_identity_redis_t *rd,
     ngx_http_identity_redis_waiter_t *w, ngx_uint_t asking);
 static ngx_int_t ngx_http_identity_redis_redirect(
@@ -107,6 +111,15 @@ static ngx_http_identity_redis_t  ngx_http_identity_redis_nodes[
 static ngx_uint_t                 ngx_http_identity_redis_nnodes;
 static ngx_uint_t                 ngx_http_identity_next_sub;
 
+/* the commands waiting for a map of the slots, and how long they may */
+#define NGX_HTTP_IDENTITY_REDIS_UNMAPPED  256
+static ngx_http_identity_redis_waiter_t  *ngx_http_identity_redis_unmapped[
+                                              NGX_HTTP_IDENTITY_REDIS_UNMAPPED];
+static ngx_uint_t                 ngx_http_identity_redis_unmapped_n;
+static ngx_event_t                ngx_http_identity_redis_map_timer;
+/* what that timer names in the debug log (nginx reads a connection's fd) */
+static ngx_connection_t           ngx_http_identity_redis_map_conn;
+
 static ngx_http_identity_redis_t  *ngx_http_identity_redis_all[] = {
     &ngx_http_identity_redis, &ngx_http_identity_redis_sub,
     &ngx_http_identity_redis_sentinel, &ngx_http_identity_redis_switches
@@ -144,11 +157,16 @@ ngx_http_identity_redis_init(ngx_cycle_t *cycle,
         rd->conf = conf;
         rd->log = cycle->log;
         rd->state.log = cycle->log;
-        rd->state.role = roles[i];
+        rd->state.role = (conf->cluster && i == 2) ? " (cluster slots)"
+                                                   : roles[i];
         rd->state.host = &rd->addr.host;
         rd->sentinel = (i >= 2);
         rd->addr.host = (conf->sentinels && i < 2) ? conf->master
                                                    : conf->host;
+
+        if (conf->cluster && i == 0) {
+            rd->addr = *(ngx_http_identity_redis_addr_t *) conf->cluster->elts;
+        }
         rd->addr.port = conf->port;
         rd->backoff = NGX_HTTP_IDENTITY_REDIS_BACKOFF_MIN;
 
@@ -176,7 +194,15 @@ ngx_http_identity_redis_init(ngx_cycle_t *cycle,
     ngx_http_identity_next_watched = 0;
     ngx_http_identity_next_sub = 0;
     ngx_http_identity_redis_nnodes = 0;
+    ngx_http_identity_redis_unmapped_n = 0;
     ngx_http_identity_cluster_init();
+
+    ev = &ngx_http_identity_redis_map_timer;
+    ngx_memzero(ev, sizeof(ngx_event_t));
+    ev->handler = ngx_http_identity_redis_map_timeout;
+    ev->data = &ngx_http_identity_redis_map_conn;
+    ev->log = cycle->log;
+    ngx_http_identity_redis_map_conn.fd = (ngx_socket_t) -1;
 
     if (conf->configured && (conf->sentinels || conf->cluster)) {
         ngx_http_identity_redis_ask();
@@ -207,6 +233,8 @@ ngx_http_identity_redis_done(ngx_cycle_t *cycle)
     if (ngx_http_identity_redis_watcher.timer_set) {
         ngx_del_timer(&ngx_http_identity_redis_watcher);
     }
+
+    ngx_http_identity_redis_mapped(0);
 
     for (i = 0; i < 4; i++) {
         rd = ngx_http_identity_redis_all[i];
@@ -274,7 +302,8 @@ ngx_http_identity_redis_node(ngx_uint_t n)
 
         rd->conf = main->conf;
         rd->log = main->log;
-        rd->addr = *ngx_http_identity_cluster_addr(rd - ngx_http_identity_redis_nodes);
+        rd->addr = *ngx_http_identity_cluster_addr(
+                        rd - ngx_http_identity_redis_nodes);
         rd->state.log = main->log;
         rd->state.role = " (cluster node)";
         rd->state.host = &rd->addr.host;
@@ -398,19 +427,6 @@ ngx_http_identity_redis_issue(ngx_log_t *log,
     }
 
     {
-        n = ngx_http_identity_cluster_route(argc, argv);
-
-        if (n == NGX_DECLINED) {
-            ngx_http_identity_redis_state_down(&rd->state, "has no map of "
-                                               "the cluster's slots yet",
-                                               NULL);
-            ngx_http_identity_redis_state_refused(&rd->state);
-            ngx_http_identity_redis_ask();
-            return NGX_ERROR;
-        }
-
-        rd = ngx_http_identity_redis_node(n);
-
         /* kept for a redirect: the caller's arguments are its own */
 
         size = argc * sizeof(ngx_str_t);
@@ -434,7 +450,110 @@ ngx_http_identity_redis_issue(ngx_log_t *log,
         }
     }
 
-    return ngx_http_identity_redis_queue(rd, w, 0);
+    return ngx_http_identity_redis_route(w);
+}
+
+
+/*
+ * To the primary of the command's slot; while the worker has no map of
+ * the slots (it has just started, or lost the map's every node), the
+ * command waits for one, the timeout at most
+ */
+
+static ngx_int_t
+ngx_http_identity_redis_route(ngx_http_identity_redis_waiter_t *w)
+{
+    ngx_int_t                   n;
+    ngx_http_identity_redis_t  *rd = &ngx_http_identity_redis;
+
+    n = ngx_http_identity_cluster_route(w->argc, w->argv);
+
+    if (n != NGX_DECLINED) {
+        return ngx_http_identity_redis_queue(ngx_http_identity_redis_node(n),
+                                             w, 0);
+    }
+
+    ngx_http_identity_redis_ask();
+
+    /* while no node gives a map, refused at once, as when Redis is down */
+
+    if (ngx_http_identity_redis_state_told(&rd->state)
+        || ngx_http_identity_redis_unmapped_n
+           == NGX_HTTP_IDENTITY_REDIS_UNMAPPED)
+    {
+        ngx_http_identity_redis_state_down(&rd->state, "has no map of "
+                                           "the cluster's slots yet", NULL);
+        ngx_http_identity_redis_state_refused(&rd->state);
+        return NGX_ERROR;
+    }
+
+    ngx_http_identity_redis_unmapped[ngx_http_identity_redis_unmapped_n++] =
+                                                                          w;
+
+    if (!ngx_http_identity_redis_map_timer.timer_set) {
+        ngx_add_timer(&ngx_http_identity_redis_map_timer, rd->conf->timeout);
+    }
+
+    return NGX_OK;
+}
+
+
+/* a map came (ok), or none in time: the commands that waited for it go on */
+
+static void
+ngx_http_identity_redis_mapped(ngx_uint_t ok)
+{
+    ngx_uint_t                         i, n;
+    ngx_connection_t                  *c;
+    ngx_http_request_t                *req;
+    ngx_http_identity_redis_waiter_t  *w;
+    ngx_http_identity_redis_waiter_t  *waiting[
+                                          NGX_HTTP_IDENTITY_REDIS_UNMAPPED];
+
+    n = ngx_http_identity_redis_unmapped_n;
+    ngx_memcpy(waiting, ngx_http_identity_redis_unmapped, n * sizeof(w));
+    ngx_http_identity_redis_unmapped_n = 0;
+
+    if (ngx_http_identity_redis_map_timer.timer_set) {
+        ngx_del_timer(&ngx_http_identity_redis_map_timer);
+    }
+
+    for (i = 0; i < n; i++) {
+        w = waiting[i];
+
+        if (ok && ngx_http_identity_cluster_route(w->argc, w->argv)
+                  != NGX_DECLINED
+            && ngx_http_identity_redis_route(w) == NGX_OK)
+        {
+            continue;
+        }
+
+        req = w->request;
+        c = NULL;
+
+        if (req) {
+            w->cleanup->handler = NULL;
+            c = req->connection;
+            w->handler(req, NULL, w->data);
+        }
+
+        ngx_http_identity_redis_free_waiter(w);
+
+        if (c) {
+            ngx_http_run_posted_requests(c);
+        }
+    }
+}
+
+
+static void
+ngx_http_identity_redis_map_timeout(ngx_event_t *ev)
+{
+    ngx_http_identity_redis_t  *rd = &ngx_http_identity_redis;
+
+    ngx_http_identity_redis_state_down(&rd->state, "has no map of the "
+                                       "cluster's slots yet", NULL);
+    ngx_http_identity_redis_mapped(0);
 }
 
 
@@ -506,9 +625,9 @@ ngx_http_identity_redis_reply(ngx_http_identity_rconn_t *ac,
         /* the connection is lost: said before its requests answer 503 */
 
         ngx_http_identity_redis_link_failed(rd, rd->connected
-                                           ? "lost the connection"
-                                           : "connect failed",
-                                       ac->errstr);
+                                            ? "lost the connection"
+                                            : "connect failed",
+                                            ac->errstr);
     }
 
     /* a cluster's redirect: the waiter goes on, to the node named */
@@ -752,6 +871,15 @@ ngx_http_identity_redis_failed(ngx_http_identity_redis_t *rd)
             ngx_http_identity_next_sentinel++;
             ngx_http_identity_asking = 0;
 
+            /* what waits for a map is refused (the next node is asked) */
+
+            if (ngx_http_identity_redis_unmapped_n) {
+                ngx_http_identity_redis_state_down(
+                    &ngx_http_identity_redis.state,
+                    "has no map of the cluster's slots", NULL);
+                ngx_http_identity_redis_mapped(0);
+            }
+
         } else if (rd == &ngx_http_identity_redis_sub) {
             ngx_http_identity_next_sub++;
 
@@ -833,7 +961,7 @@ ngx_http_identity_redis_ask(void)
 
         if (rd->conf->cluster) {
             ngx_http_identity_redis_cluster_node(&rd->addr,
-                                                 ngx_http_identity_next_sentinel);
+                                            ngx_http_identity_next_sentinel);
         }
 
         if (ngx_http_identity_redis_link_connect(rd) != NGX_OK) {
@@ -859,10 +987,10 @@ ngx_http_identity_redis_ask(void)
     }
 
     if (ngx_http_identity_rconn_command(rd->ac,
-                                        rd->conf->cluster
-                                        ? ngx_http_identity_redis_slots_reply
-                                        : ngx_http_identity_redis_sentinel_reply,
-                                        NULL, 0, n, args, lens)
+                                    rd->conf->cluster
+                                    ? ngx_http_identity_redis_slots_reply
+                                    : ngx_http_identity_redis_sentinel_reply,
+                                    NULL, 0, n, args, lens)
         != NGX_OK)
     {
         return;
@@ -912,9 +1040,9 @@ ngx_http_identity_redis_sentinel_reply(ngx_http_identity_rconn_t *ac,
                                            reply->element[0]->len)
            != NGX_OK)
     {
-        ngx_http_identity_redis_link_failed(rd, "names no primary (an IP address "
-                                       "and port) for",
-                                       (char *) rd->conf->master.data);
+        ngx_http_identity_redis_link_failed(rd, "names no primary (an IP "
+                                            "address and port) for",
+                                            (char *) rd->conf->master.data);
         ngx_http_identity_rconn_free(ac);
         return;
     }
@@ -969,13 +1097,16 @@ ngx_http_identity_redis_slots_reply(ngx_http_identity_rconn_t *ac,
     }
 
     if (ngx_http_identity_cluster_map(reply, rd->log) != NGX_OK) {
-        ngx_http_identity_redis_link_failed(rd, "gave no map of the cluster", NULL);
+        ngx_http_identity_redis_link_failed(rd, "gave no map of the cluster",
+                                            NULL);
         ngx_http_identity_rconn_free(ac);
         return;
     }
 
     ngx_http_identity_redis_state_up(&rd->state);
     ngx_http_identity_redis_state_up(&ngx_http_identity_redis.state);
+
+    ngx_http_identity_redis_mapped(1);
 }
 
 

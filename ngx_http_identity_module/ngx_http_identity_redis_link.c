@@ -166,8 +166,8 @@ failed:
 
 
 void
-ngx_http_identity_redis_link_setup(ngx_http_identity_redis_t *rd, ngx_uint_t argc,
-    const char **args, size_t *lens)
+ngx_http_identity_redis_link_setup(ngx_http_identity_redis_t *rd,
+    ngx_uint_t argc, const char **args, size_t *lens)
 {
     if (ngx_http_identity_rconn_command(rd->ac,
                                         ngx_http_identity_redis_setup_reply,
@@ -258,9 +258,9 @@ ngx_http_identity_redis_closed(ngx_http_identity_rconn_t *ac, ngx_uint_t err)
 
     if (err) {
         ngx_http_identity_redis_link_failed(rd, rd->connected
-                                           ? "lost the connection"
-                                           : "connect failed",
-                                       ac->errstr);
+                                            ? "lost the connection"
+                                            : "connect failed",
+                                            ac->errstr);
     }
 
     if (!rd->connected) {
@@ -327,10 +327,10 @@ ngx_http_identity_redis_link_timeout(ngx_event_t *ev)
     ngx_http_identity_redis_t  *rd = ev->data;
 
     ngx_http_identity_redis_link_failed(rd, rd->connected
-                                       ? "timed out while waiting for a "
-                                         "reply"
-                                       : "timed out while connecting",
-                                   NULL);
+                                        ? "timed out while waiting for a "
+                                          "reply"
+                                        : "timed out while connecting",
+                                        NULL);
 
     if (rd->ac) {
         /* fails every pending command: their requests answer 503 */
@@ -363,7 +363,7 @@ ngx_http_identity_redis_role_reply(ngx_http_identity_rconn_t *ac,
     }
 
     ngx_http_identity_redis_link_failed(rd, "is not the primary",
-                                   (char *) rd->conf->master.data);
+                                        (char *) rd->conf->master.data);
     rd->connected = 0;
     ngx_http_identity_rconn_free(ac);
 }
