@@ -67,3 +67,25 @@ $(BUILD)/unit/ua_conformance: unit/ua_conformance.c \
 		`pkg-config --cflags $(UA_PKGS)` -o $@ \
 		unit/ua_conformance.c ngx_http_identity_module/ngx_http_identity_ua.c \
 		`pkg-config --libs $(UA_PKGS)`
+
+# the Redis Cluster's slot map and redirects, against nginx's headers as
+# `make module` configured them and hiredis's reply reader
+NGX_SRC    := $(BUILD)/nginx-src
+NGX_INCS   := $(foreach d,src/core src/event src/event/modules src/event/quic \
+		src/os/unix objs src/http src/http/modules src/http/v2, \
+		-I$(NGX_SRC)/$(d))
+
+unit: $(BUILD)/unit/redis_cluster
+
+$(BUILD)/unit/redis_cluster: unit/redis_cluster.c unit/ngx_stubs.c \
+		unit/ngx_stubs.h \
+		ngx_http_identity_module/ngx_http_identity_redis_cluster.c \
+		ngx_http_identity_module/ngx_http_identity_redis_cluster.h
+	@[ -f $(NGX_SRC)/objs/ngx_auto_config.h ] \
+		|| sh scripts/build-module.sh "$(BUILD)"
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -Wall -Wextra -Wno-unused-parameter -Werror $(NGX_INCS) \
+		-Ingx_http_identity_module -Iunit -o $@ \
+		unit/redis_cluster.c unit/ngx_stubs.c \
+		ngx_http_identity_module/ngx_http_identity_redis_cluster.c \
+		-lhiredis

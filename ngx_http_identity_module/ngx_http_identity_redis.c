@@ -75,7 +75,7 @@ static ngx_int_t ngx_http_identity_redis_redirect(
     redisReply *reply);
 static ngx_http_identity_redis_t *ngx_http_identity_redis_node(ngx_uint_t n);
 static void ngx_http_identity_redis_cluster_node(
-    ngx_http_identity_redis_addr_t *addr, ngx_uint_t n);
+    ngx_http_identity_redis_t *rd, ngx_uint_t n);
 static void ngx_http_identity_redis_free_waiter(
     ngx_http_identity_redis_waiter_t *w);
 static void ngx_http_identity_redis_sub_reply(ngx_http_identity_rconn_t *ac,
@@ -271,29 +271,46 @@ ngx_http_identity_redis_done(ngx_cycle_t *cycle)
  */
 
 static void
-ngx_http_identity_redis_cluster_node(ngx_http_identity_redis_addr_t *addr,
+ngx_http_identity_redis_cluster_node(ngx_http_identity_redis_t *rd,
     ngx_uint_t n)
 {
     ngx_array_t                     *seeds;
-    ngx_http_identity_redis_addr_t  *sa;
+    ngx_http_identity_redis_addr_t  *sa, *addr;
 
     seeds = ngx_http_identity_redis.conf->cluster;
     sa = seeds->elts;
 
     n %= seeds->nelts + ngx_http_identity_cluster_known();
 
-    *addr = (n < seeds->nelts) ? sa[n]
-                               : *ngx_http_identity_cluster_addr(n
-                                                             - seeds->nelts);
+    if (n < seeds->nelts) {
+        rd->addr = sa[n];
+        return;
+    }
+
+    /* a copy: the map's entry may be given to another node meanwhile */
+
+    addr = ngx_http_identity_cluster_addr(n - seeds->nelts);
+
+    ngx_memcpy(rd->host, addr->host.data, addr->host.len);
+    rd->host[addr->host.len] = '\0';
+    rd->addr.host.data = rd->host;
+    rd->addr.host.len = addr->host.len;
+    rd->addr.port = addr->port;
 }
 
 
-/* the connection to a cluster's node N, made ready the first time */
+/*
+ * The connection to a cluster's node N, made ready the first time; an
+ * index redis_cluster.c gave to another address since (a node left the
+ * map) drops the connection to the old one, failing what it still waits
+ * for, and takes the new address
+ */
 
 static ngx_http_identity_redis_t *
 ngx_http_identity_redis_node(ngx_uint_t n)
 {
-    ngx_http_identity_redis_t  *rd, *main = &ngx_http_identity_redis;
+    ngx_http_identity_redis_t       *rd, *main = &ngx_http_identity_redis;
+    ngx_http_identity_redis_addr_t  *addr;
 
     while (ngx_http_identity_redis_nnodes <= n) {
         rd = &ngx_http_identity_redis_nodes[ngx_http_identity_redis_nnodes++];
@@ -302,8 +319,7 @@ ngx_http_identity_redis_node(ngx_uint_t n)
 
         rd->conf = main->conf;
         rd->log = main->log;
-        rd->addr = *ngx_http_identity_cluster_addr(
-                        rd - ngx_http_identity_redis_nodes);
+        rd->addr.host.data = rd->host;
         rd->state.log = main->log;
         rd->state.role = " (cluster node)";
         rd->state.host = &rd->addr.host;
@@ -314,7 +330,25 @@ ngx_http_identity_redis_node(ngx_uint_t n)
         rd->failed = ngx_http_identity_redis_failed;
     }
 
-    return &ngx_http_identity_redis_nodes[n];
+    rd = &ngx_http_identity_redis_nodes[n];
+    addr = ngx_http_identity_cluster_addr(n);
+
+    if (rd->addr.port != addr->port || rd->addr.host.len != addr->host.len
+        || ngx_strncmp(rd->host, addr->host.data, addr->host.len) != 0)
+    {
+        if (rd->ac) {
+            ngx_http_identity_rconn_free(rd->ac);
+        }
+
+        ngx_memcpy(rd->host, addr->host.data, addr->host.len);
+        rd->host[addr->host.len] = '\0';
+        rd->addr.host.len = addr->host.len;
+        rd->addr.port = addr->port;
+        rd->retry_at = ngx_current_msec;
+        rd->backoff = NGX_HTTP_IDENTITY_REDIS_BACKOFF_MIN;
+    }
+
+    return rd;
 }
 
 
@@ -683,7 +717,8 @@ ngx_http_identity_redis_redirect(ngx_http_identity_redis_t *rd,
     ngx_int_t   n;
     ngx_uint_t  ask;
 
-    n = ngx_http_identity_cluster_redirect(reply, &rd->addr, &ask);
+    n = ngx_http_identity_cluster_redirect(reply,
+            ngx_http_identity_cluster_slot(w->argc, w->argv), &rd->addr, &ask);
 
     if (n == NGX_DECLINED) {
         return NGX_DECLINED;
@@ -746,8 +781,7 @@ ngx_http_identity_redis_subscribe_on(ngx_http_identity_redis_t *rd,
     }
 
     if (rd->conf && rd->conf->cluster) {
-        ngx_http_identity_redis_cluster_node(&rd->addr,
-                                             ngx_http_identity_next_sub);
+        ngx_http_identity_redis_cluster_node(rd, ngx_http_identity_next_sub);
     }
 
     if (rd->conf == NULL || !rd->conf->configured
@@ -960,7 +994,7 @@ ngx_http_identity_redis_ask(void)
         rd->addr = sa[ngx_http_identity_next_sentinel % servers->nelts];
 
         if (rd->conf->cluster) {
-            ngx_http_identity_redis_cluster_node(&rd->addr,
+            ngx_http_identity_redis_cluster_node(rd,
                                             ngx_http_identity_next_sentinel);
         }
 

@@ -14,12 +14,21 @@
  * A command's key is its first: KEYS[1] of a script, else argv[1].  A
  * script that declares no key is routed by its first argument, the key
  * prefix, which in a cluster has a hash tag (module.c checks), so that
- * every key the module writes is in the prefix's slot.
+ * every key the module writes is in the prefix's slot.  A command without
+ * any argument goes where slot 0 does: any node answers it.
  *
  * What the servers say is not trusted further than needed: an address is
  * taken only if it is a numeric IP and a port, a slot only in range, and
- * no more than NGX_HTTP_IDENTITY_CLUSTER_NODES primaries are ever known;
- * a map or a redirect that breaks these is refused whole.
+ * no more than NGX_HTTP_IDENTITY_CLUSTER_NODES primaries are known at a
+ * time; a map or a redirect that breaks these is refused whole, and a
+ * redirect only for the slot of the command it answers.
+ *
+ * A node stays known while the map names it, or a redirect did since the
+ * map was last replaced; the entry of one that is no longer known is
+ * given to the next new address, so that a cluster whose nodes change
+ * over the worker's life (or a server that names ever new ones) never
+ * fills the table for good.  redis.c sees that an index's address changed
+ * (ngx_http_identity_cluster_addr) and connects anew.
  */
 
 
@@ -38,6 +47,21 @@ typedef struct {
 } ngx_http_identity_cluster_node_t;
 
 
+/* an address as a CLUSTER SLOTS reply holds it, while the map is checked */
+
+typedef struct {
+    u_char                         *host;
+    size_t                          len;
+    ngx_int_t                       port;
+} ngx_http_identity_cluster_seen_t;
+
+
+static ngx_int_t ngx_http_identity_cluster_valid(u_char *host, size_t len,
+    ngx_int_t port);
+static ngx_int_t ngx_http_identity_cluster_find(u_char *host, size_t len,
+    ngx_int_t port);
+static ngx_uint_t ngx_http_identity_cluster_put(u_char *host, size_t len,
+    ngx_int_t port, uint64_t taken);
 static ngx_int_t ngx_http_identity_cluster_node(u_char *host, size_t len,
     ngx_int_t port);
 
@@ -48,7 +72,10 @@ static u_char                            ngx_http_identity_cluster_slots[
                                              NGX_HTTP_IDENTITY_CLUSTER_SLOTS];
 static ngx_http_identity_cluster_node_t  ngx_http_identity_cluster_nodes[
                                              NGX_HTTP_IDENTITY_CLUSTER_NODES];
+
+/* the entries ever written; bit i: node i is known (mapped or redirected) */
 static ngx_uint_t                        ngx_http_identity_cluster_nnodes;
+static uint64_t                          ngx_http_identity_cluster_live;
 
 
 void
@@ -57,6 +84,7 @@ ngx_http_identity_cluster_init(void)
     ngx_memzero(ngx_http_identity_cluster_slots,
                 sizeof(ngx_http_identity_cluster_slots));
     ngx_http_identity_cluster_nnodes = 0;
+    ngx_http_identity_cluster_live = 0;
 }
 
 
@@ -95,29 +123,35 @@ ngx_http_identity_cluster_key_slot(u_char *key, size_t len)
 }
 
 
+/* the slot of a command: its key's; 0 for a command without arguments */
+
+ngx_int_t
+ngx_http_identity_cluster_slot(ngx_uint_t argc, ngx_str_t *argv)
+{
+    ngx_uint_t  k;
+
+    /* a script's KEYS[1], or else its ARGV[1]: the key prefix */
+
+    k = (argc && argv[0].len >= 4
+         && ngx_strncasecmp(argv[0].data, (u_char *) "EVAL", 4) == 0)
+        ? 3 : 1;
+
+    if (k >= argc) {
+        return 0;
+    }
+
+    return ngx_http_identity_cluster_key_slot(argv[k].data, argv[k].len);
+}
+
+
 /* the node of the command's key's slot; NGX_DECLINED: not known yet */
 
 ngx_int_t
 ngx_http_identity_cluster_route(ngx_uint_t argc, ngx_str_t *argv)
 {
-    ngx_int_t   slot;
-    ngx_uint_t  k;
+    ngx_int_t  slot;
 
-    if (argc < 2) {
-        return ngx_http_identity_cluster_nnodes ? 0 : NGX_DECLINED;
-    }
-
-    /* a script's KEYS[1], or else its ARGV[1]: the key prefix */
-
-    k = (argv[0].len >= 4
-         && ngx_strncasecmp(argv[0].data, (u_char *) "EVAL", 4) == 0)
-        ? 3 : 1;
-
-    if (k >= argc) {
-        return NGX_DECLINED;
-    }
-
-    slot = ngx_http_identity_cluster_key_slot(argv[k].data, argv[k].len);
+    slot = ngx_http_identity_cluster_slot(argc, argv);
 
     if (ngx_http_identity_cluster_slots[slot] == 0) {
         return NGX_DECLINED;
@@ -145,23 +179,31 @@ ngx_http_identity_cluster_known(void)
 
 /*
  * CLUSTER SLOTS: [[start, end, [ip, port, id, ...], replica...], ...].
- * The map is replaced whole, or kept if the reply is not one.
+ * The map is replaced whole, or kept if the reply is not one: it is read
+ * twice, checked first, then taken, so that a refused one leaves no node
+ * behind either.
  */
 
 ngx_int_t
 ngx_http_identity_cluster_map(redisReply *reply, ngx_log_t *log)
 {
-    u_char       map[NGX_HTTP_IDENTITY_CLUSTER_SLOTS];
-    ngx_int_t    node;
-    ngx_uint_t   i, covered;
-    long long    start, end;
-    redisReply  *range, *primary;
+    u_char                            map[NGX_HTTP_IDENTITY_CLUSTER_SLOTS];
+    uint64_t                          taken;
+    ngx_int_t                         port, node[NGX_HTTP_IDENTITY_CLUSTER_NODES];
+    ngx_uint_t                        i, j, nseen, covered;
+    long long                         start, end;
+    redisReply                       *range, *primary;
+    ngx_http_identity_cluster_seen_t  seen[NGX_HTTP_IDENTITY_CLUSTER_NODES];
 
-    if (reply->type != REDIS_REPLY_ARRAY) {
+    /* no sane map has more ranges than slots */
+
+    if (reply->type != REDIS_REPLY_ARRAY
+        || reply->elements > NGX_HTTP_IDENTITY_CLUSTER_SLOTS)
+    {
         goto invalid;
     }
 
-    ngx_memzero(map, sizeof(map));
+    nseen = 0;
     covered = 0;
 
     for (i = 0; i < reply->elements; i++) {
@@ -183,21 +225,42 @@ ngx_http_identity_cluster_map(redisReply *reply, ngx_log_t *log)
         primary = range->element[2];
 
         if (start < 0 || end < start
-            || end >= NGX_HTTP_IDENTITY_CLUSTER_SLOTS)
+            || end >= NGX_HTTP_IDENTITY_CLUSTER_SLOTS
+            || primary->element[1]->integer <= 0
+            || primary->element[1]->integer > 65535)
         {
             goto invalid;
         }
 
-        node = ngx_http_identity_cluster_node(
-                   (u_char *) primary->element[0]->str,
-                   primary->element[0]->len,
-                   (ngx_int_t) primary->element[1]->integer);
+        port = (ngx_int_t) primary->element[1]->integer;
 
-        if (node == NGX_ERROR) {
+        if (ngx_http_identity_cluster_valid((u_char *) primary->element[0]->str,
+                                            primary->element[0]->len, port)
+            != NGX_OK)
+        {
             goto invalid;
         }
 
-        ngx_memset(&map[start], (int) node + 1, (size_t) (end - start + 1));
+        for (j = 0; j < nseen; j++) {
+            if (seen[j].port == port && seen[j].len == primary->element[0]->len
+                && ngx_strncmp(seen[j].host, primary->element[0]->str,
+                               seen[j].len) == 0)
+            {
+                break;
+            }
+        }
+
+        if (j == nseen) {
+            if (nseen == NGX_HTTP_IDENTITY_CLUSTER_NODES) {
+                goto invalid;
+            }
+
+            seen[nseen].host = (u_char *) primary->element[0]->str;
+            seen[nseen].len = primary->element[0]->len;
+            seen[nseen].port = port;
+            nseen++;
+        }
+
         covered += (ngx_uint_t) (end - start + 1);
     }
 
@@ -205,11 +268,54 @@ ngx_http_identity_cluster_map(redisReply *reply, ngx_log_t *log)
         goto invalid;
     }
 
+    /* the nodes already known keep their index, new ones take free ones */
+
+    taken = 0;
+
+    for (j = 0; j < nseen; j++) {
+        node[j] = ngx_http_identity_cluster_find(seen[j].host, seen[j].len,
+                                                 seen[j].port);
+        if (node[j] != NGX_DECLINED) {
+            taken |= (uint64_t) 1 << node[j];
+        }
+    }
+
+    for (j = 0; j < nseen; j++) {
+        if (node[j] == NGX_DECLINED) {
+            node[j] = ngx_http_identity_cluster_put(seen[j].host, seen[j].len,
+                                                    seen[j].port, taken);
+            taken |= (uint64_t) 1 << node[j];
+        }
+    }
+
+    ngx_memzero(map, sizeof(map));
+
+    for (i = 0; i < reply->elements; i++) {
+        range = reply->element[i];
+        primary = range->element[2];
+
+        for (j = 0; j < nseen; j++) {
+            if (seen[j].port == primary->element[1]->integer
+                && seen[j].len == primary->element[0]->len
+                && ngx_strncmp(seen[j].host, primary->element[0]->str,
+                               seen[j].len) == 0)
+            {
+                break;
+            }
+        }
+
+        start = range->element[0]->integer;
+        end = range->element[1]->integer;
+
+        ngx_memset(&map[start], (int) node[j] + 1, (size_t) (end - start + 1));
+    }
+
     ngx_memcpy(ngx_http_identity_cluster_slots, map, sizeof(map));
+    ngx_http_identity_cluster_live = taken;
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, log, 0,
                    "identity: redis cluster map: %ui slots, %ui nodes",
-                   covered, ngx_http_identity_cluster_nnodes);
+                   covered, nseen);
 
     return NGX_OK;
 
@@ -227,17 +333,18 @@ invalid:
 /*
  * "MOVED SLOT HOST:PORT" (the slot is another node's now: the map says so
  * from now on) or "ASK SLOT HOST:PORT" (this command only, during a
- * migration).  An empty HOST is the server that answered.  Answers the
- * node to send to; NGX_DECLINED: not a redirect.
+ * migration), for the command of slot SLOT.  An empty HOST is the server
+ * that answered; Redis writes an IPv6 address without brackets.  Answers
+ * the node to send to; NGX_DECLINED: not a redirect.
  */
 
 ngx_int_t
-ngx_http_identity_cluster_redirect(redisReply *reply,
+ngx_http_identity_cluster_redirect(redisReply *reply, ngx_int_t slot,
     ngx_http_identity_redis_addr_t *from, ngx_uint_t *ask)
 {
     u_char     *p, *last, *colon, *host;
     size_t      len;
-    ngx_int_t   slot, port, node;
+    ngx_int_t   moved, port, node;
 
     if (reply->type != REDIS_REPLY_ERROR) {
         return NGX_DECLINED;
@@ -263,7 +370,7 @@ ngx_http_identity_cluster_redirect(redisReply *reply,
         return NGX_ERROR;
     }
 
-    slot = ngx_atoi(p, host - p);
+    moved = ngx_atoi(p, host - p);
     host++;
 
     /* the port follows the last colon: an IPv6 address has more */
@@ -276,9 +383,9 @@ ngx_http_identity_cluster_redirect(redisReply *reply,
         }
     }
 
-    if (slot == NGX_ERROR || slot >= NGX_HTTP_IDENTITY_CLUSTER_SLOTS
-        || colon == NULL)
-    {
+    /* a server names another slot than the command's: not believed */
+
+    if (moved != slot || colon == NULL) {
         return NGX_ERROR;
     }
 
@@ -304,19 +411,28 @@ ngx_http_identity_cluster_redirect(redisReply *reply,
 }
 
 
-/* the index of the node at HOST:PORT, known from now on if it was not */
+/* an address a node may have: a numeric IP and a port */
 
 static ngx_int_t
-ngx_http_identity_cluster_node(u_char *host, size_t len, ngx_int_t port)
+ngx_http_identity_cluster_valid(u_char *host, size_t len, ngx_int_t port)
 {
-    ngx_uint_t                         i;
-    ngx_http_identity_cluster_node_t  *nd;
-
     if (port <= 0 || port > 65535 || len == 0 || len > NGX_SOCKADDR_STRLEN
         || ngx_http_identity_rconn_numeric(host, len) != NGX_OK)
     {
         return NGX_ERROR;
     }
+
+    return NGX_OK;
+}
+
+
+/* the entry holding HOST:PORT, known or not; NGX_DECLINED: none */
+
+static ngx_int_t
+ngx_http_identity_cluster_find(u_char *host, size_t len, ngx_int_t port)
+{
+    ngx_uint_t                         i;
+    ngx_http_identity_cluster_node_t  *nd;
 
     for (i = 0; i < ngx_http_identity_cluster_nnodes; i++) {
         nd = &ngx_http_identity_cluster_nodes[i];
@@ -328,9 +444,20 @@ ngx_http_identity_cluster_node(u_char *host, size_t len, ngx_int_t port)
         }
     }
 
-    if (i == NGX_HTTP_IDENTITY_CLUSTER_NODES) {
-        return NGX_ERROR;
-    }
+    return NGX_DECLINED;
+}
+
+
+/* HOST:PORT written into the first entry that TAKEN leaves; there is one */
+
+static ngx_uint_t
+ngx_http_identity_cluster_put(u_char *host, size_t len, ngx_int_t port,
+    uint64_t taken)
+{
+    ngx_uint_t                         i;
+    ngx_http_identity_cluster_node_t  *nd;
+
+    for (i = 0; taken & ((uint64_t) 1 << i); i++) { /* void */ }
 
     nd = &ngx_http_identity_cluster_nodes[i];
 
@@ -340,7 +467,37 @@ ngx_http_identity_cluster_node(u_char *host, size_t len, ngx_int_t port)
     nd->addr.host.len = len;
     nd->addr.port = (in_port_t) port;
 
-    ngx_http_identity_cluster_nnodes++;
+    if (i >= ngx_http_identity_cluster_nnodes) {
+        ngx_http_identity_cluster_nnodes = i + 1;
+    }
+
+    return i;
+}
+
+
+/* the index of the node a redirect names, known from now on */
+
+static ngx_int_t
+ngx_http_identity_cluster_node(u_char *host, size_t len, ngx_int_t port)
+{
+    ngx_int_t  i;
+
+    if (ngx_http_identity_cluster_valid(host, len, port) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    i = ngx_http_identity_cluster_find(host, len, port);
+
+    if (i == NGX_DECLINED) {
+        if (~ngx_http_identity_cluster_live == 0) {
+            return NGX_ERROR;
+        }
+
+        i = ngx_http_identity_cluster_put(host, len, port,
+                                          ngx_http_identity_cluster_live);
+    }
+
+    ngx_http_identity_cluster_live |= (uint64_t) 1 << i;
 
     return i;
 }

@@ -9,11 +9,19 @@
  * ground files without nginx: allocations come from one arena that
  * ngx_http_identity_stub_reset() empties before each input, and log lines
  * go nowhere.  Only nginx's headers are needed.
+ *
+ * Debian ships nginx's headers, not its sources, so the few functions of
+ * nginx's core the Redis Cluster code calls are stand-ins here, written to
+ * what nginx 1.22 documents and does: ngx_atoi() refuses an empty string,
+ * anything but digits and a value past NGX_MAX_INT_T_VALUE; the address
+ * parsers take a bare IPv4 or IPv6 address (no brackets, no zone).
  */
 
 
 #include <ngx_config.h>
 #include <ngx_core.h>
+
+#include <arpa/inet.h>
 
 #include "ngx_stubs.h"
 
@@ -66,4 +74,75 @@ ngx_log_error_core(ngx_uint_t level, ngx_log_t *log, ngx_err_t err,
     (void) log;
     (void) err;
     (void) fmt;
+}
+
+
+ngx_int_t
+ngx_atoi(u_char *line, size_t n)
+{
+    ngx_int_t  value;
+
+    if (n == 0) {
+        return NGX_ERROR;
+    }
+
+    for (value = 0; n--; line++) {
+        if (*line < '0' || *line > '9') {
+            return NGX_ERROR;
+        }
+
+        if (value > (NGX_MAX_INT_T_VALUE - (*line - '0')) / 10) {
+            return NGX_ERROR;
+        }
+
+        value = value * 10 + (*line - '0');
+    }
+
+    return value;
+}
+
+
+ngx_int_t
+ngx_strncasecmp(u_char *s1, u_char *s2, size_t n)
+{
+    return strncasecmp((char *) s1, (char *) s2, n);
+}
+
+
+/* inet_pton() of a copy: the text is not NUL-terminated, and a NUL in it fails */
+
+static int
+ngx_http_identity_stub_pton(int af, u_char *text, size_t len, void *addr)
+{
+    char  buf[NGX_SOCKADDR_STRLEN + 1];
+
+    if (len >= sizeof(buf) || memchr(text, '\0', len) != NULL) {
+        return 0;
+    }
+
+    ngx_memcpy(buf, text, len);
+    buf[len] = '\0';
+
+    return inet_pton(af, buf, addr);
+}
+
+
+in_addr_t
+ngx_inet_addr(u_char *text, size_t len)
+{
+    struct in_addr  a;
+
+    if (ngx_http_identity_stub_pton(AF_INET, text, len, &a) != 1) {
+        return INADDR_NONE;
+    }
+
+    return a.s_addr;
+}
+
+
+ngx_int_t
+ngx_inet6_addr(u_char *p, size_t len, u_char *addr)
+{
+    return ngx_http_identity_stub_pton(AF_INET6, p, len, addr) == 1
+           ? NGX_OK : NGX_ERROR;
 }
