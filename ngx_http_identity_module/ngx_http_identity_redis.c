@@ -623,6 +623,17 @@ ngx_http_identity_redis_queue(ngx_http_identity_redis_t *rd,
     {
         ngx_log_error(NGX_LOG_ERR, rd->log, 0,
                       "identity: redis command not queued");
+
+        /*
+         * An ASKING sent without its command would let the next command
+         * on this connection, another request's, be answered for a slot
+         * this node is only importing: it goes, and what it carries fails
+         */
+
+        if (asking && rd->ac) {
+            ngx_http_identity_rconn_free(rd->ac);
+        }
+
         return NGX_ERROR;
     }
 

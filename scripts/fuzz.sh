@@ -1,8 +1,9 @@
 #!/bin/sh
 # make fuzz: builds the libFuzzer targets of unit/ with clang (ASan, UBSan)
 # and runs each for FUZZ_SECONDS (60): the user agent parser, starting from
-# uap-core's own user agents, and the claims sanitizer, against nginx's
-# headers as `make module` configured them.  Installs clang and its runtime
+# uap-core's own user agents, the claims sanitizer, against nginx's headers
+# as `make module` configured them, and a Redis Cluster's map and redirects
+# from unit/corpus-cluster.  Installs clang and its runtime
 # if they are missing.
 set -eu
 
@@ -55,3 +56,19 @@ printf 'alice\377a@example.test\377Al\r\nX: y\377al\377\377staff\nadm\rins\377{"
 
 "$out/fuzz_claims" -max_total_time="$seconds" -max_len=4096 -timeout=5 \
     -print_final_stats=1 "$out/corpus-claims"
+
+# a Redis Cluster's replies: CLUSTER SLOTS, MOVED and ASK, through hiredis's
+# reader; the seeds of unit/corpus-cluster are copied in
+mkdir -p "$out/corpus-cluster"
+cp -n "$top"/unit/corpus-cluster/* "$out/corpus-cluster/"
+
+clang -g -O1 -fsanitize=fuzzer,address,undefined \
+    -I "$src/src/core" -I "$src/src/event" -I "$src/src/event/modules" \
+    -I "$src/src/event/quic" -I "$src/src/os/unix" -I "$src/objs" \
+    -I "$src/src/http" -I "$src/src/http/modules" -I "$src/src/http/v2" \
+    -I "$top/ngx_http_identity_module" -I "$top/unit" \
+    "$top/unit/fuzz_cluster.c" "$top/unit/ngx_stubs.c" -lhiredis \
+    -o "$out/fuzz_cluster"
+
+"$out/fuzz_cluster" -max_total_time="$seconds" -max_len=4096 -timeout=5 \
+    -print_final_stats=1 "$out/corpus-cluster"

@@ -14,7 +14,9 @@
  * nginx's core the Redis Cluster code calls are stand-ins here, written to
  * what nginx 1.22 documents and does: ngx_atoi() refuses an empty string,
  * anything but digits and a value past NGX_MAX_INT_T_VALUE; the address
- * parsers take a bare IPv4 or IPv6 address (no brackets, no zone).
+ * parsers take a bare IPv4 or IPv6 address (no brackets, no zone).  So
+ * is redis_conn.c's ngx_http_identity_rconn_numeric(), whose file needs
+ * nginx's event loop.
  */
 
 
@@ -145,4 +147,29 @@ ngx_inet6_addr(u_char *p, size_t len, u_char *addr)
 {
     return ngx_http_identity_stub_pton(AF_INET6, p, len, addr) == 1
            ? NGX_OK : NGX_ERROR;
+}
+
+
+/*
+ * redis_conn.c's, which needs nginx's event loop: a numeric IPv4 or IPv6
+ * address, as there
+ */
+
+ngx_int_t ngx_http_identity_rconn_numeric(u_char *host, size_t len);
+
+
+ngx_int_t
+ngx_http_identity_rconn_numeric(u_char *host, size_t len)
+{
+    u_char  addr[16];
+
+    if (len == 0 || len > NGX_SOCKADDR_STRLEN) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_inet_addr(host, len) != INADDR_NONE) {
+        return NGX_OK;
+    }
+
+    return ngx_inet6_addr(host, len, addr);
 }

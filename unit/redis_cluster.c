@@ -23,34 +23,11 @@
 #include <hiredis/hiredis.h>
 
 #include "ngx_http_identity_redis_cluster.h"
-#include "ngx_http_identity_redis_conn.h"
 #include "ngx_stubs.h"
 
 
 static ngx_uint_t  checks, failed;
 static ngx_log_t   unit_log;
-
-
-/*
- * redis_conn.c's, which needs nginx's event loop: a numeric IPv4 or IPv6
- * address, as there (the parsers are unit/ngx_stubs.c's)
- */
-
-ngx_int_t
-ngx_http_identity_rconn_numeric(u_char *host, size_t len)
-{
-    u_char  addr[16];
-
-    if (len == 0 || len > NGX_SOCKADDR_STRLEN) {
-        return NGX_ERROR;
-    }
-
-    if (ngx_inet_addr(host, len) != INADDR_NONE) {
-        return NGX_OK;
-    }
-
-    return ngx_inet6_addr(host, len, addr);
-}
 
 
 static void
