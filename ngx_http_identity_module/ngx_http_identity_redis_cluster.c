@@ -168,7 +168,11 @@ ngx_http_identity_cluster_addr(ngx_uint_t n)
 }
 
 
-/* how many primaries the maps named so far */
+/*
+ * How many entries were ever written (0 to n - 1 are addresses of
+ * primaries the maps or redirects named; one a map no longer names may
+ * have been given to another since)
+ */
 
 ngx_uint_t
 ngx_http_identity_cluster_known(void)

@@ -48,7 +48,7 @@ ngx_http_identity_fuzz_invariants(void)
         n--;
 
         if (n >= ngx_http_identity_cluster_nnodes
-            || !(ngx_http_identity_cluster_known & ((uint64_t) 1 << n)))
+            || !(ngx_http_identity_cluster_live & ((uint64_t) 1 << n)))
         {
             abort();
         }
