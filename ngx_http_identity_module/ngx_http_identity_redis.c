@@ -282,35 +282,23 @@ ngx_http_identity_redis_cluster_node(ngx_http_identity_redis_t *rd,
 
     n %= seeds->nelts + ngx_http_identity_cluster_known();
 
-    if (n < seeds->nelts) {
-        rd->addr = sa[n];
-        return;
-    }
+    addr = (n < seeds->nelts)
+           ? &sa[n] : ngx_http_identity_cluster_addr(n - seeds->nelts);
 
-    /* a copy: the map's entry may be given to another node meanwhile */
-
-    addr = ngx_http_identity_cluster_addr(n - seeds->nelts);
-
-    ngx_memcpy(rd->host, addr->host.data, addr->host.len);
-    rd->host[addr->host.len] = '\0';
-    rd->addr.host.data = rd->host;
-    rd->addr.host.len = addr->host.len;
-    rd->addr.port = addr->port;
+    (void) ngx_http_identity_redis_link_address(rd, addr);
 }
 
 
 /*
- * The connection to a cluster's node N, made ready the first time; an
- * index redis_cluster.c gave to another address since (a node left the
- * map) drops the connection to the old one, failing what it still waits
- * for, and takes the new address
+ * The connection to a cluster's node N, made ready the first time; to its
+ * entry's address now (redis_cluster.c gives that of a node gone to the
+ * next new one)
  */
 
 static ngx_http_identity_redis_t *
 ngx_http_identity_redis_node(ngx_uint_t n)
 {
-    ngx_http_identity_redis_t       *rd, *main = &ngx_http_identity_redis;
-    ngx_http_identity_redis_addr_t  *addr;
+    ngx_http_identity_redis_t  *rd, *main = &ngx_http_identity_redis;
 
     while (ngx_http_identity_redis_nnodes <= n) {
         rd = &ngx_http_identity_redis_nodes[ngx_http_identity_redis_nnodes++];
@@ -319,7 +307,6 @@ ngx_http_identity_redis_node(ngx_uint_t n)
 
         rd->conf = main->conf;
         rd->log = main->log;
-        rd->addr.host.data = rd->host;
         rd->state.log = main->log;
         rd->state.role = " (cluster node)";
         rd->state.host = &rd->addr.host;
@@ -331,21 +318,11 @@ ngx_http_identity_redis_node(ngx_uint_t n)
     }
 
     rd = &ngx_http_identity_redis_nodes[n];
-    addr = ngx_http_identity_cluster_addr(n);
 
-    if (rd->addr.port != addr->port || rd->addr.host.len != addr->host.len
-        || ngx_strncmp(rd->host, addr->host.data, addr->host.len) != 0)
+    if (ngx_http_identity_redis_link_address(rd,
+                                             ngx_http_identity_cluster_addr(n)))
     {
-        if (rd->ac) {
-            ngx_http_identity_rconn_free(rd->ac);
-        }
-
-        ngx_memcpy(rd->host, addr->host.data, addr->host.len);
-        rd->host[addr->host.len] = '\0';
-        rd->addr.host.len = addr->host.len;
-        rd->addr.port = addr->port;
-        rd->retry_at = ngx_current_msec;
-        rd->backoff = NGX_HTTP_IDENTITY_REDIS_BACKOFF_MIN;
+        rd->retry_at = ngx_current_msec;    /* not the last node's backoff */
     }
 
     return rd;
@@ -624,11 +601,7 @@ ngx_http_identity_redis_queue(ngx_http_identity_redis_t *rd,
         ngx_log_error(NGX_LOG_ERR, rd->log, 0,
                       "identity: redis command not queued");
 
-        /*
-         * An ASKING sent without its command would let the next command
-         * on this connection, another request's, be answered for a slot
-         * this node is only importing: it goes, and what it carries fails
-         */
+        /* an ASKING alone would apply to another request's command */
 
         if (asking && rd->ac) {
             ngx_http_identity_rconn_free(rd->ac);

@@ -193,7 +193,8 @@ ngx_http_identity_cluster_map(redisReply *reply, ngx_log_t *log)
 {
     u_char                            map[NGX_HTTP_IDENTITY_CLUSTER_SLOTS];
     uint64_t                          taken;
-    ngx_int_t                         port, node[NGX_HTTP_IDENTITY_CLUSTER_NODES];
+    ngx_int_t                         port;
+    ngx_int_t                         node[NGX_HTTP_IDENTITY_CLUSTER_NODES];
     ngx_uint_t                        i, j, nseen, covered;
     long long                         start, end;
     redisReply                       *range, *primary;

@@ -165,6 +165,37 @@ failed:
 }
 
 
+/*
+ * Where RD connects from now on, copied into its own buffer (the one
+ * ADDR is in may be given to another address); a connection to another
+ * address is dropped, failing what it still waits for.  1: it changed.
+ */
+
+ngx_uint_t
+ngx_http_identity_redis_link_address(ngx_http_identity_redis_t *rd,
+    ngx_http_identity_redis_addr_t *addr)
+{
+    if (rd->addr.host.data == rd->host && rd->addr.port == addr->port
+        && rd->addr.host.len == addr->host.len
+        && ngx_strncmp(rd->host, addr->host.data, addr->host.len) == 0)
+    {
+        return 0;
+    }
+
+    if (rd->ac) {
+        ngx_http_identity_rconn_free(rd->ac);
+    }
+
+    ngx_memcpy(rd->host, addr->host.data, addr->host.len);
+    rd->host[addr->host.len] = '\0';
+    rd->addr.host.data = rd->host;
+    rd->addr.host.len = addr->host.len;
+    rd->addr.port = addr->port;
+
+    return 1;
+}
+
+
 void
 ngx_http_identity_redis_link_setup(ngx_http_identity_redis_t *rd,
     ngx_uint_t argc, const char **args, size_t *lens)

@@ -54,6 +54,8 @@ struct ngx_http_identity_redis_s {
 
 
 ngx_int_t ngx_http_identity_redis_link_connect(ngx_http_identity_redis_t *rd);
+ngx_uint_t ngx_http_identity_redis_link_address(ngx_http_identity_redis_t *rd,
+    ngx_http_identity_redis_addr_t *addr);
 void ngx_http_identity_redis_link_setup(ngx_http_identity_redis_t *rd,
     ngx_uint_t argc, const char **args, size_t *lens);
 void ngx_http_identity_redis_link_refusal(ngx_http_identity_redis_t *rd,

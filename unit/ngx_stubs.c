@@ -111,7 +111,7 @@ ngx_strncasecmp(u_char *s1, u_char *s2, size_t n)
 }
 
 
-/* inet_pton() of a copy: the text is not NUL-terminated, and a NUL in it fails */
+/* inet_pton() of a copy: the text has no NUL at its end, and fails with one */
 
 static int
 ngx_http_identity_stub_pton(int af, u_char *text, size_t len, void *addr)
