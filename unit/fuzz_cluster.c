@@ -119,6 +119,36 @@ ngx_http_identity_fuzz_reply(redisReply *reply, ngx_int_t slot)
 }
 
 
+/*
+ * hiredis 0.14's reader allocates an array as soon as it reads its count:
+ * "*2000000000" asks for 16 GB before any element came.  That is the
+ * reader's (and every connection's, not only a cluster's), so the count
+ * is bounded here, to fuzz what the module does with what it is given.
+ */
+
+static ngx_uint_t
+ngx_http_identity_fuzz_huge(const char *text, size_t len)
+{
+    size_t  i, n;
+
+    for (i = 0; i < len; i++) {
+        if (text[i] != '*') {
+            continue;
+        }
+
+        for (n = 0, i++; i < len && text[i] >= '0' && text[i] <= '9'; i++) {
+            n = n * 10 + (text[i] - '0');
+
+            if (n > 65536) {
+                return 1;
+            }
+        }
+    }
+
+    return 0;
+}
+
+
 /* each reply the reader makes of TEXT */
 
 static void
@@ -127,6 +157,10 @@ ngx_http_identity_fuzz_read(const char *text, size_t len, ngx_int_t slot)
     void         *reply;
     ngx_uint_t    i;
     redisReader  *reader;
+
+    if (ngx_http_identity_fuzz_huge(text, len)) {
+        return;
+    }
 
     reader = redisReaderCreate();
     if (reader == NULL) {
