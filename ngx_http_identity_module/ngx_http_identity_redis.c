@@ -5,17 +5,11 @@
 
 
 /*
- * The session store's connection to Redis: one per worker, an nginx peer
- * connection (redis_conn.c), nginx timers for the connect and command
- * timeouts.  A lost connection is re-established lazily, after a backoff
- * of 100 ms doubling up to 250 ms (a worker admits again within a second
- * of Redis answering); meanwhile commands fail at once: a quick 503.
- *
- * What is logged of an outage is its changes of state: one line when a
- * connection goes down (why), one every 5 s while it stays down (how many
- * requests were refused), one when Redis answers again; the requests
- * refused meanwhile log at info only.  The identity_redis directive that
- * configures it is redis_conf.c's.
+ * The session store's connections to Redis, and what each is for: one
+ * per worker for commands, a waiter per command.  How one lives (made
+ * lazily, its backoff of 100 to 250 ms, its timers, what the log is told
+ * of an outage: its changes of state) is redis_link.c's; while it is down
+ * commands fail at once: a quick 503.  The directive is redis_conf.c's.
  *
  * A second connection, made only where a session cache is configured,
  * holds a subscription (node.c's): the same glue, its messages handed to
@@ -67,6 +61,8 @@ static ngx_int_t ngx_http_identity_redis_issue(ngx_log_t *log,
 static ngx_int_t ngx_http_identity_redis_route(
     ngx_http_identity_redis_waiter_t *w);
 static void ngx_http_identity_redis_mapped(ngx_uint_t ok);
+static ngx_connection_t *ngx_http_identity_redis_answer(
+    ngx_http_identity_redis_waiter_t *w, redisReply *reply);
 static void ngx_http_identity_redis_map_timeout(ngx_event_t *ev);
 static ngx_int_t ngx_http_identity_redis_queue(ngx_http_identity_redis_t *rd,
     ngx_http_identity_redis_waiter_t *w, ngx_uint_t asking);
@@ -152,14 +148,10 @@ ngx_http_identity_redis_init(ngx_cycle_t *cycle,
     for (i = 0; i < 4; i++) {
         rd = ngx_http_identity_redis_all[i];
 
-        ngx_memzero(rd, sizeof(ngx_http_identity_redis_t));
-
-        rd->conf = conf;
-        rd->log = cycle->log;
-        rd->state.log = cycle->log;
-        rd->state.role = (conf->cluster && i == 2) ? " (cluster slots)"
-                                                   : roles[i];
-        rd->state.host = &rd->addr.host;
+        ngx_http_identity_redis_link_init(rd, conf, cycle->log,
+                                          (conf->cluster && i == 2)
+                                          ? " (cluster slots)" : roles[i],
+                                          ngx_http_identity_redis_failed);
         rd->sentinel = (i >= 2);
         rd->addr.host = (conf->sentinels && i < 2) ? conf->master
                                                    : conf->host;
@@ -168,12 +160,6 @@ ngx_http_identity_redis_init(ngx_cycle_t *cycle,
             rd->addr = *(ngx_http_identity_redis_addr_t *) conf->cluster->elts;
         }
         rd->addr.port = conf->port;
-        rd->backoff = NGX_HTTP_IDENTITY_REDIS_BACKOFF_MIN;
-
-        rd->timer.handler = ngx_http_identity_redis_link_timeout;
-        rd->timer.data = rd;
-        rd->timer.log = cycle->log;
-        rd->failed = ngx_http_identity_redis_failed;
         rd->locate = (conf->sentinels && i < 2) ? ngx_http_identity_redis_locate
                                                 : NULL;
 
@@ -303,18 +289,9 @@ ngx_http_identity_redis_node(ngx_uint_t n)
     while (ngx_http_identity_redis_nnodes <= n) {
         rd = &ngx_http_identity_redis_nodes[ngx_http_identity_redis_nnodes++];
 
-        ngx_memzero(rd, sizeof(ngx_http_identity_redis_t));
-
-        rd->conf = main->conf;
-        rd->log = main->log;
-        rd->state.log = main->log;
-        rd->state.role = " (cluster node)";
-        rd->state.host = &rd->addr.host;
-        rd->backoff = NGX_HTTP_IDENTITY_REDIS_BACKOFF_MIN;
-        rd->timer.handler = ngx_http_identity_redis_link_timeout;
-        rd->timer.data = rd;
-        rd->timer.log = main->log;
-        rd->failed = ngx_http_identity_redis_failed;
+        ngx_http_identity_redis_link_init(rd, main->conf, main->log,
+                                          " (cluster node)",
+                                          ngx_http_identity_redis_failed);
     }
 
     rd = &ngx_http_identity_redis_nodes[n];
@@ -516,7 +493,6 @@ ngx_http_identity_redis_mapped(ngx_uint_t ok)
 {
     ngx_uint_t                         i, n;
     ngx_connection_t                  *c;
-    ngx_http_request_t                *req;
     ngx_http_identity_redis_waiter_t  *w;
     ngx_http_identity_redis_waiter_t  *waiting[
                                           NGX_HTTP_IDENTITY_REDIS_UNMAPPED];
@@ -539,21 +515,34 @@ ngx_http_identity_redis_mapped(ngx_uint_t ok)
             continue;
         }
 
-        req = w->request;
-        c = NULL;
-
-        if (req) {
-            w->cleanup->handler = NULL;
-            c = req->connection;
-            w->handler(req, NULL, w->data);
-        }
-
-        ngx_http_identity_redis_free_waiter(w);
+        c = ngx_http_identity_redis_answer(w, NULL);
 
         if (c) {
             ngx_http_run_posted_requests(c);
         }
     }
+}
+
+
+/* the waiter's request has its reply (NULL: failed): its connection */
+
+static ngx_connection_t *
+ngx_http_identity_redis_answer(ngx_http_identity_redis_waiter_t *w,
+    redisReply *reply)
+{
+    ngx_connection_t  *c;
+
+    c = NULL;
+
+    if (w->request) {
+        w->cleanup->handler = NULL;
+        c = w->request->connection;
+        w->handler(w->request, reply, w->data);
+    }
+
+    ngx_http_identity_redis_free_waiter(w);
+
+    return c;
 }
 
 
@@ -626,12 +615,10 @@ ngx_http_identity_redis_reply(ngx_http_identity_rconn_t *ac,
 {
     ngx_uint_t                         readonly;
     ngx_connection_t                  *c;
-    ngx_http_request_t                *req;
     ngx_http_identity_redis_t         *rd = ac->data;
     ngx_http_identity_redis_waiter_t  *w = privdata;
 
     readonly = 0;
-    c = NULL;
 
     ngx_http_identity_redis_link_replied(rd);
 
@@ -664,16 +651,7 @@ ngx_http_identity_redis_reply(ngx_http_identity_rconn_t *ac,
         reply = NULL;
     }
 
-    req = w->request;
-
-    if (req) {
-        w->cleanup->handler = NULL;
-        c = req->connection;
-
-        w->handler(req, reply, w->data);
-    }
-
-    ngx_http_identity_redis_free_waiter(w);
+    c = ngx_http_identity_redis_answer(w, reply);
 
     /* a replica now (a failover): the sentinels are asked again */
 

@@ -35,6 +35,7 @@ static void ngx_http_identity_redis_closed(ngx_http_identity_rconn_t *ac,
     ngx_uint_t err);
 static void ngx_http_identity_redis_arm_timer(ngx_http_identity_redis_t *rd);
 static void ngx_http_identity_redis_put_off(ngx_http_identity_redis_t *rd);
+static void ngx_http_identity_redis_link_timeout(ngx_event_t *ev);
 static void ngx_http_identity_redis_role_reply(ngx_http_identity_rconn_t *ac,
     redisReply *reply, void *privdata);
 
@@ -352,7 +353,7 @@ ngx_http_identity_redis_arm_timer(ngx_http_identity_redis_t *rd)
 }
 
 
-void
+static void
 ngx_http_identity_redis_link_timeout(ngx_event_t *ev)
 {
     ngx_http_identity_redis_t  *rd = ev->data;
@@ -399,6 +400,28 @@ ngx_http_identity_redis_role_reply(ngx_http_identity_rconn_t *ac,
     ngx_http_identity_rconn_free(ac);
 }
 
+
+
+/* a connection not made yet, for what redis.c says (the role, in the log) */
+
+void
+ngx_http_identity_redis_link_init(ngx_http_identity_redis_t *rd,
+    ngx_http_identity_redis_conf_t *conf, ngx_log_t *log, char *role,
+    ngx_http_identity_redis_failed_pt failed)
+{
+    ngx_memzero(rd, sizeof(ngx_http_identity_redis_t));
+
+    rd->conf = conf;
+    rd->log = log;
+    rd->state.log = log;
+    rd->state.role = role;
+    rd->state.host = &rd->addr.host;
+    rd->backoff = NGX_HTTP_IDENTITY_REDIS_BACKOFF_MIN;
+    rd->timer.handler = ngx_http_identity_redis_link_timeout;
+    rd->timer.data = rd;
+    rd->timer.log = log;
+    rd->failed = failed;
+}
 
 
 /* a failure, told; then what redis.c makes of it */

@@ -53,6 +53,9 @@ struct ngx_http_identity_redis_s {
 };
 
 
+void ngx_http_identity_redis_link_init(ngx_http_identity_redis_t *rd,
+    ngx_http_identity_redis_conf_t *conf, ngx_log_t *log, char *role,
+    ngx_http_identity_redis_failed_pt failed);
 ngx_int_t ngx_http_identity_redis_link_connect(ngx_http_identity_redis_t *rd);
 ngx_uint_t ngx_http_identity_redis_link_address(ngx_http_identity_redis_t *rd,
     ngx_http_identity_redis_addr_t *addr);
@@ -61,7 +64,6 @@ void ngx_http_identity_redis_link_setup(ngx_http_identity_redis_t *rd,
 void ngx_http_identity_redis_link_refusal(ngx_http_identity_redis_t *rd,
     char *what, redisReply *reply);
 void ngx_http_identity_redis_link_replied(ngx_http_identity_redis_t *rd);
-void ngx_http_identity_redis_link_timeout(ngx_event_t *ev);
 void ngx_http_identity_redis_link_failed(ngx_http_identity_redis_t *rd,
     const char *what, const char *why);
 
