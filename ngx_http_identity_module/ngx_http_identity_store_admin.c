@@ -501,7 +501,9 @@ ngx_http_identity_merge_shard(ngx_http_request_t *r, redisReply *reply,
         ngx_memcpy(b.id.data, p, i);
         b.id.len = i;
 
-        if (!mg->bounded || ngx_http_identity_merge_cmp(&b, &mg->bound) < 0) {
+        /* the newest bound: beyond it, this shard's unseen may come first */
+
+        if (!mg->bounded || ngx_http_identity_merge_cmp(&b, &mg->bound) > 0) {
             mg->bound = b;
             mg->bounded = 1;
         }

@@ -51,6 +51,21 @@ ngx_http_identity_store_init_conf(ngx_conf_t *cf,
         return NGX_OK;
     }
 
+    /*
+     * a "{" of the prefix would be the keys' hash tag: all in one slot, or
+     * with "{}" each key in its own, and a script's keys in several
+     */
+
+    if (ngx_strlchr(imcf->key_prefix.data,
+                    imcf->key_prefix.data + imcf->key_prefix.len, '{'))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"identity_redis_prefix\" \"%V\" has a \"{\": "
+                           "in a Redis Cluster the module adds the hash "
+                           "tags", &imcf->key_prefix);
+        return NGX_ERROR;
+    }
+
     /* "0123456789abcdef" and "n" */
 
     for (i = 0; i <= imcf->nshards; i++) {
@@ -596,16 +611,17 @@ ngx_http_identity_relay_shard_handler(ngx_http_request_t *r,
 }
 
 
-/* the shards have answered: what they ended is published, then done */
+/*
+ * the shards have answered: what they ended is published, then done; even
+ * if some failed, what the others ended is gone and the nodes are told
+ */
 
 static void
 ngx_http_identity_relay_end(ngx_http_identity_relay_t *rl)
 {
     ngx_http_request_t  *r = rl->cmd.request;
 
-    if (rl->keys.len && !rl->failed
-        && ngx_http_identity_relay_publish(rl) == NGX_OK)
-    {
+    if (rl->keys.len && ngx_http_identity_relay_publish(rl) == NGX_OK) {
         return;
     }
 

@@ -217,7 +217,16 @@ ngx_http_identity_logout_shards_done(ngx_http_request_t *r, void *data,
     if (failed || ctx->redis_error) {
         ctx->redis_error = 1;
         ctx->found = 0;
-        ctx->resume(r);
+
+        /* a shard failed: an error, once the nodes forgot what others ended */
+
+        if (event) {
+            ngx_http_identity_session_wait_nodes(r, event);
+
+        } else {
+            ctx->resume(r);
+        }
+
         return;
     }
 
