@@ -112,13 +112,37 @@ for (1 .. 10) {
 is_deeply(\@ids, [$b1, $a1], 'filtered across shards that both stop at their budget: every match, newest first')
     or diag(explain { ids => \@ids, status => \@status });
 
-# ------------------------------------------------------------ back-channel, a shard failing
+# ------------------------------------------------------------ ids naming another shard
 
 sub get_with {
     my ($cookie, $path) = @_;
     return Identity::Test::UA->new->get("$base$path",
         headers => { Cookie => "identity_session=$cookie" });
 }
+
+{
+    my $ua2 = Identity::Test::UA->new;
+    is($ua2->oidc_login("$base/in2", user => 'u2')->{status}, 200, 'u2 logs in');
+    my $c2 = $ua2->cookie('identity_session', '127.0.0.1');
+    my $h2 = Identity::Test::session_hex($c2);
+    my %s2 = @{$t->redis_cluster('HGETALL', "identity:{\@" . substr($h2, 0, 1) . "}session:$h2")};
+    my $moved = sub { my $id = shift; my $c = substr($id, 3, 1) eq '0' ? '1' : '0';
+                      substr($id, 3, 1, $c); $id };
+    my ($uid, $sid) = ($s2{uid}, $s2{id});
+    for my $path ("app/users/" . $moved->($uid), "app/sessions/" . $moved->($sid)) {
+        is($api->get("$base/api/$path")->{status}, 404, "GET $path (another shard's digit): 404");
+        is($api->request('DELETE', "$base/api/$path")->{status}, 404, "DELETE $path: 404");
+    }
+    my $r = $api->get("$base/api/app/sessions?limit=2&before_id=" . $moved->($sid));
+    is($r->{status}, 400, 'before_id with another shard\'s digit: unknown, 400');
+    $r = $api->get("$base/api/app/users/" . $moved->($uid) . "/sessions");
+    ok($r->{status} == 404 || ($r->{status} == 200 && !@{decode_json($r->{body})->{application_sessions} // []}),
+       "an identity's sessions by a moved id: none ($r->{status})");
+    is($api->get("$base/api/app/users/$uid")->{status}, 200, 'the identity itself is untouched');
+    is(get_with($c2, '/still')->{status}, 200, 'and its session still admitted');
+}
+
+# ------------------------------------------------------------ back-channel, a shard failing
 
 my $ua = Identity::Test::UA->new;
 is($ua->oidc_login("$base/in", user => 'u1')->{status}, 200, 'u1 logs in');
