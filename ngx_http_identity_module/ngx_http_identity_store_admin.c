@@ -172,8 +172,10 @@ static ngx_str_t  ngx_http_identity_delete_user_script = ngx_string(
  * last page; -1 if "before" is unknown.  Without filters a page costs
  * O(log N + limit); with filters at most "scan" entries are examined, and
  * the cursor then says where to go on.  Sessions found expired are
- * unindexed on the way.  The sessions of an identity's only site are its
- * sessions (store.c makes the site's list when a second site comes).
+ * unindexed on the way, but for the last one examined when no other was
+ * alive: it is the cursor then, lest the page look like the last.  The
+ * sessions of an identity's only site are its sessions (store.c makes the
+ * site's list when a second site comes).
  */
 
 static ngx_str_t  ngx_http_identity_list_script = ngx_string(
@@ -244,6 +246,9 @@ static ngx_str_t  ngx_http_identity_list_script = ngx_string(
     "    end\n"
     "    if #out > limit or scanned >= scan then break end\n"
     "  end\n"
+    "end\n"
+    "if last == '' and scanned >= scan and #dead > 0 then\n"
+    "  last = table.remove(dead)\n"
     "end\n"
     "for _, id in ipairs(dead) do\n"
     "  drop(p, id, owner)\n"
