@@ -54,10 +54,12 @@ typedef struct {
  * (node.c), with P inv:EVENT the set of nodes registered now, each to
  * remove itself once it has evicted them (event()).  publish() answers
  * EVENT, or 0 when no node is to confirm.  In a Redis Cluster the nodes'
- * keys are in a shard of their own: publish() answers the keys instead,
- * and ngx_http_identity_cmd_send_revoking() publishes them from that
- * shard, after the script (so that "inv" and the nodes' pings come from
- * one server, in order).  A session is taken out of the session
+ * keys are in a shard of their own: publish() sends the keys at once
+ * with no event (every cache evicts them, whatever becomes of the request
+ * that revoked) and answers them; ngx_http_identity_cmd_send_revoking()
+ * then publishes them from that shard with the event the nodes confirm
+ * (so that this "inv" and the nodes' pings come from one server, in
+ * order).  A session is taken out of the session
  * lists of each of its identity's sites (few: the configured sites), their
  * hashes ending the values of endpoints:<uid>; session_endpoints:<sid>
  * named them before version 3.  The user agent's shared record is no
@@ -93,7 +95,11 @@ typedef struct {
     "  if #dropped == 0 then return 0 end\n"                                  \
     "  local keys = table.concat(dropped, ' ')\n"                             \
     "  dropped = {}\n"                                                        \
-    "  if string.find(p, '{@%x}$') then return keys end\n"                    \
+    "  local base = string.match(p, '^(.*){@%x}$')\n"                         \
+    "  if base then\n"                                                        \
+    "    redis.call('PUBLISH', base .. 'invalidate', 'inv 0 ' .. keys)\n"     \
+    "    return keys\n"                                                       \
+    "  end\n"                                                                 \
     "  local ev = event(p)\n"                                                 \
     "  redis.call('PUBLISH', p .. 'invalidate', 'inv ' .. ev .. ' ' .. keys)\n"\
     "  return ev\n"                                                           \
