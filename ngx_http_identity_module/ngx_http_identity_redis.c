@@ -434,7 +434,7 @@ ngx_http_identity_redis_issue(ngx_log_t *log,
         for (i = 0; i < argc; i++) {
             w->argv[i].data = p;
             w->argv[i].len = argv[i].len;
-            p = ngx_cpymem(p, argv[i].data, argv[i].len);
+            p = argv[i].len ? ngx_cpymem(p, argv[i].data, argv[i].len) : p;
         }
     }
 

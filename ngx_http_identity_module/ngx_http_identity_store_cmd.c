@@ -492,7 +492,10 @@ ngx_http_identity_relay_keep(ngx_http_identity_relay_t *rl, redisReply *keys)
             return NGX_ERROR;
         }
 
-        ngx_memcpy(p, rl->keys.data, rl->keys.len);
+        if (rl->keys.len) {
+            ngx_memcpy(p, rl->keys.data, rl->keys.len);
+        }
+
         rl->keys.data = p;
     }
 
