@@ -10,7 +10,7 @@
  * session token, and the same-site paths a login or logout may return to.
  * They take strings, arrays and a log, never an ngx_http_request_t, so
  * that the fuzzers of unit/ (make fuzz) and its checks call them as the
- * module does; request.c and cookie.c wrap them for a request.
+ * module does; request.c, cookie.c and admin.c wrap them for a request.
  */
 
 
@@ -29,6 +29,12 @@ static ngx_uint_t ngx_http_identity_cookie_ours(ngx_str_t *name,
     ngx_array_t *names);
 static u_char *ngx_http_identity_cookie_next(u_char *p, u_char *last,
     ngx_str_t *name, ngx_str_t *value);
+
+
+ngx_str_t  ngx_http_identity_admin_kinds[] = {
+    ngx_string("app/users"),
+    ngx_string("app/sessions")
+};
 
 
 /* letters, digits, "-" and "_": base64url, and safe in a cookie name */
@@ -293,4 +299,142 @@ ngx_http_identity_cookie_token(ngx_str_t *token)
 {
     return token->len == NGX_HTTP_IDENTITY_TOKEN_LEN
            && ngx_http_identity_is_word(token);
+}
+
+
+/*
+ * A path under the admin location (what follows the location's name):
+ * app/users[/{id}[/sessions|/endpoints]], app/sessions[/{id}] and app/me;
+ * anything but app/ is a file of the dashboard (route "static", the path
+ * without its leading "/"s).  NGX_OK, the route, the id and whether it
+ * names one user or session ("item": GET, HEAD and DELETE), or
+ * NGX_DECLINED: no such resource.
+ */
+
+ngx_int_t
+ngx_http_identity_admin_path(ngx_str_t *path, ngx_http_identity_route_e *route,
+    ngx_str_t *id, ngx_uint_t *item)
+{
+    u_char      *p, *last, *slash;
+    ngx_str_t    rest;
+    ngx_uint_t   kind;
+
+    *item = 0;
+
+    while (path->len && path->data[0] == '/') {
+        path->data++;
+        path->len--;
+    }
+
+    /* the dashboard's files are anything but app/ */
+
+    if (path->len < 3 || ngx_strncmp(path->data, "app", 3) != 0
+        || (path->len > 3 && path->data[3] != '/'))
+    {
+        *route = ngx_http_identity_static;
+        return NGX_OK;
+    }
+
+    if (path->len == 6 && ngx_strncmp(path->data, "app/me", 6) == 0) {
+        *route = ngx_http_identity_me;
+        return NGX_OK;
+    }
+
+    for (kind = 0; kind < 2; kind++) {
+        if (path->len >= ngx_http_identity_admin_kinds[kind].len
+            && ngx_strncmp(path->data, ngx_http_identity_admin_kinds[kind].data,
+                           ngx_http_identity_admin_kinds[kind].len)
+               == 0)
+        {
+            break;
+        }
+    }
+
+    if (kind == 2) {
+        return NGX_DECLINED;
+    }
+
+    rest.data = path->data + ngx_http_identity_admin_kinds[kind].len;
+    rest.len = path->len - ngx_http_identity_admin_kinds[kind].len;
+
+    if (rest.len == 0 || (rest.len == 1 && rest.data[0] == '/')) {
+        *route = kind ? ngx_http_identity_sessions : ngx_http_identity_users;
+        return NGX_OK;
+    }
+
+    if (rest.data[0] != '/') {
+        return NGX_DECLINED;
+    }
+
+    last = rest.data + rest.len;
+    p = rest.data + 1;
+    slash = ngx_strlchr(p, last, '/');
+
+    id->data = p;
+    id->len = (slash ? slash : last) - p;
+
+    /* ids are ours: au_ or as_ and 32 hex digits */
+
+    if (!ngx_http_identity_admin_id(id, kind)) {
+        return NGX_DECLINED;
+    }
+
+    *item = 1;
+    *route = kind ? ngx_http_identity_session : ngx_http_identity_user;
+
+    if (slash == NULL || slash + 1 >= last) {
+        return NGX_OK;
+    }
+
+    *item = 0;
+    rest.data = slash + 1;
+    rest.len = last - rest.data;
+
+    if (kind == 0 && rest.len == 8
+        && ngx_strncmp(rest.data, "sessions", 8) == 0)
+    {
+        *route = ngx_http_identity_user_sessions;
+        return NGX_OK;
+    }
+
+    if (kind == 0 && rest.len == 9
+        && ngx_strncmp(rest.data, "endpoints", 9) == 0)
+    {
+        *route = ngx_http_identity_user_sites;
+        return NGX_OK;
+    }
+
+    return NGX_DECLINED;
+}
+
+
+/* ids are ours: au_ (identities) or as_ (sessions) and 32 hex digits */
+
+ngx_uint_t
+ngx_http_identity_admin_id(ngx_str_t *id, ngx_uint_t session)
+{
+    return ngx_http_identity_id_valid(id, session ? "as_" : "au_", 32);
+}
+
+
+/* a prefix of three characters, then "n" lowercase hex digits */
+
+ngx_uint_t
+ngx_http_identity_id_valid(ngx_str_t *id, char *prefix, size_t n)
+{
+    ngx_uint_t  i;
+
+    if (id->len != 3 + n || ngx_strncmp(id->data, prefix, 3) != 0) {
+        return 0;
+    }
+
+    for (i = 3; i < id->len; i++) {
+        if (!((id->data[i] >= '0' && id->data[i] <= '9')
+              || (id->data[i] >= 'a' && id->data[i] <= 'f')))
+        {
+            return 0;
+        }
+    }
+
+    return 1;
 }

@@ -6,10 +6,11 @@
 
 /*
  * parse_check: the known answers of ngx_http_identity_parse.c, the parsers
- * the fuzzers of make fuzz run (fuzz_cookie, fuzz_return), without nginx:
+ * the fuzzers of make fuzz run (fuzz_cookie, fuzz_return,
+ * fuzz_admin), without nginx:
  * a cookie found, absent or refused (sent twice, an oversized header), the
- * module's cookies stripped for upstream, a session token's shape, and
- * return targets admitted or refused.  Prints one line a failure and a
+ * module's cookies stripped for upstream, a session token's shape,
+ * return targets admitted or refused, and the admin API's routes and ids.  Prints one line a failure and a
  * summary ("parse_check: N checks, M failed"); exits 1 if any failed.
  * t/65-parse.t runs it.
  */
@@ -251,6 +252,103 @@ check_paths(void)
 }
 
 
+static ngx_int_t
+route(const char *text, ngx_http_identity_route_e want, ngx_uint_t want_item,
+    const char *want_rest)
+{
+    ngx_str_t                   path, id;
+    ngx_uint_t                  item;
+    ngx_http_identity_route_e   r;
+
+    path.data = (u_char *) text;
+    path.len = strlen(text);
+    ngx_str_null(&id);
+
+    if (ngx_http_identity_admin_path(&path, &r, &id, &item) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    if (r != want || item != want_item
+        || (want_rest && !is(&path, want_rest)))
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+#define HEX  "0123456789abcdef0123456789abcdef"
+
+
+static void
+check_admin(void)
+{
+    ngx_str_t  id;
+
+    check(route("app/users", ngx_http_identity_users, 0, NULL) == NGX_OK,
+          "app/users");
+    check(route("/app/users/", ngx_http_identity_users, 0, NULL) == NGX_OK,
+          "/app/users/");
+    check(route("app/sessions", ngx_http_identity_sessions, 0, NULL)
+          == NGX_OK, "app/sessions");
+    check(route("app/me", ngx_http_identity_me, 0, NULL) == NGX_OK,
+          "app/me");
+    check(route("app/users/au_" HEX, ngx_http_identity_user, 1, NULL)
+          == NGX_OK, "one user");
+    check(route("app/users/au_" HEX "/", ngx_http_identity_user, 1, NULL)
+          == NGX_OK, "one user, a trailing /");
+    check(route("app/sessions/as_" HEX, ngx_http_identity_session, 1, NULL)
+          == NGX_OK, "one session");
+    check(route("app/users/au_" HEX "/sessions",
+                ngx_http_identity_user_sessions, 0, NULL) == NGX_OK,
+          "a user's sessions");
+    check(route("app/users/au_" HEX "/endpoints",
+                ngx_http_identity_user_sites, 0, NULL) == NGX_OK,
+          "a user's endpoints");
+    check(route("//index.html", ngx_http_identity_static, 0, "index.html")
+          == NGX_OK, "a dashboard file, leading /s dropped");
+    check(route("", ngx_http_identity_static, 0, "") == NGX_OK,
+          "the dashboard's root");
+    check(route("application", ngx_http_identity_static, 0, "application")
+          == NGX_OK, "app... but not app/ is a file");
+
+    check(route("app", 0, 0, NULL) == NGX_DECLINED, "app alone");
+    check(route("app/", 0, 0, NULL) == NGX_DECLINED, "app/ alone");
+    check(route("app/me/", 0, 0, NULL) == NGX_DECLINED, "app/me/");
+    check(route("app/usersx", 0, 0, NULL) == NGX_DECLINED, "app/usersx");
+    check(route("app/sessions/au_" HEX, 0, 0, NULL) == NGX_DECLINED,
+          "a user's id as a session's");
+    check(route("app/users/as_" HEX, 0, 0, NULL) == NGX_DECLINED,
+          "a session's id as a user's");
+    check(route("app/users/au_0123456789ABCDEF0123456789abcdef", 0, 0, NULL)
+          == NGX_DECLINED, "uppercase hex");
+    check(route("app/users/au_" HEX "0", 0, 0, NULL) == NGX_DECLINED,
+          "33 digits");
+    check(route("app/users/au_" HEX "/sessions/x", 0, 0, NULL)
+          == NGX_DECLINED, "past sessions");
+    check(route("app/sessions/as_" HEX "/sessions", 0, 0, NULL)
+          == NGX_DECLINED, "a session's sessions");
+    check(route("app/users//au_" HEX, 0, 0, NULL) == NGX_DECLINED,
+          "a double /");
+    check(route("app/users/../sessions", 0, 0, NULL) == NGX_DECLINED,
+          "dot segments");
+
+    ngx_str_set(&id, "as_" HEX);
+    check(ngx_http_identity_admin_id(&id, 1)
+          && !ngx_http_identity_admin_id(&id, 0), "before_id of a session");
+
+    ngx_str_set(&id, "ep_0123456789abcdef");
+    check(ngx_http_identity_id_valid(&id, "ep_", 16), "an endpoint id");
+
+    ngx_str_set(&id, "ep_0123456789abcde");
+    check(!ngx_http_identity_id_valid(&id, "ep_", 16), "a short endpoint id");
+
+    ngx_str_set(&id, "");
+    check(!ngx_http_identity_admin_id(&id, 0), "an empty id");
+}
+
+
 int
 main(void)
 {
@@ -262,6 +360,7 @@ main(void)
     check_filter();
     check_token();
     check_paths();
+    check_admin();
 
     printf("parse_check: %lu checks, %lu failed\n", (unsigned long) checks,
            (unsigned long) failed);
