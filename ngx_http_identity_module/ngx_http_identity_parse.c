@@ -438,3 +438,56 @@ ngx_http_identity_id_valid(ngx_str_t *id, char *prefix, size_t n)
 
     return 1;
 }
+
+
+/*
+ * One parameter of an application/x-www-form-urlencoded body, decoded
+ * ("+" is a space, made one in the body) and NUL-terminated; NGX_DECLINED
+ * if absent or empty.
+ */
+
+ngx_int_t
+ngx_http_identity_form_arg(ngx_pool_t *pool, ngx_str_t *body, char *name,
+    ngx_str_t *value)
+{
+    u_char  *p, *last, *amp, *dst, *src, *q;
+    size_t   len;
+
+    len = ngx_strlen(name);
+    p = body->data;
+    last = body->data + body->len;
+
+    while (p < last) {
+        amp = ngx_strlchr(p, last, '&');
+        if (amp == NULL) {
+            amp = last;
+        }
+
+        if ((size_t) (amp - p) > len && p[len] == '='
+            && ngx_strncmp(p, name, len) == 0)
+        {
+            value->data = ngx_pnalloc(pool, amp - p - len);
+            if (value->data == NULL) {
+                return NGX_ERROR;
+            }
+
+            for (q = p + len + 1; q < amp; q++) {
+                if (*q == '+') {
+                    *q = ' ';
+                }
+            }
+
+            src = p + len + 1;
+            dst = value->data;
+            ngx_unescape_uri(&dst, &src, amp - p - len - 1, 0);
+            value->len = dst - value->data;
+            *dst = '\0';
+
+            return value->len ? NGX_OK : NGX_DECLINED;
+        }
+
+        p = amp + 1;
+    }
+
+    return NGX_DECLINED;
+}

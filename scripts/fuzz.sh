@@ -5,7 +5,8 @@
 # sanitizer, against nginx's headers as `make module` configured them, a
 # Redis Cluster's map and redirects from unit/corpus-cluster, the Cookie
 # headers (unit/corpus-cookie), the return targets (unit/corpus-return) and
-# the admin API's paths and ids (unit/corpus-admin).
+# the admin API's paths and ids (unit/corpus-admin) and POSTed forms
+# (unit/corpus-form).
 # Installs clang and its runtime if they are missing.
 set -eu
 
@@ -82,9 +83,9 @@ clang -g -O1 -fsanitize=fuzzer,address,undefined \
     -print_final_stats=1 "$out/corpus-cluster"
 
 # the parsers of parse.c, as cookie.c and request.c call them: the Cookie
-# headers of a request, return targets (the open-redirect gate), and the
-# admin API's paths and ids
-for target in cookie return admin; do
+# headers of a request, return targets (the open-redirect gate), the admin
+# API's paths and ids, and the parameters of a POSTed form
+for target in cookie return admin form; do
     mkdir -p "$out/corpus-$target"
     cp -n "$top"/unit/corpus-$target/* "$out/corpus-$target/"
 

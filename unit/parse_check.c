@@ -6,13 +6,13 @@
 
 /*
  * parse_check: the known answers of ngx_http_identity_parse.c, the parsers
- * the fuzzers of make fuzz run (fuzz_cookie, fuzz_return,
- * fuzz_admin), without nginx:
- * a cookie found, absent or refused (sent twice, an oversized header), the
- * module's cookies stripped for upstream, a session token's shape,
- * return targets admitted or refused, and the admin API's routes and ids.  Prints one line a failure and a
- * summary ("parse_check: N checks, M failed"); exits 1 if any failed.
- * t/65-parse.t runs it.
+ * the fuzzers of make fuzz run (fuzz_cookie, fuzz_return, fuzz_admin,
+ * fuzz_form), without nginx: a cookie found, absent or refused (sent
+ * twice, an oversized header), the module's cookies stripped for upstream,
+ * a session token's shape, return targets admitted or refused, the admin
+ * API's routes and ids, and the parameters of a POSTed form.  Prints one
+ * line a failure and a summary ("parse_check: N checks, M failed"); exits
+ * 1 if any failed.  t/65-parse.t runs it.
  */
 
 
@@ -349,6 +349,53 @@ check_admin(void)
 }
 
 
+static ngx_int_t
+form(const char *text, const char *name, const char *want)
+{
+    u_char     buf[128];
+    ngx_int_t  rc;
+    ngx_str_t  body, value;
+
+    body.len = strlen(text);
+    body.data = ngx_cpymem(buf, text, body.len) - body.len;
+    ngx_str_null(&value);
+
+    rc = ngx_http_identity_form_arg(NULL, &body, (char *) name, &value);
+
+    if (rc == NGX_OK && (!is(&value, want) || value.data[value.len] != '\0')) {
+        return NGX_ERROR;
+    }
+
+    return rc;
+}
+
+
+static void
+check_form(void)
+{
+    check(form("SAMLResponse=PHNhbWw%2B&RelayState=%2Fapp%3Fx%3D1",
+               "SAMLResponse", "PHNhbWw+") == NGX_OK,
+          "SAMLResponse decoded, %2B a plus");
+    check(form("SAMLResponse=PHNhbWw%2B&RelayState=%2Fapp%3Fx%3D1",
+               "RelayState", "/app?x=1") == NGX_OK, "RelayState decoded");
+    check(form("RelayState=/a+b", "RelayState", "/a b") == NGX_OK,
+          "+ is a space");
+    check(form("logout_token=a.b.c", "logout_token", "a.b.c") == NGX_OK,
+          "a logout token");
+    check(form("SAMLResponse=", "SAMLResponse", NULL) == NGX_DECLINED,
+          "empty");
+    check(form("SAMLResponse", "SAMLResponse", NULL) == NGX_DECLINED,
+          "no '='");
+    check(form("xSAMLResponse=1&SAMLResponsex=2", "SAMLResponse", NULL)
+          == NGX_DECLINED, "other names are not it");
+    check(form("a=1&&SAMLResponse=2", "SAMLResponse", "2") == NGX_OK,
+          "after an empty pair");
+    check(form("SAMLResponse=1&SAMLResponse=2", "SAMLResponse", "1")
+          == NGX_OK, "the first of two");
+    check(form("", "SAMLResponse", NULL) == NGX_DECLINED, "an empty body");
+}
+
+
 int
 main(void)
 {
@@ -361,6 +408,7 @@ main(void)
     check_token();
     check_paths();
     check_admin();
+    check_form();
 
     printf("parse_check: %lu checks, %lu failed\n", (unsigned long) checks,
            (unsigned long) failed);
