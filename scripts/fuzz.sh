@@ -82,19 +82,26 @@ clang -g -O1 -fsanitize=fuzzer,address,undefined \
 "$out/fuzz_cluster" $limit -max_len=4096 -timeout=5 \
     -print_final_stats=1 "$out/corpus-cluster"
 
-# the parsers of parse.c, as cookie.c and request.c call them: the Cookie
-# headers of a request, return targets (the open-redirect gate), the admin
-# API's paths and ids, and the parameters of a POSTed form
-for target in cookie return admin form; do
-    mkdir -p "$out/corpus-$target"
-    cp -n "$top"/unit/corpus-$target/* "$out/corpus-$target/"
-
+# a target against nginx's headers as `make module` configured them, with
+# the stubs of unit/ngx_stubs.c: the sources and libraries as arguments
+fuzz_cc() {
     clang -g -O1 -fsanitize=fuzzer,address,undefined \
         -I "$src/src/core" -I "$src/src/event" -I "$src/src/event/modules" \
         -I "$src/src/event/quic" -I "$src/src/os/unix" -I "$src/objs" \
         -I "$src/src/http" -I "$src/src/http/modules" -I "$src/src/http/v2" \
         -I "$top/ngx_http_identity_module" -I "$top/unit" \
-        "$top/unit/fuzz_$target.c" "$top/unit/ngx_stubs.c" \
+        "$top/unit/ngx_stubs.c" "$@"
+}
+
+# the parsers of parse.c, as cookie.c, request.c, admin.c and the form
+# readers call them: the Cookie headers of a request, return targets (the
+# open-redirect gate), the admin API's paths and ids, and the parameters of
+# a POSTed form
+for target in cookie return admin form; do
+    mkdir -p "$out/corpus-$target"
+    cp -n "$top"/unit/corpus-$target/* "$out/corpus-$target/"
+
+    fuzz_cc "$top/unit/fuzz_$target.c" \
         "$top/ngx_http_identity_module/ngx_http_identity_parse.c" \
         -o "$out/fuzz_$target"
 
