@@ -178,9 +178,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         }
 
-    }
-
-    for (i = 0; i < n; i++) {
         fuzz_none_ours(&log, &filtered[i], names.nelts == 2 ? 5 : 4);
     }
 
