@@ -89,3 +89,19 @@ $(BUILD)/unit/redis_cluster: unit/redis_cluster.c unit/ngx_stubs.c \
 		unit/redis_cluster.c unit/ngx_stubs.c \
 		ngx_http_identity_module/ngx_http_identity_redis_cluster.c \
 		-lhiredis
+
+# the parsers of a request's input (parse.c) that make fuzz fuzzes: their
+# known answers
+unit: $(BUILD)/unit/parse_check
+
+$(BUILD)/unit/parse_check: unit/parse_check.c unit/ngx_stubs.c \
+		unit/ngx_stubs.h \
+		ngx_http_identity_module/ngx_http_identity_parse.c \
+		ngx_http_identity_module/ngx_http_identity_parse.h
+	@[ -f $(NGX_SRC)/objs/ngx_auto_config.h ] \
+		|| sh scripts/build-module.sh "$(BUILD)"
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -Wall -Wextra -Wno-unused-parameter -Werror $(NGX_INCS) \
+		-Ingx_http_identity_module -Iunit -o $@ \
+		unit/parse_check.c unit/ngx_stubs.c \
+		ngx_http_identity_module/ngx_http_identity_parse.c

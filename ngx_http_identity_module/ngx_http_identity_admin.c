@@ -49,18 +49,6 @@
 #define NGX_HTTP_IDENTITY_ADMIN_FILTER   256
 
 
-typedef enum {
-    ngx_http_identity_users = 0,
-    ngx_http_identity_user,
-    ngx_http_identity_user_sessions,
-    ngx_http_identity_user_sites,
-    ngx_http_identity_sessions,
-    ngx_http_identity_session,
-    ngx_http_identity_me,
-    ngx_http_identity_static
-} ngx_http_identity_route_e;
-
-
 typedef struct {
     ngx_http_identity_route_e        route;
     ngx_str_t                        id;
@@ -76,8 +64,6 @@ static ngx_int_t ngx_http_identity_admin_route(ngx_http_request_t *r,
     ngx_http_identity_admin_ctx_t *actx);
 static ngx_int_t ngx_http_identity_admin_query(ngx_http_request_t *r,
     ngx_http_identity_admin_ctx_t *actx);
-static ngx_int_t ngx_http_identity_admin_valid_id(ngx_str_t *id,
-    ngx_uint_t session);
 static ngx_int_t ngx_http_identity_admin_arg(ngx_http_request_t *r,
     char *name, ngx_str_t *value);
 static ngx_int_t ngx_http_identity_admin_authorized(ngx_http_request_t *r,
@@ -96,20 +82,12 @@ static void ngx_http_identity_admin_delete_done(ngx_http_request_t *r,
     ngx_http_identity_store_result_t *res);
 static ngx_int_t ngx_http_identity_admin_failed(ngx_http_request_t *r,
     ngx_http_identity_store_result_t *res);
-static ngx_int_t ngx_http_identity_admin_valid(ngx_str_t *id, char *prefix,
-    size_t n);
 static u_char *ngx_http_identity_admin_list_uri(u_char *p,
     ngx_http_identity_admin_ctx_t *actx);
 static json_t *ngx_http_identity_admin_next(ngx_http_request_t *r,
     ngx_http_identity_admin_ctx_t *actx, ngx_str_t *cursor);
 static void ngx_http_identity_admin_finish(ngx_http_request_t *r,
     ngx_int_t status, json_t *body);
-
-
-static ngx_str_t  ngx_http_identity_admin_kinds[] = {
-    ngx_string("app/users"),
-    ngx_string("app/sessions")
-};
 
 
 ngx_int_t
@@ -253,9 +231,9 @@ static ngx_int_t
 ngx_http_identity_admin_route(ngx_http_request_t *r,
     ngx_http_identity_admin_ctx_t *actx)
 {
-    u_char                    *p, *last, *slash;
-    ngx_str_t                  path, rest, host;
-    ngx_uint_t                 kind, item;
+    u_char                    *p;
+    ngx_str_t                  path, host;
+    ngx_uint_t                 item;
     ngx_http_core_loc_conf_t  *clcf;
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
@@ -265,11 +243,6 @@ ngx_http_identity_admin_route(ngx_http_request_t *r,
 
     if (clcf->name.len > r->uri.len) {
         ngx_str_null(&path);
-    }
-
-    while (path.len && path.data[0] == '/') {
-        path.data++;
-        path.len--;
     }
 
     /* base: where the URIs in answers start */
@@ -292,92 +265,21 @@ ngx_http_identity_admin_route(ngx_http_request_t *r,
 
     actx->base.len = p - actx->base.data;
 
-    /* the dashboard's files are anything but app/ */
-
-    if (path.len < 3 || ngx_strncmp(path.data, "app", 3) != 0
-        || (path.len > 3 && path.data[3] != '/'))
+    if (ngx_http_identity_admin_path(&path, &actx->route, &actx->id, &item)
+        != NGX_OK)
     {
-        actx->route = ngx_http_identity_static;
+        actx->msg = "no such resource";
+        return NGX_HTTP_NOT_FOUND;
+    }
+
+    if (actx->route == ngx_http_identity_static) {
         actx->file = path;
         return NGX_OK;
     }
 
-    if (path.len == 6 && ngx_strncmp(path.data, "app/me", 6) == 0) {
-        actx->route = ngx_http_identity_me;
-        item = 0;
-        goto methods;
+    if (actx->route == ngx_http_identity_user_sessions) {
+        actx->query.user_id = actx->id;
     }
-
-    for (kind = 0; kind < 2; kind++) {
-        if (path.len >= ngx_http_identity_admin_kinds[kind].len
-            && ngx_strncmp(path.data, ngx_http_identity_admin_kinds[kind].data,
-                           ngx_http_identity_admin_kinds[kind].len)
-               == 0)
-        {
-            break;
-        }
-    }
-
-    if (kind == 2) {
-        actx->msg = "no such resource";
-        return NGX_HTTP_NOT_FOUND;
-    }
-
-    rest.data = path.data + ngx_http_identity_admin_kinds[kind].len;
-    rest.len = path.len - ngx_http_identity_admin_kinds[kind].len;
-    item = 0;
-
-    if (rest.len == 0 || (rest.len == 1 && rest.data[0] == '/')) {
-        actx->route = kind ? ngx_http_identity_sessions
-                           : ngx_http_identity_users;
-
-    } else if (rest.data[0] != '/') {
-        actx->msg = "no such resource";
-        return NGX_HTTP_NOT_FOUND;
-
-    } else {
-        last = rest.data + rest.len;
-        p = rest.data + 1;
-        slash = ngx_strlchr(p, last, '/');
-
-        actx->id.data = p;
-        actx->id.len = (slash ? slash : last) - p;
-
-        /* ids are ours: au_ or as_ and 32 hex digits */
-
-        if (!ngx_http_identity_admin_valid_id(&actx->id, kind)) {
-            actx->msg = "no such resource";
-            return NGX_HTTP_NOT_FOUND;
-        }
-
-        item = 1;
-        actx->route = kind ? ngx_http_identity_session
-                           : ngx_http_identity_user;
-
-        if (slash && slash + 1 < last) {
-            item = 0;
-            rest.data = slash + 1;
-            rest.len = last - rest.data;
-
-            if (kind == 0 && rest.len == 8
-                && ngx_strncmp(rest.data, "sessions", 8) == 0)
-            {
-                actx->route = ngx_http_identity_user_sessions;
-                actx->query.user_id = actx->id;
-
-            } else if (kind == 0 && rest.len == 9
-                       && ngx_strncmp(rest.data, "endpoints", 9) == 0)
-            {
-                actx->route = ngx_http_identity_user_sites;
-
-            } else {
-                actx->msg = "no such resource";
-                return NGX_HTTP_NOT_FOUND;
-            }
-        }
-    }
-
-methods:
 
     if (r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD)) {
         return NGX_OK;
@@ -426,7 +328,7 @@ ngx_http_identity_admin_query(ngx_http_request_t *r,
     }
 
     if (ngx_http_identity_admin_arg(r, "before_id", &v) == NGX_OK) {
-        if (!ngx_http_identity_admin_valid_id(&v, q->sessions)) {
+        if (!ngx_http_identity_admin_id(&v, q->sessions)) {
             ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                           "identity: admin: invalid before_id \"%V\"", &v);
             actx->msg = "invalid before_id";
@@ -438,7 +340,7 @@ ngx_http_identity_admin_query(ngx_http_request_t *r,
 
     if (ngx_http_identity_admin_arg(r, "endpoint", &v) == NGX_OK) {
         if (actx->route != ngx_http_identity_user_sessions
-            || !ngx_http_identity_admin_valid(&v, "ep_",
+            || !ngx_http_identity_id_valid(&v, "ep_",
                                         NGX_HTTP_IDENTITY_SITE_HASH_LEN))
         {
             ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
@@ -460,38 +362,6 @@ ngx_http_identity_admin_query(ngx_http_request_t *r,
     }
 
     return NGX_OK;
-}
-
-
-/* ids are ours: au_ (identities) or as_ (sessions) and 32 hex digits */
-
-static ngx_int_t
-ngx_http_identity_admin_valid_id(ngx_str_t *id, ngx_uint_t session)
-{
-    return ngx_http_identity_admin_valid(id, session ? "as_" : "au_", 32);
-}
-
-
-/* a prefix of three characters, then "n" lowercase hex digits */
-
-static ngx_int_t
-ngx_http_identity_admin_valid(ngx_str_t *id, char *prefix, size_t n)
-{
-    ngx_uint_t  i;
-
-    if (id->len != 3 + n || ngx_strncmp(id->data, prefix, 3) != 0) {
-        return 0;
-    }
-
-    for (i = 3; i < id->len; i++) {
-        if (!((id->data[i] >= '0' && id->data[i] <= '9')
-              || (id->data[i] >= 'a' && id->data[i] <= 'f')))
-        {
-            return 0;
-        }
-    }
-
-    return 1;
 }
 
 

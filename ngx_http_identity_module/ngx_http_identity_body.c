@@ -6,7 +6,8 @@
 
 /*
  * The POSTed forms of identity providers (a SAML response, a logout token),
- * read by the endpoints that run in the server rewrite phase.
+ * read by the endpoints that run in the server rewrite phase; their
+ * parameters are parse.c's (ngx_http_identity_form_arg()).
  */
 
 
@@ -132,56 +133,4 @@ ngx_http_identity_body(ngx_http_request_t *r, size_t max, ngx_str_t *body)
     body->len = p - body->data;
 
     return NGX_OK;
-}
-
-
-/*
- * One parameter of an application/x-www-form-urlencoded body, decoded
- * ("+" is a space) and NUL-terminated; NGX_DECLINED if absent or empty.
- */
-
-ngx_int_t
-ngx_http_identity_form_arg(ngx_http_request_t *r, ngx_str_t *body,
-    char *name, ngx_str_t *value)
-{
-    u_char  *p, *last, *amp, *dst, *src, *q;
-    size_t   len;
-
-    len = ngx_strlen(name);
-    p = body->data;
-    last = body->data + body->len;
-
-    while (p < last) {
-        amp = ngx_strlchr(p, last, '&');
-        if (amp == NULL) {
-            amp = last;
-        }
-
-        if ((size_t) (amp - p) > len && p[len] == '='
-            && ngx_strncmp(p, name, len) == 0)
-        {
-            value->data = ngx_pnalloc(r->pool, amp - p - len);
-            if (value->data == NULL) {
-                return NGX_ERROR;
-            }
-
-            for (q = p + len + 1; q < amp; q++) {
-                if (*q == '+') {
-                    *q = ' ';
-                }
-            }
-
-            src = p + len + 1;
-            dst = value->data;
-            ngx_unescape_uri(&dst, &src, amp - p - len - 1, 0);
-            value->len = dst - value->data;
-            *dst = '\0';
-
-            return value->len ? NGX_OK : NGX_DECLINED;
-        }
-
-        p = amp + 1;
-    }
-
-    return NGX_DECLINED;
 }

@@ -16,8 +16,6 @@
 ngx_int_t ngx_http_identity_read_body(ngx_http_request_t *r, size_t max);
 ngx_int_t ngx_http_identity_body(ngx_http_request_t *r, size_t max,
     ngx_str_t *body);
-ngx_int_t ngx_http_identity_form_arg(ngx_http_request_t *r, ngx_str_t *body,
-    char *name, ngx_str_t *value);
 
 
 #endif /* _NGX_HTTP_IDENTITY_BODY_H_INCLUDED_ */

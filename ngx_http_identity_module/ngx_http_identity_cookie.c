@@ -11,16 +11,8 @@
 #include "ngx_http_identity_types.h"
 #include "ngx_http_identity_request.h"
 #include "ngx_http_identity_crypto.h"
+#include "ngx_http_identity_parse.h"
 #include "ngx_http_identity_cookie.h"
-
-
-#define NGX_HTTP_IDENTITY_COOKIE_MAX  4096
-
-
-static ngx_uint_t ngx_http_identity_cookie_ours(ngx_str_t *name,
-    ngx_array_t *names);
-static u_char *ngx_http_identity_cookie_next(u_char *p, u_char *last,
-    ngx_str_t *name, ngx_str_t *value);
 
 
 /*
@@ -60,55 +52,15 @@ ngx_http_identity_cookie_name(ngx_http_request_t *r, ngx_str_t *base,
 
 /*
  * NGX_OK and the value, NGX_DECLINED if absent, or NGX_HTTP_BAD_REQUEST if
- * the cookie is sent twice or the header is oversized: two session cookies
- * cannot be told apart safely.
+ * the cookie is sent twice or the header is oversized (parse.c).
  */
 
 ngx_int_t
 ngx_http_identity_cookie_get(ngx_http_request_t *r, ngx_str_t *name,
     ngx_str_t *value)
 {
-    u_char            *p, *last;
-    ngx_str_t          n, v;
-    ngx_uint_t         i, found;
-    ngx_table_elt_t  **h;
-
-    found = 0;
-    h = r->headers_in.cookies.elts;
-
-    for (i = 0; i < r->headers_in.cookies.nelts; i++) {
-
-        if (h[i]->value.len > NGX_HTTP_IDENTITY_COOKIE_MAX) {
-            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                          "identity: oversized Cookie header (%uz bytes)",
-                          h[i]->value.len);
-            return NGX_HTTP_BAD_REQUEST;
-        }
-
-        p = h[i]->value.data;
-        last = p + h[i]->value.len;
-
-        while (p < last) {
-            p = ngx_http_identity_cookie_next(p, last, &n, &v);
-
-            if (n.len != name->len
-                || ngx_strncmp(n.data, name->data, n.len) != 0)
-            {
-                continue;
-            }
-
-            if (found) {
-                ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                              "identity: duplicate cookie \"%V\"", name);
-                return NGX_HTTP_BAD_REQUEST;
-            }
-
-            found = 1;
-            *value = v;
-        }
-    }
-
-    return found ? NGX_OK : NGX_DECLINED;
+    return ngx_http_identity_cookie_find(r->connection->log,
+                                         &r->headers_in.cookies, name, value);
 }
 
 
@@ -162,15 +114,14 @@ ngx_http_identity_cookie_set(ngx_http_request_t *r, ngx_str_t *name,
 
 /*
  * The module's cookies are removed from the Cookie headers that go
- * upstream: for each name of the list, "name" and "name_..." (the auth id
- * and state cookies), "__Host-" or not.  Other cookies pass as they came.
+ * upstream (ngx_http_identity_cookie_filter() in parse.c).  Other cookies
+ * pass as they came.
  */
 
 ngx_int_t
 ngx_http_identity_cookie_strip(ngx_http_request_t *r, ngx_array_t *names)
 {
-    u_char            *p, *last, *out, *buf;
-    ngx_str_t          n, v;
+    u_char            *buf;
     ngx_uint_t         i;
     ngx_table_elt_t  **h;
 
@@ -183,107 +134,12 @@ ngx_http_identity_cookie_strip(ngx_http_request_t *r, ngx_array_t *names)
             return NGX_ERROR;
         }
 
-        out = buf;
-        p = h[i]->value.data;
-        last = p + h[i]->value.len;
-
-        while (p < last) {
-            p = ngx_http_identity_cookie_next(p, last, &n, &v);
-
-            if (n.len == 0 || ngx_http_identity_cookie_ours(&n, names)) {
-                continue;
-            }
-
-            if (out != buf) {
-                *out++ = ';';
-                *out++ = ' ';
-            }
-
-            out = ngx_cpymem(out, n.data, n.len);
-
-            if (v.data) {
-                *out++ = '=';
-                out = ngx_cpymem(out, v.data, v.len);
-            }
-        }
-
+        h[i]->value.len = ngx_http_identity_cookie_filter(&h[i]->value, names,
+                                                          buf);
         h[i]->value.data = buf;
-        h[i]->value.len = out - buf;
     }
 
     return NGX_OK;
-}
-
-
-static ngx_uint_t
-ngx_http_identity_cookie_ours(ngx_str_t *name, ngx_array_t *names)
-{
-    ngx_str_t   bare, *base;
-    ngx_uint_t  i;
-
-    bare = *name;
-
-    if (bare.len >= sizeof("__Host-") - 1
-        && ngx_strncmp(bare.data, "__Host-", sizeof("__Host-") - 1) == 0)
-    {
-        bare.data += sizeof("__Host-") - 1;
-        bare.len -= sizeof("__Host-") - 1;
-    }
-
-    base = names->elts;
-
-    for (i = 0; i < names->nelts; i++) {
-        if (bare.len >= base[i].len
-            && ngx_strncmp(bare.data, base[i].data, base[i].len) == 0
-            && (bare.len == base[i].len || bare.data[base[i].len] == '_'))
-        {
-            return 1;
-        }
-    }
-
-    return 0;
-}
-
-
-/* one "name=value" pair of a Cookie header; returns where the next starts */
-
-static u_char *
-ngx_http_identity_cookie_next(u_char *p, u_char *last, ngx_str_t *name,
-    ngx_str_t *value)
-{
-    u_char  *end, *eq;
-
-    while (p < last && (*p == ' ' || *p == '\t')) {
-        p++;
-    }
-
-    end = ngx_strlchr(p, last, ';');
-    if (end == NULL) {
-        end = last;
-    }
-
-    eq = ngx_strlchr(p, end, '=');
-
-    name->data = p;
-    name->len = (eq ? eq : end) - p;
-
-    while (name->len && name->data[name->len - 1] == ' ') {
-        name->len--;
-    }
-
-    if (eq) {
-        value->data = eq + 1;
-        value->len = end - (eq + 1);
-
-        while (value->len && value->data[value->len - 1] == ' ') {
-            value->len--;
-        }
-
-    } else {
-        ngx_str_null(value);
-    }
-
-    return end < last ? end + 1 : last;
 }
 
 
@@ -308,9 +164,7 @@ ngx_http_identity_read_cookie(ngx_http_request_t *r,
         return rc;
     }
 
-    if (token->len == NGX_HTTP_IDENTITY_TOKEN_LEN
-        && ngx_http_identity_is_word(token))
-    {
+    if (ngx_http_identity_cookie_token(token)) {
         return NGX_OK;
     }
 

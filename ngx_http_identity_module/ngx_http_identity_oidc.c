@@ -523,7 +523,7 @@ ngx_http_identity_oidc_logout_token(ngx_http_request_t *r)
                                   : NGX_HTTP_BAD_REQUEST;
     }
 
-    rc = ngx_http_identity_form_arg(r, &body, "logout_token", &token);
+    rc = ngx_http_identity_form_arg(r->pool, &body, "logout_token", &token);
 
     if (rc == NGX_ERROR) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;

@@ -20,6 +20,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_identity_types.h"
+#include "ngx_http_identity_parse.h"
 #include "ngx_http_identity_request.h"
 
 
@@ -324,71 +325,23 @@ ngx_http_identity_redirect_path(ngx_http_request_t *r, ngx_str_t *path)
 
 
 /*
- * Where a login returns to: the path the browser asked for, with any run
- * of "/" and "\" at its start made one "/" ("//host/x" is "/host/x" to
- * nginx's merge_slashes, but another host to a browser); "/" if it still
- * is not a same-site path.
+ * Where a login returns to: the path the browser asked for, made a
+ * same-site path by ngx_http_identity_return_path() (parse.c), else "/".
  */
 
 ngx_int_t
 ngx_http_identity_return_target(ngx_http_request_t *r, ngx_str_t *uri,
     ngx_str_t *target)
 {
-    u_char  *p, *last;
-
-    p = uri->data;
-    last = p + uri->len;
-
-    while (p < last && (*p == '/' || *p == '\\')) {
-        p++;
-    }
-
-    target->len = 1 + (last - p);
-    target->data = ngx_pnalloc(r->pool, target->len);
+    target->data = ngx_pnalloc(r->pool, uri->len + 1);
     if (target->data == NULL) {
         return NGX_ERROR;
     }
 
-    target->data[0] = '/';
-    ngx_memcpy(target->data + 1, p, last - p);
-
-    if (ngx_http_identity_local_path(target) != NGX_OK) {
+    if (ngx_http_identity_return_path(uri, target) != NGX_OK) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "identity: the request's path is not a return "
                       "target, \"/\" instead");
-        ngx_str_set(target, "/");
-    }
-
-    return NGX_OK;
-}
-
-
-/*
- * The one check of every return target, whatever absolute_redirect says:
- * "/" and then anything but a second "/" or "\" (which browsers read as
- * another host), no "\" at all, no control characters, at most 2048
- * bytes.  Percent-encoded slashes are left as they are: a browser does
- * not decode them in a Location.
- */
-
-ngx_int_t
-ngx_http_identity_local_path(ngx_str_t *path)
-{
-    u_char  *p, *last;
-
-    p = path->data;
-    last = p + path->len;
-
-    if (path->len == 0 || path->len > 2048 || p[0] != '/'
-        || (path->len > 1 && (p[1] == '/' || p[1] == '\\')))
-    {
-        return NGX_DECLINED;
-    }
-
-    for ( /* void */ ; p < last; p++) {
-        if (*p < 0x20 || *p == 0x7f || *p == '\\') {
-            return NGX_DECLINED;
-        }
     }
 
     return NGX_OK;
@@ -825,25 +778,6 @@ ngx_http_identity_add_unique(ngx_pool_t *pool, ngx_array_t **set,
     *e = *s;
 
     return NGX_OK;
-}
-
-
-/* letters, digits, "-" and "_": base64url, and safe in a cookie name */
-
-ngx_uint_t
-ngx_http_identity_is_word(ngx_str_t *s)
-{
-    u_char  *p;
-
-    for (p = s->data; p < s->data + s->len; p++) {
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
-              || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'))
-        {
-            return 0;
-        }
-    }
-
-    return 1;
 }
 
 

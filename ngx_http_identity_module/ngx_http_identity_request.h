@@ -13,6 +13,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_identity_types.h"
+#include "ngx_http_identity_parse.h"
 
 
 ngx_int_t ngx_http_identity_logout_url(ngx_http_request_t *r,
@@ -34,7 +35,6 @@ ngx_int_t ngx_http_identity_redirect_path(ngx_http_request_t *r,
     ngx_str_t *path);
 ngx_int_t ngx_http_identity_return_target(ngx_http_request_t *r,
     ngx_str_t *uri, ngx_str_t *target);
-ngx_int_t ngx_http_identity_local_path(ngx_str_t *path);
 ngx_http_identity_ctx_t *ngx_http_identity_create_ctx(ngx_http_request_t *r);
 ngx_http_identity_ctx_t *ngx_http_identity_get_ctx(ngx_http_request_t *r);
 ngx_http_identity_provider_t *ngx_http_identity_find_provider(
@@ -52,7 +52,6 @@ ngx_int_t ngx_http_identity_set_location(ngx_http_request_t *r,
     ngx_str_t *location);
 ngx_int_t ngx_http_identity_unescape_arg(ngx_http_request_t *r,
     ngx_str_t *arg);
-ngx_uint_t ngx_http_identity_is_word(ngx_str_t *s);
 ngx_int_t ngx_http_identity_add_unique(ngx_pool_t *pool, ngx_array_t **set,
     ngx_str_t *s);
 char *ngx_http_identity_public_url(ngx_conf_t *cf, ngx_command_t *cmd,

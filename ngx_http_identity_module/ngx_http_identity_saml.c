@@ -795,7 +795,7 @@ ngx_http_identity_saml_response(ngx_http_request_t *r)
                                   : NGX_HTTP_BAD_REQUEST;
     }
 
-    if (ngx_http_identity_form_arg(r, &body, "SAMLResponse", &response)
+    if (ngx_http_identity_form_arg(r->pool, &body, "SAMLResponse", &response)
         != NGX_OK)
     {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
@@ -833,7 +833,7 @@ ngx_http_identity_saml_response(ngx_http_request_t *r)
     ctx->login.cookie_name = ilcf->cookie_name;
     ctx->login.cookie_domain = ilcf->cookie_domain;
 
-    rc = ngx_http_identity_form_arg(r, &body, "RelayState", &relay);
+    rc = ngx_http_identity_form_arg(r->pool, &body, "RelayState", &relay);
 
     if (rc == NGX_ERROR) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;

@@ -1,15 +1,24 @@
 #!/bin/sh
 # make fuzz: builds the libFuzzer targets of unit/ with clang (ASan, UBSan)
-# and runs each for FUZZ_SECONDS (60): the user agent parser, starting from
-# uap-core's own user agents, the claims sanitizer, against nginx's headers
-# as `make module` configured them, and a Redis Cluster's map and redirects
-# from unit/corpus-cluster.  Installs clang and its runtime
-# if they are missing.
+# and runs each for FUZZ_SECONDS (60), or FUZZ_EXECS inputs if set: the user
+# agent parser, starting from uap-core's own user agents, the claims
+# sanitizer, against nginx's headers as `make module` configured them, a
+# Redis Cluster's map and redirects from unit/corpus-cluster, the Cookie
+# headers (unit/corpus-cookie), the return targets (unit/corpus-return) and
+# the admin API's paths and ids (unit/corpus-admin) and POSTed forms
+# (unit/corpus-form).
+# Installs clang and its runtime if they are missing.
 set -eu
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 out=$top/build/fuzz
 seconds=${FUZZ_SECONDS:-60}
+
+if [ -n "${FUZZ_EXECS:-}" ]; then
+    limit="-runs=$FUZZ_EXECS"
+else
+    limit="-max_total_time=$seconds"
+fi
 
 if ! command -v clang >/dev/null 2>&1 \
    || ! dpkg-query -W -f='${Status}' libclang-rt-14-dev 2>/dev/null \
@@ -33,7 +42,7 @@ if [ -z "$(ls -A "$out/corpus-ua")" ]; then
         | awk -v d="$out/corpus-ua" '{ f = sprintf("%s/seed-%04d", d, NR); printf "%s", $0 > f; close(f) }'
 fi
 
-"$out/fuzz_ua" -max_total_time="$seconds" -max_len=2048 -timeout=5 \
+"$out/fuzz_ua" $limit -max_len=2048 -timeout=5 \
     -print_final_stats=1 "$out/corpus-ua"
 
 # the claims sanitizer: nginx's headers, its pool and log stubbed
@@ -54,7 +63,7 @@ clang -g -O1 -fsanitize=fuzzer,address,undefined \
 printf 'alice\377a@example.test\377Al\r\nX: y\377al\377\377staff\nadm\rins\377{"department":"d","groups":["a"]}' \
     > "$out/corpus-claims/seed-1"
 
-"$out/fuzz_claims" -max_total_time="$seconds" -max_len=4096 -timeout=5 \
+"$out/fuzz_claims" $limit -max_len=4096 -timeout=5 \
     -print_final_stats=1 "$out/corpus-claims"
 
 # a Redis Cluster's replies: CLUSTER SLOTS, MOVED and ASK, through hiredis's
@@ -70,5 +79,32 @@ clang -g -O1 -fsanitize=fuzzer,address,undefined \
     "$top/unit/fuzz_cluster.c" "$top/unit/ngx_stubs.c" -lhiredis \
     -o "$out/fuzz_cluster"
 
-"$out/fuzz_cluster" -max_total_time="$seconds" -max_len=4096 -timeout=5 \
+"$out/fuzz_cluster" $limit -max_len=4096 -timeout=5 \
     -print_final_stats=1 "$out/corpus-cluster"
+
+# a target against nginx's headers as `make module` configured them, with
+# the stubs of unit/ngx_stubs.c: the sources and libraries as arguments
+fuzz_cc() {
+    clang -g -O1 -fsanitize=fuzzer,address,undefined \
+        -I "$src/src/core" -I "$src/src/event" -I "$src/src/event/modules" \
+        -I "$src/src/event/quic" -I "$src/src/os/unix" -I "$src/objs" \
+        -I "$src/src/http" -I "$src/src/http/modules" -I "$src/src/http/v2" \
+        -I "$top/ngx_http_identity_module" -I "$top/unit" \
+        "$top/unit/ngx_stubs.c" "$@"
+}
+
+# the parsers of parse.c, as cookie.c, request.c, admin.c and the form
+# readers call them: the Cookie headers of a request, return targets (the
+# open-redirect gate), the admin API's paths and ids, and the parameters of
+# a POSTed form
+for target in cookie return admin form; do
+    mkdir -p "$out/corpus-$target"
+    cp -n "$top"/unit/corpus-$target/* "$out/corpus-$target/"
+
+    fuzz_cc "$top/unit/fuzz_$target.c" \
+        "$top/ngx_http_identity_module/ngx_http_identity_parse.c" \
+        -o "$out/fuzz_$target"
+
+    "$out/fuzz_$target" $limit -max_len=4096 -timeout=5 \
+        -print_final_stats=1 "$out/corpus-$target"
+done

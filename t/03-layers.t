@@ -34,6 +34,7 @@ my %layer = (
     store => 5, store_admin => 5, store_login => 5, store_revoke => 5, meta => 5, rules => 5,
     store_cmd => 5.5, node => 5.6, cache => 5.7,
     request => 6, cookie => 6, crypto => 6, redis => 6, redis_conf => 6, fetch => 6,
+    parse => 6.1,
     redis_cluster => 6.2, redis_link => 6.25, redis_state => 6.3,
     redis_conn => 6.5,
     task => 6, body => 6, claims => 6, error => 6, ua => 6, geo => 6,

@@ -8,15 +8,21 @@
  * nginx's pool and log for the programs of unit/ that call the module's
  * ground files without nginx: allocations come from one arena that
  * ngx_http_identity_stub_reset() empties before each input, and log lines
- * go nowhere.  Only nginx's headers are needed.
+ * go nowhere.  Only nginx's headers are needed.  Under AddressSanitizer
+ * (make fuzz) all of the arena but what was handed out is poisoned, with
+ * a gap after each allocation, so that a write or read past one is caught
+ * as if it were malloc()'s.
  *
  * Debian ships nginx's headers, not its sources, so the few functions of
  * nginx's core the Redis Cluster code calls are stand-ins here, written to
  * what nginx 1.22 documents and does: ngx_atoi() refuses an empty string,
  * anything but digits and a value past NGX_MAX_INT_T_VALUE; the address
- * parsers take a bare IPv4 or IPv6 address (no brackets, no zone).  So
- * is redis_conn.c's ngx_http_identity_rconn_numeric(), whose file needs
- * nginx's event loop.
+ * parsers take a bare IPv4 or IPv6 address (no brackets, no zone);
+ * ngx_unescape_uri() of type 0 (what a form or a query argument is
+ * decoded with) turns "%" and two hex digits into their byte, drops a "%"
+ * not followed by a hex digit and a "%" and hex digit not followed by a
+ * second, and never writes more than it reads.  So is redis_conn.c's
+ * ngx_http_identity_rconn_numeric(), whose file needs nginx's event loop.
  */
 
 
@@ -24,6 +30,7 @@
 #include <ngx_core.h>
 
 #include <arpa/inet.h>
+#include <sanitizer/asan_interface.h>
 
 #include "ngx_stubs.h"
 
@@ -46,6 +53,8 @@ ngx_http_identity_stub_reset(void)
 
     arena_last = arena;
 
+    ASAN_POISON_MEMORY_REGION(arena, NGX_HTTP_IDENTITY_STUB_ARENA);
+
     return NGX_OK;
 }
 
@@ -57,12 +66,19 @@ ngx_pnalloc(ngx_pool_t *pool, size_t size)
 
     (void) pool;
 
-    if (size > (size_t) (arena + NGX_HTTP_IDENTITY_STUB_ARENA - arena_last)) {
+    /* 8-aligned, as AddressSanitizer poisons, and 8 poisoned bytes after */
+
+    p = ngx_align_ptr(arena_last, 8);
+
+    if ((size_t) (arena + NGX_HTTP_IDENTITY_STUB_ARENA - p) < 8
+        || size > (size_t) (arena + NGX_HTTP_IDENTITY_STUB_ARENA - p) - 8)
+    {
         return NULL;
     }
 
-    p = arena_last;
-    arena_last += size;
+    arena_last = p + size + 8;
+
+    ASAN_UNPOISON_MEMORY_REGION(p, size);
 
     return p;
 }
@@ -108,6 +124,75 @@ ngx_int_t
 ngx_strncasecmp(u_char *s1, u_char *s2, size_t n)
 {
     return strncasecmp((char *) s1, (char *) s2, n);
+}
+
+
+static ngx_int_t
+ngx_http_identity_stub_hex(u_char ch)
+{
+    if (ch >= '0' && ch <= '9') {
+        return ch - '0';
+    }
+
+    ch |= 0x20;
+
+    if (ch >= 'a' && ch <= 'f') {
+        return ch - 'a' + 10;
+    }
+
+    return -1;
+}
+
+
+void
+ngx_unescape_uri(u_char **dst, u_char **src, size_t size, ngx_uint_t type)
+{
+    u_char     *d, *s;
+    ngx_int_t   hi, lo;
+
+    (void) type;
+
+    d = *dst;
+    s = *src;
+
+    while (size) {
+        size--;
+
+        if (*s != '%') {
+            *d++ = *s++;
+            continue;
+        }
+
+        s++;
+
+        if (size == 0) {
+            break;
+        }
+
+        hi = ngx_http_identity_stub_hex(*s);
+        size--;
+
+        if (hi < 0) {
+            *d++ = *s++;
+            continue;
+        }
+
+        s++;
+
+        if (size == 0) {
+            break;
+        }
+
+        lo = ngx_http_identity_stub_hex(*s++);
+        size--;
+
+        if (lo >= 0) {
+            *d++ = (u_char) (hi * 16 + lo);
+        }
+    }
+
+    *dst = d;
+    *src = s;
 }
 
 
