@@ -20,6 +20,17 @@
  * "closed"; a handler may free the connection, which then closes once it
  * returns.  The connection's own log is quiet (alerts only; OpenSSL's
  * errors are crit): redis.c says what happened, once per change of state.
+ *
+ * A reply is bounded, as a server that is broken, hostile or not Redis at
+ * all (a MITM without TLS) may announce anything: hiredis's reader would
+ * allocate an array whole when it reads its count, and buffer a string of
+ * any length.  Here the reader builds replies with our functions (objects
+ * freeReplyObject() frees), which count what one reply holds: at most
+ * MAX_ELTS array elements, nested or not, and MAX_SIZE bytes, its objects
+ * and what is buffered of it (the reader's buffer may hold as much again,
+ * as a string is copied out of it); a string is refused by the length it
+ * announces, a line (status, error) past MAX_LINE bytes without its end.
+ * A reply over that closes the connection as a malformed one.
  */
 
 
@@ -30,6 +41,12 @@
 
 #include "ngx_http_identity_types.h"
 #include "ngx_http_identity_redis_conn.h"
+
+
+/* the module's largest replies, admin API pages, are kilobytes */
+#define NGX_HTTP_IDENTITY_RCONN_MAX_ELTS  1048576
+#define NGX_HTTP_IDENTITY_RCONN_MAX_SIZE  (64 * 1024 * 1024)
+#define NGX_HTTP_IDENTITY_RCONN_MAX_LINE  65536
 
 
 static void ngx_http_identity_rconn_write_handler(ngx_event_t *wev);
@@ -47,6 +64,31 @@ static void ngx_http_identity_rconn_fail(ngx_http_identity_rconn_t *rc,
 static void ngx_http_identity_rconn_close(ngx_http_identity_rconn_t *rc);
 static ngx_int_t ngx_http_identity_rconn_addr(ngx_http_identity_rconn_t *rc,
     ngx_http_identity_redis_addr_t *addr, ngx_uint_t unix_socket);
+static void ngx_http_identity_rconn_malformed(ngx_http_identity_rconn_t *rc);
+static ngx_int_t ngx_http_identity_rconn_bounded(
+    ngx_http_identity_rconn_t *rc);
+static void ngx_http_identity_rconn_refuse(ngx_http_identity_rconn_t *rc,
+    const char *what, uint64_t n, const char *unit, size_t max);
+static redisReply *ngx_http_identity_rconn_object(const redisReadTask *task,
+    int type, size_t size);
+static void *ngx_http_identity_rconn_link(const redisReadTask *task,
+    redisReply *reply);
+static void *ngx_http_identity_rconn_string(const redisReadTask *task,
+    char *str, size_t len);
+static void *ngx_http_identity_rconn_array(const redisReadTask *task,
+    int elements);
+static void *ngx_http_identity_rconn_integer(const redisReadTask *task,
+    long long value);
+static void *ngx_http_identity_rconn_nil(const redisReadTask *task);
+
+
+static redisReplyObjectFunctions  ngx_http_identity_rconn_replies = {
+    ngx_http_identity_rconn_string,
+    ngx_http_identity_rconn_array,
+    ngx_http_identity_rconn_integer,
+    ngx_http_identity_rconn_nil,
+    freeReplyObject
+};
 
 
 ngx_http_identity_rconn_t *
@@ -78,7 +120,11 @@ ngx_http_identity_rconn_connect(ngx_log_t *log,
     rc->server_name = conf->tls_server_name.len ? conf->tls_server_name
                                                 : addr->host;
 
-    rc->reader = redisReaderCreate();
+    rc->reader = redisReaderCreateWithFunctions(
+                                           &ngx_http_identity_rconn_replies);
+    if (rc->reader) {
+        rc->reader->privdata = rc;
+    }
 
     if (rc->reader == NULL
         || ngx_http_identity_rconn_addr(rc, addr, unix_socket) != NGX_OK)
@@ -624,14 +670,21 @@ ngx_http_identity_rconn_read_handler(ngx_event_t *rev)
             r = NULL;
 
             if (redisReaderGetReply(rc->reader, &r) != REDIS_OK) {
-                ngx_http_identity_rconn_fail(rc, "sent a malformed reply",
-                                             0);
+                ngx_http_identity_rconn_malformed(rc);
                 return;
             }
 
             if (r == NULL) {
+                if (ngx_http_identity_rconn_bounded(rc) != NGX_OK) {
+                    ngx_http_identity_rconn_malformed(rc);
+                    return;
+                }
+
                 break;
             }
+
+            rc->reply_size = 0;
+            rc->reply_elts = 0;
 
             if (rc->count == 0) {
                 freeReplyObject(r);
@@ -703,6 +756,257 @@ ngx_http_identity_rconn_fail(ngx_http_identity_rconn_t *rc, const char *what,
     }
 
     ngx_http_identity_rconn_close(rc);
+}
+
+
+/* what the reader refused, bounded: its words or ours, never the bytes */
+
+static void
+ngx_http_identity_rconn_malformed(ngx_http_identity_rconn_t *rc)
+{
+    u_char  *p;
+
+    if (!rc->refused) {
+        p = ngx_snprintf((u_char *) rc->errstr,
+                         NGX_HTTP_IDENTITY_RCONN_ERRLEN - 1,
+                         "sent a malformed reply (%s)", rc->reader->errstr);
+        *p = '\0';
+    }
+
+    rc->err = 1;
+    ngx_http_identity_rconn_close(rc);
+}
+
+
+/*
+ * What the reader holds of a reply it has not finished: the bytes it
+ * buffered; a line (a status, an error, a number, a length) without its
+ * end, as the reader looks for that end again in all it holds at each
+ * read; and the length a string announced, before the string comes.  The
+ * reader's stack (read.h) says what the item begun is; its buffer starts
+ * there.
+ */
+
+static ngx_int_t
+ngx_http_identity_rconn_bounded(ngx_http_identity_rconn_t *rc)
+{
+    size_t        unread, max;
+    u_char       *p, *last;
+    uint64_t      n;
+    redisReader  *reader;
+
+    reader = rc->reader;
+    max = NGX_HTTP_IDENTITY_RCONN_MAX_SIZE - rc->reply_size;
+    unread = reader->len - reader->pos;
+
+    if (unread > max) {
+        ngx_http_identity_rconn_refuse(rc, "", rc->reply_size + unread,
+                                       "bytes",
+                                       NGX_HTTP_IDENTITY_RCONN_MAX_SIZE);
+        return NGX_ERROR;
+    }
+
+    if (reader->ridx < 0 || unread == 0) {
+        return NGX_OK;
+    }
+
+    p = (u_char *) reader->buf + reader->pos;
+    last = p + ngx_min(unread, NGX_HTTP_IDENTITY_RCONN_MAX_LINE + 2);
+
+    while (p + 1 < last && (p[0] != CR || p[1] != LF)) {
+        p++;
+    }
+
+    if (p + 1 >= last && unread > NGX_HTTP_IDENTITY_RCONN_MAX_LINE + 1) {
+        ngx_http_identity_rconn_refuse(rc, "a line of ", unread, "bytes",
+                                       NGX_HTTP_IDENTITY_RCONN_MAX_LINE);
+        return NGX_ERROR;
+    }
+
+    if (reader->rstack[reader->ridx].type != REDIS_REPLY_STRING) {
+        return NGX_OK;
+    }
+
+    /* 19 digits at most: hiredis takes no length over LLONG_MAX */
+
+    p = (u_char *) reader->buf + reader->pos;
+    last = p + ngx_min(unread, 19);
+    n = 0;
+
+    while (p < last && *p >= '0' && *p <= '9') {
+        n = n * 10 + (*p++ - '0');
+    }
+
+    if (n + sizeof(redisReply) + 1 > max) {
+        ngx_http_identity_rconn_refuse(rc, "a string of ", n, "bytes",
+                                       NGX_HTTP_IDENTITY_RCONN_MAX_SIZE);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_identity_rconn_refuse(ngx_http_identity_rconn_t *rc,
+    const char *what, uint64_t n, const char *unit, size_t max)
+{
+    u_char  *p;
+
+    p = ngx_snprintf((u_char *) rc->errstr,
+                     NGX_HTTP_IDENTITY_RCONN_ERRLEN - 1,
+                     "sent a reply out of bounds: %s%uL %s (at most %uz)",
+                     what, n, unit, max);
+    *p = '\0';
+
+    rc->refused = 1;
+}
+
+
+/*
+ * The reader's object functions: what freeReplyObject() frees (malloc()ed
+ * objects, strings terminated, arrays of pointers), each counted into the
+ * reply first.  NULL tells the reader to give up.
+ */
+
+static redisReply *
+ngx_http_identity_rconn_object(const redisReadTask *task, int type,
+    size_t size)
+{
+    redisReply                 *reply;
+    ngx_http_identity_rconn_t  *rc = task->privdata;
+
+    size += sizeof(redisReply);
+
+    if (size > NGX_HTTP_IDENTITY_RCONN_MAX_SIZE - rc->reply_size) {
+        ngx_http_identity_rconn_refuse(rc, "", rc->reply_size + size,
+                                       "bytes",
+                                       NGX_HTTP_IDENTITY_RCONN_MAX_SIZE);
+        return NULL;
+    }
+
+    rc->reply_size += size;
+
+    reply = ngx_calloc(sizeof(redisReply), &rc->log);
+    if (reply == NULL) {
+        return NULL;
+    }
+
+    reply->type = type;
+
+    return reply;
+}
+
+
+/* its parent holds it, once it is whole (freed with the parent, then) */
+
+static void *
+ngx_http_identity_rconn_link(const redisReadTask *task, redisReply *reply)
+{
+    redisReply  *parent;
+
+    if (task->parent) {
+        parent = task->parent->obj;
+        parent->element[task->idx] = reply;
+    }
+
+    return reply;
+}
+
+
+static void *
+ngx_http_identity_rconn_string(const redisReadTask *task, char *str,
+    size_t len)
+{
+    redisReply                 *reply;
+    ngx_http_identity_rconn_t  *rc = task->privdata;
+
+    reply = ngx_http_identity_rconn_object(task, task->type, len + 1);
+    if (reply == NULL) {
+        return NULL;
+    }
+
+    reply->str = ngx_alloc(len + 1, &rc->log);
+    if (reply->str == NULL) {
+        ngx_free(reply);
+        return NULL;
+    }
+
+    ngx_memcpy(reply->str, str, len);
+    reply->str[len] = '\0';
+    reply->len = len;
+
+    return ngx_http_identity_rconn_link(task, reply);
+}
+
+
+static void *
+ngx_http_identity_rconn_array(const redisReadTask *task, int elements)
+{
+    redisReply                 *reply;
+    ngx_http_identity_rconn_t  *rc = task->privdata;
+
+    if (elements < 0
+        || (ngx_uint_t) elements
+           > NGX_HTTP_IDENTITY_RCONN_MAX_ELTS - rc->reply_elts)
+    {
+        ngx_http_identity_rconn_refuse(rc, "",
+                                       (uint64_t) elements + rc->reply_elts,
+                                       "array elements",
+                                       NGX_HTTP_IDENTITY_RCONN_MAX_ELTS);
+        return NULL;
+    }
+
+    rc->reply_elts += elements;
+
+    reply = ngx_http_identity_rconn_object(task, REDIS_REPLY_ARRAY,
+                                           elements * sizeof(redisReply *));
+    if (reply == NULL) {
+        return NULL;
+    }
+
+    if (elements) {
+        reply->element = ngx_calloc(elements * sizeof(redisReply *),
+                                    &rc->log);
+        if (reply->element == NULL) {
+            ngx_free(reply);
+            return NULL;
+        }
+
+        reply->elements = elements;
+    }
+
+    return ngx_http_identity_rconn_link(task, reply);
+}
+
+
+static void *
+ngx_http_identity_rconn_integer(const redisReadTask *task, long long value)
+{
+    redisReply  *reply;
+
+    reply = ngx_http_identity_rconn_object(task, REDIS_REPLY_INTEGER, 0);
+    if (reply == NULL) {
+        return NULL;
+    }
+
+    reply->integer = value;
+
+    return ngx_http_identity_rconn_link(task, reply);
+}
+
+
+static void *
+ngx_http_identity_rconn_nil(const redisReadTask *task)
+{
+    redisReply  *reply;
+
+    reply = ngx_http_identity_rconn_object(task, REDIS_REPLY_NIL, 0);
+    if (reply == NULL) {
+        return NULL;
+    }
+
+    return ngx_http_identity_rconn_link(task, reply);
 }
 
 

@@ -68,7 +68,11 @@ struct ngx_http_identity_rconn_s {
 
     char                               errstr[NGX_HTTP_IDENTITY_RCONN_ERRLEN];
 
+    size_t                             reply_size;  /* the reply read */
+    ngx_uint_t                         reply_elts;
+
     unsigned                           err:1;
+    unsigned                           refused:1;   /* a reply too big */
     unsigned                           ready:1;   /* connected, TLS done */
     unsigned                           in_callback:1;
     unsigned                           freeing:1;
