@@ -14,8 +14,9 @@
  * A command's key is its first: KEYS[1] of a script, else argv[1].  A
  * script that declares no key is routed by its first argument, the key
  * prefix of the shard it works in, which ends with the shard's hash tag
- * (store_cmd.c): every key such a script touches is in that slot.  A command without
- * any argument goes where slot 0 does: any node answers it.
+ * (store_cmd.c): every key such a script touches is in that slot.  A
+ * command without any argument goes where slot 0 does: any node answers
+ * it.
  *
  * What the servers say is not trusted further than needed: an address is
  * taken only if it is a numeric IP and a port, a slot only in range, and

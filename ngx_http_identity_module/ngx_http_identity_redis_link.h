@@ -27,7 +27,8 @@ typedef struct ngx_http_identity_redis_s  ngx_http_identity_redis_t;
 /* NGX_OK: rd->addr is where to connect now */
 typedef ngx_int_t (*ngx_http_identity_redis_locate_pt)(
     ngx_http_identity_redis_t *rd);
-typedef void (*ngx_http_identity_redis_failed_pt)(ngx_http_identity_redis_t *rd);
+typedef void (*ngx_http_identity_redis_failed_pt)(
+    ngx_http_identity_redis_t *rd);
 
 
 struct ngx_http_identity_redis_s {

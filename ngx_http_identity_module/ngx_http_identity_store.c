@@ -372,7 +372,7 @@ ngx_http_identity_session_lookup(ngx_http_request_t *r, ngx_uint_t need)
         return NGX_ERROR;
     }
 
-    ngx_http_identity_session_cmd_key(r, &cmd);
+    ngx_http_identity_session_cmd_key(r, &cmd, 0);
 
     for (f = ngx_http_identity_session_fields; f->name.len; f++) {
         if (f->need == 0 || (f->need & need)) {
@@ -598,9 +598,14 @@ ngx_http_identity_session_hash(ngx_http_request_t *r)
 }
 
 
+/*
+ * The request's session's key; with "prefix", its shard's prefix after
+ * it, as the scripts that touch more than the session want (store_cmd.c)
+ */
+
 void
 ngx_http_identity_session_cmd_key(ngx_http_request_t *r,
-    ngx_http_identity_cmd_t *cmd)
+    ngx_http_identity_cmd_t *cmd, ngx_uint_t prefix)
 {
     u_char  *key;
 
@@ -613,25 +618,11 @@ ngx_http_identity_session_cmd_key(ngx_http_request_t *r,
 
     ngx_http_identity_cmd_hex_key(cmd, "session:", key,
                                   NGX_HTTP_IDENTITY_SESSION_KEY_LEN);
-}
 
-
-/* the prefix of the request's session's shard (store_cmd.c) */
-
-void
-ngx_http_identity_session_cmd_prefix(ngx_http_request_t *r,
-    ngx_http_identity_cmd_t *cmd)
-{
-    u_char  *key;
-
-    key = ngx_http_identity_session_hash(r);
-
-    if (key == NULL) {
-        cmd->failed = 1;
-        return;
+    if (prefix) {
+        ngx_http_identity_cmd_str(cmd,
+                                  ngx_http_identity_store_shard(r, key[0]));
     }
-
-    ngx_http_identity_cmd_str(cmd, ngx_http_identity_store_shard(r, key[0]));
 }
 
 
@@ -678,8 +669,7 @@ ngx_http_identity_session_touch(ngx_http_request_t *r)
     }
 
     ngx_http_identity_cmd_eval(&cmd, &ngx_http_identity_touch_script, 1);
-    ngx_http_identity_session_cmd_key(r, &cmd);
-    ngx_http_identity_session_cmd_prefix(r, &cmd);
+    ngx_http_identity_session_cmd_key(r, &cmd, 1);
     ngx_http_identity_cmd_num(&cmd, ngx_time());
     ngx_http_identity_cmd_str(&cmd, &url);
     ngx_http_identity_cmd_str(&cmd, &site);
@@ -936,7 +926,7 @@ ngx_http_identity_session_claim(ngx_http_request_t *r, time_t interval)
     }
 
     ngx_http_identity_cmd_eval(&cmd, &ngx_http_identity_claim_script, 1);
-    ngx_http_identity_session_cmd_key(r, &cmd);
+    ngx_http_identity_session_cmd_key(r, &cmd, 0);
     ngx_http_identity_cmd_num(&cmd, ngx_time());
     ngx_http_identity_cmd_num(&cmd, interval);
 
@@ -1009,8 +999,7 @@ ngx_http_identity_session_refreshed(ngx_http_request_t *r)
     }
 
     ngx_http_identity_cmd_eval(&cmd, &ngx_http_identity_refreshed_script, 1);
-    ngx_http_identity_session_cmd_key(r, &cmd);
-    ngx_http_identity_session_cmd_prefix(r, &cmd);
+    ngx_http_identity_session_cmd_key(r, &cmd, 1);
     ngx_http_identity_cmd_str(&cmd, &ctx->claims.email);
     ngx_http_identity_cmd_str(&cmd, &ctx->claims.name);
     ngx_http_identity_cmd_str(&cmd, &ctx->claims.username);

@@ -343,8 +343,7 @@ ngx_http_identity_store_list(ngx_http_request_t *r,
 
     /* an identity's lists are in its shard; the global ones in each */
 
-    prefix = ngx_http_identity_store_shard(r, q->user_id.len > 3
-                                              ? q->user_id.data[3] : '0');
+    prefix = ngx_http_identity_store_id_shard(r, &q->user_id);
     mg = NULL;
 
     if (q->user_id.len == 0 && imcf->nshards > 1) {
@@ -404,8 +403,7 @@ ngx_http_identity_merge_start(ngx_http_request_t *r,
     args = mg->cmd.args.elts;
     args[13] = *before;
 
-    prefix = ngx_http_identity_store_shard(r, before->len > 3
-                                              ? before->data[3] : '0');
+    prefix = ngx_http_identity_store_id_shard(r, before);
 
     key.len = prefix->len + index->len;
     key.data = ngx_pnalloc(r->pool, key.len);
@@ -681,8 +679,7 @@ ngx_http_identity_store_get(ngx_http_request_t *r,
     }
 
     ngx_http_identity_cmd_eval(&cmd, &ngx_http_identity_get_script, 0);
-    ngx_http_identity_cmd_str(&cmd, ngx_http_identity_store_shard(r,
-                                        id->len > 3 ? id->data[3] : '0'));
+    ngx_http_identity_cmd_str(&cmd, ngx_http_identity_store_id_shard(r, id));
     ngx_http_identity_cmd_cstr(&cmd, kinds[kind]);
     ngx_http_identity_cmd_str(&cmd, id);
 
@@ -714,10 +711,7 @@ ngx_http_identity_store_delete(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    /* "au_X..." and "as_X...": the shard is X's */
-
-    prefix = ngx_http_identity_store_shard(r, id->len > 3 ? id->data[3]
-                                                          : '0');
+    prefix = ngx_http_identity_store_id_shard(r, id);
 
     if (user) {
         ngx_http_identity_cmd_eval(&cmd,

@@ -106,6 +106,15 @@ ngx_http_identity_store_shard(ngx_http_request_t *r, u_char c)
 }
 
 
+/* "au_X..." and "as_X...": the shard of an identity's or a session's id */
+
+ngx_str_t *
+ngx_http_identity_store_id_shard(ngx_http_request_t *r, ngx_str_t *id)
+{
+    return ngx_http_identity_store_shard(r, id->len > 3 ? id->data[3] : '0');
+}
+
+
 /* the command's name, and room for about n arguments */
 
 ngx_int_t

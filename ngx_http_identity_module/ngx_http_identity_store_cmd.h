@@ -161,12 +161,12 @@ typedef void (*ngx_http_identity_shards_done_pt)(ngx_http_request_t *r,
 
 
 ngx_str_t *ngx_http_identity_store_shard(ngx_http_request_t *r, u_char c);
+ngx_str_t *ngx_http_identity_store_id_shard(ngx_http_request_t *r,
+    ngx_str_t *id);
 
 /* the request's session (store.c), for store_revoke.c */
 void ngx_http_identity_session_cmd_key(ngx_http_request_t *r,
-    ngx_http_identity_cmd_t *cmd);
-void ngx_http_identity_session_cmd_prefix(ngx_http_request_t *r,
-    ngx_http_identity_cmd_t *cmd);
+    ngx_http_identity_cmd_t *cmd, ngx_uint_t prefix);
 void ngx_http_identity_session_forget(ngx_http_request_t *r);
 u_char ngx_http_identity_identity_shard(ngx_str_t *provider, ngx_str_t *sub);
 

@@ -103,8 +103,7 @@ ngx_http_identity_session_destroy(ngx_http_request_t *r)
     }
 
     ngx_http_identity_cmd_eval(&cmd, &ngx_http_identity_destroy_script, 1);
-    ngx_http_identity_session_cmd_key(r, &cmd);
-    ngx_http_identity_session_cmd_prefix(r, &cmd);
+    ngx_http_identity_session_cmd_key(r, &cmd, 1);
     ngx_http_identity_cmd_cstr(&cmd, "key");
     ngx_http_identity_cmd_cstr(&cmd, "");
 
