@@ -237,7 +237,12 @@ $p->kill_cluster_node($owner->{name});
 my $end = time + 20;
 sleep 0.2 while time < $end && (eval { $p->cluster_owner($slot) } // 0) != $replica->{port};
 is($p->cluster_owner($slot), $replica->{port}, "failover: $replica->{name} serves the slot");
-$same = grep { ($p->redis_cluster('GET', $_) // '') eq $value{$_} } sort keys %value;
+# the other nodes learn of the new primary at their own pace (gossip):
+# read until they all have, or 10 s
+$end = time + 10;
+do {
+    $same = grep { (eval { $p->redis_cluster('GET', $_) } // '') eq $value{$_} } sort keys %value;
+} while ($same < 40 && time < $end && sleep 0.2);
 is($same, 40, 'every key reads back after the failover');
 ok($p->{cluster_redirects}{refresh}, 'redis_cluster asked for the new slot map');
 $p->restart_cluster_node($owner->{name});
