@@ -498,7 +498,7 @@ async function testLogoutToken(ctx) {
     case 'iat_future': payload.iat = now + 3600; payload.exp = now + 3720; break;
     case 'iat_old': payload.iat = now - 3600; break;
     case 'no_iat': delete payload.iat; break;
-    case 'expired': payload.iat = now - 180; payload.exp = now - 60; break;
+    case 'expired': payload.iat = now - 180; payload.exp = now - 120; break;
     case 'no_exp': delete payload.exp; break;
     case 'no_jti': delete payload.jti; break;
     default: break;
