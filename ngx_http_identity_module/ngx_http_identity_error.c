@@ -74,6 +74,7 @@ ngx_http_identity_error_page(ngx_http_request_t *r, ngx_int_t status,
     ngx_buf_t                  *b;
     ngx_uint_t                  level;
     ngx_table_elt_t            *h;
+    ngx_http_identity_ctx_t    *ctx;
     ngx_http_identity_error_t  *e;
 
     static u_char  head[] = NGX_HTTP_IDENTITY_PAGE_HEAD("Sign-in failed")
@@ -94,10 +95,18 @@ ngx_http_identity_error_page(ngx_http_request_t *r, ngx_int_t status,
      */
 
     if (status >= NGX_HTTP_INTERNAL_SERVER_ERROR) {
-        /* while Redis is down its state changes are logged (redis.c) */
 
-        level = (status == NGX_HTTP_SERVICE_UNAVAILABLE
-                 && ngx_http_identity_redis_down())
+        /*
+         * While Redis is down its state changes are logged (redis.c); a
+         * provider's failure was logged where it was found (ctx->told):
+         * one [error] line per failure, this one then at info.
+         */
+
+        ctx = ngx_http_identity_get_ctx(r);
+
+        level = ((status == NGX_HTTP_SERVICE_UNAVAILABLE
+                  && ngx_http_identity_redis_down())
+                 || (ctx && ctx->told))
                 ? NGX_LOG_INFO : NGX_LOG_ERR;
         ngx_log_error(level, r->connection->log, 0,
                       "identity: sign-in failed with %i \"%V\"",

@@ -285,7 +285,11 @@ ngx_http_identity_http_log(ngx_http_identity_http_result_t *res)
     return oauth2_log_init(OAUTH2_LOG_ERROR, sink);
 }
 
-/* liboauth2's errors are kept for the log line written on the loop */
+/*
+ * liboauth2's errors are kept for the log line written on the loop; the
+ * first one says why (a body over liboauth2's 1 MiB, say), the ones after
+ * it only that curl stopped.
+ */
 
 static void
 ngx_http_identity_http_log_sink(oauth2_log_sink_t *sink, const char *filename,
@@ -296,7 +300,7 @@ ngx_http_identity_http_log_sink(oauth2_log_sink_t *sink, const char *filename,
 
     res = oauth2_log_sink_ctx_get(sink);
 
-    if (res->status == 0) {
+    if (res->status == 0 && res->error[0] == '\0') {
         snprintf(res->error, NGX_HTTP_IDENTITY_ERRLEN, "%s", msg);
         ngx_http_identity_log_safe(res->error);
     }

@@ -43,6 +43,7 @@
 #include "ngx_http_identity_request.h"
 #include "ngx_http_identity_rules.h"
 #include "ngx_http_identity_store.h"
+#include "ngx_http_identity_task.h"
 #include "ngx_http_identity_variables.h"
 
 
@@ -676,7 +677,9 @@ ngx_http_identity_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
-    if (ngx_http_identity_crypto_init() != NGX_OK) {
+    if (ngx_http_identity_crypto_init() != NGX_OK
+        || ngx_http_identity_task_init_process(cycle, imcf) != NGX_OK)
+    {
         return NGX_ERROR;
     }
 

@@ -306,6 +306,7 @@ ngx_http_identity_oauth_login(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_identity_oauth_callback(ngx_http_request_t *r)
 {
+    ngx_int_t                        rc;
     ngx_http_identity_ctx_t         *ctx;
     ngx_http_identity_oauth_task_t  *t;
 
@@ -321,14 +322,18 @@ ngx_http_identity_oauth_callback(ngx_http_request_t *r)
         }
 
         if (ngx_http_identity_oauth2_grant(r, ctx->provider->pkce, &t->grant)
-            != NGX_OK
-            || ngx_http_identity_task_post(r,
-                                        ngx_http_identity_oauth_exchange_run,
-                                        ngx_http_identity_oauth_task_done,
-                                        ngx_http_identity_oauth_task_free, t)
-               != NGX_OK)
+            != NGX_OK)
         {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        rc = ngx_http_identity_task_post(r, ctx->provider,
+                                         ngx_http_identity_oauth_exchange_run,
+                                         ngx_http_identity_oauth_task_done,
+                                         ngx_http_identity_oauth_task_free, t);
+        if (rc != NGX_OK) {
+            return rc == NGX_DECLINED ? NGX_HTTP_SERVICE_UNAVAILABLE
+                                      : NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
         ctx->state = ngx_http_identity_oauth_exchange;
@@ -358,6 +363,7 @@ ngx_http_identity_oauth_callback(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_identity_oauth_refresh(ngx_http_request_t *r)
 {
+    ngx_int_t                        rc;
     ngx_str_t                        plain;
     ngx_http_identity_ctx_t         *ctx;
     ngx_http_identity_main_conf_t   *imcf;
@@ -394,20 +400,23 @@ ngx_http_identity_oauth_refresh(ngx_http_request_t *r)
     t->refresh_token = plain.len ? (char *) plain.data : NULL;
     t->access_expires = ctx->claims.access_expires;
 
+    rc = ngx_http_identity_task_post(r, ctx->provider,
+                                     ngx_http_identity_oauth_refresh_run,
+                                     ngx_http_identity_oauth_task_done,
+                                     ngx_http_identity_oauth_task_free, t);
+
+    /* refused for the cap: the session stays as it is, as when unreachable */
+
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
     /* the tokens stay unless the provider hands out new ones */
 
     ctx->claims.access_token.data = (u_char *) t->access_token;
     ctx->claims.access_token.len = ngx_strlen(t->access_token);
     ctx->claims.refresh_token = plain;
     ctx->status = 0;
-
-    if (ngx_http_identity_task_post(r, ngx_http_identity_oauth_refresh_run,
-                                    ngx_http_identity_oauth_task_done,
-                                    ngx_http_identity_oauth_task_free, t)
-        != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
 
     return NGX_AGAIN;
 }
@@ -701,6 +710,7 @@ ngx_http_identity_oauth_task_done(ngx_http_request_t *r, void *data)
         ngx_log_error(t->result.level, r->connection->log, 0,
                       "identity: provider \"%V\": %s", &t->provider->name,
                       t->result.error);
+        ctx->told = 1;
 
     } else if (t->email_unverified) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,

@@ -313,6 +313,7 @@ ngx_http_identity_oidc_callback(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_identity_oidc_post_exchange(ngx_http_request_t *r)
 {
+    ngx_int_t                           rc;
     ngx_pool_t                         *pool;
     ngx_http_identity_ctx_t            *ctx;
     ngx_http_identity_provider_t       *pr;
@@ -361,12 +362,13 @@ ngx_http_identity_oidc_post_exchange(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (ngx_http_identity_task_post(r, ngx_http_identity_oidc_exchange_run,
-                                    ngx_http_identity_oidc_exchange_done,
-                                    ngx_http_identity_oidc_exchange_free, x)
-        != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    rc = ngx_http_identity_task_post(r, pr,
+                                     ngx_http_identity_oidc_exchange_run,
+                                     ngx_http_identity_oidc_exchange_done,
+                                     ngx_http_identity_oidc_exchange_free, x);
+    if (rc != NGX_OK) {
+        return rc == NGX_DECLINED ? NGX_HTTP_SERVICE_UNAVAILABLE
+                                  : NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     ctx->state = ngx_http_identity_oidc_exchange;
@@ -430,14 +432,13 @@ ngx_http_identity_oidc_backchannel(ngx_http_request_t *r)
 
         x->logout_token = (char *) ctx->code.data;
 
-        if (ngx_http_identity_task_post(r,
-                                        ngx_http_identity_oidc_backchannel_run,
-                                        ngx_http_identity_oidc_backchannel_done,
-                                        ngx_http_identity_oidc_exchange_free,
-                                        x)
-            != NGX_OK)
-        {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        rc = ngx_http_identity_task_post(r, ctx->provider,
+                                      ngx_http_identity_oidc_backchannel_run,
+                                      ngx_http_identity_oidc_backchannel_done,
+                                      ngx_http_identity_oidc_exchange_free, x);
+        if (rc != NGX_OK) {
+            return rc == NGX_DECLINED ? NGX_HTTP_SERVICE_UNAVAILABLE
+                                      : NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
         ctx->state = ngx_http_identity_oidc_exchange;
@@ -731,6 +732,7 @@ ngx_http_identity_oidc_exchange_done(ngx_http_request_t *r, void *data)
         ngx_log_error(x->result.level, r->connection->log, 0,
                       "identity: login with provider \"%V\" failed: %s",
                       &x->provider->name, x->result.error);
+        ctx->told = 1;
         ctx->status = x->result.status;
         ctx->state = ngx_http_identity_oidc_failed;
     }

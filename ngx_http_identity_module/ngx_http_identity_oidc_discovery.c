@@ -56,6 +56,8 @@ static void ngx_http_identity_oidc_discovery_done(ngx_http_request_t *r,
     void *data);
 static void ngx_http_identity_oidc_discovery_free(
     ngx_http_identity_oidc_discovery_t *d);
+static ngx_int_t ngx_http_identity_oidc_endpoints_http(
+    ngx_http_identity_oidc_discovery_t *d);
 static ngx_int_t ngx_http_identity_oidc_unavailable(ngx_http_request_t *r,
     ngx_http_identity_oidc_cache_t *cache);
 static void ngx_http_identity_oidc_cache_free(
@@ -323,6 +325,10 @@ ngx_http_identity_oidc_discovery_run(void *data)
         goto done;
     }
 
+    if (ngx_http_identity_oidc_endpoints_http(d) != NGX_OK) {
+        goto done;
+    }
+
     d->out.jwks = ngx_http_identity_http_call(log, d->out.jwks_uri, NULL,
                                               hctx, &d->result, &jwks);
     if (d->out.jwks == NULL) {
@@ -352,6 +358,53 @@ done:
     }
 
     oauth2_log_free(log);
+}
+
+
+/*
+ * The endpoints a discovery names are fetched by this worker (token,
+ * userinfo, JWKS) or shown to browsers (authorization, end_session): an
+ * IdP, or whoever answers in its name, must not make the module read a
+ * file: or any other scheme's URL.  libcurl refuses them too, today; this
+ * does not depend on how it was built.
+ */
+
+static ngx_int_t
+ngx_http_identity_oidc_endpoints_http(ngx_http_identity_oidc_discovery_t *d)
+{
+    char        *url[5];
+    ngx_uint_t   i;
+
+    static const char  *names[] = {
+        "authorization_endpoint", "token_endpoint", "userinfo_endpoint",
+        "jwks_uri", "end_session_endpoint"
+    };
+
+    url[0] = d->out.authorization_endpoint;
+    url[1] = d->out.token_endpoint;
+    url[2] = d->out.userinfo_endpoint;
+    url[3] = d->out.jwks_uri;
+    url[4] = d->out.end_session_endpoint;
+
+    for (i = 0; i < 5; i++) {
+        if (url[i] == NULL
+            || ngx_strncasecmp((u_char *) url[i], (u_char *) "https://", 8)
+               == 0
+            || ngx_strncasecmp((u_char *) url[i], (u_char *) "http://", 7)
+               == 0)
+        {
+            continue;
+        }
+
+        ngx_http_identity_http_fail(&d->result, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                    NGX_LOG_ERR,
+                                    "discovery document of \"%s\": %s "
+                                    "\"%.64s\" is not an http(s) URL",
+                                    d->issuer, names[i], url[i]);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
 }
 
 
@@ -444,9 +497,15 @@ static ngx_int_t
 ngx_http_identity_oidc_unavailable(ngx_http_request_t *r,
     ngx_http_identity_oidc_cache_t *cache)
 {
-    u_char           *p;
-    time_t            wait;
-    ngx_table_elt_t  *h;
+    u_char                   *p;
+    time_t                    wait;
+    ngx_table_elt_t          *h;
+    ngx_http_identity_ctx_t  *ctx;
+
+    /* logged once as it failed, not for each login refused meanwhile */
+
+    ctx = ngx_http_identity_get_ctx(r);
+    ctx->told = 1;
 
     wait = cache->retry - ngx_time();
 

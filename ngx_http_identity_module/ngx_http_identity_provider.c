@@ -147,6 +147,9 @@ static ngx_command_t  ngx_http_identity_provider_commands[] = {
     { ngx_string("http_timeout"), NGX_CONF_TAKE1, ngx_conf_set_msec_slot, 0,
       offsetof(ngx_http_identity_provider_t, http_timeout), NULL },
 
+    { ngx_string("http_concurrency"), NGX_CONF_TAKE1, ngx_conf_set_num_slot,
+      0, offsetof(ngx_http_identity_provider_t, http_concurrency), NULL },
+
     { ngx_string("clock_skew"), NGX_CONF_TAKE1, ngx_conf_set_sec_slot, 0,
       offsetof(ngx_http_identity_provider_t, leeway), NULL },
 
@@ -223,6 +226,7 @@ ngx_http_identity_provider_block(ngx_conf_t *cf, ngx_command_t *cmd,
     pr->end_session = NGX_CONF_UNSET;
     pr->signing_algs = NGX_CONF_UNSET_PTR;
     pr->http_timeout = NGX_CONF_UNSET_MSEC;
+    pr->http_concurrency = NGX_CONF_UNSET_UINT;
     pr->leeway = NGX_CONF_UNSET;
     pr->metadata_ttl = NGX_CONF_UNSET;
     pr->jwks_refetch_interval = NGX_CONF_UNSET;
@@ -253,6 +257,14 @@ ngx_http_identity_provider_block(ngx_conf_t *cf, ngx_command_t *cmd,
 
     ngx_conf_init_value(pr->leeway, 60);
     ngx_conf_init_msec_value(pr->http_timeout, 10000);
+    ngx_conf_init_uint_value(pr->http_concurrency, 8);
+
+    if (pr->http_concurrency == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid value \"0\" in \"http_concurrency\" "
+                           "of identity provider \"%V\"", &pr->name);
+        return NGX_CONF_ERROR;
+    }
     ngx_conf_init_value(pr->metadata_ttl, 3600);
     ngx_conf_init_value(pr->force_authn, 0);
     ngx_conf_init_value(pr->allow_idp_initiated, 0);

@@ -240,6 +240,7 @@ ngx_http_identity_saml_conf(ngx_conf_t *cf, ngx_http_identity_provider_t *pr)
 static ngx_int_t
 ngx_http_identity_saml_login(ngx_http_request_t *r)
 {
+    ngx_int_t                       rc;
     ngx_str_t                       name, domain, location;
     ngx_http_identity_ctx_t        *ctx;
     ngx_http_identity_saml_task_t  *t;
@@ -265,11 +266,11 @@ ngx_http_identity_saml_login(ngx_http_request_t *r)
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        if (ngx_http_identity_saml_post(r, ngx_http_identity_saml_authn_run,
-                                        ngx_http_identity_saml_authn_done, t)
-            != NGX_OK)
-        {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        rc = ngx_http_identity_saml_post(r, ngx_http_identity_saml_authn_run,
+                                         ngx_http_identity_saml_authn_done, t);
+        if (rc != NGX_OK) {
+            return rc == NGX_DECLINED ? NGX_HTTP_SERVICE_UNAVAILABLE
+                                      : NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
         ctx->state = ngx_http_identity_saml_authn;
@@ -902,6 +903,7 @@ ngx_http_identity_saml_response(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_identity_saml_post_check(ngx_http_request_t *r, char *request_id)
 {
+    ngx_int_t                       rc;
     ngx_http_identity_ctx_t        *ctx;
     ngx_http_identity_saml_task_t  *t;
 
@@ -938,11 +940,11 @@ ngx_http_identity_saml_post_check(ngx_http_request_t *r, char *request_id)
     t->request_id = request_id;
     t->response = (char *) ctx->code.data;
 
-    if (ngx_http_identity_saml_post(r, ngx_http_identity_saml_check_run,
-                                    ngx_http_identity_saml_check_done, t)
-        != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    rc = ngx_http_identity_saml_post(r, ngx_http_identity_saml_check_run,
+                                     ngx_http_identity_saml_check_done, t);
+    if (rc != NGX_OK) {
+        return rc == NGX_DECLINED ? NGX_HTTP_SERVICE_UNAVAILABLE
+                                  : NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     ctx->state = ngx_http_identity_saml_checking;

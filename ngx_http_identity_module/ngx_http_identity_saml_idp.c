@@ -474,7 +474,7 @@ ngx_http_identity_saml_post(ngx_http_request_t *r,
         cache->attempted = now;
     }
 
-    return ngx_http_identity_task_post(r, run, done,
+    return ngx_http_identity_task_post(r, pr, run, done,
                                        ngx_http_identity_saml_task_free, t);
 }
 

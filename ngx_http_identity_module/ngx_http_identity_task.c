@@ -18,6 +18,13 @@
  * that need its outcome wait for it in a queue, blocked the same way, and
  * are woken by whoever finishes it, each with "done", or finalized if their
  * client has gone meanwhile.
+ *
+ * A request's task is for a provider, and a provider may have at most
+ * http_concurrency of them in this worker's pool at a time: one provider
+ * that hangs holds that many threads until http_timeout, never the whole
+ * pool, so the other providers' logins go on.  Past the cap the task is
+ * refused at once (NGX_DECLINED: 503), logged at error once per
+ * NGX_HTTP_IDENTITY_TASK_TELL seconds and provider, else at info.
  */
 
 
@@ -30,8 +37,20 @@
 #include "ngx_http_identity_task.h"
 
 
+#define NGX_HTTP_IDENTITY_TASK_TELL  5
+
+
+/* per worker and provider */
+
+typedef struct {
+    ngx_uint_t                         busy;
+    time_t                             told;
+} ngx_http_identity_task_slot_t;
+
+
 typedef struct {
     ngx_http_request_t                *request;
+    ngx_http_identity_task_slot_t     *slot;
     ngx_http_identity_task_run_pt      run;
     ngx_http_identity_task_done_pt     done;
     ngx_http_identity_task_free_pt     release;
@@ -51,18 +70,57 @@ static void ngx_http_identity_task_event_handler(ngx_event_t *ev);
 static void ngx_http_identity_task_detached_handler(ngx_event_t *ev);
 static void ngx_http_identity_task_block(ngx_http_request_t *r);
 static ngx_uint_t ngx_http_identity_task_unblock(ngx_http_request_t *r);
+static ngx_int_t ngx_http_identity_task_full(ngx_http_request_t *r,
+    ngx_http_identity_provider_t *pr, ngx_http_identity_task_slot_t *slot);
+
+
+static ngx_array_t  ngx_http_identity_task_slots;   /* per worker */
 
 
 ngx_int_t
+ngx_http_identity_task_init_process(ngx_cycle_t *cycle,
+    ngx_http_identity_main_conf_t *imcf)
+{
+    ngx_uint_t  n;
+
+    n = imcf->providers.nelts;
+
+    if (ngx_array_init(&ngx_http_identity_task_slots, cycle->pool, n + 1,
+                       sizeof(ngx_http_identity_task_slot_t))
+        != NGX_OK
+        || ngx_array_push_n(&ngx_http_identity_task_slots, n + 1) == NULL)
+    {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(ngx_http_identity_task_slots.elts,
+                (n + 1) * sizeof(ngx_http_identity_task_slot_t));
+
+    return NGX_OK;
+}
+
+
+/* NGX_OK, NGX_DECLINED if the provider has its cap of tasks, or an error */
+
+ngx_int_t
 ngx_http_identity_task_post(ngx_http_request_t *r,
-    ngx_http_identity_task_run_pt run, ngx_http_identity_task_done_pt done,
+    ngx_http_identity_provider_t *pr, ngx_http_identity_task_run_pt run,
+    ngx_http_identity_task_done_pt done,
     ngx_http_identity_task_free_pt release, void *data)
 {
     ngx_thread_task_t              *task;
     ngx_http_identity_task_t       *t;
+    ngx_http_identity_task_slot_t  *slot;
     ngx_http_identity_main_conf_t  *imcf;
 
     imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
+
+    slot = ngx_http_identity_task_slots.elts;
+    slot = &slot[pr->index];
+
+    if (slot->busy >= pr->http_concurrency) {
+        return ngx_http_identity_task_full(r, pr, slot);
+    }
 
     task = ngx_thread_task_alloc(r->pool, sizeof(ngx_http_identity_task_t));
     if (task == NULL) {
@@ -71,6 +129,7 @@ ngx_http_identity_task_post(ngx_http_request_t *r,
 
     t = task->ctx;
     t->request = r;
+    t->slot = slot;
     t->run = run;
     t->done = done;
     t->release = release;
@@ -84,9 +143,39 @@ ngx_http_identity_task_post(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
+    slot->busy++;
+
     ngx_http_identity_task_block(r);
 
     return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_identity_task_full(ngx_http_request_t *r,
+    ngx_http_identity_provider_t *pr, ngx_http_identity_task_slot_t *slot)
+{
+    ngx_uint_t                level;
+    ngx_http_identity_ctx_t  *ctx;
+
+    level = NGX_LOG_INFO;
+
+    if (ngx_time() - slot->told >= NGX_HTTP_IDENTITY_TASK_TELL) {
+        slot->told = ngx_time();
+        level = NGX_LOG_ERR;
+    }
+
+    ngx_log_error(level, r->connection->log, 0,
+                  "identity: provider \"%V\" has %ui calls in flight in "
+                  "this worker (http_concurrency): logins answer 503 until "
+                  "one ends", &pr->name, slot->busy);
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_identity_module);
+    if (ctx) {
+        ctx->told = 1;
+    }
+
+    return NGX_DECLINED;
 }
 
 
@@ -208,6 +297,8 @@ ngx_http_identity_task_event_handler(ngx_event_t *ev)
     t = ev->data;
     r = t->request;
     c = r->connection;
+
+    t->slot->busy--;
 
     if (ngx_http_identity_task_unblock(r)) {
         t->done(r, t->data);

@@ -13,6 +13,8 @@
 #include <ngx_http.h>
 #include <ngx_thread_pool.h>
 
+#include "ngx_http_identity_types.h"
+
 
 /* runs in a thread of the pool: no nginx pools, events or timers there */
 typedef void (*ngx_http_identity_task_run_pt)(void *data);
@@ -28,8 +30,11 @@ typedef void (*ngx_http_identity_task_free_pt)(void *data);
 typedef void (*ngx_http_identity_task_finish_pt)(void *data);
 
 
+ngx_int_t ngx_http_identity_task_init_process(ngx_cycle_t *cycle,
+    ngx_http_identity_main_conf_t *imcf);
 ngx_int_t ngx_http_identity_task_post(ngx_http_request_t *r,
-    ngx_http_identity_task_run_pt run, ngx_http_identity_task_done_pt done,
+    ngx_http_identity_provider_t *pr, ngx_http_identity_task_run_pt run,
+    ngx_http_identity_task_done_pt done,
     ngx_http_identity_task_free_pt release, void *data);
 
 ngx_thread_task_t *ngx_http_identity_task_post_detached(

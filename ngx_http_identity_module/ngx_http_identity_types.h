@@ -69,6 +69,7 @@ typedef struct {
     ngx_uint_t                       userinfo;        /* _USERINFO_* */
     ngx_flag_t                       end_session;
     ngx_msec_t                       http_timeout;
+    ngx_uint_t                       http_concurrency; /* tasks per worker */
     time_t                           leeway;
     time_t                           metadata_ttl;
     time_t                           jwks_refetch_interval;
@@ -263,6 +264,7 @@ struct ngx_http_identity_ctx_s {
     unsigned                         refreshed:1;
     unsigned                         denied:1;
     unsigned                         reauth:1;        /* session ended */
+    unsigned                         told:1;          /* failure logged */
 };
 
 
