@@ -78,6 +78,16 @@ for my $c (sort keys %issuer_of) {
     push @locations, location_block("/c/$c/", protected($c));
 }
 
+# OAuth 2.0 (generic): its token endpoint loops, its user info is 10 MB
+for my $c (qw(token-loop userinfo-big)) {
+    push @providers, provider_block("oauth-$c", type => 'oauth',
+        authorization_endpoint => "$hbase/$c/auth",
+        token_endpoint => "$hbase/$c/token",
+        userinfo_endpoint => "$hbase/$c/userinfo",
+        scopes => 'openid', http_timeout => '2s');
+    push @locations, location_block("/c/oauth-$c/", protected("oauth-$c"));
+}
+
 # SAML: the configured metadata is good; the URL serves garbage, or 10 MB
 my ($sp_key, $sp_cert) = make_keypair("$dir/sp", cn => 'identity-sp');
 my ($idp_key, $idp_cert) = make_keypair("$dir/idp", cn => 'idp');
@@ -106,7 +116,7 @@ for my $c (qw(metadata-garbage metadata-big)) {
 
 # the cap: four threads, a provider whose token endpoint hangs may hold two
 push @providers, provider_block('stuck', type => 'oidc', issuer => "$hbase/token-hole",
-    http_timeout => '4s', http_concurrency => 2);
+    http_timeout => '6s', http_concurrency => 2);
 push @locations, location_block('/c/stuck/', protected('stuck'));
 
 my $conf = http_conf(
@@ -168,6 +178,8 @@ my %expect = (
     (map { $_ => [503, qr/login with provider "\Q$_\E" failed: /] } qw(
         token-slow token-hole token-html token-big token-loop token-trunc
         userinfo-slow userinfo-html userinfo-big userinfo-loop userinfo-trunc)),
+    # OAuth 2.0: the same, its line names the provider
+    (map { $_ => [503, qr/provider "\Q$_\E": /] } qw(oauth-token-loop oauth-userinfo-big)),
     # an ID token no key verifies is refused, as a forged one would be
     'jwks-nokid' => [403, qr/login with provider "jwks-nokid" failed: id_token signed with unknown key/],
 );
@@ -187,6 +199,8 @@ my %why = (
     'token-big' => qr/larger than maximum allowed size/,
     'userinfo-big' => qr/larger than maximum allowed size/,
     'refused' => qr/unreachable/,
+    'oauth-token-loop' => qr/Maximum \(5\) redirects/,
+    'oauth-userinfo-big' => qr/larger than maximum allowed size/,
     'blackhole' => qr/timed out|Timeout/i,
 );
 
