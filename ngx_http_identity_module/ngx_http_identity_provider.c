@@ -258,6 +258,9 @@ ngx_http_identity_provider_block(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_conf_init_value(pr->leeway, 60);
     ngx_conf_init_msec_value(pr->http_timeout, 10000);
     ngx_conf_init_uint_value(pr->http_concurrency, 8);
+    ngx_conf_init_value(pr->metadata_ttl, 3600);
+    ngx_conf_init_value(pr->force_authn, 0);
+    ngx_conf_init_value(pr->allow_idp_initiated, 0);
 
     if (pr->http_concurrency == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -265,9 +268,6 @@ ngx_http_identity_provider_block(ngx_conf_t *cf, ngx_command_t *cmd,
                            "of identity provider \"%V\"", &pr->name);
         return NGX_CONF_ERROR;
     }
-    ngx_conf_init_value(pr->metadata_ttl, 3600);
-    ngx_conf_init_value(pr->force_authn, 0);
-    ngx_conf_init_value(pr->allow_idp_initiated, 0);
 
     if (pr->authorized_groups == NGX_CONF_UNSET_PTR) {
         pr->authorized_groups = NULL;

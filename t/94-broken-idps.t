@@ -61,6 +61,7 @@ my @oidc = qw(
     discovery-slow discovery-hole discovery-html discovery-big discovery-loop
     discovery-trunc discovery-issuer
     discovery-scheme-token discovery-scheme-userinfo discovery-scheme-jwks
+    discovery-scheme-authorization
     jwks-html jwks-big jwks-loop jwks-trunc jwks-nokid
     token-slow token-hole token-html token-big token-loop token-trunc
     userinfo-slow userinfo-html userinfo-big userinfo-loop userinfo-trunc
@@ -173,6 +174,7 @@ my %expect = (
         discovery-slow discovery-hole discovery-html discovery-big discovery-loop
         discovery-trunc discovery-issuer
         discovery-scheme-token discovery-scheme-userinfo discovery-scheme-jwks
+        discovery-scheme-authorization
         jwks-html jwks-big jwks-loop jwks-trunc refused blackhole)),
     # the code exchange or userinfo fails at the callback
     (map { $_ => [503, qr/login with provider "\Q$_\E" failed: /] } qw(
@@ -195,6 +197,7 @@ my %why = (
     'discovery-scheme-token' => qr/token_endpoint "file:\/\/\/etc\/hostname" is not an http\(s\) URL/,
     'discovery-scheme-userinfo' => qr/userinfo_endpoint "file:\/\/\/etc\/hostname" is not an http\(s\) URL/,
     'discovery-scheme-jwks' => qr/jwks_uri "file:\/\/\/etc\/hostname" is not an http\(s\) URL/,
+    'discovery-scheme-authorization' => qr/authorization_endpoint "file:\/\/\/etc\/hostname" is not an http\(s\) URL/,
     'jwks-big' => qr/larger than maximum allowed size/,
     'token-big' => qr/larger than maximum allowed size/,
     'userinfo-big' => qr/larger than maximum allowed size/,
@@ -342,5 +345,14 @@ $r = Identity::Test::UA->new->get("$base/c/stuck/after");
 is($r->{status}, 302, 'the calls over, "stuck" starts logins again');
 
 is(sessions(), $before + 2, 'the only sessions: the other site\'s two');
+
+# a cap of 0 would refuse every login
+(my $zero = $conf) =~ s/http_concurrency 2;/http_concurrency 0;/;
+$t->nginx_conf($zero);
+my ($rc, $out) = $t->nginx_test_conf;
+isnt($rc, 0, 'http_concurrency 0: nginx -t fails');
+like($out, qr/invalid value "0" in "http_concurrency" of identity provider "stuck"/,
+     'and names the value');
+$t->nginx_conf($conf);
 
 $t->done;

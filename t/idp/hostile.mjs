@@ -14,7 +14,7 @@
 //   nokid    (jwks) a key set without the ID token's kid
 //   garbage  (metadata) 200 with bytes that are not XML
 //   scheme   (discovery) the endpoint named by the case's third word
-//            (token, userinfo, jwks) is a file: URL
+//            (authorization, token, userinfo, jwks) is a file: URL
 //
 // Any other case ("good") behaves.  The authorization endpoint sends the
 // browser straight back with a code that carries the nonce, so that no
