@@ -266,7 +266,12 @@ ok($rss0 > 0, 'the worker\'s RSS is known');
 my @big = map { (attempt('token-big'))[0]{status} } 1 .. 5;
 is_deeply(\@big, [(503) x 5], 'five 10 MB token answers: five 503');
 my $grown = worker_rss() - $rss0;
-ok($grown < 16 * 1024, "the worker kept none of the 50 MB (RSS +$grown kB)");
+SKIP: {
+    # under AddressSanitizer (make test-asan) what is freed is not given
+    # back (its quarantine); LeakSanitizer checks that it was freed
+    skip 'RSS under AddressSanitizer', 1 if $ENV{IDENTITY_ASAN_PRELOAD};
+    ok($grown < 16 * 1024, "the worker kept none of the 50 MB (RSS +$grown kB)");
+}
 
 # ------------------------------------------------------------ SAML metadata
 
