@@ -55,7 +55,7 @@ function send(res, status, type, body, headers = {}) {
 }
 
 // what the endpoint says when it behaves: [type, body] or a redirect
-function proper(c, what, req, url, form) {
+function proper(c, what, url, form) {
   const iss = `${base}/${c}`;
   const json = (o) => ['application/json', JSON.stringify(o)];
 
@@ -119,7 +119,7 @@ function handle(req, res, body) {
   const [ep, how] = c.split('-');
   const bad = endpointOf[ep] === what ? how : null;
   const form = new URLSearchParams(body);
-  const out = proper(c, what, req, url, form);
+  const out = proper(c, what, url, form);
 
   if (out === null) {
     return send(res, 404, 'text/plain', 'not here\n');
