@@ -74,6 +74,7 @@ if want claims; then
         -I "$src/src/http" -I "$src/src/http/modules" -I "$src/src/http/v2" \
         -I "$top/ngx_http_identity_module" -I "$top/unit" \
         "$top/unit/fuzz_claims.c" "$top/unit/ngx_stubs.c" \
+        "$top/unit/fuzz_claims_check.c" \
         "$top/ngx_http_identity_module/ngx_http_identity_claims.c" \
         $(pkg-config --cflags --libs jansson) -o "$out/fuzz_claims"
 
@@ -130,6 +131,41 @@ for target in cookie return admin form; do
     "$out/fuzz_$target" $limit -max_len=4096 -timeout=5 \
         -print_final_stats=1 "$out/corpus-$target"
 done
+
+# provider JSON to an identity: the claim paths and e-mail rule of each
+# OAuth preset (oauth_user.c), OpenID Connect's claims (json.c), GitHub's
+# e-mail list, Microsoft's ID token claims, then the claims sanitizer; the
+# seeds of unit/corpus-provider (first byte: which of these)
+if want provider; then
+    mkdir -p "$out/corpus-provider"
+    cp -n "$top"/unit/corpus-provider/* "$out/corpus-provider/"
+
+    fuzz_cc "$top/unit/fuzz_provider.c" "$top/unit/fuzz_claims_check.c" \
+        "$top/ngx_http_identity_module/ngx_http_identity_json.c" \
+        "$top/ngx_http_identity_module/ngx_http_identity_oauth_user.c" \
+        "$top/ngx_http_identity_module/ngx_http_identity_claims.c" \
+        $(pkg-config --cflags --libs jansson) -o "$out/fuzz_provider"
+
+    "$out/fuzz_provider" $limit -max_len=4096 -timeout=5 \
+        -print_final_stats=1 "$out/corpus-provider"
+fi
+
+# the values of a SAML assertion, as saml_message.c reads them once the
+# response is checked: lasso parses the bytes, saml_assertion.c reads its
+# NameID, attributes and times; the seeds of unit/corpus-saml.  lasso and
+# libxml2 are slow on some inputs: 8 KiB at most
+if want saml; then
+    mkdir -p "$out/corpus-saml"
+    cp -n "$top"/unit/corpus-saml/* "$out/corpus-saml/"
+
+    fuzz_cc "$top/unit/fuzz_saml.c" \
+        "$top/ngx_http_identity_module/ngx_http_identity_saml_assertion.c" \
+        $(pkg-config --cflags --libs lasso gobject-2.0 libxml-2.0) \
+        -o "$out/fuzz_saml"
+
+    "$out/fuzz_saml" $limit -max_len=8192 -timeout=10 \
+        -print_final_stats=1 "$out/corpus-saml"
+fi
 
 # the geo lookup, as meta.c calls it with a connection's address: the
 # databases of unit/fuzz_geo_db.pl (t/lib/Identity/GeoDB.pm's shapes, and
