@@ -5,9 +5,9 @@
 
 
 /*
- * libFuzzer target: any bytes as a SAML assertion, parsed by lasso as it
- * parses the one of a response, then read as the module reads it once
- * the response is checked (make fuzz): its xs:dateTime stamps
+ * libFuzzer target: any bytes as a SAML assertion, or a response with one,
+ * parsed by lasso, then read as the module reads it once the response is
+ * checked (make fuzz): its xs:dateTime stamps
  * (ngx_http_identity_saml_time) and, if it has a NameID, the mapped
  * attributes (ngx_http_identity_saml_attributes).  The first byte picks
  * an attribute_map (its bits: email=email, id=uid, groups=memberOf,
@@ -28,6 +28,7 @@
 #include <lasso/xml/saml-2.0/saml2_subject.h>
 #include <lasso/xml/saml-2.0/saml2_subject_confirmation.h>
 #include <lasso/xml/saml-2.0/saml2_subject_confirmation_data.h>
+#include <lasso/xml/saml-2.0/samlp2_response.h>
 
 #include "ngx_http_identity_saml_assertion.h"
 
@@ -118,6 +119,7 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char                               *xml, *name_id, *attrs[5];
+    GList                              *l;
     ngx_str_t                           map[5];
     ngx_uint_t                          i;
     LassoNode                          *node;
@@ -162,13 +164,26 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
 
-    if (!LASSO_IS_SAML2_ASSERTION(node)) {
+    /* a response's one assertion, as saml_message.c takes it, or one */
+
+    assertion = NULL;
+
+    if (LASSO_IS_SAML2_ASSERTION(node)) {
+        assertion = LASSO_SAML2_ASSERTION(node);
+
+    } else if (LASSO_IS_SAMLP2_RESPONSE(node)) {
+        l = LASSO_SAMLP2_RESPONSE(node)->Assertion;
+
+        if (g_list_length(l) == 1 && LASSO_IS_SAML2_ASSERTION(l->data)) {
+            assertion = l->data;
+        }
+    }
+
+    if (assertion == NULL) {
         g_object_unref(node);
         free(xml);
         return 0;
     }
-
-    assertion = LASSO_SAML2_ASSERTION(node);
 
     ngx_http_identity_fuzz_saml_time(assertion->IssueInstant);
 
