@@ -50,13 +50,7 @@ void ngx_http_identity_http_fail(ngx_http_identity_http_result_t *res,
     ngx_int_t status, ngx_uint_t level, const char *fmt, ...);
 void ngx_http_identity_log_safe(char *s);
 
-char *ngx_http_identity_json_claim(json_t *root, const char *paths);
-char *ngx_http_identity_json_groups(json_t *root, const char *paths);
-ngx_uint_t ngx_http_identity_json_verified(json_t *root, const char *path,
-    ngx_uint_t stamp);
-
 /* on the loop */
-char *ngx_http_identity_json_strdup(json_t *obj, const char *key);
 char *ngx_http_identity_cstr(ngx_pool_t *pool, ngx_str_t *s);
 char *ngx_http_identity_dup_str(ngx_pool_t *pool, const char *s);
 ngx_int_t ngx_http_identity_pool_str(ngx_pool_t *pool, char *s,

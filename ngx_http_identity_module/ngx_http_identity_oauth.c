@@ -38,6 +38,7 @@
 #include "ngx_http_identity_protocol.h"
 #include "ngx_http_identity_oauth2.h"
 #include "ngx_http_identity_oauth.h"
+#include "ngx_http_identity_oauth_user.h"
 #include "ngx_http_identity_oauth_presets.h"
 
 
@@ -633,12 +634,9 @@ ngx_http_identity_oauth_userinfo(ngx_http_identity_oauth_task_t *t,
 
     for (i = 0; i < 5; i++) {
         free(t->claims[i]);
-        t->claims[i] = oc->claims[i] == NULL
-                       ? NULL
-                       : i == 4
-                       ? ngx_http_identity_json_groups(info, oc->claims[i])
-                       : ngx_http_identity_json_claim(info, oc->claims[i]);
     }
+
+    ngx_http_identity_oauth_claims(info, oc->claims, t->claims);
 
     ngx_http_identity_oauth_vouch(t, info);
 

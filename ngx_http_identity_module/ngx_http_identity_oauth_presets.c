@@ -5,13 +5,14 @@
 
 
 /*
- * The OAuth protocol's presets: the table of eight well-known providers
- * and what is particular to some of them.  Microsoft: a pinned tenant's
- * endpoints, and the user's key (tid.oid) from the token response's ID
- * token; GitHub: the verified primary address of /user/emails; and, for
- * every preset, who vouches for the user info's e-mail.  The user info
- * calls block: they run in the thread pool, for ngx_http_identity_oauth.c,
- * which alone calls this file; results go back in the task.
+ * What is particular to some OAuth presets and needs the configuration or
+ * a call (the table and the JSON they read are oauth_user.c's).
+ * Microsoft: a pinned tenant's endpoints, and the user's key (tid.oid)
+ * from the token response's ID token; GitHub: the verified primary
+ * address of /user/emails; and, for every preset, the user info's e-mail
+ * dropped unless the provider vouches for it.  The user info calls block:
+ * they run in the thread pool, for ngx_http_identity_oauth.c, which alone
+ * calls this file; results go back in the task.
  */
 
 
@@ -27,6 +28,7 @@
 #include "ngx_http_identity_types.h"
 #include "ngx_http_identity_fetch.h"
 #include "ngx_http_identity_oauth2.h"
+#include "ngx_http_identity_oauth_user.h"
 #include "ngx_http_identity_oauth_presets.h"
 
 
@@ -34,124 +36,6 @@
 
 #define NGX_HTTP_IDENTITY_MS_LOGIN                                            \
     "https://login.microsoftonline.com/"
-
-
-/*
- * The endpoints and user info shapes are those each provider documents;
- * every one of them can be overridden in the provider block.
- */
-
-static ngx_http_identity_oauth_preset_t  ngx_http_identity_oauth_presets[] = {
-
-    { "amazon", "https://www.amazon.com",
-      "https://www.amazon.com/ap/oa",
-      "https://api.amazon.com/auth/o2/token",
-      "https://api.amazon.com/user/profile", NULL,
-      "profile",
-      { "user_id", "email", "name", NULL, NULL }, NULL, 1, 0,
-      ngx_http_identity_email_none },
-
-    { "facebook", "https://www.facebook.com",
-      "https://www.facebook.com/v19.0/dialog/oauth",
-      "https://graph.facebook.com/v19.0/oauth/access_token",
-      "https://graph.facebook.com/me?fields=id,name,email", NULL,
-      "public_profile email",
-      { "id", "email", "name", NULL, NULL }, NULL, 1, 0,
-      ngx_http_identity_email_none },
-
-    { "github", "https://github.com",
-      "https://github.com/login/oauth/authorize",
-      "https://github.com/login/oauth/access_token",
-      "https://api.github.com/user",
-      "https://api.github.com/user/emails",
-      "read:user user:email",
-      { "id", "email", "name", "login", NULL }, NULL, 1, 0,
-      ngx_http_identity_email_github },
-
-    { "gitlab", "https://gitlab.com",
-      "https://gitlab.com/oauth/authorize",
-      "https://gitlab.com/oauth/token",
-      "https://gitlab.com/api/v4/user", NULL,
-      "read_user",
-      { "id", "email", "name", "username", NULL }, "confirmed_at", 1, 0,
-      ngx_http_identity_email_stamp },
-
-    { "google", "https://accounts.google.com",
-      "https://accounts.google.com/o/oauth2/v2/auth",
-      "https://oauth2.googleapis.com/token",
-      "https://openidconnect.googleapis.com/v1/userinfo", NULL,
-      "openid email profile",
-      { "sub", "email", "name", NULL, NULL }, "email_verified", 1, 0,
-      ngx_http_identity_email_path },
-
-    { "linkedin", "https://www.linkedin.com",
-      "https://www.linkedin.com/oauth/v2/authorization",
-      "https://www.linkedin.com/oauth/v2/accessToken",
-      "https://api.linkedin.com/v2/userinfo", NULL,
-      "openid profile email",
-      { "sub", "email", "name", NULL, NULL }, "email_verified", 0, 0,
-      ngx_http_identity_email_path },
-
-    { "microsoft", "https://login.microsoftonline.com",
-      "https://login.microsoftonline.com/common/oauth2/v2.0/authorize",
-      "https://login.microsoftonline.com/common/oauth2/v2.0/token",
-      "https://graph.microsoft.com/v1.0/me", NULL,
-      "openid profile email offline_access User.Read",
-      { "id", "mail|userPrincipalName", "displayName", "userPrincipalName",
-        NULL }, NULL, 1, 0, ngx_http_identity_email_tenant },
-
-    { "twitch", "https://id.twitch.tv",
-      "https://id.twitch.tv/oauth2/authorize",
-      "https://id.twitch.tv/oauth2/token",
-      "https://api.twitch.tv/helix/users", NULL,
-      "user:read:email",
-      { "data.0.id", "data.0.email", "data.0.display_name", "data.0.login",
-        NULL }, NULL, 0, 1, ngx_http_identity_email_documented },
-
-    { NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-      { NULL, NULL, NULL, NULL, NULL }, NULL, 0, 0, 0 }
-};
-
-
-static char  *ngx_http_identity_oauth_generic_claims[5] = {
-    "sub", "email", "name", "preferred_username", "groups"
-};
-
-
-/* the preset of that name, or NULL */
-
-ngx_http_identity_oauth_preset_t *
-ngx_http_identity_oauth_preset(ngx_str_t *name)
-{
-    ngx_http_identity_oauth_preset_t  *ps;
-
-    for (ps = ngx_http_identity_oauth_presets; ps->name; ps++) {
-        if (ngx_strlen(ps->name) == name->len
-            && ngx_strncmp(ps->name, name->data, name->len) == 0)
-        {
-            return ps;
-        }
-    }
-
-    return NULL;
-}
-
-
-/* no preset: every endpoint configured, OIDC's claim names by default */
-
-void
-ngx_http_identity_oauth_generic(ngx_http_identity_oauth_preset_t *generic)
-{
-    ngx_uint_t  i;
-
-    ngx_memzero(generic, sizeof(ngx_http_identity_oauth_preset_t));
-
-    for (i = 0; i < 5; i++) {
-        generic->claims[i] = ngx_http_identity_oauth_generic_claims[i];
-    }
-
-    generic->pkce = 1;
-}
 
 
 /*
@@ -247,7 +131,7 @@ ngx_http_identity_oauth_microsoft(ngx_http_identity_oauth_task_t *t,
     char                            *dot, *key;
     json_t                          *claims;
     ngx_str_t                        src, dst;
-    const char                      *jwt, *aud, *tid, *oid;
+    const char                      *jwt, *tid, *oid;
     ngx_http_identity_oauth_conf_t  *oc;
 
     oc = t->conf;
@@ -288,13 +172,9 @@ ngx_http_identity_oauth_microsoft(ngx_http_identity_oauth_task_t *t,
     claims = json_loadb((const char *) dst.data, dst.len,
                         JSON_REJECT_DUPLICATES, NULL);
 
-    aud = json_string_value(json_object_get(claims, "aud"));
-    tid = json_string_value(json_object_get(claims, "tid"));
-    oid = json_string_value(json_object_get(claims, "oid"));
-
-    if (aud == NULL || strcmp(aud, oc->client.client_id) != 0
-        || tid == NULL || tid[0] == '\0' || strlen(tid) > 64
-        || oid == NULL || oid[0] == '\0' || strlen(oid) > 64)
+    if (ngx_http_identity_oauth_tenant_user(claims, oc->client.client_id,
+                                            &tid, &oid)
+        != NGX_OK)
     {
         goto invalid;
     }
@@ -354,36 +234,8 @@ ngx_http_identity_oauth_vouch(ngx_http_identity_oauth_task_t *t,
 
     oc = t->conf;
 
-    switch (oc->email) {
-
-    case ngx_http_identity_email_path:
-    case ngx_http_identity_email_stamp:
-        ok = ngx_http_identity_json_verified(info, oc->email_verified,
-                                 oc->email == ngx_http_identity_email_stamp);
-        break;
-
-    case ngx_http_identity_email_documented:
-        ok = 1;
-        break;
-
-    case ngx_http_identity_email_github:
-        ok = 0;     /* replaced by the verified primary address */
-        break;
-
-    case ngx_http_identity_email_tenant:
-
-        /*
-         * "mail" and "userPrincipalName" are whatever a tenant's admins
-         * set (nOAuth): only those of the pinned tenant, whose tid the
-         * token response showed, are trusted.
-         */
-
-        ok = (oc->tenant != NULL);
-        break;
-
-    default:
-        ok = 0;
-    }
+    ok = ngx_http_identity_oauth_vouched(info, oc->email, oc->email_verified,
+                                         oc->tenant != NULL);
 
     if (!ok && t->claims[1] && t->claims[1][0]) {
         t->email_unverified = (oc->email != ngx_http_identity_email_github);
@@ -397,28 +249,15 @@ char *
 ngx_http_identity_oauth_primary_email(ngx_http_identity_oauth_task_t *t,
     oauth2_log_t *log)
 {
-    char        *email;
-    size_t       i;
-    json_t      *list, *e;
-    const char  *addr;
+    char    *email;
+    json_t  *list;
 
     list = ngx_http_identity_oauth_get(t, log, t->conf->emails_endpoint, 1);
     if (list == NULL) {
         return NULL;
     }
 
-    email = NULL;
-
-    json_array_foreach(list, i, e) {
-        addr = json_string_value(json_object_get(e, "email"));
-
-        if (addr && json_is_true(json_object_get(e, "primary"))
-            && json_is_true(json_object_get(e, "verified")))
-        {
-            email = strdup(addr);
-            break;
-        }
-    }
+    email = ngx_http_identity_oauth_primary(list);
 
     json_decref(list);
 

@@ -6,9 +6,10 @@
 
 /*
  * Inside the OAuth protocol (ngx_http_identity_oauth.c only): its types,
- * and the presets with each provider's own shape of the user (who vouches
- * for an e-mail, GitHub's primary address, Microsoft's tenant and object
- * id).
+ * and what the presets need of the configuration or an HTTP call
+ * (Microsoft's tenant and object id, GitHub's primary address, the
+ * e-mail dropped); the presets' table and their shapes of the user are
+ * ngx_http_identity_oauth_user.h's.
  */
 
 
@@ -26,39 +27,7 @@
 #include "ngx_http_identity_types.h"
 #include "ngx_http_identity_fetch.h"
 #include "ngx_http_identity_oauth2.h"
-
-
-/*
- * Who vouches for a user info e-mail (docs/security/oidc-email.md); an
- * e-mail no one vouches for is dropped, so that no rule can match it.
- */
-
-enum {
-    ngx_http_identity_email_none = 0,  /* never: no word from the provider */
-    ngx_http_identity_email_path,      /* a claim path says true */
-    ngx_http_identity_email_stamp,     /* a claim path has a date */
-    ngx_http_identity_email_documented,   /* verified by definition */
-    ngx_http_identity_email_github,    /* the verified primary address */
-    ngx_http_identity_email_tenant     /* microsoft, with a pinned tenant */
-};
-
-
-/* claim paths: id, email, name, username, groups */
-
-typedef struct {
-    char                             *name;
-    char                             *issuer;
-    char                             *authorization_endpoint;
-    char                             *token_endpoint;
-    char                             *userinfo_endpoint;
-    char                             *emails_endpoint;
-    char                             *scopes;
-    char                             *claims[5];
-    char                             *email_verified;
-    ngx_uint_t                        pkce;
-    ngx_uint_t                        client_id_header;
-    ngx_uint_t                        email;    /* ngx_http_identity_email_* */
-} ngx_http_identity_oauth_preset_t;
+#include "ngx_http_identity_oauth_user.h"
 
 
 /* NUL-terminated copies of the configuration, read by the thread tasks */
@@ -102,10 +71,6 @@ typedef struct {
 } ngx_http_identity_oauth_task_t;
 
 
-ngx_http_identity_oauth_preset_t *ngx_http_identity_oauth_preset(
-    ngx_str_t *name);
-void ngx_http_identity_oauth_generic(
-    ngx_http_identity_oauth_preset_t *generic);
 char *ngx_http_identity_oauth_tenant(ngx_conf_t *cf,
     ngx_http_identity_provider_t *pr, ngx_http_identity_oauth_preset_t *ps,
     ngx_http_identity_oauth_preset_t *pinned);

@@ -27,6 +27,7 @@
 #include "ngx_http_identity_request.h"
 #include "ngx_http_identity_task.h"
 #include "ngx_http_identity_fetch.h"
+#include "ngx_http_identity_json.h"
 #include "ngx_http_identity_oidc_discovery.h"
 
 

@@ -29,6 +29,7 @@
 #include "ngx_http_identity_types.h"
 #include "ngx_http_identity_crypto.h"
 #include "ngx_http_identity_fetch.h"
+#include "ngx_http_identity_json.h"
 #include "ngx_http_identity_oauth2.h"
 #include "ngx_http_identity_oidc_token.h"
 

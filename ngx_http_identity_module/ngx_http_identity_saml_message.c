@@ -24,9 +24,6 @@
 #include <lasso/xml/saml-2.0/samlp2_name_id_policy.h>
 #include <lasso/xml/saml-2.0/samlp2_response.h>
 #include <lasso/xml/saml-2.0/saml2_assertion.h>
-#include <lasso/xml/saml-2.0/saml2_attribute.h>
-#include <lasso/xml/saml-2.0/saml2_attribute_statement.h>
-#include <lasso/xml/saml-2.0/saml2_attribute_value.h>
 #include <lasso/xml/saml-2.0/saml2_audience_restriction.h>
 #include <lasso/xml/saml-2.0/saml2_name_id.h>
 #include <lasso/xml/saml-2.0/saml2_strings.h>
@@ -37,6 +34,7 @@
 #include "ngx_http_identity_types.h"
 #include "ngx_http_identity_saml_idp.h"
 #include "ngx_http_identity_saml_message.h"
+#include "ngx_http_identity_saml_assertion.h"
 
 
 static LassoLogin *ngx_http_identity_saml_login_new(
@@ -45,14 +43,6 @@ static ngx_int_t ngx_http_identity_saml_check(
     ngx_http_identity_saml_task_t *t, LassoLogin *login);
 static ngx_uint_t ngx_http_identity_saml_answers(
     ngx_http_identity_saml_task_t *t, const char *in_response_to);
-static void ngx_http_identity_saml_attributes(
-    ngx_http_identity_saml_task_t *t, LassoSaml2Assertion *assertion);
-static LassoSaml2Attribute *ngx_http_identity_saml_attribute(
-    LassoSaml2Assertion *assertion, char *name);
-static void ngx_http_identity_saml_values(ngx_http_identity_saml_task_t *t,
-    ngx_uint_t i, LassoSaml2Attribute *attr);
-static char *ngx_http_identity_saml_text(LassoSaml2AttributeValue *value);
-static time_t ngx_http_identity_saml_time(const char *s);
 
 
 void
@@ -362,7 +352,8 @@ ngx_http_identity_saml_check(ngx_http_identity_saml_task_t *t,
         return NGX_ERROR;
     }
 
-    ngx_http_identity_saml_attributes(t, assertion);
+    ngx_http_identity_saml_attributes(assertion, t->provider->attributes,
+                                      t->name_id, t->attrs);
 
     return NGX_OK;
 }
@@ -383,300 +374,4 @@ ngx_http_identity_saml_answers(ngx_http_identity_saml_task_t *t,
 
     return in_response_to != NULL
            && strcmp(in_response_to, t->request_id) == 0;
-}
-
-
-/*
- * The attribute names looked for, per key, in this order; the first present
- * wins.  attribute_map replaces a key's list by its one name.  They are the
- * names SimpleSAMLphp, Shibboleth, ADFS, Entra ID and Okta release: LDAP
- * names, their OIDs (attrname-format:uri) and the WS-Federation claims.
- */
-
-static char  *ngx_http_identity_saml_email_names[] = {
-    "mail",
-    "email",
-    "emailAddress",
-    "urn:oid:0.9.2342.19200300.100.1.3",
-    "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress",
-    NULL
-};
-
-static char  *ngx_http_identity_saml_name_names[] = {
-    "displayName",
-    "cn",
-    "urn:oid:2.16.840.1.113730.3.1.241",
-    "urn:oid:2.5.4.3",
-    "http://schemas.microsoft.com/identity/claims/displayname",
-    "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name",
-    NULL
-};
-
-static char  *ngx_http_identity_saml_username_names[] = {
-    "uid",
-    "urn:oid:0.9.2342.19200300.100.1.1",
-    "eduPersonPrincipalName",
-    "urn:oid:1.3.6.1.4.1.5923.1.1.1.6",
-    NULL
-};
-
-static char  *ngx_http_identity_saml_groups_names[] = {
-    "memberOf",
-    "groups",
-    "urn:oid:1.3.6.1.4.1.5923.1.1.1.1",
-    "http://schemas.microsoft.com/ws/2008/06/identity/claims/groups",
-    "http://schemas.xmlsoap.org/claims/Group",
-    NULL
-};
-
-static char **ngx_http_identity_saml_default_names[5] = {
-    NULL,                                       /* id: the NameID */
-    ngx_http_identity_saml_email_names,
-    ngx_http_identity_saml_name_names,
-    ngx_http_identity_saml_username_names,
-    ngx_http_identity_saml_groups_names
-};
-
-
-/* the mapped attributes: one may give several keys, as id=uid username=uid */
-
-static void
-ngx_http_identity_saml_attributes(ngx_http_identity_saml_task_t *t,
-    LassoSaml2Assertion *assertion)
-{
-    char                **names, *one[2];
-    ngx_str_t            *map;
-    ngx_uint_t            i, j;
-    LassoSaml2Attribute  *attr;
-    LassoSaml2NameID     *name_id;
-
-    map = t->provider->attributes;
-
-    for (i = 0; i < 5; i++) {
-
-        if (map[i].len) {
-            one[0] = (char *) map[i].data;
-            one[1] = NULL;
-            names = one;
-
-        } else {
-            names = ngx_http_identity_saml_default_names[i];
-        }
-
-        for (j = 0; names && names[j] && t->attrs[i] == NULL; j++) {
-            attr = ngx_http_identity_saml_attribute(assertion, names[j]);
-
-            if (attr) {
-                ngx_http_identity_saml_values(t, i, attr);
-            }
-        }
-    }
-
-    /* an e-mail NameID is the e-mail when no attribute gives one */
-
-    name_id = assertion->Subject->NameID;
-
-    if (t->attrs[1] == NULL
-        && name_id->Format
-        && strcmp(name_id->Format, LASSO_SAML2_NAME_IDENTIFIER_FORMAT_EMAIL)
-           == 0)
-    {
-        t->attrs[1] = strdup(t->name_id);
-    }
-}
-
-
-static LassoSaml2Attribute *
-ngx_http_identity_saml_attribute(LassoSaml2Assertion *assertion, char *name)
-{
-    GList                *s, *a;
-    LassoSaml2Attribute  *attr;
-
-    for (s = assertion->AttributeStatement; s; s = s->next) {
-        if (!LASSO_IS_SAML2_ATTRIBUTE_STATEMENT(s->data)) {
-            continue;
-        }
-
-        for (a = LASSO_SAML2_ATTRIBUTE_STATEMENT(s->data)->Attribute;
-             a;
-             a = a->next)
-        {
-            if (!LASSO_IS_SAML2_ATTRIBUTE(a->data)) {
-                continue;
-            }
-
-            attr = a->data;
-
-            if (attr->Name && strcmp(attr->Name, name) == 0) {
-                return attr;
-            }
-        }
-    }
-
-    return NULL;
-}
-
-
-/*
- * The first value, or for groups (key 4) all of them joined by newlines;
- * empty values and values that are not text are skipped.
- */
-
-static void
-ngx_http_identity_saml_values(ngx_http_identity_saml_task_t *t, ngx_uint_t i,
-    LassoSaml2Attribute *attr)
-{
-    char   *v, *joined;
-    size_t  len;
-    GList  *av;
-
-    for (av = attr->AttributeValue; av; av = av->next) {
-        if (!LASSO_IS_SAML2_ATTRIBUTE_VALUE(av->data)) {
-            continue;
-        }
-
-        v = ngx_http_identity_saml_text(av->data);
-
-        if (v == NULL) {
-            continue;
-        }
-
-        /* a group with a newline would read as two: dropped, as in JSON */
-
-        if (i == 4 && strchr(v, '\n')) {
-            free(v);
-            continue;
-        }
-
-        if (t->attrs[i] == NULL) {
-            t->attrs[i] = v;
-
-            if (i != 4) {
-                return;
-            }
-
-            continue;
-        }
-
-        len = strlen(t->attrs[i]) + 1 + strlen(v) + 1;
-        joined = malloc(len);
-
-        if (joined) {
-            snprintf(joined, len, "%s\n%s", t->attrs[i], v);
-            free(t->attrs[i]);
-            t->attrs[i] = joined;
-        }
-
-        free(v);
-    }
-}
-
-
-/*
- * A value's whole text, malloc()ed, read from the XML lasso parsed: lasso
- * itself gives each text node of an AttributeValue apart, drops comments
- * and CDATA sections, so that "alice@example.org<!---->.evil.example" or
- * "<![CDATA[evil.]]>alice@example.org" (whose canonical form, and so
- * signature, is that of the whole) would arrive as a different value
- * (CVE-2017-11427).  Text and CDATA are joined, comments and processing
- * instructions skipped; a value with an element inside is no text value
- * at all: NULL.
- */
-
-static char *
-ngx_http_identity_saml_text(LassoSaml2AttributeValue *value)
-{
-    char     *v, *p;
-    size_t    len;
-    xmlNode  *xml, *n;
-
-    xml = lasso_node_get_original_xmlnode(LASSO_NODE(value));
-
-    if (xml == NULL) {
-        return NULL;
-    }
-
-    len = 0;
-
-    for (n = xml->children; n; n = n->next) {
-
-        switch (n->type) {
-
-        case XML_TEXT_NODE:
-        case XML_CDATA_SECTION_NODE:
-            len += n->content ? strlen((char *) n->content) : 0;
-            break;
-
-        case XML_COMMENT_NODE:
-        case XML_PI_NODE:
-            break;
-
-        default:
-            return NULL;
-        }
-    }
-
-    if (len == 0) {
-        return NULL;
-    }
-
-    v = malloc(len + 1);
-    if (v == NULL) {
-        return NULL;
-    }
-
-    p = v;
-
-    for (n = xml->children; n; n = n->next) {
-        if ((n->type == XML_TEXT_NODE || n->type == XML_CDATA_SECTION_NODE)
-            && n->content)
-        {
-            len = strlen((char *) n->content);
-            memcpy(p, n->content, len);
-            p += len;
-        }
-    }
-
-    *p = '\0';
-
-    return v;
-}
-
-
-/* xs:dateTime in UTC, as SAML requires: 2026-11-28T02:33:10[.123]Z */
-
-static time_t
-ngx_http_identity_saml_time(const char *s)
-{
-    int        n;
-    struct tm  tm;
-
-    if (s == NULL) {
-        return 0;
-    }
-
-    ngx_memzero(&tm, sizeof(struct tm));
-    n = 0;
-
-    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon,
-               &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &n)
-        != 6)
-    {
-        return 0;
-    }
-
-    s += n;
-
-    if (*s == '.') {
-        for (s++; *s >= '0' && *s <= '9'; s++) { /* void */ }
-    }
-
-    if (s[0] != 'Z' || s[1] != '\0') {
-        return 0;
-    }
-
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-
-    return timegm(&tm);
 }

@@ -29,6 +29,7 @@ my %layer = (
     oidc => 4, oauth => 4, saml => 4,
     oidc_discovery => 4.2, oidc_token => 4.2, oauth_presets => 4.2,
     saml_message => 4.2, saml_idp => 4.3,
+    saml_assertion => 4.4, oauth_user => 4.4,
     oauth2 => 4.5,
     protocol => 4.9,
     store => 5, store_admin => 5, store_login => 5, store_revoke => 5, meta => 5, rules => 5,
@@ -37,7 +38,7 @@ my %layer = (
     parse => 6.1,
     redis_cluster => 6.2, redis_link => 6.25, redis_state => 6.3,
     redis_conn => 6.5,
-    task => 6, body => 6, claims => 6, error => 6, ua => 6, geo => 6,
+    task => 6, body => 6, claims => 6, json => 6, error => 6, ua => 6, geo => 6,
     types => 7, records => 7,
 );
 
