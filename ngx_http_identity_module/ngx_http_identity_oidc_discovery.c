@@ -367,13 +367,16 @@ done:
  * userinfo, JWKS) or shown to browsers (authorization, end_session): an
  * IdP, or whoever answers in its name, must not make the module read a
  * file: or any other scheme's URL.  libcurl refuses them too, today; this
- * does not depend on how it was built.
+ * does not depend on how it was built.  Nor may one hold a space or a
+ * control character: CR LF would end the Location header of a redirect
+ * to it and add headers of the IdP's choosing.
  */
 
 static ngx_int_t
 ngx_http_identity_oidc_endpoints_http(ngx_http_identity_oidc_discovery_t *d)
 {
     char        *url[5];
+    u_char      *p;
     ngx_uint_t   i;
 
     static const char  *names[] = {
@@ -388,11 +391,19 @@ ngx_http_identity_oidc_endpoints_http(ngx_http_identity_oidc_discovery_t *d)
     url[4] = d->out.end_session_endpoint;
 
     for (i = 0; i < 5; i++) {
-        if (url[i] == NULL
-            || ngx_strncasecmp((u_char *) url[i], (u_char *) "https://", 8)
-               == 0
-            || ngx_strncasecmp((u_char *) url[i], (u_char *) "http://", 7)
-               == 0)
+        if (url[i] == NULL) {
+            continue;
+        }
+
+        for (p = (u_char *) url[i]; *p > 0x20 && *p != 0x7f; p++) {
+            /* void */
+        }
+
+        if (*p == '\0'
+            && (ngx_strncasecmp((u_char *) url[i], (u_char *) "https://", 8)
+                == 0
+                || ngx_strncasecmp((u_char *) url[i], (u_char *) "http://", 7)
+                   == 0))
         {
             continue;
         }

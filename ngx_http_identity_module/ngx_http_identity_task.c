@@ -24,7 +24,10 @@
  * that hangs holds that many threads until http_timeout, never the whole
  * pool, so the other providers' logins go on.  Past the cap the task is
  * refused at once (NGX_DECLINED: 503), logged at error once per
- * NGX_HTTP_IDENTITY_TASK_TELL seconds and provider, else at info.
+ * NGX_HTTP_IDENTITY_TASK_TELL seconds and provider, else at info.  The
+ * checks of its back-channel logout tokens are counted apart, under a cap
+ * of their own: logins that hang, or that anyone keeps busy, must not
+ * make the provider's logouts fail, which it may never send again.
  */
 
 
@@ -70,11 +73,19 @@ static void ngx_http_identity_task_event_handler(ngx_event_t *ev);
 static void ngx_http_identity_task_detached_handler(ngx_event_t *ev);
 static void ngx_http_identity_task_block(ngx_http_request_t *r);
 static ngx_uint_t ngx_http_identity_task_unblock(ngx_http_request_t *r);
+static ngx_int_t ngx_http_identity_task_queue(ngx_http_request_t *r,
+    ngx_http_identity_provider_t *pr, ngx_uint_t logout,
+    ngx_http_identity_task_run_pt run, ngx_http_identity_task_done_pt done,
+    ngx_http_identity_task_free_pt release, void *data);
 static ngx_int_t ngx_http_identity_task_full(ngx_http_request_t *r,
-    ngx_http_identity_provider_t *pr, ngx_http_identity_task_slot_t *slot);
+    ngx_http_identity_provider_t *pr, ngx_http_identity_task_slot_t *slot,
+    ngx_uint_t logout);
 
 
-static ngx_array_t  ngx_http_identity_task_slots;   /* per worker */
+/* per worker: the providers' logins, then their back-channel logouts */
+
+static ngx_array_t  ngx_http_identity_task_slots;
+static ngx_uint_t   ngx_http_identity_task_nproviders;
 
 
 ngx_int_t
@@ -83,7 +94,8 @@ ngx_http_identity_task_init_process(ngx_cycle_t *cycle,
 {
     ngx_uint_t  n;
 
-    n = imcf->providers.nelts;
+    ngx_http_identity_task_nproviders = imcf->providers.nelts;
+    n = 2 * imcf->providers.nelts;
 
     if (ngx_array_init(&ngx_http_identity_task_slots, cycle->pool, n + 1,
                        sizeof(ngx_http_identity_task_slot_t))
@@ -108,6 +120,28 @@ ngx_http_identity_task_post(ngx_http_request_t *r,
     ngx_http_identity_task_done_pt done,
     ngx_http_identity_task_free_pt release, void *data)
 {
+    return ngx_http_identity_task_queue(r, pr, 0, run, done, release, data);
+}
+
+
+/* the same for a back-channel logout token: the cap of the logouts */
+
+ngx_int_t
+ngx_http_identity_task_post_logout(ngx_http_request_t *r,
+    ngx_http_identity_provider_t *pr, ngx_http_identity_task_run_pt run,
+    ngx_http_identity_task_done_pt done,
+    ngx_http_identity_task_free_pt release, void *data)
+{
+    return ngx_http_identity_task_queue(r, pr, 1, run, done, release, data);
+}
+
+
+static ngx_int_t
+ngx_http_identity_task_queue(ngx_http_request_t *r,
+    ngx_http_identity_provider_t *pr, ngx_uint_t logout,
+    ngx_http_identity_task_run_pt run, ngx_http_identity_task_done_pt done,
+    ngx_http_identity_task_free_pt release, void *data)
+{
     ngx_thread_task_t              *task;
     ngx_http_identity_task_t       *t;
     ngx_http_identity_task_slot_t  *slot;
@@ -116,10 +150,11 @@ ngx_http_identity_task_post(ngx_http_request_t *r,
     imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
 
     slot = ngx_http_identity_task_slots.elts;
-    slot = &slot[pr->index];
+    slot = &slot[(logout ? ngx_http_identity_task_nproviders : 0)
+                 + pr->index];
 
     if (slot->busy >= pr->http_concurrency) {
-        return ngx_http_identity_task_full(r, pr, slot);
+        return ngx_http_identity_task_full(r, pr, slot, logout);
     }
 
     task = ngx_thread_task_alloc(r->pool, sizeof(ngx_http_identity_task_t));
@@ -153,7 +188,8 @@ ngx_http_identity_task_post(ngx_http_request_t *r,
 
 static ngx_int_t
 ngx_http_identity_task_full(ngx_http_request_t *r,
-    ngx_http_identity_provider_t *pr, ngx_http_identity_task_slot_t *slot)
+    ngx_http_identity_provider_t *pr, ngx_http_identity_task_slot_t *slot,
+    ngx_uint_t logout)
 {
     ngx_uint_t                level;
     ngx_http_identity_ctx_t  *ctx;
@@ -166,9 +202,11 @@ ngx_http_identity_task_full(ngx_http_request_t *r,
     }
 
     ngx_log_error(level, r->connection->log, 0,
-                  "identity: provider \"%V\" has %ui calls in flight in "
-                  "this worker (http_concurrency): logins answer 503 until "
-                  "one ends", &pr->name, slot->busy);
+                  "identity: provider \"%V\" has %ui %s in flight in "
+                  "this worker (http_concurrency): %s answer 503 until "
+                  "one ends", &pr->name, slot->busy,
+                  logout ? "logout checks" : "calls",
+                  logout ? "back-channel logouts" : "logins");
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_identity_module);
     if (ctx) {

@@ -36,6 +36,10 @@ ngx_int_t ngx_http_identity_task_post(ngx_http_request_t *r,
     ngx_http_identity_provider_t *pr, ngx_http_identity_task_run_pt run,
     ngx_http_identity_task_done_pt done,
     ngx_http_identity_task_free_pt release, void *data);
+ngx_int_t ngx_http_identity_task_post_logout(ngx_http_request_t *r,
+    ngx_http_identity_provider_t *pr, ngx_http_identity_task_run_pt run,
+    ngx_http_identity_task_done_pt done,
+    ngx_http_identity_task_free_pt release, void *data);
 
 ngx_thread_task_t *ngx_http_identity_task_post_detached(
     ngx_thread_pool_t *tp, ngx_log_t *log, ngx_http_identity_task_run_pt run,
