@@ -434,11 +434,15 @@ ngx_http_identity_oidc_discovery_finish(void *data)
 
     if (d->result.status) {
 
-        /* logged once per failure, not per waiting request */
+        /*
+         * Logged once per failure, not per waiting request; at error
+         * whatever the provider answered (a GET's "invalid_grant" is no
+         * browser's doing): the 503s it makes are logged at info.
+         */
 
         cache->retry = ngx_time() + NGX_HTTP_IDENTITY_OIDC_BACKOFF;
 
-        ngx_log_error(d->result.level, ngx_cycle->log, 0,
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
                       "identity: provider \"%V\": %s; logins answer 503 "
                       "for %d s", &d->provider->name, d->result.error,
                       NGX_HTTP_IDENTITY_OIDC_BACKOFF);

@@ -12,6 +12,10 @@
 #    the provider's choosing (a Set-Cookie for this site).  The discovery
 #    is refused (503, one [error] line) and nothing of it reaches a
 #    header.
+# 3. ctx->told puts the error page's line at info once the cause is
+#    logged: a discovery that fails is logged at error whatever the
+#    provider answered (a 400 "invalid_grant" was logged at info, and so
+#    the outage at info only).
 
 use strict;
 use warnings;
@@ -60,6 +64,14 @@ for my $c (sort keys %bad) {
             "alias $dir/evil-$c.json;"),
         location_block("/c/$c/", protected($c));
 }
+# a discovery document answered 400 invalid_grant: a GET no browser made
+push @providers, provider_block('grant', type => 'oidc', issuer => "$base/evil-grant",
+                                http_timeout => '2s');
+push @locations,
+    location_block('= /evil-grant/.well-known/openid-configuration',
+        'identity off;', 'default_type application/json;',
+        "return 400 '{\"error\":\"invalid_grant\"}';"),
+    location_block('/c/grant/', protected('grant'));
 $t->write_file('jwks.json', '{"keys":[]}');
 push @locations, location_block('~ ^/evil-[\w-]+/jwks$', 'identity off;',
     'default_type application/json;', "alias $dir/jwks.json;");
@@ -150,6 +162,17 @@ for my $c (sort keys %bad) {
     my @lines = lines_since($mark);
     like($lines[0] // '', qr/end_session_endpoint "[^"\n]*" is not an http\(s\) URL/,
          "$c: it says which endpoint");
+}
+
+# a provider down is an [error], however its discovery says so
+{
+    my $mark = length $t->error_log;
+    $r = Identity::Test::UA->new->get("$base/c/grant/page");
+    is($r->{status}, 503, 'discovery answered invalid_grant: 503') or diag($r->{body});
+    my @lines = lines_since($mark);
+    is(scalar @lines, 1, 'one [error] line') or diag(substr($t->error_log, $mark));
+    like($lines[0] // '', qr/provider "grant": .*answered invalid_grant; logins answer 503/,
+         'it names the provider and why');
 }
 
 $t->done;
