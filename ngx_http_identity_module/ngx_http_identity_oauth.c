@@ -401,7 +401,8 @@ ngx_http_identity_oauth_refresh(ngx_http_request_t *r)
     t->refresh_token = plain.len ? (char *) plain.data : NULL;
     t->access_expires = ctx->claims.access_expires;
 
-    rc = ngx_http_identity_task_post(r, ctx->provider,
+    rc = ngx_http_identity_task_post_apart(r, ctx->provider,
+                                     NGX_HTTP_IDENTITY_TASK_REFRESH,
                                      ngx_http_identity_oauth_refresh_run,
                                      ngx_http_identity_oauth_task_done,
                                      ngx_http_identity_oauth_task_free, t);

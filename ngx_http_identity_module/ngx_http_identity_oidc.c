@@ -432,7 +432,8 @@ ngx_http_identity_oidc_backchannel(ngx_http_request_t *r)
 
         x->logout_token = (char *) ctx->code.data;
 
-        rc = ngx_http_identity_task_post_logout(r, ctx->provider,
+        rc = ngx_http_identity_task_post_apart(r, ctx->provider,
+                                      NGX_HTTP_IDENTITY_TASK_LOGOUT,
                                       ngx_http_identity_oidc_backchannel_run,
                                       ngx_http_identity_oidc_backchannel_done,
                                       ngx_http_identity_oidc_exchange_free, x);

@@ -24,10 +24,13 @@
  * that hangs holds that many threads until http_timeout, never the whole
  * pool, so the other providers' logins go on.  Past the cap the task is
  * refused at once (NGX_DECLINED: 503), logged at error once per
- * NGX_HTTP_IDENTITY_TASK_TELL seconds and provider, else at info.  The
- * checks of its back-channel logout tokens are counted apart, under a cap
- * of their own: logins that hang, or that anyone keeps busy, must not
- * make the provider's logouts fail, which it may never send again.
+ * NGX_HTTP_IDENTITY_TASK_TELL seconds and provider, else at info.  Its
+ * sessions' userinfo refreshes and the checks of its back-channel logout
+ * tokens are counted apart, each under a cap of its own: logins that hang,
+ * or that anyone keeps busy with codes of their own, must not skip a
+ * refresh (a user the provider no longer admits would keep the session
+ * one more interval) or make a logout fail (the provider may never send
+ * it again).
  */
 
 
@@ -73,16 +76,12 @@ static void ngx_http_identity_task_event_handler(ngx_event_t *ev);
 static void ngx_http_identity_task_detached_handler(ngx_event_t *ev);
 static void ngx_http_identity_task_block(ngx_http_request_t *r);
 static ngx_uint_t ngx_http_identity_task_unblock(ngx_http_request_t *r);
-static ngx_int_t ngx_http_identity_task_queue(ngx_http_request_t *r,
-    ngx_http_identity_provider_t *pr, ngx_uint_t logout,
-    ngx_http_identity_task_run_pt run, ngx_http_identity_task_done_pt done,
-    ngx_http_identity_task_free_pt release, void *data);
 static ngx_int_t ngx_http_identity_task_full(ngx_http_request_t *r,
     ngx_http_identity_provider_t *pr, ngx_http_identity_task_slot_t *slot,
-    ngx_uint_t logout);
+    ngx_uint_t lane);
 
 
-/* per worker: the providers' logins, then their back-channel logouts */
+/* per worker: the providers' logins, then their refreshes, then logouts */
 
 static ngx_array_t  ngx_http_identity_task_slots;
 static ngx_uint_t   ngx_http_identity_task_nproviders;
@@ -95,7 +94,7 @@ ngx_http_identity_task_init_process(ngx_cycle_t *cycle,
     ngx_uint_t  n;
 
     ngx_http_identity_task_nproviders = imcf->providers.nelts;
-    n = 2 * imcf->providers.nelts;
+    n = NGX_HTTP_IDENTITY_TASK_LANES * imcf->providers.nelts;
 
     if (ngx_array_init(&ngx_http_identity_task_slots, cycle->pool, n + 1,
                        sizeof(ngx_http_identity_task_slot_t))
@@ -120,25 +119,17 @@ ngx_http_identity_task_post(ngx_http_request_t *r,
     ngx_http_identity_task_done_pt done,
     ngx_http_identity_task_free_pt release, void *data)
 {
-    return ngx_http_identity_task_queue(r, pr, 0, run, done, release, data);
+    return ngx_http_identity_task_post_apart(r, pr,
+                                             NGX_HTTP_IDENTITY_TASK_LOGIN,
+                                             run, done, release, data);
 }
 
 
-/* the same for a back-channel logout token: the cap of the logouts */
+/* the same, under the cap of one lane (NGX_HTTP_IDENTITY_TASK_*) */
 
 ngx_int_t
-ngx_http_identity_task_post_logout(ngx_http_request_t *r,
-    ngx_http_identity_provider_t *pr, ngx_http_identity_task_run_pt run,
-    ngx_http_identity_task_done_pt done,
-    ngx_http_identity_task_free_pt release, void *data)
-{
-    return ngx_http_identity_task_queue(r, pr, 1, run, done, release, data);
-}
-
-
-static ngx_int_t
-ngx_http_identity_task_queue(ngx_http_request_t *r,
-    ngx_http_identity_provider_t *pr, ngx_uint_t logout,
+ngx_http_identity_task_post_apart(ngx_http_request_t *r,
+    ngx_http_identity_provider_t *pr, ngx_uint_t lane,
     ngx_http_identity_task_run_pt run, ngx_http_identity_task_done_pt done,
     ngx_http_identity_task_free_pt release, void *data)
 {
@@ -150,11 +141,10 @@ ngx_http_identity_task_queue(ngx_http_request_t *r,
     imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
 
     slot = ngx_http_identity_task_slots.elts;
-    slot = &slot[(logout ? ngx_http_identity_task_nproviders : 0)
-                 + pr->index];
+    slot = &slot[lane * ngx_http_identity_task_nproviders + pr->index];
 
     if (slot->busy >= pr->http_concurrency) {
-        return ngx_http_identity_task_full(r, pr, slot, logout);
+        return ngx_http_identity_task_full(r, pr, slot, lane);
     }
 
     task = ngx_thread_task_alloc(r->pool, sizeof(ngx_http_identity_task_t));
@@ -189,10 +179,16 @@ ngx_http_identity_task_queue(ngx_http_request_t *r,
 static ngx_int_t
 ngx_http_identity_task_full(ngx_http_request_t *r,
     ngx_http_identity_provider_t *pr, ngx_http_identity_task_slot_t *slot,
-    ngx_uint_t logout)
+    ngx_uint_t lane)
 {
     ngx_uint_t                level;
     ngx_http_identity_ctx_t  *ctx;
+
+    static const char  *what[] = {
+        "calls", "logins answer 503",
+        "userinfo refreshes", "refreshes are skipped",
+        "logout checks", "back-channel logouts answer 503"
+    };
 
     level = NGX_LOG_INFO;
 
@@ -203,13 +199,13 @@ ngx_http_identity_task_full(ngx_http_request_t *r,
 
     ngx_log_error(level, r->connection->log, 0,
                   "identity: provider \"%V\" has %ui %s in flight in "
-                  "this worker (http_concurrency): %s answer 503 until "
-                  "one ends", &pr->name, slot->busy,
-                  logout ? "logout checks" : "calls",
-                  logout ? "back-channel logouts" : "logins");
+                  "this worker (http_concurrency): %s until one ends",
+                  &pr->name, slot->busy, what[2 * lane], what[2 * lane + 1]);
+
+    /* the 503 that follows was said; a skipped refresh is no failure */
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_identity_module);
-    if (ctx) {
+    if (ctx && lane != NGX_HTTP_IDENTITY_TASK_REFRESH) {
         ctx->told = 1;
     }
 

@@ -16,6 +16,17 @@
 #include "ngx_http_identity_types.h"
 
 
+/*
+ * The lanes of a provider's tasks, each under its http_concurrency: its
+ * logins (ngx_http_identity_task_post), its sessions' userinfo refreshes,
+ * its back-channel logout checks.
+ */
+#define NGX_HTTP_IDENTITY_TASK_LOGIN    0
+#define NGX_HTTP_IDENTITY_TASK_REFRESH  1
+#define NGX_HTTP_IDENTITY_TASK_LOGOUT   2
+#define NGX_HTTP_IDENTITY_TASK_LANES    3
+
+
 /* runs in a thread of the pool: no nginx pools, events or timers there */
 typedef void (*ngx_http_identity_task_run_pt)(void *data);
 
@@ -36,9 +47,9 @@ ngx_int_t ngx_http_identity_task_post(ngx_http_request_t *r,
     ngx_http_identity_provider_t *pr, ngx_http_identity_task_run_pt run,
     ngx_http_identity_task_done_pt done,
     ngx_http_identity_task_free_pt release, void *data);
-ngx_int_t ngx_http_identity_task_post_logout(ngx_http_request_t *r,
-    ngx_http_identity_provider_t *pr, ngx_http_identity_task_run_pt run,
-    ngx_http_identity_task_done_pt done,
+ngx_int_t ngx_http_identity_task_post_apart(ngx_http_request_t *r,
+    ngx_http_identity_provider_t *pr, ngx_uint_t lane,
+    ngx_http_identity_task_run_pt run, ngx_http_identity_task_done_pt done,
     ngx_http_identity_task_free_pt release, void *data);
 
 ngx_thread_task_t *ngx_http_identity_task_post_detached(

@@ -12,6 +12,8 @@
 #    the provider's choosing (a Set-Cookie for this site).  The discovery
 #    is refused (503, one [error] line) and nothing of it reaches a
 #    header.
+#    The same for a session's userinfo refresh (OAuth 2.0 continuous
+#    authorization): it is not skipped for the logins' cap.
 # 3. ctx->told puts the error page's line at info once the cause is
 #    logged: a discovery that fails is logged at error whatever the
 #    provider answered (a 400 "invalid_grant" was logged at info, and so
@@ -76,9 +78,21 @@ $t->write_file('jwks.json', '{"keys":[]}');
 push @locations, location_block('~ ^/evil-[\w-]+/jwks$', 'identity off;',
     'default_type application/json;', "alias $dir/jwks.json;");
 
+# OAuth 2.0 against the same IdP, its sessions' user info checked again
+# every 2 s (continuous authorization)
+$t->write_file('token.key', Identity::Test::random_token(48) . "\n");
+push @providers, provider_block('oa', type => 'oauth',
+    authorization_endpoint => "$issuer/auth", token_endpoint => "$issuer/token",
+    userinfo_endpoint => "$issuer/me", scopes => 'openid email profile',
+    claim_map => 'id=sub email=email name=name username=preferred_username '
+                 . 'email_verified=email_verified',
+    userinfo_refresh_interval => '2s', http_concurrency => 1);
+push @locations, location_block('/oa/', protected('oa'));
+
 my $conf = http_conf(
     redis => $rport,
     redis_timeout => '2s',
+    http => 'identity_token_key_file %%TESTDIR%%/token.key;',
     providers => [provider_block('test', type => 'oidc', issuer => $issuer,
                                  http_concurrency => 1), @providers],
     servers => [
@@ -135,6 +149,36 @@ is($done->{status}, 302, 'the other login completes');
 $t->idp_mode(token_delay_ms => 0);
 
 # the cap still holds for logins: see t/94
+
+# continuous authorization: a session's check of the user info is not
+# skipped because the provider's logins hold its cap (the check is
+# claimed for the whole interval: a user the provider no longer admits
+# would keep the session that long, each time the logins are busy)
+my $oa = Identity::Test::UA->new;
+$r = $oa->oidc_login("$base/oa/x");
+is($r->{status}, 200, 'OAuth 2.0 (oa): logged in');
+my $okey = Identity::Test::session_key($oa->cookie('identity_session', '127.0.0.1') // '');
+sleep 2.3;
+
+$t->idp_mode(token_delay_ms => 3000);
+my $u3 = Identity::Test::UA->new(timeout => 15);
+$x = $u3->oidc_login("$base/oa/other", stop => sub { $_[0] =~ m{/_identity/callback} });
+$cb = Identity::Test::UA::resolve_url($x->{url}, $x->{h}{location});
+like($cb, qr{/_identity/callback\?code=}, 'another login of oa at its callback');
+$pending = $u3->start_request('GET', $cb);
+sleep 0.8;
+ok(!$pending->ready, 'its code exchange is in flight');
+
+my $mark = length $t->error_log;
+my $before = $t->idp_stats->{userinfo};
+$r = $oa->get("$base/oa/y");
+is($r->{status}, 200, 'the session is admitted');
+is($t->idp_stats->{userinfo} - $before, 1, 'after its user info was checked again');
+unlike(substr($t->error_log, $mark), qr/provider "oa" has \d+ .* in flight/,
+       'no cap refused it');
+ok(!$pending->ready, 'while the other login was in flight');
+is($pending->finish->{status}, 302, 'which then completes');
+$t->idp_mode(token_delay_ms => 0);
 
 # ------------------------------------------------------------ 2. endpoints
 
