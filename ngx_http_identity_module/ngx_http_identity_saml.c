@@ -1018,6 +1018,10 @@ ngx_http_identity_saml_task_end(ngx_http_request_t *r,
         ngx_log_error(t->level, r->connection->log, 0,
                       "identity: provider \"%V\": %s", &ctx->provider->name,
                       t->error);
+
+        /* one [error] line per failure: the error page's is then at info */
+
+        ctx->told = (t->level <= NGX_LOG_ERR);
         ctx->status = t->status;
         ctx->state = ngx_http_identity_saml_failed;
     }

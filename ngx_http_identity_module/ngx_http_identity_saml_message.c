@@ -51,6 +51,7 @@ ngx_http_identity_saml_authn_run(void *data)
     ngx_http_identity_saml_task_t *t = data;
 
     int                        rc;
+    u_char                    *p;
     LassoLogin                *login;
     LassoServer               *server;
     LassoSamlp2AuthnRequest   *request;
@@ -101,6 +102,28 @@ ngx_http_identity_saml_authn_run(void *data)
         ngx_http_identity_saml_fail(t, NGX_HTTP_INTERNAL_SERVER_ERROR,
                                     NGX_LOG_ERR, "AuthnRequest: %s",
                                     lasso_strerror(rc));
+        goto done;
+    }
+
+    /*
+     * The URL is the IdP metadata's SSO Location (with the request in its
+     * query): a space or control character there, CR LF say, which the
+     * XML may carry as "&#13;&#10;", would end the Location header and add
+     * headers of the metadata's choosing.
+     */
+
+    for (p = (u_char *) LASSO_PROFILE(login)->msg_url;
+         *p > 0x20 && *p != 0x7f;
+         p++)
+    {
+        /* void */
+    }
+
+    if (*p != '\0') {
+        ngx_http_identity_saml_fail(t, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                    NGX_LOG_ERR, "the IdP metadata's SSO URL "
+                                    "\"%.64s\" is not a URL",
+                                    LASSO_PROFILE(login)->msg_url);
         goto done;
     }
 

@@ -11,7 +11,9 @@
 #    Location header of the redirect to the provider and add headers of
 #    the provider's choosing (a Set-Cookie for this site).  The discovery
 #    is refused (503, one [error] line) and nothing of it reaches a
-#    header.
+#    header.  The same for a SAML IdP's SSO URL from its metadata (here
+#    refreshed from idp_metadata_url), where XML carries CR LF as
+#    "&#13;&#10;".
 #    The same for a session's userinfo refresh (OAuth 2.0 continuous
 #    authorization): it is not skipped for the logins' cap.
 # 3. ctx->told puts the error page's line at info once the cause is
@@ -30,6 +32,7 @@ use Test::More;
 use Time::HiRes qw(sleep time);
 use Identity::Test;
 use Identity::Conf qw(:all);
+use Identity::SAML qw(make_keypair);
 
 my $t = Identity::Test->new(name => 'review16');
 my $dir = $t->testdir;
@@ -74,6 +77,37 @@ push @locations,
         'identity off;', 'default_type application/json;',
         "return 400 '{\"error\":\"invalid_grant\"}';"),
     location_block('/c/grant/', protected('grant'));
+# SAML: the metadata refreshed from idp_metadata_url names an SSO URL with
+# CR LF in it (an XML character reference: no parser folds it)
+my ($sp_key, $sp_cert) = make_keypair("$dir/sp", cn => 'identity-sp');
+my ($idp_key, $idp_cert) = make_keypair("$dir/idp", cn => 'idp');
+(my $idp_pem = $t->read_file($idp_cert)) =~ s/-----[^-]+-----|\s+//g;
+for my $m (['idp-metadata.xml', 'http://idp.test/sso'],
+           ['evil-metadata.xml', 'http://idp.test/sso&#13;&#10;Set-Cookie: planted=1; Path=/'])
+{
+    $t->write_file($m->[0], <<"XML");
+<?xml version="1.0"?>
+<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata"
+    xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="http://idp.test/saml">
+  <md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">
+    <md:KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data>
+      <ds:X509Certificate>$idp_pem</ds:X509Certificate>
+    </ds:X509Data></ds:KeyInfo></md:KeyDescriptor>
+    <md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"
+        Location="$m->[1]"/>
+  </md:IDPSSODescriptor>
+</md:EntityDescriptor>
+XML
+}
+push @providers, provider_block('sm', type => 'saml',
+    idp_metadata => "$dir/idp-metadata.xml",
+    idp_metadata_url => "$base/evil-saml/metadata",
+    sp_certificate => $sp_cert, sp_certificate_key => $sp_key,
+    http_timeout => '2s');
+push @locations,
+    location_block('= /evil-saml/metadata', 'identity off;',
+        'default_type application/samlmetadata+xml;', "alias $dir/evil-metadata.xml;"),
+    location_block('/sm/', protected('sm'));
 $t->write_file('jwks.json', '{"keys":[]}');
 push @locations, location_block('~ ^/evil-[\w-]+/jwks$', 'identity off;',
     'default_type application/json;', "alias $dir/jwks.json;");
@@ -206,6 +240,20 @@ for my $c (sort keys %bad) {
     my @lines = lines_since($mark);
     like($lines[0] // '', qr/end_session_endpoint "[^"\n]*" is not an http\(s\) URL/,
          "$c: it says which endpoint");
+}
+
+# SAML: the SSO URL of the IdP's metadata goes into the Location header
+for my $i (1, 2) {
+    my $mark = length $t->error_log;
+    $r = Identity::Test::UA->new->get("$base/sm/x$i");
+    ok(!grep({ /planted/ } @{$r->{cookies_set} || []}),
+       "SAML login $i: no header of the metadata's") or diag(explain($r->{h}));
+    is($r->{status}, 503, "SAML login $i: refused") or diag($r->{body});
+    is($r->{h}{location}, undef, "SAML login $i: no redirect to the broken SSO URL");
+    my @lines = lines_since($mark);
+    is(scalar @lines, 1, "SAML login $i: one [error] line") or diag(join "\n", @lines);
+    ok(scalar(grep { /provider "sm": the IdP metadata's SSO URL "http:\/\/idp\.test\/sso\?\?Set-Cookie/ } @lines),
+       "SAML login $i: it says why, CR LF made harmless") or diag(join "\n", @lines);
 }
 
 # a provider down is an [error], however its discovery says so
