@@ -72,7 +72,7 @@ my $key = Identity::Test::session_key($cookie);
 is($t->redis('EXISTS', $key), 1, 'the session is on the primary');
 # replication is asynchronous: what was written just before a failover
 # may be lost (docs/redis.md); this test waits for it
-is($t->redis('WAIT', 1, 2000), 1, 'and replicated');
+ok($t->wait_replicated($primary, $replica), 'and replicated');
 is($t->redis_at($replica, 'EXISTS', $key), 1, 'the replica has it');
 like($t->error_log, qr/\[notice\][^\n]*the sentinel at "127\.0\.0\.1" port \d+ names "127\.0\.0\.1" port $primary the primary of "idm"/,
      'the log says which primary the sentinels named');
@@ -171,7 +171,7 @@ my $ua3 = Identity::Test::UA->new;
 is($ua3->oidc_login("$base/in3")->{status}, 200, 'a login before a manual failover');
 my $cookie3 = $ua3->cookie('identity_session', '127.0.0.1');
 my $key3 = Identity::Test::session_key($cookie3);
-is($t->redis_at($replica, 'WAIT', 1, 2000), 1, 'replicated');
+ok($t->wait_replicated($replica, $primary), 'replicated');
 
 $t->redis_at($sentinels[1], 'SENTINEL', 'FAILOVER', 'idm');
 $end = time + 30;

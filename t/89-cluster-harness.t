@@ -229,10 +229,10 @@ is($p->cluster_owner($slot), $to, 'new owner');
 
 # the replica of the owner takes over when it is killed
 is($p->redis_cluster('GET', '{a}:1'), 'a1', 'read before the failover');
-is($p->cluster_at($to, 'WAIT', 1, 2000), 1, 'replicated');
 my ($owner) = grep { $_->{port} == $to } $p->cluster_nodes;
 my ($replica) = grep { ($_->{primary} // '') eq $owner->{name} } $p->cluster_nodes;
 ok($replica, "$owner->{name} has a replica") or die "no replica\n";
+ok($p->wait_replicated($to, $replica->{port}, cluster => 1), 'replicated');
 $p->kill_cluster_node($owner->{name});
 my $end = time + 20;
 sleep 0.2 while time < $end && (eval { $p->cluster_owner($slot) } // 0) != $replica->{port};

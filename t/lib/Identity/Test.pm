@@ -412,6 +412,24 @@ sub cluster_at {
     return $reply;
 }
 
+# true once the replica at REPLICA has everything the primary at PRIMARY had
+# written when asked (their replication offsets), TIMEOUT seconds at most;
+# WAIT cannot tell it: it counts only its own connection's writes.
+# cluster => 1 asks the cluster's nodes (cluster_at) instead of redis_at.
+sub wait_replicated {
+    my ($self, $primary, $replica, %o) = @_;
+    my $call = $o{cluster} ? sub { $self->cluster_at(@_) } : sub { $self->redis_at(@_) };
+    my ($want) = ($call->($primary, 'INFO', 'replication') // '') =~ /master_repl_offset:(\d+)/;
+    return 0 unless defined $want;
+    my $end = time + ($o{timeout} // 10);
+    while (time < $end) {
+        my ($got) = ($call->($replica, 'INFO', 'replication') // '') =~ /slave_repl_offset:(\d+)/;
+        return 1 if defined $got && $got >= $want;
+        sleep 0.05;
+    }
+    return 0;
+}
+
 sub _cluster_die {
     my ($self, $what) = @_;
     die "$what\n" . join '', map { "--- $_->{name} (port $_->{port}):\n" . _slurp("$_->{dir}/log") }
