@@ -13,9 +13,10 @@
 #     samples is at most 5% above the median of the samples right after
 #     the warm-up (fds: or 1 descriptor, a request in flight);
 #   - Redis is back at its baseline once the sessions have ended: the
-#     keys without a TTL are those of the baseline, in number and kind, no
-#     key of a session is left, and no index entry names a session or an
-#     identity that is gone (after the module's own sweep, by logins);
+#     keys without a TTL are those of the baseline, in number, kind and
+#     size (5%), no key with a TTL is left but the replay caches, and no
+#     index entry names a session or an identity that is gone (after the
+#     module's own sweep, by logins);
 #   - no 5xx (clients' and access logs'), no [alert]/[crit]/[emerg], no
 #     worker restarted, and every operation got the answer it should.
 #
@@ -400,6 +401,8 @@ my (@samples, %worker_pids);
 sub sample {
     my ($phase) = @_;
     my %s = (t => time, phase => $phase, keys => $ta->redis('DBSIZE') // -1,
+             sessions => scalar @{$ta->redis('KEYS', 'identity:session:*') || []},
+             index => $ta->redis('ZCARD', 'identity:sessions') // -1,
              mem => redis_memory(), w => []);
     for my $name ('A', 'B') {
         my @w = workers($inst{$name});
@@ -421,10 +424,11 @@ my $t0;
 
 sub sample_line {
     my ($s) = @_;
-    return sprintf '%6d %-6s %-43s %-19s %6d %9.1f %8d %6d %4d %4d', $s->{t} - $t0, $s->{phase},
-        join(' ', map { sprintf '%7.1f', $_->[2] / 1024 } @{$s->{w}}),
+    return sprintf '%6d %-6s %-31s %-19s %5d %4d %4d %8.1f %8d %6d %4d %4d', $s->{t} - $t0,
+        $s->{phase}, join(' ', map { sprintf '%7.1f', $_->[2] / 1024 } @{$s->{w}}),
         join(' ', map { sprintf '%4d', $_->[3] } @{$s->{w}}),
-        $s->{keys}, $s->{mem} / 1024, $s->{requests}, $s->{ops}, $s->{'5xx'}, $s->{alerts};
+        $s->{keys}, $s->{sessions}, $s->{index}, $s->{mem} / 1024, $s->{requests}, $s->{ops},
+        $s->{'5xx'}, $s->{alerts};
 }
 
 # ------------------------------------------------------------ Redis's state
@@ -560,9 +564,10 @@ push @pids, start_client($_, "$dir/client-$_.log", \&browser_client, $stop_at)
 push @pids, start_client($CLIENTS, "$dir/client-admin.log", \&admin_client, $stop_at);
 
 say_('');
-say_(sprintf '%6s %-6s %-43s %-19s %6s %9s %8s %6s %4s %4s', 'time', 'phase',
-     'RSS MiB per worker (A1 A2 B1 B2)', 'fds per worker', 'keys', 'mem KiB', 'requests',
-     'ops', '5xx', 'alrt');
+say_('RSS in MiB and fds of the workers A1 A2 B1 B2; Redis: keys, sessions, entries of the'
+     . ' index "sessions", used_memory; nginx requests, client operations, 5xx, alerts');
+say_(sprintf '%6s %-6s %-31s %-19s %5s %4s %4s %8s %8s %6s %4s %4s', 'time', 'phase',
+     'RSS MiB', 'fds', 'keys', 'sess', 'ix', 'mem KiB', 'requests', 'ops', '5xx', 'alrt');
 while (time < $stop_at) {
     my $s = sample(time - $t0 < $WARMUP ? 'warmup' : 'load');
     say_(sample_line($s));
@@ -581,6 +586,7 @@ for my $pid (@pids) {
 }
 my $load_end = time;
 say_(sample_line(sample('stop')));
+my @at_stop = orphans();
 
 # every session ends: the last ones made in prime() are logged out; the
 # load's last ones live at most the maximum duration
@@ -686,6 +692,8 @@ say_(sprintf 'Redis: baseline %d keys, used_memory %.1f KiB; end %d keys, used_m
      $base_mem ? 100 * ($end_mem - $base_mem) / $base_mem : 0);
 say_('  used_memory\'s parts, baseline -> end: '
      . join(', ', map { "$_ $base_parts->{$_} -> $end_parts->{$_}" } sort keys %$base_parts));
+say_(sprintf '  compared: the keys without TTL, baseline %d, end %d',
+     sum(0, values %{$base_state->{persistent}}), sum(0, values %{$end_state->{persistent}}));
 say_('  keys without TTL: baseline ' . kinds_text($base_state->{persistent})
      . '; end ' . kinds_text($end_state->{persistent}));
 my $bytes_growth = $base_state->{bytes}
@@ -695,8 +703,10 @@ say_(sprintf '  their MEMORY USAGE: baseline %d bytes, end %d bytes (%+.1f%%)',
 push @fail, sprintf 'the keys without TTL grew %.1f%%', $bytes_growth if $bytes_growth > 5;
 say_('  keys with a TTL at the end: ' . kinds_text($end_state->{ttl})
      . ' (once: and jti: are replay caches, kept until the assertion or token expires)');
-say_(sprintf '  index entries of ended sessions before the sweep: %d; logins that swept: %d;'
-     . ' orphaned entries after: %d', scalar @before_sweep, $sweeps, scalar @end_orphans);
+say_(sprintf '  index entries of ended sessions: %d at the end of the load, %d once every'
+     . ' session ended (after the logins of the identities); %d more logins swept;'
+     . ' orphaned entries left: %d', scalar @at_stop, scalar @before_sweep, $sweeps,
+     scalar @end_orphans);
 say_("    $_") for @end_orphans[0 .. min(9, $#end_orphans)];
 push @fail, sprintf '%d session keys still there %d s after the last login', scalar @left,
     time - $last_login if @left;
@@ -712,12 +722,13 @@ push @fail, 'keys with a TTL left that are not replay caches: '
 
 # what the run leaves: samples and logs
 open my $tsv, '>', "$OUT/samples.tsv" or die "$OUT/samples.tsv: $!\n";
-print $tsv join("\t", qw(seconds phase worker pid rss_kb fds keys used_memory requests ops 5xx
-                         alerts)), "\n";
+print $tsv join("\t", qw(seconds phase worker pid rss_kb fds keys sessions index used_memory
+                         requests ops 5xx alerts)), "\n";
 for my $s (@samples) {
     for my $w (@{$s->{w}}) {
         print $tsv join("\t", sprintf('%.1f', $s->{t} - $t0), $s->{phase}, $w->[0], $w->[1],
-                        $w->[2], $w->[3], $s->{keys}, $s->{mem}, $s->{requests}, $s->{ops},
+                        $w->[2], $w->[3], $s->{keys}, $s->{sessions}, $s->{index}, $s->{mem},
+                        $s->{requests}, $s->{ops},
                         $s->{'5xx'}, $s->{alerts}), "\n";
     }
 }
