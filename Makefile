@@ -1,6 +1,7 @@
 # ngx_http_identity_module: `make` builds the dynamic module against Debian's
 # nginx, `make test` runs every test (`make test-asan` under AddressSanitizer),
-# `make demo` starts a working demo.
+# `make soak` runs two nginx under load for half an hour, `make demo` starts
+# a working demo.
 # Each installs what it needs first (scripts/install-deps.sh).
 
 TOP        := $(abspath .)
@@ -9,7 +10,7 @@ NGINX_SRC  := /usr/share/nginx/src
 MODULE     := $(BUILD)/ngx_http_identity_module.so
 SOURCES    := $(wildcard ngx_http_identity_module/*.[ch]) config
 
-.PHONY: all deps module test test-asan test-fast test-slow demo bench fuzz clean
+.PHONY: all deps module test test-asan test-fast test-slow demo bench fuzz soak clean
 
 all: module
 
@@ -38,6 +39,12 @@ bench: module
 
 fuzz: deps
 	@sh scripts/fuzz.sh
+
+# two nginx under a mix of logins, requests, revocations and expiry for
+# SOAK_SECONDS (1800): flat RSS and fds, Redis back at its baseline, no 5xx,
+# no alert (docs/testing.md); the report in build/soak/report.txt
+soak: module
+	@perl scripts/soak.pl
 
 clean:
 	rm -rf $(BUILD) t/tmp
