@@ -42,6 +42,7 @@
 #include "ngx_http_identity_admin_json.h"
 #include "ngx_http_identity_dashboard.h"
 #include "ngx_http_identity_redis.h"
+#include "ngx_http_identity_metrics.h"
 
 
 #define NGX_HTTP_IDENTITY_ADMIN_LIMIT    100
@@ -70,6 +71,7 @@ static ngx_int_t ngx_http_identity_admin_authorized(ngx_http_request_t *r,
     ngx_http_identity_loc_conf_t *ilcf);
 static ngx_int_t ngx_http_identity_admin_csrf(ngx_http_request_t *r,
     ngx_http_identity_admin_ctx_t *actx);
+static ngx_int_t ngx_http_identity_admin_metrics(ngx_http_request_t *r);
 static ngx_int_t ngx_http_identity_admin_me(ngx_http_request_t *r,
     ngx_http_identity_admin_ctx_t *actx);
 static void ngx_http_identity_admin_list_done(ngx_http_request_t *r,
@@ -170,6 +172,9 @@ ngx_http_identity_admin_handler(ngx_http_request_t *r)
 
     case ngx_http_identity_me:
         return ngx_http_identity_admin_me(r, actx);
+
+    case ngx_http_identity_metrics_route:
+        return ngx_http_identity_admin_metrics(r);
 
     case ngx_http_identity_users:
     case ngx_http_identity_sessions:
@@ -451,6 +456,49 @@ ngx_http_identity_admin_csrf(ngx_http_request_t *r,
     }
 
     return NGX_OK;
+}
+
+
+/* the node's counters (metrics.c), with what this worker sees of Redis */
+
+static ngx_int_t
+ngx_http_identity_admin_metrics(ngx_http_request_t *r)
+{
+    ngx_int_t                          rc;
+    ngx_chain_t                       *cl;
+    ngx_http_identity_main_conf_t     *imcf;
+    ngx_http_identity_metrics_view_t   view;
+
+    imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
+
+    view.providers = &imcf->providers;
+    view.cache = (imcf->cache != NULL);
+    view.redis_up = !ngx_http_identity_redis_down();
+
+    cl = ngx_http_identity_metrics_render(r->pool, &view);
+    if (cl == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    r->headers_out.status = NGX_HTTP_OK;
+    r->headers_out.content_length_n = cl->buf->last - cl->buf->pos;
+    ngx_str_set(&r->headers_out.content_type,
+                "text/plain; version=0.0.4; charset=utf-8");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+
+    if (ngx_http_identity_add_header(r, "Cache-Control", "no-store")
+        == NULL)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    return ngx_http_output_filter(r, cl);
 }
 
 

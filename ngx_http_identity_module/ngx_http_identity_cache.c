@@ -27,6 +27,7 @@
 
 #include "ngx_http_identity_cache.h"
 #include "ngx_http_identity_crypto.h"
+#include "ngx_http_identity_metrics.h"
 
 
 typedef struct {
@@ -323,6 +324,10 @@ ngx_http_identity_cache_get(ngx_http_identity_cache_t *cache,
 done:
 
     ngx_shmtx_unlock(&cache->shpool->mutex);
+
+    if (rc != NGX_ERROR) {
+        ngx_http_identity_metrics_cache(rc == NGX_OK);
+    }
 
     return rc;
 }

@@ -26,6 +26,7 @@
 #include "ngx_http_identity_request.h"
 #include "ngx_http_identity_store.h"
 #include "ngx_http_identity_endpoint.h"
+#include "ngx_http_identity_metrics.h"
 
 
 static ngx_http_identity_route_t *ngx_http_identity_endpoint_route(
@@ -216,6 +217,13 @@ ngx_http_identity_endpoint_failed(ngx_http_request_t *r, ngx_int_t rc)
     /* where the provider's answer comes back, and SAML's second step */
 
     back = flags & NGX_HTTP_IDENTITY_ROUTE_BACK;
+
+    if (flags & NGX_HTTP_IDENTITY_ROUTE_FINISH) {
+        ngx_http_identity_metrics_login(ctx->provider,
+                                        rc == NGX_HTTP_FORBIDDEN
+                                        ? NGX_HTTP_IDENTITY_LOGIN_DENIED
+                                        : NGX_HTTP_IDENTITY_LOGIN_FAILED);
+    }
 
     switch (rc) {
 

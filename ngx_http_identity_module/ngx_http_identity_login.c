@@ -23,6 +23,7 @@
 #include "ngx_http_identity_cookie.h"
 #include "ngx_http_identity_crypto.h"
 #include "ngx_http_identity_error.h"
+#include "ngx_http_identity_metrics.h"
 #include "ngx_http_identity_protocol.h"
 #include "ngx_http_identity_request.h"
 #include "ngx_http_identity_store.h"
@@ -252,6 +253,9 @@ ngx_http_identity_login_done(ngx_http_request_t *r)
                   "identity: \"%V\" logged in with \"%V\", session \"%V\"",
                   &ctx->claims.provider_user_id, &ctx->provider->name,
                   &ctx->session.id);
+
+    ngx_http_identity_metrics_login(ctx->provider,
+                                    NGX_HTTP_IDENTITY_LOGIN_SUCCESS);
 
     ngx_str_null(&empty);
 

@@ -36,6 +36,7 @@
 #include "ngx_http_identity_crypto.h"
 #include "ngx_http_identity_endpoint.h"
 #include "ngx_http_identity_meta.h"
+#include "ngx_http_identity_metrics.h"
 #include "ngx_http_identity_node.h"
 #include "ngx_http_identity_protocol.h"
 #include "ngx_http_identity_provider.h"
@@ -376,6 +377,12 @@ ngx_http_identity_init_main_conf(ngx_conf_t *cf, void *conf)
 
         imcf->thread_pool = ngx_thread_pool_add(cf, &name);
         if (imcf->thread_pool == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        if (ngx_http_identity_metrics_init_conf(cf, imcf->providers.nelts)
+            != NGX_OK)
+        {
             return NGX_CONF_ERROR;
         }
     }

@@ -304,8 +304,9 @@ ngx_http_identity_cookie_token(ngx_str_t *token)
 
 /*
  * A path under the admin location (what follows the location's name):
- * app/users[/{id}[/sessions|/endpoints]], app/sessions[/{id}] and app/me;
- * anything but app/ is a file of the dashboard (route "static", the path
+ * app/users[/{id}[/sessions|/endpoints]], app/sessions[/{id}], app/me and
+ * metrics; anything else but app/ is a file of the dashboard (route
+ * "static", the path
  * without its leading "/"s).  NGX_OK, the route, the id and whether it
  * names one user or session ("item": GET, HEAD and DELETE), or
  * NGX_DECLINED: no such resource.
@@ -324,6 +325,11 @@ ngx_http_identity_admin_path(ngx_str_t *path, ngx_http_identity_route_e *route,
     while (path->len && path->data[0] == '/') {
         path->data++;
         path->len--;
+    }
+
+    if (path->len == 7 && ngx_strncmp(path->data, "metrics", 7) == 0) {
+        *route = ngx_http_identity_metrics_route;
+        return NGX_OK;
     }
 
     /* the dashboard's files are anything but app/ */

@@ -8,8 +8,8 @@
  * The session store's connections to Redis, and what each is for: one
  * per worker for commands, a waiter per command.  How one lives (made
  * lazily, its backoff of 100 to 250 ms, its timers, what the log is told
- * of an outage: its changes of state) is redis_link.c's; while it is down
- * commands fail at once: a quick 503.  The directive is redis_conf.c's.
+ * of an outage) is redis_link.c's; while it is down commands fail at once
+ * (a quick 503).  The directive is redis_conf.c's.
  *
  * A second connection, made only where a session cache is configured,
  * holds a subscription (node.c's): the same glue, its messages handed to
@@ -21,13 +21,11 @@
  * answered) is not "master" or a write is refused as READONLY; a fourth
  * listens to +switch-master.  No request is answered from a replica.
  *
- * In a Redis Cluster, a connection for each primary, to which the
- * commands of the slots it serves go (redis_cluster.c keeps the map); the
- * third connection asks the configured nodes in turn for CLUSTER SLOTS
- * when the worker starts, when a node's connection fails and after a
- * MOVED.  MOVED and ASK are followed, five times at most; the
- * subscription is on any node, as the cluster delivers what is published
- * everywhere.
+ * In a Redis Cluster, a connection for each primary, for the slots it
+ * serves (redis_cluster.c keeps the map); the third asks the nodes in turn
+ * for CLUSTER SLOTS at start, when a node's connection fails, after a
+ * MOVED.  MOVED and ASK are followed, five times at most; the subscription
+ * is on any node.  A command's time from send to reply goes to metrics.c.
  */
 
 
@@ -40,6 +38,7 @@
 #include "ngx_http_identity_redis.h"
 #include "ngx_http_identity_redis_cluster.h"
 #include "ngx_http_identity_redis_link.h"
+#include "ngx_http_identity_metrics.h"
 
 
 #define NGX_HTTP_IDENTITY_REDIS_MAX_ARGS     96
@@ -53,6 +52,7 @@ typedef struct {
     ngx_str_t                          *argv;      /* a cluster's: kept */
     ngx_uint_t                          argc;
     ngx_uint_t                          redirects;
+    uint64_t                            sent;      /* metrics.c's clock */
 } ngx_http_identity_redis_waiter_t;
 
 
@@ -251,9 +251,8 @@ ngx_http_identity_redis_done(ngx_cycle_t *cycle)
 
 
 /*
- * The Nth of a cluster's nodes to ask, or to subscribe on: those
- * configured, then the primaries the maps named (the configured ones may
- * all be gone after failovers)
+ * The Nth of a cluster's nodes to ask, or to subscribe on: those configured,
+ * then the primaries the maps named (the first may be gone after failovers)
  */
 
 static void
@@ -277,8 +276,7 @@ ngx_http_identity_redis_cluster_node(ngx_http_identity_redis_t *rd,
 
 /*
  * The connection to a cluster's node N, made ready the first time; to its
- * entry's address now (redis_cluster.c gives that of a node gone to the
- * next new one)
+ * entry's address now (redis_cluster.c gives a gone node's to the next one)
  */
 
 static ngx_http_identity_redis_t *
@@ -600,6 +598,7 @@ ngx_http_identity_redis_queue(ngx_http_identity_redis_t *rd,
     }
 
     rd->pending++;
+    w->sent = ngx_http_identity_metrics_now();
 
     if (rd->connected && !rd->timer.timer_set) {
         ngx_add_timer(&rd->timer, rd->conf->timeout);
@@ -624,6 +623,7 @@ ngx_http_identity_redis_reply(ngx_http_identity_rconn_t *ac,
 
     if (reply) {
         ngx_http_identity_redis_state_up(&rd->state);
+        ngx_http_identity_metrics_redis(w->sent);
 
     } else if (ac->err) {
 
@@ -668,8 +668,8 @@ ngx_http_identity_redis_reply(ngx_http_identity_rconn_t *ac,
 
 
 /*
- * MOVED (the map is asked for again: a slot seldom moves alone) or ASK:
- * the command is sent again where the cluster says, five times at most
+ * MOVED (the map is asked for again: a slot seldom moves alone) or ASK: the
+ * command is sent again where the cluster says, five times at most
  */
 
 static ngx_int_t

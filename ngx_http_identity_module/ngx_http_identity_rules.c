@@ -32,6 +32,7 @@
 #include "ngx_http_identity_request.h"
 #include "ngx_http_identity_rules.h"
 #include "ngx_http_identity_error.h"
+#include "ngx_http_identity_metrics.h"
 
 
 typedef struct {
@@ -254,6 +255,10 @@ ngx_http_identity_rules_check(ngx_http_request_t *r, ngx_array_t *rules,
 
     rc = ngx_http_identity_rules_email(r, rules, &s->email);
     if (rc != NGX_OK) {
+        if (rc == NGX_DECLINED) {
+            ngx_http_identity_metrics_denial(NGX_HTTP_IDENTITY_DENIAL_EMAIL);
+        }
+
         return rc;
     }
 
@@ -284,6 +289,13 @@ ngx_http_identity_rules_check(ngx_http_request_t *r, ngx_array_t *rules,
         if (rc != NGX_OK) {
             break;
         }
+    }
+
+    if (rc == NGX_DECLINED) {
+        ngx_http_identity_metrics_denial(
+                                   rule[i].kind == NGX_HTTP_IDENTITY_RULE_GROUP
+                                   ? NGX_HTTP_IDENTITY_DENIAL_GROUP
+                                   : NGX_HTTP_IDENTITY_DENIAL_CLAIM);
     }
 
     if (claims) {

@@ -21,6 +21,7 @@
 #include "ngx_http_identity_redis.h"
 #include "ngx_http_identity_store.h"
 #include "ngx_http_identity_store_cmd.h"
+#include "ngx_http_identity_metrics.h"
 
 
 /* an admin call in flight */
@@ -971,6 +972,11 @@ ngx_http_identity_delete_handler(ngx_http_request_t *r, redisReply *reply,
     }
 
     call->res.rc = reply->element[0]->integer ? NGX_OK : NGX_DECLINED;
+
+    if (reply->element[0]->integer > 0) {
+        ngx_http_identity_metrics_revoked(NGX_HTTP_IDENTITY_REVOKED_API,
+                                   (ngx_uint_t) reply->element[0]->integer);
+    }
     event = (ngx_int_t) reply->element[1]->integer;
 
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,

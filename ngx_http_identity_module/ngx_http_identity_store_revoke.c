@@ -22,6 +22,7 @@
 #include "ngx_http_identity_types.h"
 #include "ngx_http_identity_request.h"
 #include "ngx_http_identity_crypto.h"
+#include "ngx_http_identity_metrics.h"
 #include "ngx_http_identity_node.h"
 #include "ngx_http_identity_redis.h"
 #include "ngx_http_identity_store.h"
@@ -234,6 +235,9 @@ ngx_http_identity_logout_shards_done(ngx_http_request_t *r, void *data,
         return;
     }
 
+    ngx_http_identity_metrics_revoked(NGX_HTTP_IDENTITY_REVOKED_BACKCHANNEL,
+                                      ctx->status > 0 ? ctx->status : 0);
+
     /* the event of what they ended, published once (store_cmd.c) */
 
     ngx_http_identity_session_wait_nodes(r, event ? event
@@ -269,6 +273,9 @@ ngx_http_identity_logout_handler(ngx_http_request_t *r, redisReply *reply,
 
     ctx->found = 1;
     ctx->status = (ngx_int_t) reply->element[0]->integer;
+
+    ngx_http_identity_metrics_revoked(NGX_HTTP_IDENTITY_REVOKED_BACKCHANNEL,
+                                      ctx->status > 0 ? ctx->status : 0);
 
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "identity: logout revoked %i session(s)", ctx->status);
@@ -338,6 +345,13 @@ ngx_http_identity_destroyed_handler(ngx_http_request_t *r, redisReply *reply,
 
         ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                        "identity: session revoked at logout");
+
+        /* an endpoint's (logout), or the access phase's (a refresh) */
+
+        ngx_http_identity_metrics_revoked(ctx->route
+                                          ? NGX_HTTP_IDENTITY_REVOKED_LOGOUT
+                                          : NGX_HTTP_IDENTITY_REVOKED_REFRESH,
+                                          1);
 
         if (ngx_http_identity_reply_str(r, reply->element[0],
                                         &ctx->session.provider)

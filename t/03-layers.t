@@ -38,6 +38,7 @@ my %layer = (
     parse => 6.1,
     redis_cluster => 6.2, redis_link => 6.25, redis_state => 6.3,
     redis_conn => 6.5,
+    metrics => 6.9,
     task => 6, body => 6, claims => 6, json => 6, error => 6, ua => 6, geo => 6,
     types => 7, records => 7,
 );
