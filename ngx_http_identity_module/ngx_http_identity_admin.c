@@ -48,6 +48,7 @@
 #define NGX_HTTP_IDENTITY_ADMIN_LIMIT    100
 #define NGX_HTTP_IDENTITY_ADMIN_SCAN     10000
 #define NGX_HTTP_IDENTITY_ADMIN_FILTER   256
+#define NGX_HTTP_IDENTITY_ADMIN_COUNTED  5         /* s a count is kept */
 
 
 typedef struct {
@@ -72,6 +73,9 @@ static ngx_int_t ngx_http_identity_admin_authorized(ngx_http_request_t *r,
 static ngx_int_t ngx_http_identity_admin_csrf(ngx_http_request_t *r,
     ngx_http_identity_admin_ctx_t *actx);
 static ngx_int_t ngx_http_identity_admin_metrics(ngx_http_request_t *r);
+static void ngx_http_identity_admin_count_done(ngx_http_request_t *r,
+    ngx_http_identity_store_result_t *res);
+static ngx_int_t ngx_http_identity_admin_metrics_send(ngx_http_request_t *r);
 static ngx_int_t ngx_http_identity_admin_me(ngx_http_request_t *r,
     ngx_http_identity_admin_ctx_t *actx);
 static void ngx_http_identity_admin_list_done(ngx_http_request_t *r,
@@ -459,10 +463,59 @@ ngx_http_identity_admin_csrf(ngx_http_request_t *r,
 }
 
 
-/* the node's counters (metrics.c), with what this worker sees of Redis */
+/*
+ * The sessions in Redis, counted at most every few seconds by a worker (a
+ * scrape seldom costs a Redis call), then the node's counters (metrics.c)
+ */
+
+static ngx_int_t  ngx_http_identity_admin_sessions = -1;
+static time_t     ngx_http_identity_admin_counted;
+
 
 static ngx_int_t
 ngx_http_identity_admin_metrics(ngx_http_request_t *r)
+{
+    if (ngx_http_identity_admin_counted
+        && ngx_time() - ngx_http_identity_admin_counted
+           < NGX_HTTP_IDENTITY_ADMIN_COUNTED)
+    {
+        return ngx_http_identity_admin_metrics_send(r);
+    }
+
+    if (ngx_http_identity_store_count(r, ngx_http_identity_admin_count_done)
+        != NGX_OK)
+    {
+        ngx_http_identity_admin_sessions = -1;
+        return ngx_http_identity_admin_metrics_send(r);
+    }
+
+    r->main->count++;
+
+    return NGX_DONE;
+}
+
+
+/* a count that failed is not kept: the next scrape asks again */
+
+static void
+ngx_http_identity_admin_count_done(ngx_http_request_t *r,
+    ngx_http_identity_store_result_t *res)
+{
+    if (res->rc == NGX_OK) {
+        ngx_http_identity_admin_sessions = (ngx_int_t) res->nelts;
+        ngx_http_identity_admin_counted = ngx_time();
+
+    } else {
+        ngx_http_identity_admin_sessions = -1;
+        ngx_http_identity_admin_counted = 0;
+    }
+
+    ngx_http_finalize_request(r, ngx_http_identity_admin_metrics_send(r));
+}
+
+
+static ngx_int_t
+ngx_http_identity_admin_metrics_send(ngx_http_request_t *r)
 {
     ngx_int_t                          rc;
     ngx_chain_t                       *cl;
@@ -474,6 +527,7 @@ ngx_http_identity_admin_metrics(ngx_http_request_t *r)
     view.providers = &imcf->providers;
     view.cache = (imcf->cache != NULL);
     view.redis_up = !ngx_http_identity_redis_down();
+    view.sessions = ngx_http_identity_admin_sessions;
 
     cl = ngx_http_identity_metrics_render(r->pool, &view);
     if (cl == NULL) {

@@ -293,6 +293,14 @@ ngx_http_identity_metrics_render(ngx_pool_t *pool,
             "# TYPE identity_redis_up gauge\n"
             "identity_redis_up %ui\n", view->redis_up ? 1 : 0);
 
+    if (view->sessions >= 0) {
+        p = ngx_sprintf(p,
+                "# HELP identity_sessions_active Sessions in the store's "
+                "index (cached a few seconds).\n"
+                "# TYPE identity_sessions_active gauge\n"
+                "identity_sessions_active %i\n", view->sessions);
+    }
+
     if (sh == NULL || sh->nproviders != n) {
         goto done;
     }

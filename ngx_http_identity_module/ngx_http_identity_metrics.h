@@ -33,6 +33,7 @@ typedef struct {
     ngx_array_t                     *providers;   /* of provider * */
     ngx_uint_t                       cache;       /* a session cache */
     ngx_uint_t                       redis_up;
+    ngx_int_t                        sessions;    /* active; -1: unknown */
 } ngx_http_identity_metrics_view_t;
 
 

@@ -95,6 +95,8 @@ ngx_int_t ngx_http_identity_store_get(ngx_http_request_t *r,
     ngx_str_t *id);
 ngx_int_t ngx_http_identity_store_delete(ngx_http_request_t *r,
     ngx_http_identity_store_pt done, ngx_uint_t user, ngx_str_t *id);
+ngx_int_t ngx_http_identity_store_count(ngx_http_request_t *r,
+    ngx_http_identity_store_pt done);
 
 /*
  * Back-channel logout, by the ctx convention above: ctx->found is 0 for a

@@ -88,6 +88,10 @@ static ngx_int_t ngx_http_identity_records(ngx_http_request_t *r,
     ngx_uint_t kind, redisReply **recs, size_t n,
     ngx_http_identity_store_result_t *res);
 static time_t ngx_http_identity_word(u_char **pos, u_char *last);
+static void ngx_http_identity_count_shard(ngx_http_request_t *r,
+    redisReply *reply, ngx_uint_t shard, void *data);
+static void ngx_http_identity_count_done(ngx_http_request_t *r, void *data,
+    ngx_uint_t failed, ngx_int_t event);
 static int ngx_cdecl ngx_http_identity_site_cmp(const void *one,
     const void *two);
 
@@ -1035,4 +1039,69 @@ ngx_http_identity_site_cmp(const void *one, const void *two)
     const ngx_http_identity_site_t  *a = one, *b = two;
 
     return (a->last < b->last) - (a->last > b->last);
+}
+
+
+/*
+ * The sessions' index, counted (ZCARD of each shard's "sessions", summed),
+ * for /metrics: res.nelts; NGX_ERROR if a shard failed.  It may count
+ * sessions that expired since the index was last pruned.
+ */
+
+static ngx_str_t  ngx_http_identity_count_script = ngx_string(
+    "return redis.call('ZCARD', ARGV[1] .. 'sessions')\n");
+
+
+ngx_int_t
+ngx_http_identity_store_count(ngx_http_request_t *r,
+    ngx_http_identity_store_pt done)
+{
+    ngx_http_identity_cmd_t          cmd;
+    ngx_http_identity_store_call_t  *call;
+
+    call = ngx_http_identity_store_call(r, done,
+                                        ngx_http_identity_store_session);
+    if (call == NULL
+        || ngx_http_identity_cmd_init(r, &cmd, "EVAL", 4) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    call->res.rc = NGX_OK;
+    call->res.nelts = 0;
+
+    ngx_http_identity_cmd_eval(&cmd, &ngx_http_identity_count_script, 0);
+    ngx_http_identity_cmd_cstr(&cmd, "");       /* the shard's prefix */
+
+    return ngx_http_identity_cmd_fanout(&cmd, ngx_http_identity_count_shard,
+                                        ngx_http_identity_count_done, call);
+}
+
+
+static void
+ngx_http_identity_count_shard(ngx_http_request_t *r, redisReply *reply,
+    ngx_uint_t shard, void *data)
+{
+    ngx_http_identity_store_call_t  *call = data;
+
+    if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer >= 0) {
+        call->res.nelts += (ngx_uint_t) reply->integer;
+
+    } else {
+        call->res.rc = NGX_ERROR;
+    }
+}
+
+
+static void
+ngx_http_identity_count_done(ngx_http_request_t *r, void *data,
+    ngx_uint_t failed, ngx_int_t event)
+{
+    ngx_http_identity_store_call_t  *call = data;
+
+    if (failed) {
+        call->res.rc = NGX_ERROR;
+    }
+
+    call->done(r, &call->res);
 }

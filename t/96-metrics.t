@@ -97,6 +97,7 @@ ok($m, 'prometheus_client parses it') or diag($r->{body});
 is($m->{values}{'identity_logins_total{outcome=success,provider=test}'}, 0,
    'no login yet');
 is($m->{values}{'identity_redis_up{}'}, 1, 'identity_redis_up 1');
+is($m->{values}{'identity_sessions_active{}'}, 0, 'no session yet');
 
 $r = Identity::Test::UA->new(headers => { %auth })
     ->request('DELETE', "$base/api/metrics");
@@ -156,8 +157,15 @@ is($r->{status}, 302, 'a logout');
 
 # ------------------------------------------------------------ the values
 
+# a worker counts the sessions at most every 5 s: the first scrape's count
+# (none) is forgotten by now
+sleep 5.5;
+
+my $indexed = 0;
+$indexed += $t->redis('ZCARD', 'identity:sessions') // 0;
+is($indexed, 4, 'Redis indexes four sessions (six, less two revoked)');
+
 my %seen;
-my $last;
 for (1 .. 40) {
     $r = scrape();
     next unless $r->{status} == 200;
@@ -197,6 +205,8 @@ for my $pid (sort keys %seen) {
     is($v->{'identity_redis_request_duration_seconds_bucket{le=+Inf}'}, $count,
        "$w: +Inf bucket = count");
     is($v->{'identity_redis_up{}'}, 1, "$w: identity_redis_up 1");
+    is($ty->{identity_sessions_active}, 'gauge', "$w: identity_sessions_active is a gauge");
+    is($v->{'identity_sessions_active{}'}, $indexed, "$w: identity_sessions_active $indexed");
 }
 
 # ------------------------------------------------------------ Redis down
@@ -209,5 +219,6 @@ for (1 .. 10) {
 }
 like($r->{body}, qr/^identity_redis_up 0$/m, 'Redis stopped: identity_redis_up 0');
 is($r->{status}, 200, '/metrics still answers');
+ok(parse($r->{body}), 'and parses');
 
 done_testing();
