@@ -14,10 +14,11 @@
  *   GET    app/users/{id}/endpoints
  *
  * relative to the location holding "identity_admin", with GET app/me (who
- * is signed in, and the CSRF token), and the dashboard at the location's
- * root.  A request is admitted with the bearer token, or with a session the
- * location's "identity" and rules admitted; a session's DELETE must carry
- * the X-CSRF-Token that app/me gave.  Lists are newest
+ * is signed in, and the CSRF token), GET metrics (Prometheus's text,
+ * metrics.c), and the dashboard at the location's root.  A request is
+ * admitted with the bearer token, or with a session the location's
+ * "identity" and rules admitted; a session's DELETE must carry the
+ * X-CSRF-Token that app/me gave.  Lists are newest
  * first, paged with limit and before_id, and filtered with provider, user
  * (a substring of email, name or username) and id.  Deletes answer 204 once
  * Redis has applied them atomically; the next request with a deleted

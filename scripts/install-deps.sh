@@ -13,7 +13,7 @@ libhiredis-dev liboauth2-dev libcjose-dev libjansson-dev libssl-dev
 libcurl4-openssl-dev liblasso3-dev libmaxminddb-dev libyaml-dev libpcre2-dev
 libcmocka-dev
 redis-server redis-sentinel
-perl libjson-pp-perl libmaxmind-db-writer-perl
+perl libjson-pp-perl libmaxmind-db-writer-perl python3-prometheus-client
 simplesamlphp php-cli php-xml php-mbstring xmlsec1 libxml-libxml-perl
 uap-core
 wrk curl ca-certificates openssl
