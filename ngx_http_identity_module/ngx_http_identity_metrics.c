@@ -12,7 +12,8 @@
  * provider) makes every call here do nothing.  The zone is kept across a
  * reload that keeps the number of providers (a provider's index names its
  * counters), else the counters start again at 0, as Prometheus allows.
- * Durations are microseconds (CLOCK_MONOTONIC), in fixed buckets.
+ * Durations are microseconds (CLOCK_MONOTONIC), in fixed buckets; a
+ * provider's calls are timed in the thread tasks, atomics as well.
  */
 
 
@@ -39,9 +40,10 @@ typedef struct {
     ngx_atomic_t                     revoked[4];
     ngx_atomic_t                     cache[2];         /* misses, hits */
     ngx_http_identity_histogram_t    redis;
-    ngx_atomic_t                     logins[3];        /* 3 a provider,
-                                                          and 3 for none,
-                                                          the last */
+
+    /* by provider (its index; the last: none known), allocated apart */
+    ngx_atomic_t                    *logins;           /* 3 a provider */
+    ngx_http_identity_histogram_t   *idp;              /* a call's each */
 } ngx_http_identity_metrics_sh_t;
 
 
@@ -50,7 +52,8 @@ static ngx_int_t ngx_http_identity_metrics_init_zone(ngx_shm_zone_t *zone,
 static void ngx_http_identity_metrics_observe(
     ngx_http_identity_histogram_t *h, uint64_t us);
 static u_char *ngx_http_identity_metrics_histogram(u_char *p, char *name,
-    ngx_http_identity_histogram_t *h);
+    char *help, ngx_str_t *provider, ngx_uint_t call,
+    ngx_http_identity_histogram_t *h, ngx_uint_t first);
 static size_t ngx_http_identity_metrics_label_len(ngx_str_t *v);
 static u_char *ngx_http_identity_metrics_label(u_char *p, ngx_str_t *v);
 
@@ -80,6 +83,15 @@ static char  *ngx_http_identity_metrics_sources[] = {
     "api", "backchannel", "logout", "refresh"
 };
 
+static char  *ngx_http_identity_metrics_calls[] = {
+    "token", "userinfo", "discovery", "jwks", "saml"
+};
+
+
+#define ngx_http_identity_metrics_per_provider                               \
+    (3 * sizeof(ngx_atomic_t)                                                \
+     + NGX_HTTP_IDENTITY_CALLS * sizeof(ngx_http_identity_histogram_t))
+
 
 ngx_int_t
 ngx_http_identity_metrics_init_conf(ngx_conf_t *cf, ngx_uint_t nproviders)
@@ -91,11 +103,11 @@ ngx_http_identity_metrics_init_conf(ngx_conf_t *cf, ngx_uint_t nproviders)
     ngx_str_set(&name, "identity_metrics");
 
     size = sizeof(ngx_http_identity_metrics_sh_t)
-           + nproviders * sizeof(ngx_atomic_t) * 3;
+           + (nproviders + 1) * ngx_http_identity_metrics_per_provider;
 
-    /* the slab pool's own pages, and a page per 64 providers */
+    /* the slab pool's own pages, and room for its rounding up */
 
-    size = 8 * ngx_pagesize + ngx_align(size, ngx_pagesize);
+    size = 8 * ngx_pagesize + ngx_align(2 * size, ngx_pagesize);
 
     zone = ngx_shared_memory_add(cf, &name, size, &ngx_http_identity_module);
     if (zone == NULL) {
@@ -129,15 +141,23 @@ ngx_http_identity_metrics_init_zone(ngx_shm_zone_t *zone, void *data)
         }
 
         if (sh) {
+            ngx_slab_free(shpool, (void *) sh->logins);
+            ngx_slab_free(shpool, sh->idp);
             ngx_slab_free(shpool, sh);
         }
     }
 
-    size = sizeof(ngx_http_identity_metrics_sh_t)
-           + nproviders * sizeof(ngx_atomic_t) * 3;
+    size = (nproviders + 1) * NGX_HTTP_IDENTITY_CALLS
+           * sizeof(ngx_http_identity_histogram_t);
 
-    sh = ngx_slab_calloc(shpool, size);
-    if (sh == NULL) {
+    sh = ngx_slab_calloc(shpool, sizeof(ngx_http_identity_metrics_sh_t));
+
+    if (sh == NULL
+        || (sh->logins = ngx_slab_calloc(shpool, (nproviders + 1) * 3
+                                                 * sizeof(ngx_atomic_t)))
+           == NULL
+        || (sh->idp = ngx_slab_calloc(shpool, size)) == NULL)
+    {
         return NGX_ERROR;
     }
 
@@ -231,6 +251,31 @@ ngx_http_identity_metrics_redis(uint64_t start)
 }
 
 
+/* a provider's call, timed in its thread task from start */
+
+void
+ngx_http_identity_metrics_idp(ngx_http_identity_provider_t *pr,
+    ngx_uint_t call, uint64_t start)
+{
+    uint64_t                         now;
+    ngx_uint_t                       i;
+    ngx_http_identity_metrics_sh_t  *sh;
+
+    sh = ngx_http_identity_metrics;
+
+    if (sh == NULL || start == 0) {
+        return;
+    }
+
+    now = ngx_http_identity_metrics_now();
+    i = (pr && pr->index < sh->nproviders) ? pr->index : sh->nproviders;
+
+    ngx_http_identity_metrics_observe(
+                                 &sh->idp[i * NGX_HTTP_IDENTITY_CALLS + call],
+                                 now > start ? now - start : 0);
+}
+
+
 static void
 ngx_http_identity_metrics_observe(ngx_http_identity_histogram_t *h,
     uint64_t us)
@@ -275,7 +320,9 @@ ngx_http_identity_metrics_render(ngx_pool_t *pool,
     len = 8192;
 
     for (i = 0; i < n; i++) {
-        len += 3 * (128 + ngx_http_identity_metrics_label_len(&pp[i]->name));
+        len += (3 + NGX_HTTP_IDENTITY_CALLS
+                    * (NGX_HTTP_IDENTITY_METRICS_BUCKETS + 3))
+               * (128 + ngx_http_identity_metrics_label_len(&pp[i]->name));
     }
 
     b = ngx_create_temp_buf(pool, len);
@@ -288,8 +335,8 @@ ngx_http_identity_metrics_render(ngx_pool_t *pool,
     p = b->last;
 
     p = ngx_sprintf(p,
-            "# HELP identity_redis_up Whether this worker's last Redis "
-            "command was answered.\n"
+            "# HELP identity_redis_up 0 while this worker knows Redis "
+            "to be down.\n"
             "# TYPE identity_redis_up gauge\n"
             "identity_redis_up %ui\n", view->redis_up ? 1 : 0);
 
@@ -357,7 +404,19 @@ ngx_http_identity_metrics_render(ngx_pool_t *pool,
     }
 
     p = ngx_http_identity_metrics_histogram(p,
-            "identity_redis_request_duration_seconds", &sh->redis);
+            "identity_redis_request_duration_seconds",
+            "Time from a Redis command's send to its reply.", NULL, 0,
+            &sh->redis, 1);
+
+    for (i = 0; i < n; i++) {
+        for (j = 0; j < NGX_HTTP_IDENTITY_CALLS; j++) {
+            p = ngx_http_identity_metrics_histogram(p,
+                    "identity_idp_request_duration_seconds",
+                    "Time of a call to an identity provider.", &pp[i]->name,
+                    j, &sh->idp[i * NGX_HTTP_IDENTITY_CALLS + j],
+                    i == 0 && j == 0);
+        }
+    }
 
 done:
 
@@ -372,28 +431,68 @@ done:
 }
 
 
-static u_char *
-ngx_http_identity_metrics_histogram(u_char *p, char *name,
-    ngx_http_identity_histogram_t *h)
-{
-    ngx_uint_t        i;
-    ngx_atomic_uint_t  count, sum;
+/*
+ * One histogram's lines; with a provider, labelled with it and the call
+ * (its HELP and TYPE only before the first)
+ */
 
-    p = ngx_sprintf(p, "# HELP %s Time from a command's send to its reply.\n"
-                       "# TYPE %s histogram\n", name, name);
+static u_char *
+ngx_http_identity_metrics_histogram(u_char *p, char *name, char *help,
+    ngx_str_t *provider, ngx_uint_t call, ngx_http_identity_histogram_t *h,
+    ngx_uint_t first)
+{
+    u_char             *labels, *end;
+    ngx_uint_t          i;
+    ngx_atomic_uint_t   count, sum;
+    u_char              buf[512];
+
+    if (first) {
+        p = ngx_sprintf(p, "# HELP %s %s\n# TYPE %s histogram\n",
+                        name, help, name);
+    }
+
+    /* the labels, escaped, before "le" */
+
+    labels = buf;
+    end = buf;
+
+    if (provider) {
+        if (ngx_http_identity_metrics_label_len(provider) > sizeof(buf) - 64)
+        {
+            return p;
+        }
+
+        end = ngx_cpymem(end, "provider=\"", sizeof("provider=\"") - 1);
+        end = ngx_http_identity_metrics_label(end, provider);
+        end = ngx_sprintf(end, "\",call=\"%s\"",
+                          ngx_http_identity_metrics_calls[call]);
+    }
 
     count = 0;
 
     for (i = 0; i <= NGX_HTTP_IDENTITY_METRICS_BUCKETS; i++) {
         count += h->bucket[i];
-        p = ngx_sprintf(p, "%s_bucket{le=\"%s\"} %uA\n", name,
+        p = ngx_sprintf(p, "%s_bucket{%*s%sle=\"%s\"} %uA\n", name,
+                        (size_t) (end - labels), labels, provider ? "," : "",
                         ngx_http_identity_metrics_le_text[i], count);
     }
 
     sum = h->sum;
 
-    return ngx_sprintf(p, "%s_sum %uA.%06uA\n%s_count %uA\n",
-                       name, sum / 1000000, sum % 1000000, name, count);
+    p = ngx_sprintf(p, "%s_sum", name);
+
+    if (provider) {
+        p = ngx_sprintf(p, "{%*s}", (size_t) (end - labels), labels);
+    }
+
+    p = ngx_sprintf(p, " %uA.%06uA\n%s_count", sum / 1000000, sum % 1000000,
+                    name);
+
+    if (provider) {
+        p = ngx_sprintf(p, "{%*s}", (size_t) (end - labels), labels);
+    }
+
+    return ngx_sprintf(p, " %uA\n", count);
 }
 
 

@@ -27,6 +27,14 @@
 #define NGX_HTTP_IDENTITY_REVOKED_LOGOUT     2
 #define NGX_HTTP_IDENTITY_REVOKED_REFRESH    3
 
+/* a provider's calls (thread tasks) */
+#define NGX_HTTP_IDENTITY_CALL_TOKEN         0
+#define NGX_HTTP_IDENTITY_CALL_USERINFO      1
+#define NGX_HTTP_IDENTITY_CALL_DISCOVERY     2
+#define NGX_HTTP_IDENTITY_CALL_JWKS          3
+#define NGX_HTTP_IDENTITY_CALL_SAML          4
+#define NGX_HTTP_IDENTITY_CALLS              5
+
 
 /* what /metrics shows besides the zone's counters (admin.c fills it) */
 typedef struct {
@@ -46,6 +54,8 @@ void ngx_http_identity_metrics_revoked(ngx_uint_t source, ngx_uint_t n);
 void ngx_http_identity_metrics_cache(ngx_uint_t hit);
 uint64_t ngx_http_identity_metrics_now(void);
 void ngx_http_identity_metrics_redis(uint64_t start);
+void ngx_http_identity_metrics_idp(ngx_http_identity_provider_t *pr,
+    ngx_uint_t call, uint64_t start);
 ngx_chain_t *ngx_http_identity_metrics_render(ngx_pool_t *pool,
     ngx_http_identity_metrics_view_t *view);
 

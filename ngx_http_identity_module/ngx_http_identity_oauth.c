@@ -40,6 +40,7 @@
 #include "ngx_http_identity_oauth.h"
 #include "ngx_http_identity_oauth_user.h"
 #include "ngx_http_identity_oauth_presets.h"
+#include "ngx_http_identity_metrics.h"
 
 
 #define NGX_HTTP_IDENTITY_OAUTH_EARLY    30    /* refresh this soon */
@@ -541,13 +542,17 @@ ngx_http_identity_oauth_grant(ngx_http_identity_oauth_task_t *t,
     oauth2_log_t *log, oauth2_nv_list_t *form)
 {
     json_t                          *tokens, *v;
+    uint64_t                         start;
     const char                      *access, *type, *refresh, *err;
     ngx_http_identity_oauth_conf_t  *oc;
 
     oc = t->conf;
 
+    start = ngx_http_identity_metrics_now();
     tokens = ngx_http_identity_oauth2_token(&oc->client, log, form,
                                             &t->result);
+    ngx_http_identity_metrics_idp(t->provider, NGX_HTTP_IDENTITY_CALL_TOKEN,
+                                  start);
 
     if (tokens == NULL) {
         return NGX_ERROR;

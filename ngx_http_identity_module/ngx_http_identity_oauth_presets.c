@@ -30,6 +30,7 @@
 #include "ngx_http_identity_oauth2.h"
 #include "ngx_http_identity_oauth_user.h"
 #include "ngx_http_identity_oauth_presets.h"
+#include "ngx_http_identity_metrics.h"
 
 
 #define NGX_HTTP_IDENTITY_OAUTH_JWT_MAX  16384
@@ -273,6 +274,7 @@ ngx_http_identity_oauth_get(ngx_http_identity_oauth_task_t *t,
 {
     char                    *body;
     json_t                  *json;
+    uint64_t                 start;
     const char              *token;
     oauth2_http_call_ctx_t  *hctx;
 
@@ -298,8 +300,11 @@ ngx_http_identity_oauth_get(ngx_http_identity_oauth_task_t *t,
     }
 
     json = NULL;
+    start = ngx_http_identity_metrics_now();
     body = ngx_http_identity_http_fetch(log, url, NULL, hctx, &t->result,
                                         &json, any);
+    ngx_http_identity_metrics_idp(t->provider, NGX_HTTP_IDENTITY_CALL_USERINFO,
+                                  start);
     oauth2_http_call_ctx_free(log, hctx);
 
     if (body == NULL) {

@@ -29,6 +29,7 @@
 #include "ngx_http_identity_fetch.h"
 #include "ngx_http_identity_json.h"
 #include "ngx_http_identity_oidc_discovery.h"
+#include "ngx_http_identity_metrics.h"
 
 
 #define NGX_HTTP_IDENTITY_OIDC_BACKOFF      5
@@ -256,6 +257,7 @@ ngx_http_identity_oidc_discovery_run(void *data)
     char                    *url, *body;
     size_t                   len;
     json_t                  *meta, *jwks;
+    uint64_t                 start;
     oauth2_log_t            *log;
     const char              *iss;
     oauth2_http_call_ctx_t  *hctx;
@@ -284,8 +286,11 @@ ngx_http_identity_oidc_discovery_run(void *data)
              ? ".well-known/openid-configuration"
              : "/.well-known/openid-configuration");
 
+    start = ngx_http_identity_metrics_now();
     body = ngx_http_identity_http_call(log, url, NULL, hctx, &d->result,
                                        &meta);
+    ngx_http_identity_metrics_idp(d->provider,
+                                  NGX_HTTP_IDENTITY_CALL_DISCOVERY, start);
     if (body == NULL) {
         goto done;
     }
@@ -330,8 +335,11 @@ ngx_http_identity_oidc_discovery_run(void *data)
         goto done;
     }
 
+    start = ngx_http_identity_metrics_now();
     d->out.jwks = ngx_http_identity_http_call(log, d->out.jwks_uri, NULL,
                                               hctx, &d->result, &jwks);
+    ngx_http_identity_metrics_idp(d->provider, NGX_HTTP_IDENTITY_CALL_JWKS,
+                                  start);
     if (d->out.jwks == NULL) {
         goto done;
     }

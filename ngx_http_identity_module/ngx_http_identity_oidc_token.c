@@ -32,6 +32,7 @@
 #include "ngx_http_identity_json.h"
 #include "ngx_http_identity_oauth2.h"
 #include "ngx_http_identity_oidc_token.h"
+#include "ngx_http_identity_metrics.h"
 
 
 #define NGX_HTTP_IDENTITY_LOGOUT_EVENT                                        \
@@ -190,6 +191,7 @@ ngx_http_identity_oidc_exchange_run(void *data)
     ngx_http_identity_oidc_exchange_t *x = data;
 
     json_t                  *tokens;
+    uint64_t                 start;
     const char              *id_token, *access_token, *type;
     oauth2_log_t            *log;
     oauth2_nv_list_t        *form;
@@ -207,8 +209,11 @@ ngx_http_identity_oidc_exchange_run(void *data)
 
     form = ngx_http_identity_oauth2_code_form(log, &x->grant);
 
+    start = ngx_http_identity_metrics_now();
     tokens = ngx_http_identity_oauth2_token(&x->client, log, form,
                                             &x->result);
+    ngx_http_identity_metrics_idp(x->provider, NGX_HTTP_IDENTITY_CALL_TOKEN,
+                                  start);
     if (tokens == NULL) {
         goto done;
     }
@@ -299,6 +304,7 @@ ngx_http_identity_oidc_decode(ngx_http_identity_oidc_exchange_t *x,
 {
     json_t          *claims, *jwks;
     uint8_t         *plain;
+    uint64_t         start;
     size_t           plain_len;
     ngx_int_t        rc;
     cjose_err        err;
@@ -328,8 +334,11 @@ ngx_http_identity_oidc_decode(ngx_http_identity_oidc_exchange_t *x,
 
         /* an unknown kid: the provider may have rotated its keys */
 
+        start = ngx_http_identity_metrics_now();
         x->new_jwks = ngx_http_identity_http_call(log, x->jwks_uri, NULL,
                                                   hctx, &x->result, &jwks);
+        ngx_http_identity_metrics_idp(x->provider,
+                                      NGX_HTTP_IDENTITY_CALL_JWKS, start);
         if (x->new_jwks == NULL) {
             goto done;
         }
@@ -707,6 +716,7 @@ ngx_http_identity_oidc_userinfo(ngx_http_identity_oidc_exchange_t *x,
 {
     char                    *body, *v, **fields[3];
     json_t                  *info;
+    uint64_t                 start;
     const char              *sub, *names[3];
     ngx_uint_t               i;
     oauth2_http_call_ctx_t  *hctx;
@@ -730,8 +740,11 @@ ngx_http_identity_oidc_userinfo(ngx_http_identity_oidc_exchange_t *x,
     }
 
     info = NULL;
+    start = ngx_http_identity_metrics_now();
     body = ngx_http_identity_http_call(log, x->userinfo_endpoint, NULL, hctx,
                                        &x->result, &info);
+    ngx_http_identity_metrics_idp(x->provider, NGX_HTTP_IDENTITY_CALL_USERINFO,
+                                  start);
     oauth2_http_call_ctx_free(log, hctx);
 
     if (body == NULL) {

@@ -25,6 +25,7 @@
 #include "ngx_http_identity_task.h"
 #include "ngx_http_identity_fetch.h"
 #include "ngx_http_identity_saml_idp.h"
+#include "ngx_http_identity_metrics.h"
 
 
 /* the IdP metadata last refreshed from idp_metadata_url, per worker */
@@ -316,6 +317,7 @@ static char *
 ngx_http_identity_saml_refresh(ngx_http_identity_saml_task_t *t)
 {
     char                          *md;
+    uint64_t                       start;
     gpointer                       key, value;
     ngx_uint_t                     same;
     LassoServer                   *check;
@@ -324,9 +326,11 @@ ngx_http_identity_saml_refresh(ngx_http_identity_saml_task_t *t)
 
     pr = t->provider;
 
+    start = ngx_http_identity_metrics_now();
     md = ngx_http_identity_http_get(t->metadata_url, pr->http_timeout,
                                     t->refresh_error,
                                     NGX_HTTP_IDENTITY_ERRLEN);
+    ngx_http_identity_metrics_idp(pr, NGX_HTTP_IDENTITY_CALL_SAML, start);
     if (md == NULL) {
         ngx_http_identity_log_safe(t->refresh_error);
         return NULL;

@@ -173,6 +173,7 @@ for (1 .. 40) {
     last if keys %seen >= 2;
 }
 is(scalar keys %seen, 2, 'both workers answered /metrics');
+note($r->{body});
 
 for my $pid (sort keys %seen) {
     my $v = $seen{$pid}{values};
@@ -205,6 +206,18 @@ for my $pid (sort keys %seen) {
     is($v->{'identity_redis_request_duration_seconds_bucket{le=+Inf}'}, $count,
        "$w: +Inf bucket = count");
     is($v->{'identity_redis_up{}'}, 1, "$w: identity_redis_up 1");
+    is($ty->{identity_idp_request_duration_seconds}, 'histogram',
+       "$w: identity_idp_request_duration_seconds is a histogram");
+    is($v->{'identity_idp_request_duration_seconds_count{call=token,provider=test}'}, 6,
+       "$w: six token calls (one a successful login)");
+    is($v->{'identity_idp_request_duration_seconds_bucket{call=token,le=+Inf,provider=test}'}, 6,
+       "$w: in the +Inf bucket too");
+    cmp_ok($v->{'identity_idp_request_duration_seconds_count{call=discovery,provider=test}'} // 0,
+           '>=', 1, "$w: the discovery was timed");
+    cmp_ok($v->{'identity_idp_request_duration_seconds_count{call=jwks,provider=test}'} // 0,
+           '>=', 1, "$w: the JWKS fetch was timed");
+    is($v->{'identity_idp_request_duration_seconds_count{call=saml,provider=test}'}, 0,
+       "$w: no SAML metadata for an OIDC provider");
     is($ty->{identity_sessions_active}, 'gauge', "$w: identity_sessions_active is a gauge");
     is($v->{'identity_sessions_active{}'}, $indexed, "$w: identity_sessions_active $indexed");
 }
