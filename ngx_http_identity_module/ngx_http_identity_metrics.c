@@ -9,9 +9,11 @@
  * memory zone of their own, created whenever a provider is configured: the
  * node's workers add to them with atomics and any worker reads them all.
  * Counting takes no lock and no Redis command; a zone that is missing (no
- * provider) makes every call here do nothing.  The zone is kept across a
- * reload that keeps the number of providers (a provider's index names its
- * counters), else the counters start again at 0, as Prometheus allows.
+ * provider) makes every call here do nothing.  The zone's name holds the
+ * number of providers: it is kept across a reload that keeps that number
+ * (a provider's index names its counters); else a new zone starts at 0,
+ * as Prometheus allows, and the old workers count in the old one until
+ * they exit.
  * Durations are microseconds (CLOCK_MONOTONIC), in fixed buckets; a
  * provider's calls are timed in the thread tasks, atomics as well.
  */
@@ -100,7 +102,14 @@ ngx_http_identity_metrics_init_conf(ngx_conf_t *cf, ngx_uint_t nproviders)
     ngx_str_t        name;
     ngx_shm_zone_t  *zone;
 
-    ngx_str_set(&name, "identity_metrics");
+    name.data = ngx_pnalloc(cf->pool, sizeof("identity_metrics_") - 1
+                                      + NGX_INT_T_LEN);
+    if (name.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    name.len = ngx_sprintf(name.data, "identity_metrics_%ui", nproviders)
+               - name.data;
 
     size = sizeof(ngx_http_identity_metrics_sh_t)
            + (nproviders + 1) * ngx_http_identity_metrics_per_provider;
@@ -138,12 +147,6 @@ ngx_http_identity_metrics_init_zone(ngx_shm_zone_t *zone, void *data)
         if (sh && sh->nproviders == nproviders) {
             ngx_http_identity_metrics = sh;
             return NGX_OK;
-        }
-
-        if (sh) {
-            ngx_slab_free(shpool, (void *) sh->logins);
-            ngx_slab_free(shpool, sh->idp);
-            ngx_slab_free(shpool, sh);
         }
     }
 

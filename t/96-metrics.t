@@ -222,6 +222,14 @@ for my $pid (sort keys %seen) {
     is($v->{'identity_sessions_active{}'}, $indexed, "$w: identity_sessions_active $indexed");
 }
 
+# ------------------------------------------------------------ a reload
+
+ok($t->reload_nginx, 'nginx reloaded, with the same providers');
+$r = scrape();
+my $after = parse($r->{body} // '');
+is($after && $after->{values}{'identity_logins_total{outcome=success,provider=test}'}, 6,
+   'the counters survive the reload (the zone is kept)');
+
 # ------------------------------------------------------------ Redis down
 
 $t->stop_redis;
