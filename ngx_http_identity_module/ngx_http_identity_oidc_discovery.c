@@ -29,6 +29,7 @@
 #include "ngx_http_identity_fetch.h"
 #include "ngx_http_identity_json.h"
 #include "ngx_http_identity_oidc_discovery.h"
+#include "ngx_http_identity_parse.h"
 #include "ngx_http_identity_metrics.h"
 
 
@@ -384,7 +385,6 @@ static ngx_int_t
 ngx_http_identity_oidc_endpoints_http(ngx_http_identity_oidc_discovery_t *d)
 {
     char        *url[5];
-    u_char      *p;
     ngx_uint_t   i;
 
     static const char  *names[] = {
@@ -403,16 +403,7 @@ ngx_http_identity_oidc_endpoints_http(ngx_http_identity_oidc_discovery_t *d)
             continue;
         }
 
-        for (p = (u_char *) url[i]; *p > 0x20 && *p != 0x7f; p++) {
-            /* void */
-        }
-
-        if (*p == '\0'
-            && (ngx_strncasecmp((u_char *) url[i], (u_char *) "https://", 8)
-                == 0
-                || ngx_strncasecmp((u_char *) url[i], (u_char *) "http://", 7)
-                   == 0))
-        {
+        if (ngx_http_identity_http_url(url[i])) {
             continue;
         }
 

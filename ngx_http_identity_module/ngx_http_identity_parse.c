@@ -497,3 +497,25 @@ ngx_http_identity_form_arg(ngx_pool_t *pool, ngx_str_t *body, char *name,
 
     return NGX_DECLINED;
 }
+
+
+/*
+ * An http(s) URL a provider named, fit for a Location header or a fetch:
+ * no space, control character or DEL in it ("&#13;&#10;" in XML, say,
+ * would end the header and add headers of the provider's choosing)
+ */
+
+ngx_uint_t
+ngx_http_identity_http_url(const char *url)
+{
+    u_char  *p;
+
+    for (p = (u_char *) url; *p > 0x20 && *p != 0x7f; p++) {
+        /* void */
+    }
+
+    return *p == '\0'
+           && (ngx_strncasecmp((u_char *) url, (u_char *) "https://", 8) == 0
+               || ngx_strncasecmp((u_char *) url, (u_char *) "http://", 7)
+                  == 0);
+}

@@ -46,6 +46,7 @@ ngx_uint_t ngx_http_identity_admin_id(ngx_str_t *id, ngx_uint_t session);
 ngx_uint_t ngx_http_identity_id_valid(ngx_str_t *id, char *prefix, size_t n);
 ngx_int_t ngx_http_identity_form_arg(ngx_pool_t *pool, ngx_str_t *body,
     char *name, ngx_str_t *value);
+ngx_uint_t ngx_http_identity_http_url(const char *url);
 
 
 #endif /* _NGX_HTTP_IDENTITY_PARSE_H_INCLUDED_ */

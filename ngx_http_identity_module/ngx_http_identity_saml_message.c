@@ -35,6 +35,7 @@
 #include "ngx_http_identity_saml_idp.h"
 #include "ngx_http_identity_saml_message.h"
 #include "ngx_http_identity_saml_assertion.h"
+#include "ngx_http_identity_parse.h"
 
 
 static LassoLogin *ngx_http_identity_saml_login_new(
@@ -51,7 +52,6 @@ ngx_http_identity_saml_authn_run(void *data)
     ngx_http_identity_saml_task_t *t = data;
 
     int                        rc;
-    u_char                    *p;
     LassoLogin                *login;
     LassoServer               *server;
     LassoSamlp2AuthnRequest   *request;
@@ -112,14 +112,7 @@ ngx_http_identity_saml_authn_run(void *data)
      * headers of the metadata's choosing.
      */
 
-    for (p = (u_char *) LASSO_PROFILE(login)->msg_url;
-         *p > 0x20 && *p != 0x7f;
-         p++)
-    {
-        /* void */
-    }
-
-    if (*p != '\0') {
+    if (!ngx_http_identity_http_url(LASSO_PROFILE(login)->msg_url)) {
         ngx_http_identity_saml_fail(t, NGX_HTTP_SERVICE_UNAVAILABLE,
                                     NGX_LOG_ERR, "the IdP metadata's SSO URL "
                                     "\"%.64s\" is not a URL",
