@@ -39,7 +39,7 @@ typedef struct {
 typedef struct {
     ngx_uint_t                       nproviders;
     ngx_atomic_t                     denials[3];
-    ngx_atomic_t                     revoked[4];
+    ngx_atomic_t                     revoked[5];
     ngx_atomic_t                     cache[2];         /* misses, hits */
     ngx_http_identity_histogram_t    redis;
 
@@ -82,7 +82,7 @@ static char  *ngx_http_identity_metrics_reasons[] = {
 };
 
 static char  *ngx_http_identity_metrics_sources[] = {
-    "api", "backchannel", "logout", "refresh"
+    "api", "backchannel", "logout", "refresh", "risk"
 };
 
 static char  *ngx_http_identity_metrics_calls[] = {
@@ -388,7 +388,7 @@ ngx_http_identity_metrics_render(ngx_pool_t *pool,
             "their time.\n"
             "# TYPE identity_revocations_total counter\n");
 
-    for (j = 0; j < 4; j++) {
+    for (j = 0; j < 5; j++) {
         p = ngx_sprintf(p, "identity_revocations_total{source=\"%s\"} %uA\n",
                         ngx_http_identity_metrics_sources[j], sh->revoked[j]);
     }

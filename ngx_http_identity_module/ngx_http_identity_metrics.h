@@ -26,6 +26,7 @@
 #define NGX_HTTP_IDENTITY_REVOKED_BACKCHANNEL  1
 #define NGX_HTTP_IDENTITY_REVOKED_LOGOUT     2
 #define NGX_HTTP_IDENTITY_REVOKED_REFRESH    3
+#define NGX_HTTP_IDENTITY_REVOKED_RISK       4
 
 /* a provider's calls (thread tasks) */
 #define NGX_HTTP_IDENTITY_CALL_TOKEN         0

@@ -66,6 +66,9 @@ typedef struct {
     time_t                           expires_at;
     time_t                           idle_timeout;
     time_t                           checked;         /* user info */
+    ngx_str_t                        risk;            /* JSON array of
+                                                       * {signal, detail},
+                                                       * or empty */
 } ngx_http_identity_session_t;
 
 
