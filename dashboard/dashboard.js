@@ -19,6 +19,7 @@
     me: null,
     meReady: null,
     providers: new Set(),
+    names: new Map(),
     flash: null,
     renderId: 0,
     first: true,
@@ -434,7 +435,8 @@
       try {
         data = await api(path);
       } catch (err) {
-        more.replaceChildren(failure(err, () => load(path)));
+        more.replaceChildren((opts.failed && opts.failed(err))
+                             || failure(err, () => load(path)));
         return;
       }
 
@@ -652,39 +654,88 @@
                             text(ua.raw)) : dash();
   }
 
-  function sessionRow(s, withEndpoint) {
+  function sessionRow(s, withEndpoint, withUser) {
     const href = sessionHref(s.id);
     const bs = s.browser_session || {};
+    const loc = bs.location || {};
+    const uid = s.application_user ? text(s.application_user.id) : '';
 
     return rowLink(h('tr', { 'data-testid': 'session-row',
-                             'data-session-id': text(s.id) },
+                             'data-session-id': text(s.id),
+                             'data-country': text(loc.country_code) || null },
       h('td', { class: 'cell-primary', 'data-label': 'Session' },
         h('a', { href }, h('code', { class: 'id' }, text(s.id)))),
+      withUser
+        ? td('Identity', uid ? h('a', { href: userHref(uid),
+                                        'data-identity': uid },
+                                 identityLabel(uid)) : dash())
+        : null,
       withEndpoint
         ? td('Endpoint', text(s.public_url)
              || (s.endpoint && text(s.endpoint.uri)) || dash())
         : null,
       td('Browser', browserLabel(s)),
       td('IP address', text(bs.ip_address) || dash()),
+      withUser ? td('Country', text(loc.country_code)
+                    ? h('span', { title: country(loc.country_code) },
+                        text(loc.country_code)) : dash())
+               : null,
+      td('Risk', riskBadges(s.risk, true)),
       td('Last active', ago(s.last_active)),
-      td('Expires', ago(s.expires_at))), href);
+      withUser ? null : td('Expires', ago(s.expires_at))), href);
   }
 
-  function sessionList(container, path, params, withEndpoint, filter) {
-    const columns = ['Session', 'Browser', 'IP address', 'Last active',
-                     'Expires'];
+  /* in the sessions page, an identity is named once the names are known */
+
+  function identityLabel(uid) {
+    const name = state.names.get(uid);
+
+    return name ? h('span', { title: uid }, name)
+                : h('code', { class: 'id' }, uid);
+  }
+
+  function learnNames(users) {
+    for (const u of users) {
+      if (u && text(u.id)) {
+        state.names.set(text(u.id), displayName(u));
+
+        if (u.identity_provider && text(u.identity_provider.name)) {
+          state.providers.add(text(u.identity_provider.name));
+        }
+      }
+    }
+
+    for (const a of document.querySelectorAll('a[data-identity]')) {
+      if (state.names.has(a.dataset.identity)) {
+        a.replaceChildren(identityLabel(a.dataset.identity));
+      }
+    }
+  }
+
+  function sessionList(container, path, params, withEndpoint, filter, opts) {
+    const o = opts || {};
+    const columns = ['Session', 'Browser', 'IP address', 'Risk',
+                     'Last active', 'Expires'];
+
+    if (o.withUser) {
+      columns.splice(1, 0, 'Identity');
+      columns.splice(4, 0, 'Country');
+      columns.pop();
+    }
 
     if (withEndpoint) {
       columns.splice(1, 0, 'Endpoint');
     }
 
-    pager(container, query(path, params), (s) => sessionRow(s, withEndpoint), {
+    pager(container, query(path, params),
+          (s) => sessionRow(s, withEndpoint, o.withUser), {
       key: 'application_sessions', path, testid: 'sessions-table',
       caption: 'Sessions', columns, filter,
       loading: 'Loading sessions\u2026',
-      empty: () => empty('No sessions.',
+      counted: o.counted,
+      empty: o.empty || (() => empty('No sessions.',
                          'Sessions end when they expire, are deleted, or '
-                         + 'the user logs out.'),
+                         + 'the user logs out.')),
     });
   }
 
@@ -729,6 +780,8 @@
     const idp = u.identity_provider || {};
     const endpoints = h('div', { class: 'card-body-flush' });
     const sessions = h('div', { class: 'card-body-flush' });
+    const activity = h('div', { class: 'card-body-flush',
+                                'data-testid': 'user-activity' });
 
     document.title = `${name} \u00b7 Identities`;
 
@@ -779,11 +832,14 @@
               field('Last active', when(u.last_active), 'field-last-active')))),
         card('Endpoints', h('p', { class: 'card-sub muted' },
           'The sites this identity used, most recent first.'), endpoints),
-        card('Sessions', sessions)));
+        card('Sessions', sessions),
+        card('Recent activity', h('p', { class: 'card-sub muted' },
+          'What happened to this identity, newest first.'), activity)));
 
     loadEndpoints(endpoints, id);
     sessionList(sessions, `app/users/${enc(id)}/sessions`, { limit: PAGE },
                 true);
+    eventList(activity, { user: text(u.id) || id, limit: 20 }, false);
   }
 
   async function loadEndpoints(container, id) {
@@ -1016,6 +1072,7 @@
               field('Coordinates', coords.value, 'field-coordinates'),
               coords.link ? [h('dt', { class: 'sr-only' }, 'Map'),
                              h('dd', { class: 'map' }, coords.link)] : null))),
+        riskCard(s.risk),
         card('Session',
           h('dl', { class: 'fields fields-wide' },
             field('Identity', uid ? h('a', { href: userHref(uid) },
@@ -1036,6 +1093,793 @@
         }
       }, () => {});
     }
+  }
+
+  /* risk signals (a session's "risk": [{signal, detail, from?, to?}]) */
+
+  const SIGNALS = {
+    new_country: 'New country',
+    new_device: 'New device',
+    impossible_travel: 'Impossible travel',
+    concurrent_sessions: 'Concurrent sessions',
+  };
+
+  function riskList(risk) {
+    return Array.isArray(risk)
+      ? risk.filter((r) => r && typeof r === 'object' && text(r.signal))
+      : [];
+  }
+
+  function riskBadge(r) {
+    const sig = text(r.signal);
+
+    return h('span', {
+      class: `risk risk-${SIGNALS[sig] ? sig.replace(/_/g, '-') : 'other'}`,
+      title: text(r.detail) || null, 'data-testid': 'risk-badge',
+      'data-signal': sig,
+    }, SIGNALS[sig] || sig);
+  }
+
+  function riskBadges(risk, orDash) {
+    const list = riskList(risk);
+
+    if (list.length === 0) {
+      return orDash ? dash() : null;
+    }
+
+    return h('span', { class: 'risks' }, list.map(riskBadge));
+  }
+
+  function place(p) {
+    const lat = Number(p.latitude);
+    const lon = Number(p.longitude);
+    const ok = Number.isFinite(lat) && Number.isFinite(lon)
+               && p.latitude !== null && p.longitude !== null
+               && Math.abs(lat) <= 90 && Math.abs(lon) <= 180;
+
+    return {
+      cc: text(p.country_code).toUpperCase(),
+      lat: ok ? lat : null,
+      lon: ok ? lon : null,
+      at: text(p.at),
+    };
+  }
+
+  function placeText(p) {
+    return join(', ', country(p.cc) || 'Unknown country',
+                p.lat === null ? '' : `${+p.lat.toFixed(4)}, ${+p.lon.toFixed(4)}`);
+  }
+
+  function riskCard(risk) {
+    const list = riskList(risk);
+
+    if (list.length === 0) {
+      return card('Risk', h('p', { class: 'card-pad muted',
+                                   'data-testid': 'risk-none' },
+        'No risk signal for this session.'));
+    }
+
+    return card('Risk', h('ul', { class: 'risk-list', 'data-testid': 'risk' },
+      list.map((r) => {
+        const li = h('li', { 'data-testid': 'risk-item',
+                             'data-signal': text(r.signal) },
+          riskBadge(r),
+          text(r.detail) ? h('span', { class: 'risk-detail' }, text(r.detail))
+                         : null);
+
+        if (r.signal === 'impossible_travel' && r.from && r.to) {
+          li.append(travel(place(r.from), place(r.to)));
+        }
+
+        return li;
+      })));
+  }
+
+  /* impossible travel: the two places, and a small map with the two joined */
+
+  function travel(from, to) {
+    const stop = (label, p, testid) => h('div', { class: 'travel-stop',
+                                                  'data-testid': testid },
+      h('span', { class: `travel-dot travel-dot-${testid}`,
+                  'aria-hidden': 'true' }),
+      h('div', null,
+        h('strong', null, label),
+        h('div', null, placeText(p)),
+        p.at ? h('div', { class: 'muted' }, when(p.at)) : null));
+
+    const box = h('div', { class: 'travel' },
+      h('div', { class: 'travel-stops' },
+        stop('From', from, 'travel-from'), stop('To', to, 'travel-to')));
+
+    if (from.lat !== null && to.lat !== null) {
+      box.append(travelMap(from, to));
+    }
+
+    return box;
+  }
+
+  function svg(tag, attrs, ...kids) {
+    const el = document.createElementNS(SVG, tag);
+
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v != null && v !== false) {
+        el.setAttribute(k, String(v));
+      }
+    }
+
+    for (const kid of kids.flat()) {
+      if (kid != null && kid !== false) {
+        el.append(kid instanceof Node ? kid : String(kid));
+      }
+    }
+
+    return el;
+  }
+
+  const world = () => window.identityWorld || null;
+  const px = (lon) => (lon + 180) * (world() ? world().k : 4);
+  const py = (lat) => (90 - lat) * (world() ? world().k : 4);
+  const r1 = (v) => Math.round(v * 10) / 10;
+
+  /* the countries as paths; "shade" gives a class and a title per code */
+
+  function countries(shade) {
+    const w = world();
+    const g = svg('g', { class: 'countries' });
+
+    if (!w) {
+      return g;
+    }
+
+    for (const [cc, d] of Object.entries(w.shapes)) {
+      const s = shade ? shade(cc) : null;
+      const path = svg('path', {
+        d, class: s ? `country ${s.cls}` : 'country', 'data-cc': cc,
+        'data-count': s ? s.count : null,
+        'data-testid': s ? 'map-country' : null,
+      });
+
+      if (s) {
+        path.append(svg('title', null, s.title));
+      }
+
+      g.append(path);
+    }
+
+    return g;
+  }
+
+  function travelMap(from, to) {
+    const [x1, y1, x2, y2] = [px(from.lon), py(from.lat),
+                              px(to.lon), py(to.lat)];
+    const pad = 60;
+    let x = Math.min(x1, x2) - pad;
+    let y = Math.min(y1, y2) - pad;
+    let w = Math.abs(x2 - x1) + 2 * pad;
+    let hh = Math.abs(y2 - y1) + 2 * pad;
+
+    /* at least 2:1, centred */
+    if (w < 2 * hh) {
+      x -= (2 * hh - w) / 2;
+      w = 2 * hh;
+    } else {
+      y -= (w / 2 - hh) / 2;
+      hh = w / 2;
+    }
+
+    const unit = w / 400;
+
+    return svg('svg', {
+      class: 'travel-map', viewBox: `${r1(x)} ${r1(y)} ${r1(w)} ${r1(hh)}`,
+      role: 'img', 'data-testid': 'travel-map',
+      'aria-label': `From ${placeText(from)} to ${placeText(to)}`,
+    },
+    svg('rect', { class: 'sea', x: r1(x), y: r1(y), width: r1(w),
+                  height: r1(hh) }),
+    countries((cc) => (cc === from.cc || cc === to.cc
+      ? { cls: 'shade-travel', title: country(cc) } : null)),
+    svg('line', { class: 'travel-line', x1: r1(x1), y1: r1(y1), x2: r1(x2),
+                  y2: r1(y2), 'stroke-width': r1(2 * unit) }),
+    svg('circle', { class: 'travel-from', cx: r1(x1), cy: r1(y1),
+                    r: r1(6 * unit), 'stroke-width': r1(2 * unit) },
+      svg('title', null, `From ${placeText(from)}`)),
+    svg('circle', { class: 'travel-to', cx: r1(x2), cy: r1(y2),
+                    r: r1(6 * unit), 'stroke-width': r1(2 * unit) },
+      svg('title', null, `To ${placeText(to)}`)));
+  }
+
+  /* #/overview : logins over time, and where the sessions are */
+
+  const RANGES = { '24h': 'last 24 hours', '7d': 'last 7 days' };
+  const num = new Intl.NumberFormat('en');
+  const hourFmt = new Intl.DateTimeFormat(undefined, {
+    hour: '2-digit', minute: '2-digit',
+  });
+  const dayFmt = new Intl.DateTimeFormat(undefined, {
+    weekday: 'short', day: 'numeric',
+  });
+
+  function niceMax(n) {
+    if (n <= 4) {
+      return 4;
+    }
+
+    const p = 10 ** Math.floor(Math.log10(n));
+
+    for (const m of [1, 2, 2.5, 5, 10]) {
+      if (m * p >= n) {
+        return m * p;
+      }
+    }
+
+    return 10 * p;
+  }
+
+  function count0(v) {
+    const n = Number(v);
+    return Number.isFinite(n) && n > 0 ? Math.floor(n) : 0;
+  }
+
+  function chart(data) {
+    const W = 720;
+    const H = 240;
+    const L = 40;
+    const R = 8;
+    const T = 12;
+    const B = 28;
+    const buckets = (Array.isArray(data.buckets) ? data.buckets : [])
+      .map((b) => ({ start: parseTime(b && b.start), raw: text(b && b.start),
+                     ok: count0(b && b.success), ko: count0(b && b.failure) }))
+      .filter((b) => b.start !== null);
+    const step = Number(data.bucket_seconds) > 0
+      ? Number(data.bucket_seconds) * 1000 : 3600000;
+    const max = niceMax(Math.max(0, ...buckets.map((b) => b.ok + b.ko)));
+    const bw = buckets.length ? (W - L - R) / buckets.length : 0;
+    const y = (v) => T + (H - T - B) * (1 - v / max);
+    const g = svg('svg', {
+      class: 'chart', viewBox: `0 0 ${W} ${H}`, role: 'img',
+      'data-testid': 'logins-chart', 'aria-labelledby': 'chart-summary',
+    });
+
+    for (const v of [0, max / 2, max]) {
+      g.append(svg('line', { class: v ? 'grid' : 'axis', x1: L, x2: W - R,
+                             y1: r1(y(v)), y2: r1(y(v)) }),
+               svg('text', { class: 'tick', x: L - 6, y: r1(y(v) + 4),
+                             'text-anchor': 'end' }, num.format(v)));
+    }
+
+    const long = step > 3600000;
+
+    buckets.forEach((b, i) => {
+      const x = L + i * bw;
+      const end = new Date(b.start + step);
+      const label = long
+        ? `${absFmt.format(b.start)} \u2013 ${absFmt.format(end)}`
+        : `${absFmt.format(b.start)} \u2013 ${hourFmt.format(end)}`;
+      const bar = svg('g', { class: 'bar', 'data-testid': 'chart-bar',
+                             'data-start': b.raw, 'data-success': b.ok,
+                             'data-failure': b.ko },
+        svg('title', null, `${label}: ${b.ok} succeeded, ${b.ko} failed`),
+        svg('rect', { class: 'bar-hit', x: r1(x), y: T, width: r1(bw),
+                      height: H - T - B }));
+
+      if (b.ok) {
+        bar.append(svg('rect', { class: 'bar-success', x: r1(x + bw * 0.15),
+                                 y: r1(y(b.ok)), width: r1(bw * 0.7),
+                                 height: r1(y(0) - y(b.ok)) }));
+      }
+
+      if (b.ko) {
+        bar.append(svg('rect', { class: 'bar-failure', x: r1(x + bw * 0.15),
+                                 y: r1(y(b.ok + b.ko)), width: r1(bw * 0.7),
+                                 height: r1(y(b.ok) - y(b.ok + b.ko)) }));
+      }
+
+      g.append(bar);
+
+      const d = new Date(b.start);
+      const tick = long ? d.getHours() < step / 3600000
+                        : i % 6 === 0;
+
+      if (tick) {
+        g.append(svg('text', { class: 'tick', x: r1(x + bw / 2),
+                               y: H - 8, 'text-anchor': 'middle' },
+          long ? dayFmt.format(d) : hourFmt.format(d)));
+      }
+    });
+
+    return { el: g, buckets };
+  }
+
+  function loginsCard(range) {
+    const body = h('div', { class: 'chart-body' });
+    const summary = h('p', { class: 'chart-summary', id: 'chart-summary',
+                             'data-testid': 'chart-summary' });
+    const toggle = h('div', { class: 'toggle', role: 'group',
+                              'aria-label': 'Time range' },
+      Object.keys(RANGES).map((r) => h('a', {
+        href: `#/overview?range=${r}`, class: 'toggle-item',
+        'aria-current': r === range ? 'true' : null,
+        'data-testid': `range-${r}`,
+      }, r === '24h' ? '24 hours' : '7 days')));
+
+    const box = h('section', { class: 'card', 'data-testid': 'logins' },
+      h('div', { class: 'card-head' },
+        h('h2', { class: 'card-title' }, 'Logins'), toggle),
+      summary, body,
+      h('p', { class: 'legend muted' },
+        h('span', { class: 'key key-success', 'aria-hidden': 'true' }),
+        'Succeeded ',
+        h('span', { class: 'key key-failure', 'aria-hidden': 'true' }),
+        'Failed (denied by a rule, or the login did not validate)'));
+
+    async function load() {
+      let data;
+
+      body.replaceChildren(loading('Loading logins\u2026'));
+
+      try {
+        data = await api(query('app/stats/logins', { range }));
+      } catch (err) {
+        body.replaceChildren(err.status === 404
+          ? empty('No login statistics on this server.',
+                  'This version of the module does not count logins.')
+          : failure(err, load));
+        return;
+      }
+
+      const c = chart(data);
+      const ok = c.buckets.reduce((a, b) => a + b.ok, 0);
+      const ko = c.buckets.reduce((a, b) => a + b.ko, 0);
+
+      summary.textContent = `${num.format(ok + ko)} login`
+        + `${ok + ko === 1 ? '' : 's'} in the ${RANGES[range]}: `
+        + `${num.format(ok)} succeeded, ${num.format(ko)} failed.`;
+
+      /* the same numbers as a table, for screen readers */
+      const t = table('Logins by time', 'chart-table',
+                      ['From', 'Succeeded', 'Failed']);
+
+      t.el.classList.add('sr-only');
+      t.body.append(...c.buckets.map((b) => h('tr', null,
+        h('td', null, absFmt.format(b.start)), h('td', null, String(b.ok)),
+        h('td', null, String(b.ko)))));
+      body.replaceChildren(c.el, t.el);
+    }
+
+    load();
+
+    return box;
+  }
+
+  /* the active sessions, at most MAP_PAGES pages of 100 */
+
+  const MAP_PAGES = 10;
+
+  async function allSessions(alive) {
+    const list = [];
+    let path = query('app/sessions', { limit: 100 });
+    let pages = 0;
+
+    while (path && pages < MAP_PAGES && alive()) {
+      const data = await api(path);
+
+      pages++;
+      list.push(...(Array.isArray(data.application_sessions)
+        ? data.application_sessions : []));
+      path = nextPage('app/sessions', data.next_page_uri);
+    }
+
+    return { list, capped: Boolean(path) };
+  }
+
+  function mapCard(alive) {
+    const body = h('div', { class: 'map-body' });
+    const note = h('p', { class: 'card-sub muted', 'data-testid': 'map-note' });
+
+    async function load() {
+      let got;
+
+      body.replaceChildren(loading('Loading sessions\u2026'));
+
+      try {
+        got = await allSessions(alive);
+      } catch (err) {
+        body.replaceChildren(failure(err, load));
+        return;
+      }
+
+      const byCountry = new Map();
+      const points = new Map();
+      let located = 0;
+
+      for (const s of got.list) {
+        const loc = (s && s.browser_session && s.browser_session.location)
+                    || {};
+        const p = place(loc);
+
+        if (/^[A-Z]{2}$/.test(p.cc)) {
+          byCountry.set(p.cc, (byCountry.get(p.cc) || 0) + 1);
+        }
+
+        if (p.lat !== null) {
+          const key = `${p.lat.toFixed(2)},${p.lon.toFixed(2)}`;
+          const pt = points.get(key) || { lat: p.lat, lon: p.lon, cc: p.cc,
+                                          n: 0 };
+
+          pt.n++;
+          points.set(key, pt);
+          located++;
+        }
+      }
+
+      const n = got.list.length;
+
+      note.textContent = `${num.format(n)} active session${n === 1 ? '' : 's'}`
+        + `${got.capped ? ' counted (the first '
+                          + `${num.format(MAP_PAGES * 100)}; there are more)`
+                        : ''}, `
+        + `${num.format(byCountry.size)} countr${byCountry.size === 1 ? 'y'
+                                                                     : 'ies'}`
+        + `, ${num.format(located)} with coordinates.`;
+
+      if (got.capped) {
+        note.dataset.capped = 'true';
+      }
+
+      if (!world()) {
+        body.replaceChildren(empty('The map did not load.'));
+        return;
+      }
+
+      const top = Math.max(1, ...byCountry.values());
+      const level = (c) => Math.min(5, 1 + Math.floor(4 * Math.log(c)
+                                              / Math.log(Math.max(2, top))));
+      const k = world().k;
+      const m = svg('svg', {
+        class: 'world', viewBox: `0 ${24} ${360 * k} ${140 * k}`,
+        role: 'img', 'data-testid': 'world-map',
+        'aria-label': `Map of active sessions: ${[...byCountry]
+          .map(([cc, c]) => `${country(cc)}: ${c}`).join('; ') || 'none'}`,
+      },
+      countries((cc) => {
+        const c = byCountry.get(cc);
+
+        return c ? { cls: `shade shade-${level(c)}`, count: c,
+                     title: `${country(cc)}: ${c} session${c === 1 ? '' : 's'}`}
+                 : null;
+      }));
+
+      for (const pt of [...points.values()].sort((a, b) => b.n - a.n)) {
+        m.append(svg('circle', {
+          class: 'point', cx: r1(px(pt.lon)), cy: r1(py(pt.lat)),
+          r: r1(4 + 2 * Math.sqrt(pt.n)), 'data-testid': 'map-point',
+          'data-count': pt.n, 'data-cc': pt.cc || null,
+          'data-lat': pt.lat, 'data-lon': pt.lon,
+        }, svg('title', null, `${+pt.lat.toFixed(2)}, ${+pt.lon.toFixed(2)}`
+                              + `${pt.cc ? ` (${pt.cc})` : ''}: ${pt.n} `
+                              + `session${pt.n === 1 ? '' : 's'}`)));
+      }
+
+      /* the counts as a list: links to the sessions of each country */
+      const list = h('ol', { class: 'country-list',
+                             'data-testid': 'country-list' },
+        [...byCountry].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
+          .map(([cc, c]) => h('li', { 'data-cc': cc },
+            h('a', { href: `#/sessions?country=${enc(cc)}` },
+              h('span', { class: `swatch shade-${level(c)}`,
+                          'aria-hidden': 'true' }),
+              h('span', { class: 'country-name' }, country(cc))),
+            h('span', { class: 'country-count' }, num.format(c)))));
+
+      body.replaceChildren(h('div', { class: 'map-wrap' }, m),
+        byCountry.size ? list
+                       : empty('No session has a country.',
+                               'Countries come from identity_geoip_database.'));
+    }
+
+    load();
+
+    return h('section', { class: 'card', 'data-testid': 'sessions-map' },
+      h('h2', { class: 'card-title' }, 'Active sessions by country'),
+      note, body);
+  }
+
+  function viewOverview(view, route, ctx) {
+    const r = route.params.get('range');
+    const range = RANGES[r] ? r : '24h';
+
+    document.title = 'Overview \u00b7 Identities';
+    view.append(
+      heading('Overview', 'Logins over time, and where the active sessions '
+                          + 'are.'),
+      loginsCard(range), mapCard(ctx.alive));
+  }
+
+  /* #/sessions : every session, with filters */
+
+  const DEVICES = ['Desktop', 'Mobile', 'Tablet', 'Bot', 'Other'];
+
+  function filterSelect(name, label, value, options) {
+    const id = `filter-${name}`;
+    const sel = h('select', { name, id, 'data-testid': id },
+      options.map(([v, l]) => h('option', { value: v }, l)));
+
+    if (value && !options.some(([v]) => v === value)) {
+      sel.append(h('option', { value }, value));
+    }
+
+    sel.value = value;
+
+    return { sel, el: h('div', { class: 'filter' },
+      h('label', { for: id }, label), sel) };
+  }
+
+  function viewSessions(view, route) {
+    const p = route.params;
+    const f = {
+      provider: p.get('provider') || '',
+      country: (p.get('country') || '').toUpperCase(),
+      device: p.get('device') || '',
+      risk: p.get('risk') || '',
+    };
+    const params = { limit: PAGE };
+    const count = h('p', { class: 'count muted', 'aria-live': 'polite',
+                           'data-testid': 'sessions-count' });
+
+    for (const [k, v] of Object.entries(f)) {
+      if (v) {
+        params[k] = v;
+      }
+    }
+
+    document.title = 'Sessions \u00b7 Identities';
+
+    const provider = filterSelect('provider', 'Provider', f.provider, [['', 'All']]);
+    const cc = h('input', {
+      type: 'text', name: 'country', id: 'filter-country', value: f.country,
+      maxlength: '2', size: '4', placeholder: 'FR', autocomplete: 'off',
+      spellcheck: 'false', pattern: '[A-Za-z]{2}',
+      title: 'Two letters: an ISO 3166 country code',
+      'data-testid': 'filter-country',
+    });
+    const device = filterSelect('device', 'Device', f.device,
+      [['', 'All'], ...DEVICES.map((d) => [d, d])]);
+    const risk = filterSelect('risk', 'Risk', f.risk,
+      [['', 'All'], ['any', 'Any signal'],
+       ...Object.entries(SIGNALS)]);
+    const filtered = Object.values(f).some(Boolean);
+
+    const form = h('form', { class: 'search filters', role: 'search',
+                             'aria-label': 'Filter sessions',
+                             'data-testid': 'session-filters' },
+      provider.el,
+      h('div', { class: 'filter' },
+        h('label', { for: 'filter-country' }, 'Country'), cc),
+      device.el, risk.el,
+      h('button', { type: 'submit', class: 'btn btn-primary',
+                    'data-testid': 'filter-submit' }, 'Filter'),
+      filtered ? h('a', { href: '#/sessions', class: 'btn btn-quiet',
+                          'data-testid': 'filter-clear' }, 'Clear') : null);
+
+    function fillProviders() {
+      const cur = provider.sel.value || f.provider;
+
+      provider.sel.replaceChildren(h('option', { value: '' }, 'All'),
+        ...[...state.providers].sort().map((n) => h('option', { value: n }, n)));
+      provider.sel.value = cur;
+    }
+
+    form.addEventListener('submit', (e) => {
+      const q = new URLSearchParams();
+
+      e.preventDefault();
+
+      for (const [k, el] of [['provider', provider.sel], ['country', cc],
+                             ['device', device.sel], ['risk', risk.sel]]) {
+        const v = el.value.trim();
+
+        if (v) {
+          q.set(k, k === 'country' ? v.toUpperCase() : v);
+        }
+      }
+
+      const hash = q.toString() ? `#/sessions?${q}` : '#/sessions';
+
+      if (location.hash === hash) {
+        render();
+      } else {
+        location.hash = hash;
+      }
+    });
+
+    for (const s of [provider.sel, device.sel, risk.sel]) {
+      s.addEventListener('change', () => form.requestSubmit());
+    }
+
+    if (f.provider) {
+      state.providers.add(f.provider);
+    }
+
+    fillProviders();
+
+    /* the providers' and the identities' names come from app/users */
+    api(query('app/users', { limit: 100 })).then((d) => {
+      learnNames(Array.isArray(d.application_users)
+        ? d.application_users : []);
+
+      if (form.isConnected) {
+        fillProviders();
+      }
+    }, () => {});
+
+    const results = h('div', { class: 'results' });
+
+    view.append(
+      heading('Sessions', 'Every active session, most recently made first.'),
+      h('div', { class: 'card card-table' },
+        h('div', { class: 'toolbar' }, form, count), results));
+
+    sessionList(results, 'app/sessions', params, false, null, {
+      withUser: true,
+      counted: (n, more) => {
+        count.textContent = n
+          ? `${n}${more ? '+' : ''} session${n === 1 && !more ? '' : 's'}`
+          : '';
+      },
+      empty: () => (filtered
+        ? empty('No sessions match these filters.')
+        : empty('No sessions.', 'Sessions appear here when users sign in.')),
+    });
+  }
+
+  /* events: #/activity, and a user's recent activity */
+
+  const ACTIONS = {
+    login: 'Login',
+    logout: 'Logout',
+    session_revoked: 'Session revoked',
+    session_expired: 'Session expired',
+    user_deleted: 'Identity deleted',
+    risk_flagged: 'Risk flagged',
+  };
+
+  function obj(v) {
+    return v && typeof v === 'object' && !Array.isArray(v) ? v : {};
+  }
+
+  function actionBadge(ev) {
+    const e = obj(ev.event);
+    const a = text(e.action);
+    const outcome = text(e.outcome);
+    const cls = outcome === 'failure' || a === 'risk_flagged'
+      ? 'act-bad' : (a === 'login' ? 'act-good' : 'act-neutral');
+
+    return h('span', { class: `badge act ${cls}`, 'data-testid': 'event-action',
+                       'data-action': a, 'data-outcome': outcome || null },
+      (ACTIONS[a] || a || '?')
+      + (a === 'login' && outcome ? ` ${outcome === 'failure' ? 'failed'
+                                                              : 'succeeded'}`
+                                  : ''));
+  }
+
+  function who(u) {
+    const o = obj(u);
+    const id = text(o.id);
+    const name = text(o.email) || text(o.name) || text(o.username) || id;
+
+    if (!name) {
+      return null;
+    }
+
+    return id && /^au_/.test(id)
+      ? h('a', { href: userHref(id) }, name) : h('span', null, name);
+  }
+
+  function eventRow(ev, withUser) {
+    const e = obj(ev.event);
+    const user = obj(ev.user);
+    const target = obj(user.target);
+    const src = obj(ev.source);
+    const geo = obj(src.geo);
+    const sid = text(obj(ev.session).id);
+    const provider = text(obj(ev.identity).provider);
+    const actor = who(user);
+    const details = [];
+
+    if (text(e.reason)) {
+      details.push(h('span', null, text(e.reason)));
+    }
+
+    if (Object.keys(target).length) {
+      details.push(h('span', null, 'of ', who(target) || dash()));
+    }
+
+    if (riskList(ev.risk).length) {
+      details.push(riskBadges(ev.risk));
+    }
+
+    if (sid) {
+      details.push(h('a', { href: sessionHref(sid) },
+        h('code', { class: 'id' }, sid)));
+    }
+
+    return h('tr', { 'data-testid': 'event-row', 'data-event-id': text(ev.id),
+                     'data-action': text(e.action) },
+      h('td', { class: 'cell-primary', 'data-label': 'Event' },
+        actionBadge(ev)),
+      td('When', ago(text(ev['@timestamp']))),
+      withUser
+        ? td('User', actor
+                     ? h('span', null, actor,
+                         provider ? h('span', { class: 'muted' },
+                                      ` \u00b7 ${provider}`) : null)
+                     : dash())
+        : null,
+      td('Source', text(src.ip) || text(geo.country_iso_code)
+        ? join(' \u00b7 ', src.ip, geo.country_iso_code) : dash()),
+      td('Details', details.length
+        ? h('span', { class: 'details' }, details) : dash()));
+  }
+
+  function eventList(container, params, withUser, counted) {
+    const columns = ['Event', 'When', 'User', 'Source', 'Details'];
+
+    if (!withUser) {
+      columns.splice(2, 1);
+    }
+
+    pager(container, query('app/events', params),
+          (ev) => eventRow(ev, withUser), {
+      key: 'events', path: 'app/events', testid: 'events-table',
+      caption: 'Events', columns, counted,
+      failed: (err) => (err.status === 404
+        ? empty('No activity on this server.',
+                'This version of the module does not record events.')
+        : null),
+      loading: 'Loading activity\u2026',
+      empty: () => empty('No events.', params.action || params.user
+        ? 'Nothing recorded matches.'
+        : 'Logins, logouts and revocations appear here.'),
+    });
+  }
+
+  function viewActivity(view, route) {
+    const action = route.params.get('action') || '';
+    const params = { limit: PAGE };
+    const count = h('p', { class: 'count muted', 'aria-live': 'polite' });
+    const sel = filterSelect('action', 'Action', action,
+      [['', 'All'], ...Object.entries(ACTIONS)]);
+    const form = h('form', { class: 'search filters', role: 'search',
+                             'aria-label': 'Filter activity' },
+      sel.el,
+      action ? h('a', { href: '#/activity', class: 'btn btn-quiet',
+                        'data-testid': 'filter-clear' }, 'Clear') : null);
+
+    if (action) {
+      params.action = action;
+    }
+
+    sel.sel.addEventListener('change', () => {
+      location.hash = sel.sel.value
+        ? `#/activity?action=${enc(sel.sel.value)}` : '#/activity';
+    });
+    form.addEventListener('submit', (e) => e.preventDefault());
+
+    document.title = 'Activity \u00b7 Identities';
+
+    const results = h('div', { class: 'results' });
+
+    view.append(
+      heading('Activity', 'Logins, logouts, revocations and other events, '
+                          + 'newest first.'),
+      h('div', { class: 'card card-table' },
+        h('div', { class: 'toolbar' }, form, count), results));
+
+    eventList(results, params, true, (n, more) => {
+      count.textContent = n
+        ? `${n}${more ? '+' : ''} event${n === 1 && !more ? '' : 's'}` : '';
+    });
   }
 
   function viewNotFound(view) {
@@ -1143,21 +1987,34 @@
     }
 
     if (parts.length === 0) {
-      return { view: viewUsers, params };
+      return { view: viewUsers, params, section: 'users' };
+    }
+
+    if (parts.length === 1 && parts[0] === 'overview') {
+      return { view: viewOverview, params, section: 'overview' };
+    }
+
+    if (parts.length === 1 && parts[0] === 'sessions') {
+      return { view: viewSessions, params, section: 'sessions' };
+    }
+
+    if (parts.length === 1 && parts[0] === 'activity') {
+      return { view: viewActivity, params, section: 'activity' };
     }
 
     if (parts[0] === 'users' && parts.length === 2) {
-      return { view: viewUser, id: parts[1] };
+      return { view: viewUser, id: parts[1], section: 'users' };
     }
 
     if (parts[0] === 'users' && parts.length === 4
         && parts[2] === 'endpoints')
     {
-      return { view: viewEndpoint, id: parts[1], ep: parts[3] };
+      return { view: viewEndpoint, id: parts[1], ep: parts[3],
+               section: 'users' };
     }
 
     if (parts[0] === 'sessions' && parts.length === 2) {
-      return { view: viewSession, id: parts[1] };
+      return { view: viewSession, id: parts[1], section: 'sessions' };
     }
 
     return { view: viewNotFound };
@@ -1176,6 +2033,15 @@
 
     showFlash();
     view.replaceChildren();
+    view.dataset.route = location.hash;
+
+    for (const a of document.querySelectorAll('[data-section]')) {
+      if (a.dataset.section === route.section) {
+        a.setAttribute('aria-current', 'page');
+      } else {
+        a.removeAttribute('aria-current');
+      }
+    }
 
     if (!state.first) {
       window.scrollTo(0, 0);
