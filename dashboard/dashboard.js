@@ -1320,9 +1320,11 @@
     return Number.isFinite(n) && n > 0 ? Math.floor(n) : 0;
   }
 
-  function chart(data) {
-    const W = 720;
-    const H = 240;
+  /* drawn at the width it has, so that its text is of the page's size */
+
+  function chart(data, width) {
+    const W = Math.max(300, Math.round(width) || 720);
+    const H = W < 500 ? 180 : 240;
     const L = 40;
     const R = 8;
     const T = 12;
@@ -1408,10 +1410,12 @@
         h('h2', { class: 'card-title' }, 'Logins'), toggle),
       summary, body,
       h('p', { class: 'legend muted' },
-        h('span', { class: 'key key-success', 'aria-hidden': 'true' }),
-        'Succeeded ',
-        h('span', { class: 'key key-failure', 'aria-hidden': 'true' }),
-        'Failed (denied by a rule, or the login did not validate)'));
+        h('span', { class: 'legend-item' },
+          h('span', { class: 'key key-success', 'aria-hidden': 'true' }),
+          'Succeeded'),
+        h('span', { class: 'legend-item' },
+          h('span', { class: 'key key-failure', 'aria-hidden': 'true' }),
+          'Failed: refused by a rule or a risk signal, or did not validate')));
 
     async function load() {
       let data;
@@ -1428,7 +1432,7 @@
         return;
       }
 
-      const c = chart(data);
+      const c = chart(data, body.clientWidth - 32);
       const ok = c.buckets.reduce((a, b) => a + b.ok, 0);
       const ko = c.buckets.reduce((a, b) => a + b.ko, 0);
 
@@ -1440,11 +1444,10 @@
       const t = table('Logins by time', 'chart-table',
                       ['From', 'Succeeded', 'Failed']);
 
-      t.el.classList.add('sr-only');
       t.body.append(...c.buckets.map((b) => h('tr', null,
         h('td', null, absFmt.format(b.start)), h('td', null, String(b.ok)),
         h('td', null, String(b.ko)))));
-      body.replaceChildren(c.el, t.el);
+      body.replaceChildren(c.el, h('div', { class: 'sr-only' }, t.el));
     }
 
     load();
@@ -1553,7 +1556,8 @@
       for (const pt of [...points.values()].sort((a, b) => b.n - a.n)) {
         m.append(svg('circle', {
           class: 'point', cx: r1(px(pt.lon)), cy: r1(py(pt.lat)),
-          r: r1(4 + 2 * Math.sqrt(pt.n)), 'data-testid': 'map-point',
+          r: r1(8 + 4 * Math.sqrt(pt.n)), 'data-testid': 'map-point',
+          'data-r': 3 + 2 * Math.sqrt(pt.n),
           'data-count': pt.n, 'data-cc': pt.cc || null,
           'data-lat': pt.lat, 'data-lon': pt.lon,
         }, svg('title', null, `${+pt.lat.toFixed(2)}, ${+pt.lon.toFixed(2)}`
@@ -1572,6 +1576,7 @@
               h('span', { class: 'country-name' }, country(cc))),
             h('span', { class: 'country-count' }, num.format(c)))));
 
+      pointSizes(m);
       body.replaceChildren(h('div', { class: 'map-wrap' }, m),
         byCountry.size ? list
                        : empty('No session has a country.',
@@ -1583,6 +1588,26 @@
     return h('section', { class: 'card', 'data-testid': 'sessions-map' },
       h('h2', { class: 'card-title' }, 'Active sessions by country'),
       note, body);
+  }
+
+  /* points keep their size in pixels (data-r) whatever the map's width */
+
+  function pointSizes(m) {
+    const fit = () => {
+      const w = m.getBoundingClientRect().width;
+
+      if (w > 0) {
+        const unit = m.viewBox.baseVal.width / w;
+
+        for (const c of m.querySelectorAll('circle[data-r]')) {
+          c.setAttribute('r', r1(Number(c.dataset.r) * unit));
+        }
+      }
+    };
+
+    if (window.ResizeObserver) {
+      new ResizeObserver(fit).observe(m);
+    }
   }
 
   function viewOverview(view, route, ctx) {

@@ -62,3 +62,14 @@ then
     npm ci --no-audit --no-fund --loglevel=error
     cp package-lock.json node_modules/.package-lock.json.installed
 fi
+
+# npm packages of the world map's generator (scripts/build-world-map.mjs),
+# pinned by scripts/map/package-lock.json: t/99 regenerates dashboard/world.js
+# with them and compares it with the committed file.
+cd "$top/scripts/map"
+if [ ! -d node_modules ] \
+   || ! cmp -s package-lock.json node_modules/.package-lock.json.installed
+then
+    npm ci --no-audit --no-fund --loglevel=error
+    cp package-lock.json node_modules/.package-lock.json.installed
+fi

@@ -219,7 +219,7 @@ my ($top) = sort { $by_cc{$b} <=> $by_cc{$a} || $a cmp $b } keys %by_cc;
 is_deeply([map { $_->{cc} } @{$o->{map}{list} // []}],
           [sort { $by_cc{$b} <=> $by_cc{$a} || $a cmp $b } keys %by_cc],
           'the list of countries, the most first');
-like($o->{map}{list}[0]{text} // '', qr/\($top\) \Q$by_cc{$top}\E$/, '... with the count');
+like($o->{map}{list}[0]{text} // '', qr/\($top\)\s*\Q$by_cc{$top}\E$/, '... with the count');
 is($o->{from_map}{hash}, "#/sessions?country=$top", 'a country in the list opens its sessions');
 
 # ------------------------------------------------------------ sessions

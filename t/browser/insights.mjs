@@ -52,7 +52,8 @@ async function rows(sel) {
 // after a navigation: the pager has answered (rows, or the empty state)
 async function listed(scope) {
   await page.waitForFunction((s) => {
-    const v = document.querySelector(s);
+    // the list and its pager (which shows the empty and error states)
+    const v = document.querySelector(s)?.parentElement;
     return document.getElementById('view').dataset.route === location.hash
       && v && !v.querySelector('[data-testid=loading]')
       && (v.querySelector('tbody tr') || v.querySelector('[data-testid=empty]')
@@ -194,7 +195,7 @@ try {
   await page.waitForFunction(() => location.hash === '#/sessions?provider=other&country=FR', null, { timeout: T });
   await listed('.results');
   out.sessions_provider_country = await rows('[data-testid=session-row]');
-  out.sessions_provider_country_empty = squash(await page.textContent('.results'));
+  out.sessions_provider_country_empty = squash(await page.textContent('.card-table'));
 
   await go('#/sessions?country=FR');
   await page.waitForFunction(() => document.querySelector('[data-testid=filter-country]')?.value === 'FR'
@@ -247,7 +248,7 @@ try {
   await page.waitForSelector('[data-testid=filter-action]', { timeout: T });
   await listed('.results');
   out.activity = await rows('[data-testid=event-row]');
-  out.activity_empty = squash(await page.textContent('.results'));
+  out.activity_empty = squash(await page.textContent('.card-table'));
   await shot('08-activity');
   await page.selectOption('[data-testid=filter-action]', 'login');
   await page.waitForFunction(() => location.hash === '#/activity?action=login', null, { timeout: T });
@@ -261,9 +262,10 @@ try {
     await go(`#/users/${opt.user}`);
     await page.waitForSelector('[data-testid=user-detail]', { timeout: T });
     await listed('[data-testid=user-activity]');
-    await listed('[data-testid=user-detail] [data-testid=sessions-table], [data-testid=user-detail] .card-body-flush');
+    await page.waitForSelector('[data-testid=user-detail] [data-testid=session-row]', { timeout: T });
     out.user_activity = await rows('[data-testid=user-activity] [data-testid=event-row]');
-    out.user_activity_text = squash(await page.textContent('[data-testid=user-activity]'));
+    out.user_activity_text = squash(await page.$eval('[data-testid=user-activity]',
+      (e) => e.parentElement.textContent));
     out.user_session_badges = await page.$$eval('[data-testid=session-row] [data-testid=risk-badge]',
       (bs) => bs.map((b) => b.dataset.signal));
     await shot('09-user-activity');
