@@ -1415,7 +1415,8 @@
           'Succeeded'),
         h('span', { class: 'legend-item' },
           h('span', { class: 'key key-failure', 'aria-hidden': 'true' }),
-          'Failed: refused by a rule or a risk signal, or did not validate')));
+          'Failed: refused by the provider or a risk rule, or did not '
+          + 'validate')));
 
     async function load() {
       let data;
@@ -1769,6 +1770,38 @@
     risk_flagged: 'Risk flagged',
   };
 
+  /* event.reason in words; the code itself as the tooltip */
+
+  const REASONS = {
+    state: 'No valid login state (forged, replayed or expired)',
+    link: 'A malformed callback',
+    cancelled: 'Cancelled at the provider',
+    refused: 'Refused by the provider or the claims',
+    unavailable: 'The session store was unavailable',
+    provider: 'The provider failed',
+    internal: 'An internal error',
+    'rule:email': 'Refused by an e-mail rule',
+    'rule:group': 'Refused by a group rule',
+    'rule:claim': 'Refused by a claim rule',
+    api: 'By an administrator',
+    backchannel: 'Back-channel logout from the provider',
+    logout: 'The user logged out',
+    refresh: 'The provider or the rules no longer admit the user',
+    risk: 'A risk rule',
+    max_duration: 'Past its maximum duration',
+  };
+
+  function reason(v) {
+    const r = text(v);
+    const sig = r.startsWith('risk:') ? r.slice(5) : '';
+    const words = REASONS[r]
+      || (sig ? `Denied: ${(SIGNALS[sig] || sig).toLowerCase()}` : '');
+
+    return h('span', { class: 'reason', title: words ? r : null,
+                       'data-testid': 'event-reason', 'data-reason': r },
+      words || r);
+  }
+
   function obj(v) {
     return v && typeof v === 'object' && !Array.isArray(v) ? v : {};
   }
@@ -1813,7 +1846,7 @@
     const details = [];
 
     if (text(e.reason)) {
-      details.push(h('span', null, text(e.reason)));
+      details.push(reason(e.reason));
     }
 
     if (Object.keys(target).length) {

@@ -133,6 +133,16 @@ is(login('carol_us', 'carol', '192.0.2.10', 'desktop', '/other/4'), 200, 'carol 
 is(login('bob_staff', 'bob', '198.51.100.9', 'desktop', '/staff/5'), 403, 'bob is refused /staff/ by a rule');
 is(login('alice_jp', 'alice', '198.51.100.20', 'desktop', '/app/6'), 200, 'alice, seconds later, from Tokyo');
 
+# a login that fails at the callback: its state forged
+{
+    my $ua = Identity::Test::UA->new(headers => { 'X-Forwarded-For' => '203.0.113.66' });
+    my $res = $ua->oidc_login("$base/app/forged", user => 'carol',
+        stop => sub { $_[0] =~ m{/_identity/callback} });
+    my $cb = Identity::Test::UA::resolve_url($res->{url}, $res->{h}{location} // '');
+    $cb =~ s/([?&]state=)[^&]*/$1 . Identity::Test::random_token()/e;
+    is($ua->get($cb)->{status}, 400, 'a login with a forged state fails: 400');
+}
+
 my ($st, $me) = api_get('app/users?user=alice');
 my $alice = $me->{application_users}[0]{id} // '';
 like($alice, qr/^au_/, 'alice\'s identity');
@@ -180,7 +190,7 @@ SKIP: {
     $ok += $_->{success} for @bars;
     $ko += $_->{failure} for @bars;
     cmp_ok($ok, '>=', 6, "the bars count the logins made: $ok succeeded (5 users' + the admin's)");
-    cmp_ok($ko, '>=', 1, "... and bob's refusal: $ko failed");
+    cmp_ok($ko, '>=', 1, "... and the forged one: $ko failed");
     my ($last) = grep { $_->{success} } reverse @bars;
     ok($last && $last->{drawn} >= 1, 'the bucket of the logins is drawn');
     like($last->{title} // '', qr/\d+ succeeded, \d+ failed/, '... with a tooltip');
@@ -273,8 +283,8 @@ SKIP: {
     my @logins = grep { $_->{event}{action} eq 'login' } @{$events->{events}};
     is_deeply([map { $_->{eventId} } @{$o->{activity_login} // []}], [map { $_->{id} } @logins],
               'filtered by action "login"');
-    ok((grep { ($_->{outcome} // '') eq 'failure' } @{$o->{activity_login_badges} // []}),
-       'bob\'s refusal is there, as a failure');
+    ok((grep { ($_->{outcome} // '') eq 'failure' && $_->{text} =~ /failed/ }
+        @{$o->{activity_login_badges} // []}), 'failed logins are there, marked as failed');
     ok((grep { $_->{text} =~ /bob\@example\.test/ && $_->{text} =~ /198\.51\.100\.9/ }
         @{$o->{activity_login} // []}), '... naming bob and his address');
     my ($us, $ue) = api_get("app/events?user=$alice&limit=20");
