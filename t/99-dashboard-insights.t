@@ -258,7 +258,7 @@ my @risky = sort grep { @{$by_id{$_}{risk} // []} } keys %by_id;
 is_deeply([sort map { $_->{sessionId} } @{$o->{sessions_risk} // []}], \@risky,
           'risk=any: the sessions with a signal (' . scalar(@risky) . ')');
 SKIP: {
-    skip 'no risk signals on this server yet (RISK)', 8 unless @risky;
+    skip 'no risk signals on this server yet (RISK)', 9 unless @risky;
     my %want = map { $_->{signal} => 1 } map { @{$by_id{$_}{risk}} } @risky;
     my %got = map { $_->{signal} => 1 } @{$o->{risk_badges} // []};
     is_deeply(\%got, \%want, 'a badge for each signal: ' . join(' ', sort keys %want));
@@ -270,13 +270,17 @@ SKIP: {
     is($o->{risky}{map}{line}, 1, 'a small map: the two joined by a line');
     is($o->{risky}{map}{dots}, 2, '... two points');
     is_deeply([sort @{$o->{risky}{map}{shaded} // []}], [qw(FR JP)], '... the two countries shaded');
+    my %alice_signals = map { $_->{signal} => 1 } map { @{$_->{risk} // []} }
+        grep { ($_->{application_user}{id} // '') eq $alice } @all;
+    is_deeply({ map { $_ => 1 } @{$o->{user_session_badges} // []} }, \%alice_signals,
+              'alice\'s page: the badges of her sessions (' . join(' ', sort keys %alice_signals) . ')');
 }
 
 # ------------------------------------------------------------ activity
 
 my ($es, $events) = api_get('app/events?limit=50');
 SKIP: {
-    skip 'app/events not on this server yet (EVENTS)', 7 if $es == 404;
+    skip 'app/events not on this server yet (EVENTS)', 9 if $es == 404;
     is($es, 200, 'app/events');
     is_deeply([map { $_->{eventId} } @{$o->{activity} // []}],
               [map { $_->{id} } @{$events->{events}}], 'the activity page lists the events, newest first');
@@ -285,6 +289,10 @@ SKIP: {
               'filtered by action "login"');
     ok((grep { ($_->{outcome} // '') eq 'failure' && $_->{text} =~ /failed/ }
         @{$o->{activity_login_badges} // []}), 'failed logins are there, marked as failed');
+    ok((grep { $_->{text} =~ /No valid login state/ } @{$o->{activity_login} // []}),
+       'the forged login\'s reason, in words');
+    ok((grep { $_->{text} =~ /Refused by a group rule/ } @{$o->{activity_login} // []}),
+       'bob\'s refusal at /staff/, in words');
     ok((grep { $_->{text} =~ /bob\@example\.test/ && $_->{text} =~ /198\.51\.100\.9/ }
         @{$o->{activity_login} // []}), '... naming bob and his address');
     my ($us, $ue) = api_get("app/events?user=$alice&limit=20");
