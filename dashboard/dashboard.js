@@ -1147,7 +1147,8 @@
 
   function placeText(p) {
     return join(', ', country(p.cc) || 'Unknown country',
-                p.lat === null ? '' : `${+p.lat.toFixed(4)}, ${+p.lon.toFixed(4)}`);
+                p.lat === null ? ''
+                  : `${+p.lat.toFixed(4)}, ${+p.lon.toFixed(4)}`);
   }
 
   function riskCard(risk) {
@@ -1661,7 +1662,8 @@
 
     document.title = 'Sessions \u00b7 Identities';
 
-    const provider = filterSelect('provider', 'Provider', f.provider, [['', 'All']]);
+    const provider = filterSelect('provider', 'Provider', f.provider,
+                                  [['', 'All']]);
     const cc = h('input', {
       type: 'text', name: 'country', id: 'filter-country', value: f.country,
       maxlength: '2', size: '4', placeholder: 'FR', autocomplete: 'off',
@@ -1692,7 +1694,8 @@
       const cur = provider.sel.value || f.provider;
 
       provider.sel.replaceChildren(h('option', { value: '' }, 'All'),
-        ...[...state.providers].sort().map((n) => h('option', { value: n }, n)));
+        ...[...state.providers].sort()
+          .map((n) => h('option', { value: n }, n)));
       provider.sel.value = cur;
     }
 

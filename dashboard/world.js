@@ -3,8 +3,8 @@
  * scripts/build-world-map.mjs, do not edit.
  *
  * Sources (npm, pinned by scripts/map/package-lock.json):
- *   world-atlas 2.0.2 (ISC licence): countries-110m, Natural Earth
- *     1:110m admin 0 countries, public domain;
+ *   world-atlas 2.0.2 (ISC licence): countries-110m,
+ *     Natural Earth 1:110m admin 0 countries, public domain;
  *   topojson-client 3.1.0 (ISC licence);
  *   i18n-iso-countries 7.14.0 (MIT licence): ISO 3166-1
  *     numeric to alpha-2.

@@ -1876,8 +1876,8 @@ static const u_char  ngx_http_identity_dashboard_dashboard_js[] =
     "\n"
     "  function placeText(p) {\n"
     "    return join(', ', country(p.cc) || 'Unknown country',\n"
-    "                p.lat === null \? '' : `${+p.lat.toFixed(4)}, ${+p.lon"
-    ".toFixed(4)}`);\n"
+    "                p.lat === null \? ''\n"
+    "                  : `${+p.lat.toFixed(4)}, ${+p.lon.toFixed(4)}`);\n"
     "  }\n"
     "\n"
     "  function riskCard(risk) {\n"
@@ -2445,8 +2445,8 @@ static const u_char  ngx_http_identity_dashboard_dashboard_js[] =
     "\n"
     "    document.title = 'Sessions \\u00b7 Identities';\n"
     "\n"
-    "    const provider = filterSelect('provider', 'Provider', f.provider, "
-    "[['', 'All']]);\n"
+    "    const provider = filterSelect('provider', 'Provider', f.provider,\n"
+    "                                  [['', 'All']]);\n"
     "    const cc = h('input', {\n"
     "      type: 'text', name: 'country', id: 'filter-country', value: f.co"
     "untry,\n"
@@ -2481,8 +2481,8 @@ static const u_char  ngx_http_identity_dashboard_dashboard_js[] =
     "      const cur = provider.sel.value || f.provider;\n"
     "\n"
     "      provider.sel.replaceChildren(h('option', { value: '' }, 'All'),\n"
-    "        ...[...state.providers].sort().map((n) => h('option', { value:"
-    " n }, n)));\n"
+    "        ...[...state.providers].sort()\n"
+    "          .map((n) => h('option', { value: n }, n)));\n"
     "      provider.sel.value = cur;\n"
     "    }\n"
     "\n"
@@ -3087,8 +3087,8 @@ static const u_char  ngx_http_identity_dashboard_world_js[] =
     " * scripts/build-world-map.mjs, do not edit.\n"
     " *\n"
     " * Sources (npm, pinned by scripts/map/package-lock.json):\n"
-    " *   world-atlas 2.0.2 (ISC licence): countries-110m, Natural Earth\n"
-    " *     1:110m admin 0 countries, public domain;\n"
+    " *   world-atlas 2.0.2 (ISC licence): countries-110m,\n"
+    " *     Natural Earth 1:110m admin 0 countries, public domain;\n"
     " *   topojson-client 3.1.0 (ISC licence);\n"
     " *   i18n-iso-countries 7.14.0 (MIT licence): ISO 3166-1\n"
     " *     numeric to alpha-2.\n"
@@ -3861,7 +3861,7 @@ static ngx_http_identity_dashboard_file_t
       ngx_string("text/javascript; charset=utf-8"),
       ngx_http_identity_dashboard_dashboard_js,
       sizeof(ngx_http_identity_dashboard_dashboard_js) - 1,
-      ngx_string("\"7c5346dd996b9576\"") },
+      ngx_string("\"acaf7d125032ba35\"") },
     { ngx_string("favicon.svg"),
       ngx_string("image/svg+xml"),
       ngx_http_identity_dashboard_favicon_svg,
@@ -3876,7 +3876,7 @@ static ngx_http_identity_dashboard_file_t
       ngx_string("text/javascript; charset=utf-8"),
       ngx_http_identity_dashboard_world_js,
       sizeof(ngx_http_identity_dashboard_world_js) - 1,
-      ngx_string("\"b6c124d070f59372\"") },
+      ngx_string("\"e3bd9d5205ddfdf7\"") },
     { ngx_null_string, ngx_null_string, NULL, 0, ngx_null_string }
 };
 

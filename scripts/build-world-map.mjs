@@ -139,8 +139,8 @@ const text = `/*
  * scripts/build-world-map.mjs, do not edit.
  *
  * Sources (npm, pinned by scripts/map/package-lock.json):
- *   world-atlas ${pkg('world-atlas')} (ISC licence): countries-110m, Natural Earth
- *     1:110m admin 0 countries, public domain;
+ *   world-atlas ${pkg('world-atlas')} (ISC licence): countries-110m,
+ *     Natural Earth 1:110m admin 0 countries, public domain;
  *   topojson-client ${pkg('topojson-client')} (ISC licence);
  *   i18n-iso-countries ${pkg('i18n-iso-countries')} (MIT licence): ISO 3166-1
  *     numeric to alpha-2.
