@@ -231,6 +231,10 @@ is_deeply([map { $_->{cc} } @{$o->{map}{list} // []}],
           'the list of countries, the most first');
 like($o->{map}{list}[0]{text} // '', qr/\($top\)\s*\Q$by_cc{$top}\E$/, '... with the count');
 is($o->{from_map}{hash}, "#/sessions?country=$top", 'a country in the list opens its sessions');
+is($o->{cap_requests}, 10, 'with endless pages of sessions, the map reads 10 pages');
+like($o->{cap_note} // '', qr/^1,000 active sessions counted \(the first 1,000; there are more\)/,
+     '... and says that it counted the first 1,000');
+is($o->{cap_br}, 1000, '... all of them shaded');
 
 # ------------------------------------------------------------ sessions
 

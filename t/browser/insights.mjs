@@ -230,8 +230,8 @@ try {
     out.risky = {
       items: await page.$$eval('[data-testid=risk-item]', (is) => is.map((i) => ({
         signal: i.dataset.signal, text: i.textContent.replace(/\s+/g, ' ').trim() }))),
-      from: squash(await page.textContent('[data-testid=travel-from]').catch(() => '')),
-      to: squash(await page.textContent('[data-testid=travel-to]').catch(() => '')),
+      from: squash(await page.$eval('[data-testid=travel-from]', (e) => e.textContent).catch(() => '')),
+      to: squash(await page.$eval('[data-testid=travel-to]', (e) => e.textContent).catch(() => '')),
       map: await page.$eval('[data-testid=travel-map]', (m) => ({
         label: m.getAttribute('aria-label'),
         line: m.querySelectorAll('line.travel-line').length,
@@ -285,6 +285,28 @@ try {
   await shot('11-sessions-phone');
 
   out.csp.push(...await page.evaluate(() => window.__csp));
+
+  // the map's cap: a server with endless pages of sessions (the browser
+  // answers app/sessions itself, so the module is not stubbed) is read for
+  // 10 pages, and the page says that it counted the first 1,000
+  await page.setViewportSize({ width: 1366, height: 900 });
+  out.cap_requests = 0;
+  await page.route((u) => u.pathname.endsWith('/admin/app/sessions'), (route) => {
+    out.cap_requests++;
+    const s = { id: `as_${String(out.cap_requests).padStart(32, '0')}`,
+      browser_session: { location: { country_code: 'BR', latitude: -23.55, longitude: -46.63 } },
+      risk: [] };
+    route.fulfill({ contentType: 'application/json', body: JSON.stringify({
+      application_sessions: Array(100).fill(s),
+      next_page_uri: `${opt.base}/admin/app/sessions?limit=100&before_id=${s.id}` }) });
+  });
+  await go('#/activity');
+  await page.waitForSelector('[data-testid=filter-action]', { timeout: T });
+  await go('#/overview');
+  await page.waitForSelector('[data-testid=map-note][data-capped=true]', { timeout: T });
+  out.cap_note = squash(await page.textContent('[data-testid=map-note]'));
+  out.cap_br = await page.getAttribute('[data-testid=map-country][data-cc=BR]', 'data-count');
+  await page.unroute((u) => u.pathname.endsWith('/admin/app/sessions'));
   await ctx.close();
 } catch (e) {
   out.errors.push(String(e && e.stack || e));
