@@ -160,6 +160,29 @@ is($v->{$ui}, 2, 'the user and e-mail calls timed as call="userinfo"');
 is($v->{'identity_logins_total{outcome=success,provider=github}'}, 1,
    'the login counted under provider="github"');
 
+# ------------------------------------------------------------ refusals
+
+# the provider refuses (error=access_denied with this browser's state):
+# counted under the provider its pending login names
+$mock->config('github', deny => JSON::PP::true());
+$before = values_now();
+my $carol = Identity::Test::UA->new;
+$r = $carol->follow($carol->get("$base/gh/denied"));
+is($r->{status}, 403, 'GitHub refuses the login: 403');
+like($r->{url}, qr{/_identity/callback\?.*error=access_denied}, 'error=access_denied');
+like($r->{body}, qr{id="retry" href="/gh/denied"}, 'the retry link is the pending login\'s path');
+$mock->config('github', deny => JSON::PP::false());
+# the same error without a state this browser holds: no pending login
+$r = Identity::Test::UA->new->get("$base/_identity/callback?error=access_denied&state="
+                                 . Identity::Test::random_token());
+is($r->{status}, 403, 'an error with a state of no pending login: 403');
+$v = values_now();
+is($v->{'identity_logins_total{outcome=denied,provider=github}'}, 1,
+   'the refusal counted under provider="github"');
+is($v->{'identity_logins_total{outcome=denied,provider=}'}, 1,
+   'the unbound one under provider=""');
+is($v->{'identity_logins_total{outcome=denied,provider=test}'}, 0, 'none under "test"');
+
 # ------------------------------------------------------------ refresh
 
 # the interval is 2 s: the user's address changes, the rules no longer
