@@ -842,7 +842,7 @@ ngx_http_identity_session_create(ngx_http_request_t *r, ngx_str_t *token)
     ngx_http_identity_cmd_field_str(&cmd, "lat", &m.latitude);
     ngx_http_identity_cmd_field_str(&cmd, "lon", &m.longitude);
     ngx_http_identity_cmd_field_str(&cmd, "radius", &m.radius);
-    ngx_http_identity_cmd_field_str(&cmd, "risk", &ctx->session.risk);
+    ngx_http_identity_cmd_field_str(&cmd, "risk", &ctx->risk_seen[3]);
 
     /* the identity's risk history (store_risk.c), for its record */
 

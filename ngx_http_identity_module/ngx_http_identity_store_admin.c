@@ -21,6 +21,7 @@
 #include "ngx_http_identity_redis.h"
 #include "ngx_http_identity_store.h"
 #include "ngx_http_identity_store_cmd.h"
+#include "ngx_http_identity_store_risk.h"
 #include "ngx_http_identity_metrics.h"
 
 
@@ -218,7 +219,7 @@ static ngx_str_t  ngx_http_identity_list_script = ngx_string(
     "  if frisk == '' then return true end\n"
     "  if not v or v == '' or v == '[]' then return false end\n"
     "  return frisk == 'any'\n"
-    "         or string.find(v, '\"signal\":\"' .. frisk .. '\"', 1, true)\n"
+    "         or string.find(v, '[\"' .. frisk .. '\"', 1, true)\n"
     "end\n"
     "local scan = filtered and tonumber(ARGV[9]) or 4 * (limit + 1)\n"
     "local function has(v, needle)\n"
@@ -867,7 +868,11 @@ ngx_http_identity_records(ngx_http_request_t *r, ngx_uint_t kind,
 
     for (i = 0; i < n; i++) {
         if (ngx_http_identity_store_record(r, recs[i], fields, p + i * size)
-            != NGX_OK)
+            != NGX_OK
+            || (kind == ngx_http_identity_store_session
+                && ngx_http_identity_risk_unpack(r->pool,
+                       &((ngx_http_identity_session_t *) (p + i * size))->risk)
+                   != NGX_OK))
         {
             return NGX_ERROR;
         }

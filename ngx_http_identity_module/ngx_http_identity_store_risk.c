@@ -59,6 +59,10 @@ static ngx_int_t ngx_http_identity_risk_copy(ngx_http_request_t *r,
     ngx_str_t *dst, char *src, size_t n);
 static json_t *ngx_http_identity_risk_flag(json_t *list, ngx_uint_t signal,
     const char *detail);
+static ngx_int_t ngx_http_identity_risk_pack(ngx_pool_t *pool, json_t *flags,
+    ngx_str_t *out);
+static ngx_int_t ngx_http_identity_risk_dump(ngx_pool_t *pool, json_t *v,
+    ngx_str_t *out);
 static json_t *ngx_http_identity_risk_place(
     ngx_http_identity_risk_place_t *pl);
 static void ngx_http_identity_risk_revoked(ngx_http_request_t *r,
@@ -544,27 +548,22 @@ history:
                                - ctx->risk_reason.data;
     }
 
-    /* the session's risk: compact JSON, or nothing when no signal */
+    /*
+     * the session's risk: the contract's JSON for this request (the audit
+     * events read it), and its packed form for the session hash; nothing
+     * when no signal
+     */
 
     ngx_str_null(&ctx->session.risk);
+    ngx_str_null(&ctx->risk_seen[3]);
 
-    if (json_array_size(flags)) {
-        s = json_dumps(flags, JSON_COMPACT);
-        if (s == NULL) {
-            goto failed;
-        }
-
-        n = ngx_strlen(s);
-        ctx->session.risk.data = ngx_pnalloc(r->pool, n);
-
-        if (ctx->session.risk.data == NULL) {
-            free(s);
-            goto failed;
-        }
-
-        ngx_memcpy(ctx->session.risk.data, s, n);
-        ctx->session.risk.len = n;
-        free(s);
+    if (json_array_size(flags)
+        && (ngx_http_identity_risk_dump(r->pool, flags, &ctx->session.risk)
+            != NGX_OK
+            || ngx_http_identity_risk_pack(r->pool, flags, &ctx->risk_seen[3])
+               != NGX_OK))
+    {
+        goto failed;
     }
 
     json_decref(flags);
@@ -700,6 +699,134 @@ ngx_http_identity_risk_place(ngx_http_identity_risk_place_t *pl)
     }
 
     return o;
+}
+
+
+/*
+ * The session hash keeps the flags packed, [[signal, detail(, from, to)]],
+ * so that a flag such as concurrent_sessions' stays under Redis's
+ * hash-max-listpack-value (64 bytes) and the hash compact (t/63)
+ */
+
+static ngx_int_t
+ngx_http_identity_risk_pack(ngx_pool_t *pool, json_t *flags, ngx_str_t *out)
+{
+    size_t     i;
+    json_t    *packed, *f, *e, *v;
+    ngx_int_t  rc;
+
+    packed = json_array();
+    if (packed == NULL) {
+        return NGX_ERROR;
+    }
+
+    json_array_foreach(flags, i, f) {
+        e = json_array();
+        if (e == NULL || json_array_append_new(packed, e) != 0) {
+            json_decref(packed);
+            return NGX_ERROR;
+        }
+
+        json_array_append(e, json_object_get(f, "signal"));
+        json_array_append(e, json_object_get(f, "detail"));
+
+        v = json_object_get(f, "from");
+
+        if (v) {
+            json_array_append(e, v);
+            json_array_append(e, json_object_get(f, "to"));
+        }
+    }
+
+    rc = ngx_http_identity_risk_dump(pool, packed, out);
+
+    json_decref(packed);
+
+    return rc;
+}
+
+
+/* the packed flags of a session hash as the API shows them; [] if bad */
+
+ngx_int_t
+ngx_http_identity_risk_unpack(ngx_pool_t *pool, ngx_str_t *risk)
+{
+    size_t     i;
+    json_t    *packed, *flags, *e, *f, *v;
+    ngx_int_t  rc;
+
+    if (risk->len == 0) {
+        return NGX_OK;
+    }
+
+    packed = json_loadb((char *) risk->data, risk->len, 0, NULL);
+    flags = json_array();
+
+    if (flags == NULL || packed == NULL || !json_is_array(packed)) {
+        json_decref(packed);
+        json_decref(flags);
+        ngx_str_null(risk);
+        return flags ? NGX_OK : NGX_ERROR;
+    }
+
+    json_array_foreach(packed, i, e) {
+        v = json_array_get(e, 0);
+
+        if (!json_is_string(v)) {
+            continue;
+        }
+
+        f = json_object();
+        if (f == NULL || json_array_append_new(flags, f) != 0) {
+            json_decref(packed);
+            json_decref(flags);
+            return NGX_ERROR;
+        }
+
+        json_object_set(f, "signal", v);
+        json_object_set(f, "detail", json_array_get(e, 1));
+
+        if (json_is_object(json_array_get(e, 2))) {
+            json_object_set(f, "from", json_array_get(e, 2));
+            json_object_set(f, "to", json_array_get(e, 3));
+        }
+    }
+
+    rc = ngx_http_identity_risk_dump(pool, flags, risk);
+
+    json_decref(packed);
+    json_decref(flags);
+
+    return rc;
+}
+
+
+/* compact JSON text in the pool */
+
+static ngx_int_t
+ngx_http_identity_risk_dump(ngx_pool_t *pool, json_t *v, ngx_str_t *out)
+{
+    char    *s;
+    size_t   n;
+
+    s = json_dumps(v, JSON_COMPACT);
+    if (s == NULL) {
+        return NGX_ERROR;
+    }
+
+    n = ngx_strlen(s);
+
+    out->data = ngx_pnalloc(pool, n);
+    if (out->data == NULL) {
+        free(s);
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(out->data, s, n);
+    out->len = n;
+    free(s);
+
+    return NGX_OK;
 }
 
 

@@ -27,6 +27,9 @@ void ngx_http_identity_risk_merge(ngx_http_identity_srv_conf_t *conf,
 
 ngx_int_t ngx_http_identity_risk_check(ngx_http_request_t *r);
 
+/* a session hash's packed flags made the API's JSON, in place */
+ngx_int_t ngx_http_identity_risk_unpack(ngx_pool_t *pool, ngx_str_t *risk);
+
 /* the identity's other sessions end, as a DELETE of each would */
 ngx_int_t ngx_http_identity_risk_revoke(ngx_http_request_t *r);
 

@@ -258,10 +258,11 @@ struct ngx_http_identity_ctx_s {
 
     void                            *admin;           /* admin API state */
 
-    ngx_str_t                        risk_seen[3];    /* the identity's
+    ngx_str_t                        risk_seen[4];    /* the identity's
                                                          countries, devices,
-                                                         last place, for the
-                                                         new session */
+                                                         last place; the new
+                                                         session's packed
+                                                         risk (store_risk.c) */
     ngx_str_t                        risk_reason;     /* "risk:<signal>"
                                                          of a denial */
     ngx_uint_t                       risk_denied;     /* signal + 1, or 0 */
