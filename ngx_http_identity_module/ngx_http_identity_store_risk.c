@@ -364,6 +364,17 @@ ngx_http_identity_risk_decide(ngx_http_request_t *r, redisReply **e,
 
     dev[dn] = '\0';
 
+    /*
+     * the parser's names are ASCII words; what a user agent's text made of
+     * them is kept printable ASCII, for the JSON and the history's lines
+     */
+
+    for (i = 0; i < dn; i++) {
+        if (dev[i] < 0x20 || dev[i] > 0x7e) {
+            dev[i] = '?';
+        }
+    }
+
     if (e == NULL) {
         goto history;
     }

@@ -70,7 +70,7 @@ my $conf = identity_conf(redis => $rport, issuer => $issuer, admin => 1,
     server {
         listen 127.0.0.1:%%PORT_deny%%;
         identity_risk new_country action=deny;
-        identity_risk impossible_travel action=deny;
+        identity_risk impossible_travel action=deny speed=300;
         location / {
 $p        }
     }
@@ -243,7 +243,7 @@ my $keys_before;
 my ($d1) = login('deny', 'dave', $TOKYO);
 my $dave = session_of($d1)->{uid};
 ok($dave, 'dave logs in from Tokyo on the deny server');
-earlier($dave, 86400);
+earlier($dave, 7 * 86400);    # a week: no impossible travel at 300 km/h
 my $nsessions = $ta->redis('ZCARD', "identity:user_sessions:$dave");
 
 my ($d2, $dr) = login('deny', 'dave', $PARIS);
@@ -279,6 +279,15 @@ is($er->{status}, 403, 'Paris to Tokyo in 10 minutes: 403');
 like($er->{body}, qr/came from too far away from the last one/, 'the travel page');
 ok(!cookie_of($e2), 'no session');
 $ta->log_like(qr/denied by "risk:impossible_travel"/, 'reason risk:impossible_travel');
+
+# speed=300: Tokyo to Paris in a day (405 km/h) is too fast there
+my ($g1) = login('deny', 'gina', $TOKYO);
+my $gina = session_of($g1)->{uid};
+$ta->redis('HSET', "identity:user:$gina", 'risk_countries', "FR\nJP");
+earlier($gina, 86400);
+my ($g2, $gr) = login('deny', 'gina', $PARIS);
+is($gr->{status}, 403, 'speed=300: a day from Tokyo to Paris is denied');
+like($gr->{body}, qr/too far away/, 'as impossible travel');
 
 # ------------------------------------------------------------ revoke_others
 
@@ -316,12 +325,12 @@ like($m, qr/^identity_risk_signals_total\{signal="new_country",action="flag"\} [
      'new_country flagged counted');
 like($m, qr/^identity_risk_signals_total\{signal="new_country",action="deny"\} 2$/m,
      'new_country denied twice');
-like($m, qr/^identity_risk_signals_total\{signal="impossible_travel",action="deny"\} 1$/m,
-     'impossible_travel denied once');
+like($m, qr/^identity_risk_signals_total\{signal="impossible_travel",action="deny"\} 2$/m,
+     'impossible_travel denied twice');
 like($m, qr/^identity_risk_signals_total\{signal="concurrent_sessions",action="revoke_others"\} 1$/m,
      'concurrent_sessions revoke_others once');
 like($m, qr/^identity_revocations_total\{source="risk"\} 1$/m, 'one session revoked by risk');
-like($m, qr/^identity_logins_total\{provider="test",outcome="denied"\} 3$/m,
+like($m, qr/^identity_logins_total\{provider="test",outcome="denied"\} 4$/m,
      'the risk denials are denied logins');
 
 # ------------------------------------------------------------ filters
