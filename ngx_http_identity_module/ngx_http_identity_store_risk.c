@@ -29,7 +29,6 @@
 #include "ngx_http_identity_request.h"
 #include "ngx_http_identity_meta.h"
 #include "ngx_http_identity_metrics.h"
-#include "ngx_http_identity_node.h"
 #include "ngx_http_identity_redis.h"
 #include "ngx_http_identity_risk.h"
 #include "ngx_http_identity_store.h"
@@ -67,8 +66,6 @@ static json_t *ngx_http_identity_risk_place(
     ngx_http_identity_risk_place_t *pl);
 static void ngx_http_identity_risk_revoked(ngx_http_request_t *r,
     redisReply *reply, void *data);
-static void ngx_http_identity_risk_confirmed(ngx_http_request_t *r,
-    void *data);
 
 
 /*
@@ -872,7 +869,6 @@ static void
 ngx_http_identity_risk_revoked(ngx_http_request_t *r, redisReply *reply,
     void *data)
 {
-    ngx_int_t                 rc;
     ngx_http_identity_ctx_t  *ctx;
 
     ctx = ngx_http_identity_get_ctx(r);
@@ -896,22 +892,7 @@ ngx_http_identity_risk_revoked(ngx_http_request_t *r, redisReply *reply,
     ngx_http_identity_metrics_revoked(NGX_HTTP_IDENTITY_REVOKED_RISK,
                                       (ngx_uint_t) reply->element[0]->integer);
 
-    rc = ngx_http_identity_node_confirm(r, (ngx_int_t)
-                                           reply->element[1]->integer,
-                                        ngx_http_identity_risk_confirmed,
-                                        NULL);
-    if (rc == NGX_DECLINED) {
-        ctx->resume(r);
+    /* answered, as a DELETE is, once every node has forgotten them */
 
-    } else if (rc != NGX_OK) {
-        ctx->redis_error = 1;
-        ctx->resume(r);
-    }
-}
-
-
-static void
-ngx_http_identity_risk_confirmed(ngx_http_request_t *r, void *data)
-{
-    ngx_http_identity_get_ctx(r)->resume(r);
+    ngx_http_identity_session_wait_nodes(r, reply->element[1]->integer);
 }
