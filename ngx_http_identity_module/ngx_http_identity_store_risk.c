@@ -394,7 +394,8 @@ ngx_http_identity_risk_decide(ngx_http_request_t *r, redisReply **e,
                 *p++ = ' ';
 
             } else {
-                *p++ = e[1]->str[i];
+                *p++ = (e[1]->str[i] > 0x20 && e[1]->str[i] < 0x7f)
+                       ? e[1]->str[i] : '?';
             }
         }
 
