@@ -16,7 +16,9 @@
  *                                 longest maximum duration among them
  *   P sessions                    zset of session ids by creation (ms)
  *   P sweep                       where the sweep of "sessions" goes on
- *   P user:<identity id>          hash, the identity
+ *   P user:<identity id>          hash, the identity, with its risk
+ *                                 history (risk_countries, risk_devices,
+ *                                 risk_last: ngx_http_identity_store_risk.c)
  *   P users                       zset of identity ids by creation (ms)
  *   P user_sessions:<id>          zset of that identity's session ids;
  *                                 TTL that of its longest-lived session
