@@ -69,6 +69,8 @@ static ngx_int_t ngx_http_identity_admin_query(ngx_http_request_t *r,
     ngx_http_identity_admin_ctx_t *actx);
 static ngx_int_t ngx_http_identity_admin_arg(ngx_http_request_t *r,
     char *name, ngx_str_t *value);
+static ngx_int_t ngx_http_identity_admin_risk_filters(ngx_http_request_t *r,
+    ngx_http_identity_admin_ctx_t *actx, ngx_http_identity_store_query_t *q);
 static ngx_int_t ngx_http_identity_admin_authorized(ngx_http_request_t *r,
     ngx_http_identity_loc_conf_t *ilcf);
 static ngx_int_t ngx_http_identity_admin_csrf(ngx_http_request_t *r,
@@ -368,6 +370,78 @@ ngx_http_identity_admin_query(ngx_http_request_t *r,
         || ngx_http_identity_admin_arg(r, "id", &q->id) == NGX_ERROR)
     {
         actx->msg = "invalid filter";
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    return ngx_http_identity_admin_risk_filters(r, actx, q);
+}
+
+
+/*
+ * The sessions' own filters (docs/admin-api.md): country=XX, a device
+ * type, risk=any or a signal; each exact, on lists of sessions only
+ */
+
+static ngx_int_t
+ngx_http_identity_admin_risk_filters(ngx_http_request_t *r,
+    ngx_http_identity_admin_ctx_t *actx, ngx_http_identity_store_query_t *q)
+{
+    ngx_str_t   *v;
+    ngx_uint_t   i, ok;
+
+    static char  *devices[] = { "Desktop", "Mobile", "Tablet", "Bot",
+                                "Other", NULL };
+    static char  *risks[] = { "any", "new_country", "new_device",
+                              "impossible_travel", "concurrent_sessions",
+                              NULL };
+
+    if (ngx_http_identity_admin_arg(r, "country", &q->country) == NGX_ERROR
+        || ngx_http_identity_admin_arg(r, "device", &q->device) == NGX_ERROR
+        || ngx_http_identity_admin_arg(r, "risk", &q->risk) == NGX_ERROR)
+    {
+        actx->msg = "invalid filter";
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    if (!q->sessions && (q->country.len || q->device.len || q->risk.len)) {
+        actx->msg = "country, device and risk filter sessions only";
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    v = &q->country;
+
+    if (v->len && (v->len != 2
+                   || v->data[0] < 'A' || v->data[0] > 'Z'
+                   || v->data[1] < 'A' || v->data[1] > 'Z'))
+    {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "identity: admin: invalid country \"%V\"", v);
+        actx->msg = "country must be two capital letters (ISO 3166-1)";
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    for (ok = (q->device.len == 0), i = 0; !ok && devices[i]; i++) {
+        ok = (q->device.len == ngx_strlen(devices[i])
+              && ngx_strncmp(q->device.data, devices[i], q->device.len) == 0);
+    }
+
+    if (!ok) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "identity: admin: invalid device \"%V\"", &q->device);
+        actx->msg = "device must be Desktop, Mobile, Tablet, Bot or Other";
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    for (ok = (q->risk.len == 0), i = 0; !ok && risks[i]; i++) {
+        ok = (q->risk.len == ngx_strlen(risks[i])
+              && ngx_strncmp(q->risk.data, risks[i], q->risk.len) == 0);
+    }
+
+    if (!ok) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "identity: admin: invalid risk \"%V\"", &q->risk);
+        actx->msg = "risk must be any, new_country, new_device, "
+                    "impossible_travel or concurrent_sessions";
         return NGX_HTTP_BAD_REQUEST;
     }
 
@@ -750,11 +824,12 @@ ngx_http_identity_admin_next(ngx_http_request_t *r,
     u_char                           *p;
     size_t                            len;
     json_t                           *next;
-    ngx_str_t                        *f[3];
+    ngx_str_t                        *f[6];
     ngx_uint_t                        i;
     ngx_http_identity_store_query_t  *q;
 
-    static char  *names[] = { "provider", "user", "id" };
+    static char  *names[] = { "provider", "user", "id", "country", "device",
+                              "risk" };
 
     if (cursor->len == 0) {
         return json_null();
@@ -764,12 +839,15 @@ ngx_http_identity_admin_next(ngx_http_request_t *r,
     f[0] = &q->provider;
     f[1] = &q->user;
     f[2] = &q->id;
+    f[3] = &q->country;
+    f[4] = &q->device;
+    f[5] = &q->risk;
 
     len = actx->base.len + sizeof("app/users/au_/sessions") - 1 + 32
           + sizeof("?limit=100&before_id=") - 1 + cursor->len
           + sizeof("&endpoint=ep_") - 1 + q->site.len;
 
-    for (i = 0; i < 3; i++) {
+    for (i = 0; i < 6; i++) {
         len += sizeof("&provider=") - 1 + 3 * f[i]->len;
     }
 
@@ -786,7 +864,7 @@ ngx_http_identity_admin_next(ngx_http_request_t *r,
         p = ngx_http_identity_admin_list_uri(p, actx);
         p = ngx_sprintf(p, "?limit=%ui&before_id=%V", q->limit, cursor);
 
-        for (i = 0; i < 3; i++) {
+        for (i = 0; i < 6; i++) {
             if (f[i]->len) {
                 p = ngx_sprintf(p, "&%s=", names[i]);
                 p = (u_char *) ngx_escape_uri(p, f[i]->data, f[i]->len,

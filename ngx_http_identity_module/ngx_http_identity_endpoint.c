@@ -237,6 +237,12 @@ ngx_http_identity_endpoint_failed(ngx_http_request_t *r, ngx_int_t rc)
         break;
 
     case NGX_HTTP_FORBIDDEN:
+
+        if (ctx->risk_denied) {
+            reason = NGX_HTTP_IDENTITY_ERROR_RISK + ctx->risk_denied - 1;
+            break;
+        }
+
         reason = ((flags & NGX_HTTP_IDENTITY_ROUTE_CANCEL)
                   && ngx_http_arg(r, (u_char *) "error", 5, &arg) == NGX_OK)
                  ? NGX_HTTP_IDENTITY_ERROR_CANCELLED

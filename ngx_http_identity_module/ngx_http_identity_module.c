@@ -44,6 +44,7 @@
 #include "ngx_http_identity_request.h"
 #include "ngx_http_identity_rules.h"
 #include "ngx_http_identity_store.h"
+#include "ngx_http_identity_store_risk.h"
 #include "ngx_http_identity_task.h"
 #include "ngx_http_identity_variables.h"
 
@@ -106,6 +107,13 @@ static ngx_command_t  ngx_http_identity_commands[] = {
     { ngx_string("identity_path"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
       ngx_http_identity_path,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("identity_risk"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_2MORE,
+      ngx_http_identity_risk_directive,
       NGX_HTTP_SRV_CONF_OFFSET,
       0,
       NULL },
@@ -411,6 +419,11 @@ ngx_http_identity_create_srv_conf(ngx_conf_t *cf)
 
     iscf->public_https = NGX_CONF_UNSET_UINT;
 
+    /* NGX_CONF_UNSET_UINT each */
+    ngx_memset(iscf->risk_action, 0xff, sizeof(iscf->risk_action));
+    iscf->risk_speed = NGX_CONF_UNSET_UINT;
+    iscf->risk_max = NGX_CONF_UNSET_UINT;
+
     return iscf;
 }
 
@@ -427,6 +440,8 @@ ngx_http_identity_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_str_value(conf->path, prev->path, "/_identity/");
     ngx_conf_merge_str_value(conf->public_url, prev->public_url, "");
     ngx_conf_merge_uint_value(conf->public_https, prev->public_https, 0);
+
+    ngx_http_identity_risk_merge(conf, prev);
 
     /*
      * The server's names, for ngx_http_identity_public_origin(): nginx

@@ -37,8 +37,6 @@ static void ngx_http_identity_logout_shard(ngx_http_request_t *r,
     redisReply *reply, ngx_uint_t shard, void *data);
 static void ngx_http_identity_logout_shards_done(ngx_http_request_t *r,
     void *data, ngx_uint_t failed, ngx_int_t event);
-static void ngx_http_identity_session_wait_nodes(ngx_http_request_t *r,
-    long long event);
 static void ngx_http_identity_logout_confirmed(ngx_http_request_t *r,
     void *data);
 
@@ -291,7 +289,7 @@ ngx_http_identity_logout_handler(ngx_http_request_t *r, redisReply *reply,
  * ended (event: what the script's publish() answered; 0: no node to wait)
  */
 
-static void
+void
 ngx_http_identity_session_wait_nodes(ngx_http_request_t *r,
     long long event)
 {

@@ -168,6 +168,11 @@ typedef struct {
     ngx_array_t                     *providers;   /* used in this server */
     ngx_array_t                     *auths;       /* of loc conf *, with
                                                      an auth id */
+    ngx_uint_t                       risk_action[4];  /* by signal:
+                                                         NGX_HTTP_IDENTITY_
+                                                         RISK_FLAG ... */
+    ngx_uint_t                       risk_speed;  /* km/h */
+    ngx_uint_t                       risk_max;    /* concurrent sessions */
 } ngx_http_identity_srv_conf_t;
 
 
@@ -253,6 +258,15 @@ struct ngx_http_identity_ctx_s {
 
     void                            *admin;           /* admin API state */
 
+    ngx_str_t                        risk_seen[4];    /* the identity's
+                                                         countries, devices,
+                                                         last place; the new
+                                                         session's packed
+                                                         risk (store_risk.c) */
+    ngx_str_t                        risk_reason;     /* "risk:<signal>"
+                                                         of a denial */
+    ngx_uint_t                       risk_denied;     /* signal + 1, or 0 */
+
     ngx_str_t                        state_param;
     ngx_str_t                        code;
     ngx_str_t                        redirect_uri;
@@ -265,6 +279,8 @@ struct ngx_http_identity_ctx_s {
     unsigned                         denied:1;
     unsigned                         reauth:1;        /* session ended */
     unsigned                         told:1;          /* failure logged */
+    unsigned                         meta_done:1;     /* session.meta */
+    unsigned                         risk_revoke:1;   /* revoke_others */
 };
 
 
