@@ -763,6 +763,8 @@ ngx_http_identity_session_create(ngx_http_request_t *r, ngx_str_t *token)
         return NGX_ERROR;
     }
 
+    ctx->session.meta = m;          /* for the login's event */
+
     /* sessions of one user agent share its record: ua:<64 bits of hash> */
 
     ngx_str_null(&uah);
