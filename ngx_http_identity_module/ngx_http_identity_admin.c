@@ -100,7 +100,7 @@ static void ngx_http_identity_admin_event(ngx_http_request_t *r,
 static ngx_int_t ngx_http_identity_admin_events(ngx_http_request_t *r,
     ngx_http_identity_admin_ctx_t *actx);
 static void ngx_http_identity_admin_events_done(ngx_http_request_t *r,
-    ngx_int_t rc, json_t *list, ngx_str_t *cursor);
+    ngx_int_t rc, json_t *body);
 static void ngx_http_identity_admin_finish(ngx_http_request_t *r,
     ngx_int_t status, json_t *body);
 
@@ -905,49 +905,20 @@ ngx_http_identity_admin_delete_done(ngx_http_request_t *r,
 }
 
 
-/*
- * An admin's write, as an audit event: the admin is the user (its
- * session's identity, or "token:" and 8 hex digits of the bearer token's
- * hash, which names the token without revealing it), the target whose
- */
+/* an admin's write, as an audit event (docs/events.md) */
 
 static void
 ngx_http_identity_admin_event(ngx_http_request_t *r,
     ngx_http_identity_admin_ctx_t *actx)
 {
-    u_char                         buf[sizeof("token:") - 1 + 8];
-    ngx_http_identity_ctx_t       *ctx;
-    ngx_http_identity_event_t      ev;
     ngx_http_identity_loc_conf_t  *ilcf;
 
-    ctx = ngx_http_identity_get_ctx(r);
     ilcf = ngx_http_get_module_loc_conf(r, ngx_http_identity_module);
 
-    ngx_memzero(&ev, sizeof(ngx_http_identity_event_t));
-
-    ev.count = -1;
-    ev.target = actx->id;
-
-    if (actx->by_session) {
-        ev.admin = ctx->session.identity_id;
-        ev.provider = ctx->session.provider;
-
-    } else if (ilcf->admin_token_hash.len >= 8) {
-        ev.admin.data = buf;
-        ev.admin.len = ngx_sprintf(buf, "token:%*s", (size_t) 8,
-                                   ilcf->admin_token_hash.data)
-                       - buf;
-    }
-
-    if (actx->route == ngx_http_identity_user) {
-        ev.action = "user_deleted";
-
-    } else {
-        ev.action = "session_revoked";
-        ngx_str_set(&ev.reason, "api");
-    }
-
-    ngx_http_identity_event(r, &ev);
+    ngx_http_identity_event_admin(r, actx->by_session ? NULL
+                                                      : &ilcf->admin_token_hash,
+                                  actx->route == ngx_http_identity_user,
+                                  &actx->id);
 }
 
 
@@ -988,46 +959,9 @@ ngx_http_identity_admin_events(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    q->limit = NGX_HTTP_IDENTITY_ADMIN_LIMIT;
+    q->base = actx->base;
 
-    if (ngx_http_identity_admin_arg(r, "limit", &v) == NGX_OK) {
-        n = ngx_atoi(v.data, v.len);
-
-        if (n < 1 || n > NGX_HTTP_IDENTITY_ADMIN_LIMIT) {
-            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                          "identity: admin: invalid limit \"%V\"", &v);
-            actx->msg = "limit must be a number from 1 to 100";
-            return NGX_HTTP_BAD_REQUEST;
-        }
-
-        q->limit = n;
-    }
-
-    if (ngx_http_identity_admin_arg(r, "before_id", &q->before_id)
-           == NGX_ERROR
-        || (q->before_id.len && !ngx_http_identity_event_id(&q->before_id)))
-    {
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "identity: admin: invalid events before_id");
-        actx->msg = "invalid before_id";
-        return NGX_HTTP_BAD_REQUEST;
-    }
-
-    if (ngx_http_identity_admin_arg(r, "user", &q->user) == NGX_ERROR
-        || (q->user.len && !ngx_http_identity_admin_id(&q->user, 0)))
-    {
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "identity: admin: invalid events user");
-        actx->msg = "user must be an au_ id";
-        return NGX_HTTP_BAD_REQUEST;
-    }
-
-    if (ngx_http_identity_admin_arg(r, "action", &q->action) == NGX_ERROR
-        || (q->action.len && !ngx_http_identity_event_action(&q->action)))
-    {
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "identity: admin: invalid events action");
-        actx->msg = "unknown action";
+    if (ngx_http_identity_events_query(r, q, &actx->msg) != NGX_OK) {
         return NGX_HTTP_BAD_REQUEST;
     }
 
@@ -1043,67 +977,16 @@ ngx_http_identity_admin_events(ngx_http_request_t *r,
 }
 
 
+/* the page or the stats, as events.c made them */
+
 static void
 ngx_http_identity_admin_events_done(ngx_http_request_t *r, ngx_int_t rc,
-    json_t *list, ngx_str_t *cursor)
+    json_t *body)
 {
-    u_char                            *p;
-    json_t                            *body;
-    ngx_http_identity_admin_ctx_t     *actx;
-    ngx_http_identity_events_query_t  *q;
-
-    actx = ngx_http_identity_get_ctx(r)->admin;
-    q = &actx->events;
-
-    if (rc != NGX_OK) {
-        ngx_http_identity_admin_finish(r, NGX_HTTP_SERVICE_UNAVAILABLE, NULL);
-        return;
-    }
-
-    if (actx->route == ngx_http_identity_stats_route) {
-        ngx_http_identity_admin_finish(r, NGX_HTTP_OK, list);
-        return;
-    }
-
-    body = json_object();
-    p = ngx_pnalloc(r->pool, actx->base.len + 256);
-
-    if (body == NULL || p == NULL) {
-        json_decref(body);
-        json_decref(list);
-        ngx_http_identity_admin_finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                                       NULL);
-        return;
-    }
-
-    json_object_set_new(body, "events", list);
-    json_object_set_new(body, "uri",
-                        json_stringn((char *) p,
-                                     ngx_sprintf(p, "%Vapp/events",
-                                                 &actx->base) - p));
-
-    if (cursor->len == 0) {
-        json_object_set_new(body, "next_page_uri", json_null());
-        ngx_http_identity_admin_finish(r, NGX_HTTP_OK, body);
-        return;
-    }
-
-    /* user and action were checked: nothing to escape */
-
-    json_object_set_new(body, "next_page_uri",
-                        json_stringn((char *) p,
-                                     ngx_sprintf(p, "%Vapp/events?limit=%ui"
-                                                 "&before_id=%V%s%V%s%V",
-                                                 &actx->base, q->limit,
-                                                 cursor,
-                                                 q->user.len ? "&user=" : "",
-                                                 &q->user,
-                                                 q->action.len ? "&action="
-                                                               : "",
-                                                 &q->action)
-                                     - p));
-
-    ngx_http_identity_admin_finish(r, NGX_HTTP_OK, body);
+    ngx_http_identity_admin_finish(r, rc == NGX_OK
+                                      ? NGX_HTTP_OK
+                                      : NGX_HTTP_SERVICE_UNAVAILABLE,
+                                   body);
 }
 
 

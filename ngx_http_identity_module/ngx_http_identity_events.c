@@ -33,7 +33,6 @@
 #include "ngx_http_identity_crypto.h"
 #include "ngx_http_identity_parse.h"
 #include "ngx_http_identity_redis.h"
-#include "ngx_http_identity_store.h"
 #include "ngx_http_identity_store_cmd.h"
 #include "ngx_http_identity_events.h"
 
@@ -41,6 +40,7 @@
 #define NGX_HTTP_IDENTITY_EVENT_FIELD     1024    /* bytes of a string */
 #define NGX_HTTP_IDENTITY_EVENT_MAX       8192    /* bytes of a document */
 #define NGX_HTTP_IDENTITY_EVENT_SCAN      1000    /* entries a filter reads */
+#define NGX_HTTP_IDENTITY_EVENT_PAGE      100     /* at most, a page */
 #define NGX_HTTP_IDENTITY_EVENT_DAYS      9       /* a day's counters kept */
 #define NGX_HTTP_IDENTITY_EVENT_HEADER    512     /* syslog's, with its tag */
 
@@ -65,6 +65,10 @@ static void ngx_http_identity_event_count(ngx_http_request_t *r,
     ngx_uint_t success);
 static void ngx_http_identity_event_failed(ngx_http_request_t *r,
     char *what);
+static ngx_uint_t ngx_http_identity_event_action(ngx_str_t *action);
+static ngx_uint_t ngx_http_identity_event_id(ngx_str_t *id);
+static json_t *ngx_http_identity_events_page(ngx_http_request_t *r,
+    ngx_http_identity_events_query_t *q, json_t *list, ngx_str_t *cursor);
 static void ngx_http_identity_events_list_handler(ngx_http_request_t *r,
     redisReply *reply, void *data);
 static void ngx_http_identity_events_stats_handler(ngx_http_request_t *r,
@@ -686,9 +690,111 @@ ngx_http_identity_event_failed(ngx_http_request_t *r, char *what)
 }
 
 
+/*
+ * An admin's write: the admin is the user (its session's identity, or
+ * "token:" and 8 hex digits of the bearer token's hash, which names the
+ * token without revealing it), the target whose session or identity
+ */
+
+void
+ngx_http_identity_event_admin(ngx_http_request_t *r, ngx_str_t *token_hash,
+    ngx_uint_t user, ngx_str_t *target)
+{
+    u_char                      buf[sizeof("token:") - 1 + 8];
+    ngx_http_identity_ctx_t    *ctx;
+    ngx_http_identity_event_t   ev;
+
+    ctx = ngx_http_identity_get_ctx(r);
+
+    ngx_memzero(&ev, sizeof(ngx_http_identity_event_t));
+
+    ev.count = -1;
+    ev.target = *target;
+
+    if (token_hash == NULL) {
+        ev.admin = ctx->session.identity_id;
+        ev.provider = ctx->session.provider;
+
+    } else if (token_hash->len >= 8) {
+        ev.admin.data = buf;
+        ev.admin.len = ngx_sprintf(buf, "token:%*s", (size_t) 8,
+                                   token_hash->data)
+                       - buf;
+    }
+
+    if (user) {
+        ev.action = "user_deleted";
+
+    } else {
+        ev.action = "session_revoked";
+        ngx_str_set(&ev.reason, "api");
+    }
+
+    ngx_http_identity_event(r, &ev);
+}
+
+
+/* app/events?limit=&before_id=&user=&action=: NGX_OK, or *msg says why not */
+
+ngx_int_t
+ngx_http_identity_events_query(ngx_http_request_t *r,
+    ngx_http_identity_events_query_t *q, char **msg)
+{
+    ngx_int_t  n;
+    ngx_str_t  v;
+
+    q->limit = NGX_HTTP_IDENTITY_EVENT_PAGE;
+
+    if (ngx_http_arg(r, (u_char *) "limit", 5, &v) == NGX_OK) {
+        n = ngx_atoi(v.data, v.len);
+
+        if (n < 1 || n > NGX_HTTP_IDENTITY_EVENT_PAGE) {
+            *msg = "limit must be a number from 1 to 100";
+            goto invalid;
+        }
+
+        q->limit = n;
+    }
+
+    /* the values are checked as sent: ids and words need no escaping */
+
+    if (ngx_http_arg(r, (u_char *) "before_id", 9, &q->before_id) == NGX_OK
+        && !ngx_http_identity_event_id(&q->before_id))
+    {
+        *msg = "invalid before_id";
+        goto invalid;
+    }
+
+    if (ngx_http_arg(r, (u_char *) "user", 4, &q->user) == NGX_OK
+        && q->user.len
+        && !ngx_http_identity_admin_id(&q->user, 0))
+    {
+        *msg = "user must be an au_ id";
+        goto invalid;
+    }
+
+    if (ngx_http_arg(r, (u_char *) "action", 6, &q->action) == NGX_OK
+        && q->action.len
+        && !ngx_http_identity_event_action(&q->action))
+    {
+        *msg = "unknown action";
+        goto invalid;
+    }
+
+    return NGX_OK;
+
+invalid:
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "identity: admin: %s", *msg);
+
+    return NGX_HTTP_BAD_REQUEST;
+}
+
+
 /* one of the actions above */
 
-ngx_uint_t
+static ngx_uint_t
 ngx_http_identity_event_action(ngx_str_t *action)
 {
     ngx_uint_t  i;
@@ -709,7 +815,7 @@ ngx_http_identity_event_action(ngx_str_t *action)
 
 /* a stream entry's id: ms "-" sequence, each at most 20 digits */
 
-ngx_uint_t
+static ngx_uint_t
 ngx_http_identity_event_id(ngx_str_t *id)
 {
     u_char      *p, *dash;
@@ -813,7 +919,7 @@ ngx_http_identity_events_list_handler(ngx_http_request_t *r,
     ngx_http_identity_events_call_t *call = data;
 
     size_t                             i, j;
-    json_t                            *list, *doc;
+    json_t                            *list, *doc, *body;
     ngx_str_t                          cursor, action, user, text;
     redisReply                        *e, *f;
     ngx_http_identity_events_query_t  *q;
@@ -822,13 +928,13 @@ ngx_http_identity_events_list_handler(ngx_http_request_t *r,
     ngx_str_null(&cursor);
 
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
-        call->done(r, NGX_ERROR, NULL, &cursor);
+        call->done(r, NGX_ERROR, NULL);
         return;
     }
 
     list = json_array();
     if (list == NULL) {
-        call->done(r, NGX_ERROR, NULL, &cursor);
+        call->done(r, NGX_ERROR, NULL);
         return;
     }
 
@@ -906,19 +1012,56 @@ ngx_http_identity_events_list_handler(ngx_http_request_t *r,
         ngx_str_null(&cursor);
     }
 
-    if (cursor.len) {
-        text.data = ngx_pnalloc(r->pool, cursor.len);
-        if (text.data == NULL) {
-            json_decref(list);
-            call->done(r, NGX_ERROR, NULL, &cursor);
-            return;
-        }
+    body = ngx_http_identity_events_page(r, q, list, &cursor);
 
-        ngx_memcpy(text.data, cursor.data, cursor.len);
-        cursor.data = text.data;
+    call->done(r, body ? NGX_OK : NGX_ERROR, body);
+}
+
+
+/* {"events": [...], "uri": "...", "next_page_uri": "..." or null} */
+
+static json_t *
+ngx_http_identity_events_page(ngx_http_request_t *r,
+    ngx_http_identity_events_query_t *q, json_t *list, ngx_str_t *cursor)
+{
+    u_char  *p;
+    json_t  *body;
+
+    body = json_object();
+    p = ngx_pnalloc(r->pool, q->base.len + 256);
+
+    if (body == NULL || p == NULL) {
+        json_decref(body);
+        json_decref(list);
+        return NULL;
     }
 
-    call->done(r, NGX_OK, list, &cursor);
+    json_object_set_new(body, "events", list);
+    json_object_set_new(body, "uri",
+                        json_stringn((char *) p,
+                                     ngx_sprintf(p, "%Vapp/events", &q->base)
+                                     - p));
+
+    if (cursor->len == 0) {
+        json_object_set_new(body, "next_page_uri", json_null());
+        return body;
+    }
+
+    /* user and action were checked: nothing to escape */
+
+    json_object_set_new(body, "next_page_uri",
+                        json_stringn((char *) p,
+                                     ngx_sprintf(p, "%Vapp/events?limit=%ui"
+                                                 "&before_id=%V%s%V%s%V",
+                                                 &q->base, q->limit, cursor,
+                                                 q->user.len ? "&user=" : "",
+                                                 &q->user,
+                                                 q->action.len ? "&action="
+                                                               : "",
+                                                 &q->action)
+                                     - p));
+
+    return body;
 }
 
 
@@ -988,14 +1131,11 @@ ngx_http_identity_events_stats_handler(ngx_http_request_t *r,
     json_t      *body, *buckets, *b;
     ngx_tm_t     tm;
     ngx_int_t    hour, v;
-    ngx_str_t    cursor;
     ngx_uint_t   i, j, k, nb, success[28], failure[28];
     redisReply  *h;
 
-    ngx_str_null(&cursor);
-
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
-        call->done(r, NGX_ERROR, NULL, &cursor);
+        call->done(r, NGX_ERROR, NULL);
         return;
     }
 
@@ -1055,7 +1195,7 @@ ngx_http_identity_events_stats_handler(ngx_http_request_t *r,
     if (body == NULL || buckets == NULL) {
         json_decref(body);
         json_decref(buckets);
-        call->done(r, NGX_ERROR, NULL, &cursor);
+        call->done(r, NGX_ERROR, NULL);
         return;
     }
 
@@ -1079,5 +1219,5 @@ ngx_http_identity_events_stats_handler(ngx_http_request_t *r,
 
     json_object_set_new(body, "buckets", buckets);
 
-    call->done(r, NGX_OK, body, &cursor);
+    call->done(r, NGX_OK, body);
 }

@@ -34,6 +34,7 @@ typedef struct {
 /* a page of the stream (GET app/events), newest first */
 
 typedef struct {
+    ngx_str_t                        base;       /* the admin API's URL */
     ngx_uint_t                       limit;
     ngx_str_t                        before_id;
     ngx_str_t                        user;
@@ -41,9 +42,9 @@ typedef struct {
 } ngx_http_identity_events_query_t;
 
 
-/* rc NGX_OK with body (events, or the stats' buckets), else NGX_ERROR */
+/* rc NGX_OK with the answer's body (a page, or the stats), else NGX_ERROR */
 typedef void (*ngx_http_identity_events_pt)(ngx_http_request_t *r,
-    ngx_int_t rc, json_t *body, ngx_str_t *cursor);
+    ngx_int_t rc, json_t *body);
 
 
 char *ngx_http_identity_audit_log(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -54,8 +55,10 @@ void ngx_http_identity_event_login(ngx_http_request_t *r, ngx_uint_t success,
     char *reason);
 void ngx_http_identity_event_session(ngx_http_request_t *r, char *action,
     char *reason, ngx_int_t count);
-ngx_uint_t ngx_http_identity_event_action(ngx_str_t *action);
-ngx_uint_t ngx_http_identity_event_id(ngx_str_t *id);
+void ngx_http_identity_event_admin(ngx_http_request_t *r,
+    ngx_str_t *token_hash, ngx_uint_t user, ngx_str_t *target);
+ngx_int_t ngx_http_identity_events_query(ngx_http_request_t *r,
+    ngx_http_identity_events_query_t *q, char **msg);
 ngx_int_t ngx_http_identity_events_list(ngx_http_request_t *r,
     ngx_http_identity_events_query_t *q, ngx_http_identity_events_pt done);
 ngx_int_t ngx_http_identity_events_stats(ngx_http_request_t *r,
