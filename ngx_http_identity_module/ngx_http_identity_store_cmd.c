@@ -435,7 +435,10 @@ ngx_http_identity_relay(ngx_http_identity_cmd_t *cmd, void *data)
 }
 
 
-/* {result, KEYS}: its result kept, KEYS published; else as it is */
+/*
+ * {result, KEYS, ...}: its result kept, KEYS published, the rest (the
+ * destroy script's ids for an audit event) not relayed; else as it is
+ */
 
 static void
 ngx_http_identity_relay_revoked(ngx_http_request_t *r, redisReply *reply,
@@ -446,7 +449,7 @@ ngx_http_identity_relay_revoked(ngx_http_request_t *r, redisReply *reply,
     redisReply  *res;
 
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
-        || reply->elements != 2
+        || reply->elements < 2
         || reply->element[1]->type != REDIS_REPLY_STRING)
     {
         rl->handler(r, reply, rl->data);

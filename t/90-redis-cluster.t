@@ -192,6 +192,22 @@ is(backchannel(sub => 'u7')->{status}, 200, 'a back-channel logout by user');
 refused('u7', 'its back-channel logout');
 is(get_with($cookie{u8}, '/still')->{status}, 200, 'another user is still admitted');
 
+# the audit stream and the login counters: one shard, {@0}
+is($t->redis_cluster('XLEN', 'identity:{@0}audit') > 0 ? 1 : 0, 1, 'the audit stream is in {@0}');
+$r = $api->get("$base/api/app/events?action=session_revoked&limit=100");
+is($r->{status}, 200, 'app/events in a cluster');
+my %reasons;
+$reasons{$_->{event}{reason}}++ for @{decode_json($r->{body})->{events}};
+is($reasons{api}, 1, 'the DELETE of a session, revoked by the API');
+is($reasons{backchannel}, 2, 'the two back-channel logouts');
+$r = $api->get("$base/api/app/events?action=login&limit=100");
+my @ok = grep { $_->{event}{outcome} eq 'success' } @{decode_json($r->{body})->{events}};
+cmp_ok(scalar @ok, '>=', 8, 'every login is an event');
+$r = $api->get("$base/api/app/stats/logins?range=7d");
+my $n = 0;
+$n += $_->{success} for @{decode_json($r->{body})->{buckets}};
+is($n, scalar @ok, 'and counted, in {@0} too');
+
 # ------------------------------------------------------------ slot migration under load
 
 my $stop = $t->testdir . '/stop';
