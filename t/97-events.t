@@ -342,8 +342,45 @@ is(scalar @keys, 1, 'one day\'s counters') or diag("@keys");
 my $ttl = $t->redis('TTL', $keys[0] // 'none');
 ok($ttl > 8 * 86400 && $ttl <= 9 * 86400, "kept 9 days (ttl $ttl)");
 
-# ------------------------------------------------------------ the stream's size
+# ------------------------------------------------------------ Redis refuses the event
 
-$t->stop_nginx if $t->can('stop_nginx');
+# the stream's key holds a string: XADD fails, the login does not
+$t->redis('DEL', 'identity:audit');
+$t->redis('SET', 'identity:audit', 'not a stream');
+my $lines = () = $t->read_file('audit.log') =~ /\n/g;
+my $carol = Identity::Test::UA->new;
+is($carol->oidc_login("$base/f", user => 'bob')->{status}, 200,
+   'a login whose event Redis refuses still succeeds');
+is($t->redis('GET', 'identity:audit'), 'not a stream', 'Redis took no event');
+my $lines2 = () = $t->read_file('audit.log') =~ /\n/g;
+is($lines2, $lines + 1, 'the file still has it');
+$t->redis('DEL', 'identity:audit');
+$r = $api->get("$base/api/app/events");
+is($r->{status}, 200, 'app/events of no stream: 200');
+is_deeply(decode_json($r->{body})->{events}, [], 'no events');
+is(decode_json($r->{body})->{next_page_uri}, undef, 'and no next page');
 
-done_testing;
+# ------------------------------------------------------------ configuration
+
+$t->stop_nginx;
+
+for my $bad (['identity_audit_stream_size -1;', qr/invalid number/],
+             ['identity_audit_stream_size many;', qr/invalid number/],
+             ['identity_audit_log %%TESTDIR%%/a.log yaml;',
+              qr/invalid value "yaml" in "identity_audit_log"/],
+             ['identity_audit_log %%TESTDIR%%/a.log; identity_audit_log %%TESTDIR%%/b.log;',
+              qr/"identity_audit_log" directive is duplicate/],
+             ['identity_audit_log "";', qr/invalid value "" in "identity_audit_log"/],
+             ['identity_audit_log syslog:nowhere;', qr/syslog|server/])
+{
+    $t->nginx_conf(identity_conf(redis => $rport, issuer => $issuer, http => $bad->[0]));
+    my ($rc, $out) = $t->nginx_test_conf;
+    isnt($rc, 0, "nginx -t refuses $bad->[0]");
+    like($out, $bad->[1], '... saying why');
+}
+$t->nginx_conf(identity_conf(redis => $rport, issuer => $issuer,
+    http => 'identity_audit_stream_size 0; identity_audit_log %%TESTDIR%%/a.log json;'));
+my ($rc, $out) = $t->nginx_test_conf;
+is($rc, 0, 'nginx -t takes a stream size of 0 and a file') or diag($out);
+
+$t->done;
