@@ -246,7 +246,7 @@ ngx_http_identity_event(ngx_http_request_t *r, ngx_http_identity_event_t *ev)
 {
     char                           *text;
     json_t                         *doc;
-    ngx_str_t                       line, size, *prefix;
+    ngx_str_t                       line, size, key, *prefix;
     ngx_http_identity_cmd_t         cmd;
     ngx_http_identity_main_conf_t  *imcf;
 
@@ -306,18 +306,14 @@ ngx_http_identity_event(ngx_http_request_t *r, ngx_http_identity_event_t *ev)
         return;
     }
 
-    {
-        ngx_str_t  key;
-
-        key.len = prefix->len + sizeof("audit") - 1;
-        key.data = ngx_pnalloc(r->pool, key.len);
-        if (key.data == NULL) {
-            return;
-        }
-
-        ngx_sprintf(key.data, "%Vaudit", prefix);
-        ngx_http_identity_cmd_str(&cmd, &key);
+    key.len = prefix->len + sizeof("audit") - 1;
+    key.data = ngx_pnalloc(r->pool, key.len);
+    if (key.data == NULL) {
+        return;
     }
+
+    ngx_sprintf(key.data, "%Vaudit", prefix);
+    ngx_http_identity_cmd_str(&cmd, &key);
 
     ngx_http_identity_cmd_cstr(&cmd, "MAXLEN");
     ngx_http_identity_cmd_cstr(&cmd, "~");
@@ -503,6 +499,7 @@ static json_t *
 ngx_http_identity_event_source(ngx_http_request_t *r,
     ngx_http_identity_session_t *s)
 {
+    u_char     *lat, *lon;
     json_t     *src, *geo;
     ngx_str_t   ip;
 
@@ -525,14 +522,19 @@ ngx_http_identity_event_source(ngx_http_request_t *r,
 
     ngx_http_identity_event_set(geo, "country_iso_code", &s->meta.country);
 
-    if (s->meta.latitude.len && s->meta.longitude.len) {
+    /* "%.4f" strings in the session, NUL-terminated here for strtod() */
+
+    lat = ngx_pnalloc(r->pool, s->meta.latitude.len + 1);
+    lon = ngx_pnalloc(r->pool, s->meta.longitude.len + 1);
+
+    if (lat && lon && s->meta.latitude.len && s->meta.longitude.len) {
+        ngx_cpystrn(lat, s->meta.latitude.data, s->meta.latitude.len + 1);
+        ngx_cpystrn(lon, s->meta.longitude.data, s->meta.longitude.len + 1);
+
         json_object_set_new(geo, "location",
                             json_pack("{s:f, s:f}",
-                                      "lat", strtod((char *) ngx_pstrdup(
-                                          r->pool, &s->meta.latitude), NULL),
-                                      "lon", strtod((char *) ngx_pstrdup(
-                                          r->pool, &s->meta.longitude),
-                                          NULL)));
+                                      "lat", strtod((char *) lat, NULL),
+                                      "lon", strtod((char *) lon, NULL)));
     }
 
     json_object_set_new(src, "geo", geo);
