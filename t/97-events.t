@@ -13,9 +13,11 @@ use lib "$FindBin::Bin/lib";
 use Digest::SHA ();
 use IO::Socket::INET;
 use IO::Select;
+use Time::HiRes ();
 use JSON::PP qw(decode_json);
 use Test::More;
 use Identity::Test;
+use Identity::GeoDB qw(write_mmdb);
 use Identity::Conf qw(identity_conf location_block);
 
 my $t = Identity::Test->new(name => 'events');
@@ -34,6 +36,11 @@ my $issuer = $t->start_idp(
           name => 'Bob Builder', username => 'bobby' },
     ]);
 
+# the test's clients are in Tokyo
+write_mmdb($t->testdir . '/city.mmdb', schema => 'geoip2', ip_version => 6, networks => {
+    '127.0.0.0/8' => { country => 'JP', lat => 35.6895, lon => 139.6917, radius => 50 },
+});
+
 my $token = 'admin-' . Identity::Test::random_token(24);
 $t->write_file('admin.token', "$token\n");
 
@@ -43,7 +50,8 @@ my $syslog = IO::Socket::INET->new(Proto => 'udp', LocalAddr => '127.0.0.1',
 my $sport = $syslog->sockport;
 
 $t->nginx_conf(identity_conf(redis => $rport, issuer => $issuer, admin => 1,
-    http => "identity_audit_log %%TESTDIR%%/audit.log json;\n"
+    http => "identity_geoip_database %%TESTDIR%%/city.mmdb;\n"
+          . "    identity_audit_log %%TESTDIR%%/audit.log json;\n"
           . "    identity_audit_log syslog:server=127.0.0.1:$sport,tag=identity;\n"
           . "    identity_audit_stream_size 1000;",
     locations => [
@@ -64,7 +72,9 @@ sub session_of {
 
 # ------------------------------------------------------------ what happens
 
-my $alice = Identity::Test::UA->new;
+my $chrome = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 '
+           . '(KHTML, like Gecko) Chrome/120.0.6099.109 Safari/537.36';
+my $alice = Identity::Test::UA->new(headers => { 'User-Agent' => $chrome });
 is($alice->oidc_login("$base/a", user => 'alice')->{status}, 200, "alice's login");
 my $a1 = session_of($alice);
 like($a1->{uid} // '', qr/^au_[0-9a-f]{32}$/, "alice's identity id");
@@ -127,6 +137,11 @@ my $token_id = 'token:' . substr(Digest::SHA::sha256_hex($token), 0, 8);
 
 # ------------------------------------------------------------ the stream
 
+# an event is sent without waiting for Redis: the last may follow its answer
+for (1 .. 100) {
+    last if ($t->redis('XLEN', 'identity:audit') // 0) >= 13;
+    Time::HiRes::sleep(0.05);
+}
 my $entries = $t->redis('XRANGE', 'identity:audit', '-', '+') || [];
 my @stream;
 for my $e (@$entries) {
@@ -180,7 +195,13 @@ is($login->{user}{username}, 'alice', 'user.username');
 is($login->{session}{id}, $a1->{id}, 'session.id');
 is($login->{identity}{provider}, 'test', 'identity.provider');
 is($login->{source}{ip}, '127.0.0.1', 'source.ip');
-ok(length($login->{user_agent}{original} // ''), 'user_agent.original');
+is($login->{user_agent}{original}, $chrome, 'user_agent.original');
+is($login->{user_agent}{name}, 'Chrome', 'user_agent.name');
+is($login->{user_agent}{os}{name}, 'Windows', 'user_agent.os.name');
+is($login->{user_agent}{device}{name}, 'Desktop', 'user_agent.device.name');
+is($login->{source}{geo}{country_iso_code}, 'JP', 'source.geo.country_iso_code');
+is($login->{source}{geo}{location}{lat}, 35.6895, 'source.geo.location.lat');
+is($login->{source}{geo}{location}{lon}, 139.6917, 'source.geo.location.lon');
 is($login->{url}{domain}, '127.0.0.1', 'url.domain');
 like($login->{url}{full} // '', qr{^http://127\.0\.0\.1:\d+$}, 'url.full');
 like($login->{'@timestamp'} // '', qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/, '@timestamp');
