@@ -349,6 +349,7 @@ ngx_http_identity_event_doc(ngx_http_request_t *r,
     ngx_http_identity_event_t *ev)
 {
     u_char                        buf[sizeof("1970-01-01T00:00:00Z")];
+    char                         *category;
     u_char                       *p, *last;
     json_t                       *doc, *event, *user, *o, *risk;
     ngx_tm_t                      tm;
@@ -380,9 +381,11 @@ ngx_http_identity_event_doc(ngx_http_request_t *r,
 
     ngx_http_identity_event_set(event, "id", &id);
     json_object_set_new(event, "kind", json_string("event"));
-    json_object_set_new(event, "category",
-                        json_pack("[s]", ngx_strcmp(ev->action, "login") == 0
-                                         ? "authentication" : "session"));
+    category = ngx_strcmp(ev->action, "login") == 0 ? "authentication"
+               : ngx_strcmp(ev->action, "user_deleted") == 0 ? "iam"
+               : "session";
+
+    json_object_set_new(event, "category", json_pack("[s]", category));
     json_object_set_new(event, "action", json_string(ev->action));
 
     if (ev->outcome) {
@@ -747,7 +750,9 @@ ngx_http_identity_events_query(ngx_http_request_t *r,
 
     q->limit = NGX_HTTP_IDENTITY_EVENT_PAGE;
 
-    if (ngx_http_arg(r, (u_char *) "limit", 5, &v) == NGX_OK) {
+    /* an empty parameter is an absent one, as on the other lists */
+
+    if (ngx_http_arg(r, (u_char *) "limit", 5, &v) == NGX_OK && v.len) {
         n = ngx_atoi(v.data, v.len);
 
         if (n < 1 || n > NGX_HTTP_IDENTITY_EVENT_PAGE) {
@@ -761,6 +766,7 @@ ngx_http_identity_events_query(ngx_http_request_t *r,
     /* the values are checked as sent: ids and words need no escaping */
 
     if (ngx_http_arg(r, (u_char *) "before_id", 9, &q->before_id) == NGX_OK
+        && q->before_id.len
         && !ngx_http_identity_event_id(&q->before_id))
     {
         *msg = "invalid before_id";

@@ -208,6 +208,10 @@ like($login->{'@timestamp'} // '', qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/, '@time
 like($login->{event}{id} // '', qr/^[0-9a-f]{32}$/, 'event.id');
 is($login->{event}{kind}, 'event', 'event.kind');
 is_deeply($login->{event}{category}, ['authentication'], 'event.category');
+is_deeply(find_event(\@stream, action => 'user_deleted')->{event}{category}, ['iam'],
+          'event.category of user_deleted');
+is_deeply(find_event(\@stream, action => 'logout')->{event}{category}, ['session'],
+          'event.category of logout');
 ok(!exists $login->{risk}, 'no risk without flags');
 
 my $api_rev = find_event(\@stream, action => 'session_revoked', reason => 'api');
@@ -302,6 +306,9 @@ $body = decode_json($r->{body});
 is(scalar @{$body->{events}}, 1, "bob's second event on the next page");
 is($body->{events}[0]{event}{action}, 'login', "bob's login, the older one");
 
+$r = $api->get("$base/api/app/events?limit=&before_id=&user=&action=");
+is($r->{status}, 200, 'empty parameters are absent ones: 200');
+is(scalar @{decode_json($r->{body})->{events}}, scalar @expect, 'every event');
 $r = $api->get("$base/api/app/events?user=au_" . ('0' x 32));
 is(scalar @{decode_json($r->{body})->{events}}, 0, 'an unknown user: none');
 
