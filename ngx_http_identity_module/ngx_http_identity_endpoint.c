@@ -263,7 +263,10 @@ ngx_http_identity_endpoint_failed(ngx_http_request_t *r, ngx_int_t rc)
                  : NGX_HTTP_IDENTITY_ERROR_LINK;
     }
 
-    if (flags & NGX_HTTP_IDENTITY_ROUTE_FINISH) {
+    /* where a provider's answer arrives: SAML's ACS refuses a response */
+
+    if (flags & (NGX_HTTP_IDENTITY_ROUTE_FINISH|NGX_HTTP_IDENTITY_ROUTE_BACK))
+    {
         ngx_http_identity_event_login(r, 0, ctx->fail_reason
                                             ? ctx->fail_reason
                                             : ngx_http_identity_fail_reasons[
