@@ -370,6 +370,26 @@ is(scalar @keys, 1, 'one day\'s counters') or diag("@keys");
 my $ttl = $t->redis('TTL', $keys[0] // 'none');
 ok($ttl > 8 * 86400 && $ttl <= 9 * 86400, "kept 9 days (ttl $ttl)");
 
+# ------------------------------------------------------------ USR1 reopens the file
+
+my $dir = $t->testdir;
+rename("$dir/audit.log", "$dir/audit.log.1") or die "rename: $!";
+my $old_lines = () = $t->read_file('audit.log.1') =~ /\n/g;
+kill 'USR1', $t->{procs}{nginx};
+# the master reopens, then tells its worker
+for (1 .. 100) {
+    my $n = () = $t->error_log =~ /reopening logs/g;
+    last if $n >= 2;
+    Time::HiRes::sleep(0.05);
+}
+my $dave = Identity::Test::UA->new;
+is($dave->oidc_login("$base/g", user => 'bob')->{status}, 200, 'a login after USR1');
+my @new = map { decode_json($_) } grep { length } split /\n/, $t->read_file('audit.log');
+is(scalar @new, 1, 'its event is in the reopened file');
+is($new[0]{event}{action}, 'login', 'a login');
+my $old_now = () = $t->read_file('audit.log.1') =~ /\n/g;
+is($old_now, $old_lines, 'and not in the file moved away');
+
 # ------------------------------------------------------------ Redis refuses the event
 
 # the stream's key holds a string: XADD fails, the login does not
