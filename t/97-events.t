@@ -431,4 +431,42 @@ $t->nginx_conf(identity_conf(redis => $rport, issuer => $issuer,
 my ($rc, $out) = $t->nginx_test_conf;
 is($rc, 0, 'nginx -t takes a stream size of 0 and a file') or diag($out);
 
+# ------------------------------------------------------------ the stream's size
+
+# A login's event goes to Redis before its counter, on the same
+# connection: once the counter has it, Redis has had the event too.
+sub counted {
+    my $n = 0;
+    for my $k (@{$t->redis('KEYS', 'identity:logins:*') || []}) {
+        my %h = @{$t->redis('HGETALL', $k) || []};
+        $n += $h{$_} for grep { /:success$/ } keys %h;
+    }
+    return $n;
+}
+sub login_counted {
+    my ($path) = @_;
+    my $before = counted();
+    my $st = Identity::Test::UA->new->oidc_login("$base$path", user => 'bob')->{status};
+    for (1 .. 100) { last if counted() > $before; Time::HiRes::sleep(0.05) }
+    return $st;
+}
+
+# one entry a stream node, so that "MAXLEN ~" trims to the entry
+$t->redis('CONFIG', 'SET', 'stream-node-max-entries', '1');
+$t->redis('DEL', 'identity:audit');
+$t->nginx_conf(identity_conf(redis => $rport, issuer => $issuer,
+    http => 'identity_audit_stream_size 3;'));
+$t->start_nginx;
+is(login_counted("/s$_"), 200, "stream size 3: login $_") for 1 .. 5;
+my $len = $t->redis('XLEN', 'identity:audit');
+ok($len >= 3 && $len <= 4, "identity_audit_stream_size 3: about 3 entries ($len) after 5 logins");
+$t->stop_nginx;
+
+$t->redis('DEL', 'identity:audit');
+$t->nginx_conf(identity_conf(redis => $rport, issuer => $issuer,
+    http => 'identity_audit_stream_size 0;'));
+$t->start_nginx;
+is(login_counted('/z'), 200, 'stream size 0: a login, counted');
+is($t->redis('EXISTS', 'identity:audit'), 0, 'and no stream');
+
 $t->done;
