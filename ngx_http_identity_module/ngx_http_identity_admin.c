@@ -15,7 +15,8 @@
  *
  * relative to the location holding "identity_admin", with GET app/me (who
  * is signed in, and the CSRF token), GET metrics (Prometheus's text,
- * metrics.c), and the dashboard at the location's root.  A request is
+ * metrics.c), GET app/events and app/stats/logins (the audit events,
+ * events_admin.c), and the dashboard at the location's root.  A request is
  * admitted with the bearer token, or with a session the location's
  * "identity" and rules admitted; a session's DELETE must carry the
  * X-CSRF-Token that app/me gave.  Lists are newest
@@ -977,7 +978,7 @@ ngx_http_identity_admin_events(ngx_http_request_t *r,
 }
 
 
-/* the page or the stats, as events.c made them */
+/* the page or the stats, as events_admin.c made them */
 
 static void
 ngx_http_identity_admin_events_done(ngx_http_request_t *r, ngx_int_t rc,
