@@ -15,7 +15,8 @@
  *
  * relative to the location holding "identity_admin", with GET app/me (who
  * is signed in, and the CSRF token), GET metrics (Prometheus's text,
- * metrics.c), and the dashboard at the location's root.  A request is
+ * metrics.c), GET app/events and app/stats/logins (the audit events,
+ * events_admin.c), and the dashboard at the location's root.  A request is
  * admitted with the bearer token, or with a session the location's
  * "identity" and rules admitted; a session's DELETE must carry the
  * X-CSRF-Token that app/me gave.  Lists are newest
@@ -43,6 +44,7 @@
 #include "ngx_http_identity_admin_json.h"
 #include "ngx_http_identity_dashboard.h"
 #include "ngx_http_identity_redis.h"
+#include "ngx_http_identity_events.h"
 #include "ngx_http_identity_metrics.h"
 
 
@@ -58,6 +60,7 @@ typedef struct {
     ngx_str_t                        base;      /* scheme://host/location/ */
     ngx_str_t                        file;      /* of the dashboard */
     ngx_http_identity_store_query_t  query;
+    ngx_http_identity_events_query_t events;
     char                            *msg;       /* of a refusal */
     ngx_uint_t                       by_session;
 } ngx_http_identity_admin_ctx_t;
@@ -95,6 +98,12 @@ static u_char *ngx_http_identity_admin_list_uri(u_char *p,
     ngx_http_identity_admin_ctx_t *actx);
 static json_t *ngx_http_identity_admin_next(ngx_http_request_t *r,
     ngx_http_identity_admin_ctx_t *actx, ngx_str_t *cursor);
+static void ngx_http_identity_admin_event(ngx_http_request_t *r,
+    ngx_http_identity_admin_ctx_t *actx);
+static ngx_int_t ngx_http_identity_admin_events(ngx_http_request_t *r,
+    ngx_http_identity_admin_ctx_t *actx);
+static void ngx_http_identity_admin_events_done(ngx_http_request_t *r,
+    ngx_int_t rc, json_t *body);
 static void ngx_http_identity_admin_finish(ngx_http_request_t *r,
     ngx_int_t status, json_t *body);
 
@@ -182,6 +191,18 @@ ngx_http_identity_admin_handler(ngx_http_request_t *r)
 
     case ngx_http_identity_metrics_route:
         return ngx_http_identity_admin_metrics(r);
+
+    case ngx_http_identity_events_route:
+    case ngx_http_identity_stats_route:
+        rc = ngx_http_identity_admin_events(r, actx);
+        if (rc != NGX_OK) {
+            return ngx_http_identity_admin_json_error(r, rc,
+                                                      actx->msg ? actx->msg
+                                                      : "internal error");
+        }
+
+        r->main->count++;
+        return NGX_DONE;
 
     case ngx_http_identity_users:
     case ngx_http_identity_sessions:
@@ -957,7 +978,94 @@ ngx_http_identity_admin_delete_done(ngx_http_request_t *r,
                   actx->route == ngx_http_identity_user ? "user" : "session",
                   &actx->id);
 
+    ngx_http_identity_admin_event(r, actx);
+
     ngx_http_identity_admin_finish(r, NGX_HTTP_NO_CONTENT, NULL);
+}
+
+
+/* an admin's write, as an audit event (docs/events.md) */
+
+static void
+ngx_http_identity_admin_event(ngx_http_request_t *r,
+    ngx_http_identity_admin_ctx_t *actx)
+{
+    ngx_http_identity_loc_conf_t  *ilcf;
+
+    ilcf = ngx_http_get_module_loc_conf(r, ngx_http_identity_module);
+
+    ngx_http_identity_event_admin(r, actx->by_session ? NULL
+                                                      : &ilcf->admin_token_hash,
+                                  actx->route == ngx_http_identity_user,
+                                  &actx->id);
+}
+
+
+/* GET app/events?limit=&before_id=&user=&action= and app/stats/logins */
+
+static ngx_int_t
+ngx_http_identity_admin_events(ngx_http_request_t *r,
+    ngx_http_identity_admin_ctx_t *actx)
+{
+    ngx_int_t                          n;
+    ngx_str_t                          v;
+    ngx_http_identity_events_query_t  *q;
+
+    q = &actx->events;
+
+    if (actx->route == ngx_http_identity_stats_route) {
+        n = ngx_http_identity_admin_arg(r, "range", &v);
+
+        if (n == NGX_ERROR
+            || (n == NGX_OK
+                && !(v.len == 3 && ngx_strncmp(v.data, "24h", 3) == 0)
+                && !(v.len == 2 && ngx_strncmp(v.data, "7d", 2) == 0)))
+        {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "identity: admin: invalid range");
+            actx->msg = "range must be 24h or 7d";
+            return NGX_HTTP_BAD_REQUEST;
+        }
+
+        if (ngx_http_identity_events_stats(r, n == NGX_OK && v.len == 2,
+                                           ngx_http_identity_admin_events_done)
+            != NGX_OK)
+        {
+            actx->msg = "the session store is unavailable";
+            return NGX_HTTP_SERVICE_UNAVAILABLE;
+        }
+
+        return NGX_OK;
+    }
+
+    q->base = actx->base;
+
+    if (ngx_http_identity_events_query(r, q, &actx->msg) != NGX_OK) {
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    if (ngx_http_identity_events_list(r, q,
+                                      ngx_http_identity_admin_events_done)
+        != NGX_OK)
+    {
+        actx->msg = "the session store is unavailable";
+        return NGX_HTTP_SERVICE_UNAVAILABLE;
+    }
+
+    return NGX_OK;
+}
+
+
+/* the page or the stats, as events_admin.c made them */
+
+static void
+ngx_http_identity_admin_events_done(ngx_http_request_t *r, ngx_int_t rc,
+    json_t *body)
+{
+    ngx_http_identity_admin_finish(r, rc == NGX_OK
+                                      ? NGX_HTTP_OK
+                                      : NGX_HTTP_SERVICE_UNAVAILABLE,
+                                   body);
 }
 
 

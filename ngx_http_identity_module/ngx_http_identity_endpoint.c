@@ -26,6 +26,7 @@
 #include "ngx_http_identity_request.h"
 #include "ngx_http_identity_store.h"
 #include "ngx_http_identity_endpoint.h"
+#include "ngx_http_identity_events.h"
 #include "ngx_http_identity_metrics.h"
 
 
@@ -174,6 +175,14 @@ ngx_http_identity_endpoint_resume(ngx_http_request_t *r)
 }
 
 
+/* an audit event's reason, by NGX_HTTP_IDENTITY_ERROR_* */
+
+static char  *ngx_http_identity_fail_reasons[] = {
+    "state", "link", "cancelled", "refused", "unavailable", "provider",
+    "internal"
+};
+
+
 /*
  * Every way a login can fail at an endpoint ends here: a page that says
  * what happened instead of nginx's bare one.  Returns what the request is
@@ -258,6 +267,16 @@ ngx_http_identity_endpoint_failed(ngx_http_request_t *r, ngx_int_t rc)
         reason = (rc >= NGX_HTTP_INTERNAL_SERVER_ERROR)
                  ? NGX_HTTP_IDENTITY_ERROR_INTERNAL
                  : NGX_HTTP_IDENTITY_ERROR_LINK;
+    }
+
+    /* where a provider's answer arrives: SAML's ACS refuses a response */
+
+    if (flags & (NGX_HTTP_IDENTITY_ROUTE_FINISH|NGX_HTTP_IDENTITY_ROUTE_BACK))
+    {
+        ngx_http_identity_event_login(r, 0, ctx->fail_reason
+                                            ? ctx->fail_reason
+                                            : ngx_http_identity_fail_reasons[
+                                                  reason]);
     }
 
     return ngx_http_identity_fail(r, rc, reason);

@@ -23,6 +23,7 @@
 #include "ngx_http_identity_cookie.h"
 #include "ngx_http_identity_crypto.h"
 #include "ngx_http_identity_error.h"
+#include "ngx_http_identity_events.h"
 #include "ngx_http_identity_metrics.h"
 #include "ngx_http_identity_protocol.h"
 #include "ngx_http_identity_request.h"
@@ -314,6 +315,7 @@ ngx_http_identity_login_done(ngx_http_request_t *r)
 
     ngx_http_identity_metrics_login(ctx->provider,
                                     NGX_HTTP_IDENTITY_LOGIN_SUCCESS);
+    ngx_http_identity_event_login(r, 1, NULL);
 
     ngx_str_null(&empty);
 

@@ -36,6 +36,7 @@
 #include "ngx_http_identity_crypto.h"
 #include "ngx_http_identity_endpoint.h"
 #include "ngx_http_identity_meta.h"
+#include "ngx_http_identity_events.h"
 #include "ngx_http_identity_metrics.h"
 #include "ngx_http_identity_node.h"
 #include "ngx_http_identity_protocol.h"
@@ -79,6 +80,20 @@ static ngx_command_t  ngx_http_identity_commands[] = {
     { ngx_string("identity_session_cache"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
       ngx_http_identity_cache_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("identity_audit_stream_size"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_identity_main_conf_t, audit_stream_size),
+      NULL },
+
+    { ngx_string("identity_audit_log"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      ngx_http_identity_audit_log,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
@@ -327,6 +342,7 @@ ngx_http_identity_create_main_conf(ngx_conf_t *cf)
     }
 
     imcf->protocols = ngx_http_identity_protocols;
+    imcf->audit_stream_size = NGX_CONF_UNSET;
 
     return imcf;
 }
@@ -364,6 +380,8 @@ ngx_http_identity_init_main_conf(ngx_conf_t *cf, void *conf)
     if (ngx_http_identity_meta_init_conf(cf, imcf) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
+
+    ngx_conf_init_value(imcf->audit_stream_size, 10000);
 
     if (imcf->key_prefix.data == NULL) {
         ngx_str_set(&imcf->key_prefix, "identity:");

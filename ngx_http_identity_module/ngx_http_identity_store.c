@@ -26,13 +26,19 @@
  *   P login:<sha256(state)>       hash, a pending login; TTL 10 minutes
  *   P verified:<sha256(key)>      hash, a SAML login verified at the ACS,
  *                                 waiting for its browser; TTL 60 s
+ *   P audit                       stream, the audit events (events.c):
+ *                                 {action, user, doc}, MAXLEN ~
+ *                                 identity_audit_stream_size
+ *   P logins:<yyyymmdd>           hash "HH:success|failure" -> logins
+ *                                 that hour (UTC); TTL 9 days
  *
  * and the sites an identity used (NGX_HTTP_IDENTITY_LUA_SITE below).
  *
  * In a Redis Cluster, P is followed by a shard's hash tag, {@0} to {@f}
  * (store_cmd.c): an identity's keys, its sessions' and its entries in the
  * indexes are in one shard, the first digit of its id after "au_" and of
- * its sessions' hashes; the nodes' keys are in {@n}.
+ * its sessions' hashes; the nodes' keys are in {@n}, the audit events'
+ * stream and login counters in {@0}.
  *
  * Only hashes of the cookie, the state and the key are stored.  Entries of
  * "sessions" that ended are swept by each login, a bounded amount at a

@@ -985,7 +985,7 @@ ngx_http_identity_delete_handler(ngx_http_request_t *r, redisReply *reply,
 
     if (reply == NULL
         || reply->type != REDIS_REPLY_ARRAY
-        || reply->elements != 2
+        || reply->elements < 2
         || reply->element[0]->type != REDIS_REPLY_INTEGER
         || reply->element[1]->type != REDIS_REPLY_INTEGER)
     {

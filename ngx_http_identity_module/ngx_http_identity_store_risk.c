@@ -26,6 +26,7 @@
 #include <jansson.h>
 
 #include "ngx_http_identity_types.h"
+#include "ngx_http_identity_events.h"
 #include "ngx_http_identity_request.h"
 #include "ngx_http_identity_meta.h"
 #include "ngx_http_identity_metrics.h"
@@ -325,6 +326,7 @@ ngx_http_identity_risk_decide(ngx_http_request_t *r, redisReply **e,
     char                           *s;
     size_t                          n, dn, i;
     double                          km;
+    ngx_str_t                       uid;
     json_t                         *flags, *f;
     time_t                          dt;
     ngx_int_t                       here;
@@ -547,7 +549,7 @@ history:
         s = (char *) ngx_http_identity_risk_signals[ctx->risk_denied - 1];
         n = ngx_strlen(s);
 
-        ctx->risk_reason.data = ngx_pnalloc(r->pool, 5 + n);
+        ctx->risk_reason.data = ngx_pnalloc(r->pool, sizeof("risk:") + n);
         if (ctx->risk_reason.data == NULL) {
             goto failed;
         }
@@ -555,6 +557,22 @@ history:
         ctx->risk_reason.len = ngx_sprintf(ctx->risk_reason.data, "risk:%s",
                                            s)
                                - ctx->risk_reason.data;
+        ctx->risk_reason.data[ctx->risk_reason.len] = '\0';
+
+        /* the login's failure event names it, and whose (endpoint.c) */
+        ctx->fail_reason = (char *) ctx->risk_reason.data;
+
+        if (e && e[0]->len <= 64) {
+            uid.len = e[0]->len;
+            uid.data = (u_char *) e[0]->str;
+
+            ctx->session.identity_id.data = ngx_pstrdup(r->pool, &uid);
+            if (ctx->session.identity_id.data == NULL) {
+                goto failed;
+            }
+
+            ctx->session.identity_id.len = uid.len;
+        }
     }
 
     /*
@@ -870,7 +888,9 @@ static void
 ngx_http_identity_risk_revoked(ngx_http_request_t *r, redisReply *reply,
     void *data)
 {
-    ngx_http_identity_ctx_t  *ctx;
+    ngx_http_identity_ctx_t      *ctx;
+    ngx_http_identity_event_t     ev;
+    ngx_http_identity_session_t   whose;
 
     ctx = ngx_http_identity_get_ctx(r);
 
@@ -892,6 +912,23 @@ ngx_http_identity_risk_revoked(ngx_http_request_t *r, redisReply *reply,
 
     ngx_http_identity_metrics_revoked(NGX_HTTP_IDENTITY_REVOKED_RISK,
                                       (ngx_uint_t) reply->element[0]->integer);
+
+    /*
+     * one event for the sessions ended: the user and the client of the
+     * login that ended them, without the new session's id
+     */
+
+    whose = ctx->session;
+    ngx_str_null(&whose.id);
+
+    ngx_memzero(&ev, sizeof(ngx_http_identity_event_t));
+    ev.action = "session_revoked";
+    ngx_str_set(&ev.reason, "risk");
+    ev.session = &whose;
+    ev.provider = ctx->session.provider;
+    ev.count = reply->element[0]->integer;
+
+    ngx_http_identity_event(r, &ev);
 
     /* answered, as a DELETE is, once every node has forgotten them */
 

@@ -156,6 +156,9 @@ typedef struct {
                                                      identity_cookie_name
                                                      in use, stripped in
                                                      every server */
+    ngx_int_t                        audit_stream_size;  /* 0: no stream */
+    ngx_open_file_t                 *audit_file;  /* identity_audit_log */
+    ngx_syslog_peer_t               *audit_syslog;
 } ngx_http_identity_main_conf_t;
 
 
@@ -257,6 +260,8 @@ struct ngx_http_identity_ctx_s {
     ngx_http_identity_provider_t    *provider;
 
     void                            *admin;           /* admin API state */
+    char                            *fail_reason;     /* a failed login's,
+                                                         for its event */
 
     ngx_str_t                        risk_seen[4];    /* the identity's
                                                          countries, devices,

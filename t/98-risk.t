@@ -333,6 +333,47 @@ like($m, qr/^identity_revocations_total\{source="risk"\} 1$/m, 'one session revo
 like($m, qr/^identity_logins_total\{provider="test",outcome="denied"\} 4$/m,
      'the risk denials are denied logins');
 
+# ------------------------------------------------------------ events
+
+# the audit events (docs/events.md) of the flags, the denials and the
+# revocation, read back through the API; sent without waiting for Redis
+sub events_of {
+    my ($query, $want) = @_;
+    my $found = [];
+    for (1 .. 100) {
+        my ($st, $j) = api_get("app/events?$query");
+        $found = [grep { $want->($_) } @{ref $j ? $j->{events} : []}];
+        last if @$found;
+        select undef, undef, undef, 0.05;
+    }
+    return $found;
+}
+
+my $flagged = events_of("action=risk_flagged&user=$uid",
+    sub { ($_[0]{session}{id} // '') eq $s2->{id} });
+is(scalar @$flagged, 1, "risk_flagged: one event for alice's Paris session");
+is_deeply([map { $_->{signal} } @{$flagged->[0]{risk} || []}],
+          [map { $_->{signal} } @{risk_of($s2->{id})}],
+          'the event carries the session\'s flags');
+is($flagged->[0]{source}{geo}{country_iso_code}, 'FR', 'and where it came from');
+
+my $denied = events_of('action=login', sub {
+    ($_[0]{event}{outcome} // '') eq 'failure'
+        && ($_[0]{event}{reason} // '') eq 'risk:new_country' });
+ok(scalar @$denied >= 1, 'a login denied by risk: a failure event, reason risk:new_country');
+is($denied->[0]{user}{id}, $dave, "naming dave") or diag(explain($denied->[0])) if @$denied;
+ok(!$denied->[0]{session}{id}, 'and no session') if @$denied;
+
+my $travel = events_of('action=login', sub {
+    ($_[0]{event}{reason} // '') eq 'risk:impossible_travel' });
+ok(scalar @$travel >= 2, 'impossible travel denied: reason risk:impossible_travel');
+
+my $revoked = events_of("action=session_revoked&user=$sf2->{uid}", sub {
+    ($_[0]{event}{reason} // '') eq 'risk' });
+is(scalar @$revoked, 1, 'revoke_others: one session_revoked event, reason risk');
+is($revoked->[0]{identity}{sessions}, 1, 'counting the one session ended') if @$revoked;
+ok(!$revoked->[0]{session}{id}, 'not naming the new session as revoked') if @$revoked;
+
 # ------------------------------------------------------------ filters
 
 sub ids {
