@@ -139,7 +139,7 @@ my $token_id = 'token:' . substr(Digest::SHA::sha256_hex($token), 0, 8);
 
 # an event is sent without waiting for Redis: the last may follow its answer
 for (1 .. 100) {
-    last if ($t->redis('XLEN', 'identity:audit') // 0) >= 13;
+    last if ($t->redis('XLEN', 'identity:audit') // 0) >= 14;
     Time::HiRes::sleep(0.05);
 }
 my $entries = $t->redis('XRANGE', 'identity:audit', '-', '+') || [];
@@ -174,6 +174,8 @@ my @expect = (
       user => $b1->{uid} ],
     [ 'revoked by the API', action => 'session_revoked', reason => 'api', user => $token_id ],
     [ 'logout', action => 'logout', user => $a1->{uid} ],
+    # alice's second login, by another user agent: a new device (docs/risk.md)
+    [ 'risk flagged', action => 'risk_flagged', user => $a1->{uid} ],
     [ 'revoked at logout', action => 'session_revoked', reason => 'logout', user => $a1->{uid} ],
     [ 'revoked back-channel', action => 'session_revoked', reason => 'backchannel' ],
     [ 'expired', action => 'session_expired', reason => 'max_duration', user => $a3->{uid} ],
@@ -188,6 +190,10 @@ for my $x (@expect) {
     ok(find_event(\@stream, %want), "stream: $name");
 }
 
+my $flag = find_event(\@stream, action => 'risk_flagged');
+is_deeply([map { $_->{signal} } @{$flag->{risk} || []}], ['new_device'],
+          'risk_flagged: the new device, with its flag');
+is($flag->{session}{id}, $a2->{id}, 'risk_flagged: the session of the second login');
 my $login = find_event(\@stream, action => 'login', outcome => 'success', user => $a1->{uid});
 is($login->{user}{email}, 'alice@example.test', 'user.email');
 is($login->{user}{name}, 'Alice Example', 'user.name');
