@@ -112,3 +112,14 @@ $(BUILD)/unit/parse_check: unit/parse_check.c unit/ngx_stubs.c \
 		-Ingx_http_identity_module -Iunit -o $@ \
 		unit/parse_check.c unit/ngx_stubs.c \
 		ngx_http_identity_module/ngx_http_identity_parse.c
+
+# the risk signals' arithmetic (ngx_http_identity_risk.c): t/98-risk.t
+unit: $(BUILD)/unit/risk_check
+
+$(BUILD)/unit/risk_check: unit/risk_check.c \
+		ngx_http_identity_module/ngx_http_identity_risk.c \
+		ngx_http_identity_module/ngx_http_identity_risk.h
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -Wall -Wextra -Werror -Ingx_http_identity_module -o $@ \
+		unit/risk_check.c ngx_http_identity_module/ngx_http_identity_risk.c \
+		-lm

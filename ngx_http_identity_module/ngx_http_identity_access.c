@@ -27,6 +27,7 @@
 #include "ngx_http_identity_request.h"
 #include "ngx_http_identity_rules.h"
 #include "ngx_http_identity_store.h"
+#include "ngx_http_identity_events.h"
 #include "ngx_http_identity_access.h"
 
 
@@ -280,6 +281,8 @@ ngx_http_identity_session_checked(ngx_http_request_t *r,
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "identity: session \"%V\" reached its maximum duration",
                       &s->id);
+        ngx_http_identity_event_session(r, "session_expired",
+                                        "max_duration", -1);
         return ngx_http_identity_unauthenticated(r, ctx, ilcf);
     }
 

@@ -15,7 +15,8 @@
  *
  * relative to the location holding "identity_admin", with GET app/me (who
  * is signed in, and the CSRF token), GET metrics (Prometheus's text,
- * metrics.c), and the dashboard at the location's root.  A request is
+ * metrics.c), GET app/events and app/stats/logins (the audit events,
+ * events_admin.c), and the dashboard at the location's root.  A request is
  * admitted with the bearer token, or with a session the location's
  * "identity" and rules admitted; a session's DELETE must carry the
  * X-CSRF-Token that app/me gave.  Lists are newest
@@ -43,6 +44,7 @@
 #include "ngx_http_identity_admin_json.h"
 #include "ngx_http_identity_dashboard.h"
 #include "ngx_http_identity_redis.h"
+#include "ngx_http_identity_events.h"
 #include "ngx_http_identity_metrics.h"
 
 
@@ -58,6 +60,7 @@ typedef struct {
     ngx_str_t                        base;      /* scheme://host/location/ */
     ngx_str_t                        file;      /* of the dashboard */
     ngx_http_identity_store_query_t  query;
+    ngx_http_identity_events_query_t events;
     char                            *msg;       /* of a refusal */
     ngx_uint_t                       by_session;
 } ngx_http_identity_admin_ctx_t;
@@ -69,6 +72,8 @@ static ngx_int_t ngx_http_identity_admin_query(ngx_http_request_t *r,
     ngx_http_identity_admin_ctx_t *actx);
 static ngx_int_t ngx_http_identity_admin_arg(ngx_http_request_t *r,
     char *name, ngx_str_t *value);
+static ngx_int_t ngx_http_identity_admin_risk_filters(ngx_http_request_t *r,
+    ngx_http_identity_admin_ctx_t *actx, ngx_http_identity_store_query_t *q);
 static ngx_int_t ngx_http_identity_admin_authorized(ngx_http_request_t *r,
     ngx_http_identity_loc_conf_t *ilcf);
 static ngx_int_t ngx_http_identity_admin_csrf(ngx_http_request_t *r,
@@ -93,6 +98,12 @@ static u_char *ngx_http_identity_admin_list_uri(u_char *p,
     ngx_http_identity_admin_ctx_t *actx);
 static json_t *ngx_http_identity_admin_next(ngx_http_request_t *r,
     ngx_http_identity_admin_ctx_t *actx, ngx_str_t *cursor);
+static void ngx_http_identity_admin_event(ngx_http_request_t *r,
+    ngx_http_identity_admin_ctx_t *actx);
+static ngx_int_t ngx_http_identity_admin_events(ngx_http_request_t *r,
+    ngx_http_identity_admin_ctx_t *actx);
+static void ngx_http_identity_admin_events_done(ngx_http_request_t *r,
+    ngx_int_t rc, json_t *body);
 static void ngx_http_identity_admin_finish(ngx_http_request_t *r,
     ngx_int_t status, json_t *body);
 
@@ -180,6 +191,18 @@ ngx_http_identity_admin_handler(ngx_http_request_t *r)
 
     case ngx_http_identity_metrics_route:
         return ngx_http_identity_admin_metrics(r);
+
+    case ngx_http_identity_events_route:
+    case ngx_http_identity_stats_route:
+        rc = ngx_http_identity_admin_events(r, actx);
+        if (rc != NGX_OK) {
+            return ngx_http_identity_admin_json_error(r, rc,
+                                                      actx->msg ? actx->msg
+                                                      : "internal error");
+        }
+
+        r->main->count++;
+        return NGX_DONE;
 
     case ngx_http_identity_users:
     case ngx_http_identity_sessions:
@@ -368,6 +391,78 @@ ngx_http_identity_admin_query(ngx_http_request_t *r,
         || ngx_http_identity_admin_arg(r, "id", &q->id) == NGX_ERROR)
     {
         actx->msg = "invalid filter";
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    return ngx_http_identity_admin_risk_filters(r, actx, q);
+}
+
+
+/*
+ * The sessions' own filters (docs/admin-api.md): country=XX, a device
+ * type, risk=any or a signal; each exact, on lists of sessions only
+ */
+
+static ngx_int_t
+ngx_http_identity_admin_risk_filters(ngx_http_request_t *r,
+    ngx_http_identity_admin_ctx_t *actx, ngx_http_identity_store_query_t *q)
+{
+    ngx_str_t   *v;
+    ngx_uint_t   i, ok;
+
+    static char  *devices[] = { "Desktop", "Mobile", "Tablet", "Bot",
+                                "Other", NULL };
+    static char  *risks[] = { "any", "new_country", "new_device",
+                              "impossible_travel", "concurrent_sessions",
+                              NULL };
+
+    if (ngx_http_identity_admin_arg(r, "country", &q->country) == NGX_ERROR
+        || ngx_http_identity_admin_arg(r, "device", &q->device) == NGX_ERROR
+        || ngx_http_identity_admin_arg(r, "risk", &q->risk) == NGX_ERROR)
+    {
+        actx->msg = "invalid filter";
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    if (!q->sessions && (q->country.len || q->device.len || q->risk.len)) {
+        actx->msg = "country, device and risk filter sessions only";
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    v = &q->country;
+
+    if (v->len && (v->len != 2
+                   || v->data[0] < 'A' || v->data[0] > 'Z'
+                   || v->data[1] < 'A' || v->data[1] > 'Z'))
+    {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "identity: admin: invalid country \"%V\"", v);
+        actx->msg = "country must be two capital letters (ISO 3166-1)";
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    for (ok = (q->device.len == 0), i = 0; !ok && devices[i]; i++) {
+        ok = (q->device.len == ngx_strlen(devices[i])
+              && ngx_strncmp(q->device.data, devices[i], q->device.len) == 0);
+    }
+
+    if (!ok) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "identity: admin: invalid device \"%V\"", &q->device);
+        actx->msg = "device must be Desktop, Mobile, Tablet, Bot or Other";
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    for (ok = (q->risk.len == 0), i = 0; !ok && risks[i]; i++) {
+        ok = (q->risk.len == ngx_strlen(risks[i])
+              && ngx_strncmp(q->risk.data, risks[i], q->risk.len) == 0);
+    }
+
+    if (!ok) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "identity: admin: invalid risk \"%V\"", &q->risk);
+        actx->msg = "risk must be any, new_country, new_device, "
+                    "impossible_travel or concurrent_sessions";
         return NGX_HTTP_BAD_REQUEST;
     }
 
@@ -750,11 +845,12 @@ ngx_http_identity_admin_next(ngx_http_request_t *r,
     u_char                           *p;
     size_t                            len;
     json_t                           *next;
-    ngx_str_t                        *f[3];
+    ngx_str_t                        *f[6];
     ngx_uint_t                        i;
     ngx_http_identity_store_query_t  *q;
 
-    static char  *names[] = { "provider", "user", "id" };
+    static char  *names[] = { "provider", "user", "id", "country", "device",
+                              "risk" };
 
     if (cursor->len == 0) {
         return json_null();
@@ -764,12 +860,15 @@ ngx_http_identity_admin_next(ngx_http_request_t *r,
     f[0] = &q->provider;
     f[1] = &q->user;
     f[2] = &q->id;
+    f[3] = &q->country;
+    f[4] = &q->device;
+    f[5] = &q->risk;
 
     len = actx->base.len + sizeof("app/users/au_/sessions") - 1 + 32
           + sizeof("?limit=100&before_id=") - 1 + cursor->len
           + sizeof("&endpoint=ep_") - 1 + q->site.len;
 
-    for (i = 0; i < 3; i++) {
+    for (i = 0; i < 6; i++) {
         len += sizeof("&provider=") - 1 + 3 * f[i]->len;
     }
 
@@ -786,7 +885,7 @@ ngx_http_identity_admin_next(ngx_http_request_t *r,
         p = ngx_http_identity_admin_list_uri(p, actx);
         p = ngx_sprintf(p, "?limit=%ui&before_id=%V", q->limit, cursor);
 
-        for (i = 0; i < 3; i++) {
+        for (i = 0; i < 6; i++) {
             if (f[i]->len) {
                 p = ngx_sprintf(p, "&%s=", names[i]);
                 p = (u_char *) ngx_escape_uri(p, f[i]->data, f[i]->len,
@@ -879,7 +978,94 @@ ngx_http_identity_admin_delete_done(ngx_http_request_t *r,
                   actx->route == ngx_http_identity_user ? "user" : "session",
                   &actx->id);
 
+    ngx_http_identity_admin_event(r, actx);
+
     ngx_http_identity_admin_finish(r, NGX_HTTP_NO_CONTENT, NULL);
+}
+
+
+/* an admin's write, as an audit event (docs/events.md) */
+
+static void
+ngx_http_identity_admin_event(ngx_http_request_t *r,
+    ngx_http_identity_admin_ctx_t *actx)
+{
+    ngx_http_identity_loc_conf_t  *ilcf;
+
+    ilcf = ngx_http_get_module_loc_conf(r, ngx_http_identity_module);
+
+    ngx_http_identity_event_admin(r, actx->by_session ? NULL
+                                                      : &ilcf->admin_token_hash,
+                                  actx->route == ngx_http_identity_user,
+                                  &actx->id);
+}
+
+
+/* GET app/events?limit=&before_id=&user=&action= and app/stats/logins */
+
+static ngx_int_t
+ngx_http_identity_admin_events(ngx_http_request_t *r,
+    ngx_http_identity_admin_ctx_t *actx)
+{
+    ngx_int_t                          n;
+    ngx_str_t                          v;
+    ngx_http_identity_events_query_t  *q;
+
+    q = &actx->events;
+
+    if (actx->route == ngx_http_identity_stats_route) {
+        n = ngx_http_identity_admin_arg(r, "range", &v);
+
+        if (n == NGX_ERROR
+            || (n == NGX_OK
+                && !(v.len == 3 && ngx_strncmp(v.data, "24h", 3) == 0)
+                && !(v.len == 2 && ngx_strncmp(v.data, "7d", 2) == 0)))
+        {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "identity: admin: invalid range");
+            actx->msg = "range must be 24h or 7d";
+            return NGX_HTTP_BAD_REQUEST;
+        }
+
+        if (ngx_http_identity_events_stats(r, n == NGX_OK && v.len == 2,
+                                           ngx_http_identity_admin_events_done)
+            != NGX_OK)
+        {
+            actx->msg = "the session store is unavailable";
+            return NGX_HTTP_SERVICE_UNAVAILABLE;
+        }
+
+        return NGX_OK;
+    }
+
+    q->base = actx->base;
+
+    if (ngx_http_identity_events_query(r, q, &actx->msg) != NGX_OK) {
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    if (ngx_http_identity_events_list(r, q,
+                                      ngx_http_identity_admin_events_done)
+        != NGX_OK)
+    {
+        actx->msg = "the session store is unavailable";
+        return NGX_HTTP_SERVICE_UNAVAILABLE;
+    }
+
+    return NGX_OK;
+}
+
+
+/* the page or the stats, as events_admin.c made them */
+
+static void
+ngx_http_identity_admin_events_done(ngx_http_request_t *r, ngx_int_t rc,
+    json_t *body)
+{
+    ngx_http_identity_admin_finish(r, rc == NGX_OK
+                                      ? NGX_HTTP_OK
+                                      : NGX_HTTP_SERVICE_UNAVAILABLE,
+                                   body);
 }
 
 

@@ -33,6 +33,7 @@ static void ngx_http_identity_admin_json_self(json_t *obj, ngx_str_t *base,
 static json_t *ngx_http_identity_admin_json_ref(ngx_str_t *base,
     char *kind, ngx_str_t *id);
 static json_t *ngx_http_identity_admin_json_time(time_t t);
+static json_t *ngx_http_identity_admin_json_risk(ngx_str_t *risk);
 
 
 /* ApplicationUser */
@@ -149,8 +150,35 @@ ngx_http_identity_admin_json_session(ngx_http_request_t *r, ngx_str_t *base,
     json_object_set_new(s, "expires_at",
                         ngx_http_identity_admin_json_time(rec->expires_at));
     json_object_set_new(s, "endpoint", ref);
+    json_object_set_new(s, "risk",
+                        ngx_http_identity_admin_json_risk(&rec->risk));
 
     return s;
+}
+
+
+/*
+ * The session's risk flags (store_risk.c wrote them as a JSON array): an
+ * array always, [] when none, or when what Redis holds is not one
+ */
+
+static json_t *
+ngx_http_identity_admin_json_risk(ngx_str_t *risk)
+{
+    json_t  *v;
+
+    if (risk->len == 0) {
+        return json_array();
+    }
+
+    v = json_loadb((char *) risk->data, risk->len, 0, NULL);
+
+    if (v == NULL || !json_is_array(v)) {
+        json_decref(v);
+        return json_array();
+    }
+
+    return v;
 }
 
 

@@ -26,6 +26,7 @@
 #include "ngx_http_identity_request.h"
 #include "ngx_http_identity_store.h"
 #include "ngx_http_identity_endpoint.h"
+#include "ngx_http_identity_events.h"
 #include "ngx_http_identity_metrics.h"
 
 
@@ -174,6 +175,14 @@ ngx_http_identity_endpoint_resume(ngx_http_request_t *r)
 }
 
 
+/* an audit event's reason, by NGX_HTTP_IDENTITY_ERROR_* */
+
+static char  *ngx_http_identity_fail_reasons[] = {
+    "state", "link", "cancelled", "refused", "unavailable", "provider",
+    "internal"
+};
+
+
 /*
  * Every way a login can fail at an endpoint ends here: a page that says
  * what happened instead of nginx's bare one.  Returns what the request is
@@ -237,6 +246,12 @@ ngx_http_identity_endpoint_failed(ngx_http_request_t *r, ngx_int_t rc)
         break;
 
     case NGX_HTTP_FORBIDDEN:
+
+        if (ctx->risk_denied) {
+            reason = NGX_HTTP_IDENTITY_ERROR_RISK + ctx->risk_denied - 1;
+            break;
+        }
+
         reason = ((flags & NGX_HTTP_IDENTITY_ROUTE_CANCEL)
                   && ngx_http_arg(r, (u_char *) "error", 5, &arg) == NGX_OK)
                  ? NGX_HTTP_IDENTITY_ERROR_CANCELLED
@@ -252,6 +267,16 @@ ngx_http_identity_endpoint_failed(ngx_http_request_t *r, ngx_int_t rc)
         reason = (rc >= NGX_HTTP_INTERNAL_SERVER_ERROR)
                  ? NGX_HTTP_IDENTITY_ERROR_INTERNAL
                  : NGX_HTTP_IDENTITY_ERROR_LINK;
+    }
+
+    /* where a provider's answer arrives: SAML's ACS refuses a response */
+
+    if (flags & (NGX_HTTP_IDENTITY_ROUTE_FINISH|NGX_HTTP_IDENTITY_ROUTE_BACK))
+    {
+        ngx_http_identity_event_login(r, 0, ctx->fail_reason
+                                            ? ctx->fail_reason
+                                            : ngx_http_identity_fail_reasons[
+                                                  reason]);
     }
 
     return ngx_http_identity_fail(r, rc, reason);

@@ -59,7 +59,29 @@ static ngx_http_identity_error_t  ngx_http_identity_errors[] = {
 
     { ngx_string("internal_error"),
       ngx_string("Something went wrong on this site while signing you "
-                 "in.") }
+                 "in.") },
+
+    /* the risk signals, in the order of ngx_http_identity_risk.h */
+
+    { ngx_string("risk_new_country"),
+      ngx_string("This sign-in was blocked because it came from a country "
+                 "this account has not used before. Contact your "
+                 "administrator.") },
+
+    { ngx_string("risk_new_device"),
+      ngx_string("This sign-in was blocked because it came from a kind of "
+                 "device or an operating system this account has not used "
+                 "before. Contact your administrator.") },
+
+    { ngx_string("risk_impossible_travel"),
+      ngx_string("This sign-in was blocked because it came from too far "
+                 "away from the last one for the time between them. "
+                 "Contact your administrator.") },
+
+    { ngx_string("risk_concurrent_sessions"),
+      ngx_string("This sign-in was blocked because this account has too "
+                 "many sessions open. Sign out elsewhere, or contact your "
+                 "administrator.") }
 };
 
 

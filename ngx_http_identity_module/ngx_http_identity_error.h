@@ -35,6 +35,8 @@
 #define NGX_HTTP_IDENTITY_ERROR_UNAVAILABLE  4
 #define NGX_HTTP_IDENTITY_ERROR_PROVIDER     5
 #define NGX_HTTP_IDENTITY_ERROR_INTERNAL     6
+/* denied by a risk signal: this, plus the signal (store_risk.h) */
+#define NGX_HTTP_IDENTITY_ERROR_RISK         7
 
 
 #define NGX_HTTP_IDENTITY_RETRY_AFTER        "10"

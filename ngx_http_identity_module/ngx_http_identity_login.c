@@ -23,19 +23,24 @@
 #include "ngx_http_identity_cookie.h"
 #include "ngx_http_identity_crypto.h"
 #include "ngx_http_identity_error.h"
+#include "ngx_http_identity_events.h"
 #include "ngx_http_identity_metrics.h"
 #include "ngx_http_identity_protocol.h"
 #include "ngx_http_identity_request.h"
 #include "ngx_http_identity_store.h"
+#include "ngx_http_identity_store_risk.h"
 #include "ngx_http_identity_login.h"
 
 
 enum {
     ngx_http_identity_finish_verify = 0,
-    ngx_http_identity_finish_create
+    ngx_http_identity_finish_risk,
+    ngx_http_identity_finish_create,
+    ngx_http_identity_finish_revoke
 };
 
 
+static ngx_int_t ngx_http_identity_login_risk(ngx_http_request_t *r);
 static ngx_int_t ngx_http_identity_login_create(ngx_http_request_t *r);
 static ngx_int_t ngx_http_identity_login_done(ngx_http_request_t *r);
 
@@ -182,20 +187,57 @@ ngx_http_identity_login_finish(ngx_http_request_t *r,
                        "identity: login verified by \"%V\"",
                        &ctx->provider->name);
 
+        ctx->finish = ngx_http_identity_finish_risk;
+
+        return ngx_http_identity_login_risk(r);
+
+    case ngx_http_identity_finish_risk:
+
+        if (ctx->redis_error) {
+            return NGX_HTTP_SERVICE_UNAVAILABLE;
+        }
+
+        /* a denial by risk ends as a denial by the rules: 403, no session */
+
+        if (ctx->risk_denied) {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "identity: login of \"%V\" with \"%V\" denied "
+                          "by \"%V\"", &ctx->claims.provider_user_id,
+                          &ctx->provider->name, &ctx->risk_reason);
+            return NGX_HTTP_FORBIDDEN;
+        }
+
         ctx->finish = ngx_http_identity_finish_create;
 
         return ngx_http_identity_login_create(r);
 
-    default: /* ngx_http_identity_finish_create */
+    case ngx_http_identity_finish_create:
+
+        if (ctx->risk_revoke && ctx->found && !ctx->redis_error) {
+            ctx->finish = ngx_http_identity_finish_revoke;
+
+            if (ngx_http_identity_risk_revoke(r) != NGX_OK) {
+                return NGX_HTTP_SERVICE_UNAVAILABLE;
+            }
+
+            return NGX_AGAIN;
+        }
+
+        return ngx_http_identity_login_done(r);
+
+    default: /* ngx_http_identity_finish_revoke */
         return ngx_http_identity_login_done(r);
     }
 }
 
 
-/* a login was accepted: a new session, for ngx_http_identity_login_done() */
+/*
+ * The claims gate, then the risk signals (store_risk.c): compared with
+ * the identity's history before the session is made
+ */
 
 static ngx_int_t
-ngx_http_identity_login_create(ngx_http_request_t *r)
+ngx_http_identity_login_risk(ngx_http_request_t *r)
 {
     ngx_int_t                       rc;
     ngx_http_identity_ctx_t        *ctx;
@@ -216,6 +258,23 @@ ngx_http_identity_login_create(ngx_http_request_t *r)
     if (rc != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+
+    if (ngx_http_identity_risk_check(r) != NGX_OK) {
+        return NGX_HTTP_SERVICE_UNAVAILABLE;
+    }
+
+    return NGX_AGAIN;
+}
+
+
+/* a login was accepted: a new session, for ngx_http_identity_login_done() */
+
+static ngx_int_t
+ngx_http_identity_login_create(ngx_http_request_t *r)
+{
+    ngx_http_identity_ctx_t  *ctx;
+
+    ctx = ngx_http_identity_get_ctx(r);
 
     if (ngx_http_identity_random(r->pool, 32, &ctx->token) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -256,6 +315,7 @@ ngx_http_identity_login_done(ngx_http_request_t *r)
 
     ngx_http_identity_metrics_login(ctx->provider,
                                     NGX_HTTP_IDENTITY_LOGIN_SUCCESS);
+    ngx_http_identity_event_login(r, 1, NULL);
 
     ngx_str_null(&empty);
 

@@ -40,6 +40,7 @@ typedef struct {
     ngx_uint_t                       nproviders;
     ngx_atomic_t                     denials[3];
     ngx_atomic_t                     revoked[5];
+    ngx_atomic_t                     risk[4 * 3];      /* signal, action */
     ngx_atomic_t                     cache[2];         /* misses, hits */
     ngx_http_identity_histogram_t    redis;
 
@@ -71,6 +72,15 @@ static uint64_t  ngx_http_identity_metrics_le[] = {
 static char  *ngx_http_identity_metrics_le_text[] = {
     "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25",
     "0.5", "1", "2.5", "5", "10", "+Inf"
+};
+
+/* as ngx_http_identity_risk.c names them (this file includes no other) */
+static char  *ngx_http_identity_metrics_signals[] = {
+    "new_country", "new_device", "impossible_travel", "concurrent_sessions"
+};
+
+static char  *ngx_http_identity_metrics_actions[] = {
+    "flag", "deny", "revoke_others"
 };
 
 static char  *ngx_http_identity_metrics_outcomes[] = {
@@ -203,6 +213,19 @@ ngx_http_identity_metrics_denial(ngx_uint_t reason)
 }
 
 
+/* a signal raised at a login, and what its action was */
+
+void
+ngx_http_identity_metrics_risk(ngx_uint_t signal, ngx_uint_t action)
+{
+    if (ngx_http_identity_metrics && signal < 4 && action < 3) {
+        (void) ngx_atomic_fetch_add(
+                       &ngx_http_identity_metrics->risk[signal * 3 + action],
+                       1);
+    }
+}
+
+
 void
 ngx_http_identity_metrics_revoked(ngx_uint_t source, ngx_uint_t n)
 {
@@ -320,7 +343,7 @@ ngx_http_identity_metrics_render(ngx_pool_t *pool,
 
     ngx_str_set(&none, "");
 
-    len = 8192;
+    len = 8192 + 2048;
 
     for (i = 0; i < n; i++) {
         len += (3 + NGX_HTTP_IDENTITY_CALLS
@@ -391,6 +414,21 @@ ngx_http_identity_metrics_render(ngx_pool_t *pool,
     for (j = 0; j < 5; j++) {
         p = ngx_sprintf(p, "identity_revocations_total{source=\"%s\"} %uA\n",
                         ngx_http_identity_metrics_sources[j], sh->revoked[j]);
+    }
+
+    p = ngx_sprintf(p,
+            "# HELP identity_risk_signals_total Risk signals raised at "
+            "logins, by signal and the action taken.\n"
+            "# TYPE identity_risk_signals_total counter\n");
+
+    for (i = 0; i < 4; i++) {
+        for (j = 0; j < 3; j++) {
+            p = ngx_sprintf(p, "identity_risk_signals_total{signal=\"%s\","
+                            "action=\"%s\"} %uA\n",
+                            ngx_http_identity_metrics_signals[i],
+                            ngx_http_identity_metrics_actions[j],
+                            sh->risk[i * 3 + j]);
+        }
     }
 
     if (view->cache) {

@@ -51,6 +51,7 @@ ngx_int_t ngx_http_identity_metrics_init_conf(ngx_conf_t *cf,
 void ngx_http_identity_metrics_login(ngx_http_identity_provider_t *pr,
     ngx_uint_t outcome);
 void ngx_http_identity_metrics_denial(ngx_uint_t reason);
+void ngx_http_identity_metrics_risk(ngx_uint_t signal, ngx_uint_t action);
 void ngx_http_identity_metrics_revoked(ngx_uint_t source, ngx_uint_t n);
 void ngx_http_identity_metrics_cache(ngx_uint_t hit);
 uint64_t ngx_http_identity_metrics_now(void);

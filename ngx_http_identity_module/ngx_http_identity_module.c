@@ -36,6 +36,7 @@
 #include "ngx_http_identity_crypto.h"
 #include "ngx_http_identity_endpoint.h"
 #include "ngx_http_identity_meta.h"
+#include "ngx_http_identity_events.h"
 #include "ngx_http_identity_metrics.h"
 #include "ngx_http_identity_node.h"
 #include "ngx_http_identity_protocol.h"
@@ -44,6 +45,7 @@
 #include "ngx_http_identity_request.h"
 #include "ngx_http_identity_rules.h"
 #include "ngx_http_identity_store.h"
+#include "ngx_http_identity_store_risk.h"
 #include "ngx_http_identity_task.h"
 #include "ngx_http_identity_variables.h"
 
@@ -82,6 +84,20 @@ static ngx_command_t  ngx_http_identity_commands[] = {
       0,
       NULL },
 
+    { ngx_string("identity_audit_stream_size"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_identity_main_conf_t, audit_stream_size),
+      NULL },
+
+    { ngx_string("identity_audit_log"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      ngx_http_identity_audit_log,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("identity_redis_prefix"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_slot,
@@ -106,6 +122,13 @@ static ngx_command_t  ngx_http_identity_commands[] = {
     { ngx_string("identity_path"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
       ngx_http_identity_path,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("identity_risk"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_2MORE,
+      ngx_http_identity_risk_directive,
       NGX_HTTP_SRV_CONF_OFFSET,
       0,
       NULL },
@@ -319,6 +342,7 @@ ngx_http_identity_create_main_conf(ngx_conf_t *cf)
     }
 
     imcf->protocols = ngx_http_identity_protocols;
+    imcf->audit_stream_size = NGX_CONF_UNSET;
 
     return imcf;
 }
@@ -356,6 +380,8 @@ ngx_http_identity_init_main_conf(ngx_conf_t *cf, void *conf)
     if (ngx_http_identity_meta_init_conf(cf, imcf) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
+
+    ngx_conf_init_value(imcf->audit_stream_size, 10000);
 
     if (imcf->key_prefix.data == NULL) {
         ngx_str_set(&imcf->key_prefix, "identity:");
@@ -411,6 +437,11 @@ ngx_http_identity_create_srv_conf(ngx_conf_t *cf)
 
     iscf->public_https = NGX_CONF_UNSET_UINT;
 
+    /* NGX_CONF_UNSET_UINT each */
+    ngx_memset(iscf->risk_action, 0xff, sizeof(iscf->risk_action));
+    iscf->risk_speed = NGX_CONF_UNSET_UINT;
+    iscf->risk_max = NGX_CONF_UNSET_UINT;
+
     return iscf;
 }
 
@@ -427,6 +458,8 @@ ngx_http_identity_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_str_value(conf->path, prev->path, "/_identity/");
     ngx_conf_merge_str_value(conf->public_url, prev->public_url, "");
     ngx_conf_merge_uint_value(conf->public_https, prev->public_https, 0);
+
+    ngx_http_identity_risk_merge(conf, prev);
 
     /*
      * The server's names, for ngx_http_identity_public_origin(): nginx

@@ -258,7 +258,28 @@ ngx_http_identity_oauth2_take(ngx_http_request_t *r)
     if (ngx_http_arg(r, (u_char *) "error", 5, &arg) == NGX_OK) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "identity: provider refused the login: \"%V\"", &arg);
-        return NGX_HTTP_FORBIDDEN;
+
+        /*
+         * A 403 either way; the pending login of this browser's state is
+         * taken all the same, so that the refusal is counted under its
+         * provider and the error page's retry link is its return path
+         */
+
+        if (ngx_http_arg(r, (u_char *) "state", 5, &ctx->state_param)
+            != NGX_OK
+            || ctx->state_param.len != NGX_HTTP_IDENTITY_TOKEN_LEN
+            || ngx_http_identity_cookie_bound(r, &ctx->state_param) != NGX_OK)
+        {
+            return NGX_HTTP_FORBIDDEN;
+        }
+
+        ctx->found = 0;
+
+        if (ngx_http_identity_login_take(r, &ctx->state_param) != NGX_OK) {
+            return NGX_HTTP_FORBIDDEN;
+        }
+
+        return NGX_AGAIN;
     }
 
     if (ngx_http_arg(r, (u_char *) "state", 5, &ctx->state_param) != NGX_OK
@@ -298,9 +319,25 @@ ngx_http_identity_oauth2_take(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_identity_oauth2_taken(ngx_http_request_t *r)
 {
+    ngx_str_t                 arg;
     ngx_http_identity_ctx_t  *ctx;
 
     ctx = ngx_http_identity_get_ctx(r);
+
+    /* the provider refused the login: only its name is wanted */
+
+    if (ngx_http_arg(r, (u_char *) "error", 5, &arg) == NGX_OK) {
+        if (!ctx->redis_error && ctx->found) {
+            ctx->provider = ngx_http_identity_find_provider(r,
+                                                        &ctx->login.provider);
+        }
+
+        if (ctx->provider && ctx->provider->protocol->callback == NULL) {
+            ctx->provider = NULL;
+        }
+
+        return NGX_HTTP_FORBIDDEN;
+    }
 
     if (ctx->redis_error) {
         return NGX_HTTP_SERVICE_UNAVAILABLE;

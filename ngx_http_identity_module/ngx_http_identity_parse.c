@@ -346,6 +346,18 @@ ngx_http_identity_admin_path(ngx_str_t *path, ngx_http_identity_route_e *route,
         return NGX_OK;
     }
 
+    if (path->len == 10 && ngx_strncmp(path->data, "app/events", 10) == 0) {
+        *route = ngx_http_identity_events_route;
+        return NGX_OK;
+    }
+
+    if (path->len == 16
+        && ngx_strncmp(path->data, "app/stats/logins", 16) == 0)
+    {
+        *route = ngx_http_identity_stats_route;
+        return NGX_OK;
+    }
+
     for (kind = 0; kind < 2; kind++) {
         if (path->len >= ngx_http_identity_admin_kinds[kind].len
             && ngx_strncmp(path->data, ngx_http_identity_admin_kinds[kind].data,

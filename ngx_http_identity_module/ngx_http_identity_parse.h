@@ -25,6 +25,8 @@ typedef enum {
     ngx_http_identity_session,
     ngx_http_identity_me,
     ngx_http_identity_metrics_route,
+    ngx_http_identity_events_route,
+    ngx_http_identity_stats_route,
     ngx_http_identity_static
 } ngx_http_identity_route_e;
 

@@ -32,6 +32,7 @@
 #include "ngx_http_identity_request.h"
 #include "ngx_http_identity_rules.h"
 #include "ngx_http_identity_error.h"
+#include "ngx_http_identity_events.h"
 #include "ngx_http_identity_metrics.h"
 
 
@@ -49,6 +50,8 @@ typedef struct {
 
 
 static ngx_uint_t ngx_http_identity_rules_mail_claim(ngx_str_t *claim);
+static void ngx_http_identity_rules_event(ngx_http_request_t *r,
+    ngx_http_identity_session_t *s, char *reason);
 static ngx_int_t ngx_http_identity_rules_keep(ngx_conf_t *cf,
     ngx_str_t *claim);
 static ngx_int_t ngx_http_identity_rules_email(ngx_http_request_t *r,
@@ -257,6 +260,7 @@ ngx_http_identity_rules_check(ngx_http_request_t *r, ngx_array_t *rules,
     if (rc != NGX_OK) {
         if (rc == NGX_DECLINED) {
             ngx_http_identity_metrics_denial(NGX_HTTP_IDENTITY_DENIAL_EMAIL);
+            ngx_http_identity_rules_event(r, s, "rule:email");
         }
 
         return rc;
@@ -296,6 +300,9 @@ ngx_http_identity_rules_check(ngx_http_request_t *r, ngx_array_t *rules,
                                    rule[i].kind == NGX_HTTP_IDENTITY_RULE_GROUP
                                    ? NGX_HTTP_IDENTITY_DENIAL_GROUP
                                    : NGX_HTTP_IDENTITY_DENIAL_CLAIM);
+        ngx_http_identity_rules_event(r, s,
+                                   rule[i].kind == NGX_HTTP_IDENTITY_RULE_GROUP
+                                   ? "rule:group" : "rule:claim");
     }
 
     if (claims) {
@@ -303,6 +310,31 @@ ngx_http_identity_rules_check(ngx_http_request_t *r, ngx_array_t *rules,
     }
 
     return rc;
+}
+
+
+/*
+ * A session the rules refuse: a login refused, as the metrics count it,
+ * with the rule's kind as its reason (docs/events.md)
+ */
+
+static void
+ngx_http_identity_rules_event(ngx_http_request_t *r,
+    ngx_http_identity_session_t *s, char *reason)
+{
+    ngx_http_identity_event_t  ev;
+
+    ngx_memzero(&ev, sizeof(ngx_http_identity_event_t));
+
+    ev.action = "login";
+    ev.outcome = "failure";
+    ev.reason.data = (u_char *) reason;
+    ev.reason.len = ngx_strlen(reason);
+    ev.session = s;
+    ev.provider = s->provider;
+    ev.count = -1;
+
+    ngx_http_identity_event(r, &ev);
 }
 
 

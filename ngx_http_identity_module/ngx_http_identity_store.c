@@ -16,7 +16,9 @@
  *                                 longest maximum duration among them
  *   P sessions                    zset of session ids by creation (ms)
  *   P sweep                       where the sweep of "sessions" goes on
- *   P user:<identity id>          hash, the identity
+ *   P user:<identity id>          hash, the identity, with its risk
+ *                                 history (risk_countries, risk_devices,
+ *                                 risk_last: ngx_http_identity_store_risk.c)
  *   P users                       zset of identity ids by creation (ms)
  *   P user_sessions:<id>          zset of that identity's session ids;
  *                                 TTL that of its longest-lived session
@@ -24,13 +26,19 @@
  *   P login:<sha256(state)>       hash, a pending login; TTL 10 minutes
  *   P verified:<sha256(key)>      hash, a SAML login verified at the ACS,
  *                                 waiting for its browser; TTL 60 s
+ *   P audit                       stream, the audit events (events.c):
+ *                                 {action, user, doc}, MAXLEN ~
+ *                                 identity_audit_stream_size
+ *   P logins:<yyyymmdd>           hash "HH:success|failure" -> logins
+ *                                 that hour (UTC); TTL 9 days
  *
  * and the sites an identity used (NGX_HTTP_IDENTITY_LUA_SITE below).
  *
  * In a Redis Cluster, P is followed by a shard's hash tag, {@0} to {@f}
  * (store_cmd.c): an identity's keys, its sessions' and its entries in the
  * indexes are in one shard, the first digit of its id after "au_" and of
- * its sessions' hashes; the nodes' keys are in {@n}.
+ * its sessions' hashes; the nodes' keys are in {@n}, the audit events'
+ * stream and login counters in {@0}.
  *
  * Only hashes of the cookie, the state and the key are stored.  Entries of
  * "sessions" that ended are swept by each login, a bounded amount at a
@@ -71,7 +79,7 @@
 #include "ngx_http_identity_claims.h"
 
 
-#define NGX_HTTP_IDENTITY_SESSION_FIELDS  30
+#define NGX_HTTP_IDENTITY_SESSION_FIELDS  31
 
 /* fields no request reads, only the admin API */
 #define NGX_HTTP_IDENTITY_NEED_ADMIN      0x80
@@ -151,6 +159,7 @@ ngx_http_identity_field_t  ngx_http_identity_session_fields[] = {
                             NGX_HTTP_IDENTITY_NEED_ADMIN),
     ngx_http_identity_field("radius", meta.radius, 0,
                             NGX_HTTP_IDENTITY_NEED_ADMIN),
+    ngx_http_identity_field("risk", risk, 0, NGX_HTTP_IDENTITY_NEED_ADMIN),
 
     /* not in the session's hash: the admin API's scripts add it */
 
@@ -242,7 +251,8 @@ static ngx_str_t  ngx_http_identity_create_script = ngx_string(
     "local p, sid, th = ARGV[1], ARGV[3], ARGV[4]\n"
     "local now_ms, ep = tonumber(ARGV[5]), ARGV[6]\n"
     "local f, rec = {}, {}\n"
-    "local elsewhere = {issuer = 1, ua = 1}\n"
+    "local elsewhere = {issuer = 1, ua = 1, risk_countries = 1,\n"
+    "                   risk_devices = 1, risk_last = 1}\n"
     "for i = 7, #ARGV, 2 do\n"
     "  local k, v = ARGV[i], ARGV[i + 1]\n"
     "  f[k] = v\n"
@@ -269,6 +279,11 @@ static ngx_str_t  ngx_http_identity_create_script = ngx_string(
     "redis.call('HSET', p .. 'user:' .. uid, 'email', f.email,\n"
     "           'name', f.name, 'username', f.username,\n"
     "           'last_login', now, 'last_active', now)\n"
+    "for _, k in ipairs({'risk_countries', 'risk_devices', 'risk_last'}) do\n"
+    "  if f[k] and f[k] ~= '' then\n"
+    "    redis.call('HSET', p .. 'user:' .. uid, k, f[k])\n"
+    "  end\n"
+    "end\n"
     "local s = p .. 'session:' .. th\n"
     "redis.call('HSET', s, 'v', '4', 'id', sid, 'uid', uid, unpack(rec))\n"
     "redis.call('EXPIRE', s, math.max(1, math.min(idle, expires - now)))\n"
@@ -757,11 +772,15 @@ ngx_http_identity_session_create(ngx_http_request_t *r, ngx_str_t *token)
     if (ngx_http_identity_public_origin(r, &url) != NGX_OK
         || ngx_http_identity_site_hash(r->pool, &url, &site) != NGX_OK
         || ngx_http_identity_session_tokens(r, &sid, tokens) != NGX_OK
-        || ngx_http_identity_meta_collect(r, &m) != NGX_OK
-        || ngx_http_identity_cmd_init(r, &cmd, "EVAL", 80) != NGX_OK)
+        || (!ctx->meta_done
+            && ngx_http_identity_meta_collect(r, &ctx->session.meta)
+               != NGX_OK)
+        || ngx_http_identity_cmd_init(r, &cmd, "EVAL", 88) != NGX_OK)
     {
         return NGX_ERROR;
     }
+
+    m = ctx->session.meta;
 
     /* sessions of one user agent share its record: ua:<64 bits of hash> */
 
@@ -831,6 +850,14 @@ ngx_http_identity_session_create(ngx_http_request_t *r, ngx_str_t *token)
     ngx_http_identity_cmd_field_str(&cmd, "lat", &m.latitude);
     ngx_http_identity_cmd_field_str(&cmd, "lon", &m.longitude);
     ngx_http_identity_cmd_field_str(&cmd, "radius", &m.radius);
+    ngx_http_identity_cmd_field_str(&cmd, "risk", &ctx->risk_seen[3]);
+
+    /* the identity's risk history (store_risk.c), for its record */
+
+    ngx_http_identity_cmd_field_str(&cmd, "risk_countries",
+                                    &ctx->risk_seen[0]);
+    ngx_http_identity_cmd_field_str(&cmd, "risk_devices", &ctx->risk_seen[1]);
+    ngx_http_identity_cmd_field_str(&cmd, "risk_last", &ctx->risk_seen[2]);
 
     ctx->session.created_at = now;
     ctx->session.expires_at = expires;

@@ -57,6 +57,9 @@ typedef struct {
     ngx_str_t    user;
     ngx_str_t    id;
     ngx_str_t    site;          /* sessions of user_id at this site */
+    ngx_str_t    country;       /* sessions: two letters */
+    ngx_str_t    device;        /* sessions: a device type */
+    ngx_str_t    risk;          /* sessions: "any" or a signal */
 } ngx_http_identity_store_query_t;
 
 

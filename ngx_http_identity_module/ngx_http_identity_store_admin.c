@@ -21,6 +21,7 @@
 #include "ngx_http_identity_redis.h"
 #include "ngx_http_identity_store.h"
 #include "ngx_http_identity_store_cmd.h"
+#include "ngx_http_identity_store_risk.h"
 #include "ngx_http_identity_metrics.h"
 
 
@@ -211,7 +212,15 @@ static ngx_str_t  ngx_http_identity_list_script = ngx_string(
     "  end\n"
     "end\n"
     "local function ix(id) return redis.call('ZSCORE', key, id) end\n"
+    "local fcountry, fdevice, frisk = ARGV[13], ARGV[14], ARGV[15]\n"
     "local filtered = fprov ~= '' or fuser ~= '' or fid ~= ''\n"
+    "                 or fcountry ~= '' or fdevice ~= '' or frisk ~= ''\n"
+    "local function risky(v)\n"
+    "  if frisk == '' then return true end\n"
+    "  if not v or v == '' or v == '[]' then return false end\n"
+    "  return frisk == 'any'\n"
+    "         or string.find(v, '[\"' .. frisk .. '\"', 1, true)\n"
+    "end\n"
     "local scan = filtered and tonumber(ARGV[9]) or 4 * (limit + 1)\n"
     "local function has(v, needle)\n"
     "  return v and string.find(string.lower(v), needle, 1, true)\n"
@@ -239,6 +248,9 @@ static ngx_str_t  ngx_http_identity_list_script = ngx_string(
     "         and (fuser == '' or has(f.email, fuser) or has(f.name, fuser)\n"
     "              or has(f.username, fuser))\n"
     "         and (fid == '' or has(f.id, fid) or has(f.uid, fid))\n"
+    "         and (fcountry == '' or f.country == fcountry)\n"
+    "         and (fdevice == '' or f.device_type == fdevice)\n"
+    "         and risky(f.risk)\n"
     "      then\n"
     "        rec = agent(p, rec)\n"
     "        if merged then\n"
@@ -342,7 +354,7 @@ ngx_http_identity_store_list(ngx_http_request_t *r,
         ngx_str_set(&index, "users");
     }
 
-    if (ngx_http_identity_cmd_init(r, &cmd, "EVAL", 12) != NGX_OK) {
+    if (ngx_http_identity_cmd_init(r, &cmd, "EVAL", 15) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -379,6 +391,9 @@ ngx_http_identity_store_list(ngx_http_request_t *r,
     ngx_http_identity_cmd_cstr(&cmd, "");       /* before's score */
     ngx_http_identity_cmd_cstr(&cmd, "");       /* before */
     ngx_http_identity_cmd_cstr(&cmd, mg ? "1" : "");
+    ngx_http_identity_cmd_str(&cmd, &q->country);
+    ngx_http_identity_cmd_str(&cmd, &q->device);
+    ngx_http_identity_cmd_str(&cmd, &q->risk);
 
     if (mg) {
         mg->cmd = cmd;
@@ -853,7 +868,11 @@ ngx_http_identity_records(ngx_http_request_t *r, ngx_uint_t kind,
 
     for (i = 0; i < n; i++) {
         if (ngx_http_identity_store_record(r, recs[i], fields, p + i * size)
-            != NGX_OK)
+            != NGX_OK
+            || (kind == ngx_http_identity_store_session
+                && ngx_http_identity_risk_unpack(r->pool,
+                       &((ngx_http_identity_session_t *) (p + i * size))->risk)
+                   != NGX_OK))
         {
             return NGX_ERROR;
         }
@@ -966,7 +985,7 @@ ngx_http_identity_delete_handler(ngx_http_request_t *r, redisReply *reply,
 
     if (reply == NULL
         || reply->type != REDIS_REPLY_ARRAY
-        || reply->elements != 2
+        || reply->elements < 2
         || reply->element[0]->type != REDIS_REPLY_INTEGER
         || reply->element[1]->type != REDIS_REPLY_INTEGER)
     {

@@ -296,6 +296,9 @@ typedef struct {
     ngx_http_identity_shards_done_pt     done;
     void                                *data;
     redisReply                           result;     /* a copy, to answer */
+    redisReply                           ids[2];     /* the destroy
+                                                        script's, copied */
+    ngx_uint_t                           nids;
     ngx_str_t                            keys;
     size_t                               keys_size;
     ngx_uint_t                           pending;
@@ -319,6 +322,8 @@ static ngx_str_t  ngx_http_identity_publish_script = ngx_string(
 
 static ngx_http_identity_relay_t *ngx_http_identity_relay(
     ngx_http_identity_cmd_t *cmd, void *data);
+static ngx_int_t ngx_http_identity_relay_copy(ngx_http_request_t *r,
+    redisReply *from, redisReply *to);
 static void ngx_http_identity_relay_revoked(ngx_http_request_t *r,
     redisReply *reply, void *data);
 static ngx_int_t ngx_http_identity_relay_keep(ngx_http_identity_relay_t *rl,
@@ -435,7 +440,39 @@ ngx_http_identity_relay(ngx_http_identity_cmd_t *cmd, void *data)
 }
 
 
-/* {result, KEYS}: its result kept, KEYS published; else as it is */
+/* a string or an integer of a reply, kept past it */
+
+static ngx_int_t
+ngx_http_identity_relay_copy(ngx_http_request_t *r, redisReply *from,
+    redisReply *to)
+{
+    *to = *from;
+
+    if (from->type == REDIS_REPLY_INTEGER) {
+        return NGX_OK;
+    }
+
+    if (from->type != REDIS_REPLY_STRING && from->type != REDIS_REPLY_STATUS)
+    {
+        return NGX_ERROR;
+    }
+
+    to->str = ngx_pnalloc(r->pool, from->len + 1);
+    if (to->str == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(to->str, from->str, from->len);
+    to->str[from->len] = '\0';
+
+    return NGX_OK;
+}
+
+
+/*
+ * {result, KEYS[, sid, uid]}: its result kept, KEYS published, the ids
+ * (the destroy script's, for an audit event) kept too; else as it is
+ */
 
 static void
 ngx_http_identity_relay_revoked(ngx_http_request_t *r, redisReply *reply,
@@ -446,7 +483,7 @@ ngx_http_identity_relay_revoked(ngx_http_request_t *r, redisReply *reply,
     redisReply  *res;
 
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
-        || reply->elements != 2
+        || reply->elements < 2
         || reply->element[1]->type != REDIS_REPLY_STRING)
     {
         rl->handler(r, reply, rl->data);
@@ -454,21 +491,22 @@ ngx_http_identity_relay_revoked(ngx_http_request_t *r, redisReply *reply,
     }
 
     res = reply->element[0];
-    rl->result = *res;
 
-    if (res->type == REDIS_REPLY_STRING || res->type == REDIS_REPLY_STATUS) {
-        rl->result.str = ngx_pnalloc(r->pool, res->len + 1);
-        if (rl->result.str == NULL) {
-            rl->handler(r, NULL, rl->data);
-            return;
-        }
-
-        ngx_memcpy(rl->result.str, res->str, res->len);
-        rl->result.str[res->len] = '\0';
-
-    } else if (res->type != REDIS_REPLY_INTEGER) {
+    if (ngx_http_identity_relay_copy(r, res, &rl->result) != NGX_OK) {
         rl->handler(r, NULL, rl->data);
         return;
+    }
+
+    /* the ids only name the session in an event: not there, not named */
+
+    for (rl->nids = 0; reply->elements == 4 && rl->nids < 2; rl->nids++) {
+        if (ngx_http_identity_relay_copy(r, reply->element[2 + rl->nids],
+                                         &rl->ids[rl->nids])
+            != NGX_OK)
+        {
+            rl->nids = 0;
+            break;
+        }
     }
 
     if (ngx_http_identity_relay_keep(rl, reply->element[1]) != NGX_OK
@@ -562,7 +600,7 @@ ngx_http_identity_relay_published(ngx_http_request_t *r, redisReply *reply,
 {
     ngx_http_identity_relay_t *rl = data;
 
-    redisReply   answer, event, *elts[2];
+    redisReply   answer, event, *elts[4];
 
     if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
         if (rl->handler) {
@@ -586,10 +624,12 @@ ngx_http_identity_relay_published(ngx_http_request_t *r, redisReply *reply,
 
     elts[0] = &rl->result;
     elts[1] = &event;
+    elts[2] = &rl->ids[0];
+    elts[3] = &rl->ids[1];
 
     ngx_memzero(&answer, sizeof(redisReply));
     answer.type = REDIS_REPLY_ARRAY;
-    answer.elements = 2;
+    answer.elements = 2 + rl->nids;
     answer.element = elts;
 
     rl->handler(r, &answer, rl->data);

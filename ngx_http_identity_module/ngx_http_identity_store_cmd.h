@@ -164,6 +164,13 @@ ngx_str_t *ngx_http_identity_store_shard(ngx_http_request_t *r, u_char c);
 ngx_str_t *ngx_http_identity_store_id_shard(ngx_http_request_t *r,
     ngx_str_t *id);
 
+/*
+ * A revocation's answer waits for every live node to confirm (store_revoke.c):
+ * ctx->resume(r) then, or at once when no node is to confirm
+ */
+void ngx_http_identity_session_wait_nodes(ngx_http_request_t *r,
+    long long event);
+
 /* the request's session (store.c), for store_revoke.c */
 void ngx_http_identity_session_cmd_key(ngx_http_request_t *r,
     ngx_http_identity_cmd_t *cmd, ngx_uint_t prefix);

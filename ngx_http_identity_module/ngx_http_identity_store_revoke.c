@@ -22,6 +22,7 @@
 #include "ngx_http_identity_types.h"
 #include "ngx_http_identity_request.h"
 #include "ngx_http_identity_crypto.h"
+#include "ngx_http_identity_events.h"
 #include "ngx_http_identity_metrics.h"
 #include "ngx_http_identity_node.h"
 #include "ngx_http_identity_redis.h"
@@ -37,8 +38,6 @@ static void ngx_http_identity_logout_shard(ngx_http_request_t *r,
     redisReply *reply, ngx_uint_t shard, void *data);
 static void ngx_http_identity_logout_shards_done(ngx_http_request_t *r,
     void *data, ngx_uint_t failed, ngx_int_t event);
-static void ngx_http_identity_session_wait_nodes(ngx_http_request_t *r,
-    long long event);
 static void ngx_http_identity_logout_confirmed(ngx_http_request_t *r,
     void *data);
 
@@ -62,8 +61,9 @@ ngx_str_t  ngx_http_identity_destroy_script = ngx_string(
     "local alive = redis.call('EXISTS', k)\n"
     "local known = alive == 1 or redis.call('ZSCORE', p .. 'sessions', sid)\n"
     "if not known then return {0, 0} end\n"
+    "local uid = redis.call('HGET', k, 'uid') or ''\n"
     "drop(p, sid)\n"
-    "return {provider or alive, publish(p)}\n");
+    "return {provider or alive, publish(p), sid, uid}\n");
 
 
 /*
@@ -238,6 +238,11 @@ ngx_http_identity_logout_shards_done(ngx_http_request_t *r, void *data,
     ngx_http_identity_metrics_revoked(NGX_HTTP_IDENTITY_REVOKED_BACKCHANNEL,
                                       ctx->status > 0 ? ctx->status : 0);
 
+    if (ctx->status > 0) {
+        ngx_http_identity_event_session(r, "session_revoked", "backchannel",
+                                        ctx->status);
+    }
+
     /* the event of what they ended, published once (store_cmd.c) */
 
     ngx_http_identity_session_wait_nodes(r, event ? event
@@ -277,6 +282,11 @@ ngx_http_identity_logout_handler(ngx_http_request_t *r, redisReply *reply,
     ngx_http_identity_metrics_revoked(NGX_HTTP_IDENTITY_REVOKED_BACKCHANNEL,
                                       ctx->status > 0 ? ctx->status : 0);
 
+    if (ctx->status > 0) {
+        ngx_http_identity_event_session(r, "session_revoked", "backchannel",
+                                        ctx->status);
+    }
+
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "identity: logout revoked %i session(s)", ctx->status);
 
@@ -291,7 +301,7 @@ ngx_http_identity_logout_handler(ngx_http_request_t *r, redisReply *reply,
  * ended (event: what the script's publish() answered; 0: no node to wait)
  */
 
-static void
+void
 ngx_http_identity_session_wait_nodes(ngx_http_request_t *r,
     long long event)
 {
@@ -328,11 +338,14 @@ ngx_http_identity_destroyed_handler(ngx_http_request_t *r, redisReply *reply,
 
     ctx = ngx_http_identity_get_ctx(r);
 
-    /* {the session's provider, or 0; the event the nodes confirm} */
+    /*
+     * {the session's provider, or 0; the event the nodes confirm; its id
+     * and its identity's, for the event (not in a cluster's relay)}
+     */
 
     if (reply == NULL
         || reply->type != REDIS_REPLY_ARRAY
-        || reply->elements != 2
+        || reply->elements < 2
         || reply->element[1]->type != REDIS_REPLY_INTEGER)
     {
         ctx->redis_error = 1;
@@ -355,12 +368,27 @@ ngx_http_identity_destroyed_handler(ngx_http_request_t *r, redisReply *reply,
 
         if (ngx_http_identity_reply_str(r, reply->element[0],
                                         &ctx->session.provider)
-            != NGX_OK)
+            != NGX_OK
+            || (reply->elements == 4
+                && (ngx_http_identity_reply_str(r, reply->element[2],
+                                                &ctx->session.id)
+                    != NGX_OK
+                    || ngx_http_identity_reply_str(r, reply->element[3],
+                                              &ctx->session.identity_id)
+                       != NGX_OK)))
         {
             ctx->redis_error = 1;
             ctx->resume(r);
             return;
         }
+
+        if (ctx->route) {
+            ngx_http_identity_event_session(r, "logout", NULL, -1);
+        }
+
+        ngx_http_identity_event_session(r, "session_revoked",
+                                        ctx->route ? "logout" : "refresh",
+                                        -1);
     }
 
     /* a logout, like a DELETE, is over once every node has forgotten it */

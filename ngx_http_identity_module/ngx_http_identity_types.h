@@ -156,6 +156,9 @@ typedef struct {
                                                      identity_cookie_name
                                                      in use, stripped in
                                                      every server */
+    ngx_int_t                        audit_stream_size;  /* 0: no stream */
+    ngx_open_file_t                 *audit_file;  /* identity_audit_log */
+    ngx_syslog_peer_t               *audit_syslog;
 } ngx_http_identity_main_conf_t;
 
 
@@ -168,6 +171,11 @@ typedef struct {
     ngx_array_t                     *providers;   /* used in this server */
     ngx_array_t                     *auths;       /* of loc conf *, with
                                                      an auth id */
+    ngx_uint_t                       risk_action[4];  /* by signal:
+                                                         NGX_HTTP_IDENTITY_
+                                                         RISK_FLAG ... */
+    ngx_uint_t                       risk_speed;  /* km/h */
+    ngx_uint_t                       risk_max;    /* concurrent sessions */
 } ngx_http_identity_srv_conf_t;
 
 
@@ -252,6 +260,17 @@ struct ngx_http_identity_ctx_s {
     ngx_http_identity_provider_t    *provider;
 
     void                            *admin;           /* admin API state */
+    char                            *fail_reason;     /* a failed login's,
+                                                         for its event */
+
+    ngx_str_t                        risk_seen[4];    /* the identity's
+                                                         countries, devices,
+                                                         last place; the new
+                                                         session's packed
+                                                         risk (store_risk.c) */
+    ngx_str_t                        risk_reason;     /* "risk:<signal>"
+                                                         of a denial */
+    ngx_uint_t                       risk_denied;     /* signal + 1, or 0 */
 
     ngx_str_t                        state_param;
     ngx_str_t                        code;
@@ -265,6 +284,8 @@ struct ngx_http_identity_ctx_s {
     unsigned                         denied:1;
     unsigned                         reauth:1;        /* session ended */
     unsigned                         told:1;          /* failure logged */
+    unsigned                         meta_done:1;     /* session.meta */
+    unsigned                         risk_revoke:1;   /* revoke_others */
 };
 
 

@@ -33,6 +33,8 @@ my %layer = (
     oauth2 => 4.5,
     protocol => 4.9,
     store => 5, store_admin => 5, store_login => 5, store_revoke => 5, meta => 5, rules => 5,
+    store_risk => 5,
+    events => 5.2, events_admin => 5.2,
     store_cmd => 5.5, node => 5.6, cache => 5.7,
     request => 6, cookie => 6, crypto => 6, redis => 6, redis_conf => 6, fetch => 6,
     parse => 6.1,
@@ -40,6 +42,7 @@ my %layer = (
     redis_conn => 6.5,
     metrics => 6.9,
     task => 6, body => 6, claims => 6, json => 6, error => 6, ua => 6, geo => 6,
+    risk => 6,
     types => 7, records => 7,
 );
 

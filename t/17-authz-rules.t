@@ -190,9 +190,30 @@ is($r->{status}, 403, 'after the refresh: the rules no longer match, 403');
 like($r->{body}, qr/dave\@elsewhere\.example/, 'the page shows the new address');
 is($t->redis('EXISTS', $skey), 0, 'and the session ended');
 ok($t->log_like(qr/ended: the rules no longer admit its user/), 'logged');
+
 my $u = $t->redis('GET', 'identity:sub:github:7001');
 is($t->redis('HGET', "identity:user:$u", 'email'), 'dave@elsewhere.example',
    'the identity shows the new address');
+
+# its audit events (docs/events.md), sent without waiting: the last may
+# follow the answer
+sub audit {
+    my ($want) = @_;
+    for (1 .. 100) {
+        my @ev = map { JSON::PP::decode_json({ @{$_->[1]} }->{doc}) }
+                 @{$t->redis('XRANGE', 'identity:audit', '-', '+') || []};
+        my @hit = grep { $want->($_) } @ev;
+        return scalar @hit if @hit;
+        sleep 0.05;
+    }
+    return 0;
+}
+ok(audit(sub { $_[0]{event}{action} eq 'session_revoked' && $_[0]{event}{reason} eq 'refresh'
+               && $_[0]{identity}{provider} eq 'github' && $_[0]{user}{id} eq $u }),
+   'audit: the session revoked at the refresh, its user named');
+ok(audit(sub { $_[0]{event}{action} eq 'login' && ($_[0]{event}{outcome} // '') eq 'success'
+               && $_[0]{identity}{provider} eq 'github' && $_[0]{user}{id} eq $u }),
+   'audit: the OAuth login');
 
 # a refresh grant that fails ends the session (GitHub expiring tokens)
 

@@ -110,7 +110,9 @@ $r = $ua->get($cb, headers => $api_headers);
 json_ok($r, $mark, name => 'expired state', status => 400,
         error => 'login_expired', log => 'unknown, expired or used state');
 
-# ------------------------------------------------ the IdP says no
+# ------------------------------------------------ the IdP says no: the
+# pending login of this browser's state is taken all the same (its
+# provider is counted, t/96), so the retry link goes back where it started
 
 ($ua, $cb) = to_callback('/denied');
 ($state) = $cb =~ /[?&]state=([^&]+)/;
@@ -121,7 +123,7 @@ $mark = log_mark();
 $r = $ua->get($denied);
 page_ok($r, $mark, name => 'error=access_denied', status => 403,
         words => qr/cancelled or refused at the identity provider/,
-        retry => '/', log => 'provider refused the login');
+        retry => '/denied', log => 'provider refused the login');
 unlike($r->{body}, qr/<b>no/, 'the IdP\'s words are not on the page');
 
 $mark = log_mark();

@@ -121,8 +121,9 @@ is_deeply($s->{application_user}, { id => $bob->{id}, uri => "$base/api/app/user
 like($s->{$_}, $rfc3339, "session $_ is RFC 3339 UTC") for qw(created_at last_active expires_at);
 like($s->{endpoint}{id}, qr/^ep_[0-9a-f]{16}$/, 'endpoint ref id');
 is_deeply([sort keys %$s], [sort qw(id uri public_url browser_session application_user
-                                    created_at last_active expires_at endpoint)],
+                                    created_at last_active expires_at endpoint risk)],
           'ApplicationSession fields');
+is_deeply($s->{risk}, [], 'risk: [] for a first login (docs/risk.md)');
 
 $r = call('GET', "app/sessions/$bob->{session}");
 is($r->{status}, 200, 'get session');

@@ -186,6 +186,23 @@ like($saw->{session}, qr/^as_[0-9a-f]{32}$/, '$identity_session_id');
 unlike($saw->{cookie}, qr/identity_session/, 'no module cookie upstream');
 like($t->error_log, qr/\[info\].*"alice" logged in with "corp_saml"/, 'login logged');
 
+# the audit events (docs/events.md), sent without waiting: the last may
+# follow the answer
+sub audit {
+    my ($want) = @_;
+    for (1 .. 100) {
+        my @ev = map { decode_json({ @{$_->[1]} }->{doc}) }
+                 @{$t->redis('XRANGE', 'identity:audit', '-', '+') || []};
+        my @hit = grep { $want->($_) } @ev;
+        return $hit[-1] if @hit;
+        select(undef, undef, undef, 0.05);
+    }
+    return undef;
+}
+my $ev = audit(sub { $_[0]{event}{action} eq 'login' && ($_[0]{event}{outcome} // '') eq 'success' });
+is($ev->{identity}{provider}, 'corp_saml', 'audit: the SAML login, its provider');
+is($ev->{session}{id}, $saw->{session}, 'audit: its session');
+
 # the admin API on the SAML identity
 
 $r = api('GET', 'app/users?provider=corp_saml');
@@ -292,6 +309,9 @@ my $future = time + 3600;
 my ($b, $c) = capture();
 refused('unsigned', 403, $refused,
         sub { $b->saml_post($c, SAMLResponse => strip_signatures($c->{SAMLResponse})) });
+ok(audit(sub { $_[0]{event}{action} eq 'login' && ($_[0]{event}{outcome} // '') eq 'failure'
+               && ($_[0]{event}{reason} // '') eq 'refused' }),
+   'audit: the unsigned response, a login refused');
 
 ($b, $c) = capture();
 refused('signed with another key', 403, $refused,

@@ -65,6 +65,17 @@ is($r->{status}, 204, 'a DELETE, confirmed by the node over its subscription');
 is(Identity::Test::UA->new->get("$base/x", headers => { Cookie => "identity_session=$cookie" })->{status},
    302, 'the session is refused after it');
 
+# the audit stream and the login counters are under the prefix too
+$r = $api->get("$base/api/app/events");
+is($r->{status}, 200, 'app/events, as the ACL user');
+is_deeply([map { $_->{event}{action} } @{decode_json($r->{body})->{events}}],
+          ['session_revoked', 'login'], 'the login and the revocation, newest first');
+$r = $api->get("$base/api/app/stats/logins");
+is($r->{status}, 200, 'app/stats/logins, as the ACL user');
+my $logins = 0;
+$logins += $_->{success} for @{decode_json($r->{body})->{buckets}};
+is($logins, 1, 'the login counted');
+
 is_deeply($t->redis('ACL', 'LOG'), [], 'Redis denied the module nothing: every key and channel under its prefix');
 
 # ------------------------------------------------------------ a wrong password

@@ -192,6 +192,34 @@ is(backchannel(sub => 'u7')->{status}, 200, 'a back-channel logout by user');
 refused('u7', 'its back-channel logout');
 is(get_with($cookie{u8}, '/still')->{status}, 200, 'another user is still admitted');
 
+# a logout's event names its user and session, relayed from the nodes' shard
+{
+    my $ua = Identity::Test::UA->new;
+    is($ua->oidc_login("$base/lo", user => 'u12')->{status}, 200, 'u12 logs in again');
+    my $sid = 'as_' . Identity::Test::session_hex($ua->cookie('identity_session', '127.0.0.1'));
+    is($ua->get("$base/_identity/logout")->{status}, 302, 'and logs out');
+    my $r = $api->get("$base/api/app/events?action=logout&limit=1");
+    my ($ev) = @{decode_json($r->{body})->{events}};
+    is($ev->{session}{id}, $sid, 'the logout event names the session in a cluster');
+    like($ev->{user}{id} // '', qr/^au_[0-9a-f]{32}$/, 'and its user');
+}
+
+# the audit stream and the login counters: one shard, {@0}
+is($t->redis_cluster('XLEN', 'identity:{@0}audit') > 0 ? 1 : 0, 1, 'the audit stream is in {@0}');
+$r = $api->get("$base/api/app/events?action=session_revoked&limit=100");
+is($r->{status}, 200, 'app/events in a cluster');
+my %reasons;
+$reasons{$_->{event}{reason}}++ for @{decode_json($r->{body})->{events}};
+is($reasons{api}, 1, 'the DELETE of a session, revoked by the API');
+is($reasons{backchannel}, 2, 'the two back-channel logouts');
+$r = $api->get("$base/api/app/events?action=login&limit=100");
+my @ok = grep { $_->{event}{outcome} eq 'success' } @{decode_json($r->{body})->{events}};
+cmp_ok(scalar @ok, '>=', 8, 'every login is an event');
+$r = $api->get("$base/api/app/stats/logins?range=7d");
+my $n = 0;
+$n += $_->{success} for @{decode_json($r->{body})->{buckets}};
+is($n, scalar @ok, 'and counted, in {@0} too');
+
 # ------------------------------------------------------------ slot migration under load
 
 my $stop = $t->testdir . '/stop';

@@ -182,10 +182,12 @@ for my $pid (sort keys %seen) {
     ok($v, "$w: parsed");
     is($v->{'identity_logins_total{outcome=success,provider=test}'}, 6,
        "$w: six successful logins, summed over both workers");
-    # the provider's error comes back before the pending login is taken:
-    # no provider is known yet
-    is($v->{'identity_logins_total{outcome=denied,provider=}'}, 1,
-       "$w: one login denied (cancelled at the IdP), its provider unknown");
+    # the provider's error comes back with this browser's state: the
+    # pending login names its provider
+    is($v->{'identity_logins_total{outcome=denied,provider=test}'}, 1,
+       "$w: one login denied (cancelled at the IdP), under its provider");
+    is($v->{'identity_logins_total{outcome=denied,provider=}'}, 0,
+       "$w: none denied with its provider unknown");
     is($v->{'identity_logins_total{outcome=failed,provider=}'}, 1,
        "$w: one login failed, its provider unknown (forged state)");
     is($v->{'identity_logins_total{outcome=failed,provider=test}'}, 0,
