@@ -15,10 +15,10 @@ use JSON::PP qw(decode_json);
 use Test::More;
 use Identity::Test;
 use Identity::Conf qw(identity_conf upstream_saw location_block);
+use Identity::Metrics;
 
-my $python = '/usr/bin/python3';
 plan skip_all => 'needs python3-prometheus-client'
-    unless system($python, '-c', 'import prometheus_client.parser') == 0;
+    unless Identity::Metrics::have_parser();
 
 my $t = Identity::Test->new(name => 'metrics');
 
@@ -56,29 +56,8 @@ sub scrape {
         ->get("$base/api/metrics");
 }
 
-# the whole text through prometheus_client: { "name{labels}" => value }
-sub parse {
-    my ($text) = @_;
-    $t->write_file('metrics.txt', $text);
-    my $file = $t->testdir . '/metrics.txt';
-    my $out = `$python -c '
-import sys
-from prometheus_client.parser import text_string_to_metric_families
-for f in text_string_to_metric_families(open(sys.argv[1]).read()):
-    print("family", f.name, f.type)
-    for s in f.samples:
-        labels = ",".join("%s=%s" % kv for kv in sorted(s.labels.items()))
-        print("sample", s.name + "{" + labels + "}", repr(float(s.value)))
-' '$file' 2>&1`;
-    return undef if $?;
-    my (%v, %type);
-    for (split /\n/, $out) {
-        my @w = split / /;
-        if ($w[0] eq 'family') { $type{$w[1]} = $w[2] }
-        elsif ($w[0] eq 'sample') { $v{$w[1]} = $w[2] + 0 }
-    }
-    return { values => \%v, types => \%type, raw => $out };
-}
+# the whole text through prometheus_client (Identity::Metrics)
+sub parse { Identity::Metrics::parse($t, $_[0]) }
 
 # ------------------------------------------------------------ authentication
 
