@@ -75,9 +75,14 @@ sub login {
 
 sub keys_of { @{$t->redis('KEYS', $_[0] // 'identity:*')} }
 
+# the audit stream and the login counters (docs/events.md) are the events',
+# bounded by identity_audit_stream_size and by day: counted apart, below
+sub audit_key { $_[0] =~ /^identity:(audit|logins:\d{8})$/ }
+
 sub usage {
     my $sum = 0;
-    $sum += $t->redis('MEMORY', 'USAGE', $_, 'SAMPLES', '0') // 0 for keys_of(@_);
+    $sum += $t->redis('MEMORY', 'USAGE', $_, 'SAMPLES', '0') // 0
+        for grep { !audit_key($_) } keys_of(@_);
     return $sum;
 }
 
@@ -132,6 +137,20 @@ for (1 .. $m_n) {
 $per = (usage() - $before) / $m_n;
 note("sessions of one user: $per bytes per session");
 cmp_ok($per, '<=', 1024, "one user's sessions: at most 1 KiB each ($per)");
+
+# the events of those logins: one stream entry each, bounded in size
+# (and a risk_flagged event for each of user 0's sessions past the tenth)
+my $xlen = 0;
+for (1 .. 100) {
+    $xlen = $t->redis('XLEN', 'identity:audit');
+    last if $xlen >= $n + $m_n + $m_n - 10;
+    select undef, undef, undef, 0.05;
+}
+is($xlen, $n + $m_n + $m_n - 10, 'the stream: a login event per login, a risk_flagged '
+   . 'event per session past the tenth (concurrent_sessions)');
+my $per_event = $t->redis('MEMORY', 'USAGE', 'identity:audit', 'SAMPLES', '0') / $xlen;
+note("audit stream: $per_event bytes per event");
+cmp_ok($per_event, '<=', 2048, "an audit event at most 2 KiB in Redis ($per_event)");
 
 my @agents = keys_of('identity:ua:*');
 is(scalar @agents, 1, 'one user agent record for ' . ($n + $m_n) . ' sessions of one browser');
@@ -234,9 +253,10 @@ for my $uid (keys %uid) {
     my $d = $api->request('DELETE', "$base/api/app/users/$uid");
     die "DELETE $uid: $d->{status}\n" unless $d->{status} == 204;
 }
-@left = grep { !/^identity:(ua:|sweep$|events$)/ } keys_of();
-is_deeply(\@left, [], 'every identity deleted: nothing left but user agent records and '
-          . 'the counters of all sessions (sweep, events)') or diag("@left");
+@left = grep { !/^identity:(ua:|sweep$|events$)/ && !audit_key($_) } keys_of();
+is_deeply(\@left, [], 'every identity deleted: nothing left but user agent records, '
+          . 'the counters of all sessions (sweep, events) and the audit trail') or diag("@left");
+ok($t->redis('TTL', $_) > 0, "$_ expires") for keys_of('identity:logins:*');
 my @ttl = map { $t->redis('TTL', $_) } keys_of('identity:ua:*');
 ok(!grep({ $_ < 0 || $_ > 7 * 86400 } @ttl),
    "which expire within a session's maximum duration (@ttl s)");
