@@ -24,6 +24,11 @@
 #    another server, which only flags it, and its cookie is then
 #    admitted by the strict server (here the same host: the browser
 #    sends it by itself).
+# 5. A login without a User-Agent (none, or an empty one) passed
+#    "identity_risk new_device action=deny": no device parsed was "input
+#    unknown", so no signal, and the login's callback is a request its
+#    client sends as it likes.  It is now the device "Other / Other", the
+#    parser's name for a user agent it does not know: new unless seen.
 
 use strict;
 use warnings;
@@ -143,6 +148,15 @@ for my $id ('18446744073709551615-18446744073709551615', '1-0',
     is($ua->oidc_login("$strict/x", user => 'alice')->{status}, 403,
        'a new device at the strict server: denied');
     ok(!$ua->cookie('identity_session', '127.0.0.1'), 'no session');
+
+    # a login with no User-Agent is a device as well, not an exemption
+    for my $agent (undef, '') {
+        my $other = Identity::Test::UA->new(headers => { 'User-Agent' => $agent });
+        my $name = defined $agent ? 'an empty User-Agent' : 'no User-Agent';
+        is($other->oidc_login("$strict/y", user => 'alice')->{status}, 403,
+           "$name at the strict server: denied as a new device");
+        ok(!$other->cookie('identity_session', '127.0.0.1'), 'no session');
+    }
 
     is($ua->oidc_login("$base/x", user => 'alice')->{status}, 200,
        'the same login at the other server: flagged only');
