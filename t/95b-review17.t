@@ -29,6 +29,9 @@
 #    unknown", so no signal, and the login's callback is a request its
 #    client sends as it likes.  It is now the device "Other / Other", the
 #    parser's name for a user agent it does not know: new unless seen.
+# 6. (sound) A User-Agent that tries to end the JSON document and start
+#    another, with bytes that are not UTF-8, stays one line of the
+#    audit file, one JSON object, and forges no event.
 
 use strict;
 use warnings;
@@ -56,6 +59,7 @@ my $p = protected('test');
 $t->nginx_conf(identity_conf(redis => $rport, issuer => $issuer, admin => 1,
     http => <<"H"));
     identity_audit_stream_size 100;
+    identity_audit_log %%TESTDIR%%/audit.log;
 
     server {
         listen 127.0.0.1:%%PORT_strict%%;
@@ -166,6 +170,26 @@ for my $id ('18446744073709551615-18446744073709551615', '1-0',
         local $TODO = 'a server-level deny does not look at sessions';
         isnt($r->{status}, 200, 'its session is refused at the strict server');
     }
+}
+
+# ------------------------------------------------------------ 6. the file
+
+{
+    my $agent = 'Mozilla/5.0 "},"event":{"action":"logout"},"x":{"a":"'
+              . "\xff\xfe \\\" " . ('A' x 3000);
+    my $ua = Identity::Test::UA->new(headers => { 'User-Agent' => $agent });
+    is($ua->oidc_login("$base/z", user => 'bob')->{status}, 200,
+       'a login with a hostile User-Agent');
+
+    my @lines = split /\n/, $t->read_file('audit.log');
+    my @docs = grep { defined } map { eval { decode_json($_) } } @lines;
+    is(scalar @docs, scalar @lines, 'every line of the file is one JSON object');
+    is(scalar(grep { ($_->{event}{action} // '') eq 'logout' } @docs), 0,
+       'no logout forged');
+    my ($last) = grep { ($_->{event}{action} // '') eq 'login'
+                        && ($_->{event}{outcome} // '') eq 'success' }
+                 reverse @docs;
+    unlike($last->{user_agent}{original} // '', qr/\xff/, 'no byte that is not UTF-8');
 }
 
 done_testing;
