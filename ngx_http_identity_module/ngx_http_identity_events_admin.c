@@ -147,7 +147,11 @@ ngx_http_identity_event_action(ngx_str_t *action)
 }
 
 
-/* a stream entry's id: ms "-" sequence, each at most 20 digits */
+/*
+ * A stream entry's id: ms "-" sequence, each a number Redis takes (at
+ * most 2^64 - 1), and not 0-0, which no entry has and before which Redis
+ * refuses to look: either would be a Redis error, not a client's
+ */
 
 static ngx_uint_t
 ngx_http_identity_event_id(ngx_str_t *id)
@@ -177,7 +181,20 @@ ngx_http_identity_event_id(ngx_str_t *id)
         }
     }
 
-    return 1;
+    if ((ms == 20 && ngx_strncmp(id->data, "18446744073709551615", 20) > 0)
+        || (seq == 20 && ngx_strncmp(dash + 1, "18446744073709551615", 20)
+                         > 0))
+    {
+        return 0;
+    }
+
+    for (p = id->data; p < id->data + id->len; p++) {
+        if (p != dash && *p != '0') {
+            return 1;
+        }
+    }
+
+    return 0;
 }
 
 

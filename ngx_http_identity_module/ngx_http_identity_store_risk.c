@@ -334,10 +334,12 @@ ngx_http_identity_risk_decide(ngx_http_request_t *r, redisReply **e,
     ngx_http_identity_ctx_t        *ctx;
     ngx_http_identity_meta_t       *m;
     ngx_http_identity_srv_conf_t   *iscf;
+    ngx_http_identity_main_conf_t  *imcf;
     ngx_http_identity_risk_place_t  last, now;
 
     ctx = ngx_http_identity_get_ctx(r);
     iscf = ngx_http_get_module_srv_conf(r, ngx_http_identity_module);
+    imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
     m = &ctx->session.meta;
 
     ngx_memzero(raised, sizeof(raised));
@@ -359,6 +361,17 @@ ngx_http_identity_risk_decide(ngx_http_request_t *r, redisReply **e,
         ngx_memcpy(dev + dn, " / ", 3);
         ngx_memcpy(dev + dn + 3, m->os.data, n);
         dn += 3 + n;
+    }
+
+    /*
+     * no User-Agent, or an empty one, is a device too: the parser's name
+     * for one it does not know, or "new_device action=deny" would admit
+     * any login whose callback is sent without one
+     */
+
+    if (dn == 0 && imcf->ua) {
+        dn = sizeof("Other / Other") - 1;
+        ngx_memcpy(dev, "Other / Other", dn);
     }
 
     dev[dn] = '\0';
