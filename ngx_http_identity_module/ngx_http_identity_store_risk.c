@@ -109,19 +109,33 @@ static ngx_str_t  ngx_http_identity_risk_revoke_script = ngx_string(
     "return {n, publish(p)}\n");
 
 
-/* identity_risk NAME action=flag|deny|revoke_others [speed=KMH] [max=N] */
+/*
+ * identity_risk NAME action=flag|deny|revoke_others [speed=KMH] [max=N],
+ * at http level only: a session is admitted by every server that uses its
+ * provider and Redis, and no request looks at its risk, so a policy of one
+ * server would be undone by a login at another (docs/risk.md)
+ */
 
 char *
 ngx_http_identity_risk_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf)
 {
-    ngx_http_identity_srv_conf_t *iscf = conf;
+    ngx_http_identity_main_conf_t *imcf = conf;
 
     ngx_int_t    n;
     ngx_str_t   *value, v;
     ngx_uint_t   i, j, signal, action;
 
     value = cf->args->elts;
+
+    if (cf->cmd_type != NGX_HTTP_MAIN_CONF) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" is allowed at http level only: a "
+                           "session works at every server that shares its "
+                           "provider and Redis, so the risk policy is the "
+                           "whole nginx's", &cmd->name);
+        return NGX_CONF_ERROR;
+    }
 
     for (signal = 0; ngx_http_identity_risk_signals[signal]; signal++) {
         if (ngx_strcmp(value[1].data, ngx_http_identity_risk_signals[signal])
@@ -139,7 +153,7 @@ ngx_http_identity_risk_directive(ngx_conf_t *cf, ngx_command_t *cmd,
         return NGX_CONF_ERROR;
     }
 
-    if (iscf->risk_action[signal] != NGX_CONF_UNSET_UINT) {
+    if (imcf->risk_action[signal] != NGX_CONF_UNSET_UINT) {
         return "is duplicate";
     }
 
@@ -175,7 +189,7 @@ ngx_http_identity_risk_directive(ngx_conf_t *cf, ngx_command_t *cmd,
                 goto invalid;
             }
 
-            iscf->risk_speed = n;
+            imcf->risk_speed = n;
             continue;
         }
 
@@ -187,7 +201,7 @@ ngx_http_identity_risk_directive(ngx_conf_t *cf, ngx_command_t *cmd,
                 goto invalid;
             }
 
-            iscf->risk_max = n;
+            imcf->risk_max = n;
             continue;
         }
 
@@ -201,7 +215,7 @@ ngx_http_identity_risk_directive(ngx_conf_t *cf, ngx_command_t *cmd,
         return NGX_CONF_ERROR;
     }
 
-    iscf->risk_action[signal] = action;
+    imcf->risk_action[signal] = action;
 
     return NGX_CONF_OK;
 
@@ -217,20 +231,17 @@ invalid:
 /* every signal flags unless told otherwise (docs/risk.md says why) */
 
 void
-ngx_http_identity_risk_merge(ngx_http_identity_srv_conf_t *conf,
-    ngx_http_identity_srv_conf_t *prev)
+ngx_http_identity_risk_init_conf(ngx_http_identity_main_conf_t *imcf)
 {
     ngx_uint_t  i;
 
     for (i = 0; i < NGX_HTTP_IDENTITY_RISK_SIGNALS; i++) {
-        ngx_conf_merge_uint_value(conf->risk_action[i], prev->risk_action[i],
-                                  NGX_HTTP_IDENTITY_RISK_FLAG);
+        ngx_conf_init_uint_value(imcf->risk_action[i],
+                                 NGX_HTTP_IDENTITY_RISK_FLAG);
     }
 
-    ngx_conf_merge_uint_value(conf->risk_speed, prev->risk_speed,
-                              NGX_HTTP_IDENTITY_RISK_SPEED);
-    ngx_conf_merge_uint_value(conf->risk_max, prev->risk_max,
-                              NGX_HTTP_IDENTITY_RISK_MAX);
+    ngx_conf_init_uint_value(imcf->risk_speed, NGX_HTTP_IDENTITY_RISK_SPEED);
+    ngx_conf_init_uint_value(imcf->risk_max, NGX_HTTP_IDENTITY_RISK_MAX);
 }
 
 
@@ -333,12 +344,10 @@ ngx_http_identity_risk_decide(ngx_http_request_t *r, redisReply **e,
     ngx_uint_t                      signal, action, raised[4];
     ngx_http_identity_ctx_t        *ctx;
     ngx_http_identity_meta_t       *m;
-    ngx_http_identity_srv_conf_t   *iscf;
     ngx_http_identity_main_conf_t  *imcf;
     ngx_http_identity_risk_place_t  last, now;
 
     ctx = ngx_http_identity_get_ctx(r);
-    iscf = ngx_http_get_module_srv_conf(r, ngx_http_identity_module);
     imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
     m = &ctx->session.meta;
 
@@ -449,7 +458,7 @@ ngx_http_identity_risk_decide(ngx_http_request_t *r, redisReply **e,
         && ngx_http_identity_risk_place_parse(e[3]->str, e[3]->len, &last)
            == 0
         && ngx_http_identity_risk_travel(&last, &now,
-                                         (double) iscf->risk_speed, &km))
+                                         (double) imcf->risk_speed, &km))
     {
         dt = now.at - last.at;
         n = (size_t) (km + 0.5);
@@ -483,9 +492,9 @@ ngx_http_identity_risk_decide(ngx_http_request_t *r, redisReply **e,
 
     /* concurrent_sessions: "6 sessions, limit 5", the new one counted */
 
-    if (live + 1 > iscf->risk_max) {
+    if (live + 1 > imcf->risk_max) {
         p = ngx_snprintf((u_char *) detail, sizeof(detail) - 1,
-                         "%ui sessions, limit %ui", live + 1, iscf->risk_max);
+                         "%ui sessions, limit %ui", live + 1, imcf->risk_max);
         *p = '\0';
 
         raised[NGX_HTTP_IDENTITY_RISK_CONCURRENT] = 1;
@@ -539,7 +548,7 @@ history:
             continue;
         }
 
-        action = iscf->risk_action[signal];
+        action = imcf->risk_action[signal];
 
         ngx_http_identity_metrics_risk(signal, action);
 
