@@ -14,7 +14,8 @@
 # its own, all sharing the Redis and the provider: "nginx" flags (with
 # concurrent_sessions max=2), "deny" denies new_country and
 # impossible_travel (speed=300) at both of its servers, "revoke" revokes
-# others past 1 session, "b" flags with the defaults.
+# others past 1 session, "b" flags with the defaults, "race" denies past
+# 2 sessions, where parallel callbacks must not make more than 2.
 
 use strict;
 use warnings;
@@ -23,6 +24,7 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 
 use JSON::PP;
+use POSIX ();
 use Test::More;
 use Identity::Test;
 use Identity::GeoDB qw(write_mmdb);
@@ -32,6 +34,7 @@ my $ta = Identity::Test->new(name => 'risk');
 my $tb = Identity::Test->new(name => 'risk-b');
 my $td = Identity::Test->new(name => 'risk-deny');
 my $tr = Identity::Test->new(name => 'risk-revoke');
+my $tx = Identity::Test->new(name => 'risk-race');
 my $root = $Identity::Test::ROOT;
 
 # ------------------------------------------------------------ the arithmetic
@@ -51,11 +54,12 @@ my %base = (
     deny   => 'http://127.0.0.1:' . $td->port('nginx'),
     deny2  => 'http://127.0.0.1:' . $td->port('other'),
     revoke => 'http://127.0.0.1:' . $tr->port('nginx'),
+    race   => 'http://127.0.0.1:' . $tx->port('nginx'),
 );
 
 my @users = map { { id => $_, password => "$_-password", email => "$_\@example.test",
                     name => ucfirst $_, username => $_ } }
-    qw(alice bob carol dave erin frank gina hank);
+    qw(alice bob carol dave erin frank gina hank ivan judy kim leo);
 my $issuer = $ta->start_idp(users => \@users,
     redirect_uris => [map { "$_/_identity/callback" } values %base]);
 
@@ -107,6 +111,13 @@ start_with($tr,
 
 # the second nginx that flags: the same Redis, its own session cache
 start_with($tb, '');
+
+# concurrent_sessions denied past 2, with two workers for the callbacks
+$tx->write_file('admin.token', "$token\n");
+$tx->nginx_conf(identity_conf(redis => $rport, issuer => $issuer, admin => 1,
+    workers => 2,
+    http => $http . "    identity_risk concurrent_sessions action=deny max=2;\n"));
+$tx->start_nginx;
 
 my $api = Identity::Test::UA->new(headers => {
     Accept => 'application/json', 'Sec-Fetch-Mode' => undef,
@@ -340,6 +351,88 @@ is($with->($base{b}, cookie_of($f2)), 200, 'on both');
 is($ta->redis('EXISTS', "identity:session:" . substr($sf1->{id}, 3)), 0,
    'the old session is gone from Redis');
 
+# ------------------------------------------------------------ parallel logins
+
+# concurrent_sessions action=deny max=2: N logins taken to the provider's
+# answer, then their N callbacks sent at once (forked children).  Each
+# checks the count, then makes its session: without a second count in the
+# script that makes it, every callback that checked before the others made
+# theirs was admitted.  Whatever the order, never more than 2 live
+# sessions, and every other callback is the risk denial.
+sub live_sessions {
+    my ($uid) = @_;
+    return 0 unless $uid;
+    my $ids = $ta->redis('ZRANGE', "identity:user_sessions:$uid", 0, -1);
+    return scalar grep { $ta->redis('EXISTS', 'identity:session:' . substr($_, 3)) } @$ids;
+}
+
+sub parallel_callbacks {
+    my ($user, $n) = @_;
+    my @pending;
+    for my $i (1 .. $n) {
+        my ($ua, $res) = login('race', $user, $TOKYO, 'windows',
+                               stop => sub { $_[0] =~ m{/_identity/callback} });
+        my $url = Identity::Test::UA::resolve_url($res->{url}, $res->{h}{location});
+        push @pending, [$ua, $url];
+    }
+    # the children wait for the pipe to close, then go together; the
+    # provider holds each token answer, so that they come back together
+    $ta->idp_mode(token_delay_ms => 300);
+    pipe my $gate_r, my $gate_w or die "pipe: $!";
+    my %pid;
+    for my $i (0 .. $#pending) {
+        my $pid = fork // die "fork: $!";
+        if (!$pid) {
+            close $gate_w;
+            sysread $gate_r, my $x, 1;
+            my ($ua, $url) = @{$pending[$i]};
+            my $res = $ua->get($url);
+            my $ok = $res->{status} == 302 && cookie_of($ua) ? 1 : 0;
+            my $why = $res->{body} =~ /too many sessions open/ ? 1 : 0;
+            $tx->write_file("race-$user-$i", "$res->{status} $ok $why");
+            POSIX::_exit(0);
+        }
+        $pid{$pid} = $i;
+    }
+    close $gate_r;
+    close $gate_w;
+    waitpid $_, 0 for keys %pid;
+    $ta->idp_mode(token_delay_ms => 0);
+    my @out = map { [split / /, $tx->read_file("race-$user-$_")] } 0 .. $#pending;
+    return (scalar(grep { $_->[1] } @out),
+            scalar(grep { $_->[0] == 403 && $_->[2] } @out));
+}
+
+# ivan has one session: 8 callbacks at once, room for one more
+my ($i1) = login('race', 'ivan', $TOKYO);
+my $ivan = session_of($i1)->{uid};
+ok($ivan, 'ivan has a session');
+my ($made, $refused) = parallel_callbacks('ivan', 8);
+cmp_ok(live_sessions($ivan), '<=', 2, '8 parallel logins, max=2: never more than 2 live sessions')
+    or diag("made $made, refused $refused");
+is($made, 1, 'one login made its session');
+is($refused, 7, 'the 7 others: 403, the too many sessions page');
+
+# first logins: no identity yet when they are checked, so the check
+# counts nothing and only the creation's count holds them; three users,
+# for the race to show more often without the second count
+for my $user (qw(judy kim leo)) {
+    ($made, $refused) = parallel_callbacks($user, 8);
+    my $uid = $ta->redis('GET', "identity:sub:test:$user");
+    cmp_ok(live_sessions($uid), '<=', 2,
+           "$user: 8 parallel first logins, max=2: never more than 2 live")
+        or diag("made $made, refused $refused");
+    is($made, 2, 'two made their sessions');
+    is($refused, 6, 'the 6 others: 403, the too many sessions page');
+}
+$tx->log_like(qr/login of "judy" with "test" denied by "risk:concurrent_sessions"/,
+              'the reason risk:concurrent_sessions is logged');
+my $mx = $api->get("$base{race}/api/metrics")->{body};
+like($mx, qr/^identity_risk_signals_total\{signal="concurrent_sessions",action="deny"\} 25$/m,
+     'each of the 25 denials counted once, by the check or by the creation');
+like($mx, qr/^identity_logins_total\{provider="test",outcome="denied"\} 25$/m,
+     'as denied logins');
+
 # ------------------------------------------------------------ metrics
 
 # each nginx counts what it did (the counters are per node)
@@ -485,7 +578,7 @@ $tc->nginx_conf(identity_conf(redis => $rport, issuer => $issuer,
 ($rc, $text) = $tc->nginx_test_conf;
 is($rc, 0, 'good values pass nginx -t') or diag($text);
 
-for my $t ($ta, $tb, $td, $tr) {
+for my $t ($ta, $tb, $td, $tr, $tx) {
     $t->stop_nginx;
     unlike($t->error_log, qr/\[(alert|emerg)\]/, "no alert in $t->{name}");
 }
