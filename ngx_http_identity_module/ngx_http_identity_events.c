@@ -37,12 +37,16 @@
 
 
 #define NGX_HTTP_IDENTITY_EVENT_FIELD     1024    /* bytes of a string */
-#define NGX_HTTP_IDENTITY_EVENT_MAX       8192    /* bytes of a document */
+#define NGX_HTTP_IDENTITY_EVENT_MAX       7168    /* bytes of a document */
+#define NGX_HTTP_IDENTITY_EVENT_SHORT     256     /* a string cut to fit */
 #define NGX_HTTP_IDENTITY_EVENT_DAYS      9       /* a day's counters kept */
 
 
 static json_t *ngx_http_identity_event_doc(ngx_http_request_t *r,
     ngx_http_identity_event_t *ev);
+static char *ngx_http_identity_event_dump(json_t *doc);
+static void ngx_http_identity_event_cut(json_t *o, const char *key,
+    size_t max);
 static json_t *ngx_http_identity_event_str(ngx_str_t *s);
 static void ngx_http_identity_event_set(json_t *o, char *key, ngx_str_t *s);
 static json_t *ngx_http_identity_event_url(ngx_http_request_t *r);
@@ -164,17 +168,7 @@ ngx_http_identity_event(ngx_http_request_t *r, ngx_http_identity_event_t *ev)
         return;
     }
 
-    text = json_dumps(doc, JSON_COMPACT);
-
-    /* bounded: past the bound, what the client sent goes first */
-
-    if (text && ngx_strlen(text) > NGX_HTTP_IDENTITY_EVENT_MAX) {
-        free(text);
-        json_object_del(doc, "user_agent");
-        json_object_del(doc, "risk");
-        text = json_dumps(doc, JSON_COMPACT);
-    }
-
+    text = ngx_http_identity_event_dump(doc);
     json_decref(doc);
 
     if (text == NULL) {
@@ -380,6 +374,84 @@ ngx_http_identity_event_doc(ngx_http_request_t *r,
     }
 
     return doc;
+}
+
+
+/*
+ * The text of a document, at most NGX_HTTP_IDENTITY_EVENT_MAX bytes: with
+ * syslog's header it stays within the 8 KiB that rsyslog takes by default.
+ * Past the bound what the client sent goes first (user_agent, risk), then
+ * the long strings are cut shorter, then left out.  NULL: no memory, or
+ * still over (what is left is ours: ids, the reason, the provider's name).
+ */
+
+static char *
+ngx_http_identity_event_dump(json_t *doc)
+{
+    char        *text;
+    json_t      *o;
+    ngx_uint_t   i, step;
+
+    static const char  *longest[][2] = {
+        { "user", "email" }, { "user", "name" }, { "user", "username" },
+        { "url", "full" }, { "url", "domain" }
+    };
+
+    for (step = 0; /* void */; step++) {
+        text = json_dumps(doc, JSON_COMPACT);
+
+        if (text == NULL || ngx_strlen(text) <= NGX_HTTP_IDENTITY_EVENT_MAX) {
+            return text;
+        }
+
+        free(text);
+
+        if (step == 0) {
+            json_object_del(doc, "user_agent");
+            json_object_del(doc, "risk");
+            continue;
+        }
+
+        if (step == 3) {
+            return NULL;
+        }
+
+        for (i = 0; i < sizeof(longest) / sizeof(longest[0]); i++) {
+            o = json_object_get(doc, longest[i][0]);
+
+            if (step == 1) {
+                ngx_http_identity_event_cut(o, longest[i][1],
+                                            NGX_HTTP_IDENTITY_EVENT_SHORT);
+
+            } else {
+                json_object_del(o, longest[i][1]);
+            }
+        }
+    }
+}
+
+
+/* a string member cut to max bytes, on a character's boundary */
+
+static void
+ngx_http_identity_event_cut(json_t *o, const char *key, size_t max)
+{
+    u_char  *p;
+    json_t  *s;
+
+    s = json_object_get(o, key);
+
+    if (!json_is_string(s) || json_string_length(s) <= max) {
+        return;
+    }
+
+    p = (u_char *) json_string_value(s);
+
+    while (max && (p[max] & 0xc0) == 0x80) {
+        max--;
+    }
+
+    json_object_set_new(o, key, json_stringn((char *) p, max));
 }
 
 
