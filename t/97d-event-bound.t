@@ -119,4 +119,29 @@ ok($plain->{user_agent}, 'with its user agent');
 $t->stop_nginx;
 unlike($t->error_log, qr/audit event not made/, 'every event made');
 
+# ------------------------------------------------------------ no route
+
+# A syslog server the kernel will not send to: connect() of a UDP socket
+# fails at once (broadcast without SO_BROADCAST: EACCES; no route:
+# ENETUNREACH), and nginx's ngx_syslog says so at alert, each message, as
+# for access_log syslog: (docs/events.md).  The login and the file go on.
+$t->nginx_conf(identity_conf(redis => $rport, issuer => $issuer,
+    http => "identity_audit_log %%TESTDIR%%/audit2.log json;\n"
+          . "    identity_audit_log syslog:server=255.255.255.255:514,tag=identity;"));
+$t->start_nginx;
+my $ua = Identity::Test::UA->new;
+is($ua->oidc_login("$base/x", user => 'plain', password => 'p')->{status}, 200,
+   'a login with a syslog server that cannot be reached');
+my $text = '';
+for (1 .. 100) {
+    $text = -e $t->testdir . '/audit2.log' ? $t->read_file('audit2.log') : '';
+    last if $text =~ /\n/;
+    Time::HiRes::sleep(0.05);
+}
+my @events = map { decode_json($_) } split /\n/, $text;
+ok((grep { ($_->{event}{action} // '') eq 'login' } @events), 'its event in the file');
+like($t->error_log, qr/\[alert\].*connect\(\) failed \(13: /,
+     "nginx's own alert, as for access_log syslog:");
+$t->stop_nginx;
+
 done_testing;
