@@ -10,9 +10,8 @@
  * write and risk flag, made where metrics.c counts the same thing, never
  * on an admitted request.  Each goes, without waiting for an answer, to
  * the Redis Stream "P audit" (XADD MAXLEN ~ identity_audit_stream_size,
- * fields action, user and doc) and to identity_audit_log: a file written
- * as access_log writes one (opened by nginx, O_APPEND, one write() a
- * line, reopened on USR1) or syslog over UDP (nginx's ngx_syslog).  A
+ * fields action, user and doc) and to identity_audit_log's file or
+ * syslog (ngx_http_identity_audit_log.c, which never blocks the loop).  A
  * login also bumps "P logins:<yyyymmdd>" (field "HH:success" or
  * "HH:failure", kept 9 days) for GET app/stats/logins.  An event that
  * cannot be written is logged and lost: it never fails what it records.
@@ -34,23 +33,25 @@
 #include "ngx_http_identity_redis.h"
 #include "ngx_http_identity_store_cmd.h"
 #include "ngx_http_identity_events.h"
+#include "ngx_http_identity_audit_log.h"
 
 
 #define NGX_HTTP_IDENTITY_EVENT_FIELD     1024    /* bytes of a string */
-#define NGX_HTTP_IDENTITY_EVENT_MAX       8192    /* bytes of a document */
+#define NGX_HTTP_IDENTITY_EVENT_MAX       7168    /* bytes of a document */
+#define NGX_HTTP_IDENTITY_EVENT_SHORT     256     /* a string cut to fit */
 #define NGX_HTTP_IDENTITY_EVENT_DAYS      9       /* a day's counters kept */
-#define NGX_HTTP_IDENTITY_EVENT_HEADER    512     /* syslog's, with its tag */
 
 
 static json_t *ngx_http_identity_event_doc(ngx_http_request_t *r,
     ngx_http_identity_event_t *ev);
+static char *ngx_http_identity_event_dump(json_t *doc);
+static void ngx_http_identity_event_cut(json_t *o, const char *key,
+    size_t max);
 static json_t *ngx_http_identity_event_str(ngx_str_t *s);
 static void ngx_http_identity_event_set(json_t *o, char *key, ngx_str_t *s);
 static json_t *ngx_http_identity_event_url(ngx_http_request_t *r);
 static json_t *ngx_http_identity_event_source(ngx_http_request_t *r,
     ngx_http_identity_session_t *s);
-static void ngx_http_identity_event_write(ngx_http_request_t *r,
-    ngx_str_t *line);
 static void ngx_http_identity_event_count(ngx_http_request_t *r,
     ngx_uint_t success);
 static void ngx_http_identity_event_failed(ngx_http_request_t *r,
@@ -61,64 +62,6 @@ static ngx_str_t  ngx_http_identity_count_script = ngx_string(
     "redis.call('HINCRBY', KEYS[1], ARGV[1], 1)\n"
     "redis.call('EXPIRE', KEYS[1], ARGV[2])\n"
     "return 1\n");
-
-
-/* identity_audit_log PATH|syslog:server=...[,tag=...] [json]; */
-
-char *
-ngx_http_identity_audit_log(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_identity_main_conf_t *imcf = conf;
-
-    ngx_str_t  *value;
-
-    value = cf->args->elts;
-
-    if (cf->args->nelts == 3
-        && ngx_strcmp(value[2].data, "json") != 0)
-    {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid value \"%V\" in \"%V\"", &value[2],
-                           &cmd->name);
-        return NGX_CONF_ERROR;
-    }
-
-    /* one file and one syslog server at most */
-
-    if (ngx_strncmp(value[1].data, "syslog:", 7) == 0) {
-        if (imcf->audit_syslog) {
-            return "is duplicate";
-        }
-
-        imcf->audit_syslog = ngx_pcalloc(cf->pool, sizeof(ngx_syslog_peer_t));
-        if (imcf->audit_syslog == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        return ngx_syslog_process_conf(cf, imcf->audit_syslog);
-    }
-
-    if (value[1].len == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid value \"\" in \"%V\"", &cmd->name);
-        return NGX_CONF_ERROR;
-    }
-
-    if (imcf->audit_file) {
-        return "is duplicate";
-    }
-
-    if (ngx_conf_full_name(cf->cycle, &value[1], 0) != NGX_OK) {
-        return NGX_CONF_ERROR;
-    }
-
-    imcf->audit_file = ngx_conf_open_file(cf->cycle, &value[1]);
-    if (imcf->audit_file == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    return NGX_CONF_OK;
-}
 
 
 /* a login's end: success (with its risk flag), or failure and why */
@@ -225,17 +168,7 @@ ngx_http_identity_event(ngx_http_request_t *r, ngx_http_identity_event_t *ev)
         return;
     }
 
-    text = json_dumps(doc, JSON_COMPACT);
-
-    /* bounded: past the bound, what the client sent goes first */
-
-    if (text && ngx_strlen(text) > NGX_HTTP_IDENTITY_EVENT_MAX) {
-        free(text);
-        json_object_del(doc, "user_agent");
-        json_object_del(doc, "risk");
-        text = json_dumps(doc, JSON_COMPACT);
-    }
-
+    text = ngx_http_identity_event_dump(doc);
     json_decref(doc);
 
     if (text == NULL) {
@@ -257,7 +190,7 @@ ngx_http_identity_event(ngx_http_request_t *r, ngx_http_identity_event_t *ev)
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "identity: event \"%s\", %uz bytes", ev->action, line.len);
 
-    ngx_http_identity_event_write(r, &line);
+    ngx_http_identity_audit_log_write(r, &line);
 
     if (imcf->audit_stream_size == 0 || !imcf->redis.configured) {
         return;
@@ -444,6 +377,84 @@ ngx_http_identity_event_doc(ngx_http_request_t *r,
 }
 
 
+/*
+ * The text of a document, at most NGX_HTTP_IDENTITY_EVENT_MAX bytes: with
+ * syslog's header it stays within the 8 KiB that rsyslog takes by default.
+ * Past the bound what the client sent goes first (user_agent, risk), then
+ * the long strings are cut shorter, then left out.  NULL: no memory, or
+ * still over (what is left is ours: ids, the reason, the provider's name).
+ */
+
+static char *
+ngx_http_identity_event_dump(json_t *doc)
+{
+    char        *text;
+    json_t      *o;
+    ngx_uint_t   i, step;
+
+    static const char  *longest[][2] = {
+        { "user", "email" }, { "user", "name" }, { "user", "username" },
+        { "url", "full" }, { "url", "domain" }
+    };
+
+    for (step = 0; /* void */; step++) {
+        text = json_dumps(doc, JSON_COMPACT);
+
+        if (text == NULL || ngx_strlen(text) <= NGX_HTTP_IDENTITY_EVENT_MAX) {
+            return text;
+        }
+
+        free(text);
+
+        if (step == 0) {
+            json_object_del(doc, "user_agent");
+            json_object_del(doc, "risk");
+            continue;
+        }
+
+        if (step == 3) {
+            return NULL;
+        }
+
+        for (i = 0; i < sizeof(longest) / sizeof(longest[0]); i++) {
+            o = json_object_get(doc, longest[i][0]);
+
+            if (step == 1) {
+                ngx_http_identity_event_cut(o, longest[i][1],
+                                            NGX_HTTP_IDENTITY_EVENT_SHORT);
+
+            } else {
+                json_object_del(o, longest[i][1]);
+            }
+        }
+    }
+}
+
+
+/* a string member cut to max bytes, on a character's boundary */
+
+static void
+ngx_http_identity_event_cut(json_t *o, const char *key, size_t max)
+{
+    u_char  *p;
+    json_t  *s;
+
+    s = json_object_get(o, key);
+
+    if (!json_is_string(s) || json_string_length(s) <= max) {
+        return;
+    }
+
+    p = (u_char *) json_string_value(s);
+
+    while (max && (p[max] & 0xc0) == 0x80) {
+        max--;
+    }
+
+    json_object_set_new(o, key, json_stringn((char *) p, max));
+}
+
+
 /* the client: where it was, by the session's metadata or the connection */
 
 static json_t *
@@ -561,52 +572,6 @@ ngx_http_identity_event_set(json_t *o, char *key, ngx_str_t *s)
 {
     if (s->len) {
         json_object_set_new(o, key, ngx_http_identity_event_str(s));
-    }
-}
-
-
-/* identity_audit_log: a whole line at once, as access_log writes */
-
-static void
-ngx_http_identity_event_write(ngx_http_request_t *r, ngx_str_t *line)
-{
-    u_char                         *buf, *p;
-    ssize_t                         n;
-    ngx_http_identity_main_conf_t  *imcf;
-
-    imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
-
-    if (imcf->audit_file == NULL && imcf->audit_syslog == NULL) {
-        return;
-    }
-
-    buf = ngx_pnalloc(r->pool, NGX_HTTP_IDENTITY_EVENT_HEADER + line->len + 1);
-    if (buf == NULL) {
-        return;
-    }
-
-    if (imcf->audit_syslog && !imcf->audit_syslog->busy) {
-        p = ngx_syslog_add_header(imcf->audit_syslog, buf);
-        p = ngx_cpymem(p, line->data, line->len);
-
-        imcf->audit_syslog->busy = 1;
-        (void) ngx_syslog_send(imcf->audit_syslog, buf, p - buf);
-        imcf->audit_syslog->busy = 0;
-    }
-
-    if (imcf->audit_file == NULL) {
-        return;
-    }
-
-    p = ngx_cpymem(buf, line->data, line->len);
-    *p++ = '\n';
-
-    n = ngx_write_fd(imcf->audit_file->fd, buf, p - buf);
-
-    if (n != p - buf) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, ngx_errno,
-                      "identity: audit log \"%s\" not written",
-                      imcf->audit_file->name.data);
     }
 }
 

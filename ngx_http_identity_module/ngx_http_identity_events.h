@@ -47,8 +47,6 @@ typedef void (*ngx_http_identity_events_pt)(ngx_http_request_t *r,
     ngx_int_t rc, json_t *body);
 
 
-char *ngx_http_identity_audit_log(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
 void ngx_http_identity_event(ngx_http_request_t *r,
     ngx_http_identity_event_t *ev);
 void ngx_http_identity_event_login(ngx_http_request_t *r, ngx_uint_t success,

@@ -31,6 +31,7 @@
 #include "ngx_http_identity_types.h"
 #include "ngx_http_identity_access.h"
 #include "ngx_http_identity_admin.h"
+#include "ngx_http_identity_audit_log.h"
 #include "ngx_http_identity_cache.h"
 #include "ngx_http_identity_cookie.h"
 #include "ngx_http_identity_crypto.h"
@@ -718,7 +719,8 @@ ngx_http_identity_init_process(ngx_cycle_t *cycle)
     }
 
     if (ngx_http_identity_crypto_init() != NGX_OK
-        || ngx_http_identity_task_init_process(cycle, imcf) != NGX_OK)
+        || ngx_http_identity_task_init_process(cycle, imcf) != NGX_OK
+        || ngx_http_identity_audit_log_init_process(cycle, imcf) != NGX_OK)
     {
         return NGX_ERROR;
     }
@@ -740,6 +742,7 @@ ngx_http_identity_init_process(ngx_cycle_t *cycle)
 static void
 ngx_http_identity_exit_process(ngx_cycle_t *cycle)
 {
+    ngx_http_identity_audit_log_exit_process(cycle);
     ngx_http_identity_node_exit_process(cycle);
     ngx_http_identity_redis_done(cycle);
 }

@@ -34,7 +34,7 @@ my %layer = (
     protocol => 4.9,
     store => 5, store_admin => 5, store_login => 5, store_revoke => 5, meta => 5, rules => 5,
     store_risk => 5,
-    events => 5.2, events_admin => 5.2,
+    events => 5.2, events_admin => 5.2, audit_log => 5.3,
     store_cmd => 5.5, node => 5.6, cache => 5.7,
     request => 6, cookie => 6, crypto => 6, redis => 6, redis_conf => 6, fetch => 6,
     parse => 6.1,
