@@ -221,7 +221,7 @@ ngx_http_identity_audit_log_exit_process(ngx_cycle_t *cycle)
 
     if (af->lost) {
         ngx_log_error(NGX_LOG_ERR, cycle->log, 0,
-                      "identity: audit log \"%s\": %ui lines lost",
+                      "identity: audit log \"%s\": lines lost: %ui",
                       af->file->name.data, af->lost);
     }
 
@@ -422,7 +422,7 @@ ngx_http_identity_audit_lost(ngx_uint_t lines, time_t now)
     }
 
     ngx_log_error(NGX_LOG_ERR, af->log, 0,
-                  "identity: audit log \"%s\": %ui lines lost, its target "
+                  "identity: audit log \"%s\": lines lost: %ui, its target "
                   "too slow or failing", af->file->name.data, af->lost);
 
     af->lost = 0;
