@@ -10,7 +10,9 @@
  * write and risk flag, made where metrics.c counts the same thing, never
  * on an admitted request.  Each goes, without waiting for an answer, to
  * the Redis Stream "P audit" (XADD MAXLEN ~ identity_audit_stream_size,
- * fields action, user and doc) and to identity_audit_log: a file written
+ * fields action, user and doc), or "P audit:failures" for a login that
+ * failed before naming an identity (anyone can make those: they must not
+ * push the others out), and to identity_audit_log: a file written
  * as access_log writes one (opened by nginx, O_APPEND, one write() a
  * line, reopened on USR1) or syslog over UDP (nginx's ngx_syslog).  A
  * login also bumps "P logins:<yyyymmdd>" (field "HH:success" or
@@ -214,6 +216,7 @@ ngx_http_identity_event(ngx_http_request_t *r, ngx_http_identity_event_t *ev)
     char                           *text;
     json_t                         *doc;
     ngx_str_t                       line, size, key, *prefix;
+    ngx_uint_t                      anonymous;
     ngx_http_identity_cmd_t         cmd;
     ngx_http_identity_main_conf_t  *imcf;
 
@@ -273,13 +276,25 @@ ngx_http_identity_event(ngx_http_request_t *r, ngx_http_identity_event_t *ev)
         return;
     }
 
-    key.len = prefix->len + sizeof("audit") - 1;
+    /*
+     * a login that failed before an identity was known names nobody, and
+     * anyone can make one: its own stream, so that it never pushes the
+     * history of known identities out of "P audit"
+     */
+
+    anonymous = ev->outcome && ngx_strcmp(ev->outcome, "failure") == 0
+                && (ev->session == NULL || ev->session->identity_id.len == 0)
+                && ev->target.len == 0;
+
+    key.len = prefix->len + sizeof("audit:failures") - 1;
     key.data = ngx_pnalloc(r->pool, key.len);
     if (key.data == NULL) {
         return;
     }
 
-    ngx_sprintf(key.data, "%Vaudit", prefix);
+    key.len = ngx_sprintf(key.data, "%Vaudit%s", prefix,
+                          anonymous ? ":failures" : "")
+              - key.data;
     ngx_http_identity_cmd_str(&cmd, &key);
 
     ngx_http_identity_cmd_cstr(&cmd, "MAXLEN");

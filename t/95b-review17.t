@@ -11,12 +11,11 @@
 # 2. A provider's error= at the callback takes the pending login of this
 #    browser only: another browser's state (no cookie, or another's) is
 #    refused and leaves that login pending, which then finishes.
-# 3. Not fixed here (a TODO): anyone, without a cookie, can push every
-#    other event out of the stream.  A callback with a forged state is a
-#    login failure (reason "state") sent to the stream, and the stream
-#    keeps its last identity_audit_stream_size entries: as many such
-#    requests as that erase a user's login from app/events (the file and
-#    syslog still have it).
+# 3. Anyone, without a cookie, could push every other event out of the
+#    stream: a callback with a forged state is a login failure (reason
+#    "state"), and the stream keeps its last identity_audit_stream_size
+#    entries.  Login failures that name no identity now go to a stream of
+#    their own, "P audit:failures", as long; app/events merges the two.
 # 4. Not fixed here (a TODO): identity_risk ... action=deny set for one
 #    server keeps no session out of it.  Sessions are shared by every
 #    server of the provider and the Redis, and a request never looks at
@@ -134,10 +133,41 @@ for my $id ('18446744073709551615-18446744073709551615', '1-0',
     }
     is($n, 300, '300 forged callbacks without a cookie: 400 each');
 
-    TODO: {
-        local $TODO = 'anonymous login failures share the bounded stream';
-        is($mine->(), 1, "alice's login is still in app/events");
+    is($mine->(), 1, "alice's login is still in app/events");
+    my $kept = $t->redis('XLEN', 'identity:audit');
+    ok($kept < 100, "the stream of identities has room ($kept entries)");
+
+    # they went to a stream of their own, as long, and are still listed
+    my $fails = $t->redis('XLEN', 'identity:audit:failures');
+    ok($fails >= 100 && $fails < 300, "the failures' stream: about 100 ($fails)");
+    my $r = $api->get("$base/api/app/events?limit=100");
+    my @ev = @{decode_json($r->{body})->{events}};
+    is(scalar(grep { ($_->{event}{reason} // '') eq 'state' } @ev), 100,
+       'app/events lists the forged callbacks first');
+
+    # every page of logins, from both streams: each entry once
+    my (@all, $pages);
+    my $next = "$base/api/app/events?action=login&limit=70";
+    while ($next && ++$pages < 20) {
+        my $b = decode_json($api->get($next)->{body});
+        push @all, @{$b->{events}};
+        $next = $b->{next_page_uri};
     }
+    my %f = map { $_->[0] => 1 }
+            @{$t->redis('XRANGE', 'identity:audit:failures', '-', '+') || []};
+    my %m = map { $_->[0] => 1 }
+            @{$t->redis('XRANGE', 'identity:audit', '-', '+') || []};
+    is(scalar @all, (scalar keys %f) + (grep { $m{$_->{id}} } @all),
+       'the pages hold every failure');
+    is(scalar(grep { ($_->{user}{id} // '') eq $uid } @all), 1,
+       "and alice's login, merged among them");
+    my @ids = map { $_->{id} } @all;
+    my $cmp = sub {
+        my ($x, $y) = map { [split /-/] } @_;
+        return $x->[0] <=> $y->[0] || $x->[1] <=> $y->[1];
+    };
+    is_deeply(\@ids, [sort { $cmp->($b, $a) } keys %{{ map { $_ => 1 } @ids }}],
+              'newest first, none twice');
 }
 
 # ------------------------------------------------------------ 4. servers
