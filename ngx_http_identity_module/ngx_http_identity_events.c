@@ -305,11 +305,13 @@ ngx_http_identity_event(ngx_http_request_t *r, ngx_http_identity_event_t *ev)
     ngx_http_identity_cmd_cstr(&cmd, ev->action);
     ngx_http_identity_cmd_cstr(&cmd, "user");
 
+    /* whom the event is about, not the admin: that user's page lists it */
+
     if (ev->session && ev->session->identity_id.len) {
         ngx_http_identity_cmd_str(&cmd, &ev->session->identity_id);
 
-    } else if (ev->target.len && ev->target.data[1] == 'u') {
-        ngx_http_identity_cmd_str(&cmd, &ev->target);
+    } else if (ev->whose.len) {
+        ngx_http_identity_cmd_str(&cmd, &ev->whose);
 
     } else {
         ngx_http_identity_cmd_cstr(&cmd, "");
@@ -699,12 +701,14 @@ ngx_http_identity_event_failed(ngx_http_request_t *r, char *what)
 /*
  * An admin's write: the admin is the user (its session's identity, or
  * "token:" and 8 hex digits of the bearer token's hash, which names the
- * token without revealing it), the target whose session or identity
+ * token without revealing it), the target whose session or identity; the
+ * stream's user field is whose it was (the identity deleted, or the
+ * session's, when the store knew it), as for the user's own events
  */
 
 void
 ngx_http_identity_event_admin(ngx_http_request_t *r, ngx_str_t *token_hash,
-    ngx_uint_t user, ngx_str_t *target)
+    ngx_uint_t user, ngx_str_t *target, ngx_str_t *whose)
 {
     u_char                      buf[sizeof("token:") - 1 + 8];
     ngx_http_identity_ctx_t    *ctx;
@@ -716,6 +720,7 @@ ngx_http_identity_event_admin(ngx_http_request_t *r, ngx_str_t *token_hash,
 
     ev.count = -1;
     ev.target = *target;
+    ev.whose = user ? *target : whose ? *whose : ev.whose;
 
     if (token_hash == NULL) {
         ev.admin = ctx->session.identity_id;

@@ -222,4 +222,42 @@ for my $id ('18446744073709551615-18446744073709551615', '1-0',
     unlike($last->{user_agent}{original} // '', qr/\xff/, 'no byte that is not UTF-8');
 }
 
+# ------------------------------------------------------------ 8. API writes
+
+# an admin's revocation is on the page of the user whose session it was
+{
+    my $alice_id = $t->redis('GET', 'identity:sub:test:alice');
+    my $erin = Identity::Test::UA->new;
+    is($erin->oidc_login("$base/e", user => 'alice')->{status}, 200,
+       "erin's login (alice)");
+    my $sid = 'as_' . Identity::Test::session_hex(
+                          $erin->cookie('identity_session', '127.0.0.1'));
+    my $r = $api->request('DELETE', "$base/api/app/sessions/$sid");
+    is($r->{status}, 204, "the API revokes erin's session");
+    my @ev;
+    for (1 .. 100) {
+        $r = $api->get("$base/api/app/events?user=$alice_id"
+                       . "&action=session_revoked");
+        @ev = @{decode_json($r->{body})->{events}};
+        last if @ev;
+        select(undef, undef, undef, 0.05);
+    }
+    is(scalar @ev, 1, "app/events?user=<alice's id>: the revocation");
+    is($ev[0]{event}{reason}, 'api', 'by the API');
+    like($ev[0]{user}{id} // '', qr/^token:[0-9a-f]{8}$/, 'user.id: the admin');
+    is($ev[0]{user}{target}{id}, $sid, 'user.target.id: the session');
+
+    $r = $api->request('DELETE', "$base/api/app/users/$alice_id");
+    is($r->{status}, 204, 'the API deletes alice');
+    for (1 .. 100) {
+        $r = $api->get("$base/api/app/events?user=$alice_id&action=user_deleted");
+        @ev = @{decode_json($r->{body})->{events}};
+        last if @ev;
+        select(undef, undef, undef, 0.05);
+    }
+    is(scalar @ev, 1, "app/events?user=<alice's id>: her deletion");
+    like($ev[0]{user}{id} // '', qr/^token:/, 'user.id: the admin');
+    is($ev[0]{user}{target}{id}, $alice_id, 'user.target.id: alice');
+}
+
 done_testing;

@@ -318,12 +318,15 @@ is(scalar(grep { $_->{event}{action} ne 'login' } @{$body->{events}}), 0, 'only 
 $r = $api->get("$base/api/app/events?user=$b1->{uid}&limit=1");
 $body = decode_json($r->{body});
 is(scalar @{$body->{events}}, 1, 'user= and limit=1: one');
-is($body->{events}[0]{user}{id}, $b1->{uid}, "bob's");
+# the newest: the API's revocation of his session, filed under bob
+is($body->{events}[0]{event}{reason}, 'api', "bob's: the API revoked his session");
+is($body->{events}[0]{user}{target}{id}, $b1->{id}, 'his session, by the admin');
 like($body->{next_page_uri} // '', qr/[?&]user=\Q$b1->{uid}\E/, 'the filter kept in next_page_uri');
 $r = $api->get($body->{next_page_uri});
 $body = decode_json($r->{body});
 is(scalar @{$body->{events}}, 1, "bob's second event on the next page");
-is($body->{events}[0]{event}{action}, 'login', "bob's login, the older one");
+is($body->{events}[0]{event}{action}, 'login', "bob's, an older one");
+is($body->{events}[0]{user}{id}, $b1->{uid}, 'his own');
 
 $r = $api->get("$base/api/app/events?limit=&before_id=&user=&action=");
 is($r->{status}, 200, 'empty parameters are absent ones: 200');
