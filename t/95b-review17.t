@@ -31,6 +31,13 @@
 # 6. (sound) A User-Agent that tries to end the JSON document and start
 #    another, with bytes that are not UTF-8, stays one line of the
 #    audit file, one JSON object, and forges no event.
+# 7. A session the location's rules refuse wrote a login failure on each
+#    refused request: its holder could flood the stream.  Now once a
+#    minute per session (and worker): 20 refusals, one event; another
+#    session's refusal still has its own.
+# 8. An admin's DELETE of a session was filed under nobody in the
+#    stream (the document's user is the admin): the user's page,
+#    app/events?user=, missed it.  It is filed under whose it was.
 
 use strict;
 use warnings;
@@ -41,7 +48,7 @@ use lib "$FindBin::Bin/lib";
 use JSON::PP qw(decode_json);
 use Test::More;
 use Identity::Test;
-use Identity::Conf qw(identity_conf protected);
+use Identity::Conf qw(identity_conf protected location_block);
 
 my $t = Identity::Test->new(name => 'review17');
 
@@ -56,6 +63,11 @@ $t->write_file('admin.token', "$token\n");
 
 my $p = protected('test');
 $t->nginx_conf(identity_conf(redis => $rport, issuer => $issuer, admin => 1,
+    locations => [
+        location_block('/refused/', 'identity test;',
+            'identity_allow_email nobody\@example.invalid;',
+            'proxy_pass http://127.0.0.1:%%PORT_upstream%%;'),
+    ],
     http => <<"H"));
     identity_audit_stream_size 100;
     identity_audit_log %%TESTDIR%%/audit.log;
@@ -221,6 +233,36 @@ for my $id ('18446744073709551615-18446744073709551615', '1-0',
                  reverse @docs;
     unlike($last->{user_agent}{original} // '', qr/\xff/, 'no byte that is not UTF-8');
 }
+
+# ------------------------------------------------------------ 7. refusals
+
+# a session the rules refuse: one event a minute, not one a request (two
+# sessions of alice: the rules look at sessions, the limit too)
+my ($carl, $dora) = map { Identity::Test::UA->new } 1 .. 2;
+is($carl->oidc_login("$base/c", user => 'alice')->{status}, 200, "carl's login");
+is($dora->oidc_login("$base/d", user => 'alice')->{status}, 200, "dora's login");
+my %sid = map { $_->[0] => 'as_' . Identity::Test::session_hex(
+                              $_->[1]->cookie('identity_session', '127.0.0.1')) }
+          (['carl', $carl], ['dora', $dora]);
+my @st = map { $carl->get("$base/refused/$_")->{status} } 1 .. 20;
+is_deeply([keys %{{ map { $_ => 1 } @st }}], [403], '20 refused requests: 403');
+is($dora->get("$base/refused/x")->{status}, 403, "another session's refusal");
+
+my $refusals = sub {
+    my ($who) = @_;
+    return scalar grep {
+        my %f = @{$_->[1]};
+        my $d = decode_json($f{doc});
+        ($d->{event}{reason} // '') eq 'rule:email'
+        && ($d->{session}{id} // '') eq $sid{$who}
+    } @{$t->redis('XRANGE', 'identity:audit', '-', '+') || []};
+};
+# events of one worker, on one connection: in order
+for (1 .. 100) { last if $refusals->('dora'); select(undef, undef, undef, 0.05) }
+is($refusals->('carl'), 1, "carl's 20 refusals: one event");
+is($refusals->('dora'), 1, "dora's refusal: her own event");
+my @f = grep { /rule:email/ } split /\n/, $t->read_file('audit.log');
+is(scalar @f, 2, 'and two lines in the file');
 
 # ------------------------------------------------------------ 8. API writes
 
