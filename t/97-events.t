@@ -153,11 +153,12 @@ for my $key ('identity:audit', 'identity:audit:failures') {
     for my $e (@{$t->redis('XRANGE', $key, '-', '+') || []}) {
         my %f = @{$e->[1]};
         push @stream, { id => $e->[0], %f, doc => decode_json($f{doc}) };
-        $in{$e->[0]} = $key;
+        $in{$stream[-1]{doc}{event}{id}} = $key;
     }
 }
 @stream = sort { id_cmp($a->{id}, $b->{id}) } @stream;
-my @anon = grep { $in{$_->{id}} eq 'identity:audit:failures' } @stream;
+# (not by stream id: the two streams can give two events the same one)
+my @anon = grep { $in{$_->{doc}{event}{id}} eq 'identity:audit:failures' } @stream;
 is_deeply([sort map { $_->{doc}{event}{reason} } @anon], ['cancelled', 'state'],
           'the failures that name nobody are in identity:audit:failures');
 is_deeply([map { $_->{user} } @anon], ['', ''], 'with an empty user field');
@@ -305,7 +306,9 @@ while ($next && $pages < 10) {
     $next = $body->{next_page_uri};
     $pages++;
 }
-is($pages, 4, 'four pages of 4, 4, 4 and 2');
+# four pages of 4, 4, 4 and 2; or five, when two events of the two
+# streams got the same id and a page ended before the pair
+ok($pages == 4 || $pages == 5, "14 events in pages of 4: $pages pages");
 is_deeply([map { $_->{id} } @paged], [reverse map { $_->{id} } @stream],
           'the pages are the two streams merged, newest first, none twice');
 
