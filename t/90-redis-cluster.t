@@ -223,6 +223,11 @@ is($r->{status}, 200, 'app/events in a cluster');
 my %reasons;
 $reasons{$_->{event}{reason}}++ for @{decode_json($r->{body})->{events}};
 is($reasons{api}, 1, 'the DELETE of a session, revoked by the API');
+my ($u3) = grep { $_->{username} eq 'u3' } @{decode_json(
+    $api->get("$base/api/app/users?limit=50")->{body})->{application_users}};
+$r = $api->get("$base/api/app/events?user=$u3->{id}&action=session_revoked");
+is(scalar(grep { $_->{event}{reason} eq 'api' } @{decode_json($r->{body})->{events}}),
+   1, 'filed under u3, whose session it was (its shard told)');
 is($reasons{backchannel}, 2, 'the two back-channel logouts');
 $r = $api->get("$base/api/app/events?action=login&limit=100");
 my @ok = grep { $_->{event}{outcome} eq 'success' } @{decode_json($r->{body})->{events}};
