@@ -213,6 +213,20 @@ ngx_http_identity_login_finish(ngx_http_request_t *r,
 
     case ngx_http_identity_finish_create:
 
+        /* over concurrent_sessions' max when made (store.c): as above */
+
+        if (ctx->risk_denied && !ctx->redis_error) {
+            if (ngx_http_identity_risk_refused(r) != NGX_OK) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "identity: login of \"%V\" with \"%V\" denied "
+                          "by \"%V\"", &ctx->claims.provider_user_id,
+                          &ctx->provider->name, &ctx->risk_reason);
+            return NGX_HTTP_FORBIDDEN;
+        }
+
         if (ctx->risk_revoke && ctx->found && !ctx->redis_error) {
             ctx->finish = ngx_http_identity_finish_revoke;
 

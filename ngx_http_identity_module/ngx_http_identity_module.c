@@ -127,9 +127,9 @@ static ngx_command_t  ngx_http_identity_commands[] = {
       NULL },
 
     { ngx_string("identity_risk"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_2MORE,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_2MORE,
       ngx_http_identity_risk_directive,
-      NGX_HTTP_SRV_CONF_OFFSET,
+      NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
 
@@ -344,6 +344,11 @@ ngx_http_identity_create_main_conf(ngx_conf_t *cf)
     imcf->protocols = ngx_http_identity_protocols;
     imcf->audit_stream_size = NGX_CONF_UNSET;
 
+    /* NGX_CONF_UNSET_UINT each */
+    ngx_memset(imcf->risk_action, 0xff, sizeof(imcf->risk_action));
+    imcf->risk_speed = NGX_CONF_UNSET_UINT;
+    imcf->risk_max = NGX_CONF_UNSET_UINT;
+
     return imcf;
 }
 
@@ -382,6 +387,8 @@ ngx_http_identity_init_main_conf(ngx_conf_t *cf, void *conf)
     }
 
     ngx_conf_init_value(imcf->audit_stream_size, 10000);
+
+    ngx_http_identity_risk_init_conf(imcf);
 
     if (imcf->key_prefix.data == NULL) {
         ngx_str_set(&imcf->key_prefix, "identity:");
@@ -437,11 +444,6 @@ ngx_http_identity_create_srv_conf(ngx_conf_t *cf)
 
     iscf->public_https = NGX_CONF_UNSET_UINT;
 
-    /* NGX_CONF_UNSET_UINT each */
-    ngx_memset(iscf->risk_action, 0xff, sizeof(iscf->risk_action));
-    iscf->risk_speed = NGX_CONF_UNSET_UINT;
-    iscf->risk_max = NGX_CONF_UNSET_UINT;
-
     return iscf;
 }
 
@@ -458,8 +460,6 @@ ngx_http_identity_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_str_value(conf->path, prev->path, "/_identity/");
     ngx_conf_merge_str_value(conf->public_url, prev->public_url, "");
     ngx_conf_merge_uint_value(conf->public_https, prev->public_https, 0);
-
-    ngx_http_identity_risk_merge(conf, prev);
 
     /*
      * The server's names, for ngx_http_identity_public_origin(): nginx

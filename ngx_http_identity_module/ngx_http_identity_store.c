@@ -79,6 +79,7 @@
 #include "ngx_http_identity_store.h"
 #include "ngx_http_identity_store_cmd.h"
 #include "ngx_http_identity_claims.h"
+#include "ngx_http_identity_risk.h"
 
 
 #define NGX_HTTP_IDENTITY_SESSION_FIELDS  31
@@ -238,6 +239,11 @@ static ngx_str_t  ngx_http_identity_touch_script = ngx_string(
  * The identity's record has no id either: its key says it, and the admin
  * API's scripts add it.
  *
+ * With "max_live" (concurrent_sessions action=deny), the identity's live
+ * sessions are counted again here, with the creation in one script, so
+ * that logins checked at once (store_risk.c) do not pass max together: at
+ * max, nothing is written and it answers {uid}.
+ *
  * Then the sweep: the identity's 10 oldest sessions are checked, and the
  * next 100 sessions of the index, from where the last
  * login left off, are checked and those that ended (expired: no session
@@ -254,7 +260,7 @@ static ngx_str_t  ngx_http_identity_create_script = ngx_string(
     "local now_ms, ep = tonumber(ARGV[5]), ARGV[6]\n"
     "local f, rec = {}, {}\n"
     "local elsewhere = {issuer = 1, ua = 1, risk_countries = 1,\n"
-    "                   risk_devices = 1, risk_last = 1}\n"
+    "                   risk_devices = 1, risk_last = 1, max_live = 1}\n"
     "for i = 7, #ARGV, 2 do\n"
     "  local k, v = ARGV[i], ARGV[i + 1]\n"
     "  f[k] = v\n"
@@ -268,6 +274,16 @@ static ngx_str_t  ngx_http_identity_create_script = ngx_string(
     "local idle, url, isid = tonumber(f.idle), f.url, f.idp_sid\n"
     "local subkey = p .. 'sub:' .. provider .. ':' .. sub\n"
     "local uid = redis.call('GET', subkey)\n"
+    "local max = f.max_live and tonumber(f.max_live)\n"
+    "if uid and max then\n"
+    "  local live = 0\n"
+    "  for _, o in ipairs(redis.call('ZRANGE', p .. 'user_sessions:' .. uid,\n"
+    "                                0, 999)) do\n"
+    "    local k = skey(p, o)\n"
+    "    if k and redis.call('EXISTS', k) == 1 then live = live + 1 end\n"
+    "    if live >= max then return {uid} end\n"
+    "  end\n"
+    "end\n"
     "if not uid then\n"
     "  uid = ARGV[2]\n"
     "  redis.call('SET', subkey, uid)\n"
@@ -777,7 +793,7 @@ ngx_http_identity_session_create(ngx_http_request_t *r, ngx_str_t *token)
         || (!ctx->meta_done
             && ngx_http_identity_meta_collect(r, &ctx->session.meta)
                != NGX_OK)
-        || ngx_http_identity_cmd_init(r, &cmd, "EVAL", 88) != NGX_OK)
+        || ngx_http_identity_cmd_init(r, &cmd, "EVAL", 90) != NGX_OK)
     {
         return NGX_ERROR;
     }
@@ -861,6 +877,12 @@ ngx_http_identity_session_create(ngx_http_request_t *r, ngx_str_t *token)
     ngx_http_identity_cmd_field_str(&cmd, "risk_devices", &ctx->risk_seen[1]);
     ngx_http_identity_cmd_field_str(&cmd, "risk_last", &ctx->risk_seen[2]);
 
+    if (imcf->risk_action[NGX_HTTP_IDENTITY_RISK_CONCURRENT]
+        == NGX_HTTP_IDENTITY_RISK_DENY)
+    {
+        ngx_http_identity_cmd_field_num(&cmd, "max_live", imcf->risk_max);
+    }
+
     ctx->session.created_at = now;
     ctx->session.expires_at = expires;
 
@@ -876,6 +898,26 @@ ngx_http_identity_create_handler(ngx_http_request_t *r, redisReply *reply,
     ngx_http_identity_ctx_t  *ctx;
 
     ctx = ngx_http_identity_get_ctx(r);
+
+    /* {uid}: the identity has max live sessions, none made (the login's) */
+
+    if (reply != NULL
+        && reply->type == REDIS_REPLY_ARRAY
+        && reply->elements == 1)
+    {
+        if (ngx_http_identity_reply_str(r, reply->element[0],
+                                        &ctx->session.identity_id)
+            != NGX_OK)
+        {
+            ctx->redis_error = 1;
+
+        } else {
+            ctx->risk_denied = NGX_HTTP_IDENTITY_RISK_CONCURRENT + 1;
+        }
+
+        ctx->resume(r);
+        return;
+    }
 
     if (reply == NULL
         || reply->type != REDIS_REPLY_ARRAY

@@ -9,13 +9,14 @@
  * directive, the one Redis round trip a login makes before its session is
  * made (the identity's history and how many of its sessions are live),
  * the signals decided over the new session's metadata (risk.c does the
- * arithmetic), and the end of the identity's other sessions for
- * `revoke_others`.  The history is kept on the identity's record, bounded:
- * risk_countries and risk_devices (one a line, newest first, 16 at most)
- * and risk_last ("lat lon radius country time" of the last login whose
- * place was known); the create script (store.c) writes what
- * ctx->risk_seen holds once the session is made, so a denied login leaves
- * no trace.  Nothing here runs on the authenticated request path.
+ * arithmetic), the end of the identity's other sessions for
+ * `revoke_others`, and the denial of a login the create script (store.c)
+ * finds at concurrent_sessions' max when it is to be made.  The history
+ * is kept on the identity's record, bounded: risk_countries and
+ * risk_devices (one a line, newest first, 16 at most) and risk_last ("lat
+ * lon radius country time" of the last login whose place was known); the
+ * create script (store.c) writes what ctx->risk_seen holds once the
+ * session is made, so a denied login leaves no trace.  Nothing here runs on the authenticated request path.
  */
 
 
@@ -53,6 +54,8 @@ static void ngx_http_identity_risk_handler(ngx_http_request_t *r,
     redisReply *reply, void *data);
 static ngx_int_t ngx_http_identity_risk_decide(ngx_http_request_t *r,
     redisReply **e, ngx_uint_t live);
+static ngx_int_t ngx_http_identity_risk_deny(ngx_http_request_t *r,
+    ngx_str_t *uid);
 static ngx_int_t ngx_http_identity_risk_here(ngx_http_identity_meta_t *m,
     ngx_http_identity_risk_place_t *pl);
 static ngx_int_t ngx_http_identity_risk_copy(ngx_http_request_t *r,
@@ -109,19 +112,33 @@ static ngx_str_t  ngx_http_identity_risk_revoke_script = ngx_string(
     "return {n, publish(p)}\n");
 
 
-/* identity_risk NAME action=flag|deny|revoke_others [speed=KMH] [max=N] */
+/*
+ * identity_risk NAME action=flag|deny|revoke_others [speed=KMH] [max=N],
+ * at http level only: a session is admitted by every server that uses its
+ * provider and Redis, and no request looks at its risk, so a policy of one
+ * server would be undone by a login at another (docs/risk.md)
+ */
 
 char *
 ngx_http_identity_risk_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf)
 {
-    ngx_http_identity_srv_conf_t *iscf = conf;
+    ngx_http_identity_main_conf_t *imcf = conf;
 
     ngx_int_t    n;
     ngx_str_t   *value, v;
     ngx_uint_t   i, j, signal, action;
 
     value = cf->args->elts;
+
+    if (cf->cmd_type != NGX_HTTP_MAIN_CONF) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" is allowed at http level only: a "
+                           "session works at every server that shares its "
+                           "provider and Redis, so the risk policy is the "
+                           "whole nginx's", &cmd->name);
+        return NGX_CONF_ERROR;
+    }
 
     for (signal = 0; ngx_http_identity_risk_signals[signal]; signal++) {
         if (ngx_strcmp(value[1].data, ngx_http_identity_risk_signals[signal])
@@ -139,7 +156,7 @@ ngx_http_identity_risk_directive(ngx_conf_t *cf, ngx_command_t *cmd,
         return NGX_CONF_ERROR;
     }
 
-    if (iscf->risk_action[signal] != NGX_CONF_UNSET_UINT) {
+    if (imcf->risk_action[signal] != NGX_CONF_UNSET_UINT) {
         return "is duplicate";
     }
 
@@ -175,7 +192,7 @@ ngx_http_identity_risk_directive(ngx_conf_t *cf, ngx_command_t *cmd,
                 goto invalid;
             }
 
-            iscf->risk_speed = n;
+            imcf->risk_speed = n;
             continue;
         }
 
@@ -187,7 +204,7 @@ ngx_http_identity_risk_directive(ngx_conf_t *cf, ngx_command_t *cmd,
                 goto invalid;
             }
 
-            iscf->risk_max = n;
+            imcf->risk_max = n;
             continue;
         }
 
@@ -201,7 +218,7 @@ ngx_http_identity_risk_directive(ngx_conf_t *cf, ngx_command_t *cmd,
         return NGX_CONF_ERROR;
     }
 
-    iscf->risk_action[signal] = action;
+    imcf->risk_action[signal] = action;
 
     return NGX_CONF_OK;
 
@@ -217,20 +234,17 @@ invalid:
 /* every signal flags unless told otherwise (docs/risk.md says why) */
 
 void
-ngx_http_identity_risk_merge(ngx_http_identity_srv_conf_t *conf,
-    ngx_http_identity_srv_conf_t *prev)
+ngx_http_identity_risk_init_conf(ngx_http_identity_main_conf_t *imcf)
 {
     ngx_uint_t  i;
 
     for (i = 0; i < NGX_HTTP_IDENTITY_RISK_SIGNALS; i++) {
-        ngx_conf_merge_uint_value(conf->risk_action[i], prev->risk_action[i],
-                                  NGX_HTTP_IDENTITY_RISK_FLAG);
+        ngx_conf_init_uint_value(imcf->risk_action[i],
+                                 NGX_HTTP_IDENTITY_RISK_FLAG);
     }
 
-    ngx_conf_merge_uint_value(conf->risk_speed, prev->risk_speed,
-                              NGX_HTTP_IDENTITY_RISK_SPEED);
-    ngx_conf_merge_uint_value(conf->risk_max, prev->risk_max,
-                              NGX_HTTP_IDENTITY_RISK_MAX);
+    ngx_conf_init_uint_value(imcf->risk_speed, NGX_HTTP_IDENTITY_RISK_SPEED);
+    ngx_conf_init_uint_value(imcf->risk_max, NGX_HTTP_IDENTITY_RISK_MAX);
 }
 
 
@@ -323,7 +337,6 @@ ngx_http_identity_risk_decide(ngx_http_request_t *r, redisReply **e,
     u_char                         *p;
     char                            detail[256], dev[128];
     char                            list[NGX_HTTP_IDENTITY_RISK_LIST_LEN];
-    char                           *s;
     size_t                          n, dn, i;
     double                          km;
     ngx_str_t                       uid;
@@ -333,12 +346,10 @@ ngx_http_identity_risk_decide(ngx_http_request_t *r, redisReply **e,
     ngx_uint_t                      signal, action, raised[4];
     ngx_http_identity_ctx_t        *ctx;
     ngx_http_identity_meta_t       *m;
-    ngx_http_identity_srv_conf_t   *iscf;
     ngx_http_identity_main_conf_t  *imcf;
     ngx_http_identity_risk_place_t  last, now;
 
     ctx = ngx_http_identity_get_ctx(r);
-    iscf = ngx_http_get_module_srv_conf(r, ngx_http_identity_module);
     imcf = ngx_http_get_module_main_conf(r, ngx_http_identity_module);
     m = &ctx->session.meta;
 
@@ -449,7 +460,7 @@ ngx_http_identity_risk_decide(ngx_http_request_t *r, redisReply **e,
         && ngx_http_identity_risk_place_parse(e[3]->str, e[3]->len, &last)
            == 0
         && ngx_http_identity_risk_travel(&last, &now,
-                                         (double) iscf->risk_speed, &km))
+                                         (double) imcf->risk_speed, &km))
     {
         dt = now.at - last.at;
         n = (size_t) (km + 0.5);
@@ -483,9 +494,9 @@ ngx_http_identity_risk_decide(ngx_http_request_t *r, redisReply **e,
 
     /* concurrent_sessions: "6 sessions, limit 5", the new one counted */
 
-    if (live + 1 > iscf->risk_max) {
+    if (live + 1 > imcf->risk_max) {
         p = ngx_snprintf((u_char *) detail, sizeof(detail) - 1,
-                         "%ui sessions, limit %ui", live + 1, iscf->risk_max);
+                         "%ui sessions, limit %ui", live + 1, imcf->risk_max);
         *p = '\0';
 
         raised[NGX_HTTP_IDENTITY_RISK_CONCURRENT] = 1;
@@ -539,7 +550,7 @@ history:
             continue;
         }
 
-        action = iscf->risk_action[signal];
+        action = imcf->risk_action[signal];
 
         ngx_http_identity_metrics_risk(signal, action);
 
@@ -559,32 +570,11 @@ history:
     }
 
     if (ctx->risk_denied) {
-        s = (char *) ngx_http_identity_risk_signals[ctx->risk_denied - 1];
-        n = ngx_strlen(s);
+        uid.len = e ? e[0]->len : 0;
+        uid.data = e ? (u_char *) e[0]->str : NULL;
 
-        ctx->risk_reason.data = ngx_pnalloc(r->pool, sizeof("risk:") + n);
-        if (ctx->risk_reason.data == NULL) {
+        if (ngx_http_identity_risk_deny(r, &uid) != NGX_OK) {
             goto failed;
-        }
-
-        ctx->risk_reason.len = ngx_sprintf(ctx->risk_reason.data, "risk:%s",
-                                           s)
-                               - ctx->risk_reason.data;
-        ctx->risk_reason.data[ctx->risk_reason.len] = '\0';
-
-        /* the login's failure event names it, and whose (endpoint.c) */
-        ctx->fail_reason = (char *) ctx->risk_reason.data;
-
-        if (e && e[0]->len <= 64) {
-            uid.len = e[0]->len;
-            uid.data = (u_char *) e[0]->str;
-
-            ctx->session.identity_id.data = ngx_pstrdup(r->pool, &uid);
-            if (ctx->session.identity_id.data == NULL) {
-                goto failed;
-            }
-
-            ctx->session.identity_id.len = uid.len;
         }
     }
 
@@ -615,6 +605,84 @@ failed:
     json_decref(flags);
 
     return NGX_ERROR;
+}
+
+
+/*
+ * The denial of ctx->risk_denied: its reason "risk:<signal>", which the
+ * login's failure event names (endpoint.c) with whose it was, "uid" (of
+ * 64 bytes at most; else unknown)
+ */
+
+static ngx_int_t
+ngx_http_identity_risk_deny(ngx_http_request_t *r, ngx_str_t *uid)
+{
+    char                     *s;
+    size_t                    n;
+    ngx_http_identity_ctx_t  *ctx;
+
+    ctx = ngx_http_identity_get_ctx(r);
+
+    s = (char *) ngx_http_identity_risk_signals[ctx->risk_denied - 1];
+    n = ngx_strlen(s);
+
+    ctx->risk_reason.data = ngx_pnalloc(r->pool, sizeof("risk:") + n);
+    if (ctx->risk_reason.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->risk_reason.len = ngx_sprintf(ctx->risk_reason.data, "risk:%s", s)
+                           - ctx->risk_reason.data;
+    ctx->risk_reason.data[ctx->risk_reason.len] = '\0';
+
+    ctx->fail_reason = (char *) ctx->risk_reason.data;
+
+    if (uid->len && uid->len <= 64) {
+        ctx->session.identity_id.data = ngx_pstrdup(r->pool, uid);
+        if (ctx->session.identity_id.data == NULL) {
+            return NGX_ERROR;
+        }
+
+        ctx->session.identity_id.len = uid->len;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The create script (store.c) found the identity at concurrent_sessions'
+ * max, which the check before it had not: another login of the identity
+ * made its session in between.  The same denial, counted and logged as
+ * the check's.
+ */
+
+ngx_int_t
+ngx_http_identity_risk_refused(ngx_http_request_t *r)
+{
+    ngx_str_t                 uid;
+    ngx_http_identity_ctx_t  *ctx;
+
+    ctx = ngx_http_identity_get_ctx(r);
+
+    ngx_http_identity_metrics_risk(NGX_HTTP_IDENTITY_RISK_CONCURRENT,
+                                   NGX_HTTP_IDENTITY_RISK_DENY);
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "identity: login of \"%V\" raised \"%s\" when made, "
+                  "action \"%s\"", &ctx->claims.provider_user_id,
+                  ngx_http_identity_risk_signals[
+                      NGX_HTTP_IDENTITY_RISK_CONCURRENT],
+                  ngx_http_identity_risk_actions[NGX_HTTP_IDENTITY_RISK_DENY]);
+
+    ctx->risk_denied = NGX_HTTP_IDENTITY_RISK_CONCURRENT + 1;
+    ctx->risk_revoke = 0;
+
+    /* store.c put the identity's id in the session */
+
+    uid = ctx->session.identity_id;
+
+    return ngx_http_identity_risk_deny(r, &uid);
 }
 
 

@@ -22,8 +22,8 @@
 
 char *ngx_http_identity_risk_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-void ngx_http_identity_risk_merge(ngx_http_identity_srv_conf_t *conf,
-    ngx_http_identity_srv_conf_t *prev);
+void ngx_http_identity_risk_init_conf(ngx_http_identity_main_conf_t *imcf);
+ngx_int_t ngx_http_identity_risk_refused(ngx_http_request_t *r);
 
 ngx_int_t ngx_http_identity_risk_check(ngx_http_request_t *r);
 

@@ -159,6 +159,12 @@ typedef struct {
     ngx_int_t                        audit_stream_size;  /* 0: no stream */
     ngx_open_file_t                 *audit_file;  /* identity_audit_log */
     ngx_syslog_peer_t               *audit_syslog;
+    ngx_uint_t                       risk_action[4];  /* by signal:
+                                                         NGX_HTTP_IDENTITY_
+                                                         RISK_FLAG ...; the
+                                                         whole nginx's */
+    ngx_uint_t                       risk_speed;  /* km/h */
+    ngx_uint_t                       risk_max;    /* concurrent sessions */
 } ngx_http_identity_main_conf_t;
 
 
@@ -171,11 +177,6 @@ typedef struct {
     ngx_array_t                     *providers;   /* used in this server */
     ngx_array_t                     *auths;       /* of loc conf *, with
                                                      an auth id */
-    ngx_uint_t                       risk_action[4];  /* by signal:
-                                                         NGX_HTTP_IDENTITY_
-                                                         RISK_FLAG ... */
-    ngx_uint_t                       risk_speed;  /* km/h */
-    ngx_uint_t                       risk_max;    /* concurrent sessions */
 } ngx_http_identity_srv_conf_t;
 
 

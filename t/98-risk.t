@@ -4,9 +4,18 @@
 # history, with the real OIDC provider and the geo fixture (Tokyo and Paris,
 # 9,712 km apart, the client's address from X-Forwarded-For through realip);
 # the actions flag (the API's risk), deny (the login error page, 403, no
-# session) and revoke_others (the other sessions refused at once, on a
-# second nginx sharing the Redis too); the sessions' filters; the metrics;
-# identity_risk's errors; and the arithmetic through build/unit/risk_check.
+# session, at every server of the nginx) and revoke_others (the other
+# sessions refused at once, on a second nginx sharing the Redis too); the
+# sessions' filters; the metrics; identity_risk's errors, among them its
+# use in a server or a location (the policy is the nginx's: a session works
+# at every server); and the arithmetic through build/unit/risk_check.
+#
+# identity_risk is set at http level only, so each policy is an nginx of
+# its own, all sharing the Redis and the provider: "nginx" flags (with
+# concurrent_sessions max=2), "deny" denies new_country and
+# impossible_travel (speed=300) at both of its servers, "revoke" revokes
+# others past 1 session, "b" flags with the defaults, "race" denies past
+# 2 sessions, where parallel callbacks must not make more than 2.
 
 use strict;
 use warnings;
@@ -15,6 +24,7 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 
 use JSON::PP;
+use POSIX ();
 use Test::More;
 use Identity::Test;
 use Identity::GeoDB qw(write_mmdb);
@@ -22,6 +32,9 @@ use Identity::Conf qw(identity_conf protected upstream_saw);
 
 my $ta = Identity::Test->new(name => 'risk');
 my $tb = Identity::Test->new(name => 'risk-b');
+my $td = Identity::Test->new(name => 'risk-deny');
+my $tr = Identity::Test->new(name => 'risk-revoke');
+my $tx = Identity::Test->new(name => 'risk-race');
 my $root = $Identity::Test::ROOT;
 
 # ------------------------------------------------------------ the arithmetic
@@ -35,12 +48,18 @@ like($out, qr/^risk_check: \d+ checks, 0 failed$/m, 'risk_check ran its checks')
 # ------------------------------------------------------------ servers
 
 my $rport = $ta->start_redis;
-my %base = map { $_ => 'http://127.0.0.1:' . $ta->port($_) } qw(nginx deny revoke);
-$base{b} = 'http://127.0.0.1:' . $tb->port('nginx');
+my %base = (
+    nginx  => 'http://127.0.0.1:' . $ta->port('nginx'),
+    b      => 'http://127.0.0.1:' . $tb->port('nginx'),
+    deny   => 'http://127.0.0.1:' . $td->port('nginx'),
+    deny2  => 'http://127.0.0.1:' . $td->port('other'),
+    revoke => 'http://127.0.0.1:' . $tr->port('nginx'),
+    race   => 'http://127.0.0.1:' . $tx->port('nginx'),
+);
 
 my @users = map { { id => $_, password => "$_-password", email => "$_\@example.test",
                     name => ucfirst $_, username => $_ } }
-    qw(alice bob carol dave erin frank gina hank);
+    qw(alice bob carol dave erin frank gina hank ivan judy kim leo);
 my $issuer = $ta->start_idp(users => \@users,
     redirect_uris => [map { "$_/_identity/callback" } values %base]);
 
@@ -63,34 +82,42 @@ my $http = <<"H";
     real_ip_header X-Forwarded-For;
 H
 
-my $conf = identity_conf(redis => $rport, issuer => $issuer, admin => 1,
-    server => 'identity_risk concurrent_sessions action=flag max=2;',
-    http => $http . <<"H");
+# one nginx per policy, each with its admin API (its own /metrics)
+sub start_with {
+    my ($t, $policy, $more) = @_;
+    $t->write_file('admin.token', "$token\n");
+    $t->nginx_conf(identity_conf(redis => $rport, issuer => $issuer,
+        admin => 1, http => $http . $policy . ($more // '')));
+    $t->start_nginx;
+}
 
-    server {
-        listen 127.0.0.1:%%PORT_deny%%;
-        identity_risk new_country action=deny;
-        identity_risk impossible_travel action=deny speed=300;
-        location / {
-$p        }
-    }
+start_with($ta, "    identity_risk concurrent_sessions action=flag max=2;\n");
 
-    server {
-        listen 127.0.0.1:%%PORT_revoke%%;
-        identity_risk concurrent_sessions action=revoke_others max=1;
-        location / {
-$p        }
-    }
+# the strict nginx: a second server, without a word about risk, denies too
+start_with($td, <<"H", <<"S");
+    identity_risk new_country action=deny;
+    identity_risk impossible_travel action=deny speed=300;
 H
-$ta->write_file('admin.token', "$token\n");
-$ta->nginx_conf($conf);
-$ta->start_nginx;
 
-# the second nginx: the same Redis, its own session cache
-$tb->write_file('admin.token', "$token\n");
-$tb->nginx_conf(identity_conf(redis => $rport, issuer => $issuer, admin => 1,
-    http => $http));
-$tb->start_nginx;
+    server {
+        listen 127.0.0.1:%%PORT_other%%;
+        location / {
+$p        }
+    }
+S
+
+start_with($tr,
+    "    identity_risk concurrent_sessions action=revoke_others max=1;\n");
+
+# the second nginx that flags: the same Redis, its own session cache
+start_with($tb, '');
+
+# concurrent_sessions denied past 2, with two workers for the callbacks
+$tx->write_file('admin.token', "$token\n");
+$tx->nginx_conf(identity_conf(redis => $rport, issuer => $issuer, admin => 1,
+    workers => 2,
+    http => $http . "    identity_risk concurrent_sessions action=deny max=2;\n"));
+$tx->start_nginx;
 
 my $api = Identity::Test::UA->new(headers => {
     Accept => 'application/json', 'Sec-Fetch-Mode' => undef,
@@ -254,8 +281,16 @@ like($dr->{h}{'content-type'}, qr{^text/html}, 'an HTML page for a browser');
 ok(!cookie_of($d2), 'no session cookie');
 is($ta->redis('ZCARD', "identity:user_sessions:$dave"), $nsessions, 'no session in Redis');
 is(user_rec($dave)->{risk_countries}, 'JP', 'a denied login leaves no history');
-$ta->log_like(qr/login of "dave" with "test" denied by "risk:new_country"/,
+$td->log_like(qr/login of "dave" with "test" denied by "risk:new_country"/,
               'the reason risk:new_country is logged');
+
+# the strict nginx's other server sets nothing and denies as well: the
+# policy is the nginx's, and a session made at one server works at all
+my ($d4, $dr4) = login('deny2', 'dave', $PARIS);
+is($dr4->{status}, 403, "from Paris at the strict nginx's other server: 403");
+like($dr4->{body}, qr/country this account has not used before/, 'the same page');
+ok(!cookie_of($d4), 'no session cookie');
+is($ta->redis('ZCARD', "identity:user_sessions:$dave"), $nsessions, 'no session in Redis');
 
 # a client that is not a browser gets JSON: stopped at the callback
 my ($d3, $cb) = login('deny', 'dave', $PARIS, 'windows',
@@ -278,7 +313,7 @@ my ($e2, $er) = login('deny', 'erin', $TOKYO);
 is($er->{status}, 403, 'Paris to Tokyo in 10 minutes: 403');
 like($er->{body}, qr/came from too far away from the last one/, 'the travel page');
 ok(!cookie_of($e2), 'no session');
-$ta->log_like(qr/denied by "risk:impossible_travel"/, 'reason risk:impossible_travel');
+$td->log_like(qr/denied by "risk:impossible_travel"/, 'reason risk:impossible_travel');
 
 # speed=300: Tokyo to Paris in a day (405 km/h) is too fast there
 my ($g1) = login('deny', 'gina', $TOKYO);
@@ -316,22 +351,112 @@ is($with->($base{b}, cookie_of($f2)), 200, 'on both');
 is($ta->redis('EXISTS', "identity:session:" . substr($sf1->{id}, 3)), 0,
    'the old session is gone from Redis');
 
+# ------------------------------------------------------------ parallel logins
+
+# concurrent_sessions action=deny max=2: N logins taken to the provider's
+# answer, then their N callbacks sent at once (forked children).  Each
+# checks the count, then makes its session: without a second count in the
+# script that makes it, every callback that checked before the others made
+# theirs was admitted.  Whatever the order, never more than 2 live
+# sessions, and every other callback is the risk denial.
+sub live_sessions {
+    my ($uid) = @_;
+    return 0 unless $uid;
+    my $ids = $ta->redis('ZRANGE', "identity:user_sessions:$uid", 0, -1);
+    return scalar grep { $ta->redis('EXISTS', 'identity:session:' . substr($_, 3)) } @$ids;
+}
+
+sub parallel_callbacks {
+    my ($user, $n) = @_;
+    my @pending;
+    for my $i (1 .. $n) {
+        my ($ua, $res) = login('race', $user, $TOKYO, 'windows',
+                               stop => sub { $_[0] =~ m{/_identity/callback} });
+        my $url = Identity::Test::UA::resolve_url($res->{url}, $res->{h}{location});
+        push @pending, [$ua, $url];
+    }
+    # the children wait for the pipe to close, then go together; the
+    # provider holds each token answer, so that they come back together
+    $ta->idp_mode(token_delay_ms => 300);
+    pipe my $gate_r, my $gate_w or die "pipe: $!";
+    my %pid;
+    for my $i (0 .. $#pending) {
+        my $pid = fork // die "fork: $!";
+        if (!$pid) {
+            close $gate_w;
+            sysread $gate_r, my $x, 1;
+            my ($ua, $url) = @{$pending[$i]};
+            my $res = $ua->get($url);
+            my $ok = $res->{status} == 302 && cookie_of($ua) ? 1 : 0;
+            my $why = $res->{body} =~ /too many sessions open/ ? 1 : 0;
+            $tx->write_file("race-$user-$i", "$res->{status} $ok $why");
+            POSIX::_exit(0);
+        }
+        $pid{$pid} = $i;
+    }
+    close $gate_r;
+    close $gate_w;
+    waitpid $_, 0 for keys %pid;
+    $ta->idp_mode(token_delay_ms => 0);
+    my @out = map { [split / /, $tx->read_file("race-$user-$_")] } 0 .. $#pending;
+    return (scalar(grep { $_->[1] } @out),
+            scalar(grep { $_->[0] == 403 && $_->[2] } @out));
+}
+
+# ivan has one session: 8 callbacks at once, room for one more
+my ($i1) = login('race', 'ivan', $TOKYO);
+my $ivan = session_of($i1)->{uid};
+ok($ivan, 'ivan has a session');
+my ($made, $refused) = parallel_callbacks('ivan', 8);
+cmp_ok(live_sessions($ivan), '<=', 2, '8 parallel logins, max=2: never more than 2 live sessions')
+    or diag("made $made, refused $refused");
+is($made, 1, 'one login made its session');
+is($refused, 7, 'the 7 others: 403, the too many sessions page');
+
+# first logins: no identity yet when they are checked, so the check
+# counts nothing and only the creation's count holds them; three users,
+# for the race to show more often without the second count
+for my $user (qw(judy kim leo)) {
+    ($made, $refused) = parallel_callbacks($user, 8);
+    my $uid = $ta->redis('GET', "identity:sub:test:$user");
+    cmp_ok(live_sessions($uid), '<=', 2,
+           "$user: 8 parallel first logins, max=2: never more than 2 live")
+        or diag("made $made, refused $refused");
+    is($made, 2, 'two made their sessions');
+    is($refused, 6, 'the 6 others: 403, the too many sessions page');
+}
+$tx->log_like(qr/login of "judy" with "test" denied by "risk:concurrent_sessions"/,
+              'the reason risk:concurrent_sessions is logged');
+my $mx = $api->get("$base{race}/api/metrics")->{body};
+like($mx, qr/^identity_risk_signals_total\{signal="concurrent_sessions",action="deny"\} 25$/m,
+     'each of the 25 denials counted once, by the check or by the creation');
+like($mx, qr/^identity_logins_total\{provider="test",outcome="denied"\} 25$/m,
+     'as denied logins');
+
 # ------------------------------------------------------------ metrics
 
-$r = $api->get("$base{nginx}/api/metrics");
-is($r->{status}, 200, '/metrics');
-my $m = $r->{body};
+# each nginx counts what it did (the counters are per node)
+sub metrics_of {
+    my ($server) = @_;
+    my $r = $api->get("$base{$server}/api/metrics");
+    is($r->{status}, 200, "/metrics of $server");
+    return $r->{body};
+}
+
+my $m = metrics_of('nginx');
 like($m, qr/^identity_risk_signals_total\{signal="new_country",action="flag"\} [1-9]/m,
      'new_country flagged counted');
-like($m, qr/^identity_risk_signals_total\{signal="new_country",action="deny"\} 2$/m,
-     'new_country denied twice');
+$m = metrics_of('deny');
+like($m, qr/^identity_risk_signals_total\{signal="new_country",action="deny"\} 3$/m,
+     'new_country denied three times (twice at one server, once at the other)');
 like($m, qr/^identity_risk_signals_total\{signal="impossible_travel",action="deny"\} 2$/m,
      'impossible_travel denied twice');
+like($m, qr/^identity_logins_total\{provider="test",outcome="denied"\} 5$/m,
+     'the risk denials are denied logins');
+$m = metrics_of('revoke');
 like($m, qr/^identity_risk_signals_total\{signal="concurrent_sessions",action="revoke_others"\} 1$/m,
      'concurrent_sessions revoke_others once');
 like($m, qr/^identity_revocations_total\{source="risk"\} 1$/m, 'one session revoked by risk');
-like($m, qr/^identity_logins_total\{provider="test",outcome="denied"\} 4$/m,
-     'the risk denials are denied logins');
 
 # ------------------------------------------------------------ events
 
@@ -426,27 +551,36 @@ for my $case (
     ["identity_risk new_country action=flag;\nidentity_risk new_country action=deny;", qr/"identity_risk" directive is duplicate/],
 ) {
     my ($directive, $re) = @$case;
-    $tc->nginx_conf(identity_conf(redis => $rport, issuer => $issuer, server => $directive));
+    $tc->nginx_conf(identity_conf(redis => $rport, issuer => $issuer, http => $directive));
     my ($rc, $text) = $tc->nginx_test_conf;
     (my $name = $directive) =~ s{\n}{ }g;
     isnt($rc, 0, "nginx -t fails: $name");
     like($text, $re, 'with a message naming the value');
 }
 
+# the policy is the nginx's: a session works at every server
+my $only = qr/"identity_risk" is allowed at http level only: a session works at every server that shares its provider and Redis, so the risk policy is the whole nginx's/;
 $tc->nginx_conf(identity_conf(redis => $rport, issuer => $issuer,
-    locations => [Identity::Conf::location_block('/in/', 'identity_risk new_country action=deny;')]));
+    server => 'identity_risk new_country action=deny;'));
 my ($rc, $text) = $tc->nginx_test_conf;
-like($text, qr/"identity_risk" directive is not allowed here/, 'not in a location');
+isnt($rc, 0, 'nginx -t fails: identity_risk in a server');
+like($text, $only, 'saying it is for http level only, and why');
 
 $tc->nginx_conf(identity_conf(redis => $rport, issuer => $issuer,
-    server => "identity_risk impossible_travel action=revoke_others speed=1200;\n"
-              . "identity_risk concurrent_sessions action=deny max=5;"));
+    locations => [Identity::Conf::location_block('/in/', 'identity_risk new_country action=deny;')]));
+($rc, $text) = $tc->nginx_test_conf;
+isnt($rc, 0, 'nginx -t fails: identity_risk in a location');
+like($text, $only, 'with the same message');
+
+$tc->nginx_conf(identity_conf(redis => $rport, issuer => $issuer,
+    http => "identity_risk impossible_travel action=revoke_others speed=1200;\n"
+            . "identity_risk concurrent_sessions action=deny max=5;"));
 ($rc, $text) = $tc->nginx_test_conf;
 is($rc, 0, 'good values pass nginx -t') or diag($text);
 
-$ta->stop_nginx;
-$tb->stop_nginx;
-unlike($ta->error_log, qr/\[(alert|emerg)\]/, 'no alert in A');
-unlike($tb->error_log, qr/\[(alert|emerg)\]/, 'no alert in B');
+for my $t ($ta, $tb, $td, $tr, $tx) {
+    $t->stop_nginx;
+    unlike($t->error_log, qr/\[(alert|emerg)\]/, "no alert in $t->{name}");
+}
 
 done_testing;

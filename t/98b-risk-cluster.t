@@ -27,8 +27,8 @@ my $token = 'admin-' . Identity::Test::random_token(24);
 $t->write_file('admin.token', "$token\n");
 
 my $conf = identity_conf(redis => $primaries[0], issuer => $issuer, workers => 2,
-    admin => 1, http => 'identity_session_cache zone=cl:1m;',
-    server => 'identity_risk concurrent_sessions action=revoke_others max=1;');
+    admin => 1, http => "identity_session_cache zone=cl:1m;\n"
+        . 'identity_risk concurrent_sessions action=revoke_others max=1;');
 $conf =~ s/identity_redis 127\.0\.0\.1:\d+/identity_redis cluster=127.0.0.1:$primaries[0]/
     or die "no identity_redis\n";
 $t->nginx_conf($conf);
