@@ -10,14 +10,16 @@
  * write and risk flag, made where metrics.c counts the same thing, never
  * on an admitted request.  Each goes, without waiting for an answer, to
  * the Redis Stream "P audit" (XADD MAXLEN ~ identity_audit_stream_size,
- * fields action, user and doc), or "P audit:failures" for a login that
- * failed before naming an identity (anyone can make those: they must not
- * push the others out), and to identity_audit_log: a file written
+ * fields action, user and doc) and to identity_audit_log: a file written
  * as access_log writes one (opened by nginx, O_APPEND, one write() a
  * line, reopened on USR1) or syslog over UDP (nginx's ngx_syslog).  A
  * login also bumps "P logins:<yyyymmdd>" (field "HH:success" or
  * "HH:failure", kept 9 days) for GET app/stats/logins.  An event that
  * cannot be written is logged and lost: it never fails what it records.
+ *
+ * A login that failed before naming an identity goes to the stream
+ * "P audit:failures" instead, as long: anyone can make one (a forged
+ * callback), and in "P audit" they would push the others out.
  *
  * In a Redis Cluster these keys are in the shard {@0}.  What the admin
  * API reads of them is in ngx_http_identity_events_admin.c.
