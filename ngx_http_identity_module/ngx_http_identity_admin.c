@@ -98,8 +98,6 @@ static u_char *ngx_http_identity_admin_list_uri(u_char *p,
     ngx_http_identity_admin_ctx_t *actx);
 static json_t *ngx_http_identity_admin_next(ngx_http_request_t *r,
     ngx_http_identity_admin_ctx_t *actx, ngx_str_t *cursor);
-static void ngx_http_identity_admin_event(ngx_http_request_t *r,
-    ngx_http_identity_admin_ctx_t *actx);
 static ngx_int_t ngx_http_identity_admin_events(ngx_http_request_t *r,
     ngx_http_identity_admin_ctx_t *actx);
 static void ngx_http_identity_admin_events_done(ngx_http_request_t *r,
@@ -965,9 +963,11 @@ static void
 ngx_http_identity_admin_delete_done(ngx_http_request_t *r,
     ngx_http_identity_store_result_t *res)
 {
+    ngx_http_identity_loc_conf_t   *ilcf;
     ngx_http_identity_admin_ctx_t  *actx;
 
     actx = ngx_http_identity_get_ctx(r)->admin;
+    ilcf = ngx_http_get_module_loc_conf(r, ngx_http_identity_module);
 
     if (ngx_http_identity_admin_failed(r, res)) {
         return;
@@ -978,26 +978,16 @@ ngx_http_identity_admin_delete_done(ngx_http_request_t *r,
                   actx->route == ngx_http_identity_user ? "user" : "session",
                   &actx->id);
 
-    ngx_http_identity_admin_event(r, actx);
-
-    ngx_http_identity_admin_finish(r, NGX_HTTP_NO_CONTENT, NULL);
-}
-
-
-/* an admin's write, as an audit event (docs/events.md) */
-
-static void
-ngx_http_identity_admin_event(ngx_http_request_t *r,
-    ngx_http_identity_admin_ctx_t *actx)
-{
-    ngx_http_identity_loc_conf_t  *ilcf;
-
-    ilcf = ngx_http_get_module_loc_conf(r, ngx_http_identity_module);
+    /* the audit event (docs/events.md); a session's: whose, if known */
 
     ngx_http_identity_event_admin(r, actx->by_session ? NULL
                                                       : &ilcf->admin_token_hash,
                                   actx->route == ngx_http_identity_user,
-                                  &actx->id);
+                                  &actx->id,
+                                  res->nelts ? &res->sessions[0].identity_id
+                                             : NULL);
+
+    ngx_http_identity_admin_finish(r, NGX_HTTP_NO_CONTENT, NULL);
 }
 
 

@@ -16,6 +16,10 @@
  * "HH:failure", kept 9 days) for GET app/stats/logins.  An event that
  * cannot be written is logged and lost: it never fails what it records.
  *
+ * A login that failed before naming an identity goes to the stream
+ * "P audit:failures" instead, as long: anyone can make one (a forged
+ * callback), and in "P audit" they would push the others out.
+ *
  * In a Redis Cluster these keys are in the shard {@0}.  What the admin
  * API reads of them is in ngx_http_identity_events_admin.c.
  */
@@ -157,6 +161,7 @@ ngx_http_identity_event(ngx_http_request_t *r, ngx_http_identity_event_t *ev)
     char                           *text;
     json_t                         *doc;
     ngx_str_t                       line, size, key, *prefix;
+    ngx_uint_t                      anonymous;
     ngx_http_identity_cmd_t         cmd;
     ngx_http_identity_main_conf_t  *imcf;
 
@@ -206,13 +211,25 @@ ngx_http_identity_event(ngx_http_request_t *r, ngx_http_identity_event_t *ev)
         return;
     }
 
-    key.len = prefix->len + sizeof("audit") - 1;
+    /*
+     * a login that failed before an identity was known names nobody, and
+     * anyone can make one: its own stream, so that it never pushes the
+     * history of known identities out of "P audit"
+     */
+
+    anonymous = ev->outcome && ngx_strcmp(ev->outcome, "failure") == 0
+                && (ev->session == NULL || ev->session->identity_id.len == 0)
+                && ev->target.len == 0;
+
+    key.len = prefix->len + sizeof("audit:failures") - 1;
     key.data = ngx_pnalloc(r->pool, key.len);
     if (key.data == NULL) {
         return;
     }
 
-    ngx_sprintf(key.data, "%Vaudit", prefix);
+    key.len = ngx_sprintf(key.data, "%Vaudit%s", prefix,
+                          anonymous ? ":failures" : "")
+              - key.data;
     ngx_http_identity_cmd_str(&cmd, &key);
 
     ngx_http_identity_cmd_cstr(&cmd, "MAXLEN");
@@ -223,11 +240,13 @@ ngx_http_identity_event(ngx_http_request_t *r, ngx_http_identity_event_t *ev)
     ngx_http_identity_cmd_cstr(&cmd, ev->action);
     ngx_http_identity_cmd_cstr(&cmd, "user");
 
+    /* whom the event is about, not the admin: that user's page lists it */
+
     if (ev->session && ev->session->identity_id.len) {
         ngx_http_identity_cmd_str(&cmd, &ev->session->identity_id);
 
-    } else if (ev->target.len && ev->target.data[1] == 'u') {
-        ngx_http_identity_cmd_str(&cmd, &ev->target);
+    } else if (ev->whose.len) {
+        ngx_http_identity_cmd_str(&cmd, &ev->whose);
 
     } else {
         ngx_http_identity_cmd_cstr(&cmd, "");
@@ -649,12 +668,14 @@ ngx_http_identity_event_failed(ngx_http_request_t *r, char *what)
 /*
  * An admin's write: the admin is the user (its session's identity, or
  * "token:" and 8 hex digits of the bearer token's hash, which names the
- * token without revealing it), the target whose session or identity
+ * token without revealing it), the target whose session or identity; the
+ * stream's user field is whose it was (the identity deleted, or the
+ * session's, when the store knew it), as for the user's own events
  */
 
 void
 ngx_http_identity_event_admin(ngx_http_request_t *r, ngx_str_t *token_hash,
-    ngx_uint_t user, ngx_str_t *target)
+    ngx_uint_t user, ngx_str_t *target, ngx_str_t *whose)
 {
     u_char                      buf[sizeof("token:") - 1 + 8];
     ngx_http_identity_ctx_t    *ctx;
@@ -666,6 +687,7 @@ ngx_http_identity_event_admin(ngx_http_request_t *r, ngx_str_t *token_hash,
 
     ev.count = -1;
     ev.target = *target;
+    ev.whose = user ? *target : whose ? *whose : ev.whose;
 
     if (token_hash == NULL) {
         ev.admin = ctx->session.identity_id;

@@ -27,6 +27,7 @@ typedef struct {
     ngx_str_t                        provider;
     ngx_str_t                        admin;      /* API: who did it */
     ngx_str_t                        target;     /* API: au_ or as_ id */
+    ngx_str_t                        whose;      /* API: target's au_ */
     ngx_int_t                        count;      /* sessions; -1: none */
 } ngx_http_identity_event_t;
 
@@ -54,7 +55,8 @@ void ngx_http_identity_event_login(ngx_http_request_t *r, ngx_uint_t success,
 void ngx_http_identity_event_session(ngx_http_request_t *r, char *action,
     char *reason, ngx_int_t count);
 void ngx_http_identity_event_admin(ngx_http_request_t *r,
-    ngx_str_t *token_hash, ngx_uint_t user, ngx_str_t *target);
+    ngx_str_t *token_hash, ngx_uint_t user, ngx_str_t *target,
+    ngx_str_t *whose);
 ngx_int_t ngx_http_identity_events_query(ngx_http_request_t *r,
     ngx_http_identity_events_query_t *q, char **msg);
 ngx_int_t ngx_http_identity_events_list(ngx_http_request_t *r,

@@ -6,9 +6,10 @@
 
 /*
  * What the admin API reads of the audit events (events.c writes them):
- * GET app/events, a page of the stream "P audit" newest first
- * (XREVRANGE, before_id exclusive), filtered by the entries' action and
- * user fields without parsing their documents; and GET app/stats/logins,
+ * GET app/events, a page of the streams "P audit" and "P audit:failures"
+ * merged newest first (XREVRANGE of each in one script, before_id
+ * exclusive), filtered by the entries' action and user fields without
+ * parsing their documents; and GET app/stats/logins,
  * the logins by hour or by six hours from the days' counters
  * "P logins:<yyyymmdd>" (at most 8 in one script).  In a Redis Cluster
  * both are in the shard {@0}.
@@ -36,7 +37,26 @@ typedef struct {
     ngx_http_identity_events_query_t *query;
     ngx_uint_t                       week;
     time_t                           first;       /* the first bucket */
+    ngx_uint_t                       streams;     /* read: 1 or 2 */
+    ngx_uint_t                       count;       /* read of each */
 } ngx_http_identity_events_call_t;
+
+
+typedef struct {
+    ngx_str_t                        id;
+    ngx_str_t                        doc;
+} ngx_http_identity_events_entry_t;
+
+
+/* what a page read of one stream */
+
+typedef struct {
+    ngx_http_identity_events_entry_t *entry;     /* matching, newest first */
+    ngx_uint_t                       n;
+    ngx_uint_t                       next;        /* the first not shown */
+    ngx_str_t                        last;        /* the last id read */
+    ngx_uint_t                       ended;       /* no more to read */
+} ngx_http_identity_events_read_t;
 
 
 static ngx_uint_t ngx_http_identity_event_action(ngx_str_t *action);
@@ -45,6 +65,13 @@ static json_t *ngx_http_identity_events_page(ngx_http_request_t *r,
     ngx_http_identity_events_query_t *q, json_t *list, ngx_str_t *cursor);
 static void ngx_http_identity_events_list_handler(ngx_http_request_t *r,
     redisReply *reply, void *data);
+static ngx_int_t ngx_http_identity_events_read(ngx_http_request_t *r,
+    ngx_http_identity_events_call_t *call, redisReply *reply,
+    ngx_http_identity_events_read_t *rd);
+static ngx_uint_t ngx_http_identity_events_add(json_t *list,
+    ngx_http_identity_events_entry_t *en);
+static ngx_int_t ngx_http_identity_event_cmp(ngx_str_t *one,
+    ngx_str_t *two);
 static void ngx_http_identity_events_stats_handler(ngx_http_request_t *r,
     redisReply *reply, void *data);
 
@@ -53,6 +80,16 @@ static char  *ngx_http_identity_event_actions[] = {
     "login", "logout", "session_revoked", "user_deleted", "session_expired",
     "risk_flagged", NULL
 };
+
+
+/* a page of each stream, KEYS[1] and [2]: the same range and count */
+
+static ngx_str_t  ngx_http_identity_events_script = ngx_string(
+    "local out = {}\n"
+    "for i, k in ipairs(KEYS) do\n"
+    "  out[i] = redis.call('XREVRANGE', k, ARGV[1], '-', 'COUNT', ARGV[2])\n"
+    "end\n"
+    "return out\n");
 
 
 /* the days' counters, KEYS[1..n], each a flat HGETALL */
@@ -202,7 +239,7 @@ ngx_int_t
 ngx_http_identity_events_list(ngx_http_request_t *r,
     ngx_http_identity_events_query_t *q, ngx_http_identity_events_pt done)
 {
-    ngx_str_t                         key, end, count, *prefix;
+    ngx_str_t                         key, fkey, end, count, *prefix;
     ngx_http_identity_cmd_t           cmd;
     ngx_http_identity_events_call_t  *call;
 
@@ -213,18 +250,32 @@ ngx_http_identity_events_list(ngx_http_request_t *r,
 
     call->done = done;
     call->query = q;
+    call->count = (q->user.len || q->action.len)
+                  ? NGX_HTTP_IDENTITY_EVENT_SCAN : q->limit;
+
+    /* the failures' stream holds logins that name nobody: no user= */
+
+    call->streams = (q->user.len == 0
+                     && (q->action.len == 0
+                         || (q->action.len == 5
+                             && ngx_strncmp(q->action.data, "login", 5)
+                                == 0)))
+                    ? 2 : 1;
 
     prefix = ngx_http_identity_store_shard(r, '0');
 
     key.len = prefix->len + sizeof("audit") - 1;
     key.data = ngx_pnalloc(r->pool, key.len);
+    fkey.len = prefix->len + sizeof("audit:failures") - 1;
+    fkey.data = ngx_pnalloc(r->pool, fkey.len);
     end.data = ngx_pnalloc(r->pool, q->before_id.len + 1);
 
-    if (key.data == NULL || end.data == NULL) {
+    if (key.data == NULL || fkey.data == NULL || end.data == NULL) {
         return NGX_ERROR;
     }
 
     ngx_sprintf(key.data, "%Vaudit", prefix);
+    ngx_sprintf(fkey.data, "%Vaudit:failures", prefix);
 
     /* before_id is not in the page: "(" excludes it */
 
@@ -235,20 +286,21 @@ ngx_http_identity_events_list(ngx_http_request_t *r,
         ngx_str_set(&end, "+");
     }
 
-    if (ngx_http_identity_store_num(r, &count,
-                                    (q->user.len || q->action.len)
-                                    ? NGX_HTTP_IDENTITY_EVENT_SCAN
-                                    : q->limit)
-           == NULL
-        || ngx_http_identity_cmd_init(r, &cmd, "XREVRANGE", 6) != NGX_OK)
+    if (ngx_http_identity_store_num(r, &count, call->count) == NULL
+        || ngx_http_identity_cmd_init(r, &cmd, "EVAL", 8) != NGX_OK)
     {
         return NGX_ERROR;
     }
 
+    ngx_http_identity_cmd_eval(&cmd, &ngx_http_identity_events_script,
+                               call->streams);
     ngx_http_identity_cmd_str(&cmd, &key);
+
+    if (call->streams == 2) {
+        ngx_http_identity_cmd_str(&cmd, &fkey);
+    }
+
     ngx_http_identity_cmd_str(&cmd, &end);
-    ngx_http_identity_cmd_cstr(&cmd, "-");
-    ngx_http_identity_cmd_cstr(&cmd, "COUNT");
     ngx_http_identity_cmd_str(&cmd, &count);
 
     return ngx_http_identity_cmd_send(&cmd,
@@ -258,35 +310,35 @@ ngx_http_identity_events_list(ngx_http_request_t *r,
 
 
 /*
- * [[id, [field, value, ...]], ...]: the entries whose action and user
- * match, up to the limit; the cursor is the last entry read, when the
- * stream may hold more
+ * One stream's [[id, [field, value, ...]], ...]: the entries whose action
+ * and user match, newest first, the last id read, and whether the stream
+ * has no more
  */
 
-static void
-ngx_http_identity_events_list_handler(ngx_http_request_t *r,
-    redisReply *reply, void *data)
+static ngx_int_t
+ngx_http_identity_events_read(ngx_http_request_t *r,
+    ngx_http_identity_events_call_t *call, redisReply *reply,
+    ngx_http_identity_events_read_t *rd)
 {
-    ngx_http_identity_events_call_t *call = data;
-
     size_t                             i, j;
-    json_t                            *list, *doc, *body;
-    ngx_str_t                          cursor, action, user, text;
+    ngx_str_t                          action, user, *v;
     redisReply                        *e, *f;
     ngx_http_identity_events_query_t  *q;
+    ngx_http_identity_events_entry_t  *en;
 
     q = call->query;
-    ngx_str_null(&cursor);
+    ngx_memzero(rd, sizeof(ngx_http_identity_events_read_t));
 
-    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
-        call->done(r, NGX_ERROR, NULL);
-        return;
+    if (reply->type != REDIS_REPLY_ARRAY) {
+        return NGX_ERROR;
     }
 
-    list = json_array();
-    if (list == NULL) {
-        call->done(r, NGX_ERROR, NULL);
-        return;
+    rd->ended = (reply->elements < call->count);
+
+    rd->entry = ngx_palloc(r->pool, (reply->elements + 1)
+                                    * sizeof(ngx_http_identity_events_entry_t));
+    if (rd->entry == NULL) {
+        return NGX_ERROR;
     }
 
     for (i = 0; i < reply->elements; i++) {
@@ -299,13 +351,15 @@ ngx_http_identity_events_list_handler(ngx_http_request_t *r,
             continue;
         }
 
-        cursor.data = (u_char *) e->element[0]->str;
-        cursor.len = e->element[0]->len;
+        en = &rd->entry[rd->n];
+        en->id.data = (u_char *) e->element[0]->str;
+        en->id.len = e->element[0]->len;
+        rd->last = en->id;
 
         f = e->element[1];
         ngx_str_null(&action);
         ngx_str_null(&user);
-        ngx_str_null(&text);
+        ngx_str_null(&en->doc);
 
         for (j = 0; j + 1 < f->elements; j += 2) {
             if (f->element[j]->type != REDIS_REPLY_STRING
@@ -314,17 +368,14 @@ ngx_http_identity_events_list_handler(ngx_http_request_t *r,
                 continue;
             }
 
-            if (ngx_strcmp(f->element[j]->str, "action") == 0) {
-                action.data = (u_char *) f->element[j + 1]->str;
-                action.len = f->element[j + 1]->len;
+            v = (ngx_strcmp(f->element[j]->str, "action") == 0) ? &action
+                : (ngx_strcmp(f->element[j]->str, "user") == 0) ? &user
+                : (ngx_strcmp(f->element[j]->str, "doc") == 0) ? &en->doc
+                : NULL;
 
-            } else if (ngx_strcmp(f->element[j]->str, "user") == 0) {
-                user.data = (u_char *) f->element[j + 1]->str;
-                user.len = f->element[j + 1]->len;
-
-            } else if (ngx_strcmp(f->element[j]->str, "doc") == 0) {
-                text.data = (u_char *) f->element[j + 1]->str;
-                text.len = f->element[j + 1]->len;
+            if (v) {
+                v->data = (u_char *) f->element[j + 1]->str;
+                v->len = f->element[j + 1]->len;
             }
         }
 
@@ -339,33 +390,179 @@ ngx_http_identity_events_list_handler(ngx_http_request_t *r,
             continue;
         }
 
-        doc = json_loadb((char *) text.data, text.len, 0, NULL);
-        if (!json_is_object(doc)) {
-            json_decref(doc);
-            continue;
+        rd->n++;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The streams merged, newest first.  Past the newest "last read" of a
+ * stream that has more, the other may hold entries this read did not
+ * see: the page stops there, and goes on from there.  Else it stops at
+ * the limit, and goes on from its last entry.  An id in both streams
+ * (two events of the same millisecond and sequence) is shown as a pair,
+ * never split by a page: a page that cannot hold the pair ends before
+ * it, unless the pair is its start (limit 1: then the page has 2).
+ */
+
+static void
+ngx_http_identity_events_list_handler(ngx_http_request_t *r,
+    redisReply *reply, void *data)
+{
+    ngx_http_identity_events_call_t *call = data;
+
+    json_t                            *list, *body;
+    ngx_str_t                          cursor, bound;
+    ngx_int_t                          rc;
+    ngx_uint_t                         k, n, full;
+    ngx_http_identity_events_read_t    rd[2], *a, *b;
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements != call->streams)
+    {
+        call->done(r, NGX_ERROR, NULL);
+        return;
+    }
+
+    ngx_str_null(&bound);
+    ngx_memzero(&rd[1], sizeof(ngx_http_identity_events_read_t));
+
+    for (k = 0; k < call->streams; k++) {
+        if (ngx_http_identity_events_read(r, call, reply->element[k], &rd[k])
+            != NGX_OK)
+        {
+            call->done(r, NGX_ERROR, NULL);
+            return;
         }
 
-        json_object_set_new(doc, "id",
-                            json_stringn((char *) cursor.data, cursor.len));
-        json_array_append_new(list, doc);
+        if (!rd[k].ended
+            && (bound.len == 0
+                || ngx_http_identity_event_cmp(&rd[k].last, &bound) > 0))
+        {
+            bound = rd[k].last;
+        }
+    }
 
-        if (json_array_size(list) == q->limit) {
+    list = json_array();
+    if (list == NULL) {
+        call->done(r, NGX_ERROR, NULL);
+        return;
+    }
+
+    ngx_str_null(&cursor);
+    n = 0;
+    full = 0;
+
+    for ( ;; ) {
+        a = rd[0].next < rd[0].n ? &rd[0] : NULL;
+        b = rd[1].next < rd[1].n ? &rd[1] : NULL;
+
+        rc = (a && b) ? ngx_http_identity_event_cmp(&a->entry[a->next].id,
+                                                    &b->entry[b->next].id)
+                      : (a ? 1 : -1);
+
+        if (a == NULL && b == NULL) {
             break;
         }
+
+        if (rc < 0) {
+            a = b;
+            b = NULL;
+
+        } else if (rc > 0) {
+            b = NULL;
+        }
+
+        if (bound.len
+            && ngx_http_identity_event_cmp(&a->entry[a->next].id, &bound)
+               < 0)
+        {
+            break;
+        }
+
+        if (n == call->query->limit
+            || (b && n + 2 > call->query->limit && n > 0))
+        {
+            full = 1;
+            break;
+        }
+
+        for (k = 0; k < 2; k++, a = b) {
+            if (a == NULL) {
+                break;
+            }
+
+            cursor = a->entry[a->next].id;
+            n += ngx_http_identity_events_add(list, &a->entry[a->next]);
+            a->next++;
+        }
     }
 
-    /* the stream's end reached: no next page */
-
-    if (i == reply->elements
-        && reply->elements < ((q->user.len || q->action.len)
-                              ? NGX_HTTP_IDENTITY_EVENT_SCAN : q->limit))
-    {
-        ngx_str_null(&cursor);
+    if (!full) {
+        cursor = bound;
     }
 
-    body = ngx_http_identity_events_page(r, q, list, &cursor);
+    body = ngx_http_identity_events_page(r, call->query, list, &cursor);
 
     call->done(r, body ? NGX_OK : NGX_ERROR, body);
+}
+
+
+/* an entry's document, with its stream id added: 1, or 0 if not JSON */
+
+static ngx_uint_t
+ngx_http_identity_events_add(json_t *list,
+    ngx_http_identity_events_entry_t *en)
+{
+    json_t  *doc;
+
+    doc = json_loadb((char *) en->doc.data, en->doc.len, 0, NULL);
+
+    if (!json_is_object(doc)) {
+        json_decref(doc);
+        return 0;
+    }
+
+    json_object_set_new(doc, "id",
+                        json_stringn((char *) en->id.data, en->id.len));
+    json_array_append_new(list, doc);
+
+    return 1;
+}
+
+
+/* two stream ids as numbers: Redis writes them without leading zeros */
+
+static ngx_int_t
+ngx_http_identity_event_cmp(ngx_str_t *one, ngx_str_t *two)
+{
+    u_char     *d1, *d2;
+    size_t      m1, m2;
+    ngx_int_t   rc;
+
+    d1 = ngx_strlchr(one->data, one->data + one->len, '-');
+    d2 = ngx_strlchr(two->data, two->data + two->len, '-');
+    m1 = d1 ? (size_t) (d1 - one->data) : one->len;
+    m2 = d2 ? (size_t) (d2 - two->data) : two->len;
+
+    if (m1 != m2) {
+        return m1 < m2 ? -1 : 1;
+    }
+
+    rc = ngx_strncmp(one->data, two->data, m1);
+    if (rc != 0) {
+        return rc;
+    }
+
+    /* the sequences, with their "-" */
+
+    if (one->len - m1 != two->len - m2) {
+        return one->len - m1 < two->len - m2 ? -1 : 1;
+    }
+
+    return ngx_strncmp(one->data + m1, two->data + m2, one->len - m1);
 }
 
 

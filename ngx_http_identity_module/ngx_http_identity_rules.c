@@ -19,6 +19,11 @@
  * E-mail rules together: the address must match one of them.  Each group
  * or claim directive must hold: one of its values matches.  "~" starts a
  * regular expression, "~*" a case-insensitive one.
+ *
+ * A refusal is an audit event (a login failure, "rule:<kind>") at most
+ * once a minute for a session in a worker: a refused session that keeps
+ * asking would flood the stream.  Each worker remembers the sessions it
+ * refused last in a small table (the oldest entry replaced).
  */
 
 
@@ -36,10 +41,24 @@
 #include "ngx_http_identity_metrics.h"
 
 
+#define NGX_HTTP_IDENTITY_RULES_SEEN      64      /* sessions remembered */
+#define NGX_HTTP_IDENTITY_RULES_SEEN_ID   40      /* bytes of an id kept */
+#define NGX_HTTP_IDENTITY_RULES_QUIET     60      /* s between two events */
+
+
 typedef struct {
     ngx_str_t                     value;
     ngx_regex_t                  *regex;
 } ngx_http_identity_match_t;
+
+
+/* a session refused lately, and when its refusal was an event */
+
+typedef struct {
+    u_char                        id[NGX_HTTP_IDENTITY_RULES_SEEN_ID];
+    size_t                        len;
+    time_t                        at;
+} ngx_http_identity_rules_seen_t;
 
 
 typedef struct {
@@ -52,6 +71,7 @@ typedef struct {
 static ngx_uint_t ngx_http_identity_rules_mail_claim(ngx_str_t *claim);
 static void ngx_http_identity_rules_event(ngx_http_request_t *r,
     ngx_http_identity_session_t *s, char *reason);
+static ngx_uint_t ngx_http_identity_rules_quiet(ngx_str_t *id);
 static ngx_int_t ngx_http_identity_rules_keep(ngx_conf_t *cf,
     ngx_str_t *claim);
 static ngx_int_t ngx_http_identity_rules_email(ngx_http_request_t *r,
@@ -62,6 +82,12 @@ static ngx_int_t ngx_http_identity_rules_claim(ngx_http_request_t *r,
     ngx_http_identity_rule_t *rule, json_t *claims);
 static ngx_uint_t ngx_http_identity_rules_match(ngx_http_request_t *r,
     ngx_http_identity_rule_t *rule, ngx_str_t *value);
+
+
+/* per worker: its own memory, used by its one thread */
+
+static ngx_http_identity_rules_seen_t
+    ngx_http_identity_rules_seen[NGX_HTTP_IDENTITY_RULES_SEEN];
 
 
 /*
@@ -324,6 +350,10 @@ ngx_http_identity_rules_event(ngx_http_request_t *r,
 {
     ngx_http_identity_event_t  ev;
 
+    if (ngx_http_identity_rules_quiet(&s->id)) {
+        return;
+    }
+
     ngx_memzero(&ev, sizeof(ngx_http_identity_event_t));
 
     ev.action = "login";
@@ -335,6 +365,49 @@ ngx_http_identity_rules_event(ngx_http_request_t *r,
     ev.count = -1;
 
     ngx_http_identity_event(r, &ev);
+}
+
+
+/* 1: this session's refusal was an event less than a minute ago */
+
+static ngx_uint_t
+ngx_http_identity_rules_quiet(ngx_str_t *id)
+{
+    size_t                           len;
+    time_t                           now;
+    ngx_uint_t                       i, oldest;
+    ngx_http_identity_rules_seen_t  *e, *seen;
+
+    seen = ngx_http_identity_rules_seen;
+    now = ngx_time();
+    len = ngx_min(id->len, NGX_HTTP_IDENTITY_RULES_SEEN_ID);
+    oldest = 0;
+
+    for (i = 0; i < NGX_HTTP_IDENTITY_RULES_SEEN; i++) {
+        e = &seen[i];
+
+        if (len && e->len == len && ngx_memcmp(e->id, id->data, len) == 0) {
+            if (now - e->at < NGX_HTTP_IDENTITY_RULES_QUIET) {
+                return 1;
+            }
+
+            e->at = now;
+            return 0;
+        }
+
+        if (e->at < seen[oldest].at) {
+            oldest = i;
+        }
+    }
+
+    /* a session not seen lately: in place of the oldest, or a free slot */
+
+    e = &seen[oldest];
+    ngx_memcpy(e->id, id->data, len);
+    e->len = len;
+    e->at = now;
+
+    return 0;
 }
 
 

@@ -29,6 +29,8 @@
  *   P audit                       stream, the audit events (events.c):
  *                                 {action, user, doc}, MAXLEN ~
  *                                 identity_audit_stream_size
+ *   P audit:failures              stream, as "P audit", of the login
+ *                                 failures that name no identity
  *   P logins:<yyyymmdd>           hash "HH:success|failure" -> logins
  *                                 that hour (UTC); TTL 9 days
  *
@@ -38,7 +40,7 @@
  * (store_cmd.c): an identity's keys, its sessions' and its entries in the
  * indexes are in one shard, the first digit of its id after "au_" and of
  * its sessions' hashes; the nodes' keys are in {@n}, the audit events'
- * stream and login counters in {@0}.
+ * streams and login counters in {@0}.
  *
  * Only hashes of the cookie, the state and the key are stored.  Entries of
  * "sessions" that ended are swept by each login, a bounded amount at a

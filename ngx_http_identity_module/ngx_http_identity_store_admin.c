@@ -996,6 +996,25 @@ ngx_http_identity_delete_handler(ngx_http_request_t *r, redisReply *reply,
 
     call->res.rc = reply->element[0]->integer ? NGX_OK : NGX_DECLINED;
 
+    /* a session's: {1, event, sid, uid}, whose it was, for its event */
+
+    if (call->kind == ngx_http_identity_store_session
+        && reply->elements == 4
+        && reply->element[3]->type == REDIS_REPLY_STRING
+        && reply->element[3]->len)
+    {
+        call->res.sessions = ngx_pcalloc(r->pool,
+                                         sizeof(ngx_http_identity_session_t));
+
+        if (call->res.sessions
+            && ngx_http_identity_reply_str(r, reply->element[3],
+                                       &call->res.sessions[0].identity_id)
+               == NGX_OK)
+        {
+            call->res.nelts = 1;
+        }
+    }
+
     if (reply->element[0]->integer > 0) {
         ngx_http_identity_metrics_revoked(NGX_HTTP_IDENTITY_REVOKED_API,
                                    (ngx_uint_t) reply->element[0]->integer);

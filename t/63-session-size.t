@@ -75,9 +75,9 @@ sub login {
 
 sub keys_of { @{$t->redis('KEYS', $_[0] // 'identity:*')} }
 
-# the audit stream and the login counters (docs/events.md) are the events',
+# the audit streams and the login counters (docs/events.md) are the events',
 # bounded by identity_audit_stream_size and by day: counted apart, below
-sub audit_key { $_[0] =~ /^identity:(audit|logins:\d{8})$/ }
+sub audit_key { $_[0] =~ /^identity:(audit|audit:failures|logins:\d{8})$/ }
 
 sub usage {
     my $sum = 0;

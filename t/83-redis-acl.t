@@ -70,6 +70,20 @@ $r = $api->get("$base/api/app/events");
 is($r->{status}, 200, 'app/events, as the ACL user');
 is_deeply([map { $_->{event}{action} } @{decode_json($r->{body})->{events}}],
           ['session_revoked', 'login'], 'the login and the revocation, newest first');
+
+# a forged callback: the failures' stream, written and read as the ACL user
+is(Identity::Test::UA->new->get("$base/_identity/callback?code=x&state="
+                                . Identity::Test::random_token())->{status},
+   400, 'a forged callback: 400');
+my @ev;
+for (1 .. 100) {
+    @ev = @{decode_json($api->get("$base/api/app/events")->{body})->{events}};
+    last if @ev == 3;
+    select(undef, undef, undef, 0.05);
+}
+is_deeply([map { $_->{event}{reason} // '' } @ev], ['state', 'api', ''],
+          'its failure, from identity:audit:failures, first');
+is($t->redis('XLEN', 'identity:audit:failures'), 1, 'in a stream of its own');
 $r = $api->get("$base/api/app/stats/logins");
 is($r->{status}, 200, 'app/stats/logins, as the ACL user');
 my $logins = 0;

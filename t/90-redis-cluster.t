@@ -204,13 +204,30 @@ is(get_with($cookie{u8}, '/still')->{status}, 200, 'another user is still admitt
     like($ev->{user}{id} // '', qr/^au_[0-9a-f]{32}$/, 'and its user');
 }
 
-# the audit stream and the login counters: one shard, {@0}
+# the audit streams and the login counters: one shard, {@0}
 is($t->redis_cluster('XLEN', 'identity:{@0}audit') > 0 ? 1 : 0, 1, 'the audit stream is in {@0}');
+is(Identity::Test::UA->new->get("$base/_identity/callback?code=x&state="
+                                . Identity::Test::random_token())->{status},
+   400, 'a forged callback: 400');
+for (1 .. 100) {
+    last if ($t->redis_cluster('XLEN', 'identity:{@0}audit:failures') // 0) > 0;
+    select(undef, undef, undef, 0.05);
+}
+is($t->redis_cluster('XLEN', 'identity:{@0}audit:failures'), 1,
+   'its failure is in identity:{@0}audit:failures');
+$r = $api->get("$base/api/app/events?limit=1");
+is((decode_json($r->{body})->{events}[0]{event}{reason} // ''), 'state',
+   'app/events reads both streams of the shard {@0}: the failure first');
 $r = $api->get("$base/api/app/events?action=session_revoked&limit=100");
 is($r->{status}, 200, 'app/events in a cluster');
 my %reasons;
 $reasons{$_->{event}{reason}}++ for @{decode_json($r->{body})->{events}};
 is($reasons{api}, 1, 'the DELETE of a session, revoked by the API');
+my ($u3) = grep { $_->{username} eq 'u3' } @{decode_json(
+    $api->get("$base/api/app/users?limit=50")->{body})->{application_users}};
+$r = $api->get("$base/api/app/events?user=$u3->{id}&action=session_revoked");
+is(scalar(grep { $_->{event}{reason} eq 'api' } @{decode_json($r->{body})->{events}}),
+   1, 'filed under u3, whose session it was (its shard told)');
 is($reasons{backchannel}, 2, 'the two back-channel logouts');
 $r = $api->get("$base/api/app/events?action=login&limit=100");
 my @ok = grep { $_->{event}{outcome} eq 'success' } @{decode_json($r->{body})->{events}};

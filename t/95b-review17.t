@@ -11,12 +11,11 @@
 # 2. A provider's error= at the callback takes the pending login of this
 #    browser only: another browser's state (no cookie, or another's) is
 #    refused and leaves that login pending, which then finishes.
-# 3. Not fixed here (a TODO): anyone, without a cookie, can push every
-#    other event out of the stream.  A callback with a forged state is a
-#    login failure (reason "state") sent to the stream, and the stream
-#    keeps its last identity_audit_stream_size entries: as many such
-#    requests as that erase a user's login from app/events (the file and
-#    syslog still have it).
+# 3. Anyone, without a cookie, could push every other event out of the
+#    stream: a callback with a forged state is a login failure (reason
+#    "state"), and the stream keeps its last identity_audit_stream_size
+#    entries.  Login failures that name no identity now go to a stream of
+#    their own, "P audit:failures", as long; app/events merges the two.
 # 4. identity_risk ... action=deny set for one server kept no session out
 #    of it.  Sessions are shared by every server of the provider and the
 #    Redis, and a request never looks at a session's risk: a login the
@@ -33,6 +32,13 @@
 # 6. (sound) A User-Agent that tries to end the JSON document and start
 #    another, with bytes that are not UTF-8, stays one line of the
 #    audit file, one JSON object, and forges no event.
+# 7. A session the location's rules refuse wrote a login failure on each
+#    refused request: its holder could flood the stream.  Now once a
+#    minute per session (and worker): 20 refusals, one event; another
+#    session's refusal still has its own.
+# 8. An admin's DELETE of a session was filed under nobody in the
+#    stream (the document's user is the admin): the user's page,
+#    app/events?user=, missed it.  It is filed under whose it was.
 
 use strict;
 use warnings;
@@ -44,7 +50,7 @@ use Time::HiRes ();
 use JSON::PP qw(decode_json);
 use Test::More;
 use Identity::Test;
-use Identity::Conf qw(identity_conf protected);
+use Identity::Conf qw(identity_conf protected location_block);
 
 my $t = Identity::Test->new(name => 'review17');
 
@@ -59,6 +65,11 @@ $t->write_file('admin.token', "$token\n");
 
 my $p = protected('test');
 $t->nginx_conf(identity_conf(redis => $rport, issuer => $issuer, admin => 1,
+    locations => [
+        location_block('/refused/', 'identity test;',
+            'identity_allow_email nobody\@example.invalid;',
+            'proxy_pass http://127.0.0.1:%%PORT_upstream%%;'),
+    ],
     http => <<"H"));
     identity_audit_stream_size 100;
     identity_audit_log %%TESTDIR%%/audit.log;
@@ -136,10 +147,41 @@ for my $id ('18446744073709551615-18446744073709551615', '1-0',
     }
     is($n, 300, '300 forged callbacks without a cookie: 400 each');
 
-    TODO: {
-        local $TODO = 'anonymous login failures share the bounded stream';
-        is($mine->(), 1, "alice's login is still in app/events");
+    is($mine->(), 1, "alice's login is still in app/events");
+    my $kept = $t->redis('XLEN', 'identity:audit');
+    ok($kept < 100, "the stream of identities has room ($kept entries)");
+
+    # they went to a stream of their own, as long, and are still listed
+    my $fails = $t->redis('XLEN', 'identity:audit:failures');
+    ok($fails >= 100 && $fails < 300, "the failures' stream: about 100 ($fails)");
+    my $r = $api->get("$base/api/app/events?limit=100");
+    my @ev = @{decode_json($r->{body})->{events}};
+    is(scalar(grep { ($_->{event}{reason} // '') eq 'state' } @ev), 100,
+       'app/events lists the forged callbacks first');
+
+    # every page of logins, from both streams: each entry once
+    my (@all, $pages);
+    my $next = "$base/api/app/events?action=login&limit=70";
+    while ($next && ++$pages < 20) {
+        my $b = decode_json($api->get($next)->{body});
+        push @all, @{$b->{events}};
+        $next = $b->{next_page_uri};
     }
+    my %f = map { $_->[0] => 1 }
+            @{$t->redis('XRANGE', 'identity:audit:failures', '-', '+') || []};
+    my %m = map { $_->[0] => 1 }
+            @{$t->redis('XRANGE', 'identity:audit', '-', '+') || []};
+    is(scalar @all, (scalar keys %f) + (grep { $m{$_->{id}} } @all),
+       'the pages hold every failure');
+    is(scalar(grep { ($_->{user}{id} // '') eq $uid } @all), 1,
+       "and alice's login, merged among them");
+    my @ids = map { $_->{id} } @all;
+    my $cmp = sub {
+        my ($x, $y) = map { [split /-/] } @_;
+        return $x->[0] <=> $y->[0] || $x->[1] <=> $y->[1];
+    };
+    is_deeply(\@ids, [sort { $cmp->($b, $a) } keys %{{ map { $_ => 1 } @ids }}],
+              'newest first, none twice');
 }
 
 # ------------------------------------------------------------ 4. servers
@@ -195,6 +237,74 @@ for my $id ('18446744073709551615-18446744073709551615', '1-0',
                         && ($_->{event}{outcome} // '') eq 'success' }
                  reverse @docs;
     unlike($last->{user_agent}{original} // '', qr/\xff/, 'no byte that is not UTF-8');
+}
+
+# ------------------------------------------------------------ 7. refusals
+
+# a session the rules refuse: one event a minute, not one a request (two
+# sessions of alice: the rules look at sessions, the limit too)
+my ($carl, $dora) = map { Identity::Test::UA->new } 1 .. 2;
+is($carl->oidc_login("$base/c", user => 'alice')->{status}, 200, "carl's login");
+is($dora->oidc_login("$base/d", user => 'alice')->{status}, 200, "dora's login");
+my %sid = map { $_->[0] => 'as_' . Identity::Test::session_hex(
+                              $_->[1]->cookie('identity_session', '127.0.0.1')) }
+          (['carl', $carl], ['dora', $dora]);
+my @st = map { $carl->get("$base/refused/$_")->{status} } 1 .. 20;
+is_deeply([keys %{{ map { $_ => 1 } @st }}], [403], '20 refused requests: 403');
+is($dora->get("$base/refused/x")->{status}, 403, "another session's refusal");
+
+my $refusals = sub {
+    my ($who) = @_;
+    return scalar grep {
+        my %f = @{$_->[1]};
+        my $d = decode_json($f{doc});
+        ($d->{event}{reason} // '') eq 'rule:email'
+        && ($d->{session}{id} // '') eq $sid{$who}
+    } @{$t->redis('XRANGE', 'identity:audit', '-', '+') || []};
+};
+# events of one worker, on one connection: in order
+for (1 .. 100) { last if $refusals->('dora'); select(undef, undef, undef, 0.05) }
+is($refusals->('carl'), 1, "carl's 20 refusals: one event");
+is($refusals->('dora'), 1, "dora's refusal: her own event");
+my @f = grep { /rule:email/ } split /\n/, $t->read_file('audit.log');
+is(scalar @f, 2, 'and two lines in the file');
+
+# ------------------------------------------------------------ 8. API writes
+
+# an admin's revocation is on the page of the user whose session it was
+{
+    my $alice_id = $t->redis('GET', 'identity:sub:test:alice');
+    my $erin = Identity::Test::UA->new;
+    is($erin->oidc_login("$base/e", user => 'alice')->{status}, 200,
+       "erin's login (alice)");
+    my $sid = 'as_' . Identity::Test::session_hex(
+                          $erin->cookie('identity_session', '127.0.0.1'));
+    my $r = $api->request('DELETE', "$base/api/app/sessions/$sid");
+    is($r->{status}, 204, "the API revokes erin's session");
+    my @ev;
+    for (1 .. 100) {
+        $r = $api->get("$base/api/app/events?user=$alice_id"
+                       . "&action=session_revoked");
+        @ev = @{decode_json($r->{body})->{events}};
+        last if @ev;
+        select(undef, undef, undef, 0.05);
+    }
+    is(scalar @ev, 1, "app/events?user=<alice's id>: the revocation");
+    is($ev[0]{event}{reason}, 'api', 'by the API');
+    like($ev[0]{user}{id} // '', qr/^token:[0-9a-f]{8}$/, 'user.id: the admin');
+    is($ev[0]{user}{target}{id}, $sid, 'user.target.id: the session');
+
+    $r = $api->request('DELETE', "$base/api/app/users/$alice_id");
+    is($r->{status}, 204, 'the API deletes alice');
+    for (1 .. 100) {
+        $r = $api->get("$base/api/app/events?user=$alice_id&action=user_deleted");
+        @ev = @{decode_json($r->{body})->{events}};
+        last if @ev;
+        select(undef, undef, undef, 0.05);
+    }
+    is(scalar @ev, 1, "app/events?user=<alice's id>: her deletion");
+    like($ev[0]{user}{id} // '', qr/^token:/, 'user.id: the admin');
+    is($ev[0]{user}{target}{id}, $alice_id, 'user.target.id: alice');
 }
 
 done_testing;
