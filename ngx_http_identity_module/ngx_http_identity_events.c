@@ -46,6 +46,8 @@
 #define NGX_HTTP_IDENTITY_EVENT_DAYS      9       /* a day's counters kept */
 
 
+static void ngx_http_identity_event_init(ngx_http_identity_event_t *ev,
+    char *action, char *reason, ngx_int_t count);
 static json_t *ngx_http_identity_event_doc(ngx_http_request_t *r,
     ngx_http_identity_event_t *ev);
 static char *ngx_http_identity_event_dump(json_t *doc);
@@ -68,6 +70,24 @@ static ngx_str_t  ngx_http_identity_count_script = ngx_string(
     "return 1\n");
 
 
+/* an event of this action, reason (or NULL) and number of sessions (or -1) */
+
+static void
+ngx_http_identity_event_init(ngx_http_identity_event_t *ev, char *action,
+    char *reason, ngx_int_t count)
+{
+    ngx_memzero(ev, sizeof(ngx_http_identity_event_t));
+
+    ev->action = action;
+    ev->count = count;
+
+    if (reason) {
+        ev->reason.data = (u_char *) reason;
+        ev->reason.len = ngx_strlen(reason);
+    }
+}
+
+
 /* a login's end: success (with its risk flag), or failure and why */
 
 void
@@ -82,16 +102,8 @@ ngx_http_identity_event_login(ngx_http_request_t *r, ngx_uint_t success,
         return;
     }
 
-    ngx_memzero(&ev, sizeof(ngx_http_identity_event_t));
-
-    ev.action = "login";
+    ngx_http_identity_event_init(&ev, "login", reason, -1);
     ev.outcome = success ? "success" : "failure";
-    ev.count = -1;
-
-    if (reason) {
-        ev.reason.data = (u_char *) reason;
-        ev.reason.len = ngx_strlen(reason);
-    }
 
     if (ctx->provider) {
         ev.provider = ctx->provider->name;
@@ -132,15 +144,7 @@ ngx_http_identity_event_session(ngx_http_request_t *r, char *action,
         return;
     }
 
-    ngx_memzero(&ev, sizeof(ngx_http_identity_event_t));
-
-    ev.action = action;
-    ev.count = count;
-
-    if (reason) {
-        ev.reason.data = (u_char *) reason;
-        ev.reason.len = ngx_strlen(reason);
-    }
+    ngx_http_identity_event_init(&ev, action, reason, count);
 
     if (ctx->session.id.len) {
         ev.session = &ctx->session;

@@ -16,7 +16,8 @@
  * risk_devices (one a line, newest first, 16 at most) and risk_last ("lat
  * lon radius country time" of the last login whose place was known); the
  * create script (store.c) writes what ctx->risk_seen holds once the
- * session is made, so a denied login leaves no trace.  Nothing here runs on the authenticated request path.
+ * session is made, so a denied login leaves no trace.  Nothing here runs
+ * on the authenticated request path.
  */
 
 
