@@ -86,7 +86,7 @@ ok($wait > 120, "the user waited ${wait}s at the IdP (more than Chromium's two m
 like($r->{login_page} // '', qr{^\Q$idp->{base}\E}, 'at SimpleSAMLphp\'s login form');
 
 is($r->{landed}{url}, "$base$start", 'back at the URL asked for');
-is($r->{landed}{status}, 200, '200');
+is($r->{landed}{status}, 200, 'the page answers 200');
 my $saw = upstream_saw($r->{landed}{text});
 is($saw->{email}, 'alice@example.test', 'the upstream saw alice');
 my ($c) = grep { $_->{name} eq '__Host-identity_session' } @{$r->{cookies} // []};
