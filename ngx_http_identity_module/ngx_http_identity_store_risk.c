@@ -366,7 +366,10 @@ ngx_http_identity_risk_decide(ngx_http_request_t *r, redisReply **e,
     /* "Desktop / Linux": what new_device compares, cut */
 
     dn = ngx_min(m->device_type.len, 60);
-    ngx_memcpy(dev, m->device_type.data, dn);
+
+    if (dn) {
+        ngx_memcpy(dev, m->device_type.data, dn);
+    }
 
     if (m->os.len) {
         n = ngx_min(m->os.len, NGX_HTTP_IDENTITY_RISK_DEVICE_LEN - dn - 3);
