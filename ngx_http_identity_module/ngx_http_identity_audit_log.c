@@ -17,6 +17,9 @@
  * descriptor taken then (a reopen may close the old one meanwhile).  The
  * buffers are swapped at each post, so the lines that come meanwhile go
  * with the next task, posted when this one ends: lines stay in order.  A
+ * write that stopped within a line (a full disk takes what fits) leaves
+ * a part of it at the file's end: the next task ends it with a "\n"
+ * first, so that its own first line is not glued to it.  A
  * line that finds the buffer full is dropped and counted, and the count
  * is logged at error at most once per NGX_HTTP_IDENTITY_AUDIT_TELL
  * seconds.  At the worker's exit (the thread pool's threads are over by
@@ -50,6 +53,7 @@ typedef struct {
     size_t                   len;
     size_t                   written;
     ngx_err_t                err;
+    ngx_uint_t               torn;     /* a part of a line to end first */
 } ngx_http_identity_audit_job_t;
 
 
@@ -66,6 +70,7 @@ typedef struct {
     ngx_http_identity_audit_job_t   job;
     ngx_uint_t                      lost;      /* lines, since last said */
     time_t                          told;
+    ngx_uint_t                      torn;      /* the file ends mid-line */
 } ngx_http_identity_audit_file_t;
 
 
@@ -76,6 +81,8 @@ static void ngx_http_identity_audit_run(void *data);
 static void ngx_http_identity_audit_finish(void *data);
 static void ngx_http_identity_audit_lost(ngx_uint_t lines, time_t now);
 static ngx_uint_t ngx_http_identity_audit_lines(u_char *p, size_t len);
+static ngx_uint_t ngx_http_identity_audit_torn(
+    ngx_http_identity_audit_job_t *job);
 
 
 static ngx_http_identity_audit_file_t  ngx_http_identity_audit_file;
@@ -204,9 +211,15 @@ ngx_http_identity_audit_log_exit_process(ngx_cycle_t *cycle)
             af->lost += ngx_http_identity_audit_lines(job->buf + job->written,
                                                       job->len - job->written);
         }
+
+        af->torn = ngx_http_identity_audit_torn(job);
     }
 
     if (af->len) {
+        if (af->torn) {
+            (void) ngx_write_fd(af->file->fd, "\n", 1);
+        }
+
         n = ngx_write_fd(af->file->fd, af->buf, af->len);
 
         if (n != (ssize_t) af->len) {
@@ -320,6 +333,7 @@ ngx_http_identity_audit_post(void)
     job->len = af->len;
     job->written = 0;
     job->err = 0;
+    job->torn = af->torn;
 
     af->task = ngx_http_identity_task_post_detached(af->pool, af->log,
                    ngx_http_identity_audit_run,
@@ -344,6 +358,23 @@ ngx_http_identity_audit_run(void *data)
     ngx_http_identity_audit_job_t  *job = data;
 
     ssize_t  n;
+
+    while (job->torn) {
+        n = ngx_write_fd(job->fd, "\n", 1);
+
+        if (n == 1) {
+            job->torn = 0;
+            break;
+        }
+
+        if (n == -1 && ngx_errno == NGX_EINTR) {
+            continue;
+        }
+
+        job->err = (n == -1) ? ngx_errno : NGX_ENOSPC;
+        (void) ngx_close_file(job->fd);
+        return;
+    }
 
     while (job->written < job->len) {
         n = ngx_write_fd(job->fd, job->buf + job->written,
@@ -382,6 +413,7 @@ ngx_http_identity_audit_finish(void *data)
 
     af = &ngx_http_identity_audit_file;
     af->task = NULL;
+    af->torn = ngx_http_identity_audit_torn(job);
 
     if (job->err) {
         lines = ngx_http_identity_audit_lines(job->buf + job->written,
@@ -452,4 +484,14 @@ ngx_http_identity_audit_lines(u_char *p, size_t len)
     }
 
     return n;
+}
+
+
+/* the file ends within a line once this job is over */
+
+static ngx_uint_t
+ngx_http_identity_audit_torn(ngx_http_identity_audit_job_t *job)
+{
+    return job->torn
+           || (job->err && job->written && job->buf[job->written - 1] != '\n');
 }

@@ -1,0 +1,105 @@
+#!/usr/bin/perl
+# Review of issue 17's audit file and app/events paging, as an attacker
+# and an nginx reader see them (review17b).
+#
+# 1. A write of the audit file that stops in the middle of a line (a full
+#    disk: write() takes what fits, then ENOSPC) left that part of a line
+#    without its end: once the disk had room again, the next task's first
+#    line was glued to it, and a reader of JSON lines lost a good event
+#    (or read a forged one).  The part is now ended by a "\n" before the
+#    next lines: a line of its own, which is not JSON, and the next event
+#    is whole.  The disk here is a tmpfs of 64 KiB (root only: else the
+#    test is skipped).
+
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+
+use Time::HiRes ();
+use JSON::PP qw(decode_json);
+use Test::More;
+use Identity::Test;
+use Identity::Conf qw(identity_conf);
+
+plan skip_all => 'mounting a tmpfs needs root' if $> != 0;
+
+my $t = Identity::Test->new(name => 'review17b');
+
+my $small = $t->testdir . '/small';
+mkdir $small or die "mkdir: $!";
+system('mount', '-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', $small) == 0
+    or plan skip_all => 'cannot mount a tmpfs';
+
+my $mounted = 1;
+sub unmount { system('umount', '-l', $small) if $mounted; $mounted = 0 }
+END { unmount() }
+
+my $rport = $t->start_redis;
+my $base = 'http://127.0.0.1:' . $t->port('nginx');
+my $issuer = $t->start_idp(redirect_uris => ["$base/_identity/callback"],
+                           users => [{ id => 'alice', password => 'pw' }]);
+
+# all the tmpfs but its last page
+open my $fh, '>', "$small/filler" or die "filler: $!";
+print $fh 'x' x (15 * 4096);
+close $fh or die "filler: $!";
+
+$t->nginx_conf(identity_conf(redis => $rport, issuer => $issuer,
+    http => "identity_audit_log $small/audit.log json;"));
+$t->start_nginx;
+
+sub forge {
+    my ($n) = @_;
+    for (1 .. $n) {
+        Identity::Test::UA->new->get("$base/_identity/callback?code=c&state="
+                                     . Identity::Test::random_token());
+    }
+}
+
+sub file { open my $f, '<', "$small/audit.log" or return ''; local $/; <$f> }
+
+sub wait_log {
+    my ($re) = @_;
+    for (1 .. 100) {
+        return 1 if $t->error_log =~ $re;
+        Time::HiRes::sleep(0.05);
+    }
+    return 0;
+}
+
+# about 400 bytes a line: the page is full within a few, mid-line
+forge(30);
+ok(wait_log(qr/audit log ".*audit\.log" not written.*No space left/),
+   'the full disk was said');
+my $before = file();
+ok(length $before > 0 && $before !~ /\n\z/,
+   'the file ends with a part of a line (' . length($before) . ' bytes)');
+
+# room again: the next events' lines
+unlink "$small/filler" or die "unlink: $!";
+forge(3);
+my $ids = $t->redis('XREVRANGE', 'identity:audit:failures', '+', '-',
+                    'COUNT', 3);
+my @want = map { decode_json({ @{$_->[1]} }->{doc})->{event}{id} } @$ids;
+is(scalar @want, 3, 'three more events in the stream');
+
+my %line;
+for (1 .. 100) {
+    %line = ();
+    for (split /\n/, file()) {
+        my $doc = eval { decode_json($_) } or next;
+        $line{$doc->{event}{id} // ''} = 1;
+    }
+    last if !grep { !$line{$_} } @want;
+    Time::HiRes::sleep(0.05);
+}
+is_deeply([grep { $line{$_} } @want], \@want,
+          'each of them is a line of its own, whole JSON');
+is(substr(file(), length $before, 1), "\n", 'the part is ended by a newline');
+
+$t->stop_nginx;
+unmount();
+
+done_testing;
