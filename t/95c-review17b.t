@@ -10,6 +10,10 @@
 #    next lines: a line of its own, which is not JSON, and the next event
 #    is whole.  The disk here is a tmpfs of 64 KiB (root only: else the
 #    test is skipped).
+# 2. (sound) Many events into a regular file, then USR1 after a rename:
+#    the worker holds one descriptor of the file, the one nginx opened
+#    (each task's dup() is closed), and the lines after the reopen go to
+#    the new file, whole.
 
 use strict;
 use warnings;
@@ -101,5 +105,56 @@ is(substr(file(), length $before, 1), "\n", 'the part is ended by a newline');
 
 $t->stop_nginx;
 unmount();
+
+# ------------------------------------------------------------ descriptors
+
+$t->nginx_conf(identity_conf(redis => $rport, issuer => $issuer,
+    http => 'identity_audit_log %%TESTDIR%%/audit.log json;'));
+$t->start_nginx;
+
+my $log = $t->testdir . '/audit.log';
+
+sub lines_of {
+    my ($path, $n) = @_;
+    my @l;
+    for (1 .. 200) {
+        open my $f, '<', $path or next;
+        @l = <$f>;
+        last if @l >= $n;
+        Time::HiRes::sleep(0.05);
+    }
+    return @l;
+}
+
+sub worker_fds {
+    my ($path) = @_;
+    my $master = $t->{procs}{nginx};
+    my @pids = map { /(\d+)/ ? $1 : () }
+               split ' ', Identity::Test::_slurp("/proc/$master/task/$master/children");
+    my $n = 0;
+    for my $pid (@pids) {
+        for (glob "/proc/$pid/fd/*") {
+            my $to = readlink $_ // '';
+            $n++ if $to eq $path;
+        }
+    }
+    return (scalar @pids, $n);
+}
+
+forge(200);
+is(scalar(() = lines_of($log, 200)), 200, '200 events, 200 lines');
+is_deeply([worker_fds($log)], [1, 1], 'the worker holds one descriptor of the file');
+
+rename $log, "$log.1" or die "rename: $!";
+kill 'USR1', $t->{procs}{nginx};
+for (1 .. 100) { last if -e $log; Time::HiRes::sleep(0.05) }
+forge(5);
+my @new = lines_of($log, 5);
+is(scalar(grep { eval { decode_json($_) } } @new), 5,
+   'after USR1 the lines go to the new file, whole');
+is_deeply([worker_fds($log)], [1, 1], 'and the worker holds one descriptor of it');
+is_deeply([(worker_fds("$log.1"))[1]], [0], 'and none of the old');
+
+$t->stop_nginx;
 
 done_testing;
