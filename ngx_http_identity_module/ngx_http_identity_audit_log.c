@@ -184,14 +184,15 @@ ngx_http_identity_audit_log_init_process(ngx_cycle_t *cycle,
 
 /*
  * The thread pool's exit ran before this module's: a task in flight has
- * written, and its "finish" will not run.  What it could not write and
- * what waits are written here, on the loop.
+ * written, and its "finish" will not run.  What it could not write is
+ * counted, and what waits is written here, on the loop, as a task writes
+ * (on after EINTR or a part: a signal, such as timer_resolution's, ends a
+ * write to a slow FIFO early).
  */
 
 void
 ngx_http_identity_audit_log_exit_process(ngx_cycle_t *cycle)
 {
-    ssize_t                          n;
     ngx_http_identity_audit_job_t   *job;
     ngx_http_identity_audit_file_t  *af;
 
@@ -216,17 +217,23 @@ ngx_http_identity_audit_log_exit_process(ngx_cycle_t *cycle)
     }
 
     if (af->len) {
-        if (af->torn) {
-            (void) ngx_write_fd(af->file->fd, "\n", 1);
+        job->fd = dup(af->file->fd);
+        job->buf = af->buf;
+        job->len = af->len;
+        job->written = 0;
+        job->err = (job->fd == NGX_INVALID_FILE) ? ngx_errno : 0;
+        job->torn = af->torn;
+
+        if (job->err == 0) {
+            ngx_http_identity_audit_run(job);
         }
 
-        n = ngx_write_fd(af->file->fd, af->buf, af->len);
-
-        if (n != (ssize_t) af->len) {
-            ngx_log_error(NGX_LOG_ERR, cycle->log, ngx_errno,
+        if (job->err) {
+            ngx_log_error(NGX_LOG_ERR, cycle->log, job->err,
                           "identity: audit log \"%s\" not written",
                           af->file->name.data);
-            af->lost += ngx_http_identity_audit_lines(af->buf, af->len);
+            af->lost += ngx_http_identity_audit_lines(job->buf + job->written,
+                                                      job->len - job->written);
         }
 
         af->len = 0;
@@ -350,7 +357,7 @@ ngx_http_identity_audit_post(void)
 }
 
 
-/* in a thread: the lines at once, the rest of them after a short write */
+/* in a thread (or at exit): the lines at once, the rest after a part */
 
 static void
 ngx_http_identity_audit_run(void *data)

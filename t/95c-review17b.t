@@ -14,6 +14,12 @@
 #    the worker holds one descriptor of the file, the one nginx opened
 #    (each task's dup() is closed), and the lines after the reopen go to
 #    the new file, whole.
+# 3. At a worker's exit the lines that wait are written on the loop, with
+#    one write(): into a FIFO that is slow to read, a signal (SIGALRM of
+#    timer_resolution, a USR1 of logrotate) ends it early, with EINTR or
+#    a part written, and every line waiting was counted lost, the rest not
+#    written and a part of a line left.  It now writes on after EINTR and
+#    after a part, as the thread does.
 
 use strict;
 use warnings;
@@ -21,6 +27,8 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 
+use Fcntl qw(O_RDONLY O_NONBLOCK);
+use POSIX qw(mkfifo);
 use Time::HiRes ();
 use JSON::PP qw(decode_json);
 use Test::More;
@@ -156,5 +164,46 @@ is_deeply([worker_fds($log)], [1, 1], 'and the worker holds one descriptor of it
 is_deeply([(worker_fds("$log.1"))[1]], [0], 'and none of the old');
 
 $t->stop_nginx;
+
+# ------------------------------------------------------------ exit, signals
+
+my $fifo = $t->testdir . '/audit.fifo';
+mkfifo($fifo, 0600) or die "mkfifo: $!";
+sysopen(my $reader, $fifo, O_RDONLY | O_NONBLOCK) or die "open fifo: $!";
+fcntl($reader, 1031, 4096);    # F_SETPIPE_SZ
+
+(my $conf = identity_conf(redis => $rport, issuer => $issuer,
+    http => "identity_audit_log $fifo json;"))
+    =~ s/^daemon off;$/daemon off;\ntimer_resolution 10ms;/m;
+$t->nginx_conf($conf);
+$t->start_nginx;
+
+$t->redis('DEL', 'identity:audit:failures');
+forge(100);
+
+# the worker exits with a task in flight and lines waiting; the reader
+# reads slowly meanwhile
+my $master = $t->{procs}{nginx};
+kill 'QUIT', $master;
+
+my $got = '';
+my ($end, $quiet) = (time + 30, time + 2);
+while (time < $end && time < $quiet) {
+    my $n = sysread($reader, $got, 1024, length $got);
+    $quiet = time + 2 if $n;
+    Time::HiRes::sleep(0.02);
+}
+$t->stop_nginx;
+close $reader;
+
+my @lines = split /\n/, $got, -1;
+is(pop @lines, '', 'the FIFO ends with a whole line');
+is(scalar(grep { eval { decode_json($_) } } @lines), scalar @lines,
+   'each line is one JSON document');
+my $lost = 0;
+$lost += $_ for $t->error_log =~ /audit log ".*audit\.fifo": lines lost: (\d+)/g;
+is($lost + @lines, 100, "each event written or counted lost ($lost lost)");
+unlike($t->error_log, qr/audit log ".*audit\.fifo" not written/,
+       'no write failed');
 
 done_testing;
