@@ -20,6 +20,9 @@
 #    a part written, and every line waiting was counted lost, the rest not
 #    written and a part of a line left.  It now writes on after EINTR and
 #    after a part, as the thread does.
+# 4. (sound) A FIFO whose reader has gone: write() fails with EPIPE (nginx
+#    ignores SIGPIPE, in the pool's threads too), the lines are counted
+#    lost, and the worker goes on.
 
 use strict;
 use warnings;
@@ -149,9 +152,21 @@ sub worker_fds {
     return (scalar @pids, $n);
 }
 
+# a task in flight holds a dup() of its own a moment: wait for it to end
+sub settled_fds {
+    my ($path, $want) = @_;
+    my @got;
+    for (1 .. 100) {
+        @got = worker_fds($path);
+        last if $got[1] == $want;
+        Time::HiRes::sleep(0.05);
+    }
+    return @got;
+}
+
 forge(200);
 is(scalar(() = lines_of($log, 200)), 200, '200 events, 200 lines');
-is_deeply([worker_fds($log)], [1, 1], 'the worker holds one descriptor of the file');
+is_deeply([settled_fds($log, 1)], [1, 1], 'the worker holds one descriptor of the file');
 
 rename $log, "$log.1" or die "rename: $!";
 kill 'USR1', $t->{procs}{nginx};
@@ -160,8 +175,8 @@ forge(5);
 my @new = lines_of($log, 5);
 is(scalar(grep { eval { decode_json($_) } } @new), 5,
    'after USR1 the lines go to the new file, whole');
-is_deeply([worker_fds($log)], [1, 1], 'and the worker holds one descriptor of it');
-is_deeply([(worker_fds("$log.1"))[1]], [0], 'and none of the old');
+is_deeply([settled_fds($log, 1)], [1, 1], 'and the worker holds one descriptor of it');
+is_deeply([(settled_fds("$log.1", 0))[1]], [0], 'and none of the old');
 
 $t->stop_nginx;
 
@@ -205,5 +220,23 @@ $lost += $_ for $t->error_log =~ /audit log ".*audit\.fifo": lines lost: (\d+)/g
 is($lost + @lines, 100, "each event written or counted lost ($lost lost)");
 unlike($t->error_log, qr/audit log ".*audit\.fifo" not written/,
        'no write failed');
+
+# ------------------------------------------------------------ no reader
+
+sysopen($reader, $fifo, O_RDONLY | O_NONBLOCK) or die "open fifo: $!";
+$t->nginx_conf(identity_conf(redis => $rport, issuer => $issuer,
+    http => "identity_audit_log $fifo json;"));
+$t->start_nginx;
+close $reader;
+
+forge(5);
+ok(wait_log(qr/audit log ".*audit\.fifo" not written \(32: Broken pipe\)/),
+   'EPIPE is said');
+is(Identity::Test::UA->new->get("$base/_identity/callback?code=c&state=x")
+   ->{status}, 400, 'the worker still answers');
+is_deeply([settled_fds($fifo, 1)], [1, 1], 'one worker, one descriptor');
+$t->stop_nginx;
+like($t->error_log, qr/audit\.fifo": lines lost: \d+/, 'the lines lost counted');
+unlike($t->error_log, qr/exited on signal/, 'no worker died');
 
 done_testing;
