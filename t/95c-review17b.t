@@ -23,6 +23,10 @@
 # 4. (sound) A FIFO whose reader has gone: write() fails with EPIPE (nginx
 #    ignores SIGPIPE, in the pool's threads too), the lines are counted
 #    lost, and the worker goes on.
+# 5. (sound) Two workers and a reload (HUP) amid a burst of events into a
+#    regular file: every event of the stream is one whole line of the
+#    file, once; the old workers' tasks in flight end on their own cycle's
+#    file.
 
 use strict;
 use warnings;
@@ -238,5 +242,42 @@ is_deeply([settled_fds($fifo, 1)], [1, 1], 'one worker, one descriptor');
 $t->stop_nginx;
 like($t->error_log, qr/audit\.fifo": lines lost: \d+/, 'the lines lost counted');
 unlike($t->error_log, qr/exited on signal/, 'no worker died');
+
+# ------------------------------------------------------------ reload
+
+$t->redis('DEL', 'identity:audit:failures');
+unlink $log;
+my $offset = length $t->error_log;
+$t->nginx_conf(identity_conf(redis => $rport, issuer => $issuer, workers => 2,
+    http => 'identity_audit_log %%TESTDIR%%/audit.log json;'));
+$t->start_nginx;
+
+my @pending = map {
+    Identity::Test::UA->new->start_request('GET',
+        "$base/_identity/callback?code=c&state=" . Identity::Test::random_token())
+} 1 .. 100;
+ok($t->reload_nginx, 'a reload amid the burst');
+push @pending, map {
+    Identity::Test::UA->new->start_request('GET',
+        "$base/_identity/callback?code=c&state=" . Identity::Test::random_token())
+} 1 .. 100;
+is(scalar(grep { ($_->finish->{status} // 0) == 400 } @pending), 200,
+   '200 forged callbacks: 400 each');
+
+my @ids;
+for (1 .. 100) {
+    @ids = map { decode_json({ @{$_->[1]} }->{doc})->{event}{id} }
+           @{$t->redis('XRANGE', 'identity:audit:failures', '-', '+') || []};
+    last if @ids >= 200;
+    Time::HiRes::sleep(0.05);
+}
+my @file = lines_of($log, scalar @ids);
+my @docs = grep { defined } map { eval { decode_json($_) } } @file;
+is(scalar @docs, scalar @file, 'each line is one JSON document');
+is_deeply([sort map { $_->{event}{id} } @docs], [sort @ids],
+          'each event of the stream once (' . @ids . ')');
+$t->stop_nginx;
+unlike(substr($t->error_log, $offset), qr/lines lost|exited on signal/,
+       'nothing lost, no worker died');
 
 done_testing;
