@@ -17,6 +17,9 @@
  * descriptor taken then (a reopen may close the old one meanwhile).  The
  * buffers are swapped at each post, so the lines that come meanwhile go
  * with the next task, posted when this one ends: lines stay in order.  A
+ * write that stopped within a line (a full disk takes what fits) leaves
+ * a part of it at the file's end: the next task ends it with a "\n"
+ * first, so that its own first line is not glued to it.  A
  * line that finds the buffer full is dropped and counted, and the count
  * is logged at error at most once per NGX_HTTP_IDENTITY_AUDIT_TELL
  * seconds.  At the worker's exit (the thread pool's threads are over by
@@ -50,6 +53,7 @@ typedef struct {
     size_t                   len;
     size_t                   written;
     ngx_err_t                err;
+    ngx_uint_t               torn;     /* a part of a line to end first */
 } ngx_http_identity_audit_job_t;
 
 
@@ -66,6 +70,7 @@ typedef struct {
     ngx_http_identity_audit_job_t   job;
     ngx_uint_t                      lost;      /* lines, since last said */
     time_t                          told;
+    ngx_uint_t                      torn;      /* the file ends mid-line */
 } ngx_http_identity_audit_file_t;
 
 
@@ -76,6 +81,8 @@ static void ngx_http_identity_audit_run(void *data);
 static void ngx_http_identity_audit_finish(void *data);
 static void ngx_http_identity_audit_lost(ngx_uint_t lines, time_t now);
 static ngx_uint_t ngx_http_identity_audit_lines(u_char *p, size_t len);
+static ngx_uint_t ngx_http_identity_audit_torn(
+    ngx_http_identity_audit_job_t *job);
 
 
 static ngx_http_identity_audit_file_t  ngx_http_identity_audit_file;
@@ -177,14 +184,15 @@ ngx_http_identity_audit_log_init_process(ngx_cycle_t *cycle,
 
 /*
  * The thread pool's exit ran before this module's: a task in flight has
- * written, and its "finish" will not run.  What it could not write and
- * what waits are written here, on the loop.
+ * written, and its "finish" will not run.  What it could not write is
+ * counted, and what waits is written here, on the loop, as a task writes
+ * (on after EINTR or a part: a signal, such as timer_resolution's, ends a
+ * write to a slow FIFO early).
  */
 
 void
 ngx_http_identity_audit_log_exit_process(ngx_cycle_t *cycle)
 {
-    ssize_t                          n;
     ngx_http_identity_audit_job_t   *job;
     ngx_http_identity_audit_file_t  *af;
 
@@ -204,16 +212,28 @@ ngx_http_identity_audit_log_exit_process(ngx_cycle_t *cycle)
             af->lost += ngx_http_identity_audit_lines(job->buf + job->written,
                                                       job->len - job->written);
         }
+
+        af->torn = ngx_http_identity_audit_torn(job);
     }
 
     if (af->len) {
-        n = ngx_write_fd(af->file->fd, af->buf, af->len);
+        job->fd = dup(af->file->fd);
+        job->buf = af->buf;
+        job->len = af->len;
+        job->written = 0;
+        job->err = (job->fd == NGX_INVALID_FILE) ? ngx_errno : 0;
+        job->torn = af->torn;
 
-        if (n != (ssize_t) af->len) {
-            ngx_log_error(NGX_LOG_ERR, cycle->log, ngx_errno,
+        if (job->err == 0) {
+            ngx_http_identity_audit_run(job);
+        }
+
+        if (job->err) {
+            ngx_log_error(NGX_LOG_ERR, cycle->log, job->err,
                           "identity: audit log \"%s\" not written",
                           af->file->name.data);
-            af->lost += ngx_http_identity_audit_lines(af->buf, af->len);
+            af->lost += ngx_http_identity_audit_lines(job->buf + job->written,
+                                                      job->len - job->written);
         }
 
         af->len = 0;
@@ -320,6 +340,7 @@ ngx_http_identity_audit_post(void)
     job->len = af->len;
     job->written = 0;
     job->err = 0;
+    job->torn = af->torn;
 
     af->task = ngx_http_identity_task_post_detached(af->pool, af->log,
                    ngx_http_identity_audit_run,
@@ -336,7 +357,7 @@ ngx_http_identity_audit_post(void)
 }
 
 
-/* in a thread: the lines at once, the rest of them after a short write */
+/* in a thread (or at exit): the lines at once, the rest after a part */
 
 static void
 ngx_http_identity_audit_run(void *data)
@@ -344,6 +365,23 @@ ngx_http_identity_audit_run(void *data)
     ngx_http_identity_audit_job_t  *job = data;
 
     ssize_t  n;
+
+    while (job->torn) {
+        n = ngx_write_fd(job->fd, "\n", 1);
+
+        if (n == 1) {
+            job->torn = 0;
+            break;
+        }
+
+        if (n == -1 && ngx_errno == NGX_EINTR) {
+            continue;
+        }
+
+        job->err = (n == -1) ? ngx_errno : NGX_ENOSPC;
+        (void) ngx_close_file(job->fd);
+        return;
+    }
 
     while (job->written < job->len) {
         n = ngx_write_fd(job->fd, job->buf + job->written,
@@ -382,6 +420,7 @@ ngx_http_identity_audit_finish(void *data)
 
     af = &ngx_http_identity_audit_file;
     af->task = NULL;
+    af->torn = ngx_http_identity_audit_torn(job);
 
     if (job->err) {
         lines = ngx_http_identity_audit_lines(job->buf + job->written,
@@ -452,4 +491,14 @@ ngx_http_identity_audit_lines(u_char *p, size_t len)
     }
 
     return n;
+}
+
+
+/* the file ends within a line once this job is over */
+
+static ngx_uint_t
+ngx_http_identity_audit_torn(ngx_http_identity_audit_job_t *job)
+{
+    return job->torn
+           || (job->err && job->written && job->buf[job->written - 1] != '\n');
 }

@@ -482,7 +482,9 @@ ngx_http_identity_events_list_handler(ngx_http_request_t *r,
             break;
         }
 
-        if (n == call->query->limit
+        /* ">=": a pair that starts a page of 1 makes it 2 */
+
+        if (n >= call->query->limit
             || (b && n + 2 > call->query->limit && n > 0))
         {
             full = 1;
