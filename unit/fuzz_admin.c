@@ -51,6 +51,7 @@ fuzz_id(ngx_str_t *id, const char *prefix, size_t n)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    char                       *want;
     u_char                     *copy;
     ngx_int_t                   rc;
     ngx_str_t                   path, id, whole;
@@ -110,6 +111,22 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case ngx_http_identity_sessions:
     case ngx_http_identity_me:
         if (item) {
+            abort();
+        }
+        break;
+
+    /* the paths that name these, exactly */
+
+    case ngx_http_identity_metrics_route:
+    case ngx_http_identity_events_route:
+    case ngx_http_identity_stats_route:
+        want = route == ngx_http_identity_metrics_route ? "metrics"
+               : route == ngx_http_identity_events_route ? "app/events"
+               : "app/stats/logins";
+
+        if (item || path.len != strlen(want)
+            || ngx_memcmp(path.data, want, path.len) != 0)
+        {
             abort();
         }
         break;
