@@ -53,7 +53,7 @@ clean:
 # the Debian package libnginx-mod-http-identity in build/deb/, checked by
 # lintian (docs/debian.md); deb-install-test installs it into a fresh
 # Debian 12 root and logs in through it (root, network; not part of test)
-deb: deps
+deb:
 	@sh scripts/build-deb.sh "$(BUILD)"
 
 deb-install-test: deb

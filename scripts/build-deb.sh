@@ -30,8 +30,12 @@ tar -cf - --exclude=./build --exclude=./t/tmp --exclude=node_modules \
     --exclude=./.git . | tar -xf - -C "$out/src"
 
 cd "$out/src"
-# the Build-Depends must be installed (scripts/install-deps.sh installs them)
-dpkg-checkbuilddeps
+# the Build-Depends must be installed: `make deps` (scripts/install-deps.sh)
+# installs them, or `apt-get build-dep ./` as the Dockerfile does
+dpkg-checkbuilddeps || {
+    echo "$0: install the Build-Depends: apt-get build-dep ./" >&2
+    exit 1
+}
 dpkg-buildpackage -us -uc -b > "$out/build.log" 2>&1 \
     || { tail -40 "$out/build.log"; exit 1; }
 
