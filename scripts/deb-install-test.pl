@@ -62,7 +62,7 @@ sub run {
 
 sub in_root { run('chroot', $root, @_) }
 
-sub cleanup {
+sub stop_servers {
     if ($nginx_started) {
         in_root('/usr/sbin/nginx', '-s', 'quit');
         for (1 .. 50) { last unless -e "$root/run/nginx.pid"; sleep 0.1 }
@@ -71,6 +71,11 @@ sub cleanup {
         my $pid = <$fh>;
         kill 'TERM', $pid + 0 if $pid && $pid =~ /^\d+$/;
     }
+    $nginx_started = $redis_started = 0;
+}
+
+sub cleanup {
+    stop_servers();
     run('umount', "$root/proc") if $proc_mounted;
     $proc_mounted = $nginx_started = $redis_started = 0;
     remove_tree($root) unless $ENV{DEB_TEST_KEEP};
@@ -241,6 +246,29 @@ is($res->{status}, 302, 'after logout, a login again');
 my $log = Identity::Test->read_file("$root/var/log/nginx/error.log");
 unlike($log, qr/\[(alert|emerg|crit)\]/, 'no alert in nginx\'s error.log')
     or diag($log);
+
+# ------------------------------------------------------------ remove, purge
+
+# as Debian's module packages do: remove keeps the link as ".removed", a
+# reinstall brings it back, purge deletes it
+stop_servers();
+my $link = "$root/etc/nginx/modules-enabled/50-mod-http-identity.conf";
+($rc, $out) = in_root('env', 'DEBIAN_FRONTEND=noninteractive',
+    'apt-get', 'remove', '-y', '-q', 'libnginx-mod-http-identity');
+is($rc, 0, 'apt-get remove libnginx-mod-http-identity') or diag($out);
+ok(!-e "$root/usr/lib/nginx/modules/ngx_http_identity_module.so",
+    'removed: the module is gone');
+ok(!-l $link && -l "$link.removed", 'removed: the link is kept as .removed');
+
+($rc, $out) = in_root('env', 'DEBIAN_FRONTEND=noninteractive',
+    'sh', '-c', "cd /tmp && apt-get install -y -q ./$debname");
+is($rc, 0, 'installed again') or diag($out);
+ok(-l $link && !-e "$link.removed", 'installed again: the link is back');
+
+($rc, $out) = in_root('env', 'DEBIAN_FRONTEND=noninteractive',
+    'apt-get', 'purge', '-y', '-q', 'libnginx-mod-http-identity');
+is($rc, 0, 'apt-get purge libnginx-mod-http-identity') or diag($out);
+ok(!-l $link && !-l "$link.removed", 'purged: no link left');
 
 cleanup();
 done_testing();
