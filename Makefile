@@ -10,7 +10,8 @@ NGINX_SRC  := /usr/share/nginx/src
 MODULE     := $(BUILD)/ngx_http_identity_module.so
 SOURCES    := $(wildcard ngx_http_identity_module/*.[ch]) config
 
-.PHONY: all deps module test test-asan test-fast test-slow demo bench fuzz soak clean
+.PHONY: all deps module test test-asan test-fast test-slow demo bench fuzz soak clean \
+	deb deb-install-test
 
 all: module
 
@@ -48,6 +49,15 @@ soak: module
 
 clean:
 	rm -rf $(BUILD) t/tmp
+
+# the Debian package libnginx-mod-http-identity in build/deb/, checked by
+# lintian (docs/debian.md); deb-install-test installs it into a fresh
+# Debian 12 root and logs in through it (root, network; not part of test)
+deb:
+	@sh scripts/build-deb.sh "$(BUILD)"
+
+deb-install-test: deb
+	@perl -I t/lib scripts/deb-install-test.pl "$(BUILD)/deb"
 
 # unit programs: plain C pieces of the module, built and run without nginx
 .PHONY: unit

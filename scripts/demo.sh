@@ -12,6 +12,8 @@ idp_port=${DEMO_IDP_PORT:-9000}
 redis_port=${DEMO_REDIS_PORT:-6380}
 host=${DEMO_HOST:-127.0.0.1}
 dir=$top/build/demo
+# the module: this checkout's build, or the Debian package's (the Dockerfile)
+module=${DEMO_MODULE:-$top/build/ngx_http_identity_module.so}
 
 mkdir -p "$dir"
 chmod 755 "$dir"
@@ -71,7 +73,7 @@ if [ "$(id -u)" = 0 ]; then
     user="user root;"
 fi
 
-sed -e "s|@DIR@|$dir|g" -e "s|@USER@|$user|" -e "s|@GEO@|$geo|" -e "s|@TOP@|$top|g" -e "s|@LISTEN@|$listen|g" \
+sed -e "s|@DIR@|$dir|g" -e "s|@USER@|$user|" -e "s|@GEO@|$geo|" -e "s|@MODULE@|$module|g" -e "s|@LISTEN@|$listen|g" \
     -e "s|@PORT@|$port|g" -e "s|@APP@|$app_port|g" -e "s|@IDP@|http://$host:$idp_port|g" \
     -e "s|@REDIS@|$redis_port|g" "$top/scripts/demo.conf" > "$dir/nginx.conf"
 
