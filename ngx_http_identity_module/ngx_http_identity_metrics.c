@@ -29,6 +29,11 @@
 #define NGX_HTTP_IDENTITY_METRICS_BUCKETS  13
 
 
+/* as ngx_http_identity_risk.h numbers them (this file includes no other) */
+#define NGX_HTTP_IDENTITY_METRICS_SIGNALS    4
+#define NGX_HTTP_IDENTITY_METRICS_ACTIONS    3
+
+
 typedef struct {
     ngx_atomic_t                     bucket[NGX_HTTP_IDENTITY_METRICS_BUCKETS
                                             + 1];      /* the last: +Inf */
@@ -38,14 +43,16 @@ typedef struct {
 
 typedef struct {
     ngx_uint_t                       nproviders;
-    ngx_atomic_t                     denials[3];
-    ngx_atomic_t                     revoked[5];
-    ngx_atomic_t                     risk[4 * 3];      /* signal, action */
+    ngx_atomic_t                     denials[NGX_HTTP_IDENTITY_DENIALS];
+    ngx_atomic_t                     revoked[NGX_HTTP_IDENTITY_REVOKED_SOURCES];
+    ngx_atomic_t                     risk[NGX_HTTP_IDENTITY_METRICS_SIGNALS
+                                          * NGX_HTTP_IDENTITY_METRICS_ACTIONS];
     ngx_atomic_t                     cache[2];         /* misses, hits */
     ngx_http_identity_histogram_t    redis;
 
     /* by provider (its index; the last: none known), allocated apart */
-    ngx_atomic_t                    *logins;           /* 3 a provider */
+    ngx_atomic_t                    *logins;           /* the outcomes of
+                                                          a provider */
     ngx_http_identity_histogram_t   *idp;              /* a call's each */
 } ngx_http_identity_metrics_sh_t;
 
@@ -74,7 +81,7 @@ static char  *ngx_http_identity_metrics_le_text[] = {
     "0.5", "1", "2.5", "5", "10", "+Inf"
 };
 
-/* as ngx_http_identity_risk.c names them (this file includes no other) */
+/* as ngx_http_identity_risk.c names them */
 static char  *ngx_http_identity_metrics_signals[] = {
     "new_country", "new_device", "impossible_travel", "concurrent_sessions"
 };
@@ -101,7 +108,7 @@ static char  *ngx_http_identity_metrics_calls[] = {
 
 
 #define ngx_http_identity_metrics_per_provider                               \
-    (3 * sizeof(ngx_atomic_t)                                                \
+    (NGX_HTTP_IDENTITY_LOGIN_OUTCOMES * sizeof(ngx_atomic_t)                 \
      + NGX_HTTP_IDENTITY_CALLS * sizeof(ngx_http_identity_histogram_t))
 
 
@@ -143,7 +150,7 @@ ngx_http_identity_metrics_init_conf(ngx_conf_t *cf, ngx_uint_t nproviders)
 static ngx_int_t
 ngx_http_identity_metrics_init_zone(ngx_shm_zone_t *zone, void *data)
 {
-    size_t                           size;
+    size_t                           size, logins;
     ngx_uint_t                       nproviders;
     ngx_slab_pool_t                 *shpool;
     ngx_http_identity_metrics_sh_t  *sh;
@@ -162,13 +169,13 @@ ngx_http_identity_metrics_init_zone(ngx_shm_zone_t *zone, void *data)
 
     size = (nproviders + 1) * NGX_HTTP_IDENTITY_CALLS
            * sizeof(ngx_http_identity_histogram_t);
+    logins = (nproviders + 1) * NGX_HTTP_IDENTITY_LOGIN_OUTCOMES
+             * sizeof(ngx_atomic_t);
 
     sh = ngx_slab_calloc(shpool, sizeof(ngx_http_identity_metrics_sh_t));
 
     if (sh == NULL
-        || (sh->logins = ngx_slab_calloc(shpool, (nproviders + 1) * 3
-                                                 * sizeof(ngx_atomic_t)))
-           == NULL
+        || (sh->logins = ngx_slab_calloc(shpool, logins)) == NULL
         || (sh->idp = ngx_slab_calloc(shpool, size)) == NULL)
     {
         return NGX_ERROR;
@@ -199,7 +206,9 @@ ngx_http_identity_metrics_login(ngx_http_identity_provider_t *pr,
 
     i = (pr && pr->index < sh->nproviders) ? pr->index : sh->nproviders;
 
-    (void) ngx_atomic_fetch_add(&sh->logins[i * 3 + outcome], 1);
+    i = i * NGX_HTTP_IDENTITY_LOGIN_OUTCOMES + outcome;
+
+    (void) ngx_atomic_fetch_add(&sh->logins[i], 1);
 }
 
 
@@ -218,10 +227,14 @@ ngx_http_identity_metrics_denial(ngx_uint_t reason)
 void
 ngx_http_identity_metrics_risk(ngx_uint_t signal, ngx_uint_t action)
 {
-    if (ngx_http_identity_metrics && signal < 4 && action < 3) {
-        (void) ngx_atomic_fetch_add(
-                       &ngx_http_identity_metrics->risk[signal * 3 + action],
-                       1);
+    if (ngx_http_identity_metrics
+        && signal < NGX_HTTP_IDENTITY_METRICS_SIGNALS
+        && action < NGX_HTTP_IDENTITY_METRICS_ACTIONS)
+    {
+        signal = signal * NGX_HTTP_IDENTITY_METRICS_ACTIONS + action;
+
+        (void) ngx_atomic_fetch_add(&ngx_http_identity_metrics->risk[signal],
+                                    1);
     }
 }
 
@@ -346,7 +359,7 @@ ngx_http_identity_metrics_render(ngx_pool_t *pool,
     len = 8192 + 2048;
 
     for (i = 0; i < n; i++) {
-        len += (3 + NGX_HTTP_IDENTITY_CALLS
+        len += (NGX_HTTP_IDENTITY_LOGIN_OUTCOMES + NGX_HTTP_IDENTITY_CALLS
                     * (NGX_HTTP_IDENTITY_METRICS_BUCKETS + 3))
                * (128 + ngx_http_identity_metrics_label_len(&pp[i]->name));
     }
@@ -386,13 +399,14 @@ ngx_http_identity_metrics_render(ngx_pool_t *pool,
     for (i = 0; i <= n; i++) {
         name = (i < n) ? &pp[i]->name : &none;
 
-        for (j = 0; j < 3; j++) {
+        for (j = 0; j < NGX_HTTP_IDENTITY_LOGIN_OUTCOMES; j++) {
             p = ngx_cpymem(p, "identity_logins_total{provider=\"",
                            sizeof("identity_logins_total{provider=\"") - 1);
             p = ngx_http_identity_metrics_label(p, name);
             p = ngx_sprintf(p, "\",outcome=\"%s\"} %uA\n",
                             ngx_http_identity_metrics_outcomes[j],
-                            sh->logins[i * 3 + j]);
+                            sh->logins[i * NGX_HTTP_IDENTITY_LOGIN_OUTCOMES
+                                       + j]);
         }
     }
 
@@ -401,7 +415,7 @@ ngx_http_identity_metrics_render(ngx_pool_t *pool,
             "the rules refused.\n"
             "# TYPE identity_denials_total counter\n");
 
-    for (j = 0; j < 3; j++) {
+    for (j = 0; j < NGX_HTTP_IDENTITY_DENIALS; j++) {
         p = ngx_sprintf(p, "identity_denials_total{reason=\"%s\"} %uA\n",
                         ngx_http_identity_metrics_reasons[j], sh->denials[j]);
     }
@@ -411,7 +425,7 @@ ngx_http_identity_metrics_render(ngx_pool_t *pool,
             "their time.\n"
             "# TYPE identity_revocations_total counter\n");
 
-    for (j = 0; j < 5; j++) {
+    for (j = 0; j < NGX_HTTP_IDENTITY_REVOKED_SOURCES; j++) {
         p = ngx_sprintf(p, "identity_revocations_total{source=\"%s\"} %uA\n",
                         ngx_http_identity_metrics_sources[j], sh->revoked[j]);
     }
@@ -421,13 +435,14 @@ ngx_http_identity_metrics_render(ngx_pool_t *pool,
             "logins, by signal and the action taken.\n"
             "# TYPE identity_risk_signals_total counter\n");
 
-    for (i = 0; i < 4; i++) {
-        for (j = 0; j < 3; j++) {
+    for (i = 0; i < NGX_HTTP_IDENTITY_METRICS_SIGNALS; i++) {
+        for (j = 0; j < NGX_HTTP_IDENTITY_METRICS_ACTIONS; j++) {
             p = ngx_sprintf(p, "identity_risk_signals_total{signal=\"%s\","
                             "action=\"%s\"} %uA\n",
                             ngx_http_identity_metrics_signals[i],
                             ngx_http_identity_metrics_actions[j],
-                            sh->risk[i * 3 + j]);
+                            sh->risk[i * NGX_HTTP_IDENTITY_METRICS_ACTIONS
+                                     + j]);
         }
     }
 
