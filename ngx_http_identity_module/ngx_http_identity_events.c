@@ -46,8 +46,6 @@
 #define NGX_HTTP_IDENTITY_EVENT_DAYS      9       /* a day's counters kept */
 
 
-static void ngx_http_identity_event_init(ngx_http_identity_event_t *ev,
-    char *action, char *reason, ngx_int_t count);
 static json_t *ngx_http_identity_event_doc(ngx_http_request_t *r,
     ngx_http_identity_event_t *ev);
 static char *ngx_http_identity_event_dump(json_t *doc);
@@ -72,7 +70,7 @@ static ngx_str_t  ngx_http_identity_count_script = ngx_string(
 
 /* an event of this action, reason (or NULL) and number of sessions (or -1) */
 
-static void
+void
 ngx_http_identity_event_init(ngx_http_identity_event_t *ev, char *action,
     char *reason, ngx_int_t count)
 {
@@ -687,9 +685,13 @@ ngx_http_identity_event_admin(ngx_http_request_t *r, ngx_str_t *token_hash,
 
     ctx = ngx_http_identity_get_ctx(r);
 
-    ngx_memzero(&ev, sizeof(ngx_http_identity_event_t));
+    if (user) {
+        ngx_http_identity_event_init(&ev, "user_deleted", NULL, -1);
 
-    ev.count = -1;
+    } else {
+        ngx_http_identity_event_init(&ev, "session_revoked", "api", -1);
+    }
+
     ev.target = *target;
     ev.whose = user ? *target : whose ? *whose : ev.whose;
 
@@ -702,14 +704,6 @@ ngx_http_identity_event_admin(ngx_http_request_t *r, ngx_str_t *token_hash,
         ev.admin.len = ngx_sprintf(buf, "token:%*s", (size_t) 8,
                                    token_hash->data)
                        - buf;
-    }
-
-    if (user) {
-        ev.action = "user_deleted";
-
-    } else {
-        ev.action = "session_revoked";
-        ngx_str_set(&ev.reason, "api");
     }
 
     ngx_http_identity_event(r, &ev);

@@ -48,6 +48,8 @@ typedef void (*ngx_http_identity_events_pt)(ngx_http_request_t *r,
     ngx_int_t rc, json_t *body);
 
 
+void ngx_http_identity_event_init(ngx_http_identity_event_t *ev,
+    char *action, char *reason, ngx_int_t count);
 void ngx_http_identity_event(ngx_http_request_t *r,
     ngx_http_identity_event_t *ev);
 void ngx_http_identity_event_login(ngx_http_request_t *r, ngx_uint_t success,

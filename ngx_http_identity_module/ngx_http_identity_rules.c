@@ -354,15 +354,10 @@ ngx_http_identity_rules_event(ngx_http_request_t *r,
         return;
     }
 
-    ngx_memzero(&ev, sizeof(ngx_http_identity_event_t));
-
-    ev.action = "login";
+    ngx_http_identity_event_init(&ev, "login", reason, -1);
     ev.outcome = "failure";
-    ev.reason.data = (u_char *) reason;
-    ev.reason.len = ngx_strlen(reason);
     ev.session = s;
     ev.provider = s->provider;
-    ev.count = -1;
 
     ngx_http_identity_event(r, &ev);
 }

@@ -1006,12 +1006,10 @@ ngx_http_identity_risk_revoked(ngx_http_request_t *r, redisReply *reply,
     whose = ctx->session;
     ngx_str_null(&whose.id);
 
-    ngx_memzero(&ev, sizeof(ngx_http_identity_event_t));
-    ev.action = "session_revoked";
-    ngx_str_set(&ev.reason, "risk");
+    ngx_http_identity_event_init(&ev, "session_revoked", "risk",
+                                 reply->element[0]->integer);
     ev.session = &whose;
     ev.provider = ctx->session.provider;
-    ev.count = reply->element[0]->integer;
 
     ngx_http_identity_event(r, &ev);
 
