@@ -41,6 +41,7 @@ enum {
 
 
 static ngx_int_t ngx_http_identity_login_risk(ngx_http_request_t *r);
+static ngx_int_t ngx_http_identity_login_denied(ngx_http_request_t *r);
 static ngx_int_t ngx_http_identity_login_create(ngx_http_request_t *r);
 static ngx_int_t ngx_http_identity_login_done(ngx_http_request_t *r);
 
@@ -197,14 +198,8 @@ ngx_http_identity_login_finish(ngx_http_request_t *r,
             return NGX_HTTP_SERVICE_UNAVAILABLE;
         }
 
-        /* a denial by risk ends as a denial by the rules: 403, no session */
-
         if (ctx->risk_denied) {
-            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                          "identity: login of \"%V\" with \"%V\" denied "
-                          "by \"%V\"", &ctx->claims.provider_user_id,
-                          &ctx->provider->name, &ctx->risk_reason);
-            return NGX_HTTP_FORBIDDEN;
+            return ngx_http_identity_login_denied(r);
         }
 
         ctx->finish = ngx_http_identity_finish_create;
@@ -220,11 +215,7 @@ ngx_http_identity_login_finish(ngx_http_request_t *r,
                 return NGX_HTTP_INTERNAL_SERVER_ERROR;
             }
 
-            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                          "identity: login of \"%V\" with \"%V\" denied "
-                          "by \"%V\"", &ctx->claims.provider_user_id,
-                          &ctx->provider->name, &ctx->risk_reason);
-            return NGX_HTTP_FORBIDDEN;
+            return ngx_http_identity_login_denied(r);
         }
 
         if (ctx->risk_revoke && ctx->found && !ctx->redis_error) {
@@ -278,6 +269,24 @@ ngx_http_identity_login_risk(ngx_http_request_t *r)
     }
 
     return NGX_AGAIN;
+}
+
+
+/* a denial by risk ends as a denial by the rules: 403, no session */
+
+static ngx_int_t
+ngx_http_identity_login_denied(ngx_http_request_t *r)
+{
+    ngx_http_identity_ctx_t  *ctx;
+
+    ctx = ngx_http_identity_get_ctx(r);
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "identity: login of \"%V\" with \"%V\" denied by \"%s\"",
+                  &ctx->claims.provider_user_id, &ctx->provider->name,
+                  ctx->fail_reason);
+
+    return NGX_HTTP_FORBIDDEN;
 }
 
 

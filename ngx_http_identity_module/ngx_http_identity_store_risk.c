@@ -79,6 +79,13 @@ static void ngx_http_identity_risk_revoked(ngx_http_request_t *r,
  * last place, live sessions}.
  */
 
+/* a denial's reason, by NGX_HTTP_IDENTITY_RISK_* (risk.c's names) */
+static char  *ngx_http_identity_risk_reasons[] = {
+    "risk:new_country", "risk:new_device", "risk:impossible_travel",
+    "risk:concurrent_sessions"
+};
+
+
 static ngx_str_t  ngx_http_identity_risk_script = ngx_string(
     "local p = ARGV[1]\n"
     "local uid = redis.call('GET', p .. 'sub:' .. ARGV[2] .. ':' .. ARGV[3])\n"
@@ -621,25 +628,11 @@ failed:
 static ngx_int_t
 ngx_http_identity_risk_deny(ngx_http_request_t *r, ngx_str_t *uid)
 {
-    char                     *s;
-    size_t                    n;
     ngx_http_identity_ctx_t  *ctx;
 
     ctx = ngx_http_identity_get_ctx(r);
 
-    s = (char *) ngx_http_identity_risk_signals[ctx->risk_denied - 1];
-    n = ngx_strlen(s);
-
-    ctx->risk_reason.data = ngx_pnalloc(r->pool, sizeof("risk:") + n);
-    if (ctx->risk_reason.data == NULL) {
-        return NGX_ERROR;
-    }
-
-    ctx->risk_reason.len = ngx_sprintf(ctx->risk_reason.data, "risk:%s", s)
-                           - ctx->risk_reason.data;
-    ctx->risk_reason.data[ctx->risk_reason.len] = '\0';
-
-    ctx->fail_reason = (char *) ctx->risk_reason.data;
+    ctx->fail_reason = ngx_http_identity_risk_reasons[ctx->risk_denied - 1];
 
     if (uid->len && uid->len <= 64) {
         ctx->session.identity_id.data = ngx_pstrdup(r->pool, uid);

@@ -269,8 +269,6 @@ struct ngx_http_identity_ctx_s {
                                                          last place; the new
                                                          session's packed
                                                          risk (store_risk.c) */
-    ngx_str_t                        risk_reason;     /* "risk:<signal>"
-                                                         of a denial */
     ngx_uint_t                       risk_denied;     /* signal + 1, or 0 */
 
     ngx_str_t                        state_param;
