@@ -255,6 +255,7 @@ static ngx_str_t  ngx_http_identity_touch_script = ngx_string(
 
 static ngx_str_t  ngx_http_identity_create_script = ngx_string(
     NGX_HTTP_IDENTITY_LUA_DROP
+    NGX_HTTP_IDENTITY_LUA_LIVE
     NGX_HTTP_IDENTITY_LUA_SITE
     "local p, sid, th = ARGV[1], ARGV[3], ARGV[4]\n"
     "local now_ms, ep = tonumber(ARGV[5]), ARGV[6]\n"
@@ -275,15 +276,7 @@ static ngx_str_t  ngx_http_identity_create_script = ngx_string(
     "local subkey = p .. 'sub:' .. provider .. ':' .. sub\n"
     "local uid = redis.call('GET', subkey)\n"
     "local max = f.max_live and tonumber(f.max_live)\n"
-    "if uid and max then\n"
-    "  local live = 0\n"
-    "  for _, o in ipairs(redis.call('ZRANGE', p .. 'user_sessions:' .. uid,\n"
-    "                                0, 999)) do\n"
-    "    local k = skey(p, o)\n"
-    "    if k and redis.call('EXISTS', k) == 1 then live = live + 1 end\n"
-    "    if live >= max then return {uid} end\n"
-    "  end\n"
-    "end\n"
+    "if uid and max and live(p, uid, 1000) >= max then return {uid} end\n"
     "if not uid then\n"
     "  uid = ARGV[2]\n"
     "  redis.call('SET', subkey, uid)\n"

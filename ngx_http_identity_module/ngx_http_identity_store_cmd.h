@@ -88,6 +88,24 @@ typedef struct {
     "  return ev\n"                                                           \
     "end\n"
 
+/*
+ * live(p, uid, n): how many of the identity's first n sessions still have
+ * their hash (the risk check's count and the create script's recount)
+ */
+
+#define NGX_HTTP_IDENTITY_LUA_LIVE                                            \
+    "local function live(p, uid, n)\n"                                        \
+    "  local c = 0\n"                                                         \
+    "  for _, o in ipairs(redis.call('ZRANGE', p .. 'user_sessions:' .. uid,\n"\
+    "                                0, n - 1)) do\n"                          \
+    "    local h = string.match(o, '^as_(%x+)$')\n"                           \
+    "    if h and redis.call('EXISTS', p .. 'session:' .. h) == 1 then\n"     \
+    "      c = c + 1\n"                                                       \
+    "    end\n"                                                               \
+    "  end\n"                                                                 \
+    "  return c\n"                                                            \
+    "end\n"
+
 #define NGX_HTTP_IDENTITY_LUA_DROP                                            \
     NGX_HTTP_IDENTITY_LUA_EVENT                                               \
     "local dropped = {}\n"                                                    \

@@ -87,20 +87,14 @@ static char  *ngx_http_identity_risk_reasons[] = {
 
 
 static ngx_str_t  ngx_http_identity_risk_script = ngx_string(
+    NGX_HTTP_IDENTITY_LUA_LIVE
     "local p = ARGV[1]\n"
     "local uid = redis.call('GET', p .. 'sub:' .. ARGV[2] .. ':' .. ARGV[3])\n"
     "if not uid then return {} end\n"
     "local h = redis.call('HMGET', p .. 'user:' .. uid, 'risk_countries',\n"
     "                     'risk_devices', 'risk_last')\n"
-    "local live = 0\n"
-    "for _, o in ipairs(redis.call('ZRANGE', p .. 'user_sessions:' .. uid,\n"
-    "                              0, tonumber(ARGV[4]) - 1)) do\n"
-    "  local s = string.match(o, '^as_(%x+)$')\n"
-    "  if s and redis.call('EXISTS', p .. 'session:' .. s) == 1 then\n"
-    "    live = live + 1\n"
-    "  end\n"
-    "end\n"
-    "return {uid, h[1] or '', h[2] or '', h[3] or '', live}\n");
+    "return {uid, h[1] or '', h[2] or '', h[3] or '',\n"
+    "        live(p, uid, tonumber(ARGV[4]))}\n");
 
 
 /* ARGV: the prefix, the identity, the session kept; {ended, event} */
