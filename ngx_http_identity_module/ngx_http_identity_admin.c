@@ -46,6 +46,7 @@
 #include "ngx_http_identity_redis.h"
 #include "ngx_http_identity_events.h"
 #include "ngx_http_identity_metrics.h"
+#include "ngx_http_identity_risk.h"
 
 
 #define NGX_HTTP_IDENTITY_ADMIN_LIMIT    100
@@ -72,6 +73,8 @@ static ngx_int_t ngx_http_identity_admin_query(ngx_http_request_t *r,
     ngx_http_identity_admin_ctx_t *actx);
 static ngx_int_t ngx_http_identity_admin_arg(ngx_http_request_t *r,
     char *name, ngx_str_t *value);
+static ngx_uint_t ngx_http_identity_admin_one_of(ngx_str_t *v,
+    const char **list);
 static ngx_int_t ngx_http_identity_admin_risk_filters(ngx_http_request_t *r,
     ngx_http_identity_admin_ctx_t *actx, ngx_http_identity_store_query_t *q);
 static ngx_int_t ngx_http_identity_admin_authorized(ngx_http_request_t *r,
@@ -405,14 +408,10 @@ static ngx_int_t
 ngx_http_identity_admin_risk_filters(ngx_http_request_t *r,
     ngx_http_identity_admin_ctx_t *actx, ngx_http_identity_store_query_t *q)
 {
-    ngx_str_t   *v;
-    ngx_uint_t   i, ok;
+    ngx_str_t  *v;
 
-    static char  *devices[] = { "Desktop", "Mobile", "Tablet", "Bot",
-                                "Other", NULL };
-    static char  *risks[] = { "any", "new_country", "new_device",
-                              "impossible_travel", "concurrent_sessions",
-                              NULL };
+    static const char  *devices[] = { "Desktop", "Mobile", "Tablet", "Bot",
+                                      "Other", NULL };
 
     if (ngx_http_identity_admin_arg(r, "country", &q->country) == NGX_ERROR
         || ngx_http_identity_admin_arg(r, "device", &q->device) == NGX_ERROR
@@ -439,24 +438,17 @@ ngx_http_identity_admin_risk_filters(ngx_http_request_t *r,
         return NGX_HTTP_BAD_REQUEST;
     }
 
-    for (ok = (q->device.len == 0), i = 0; !ok && devices[i]; i++) {
-        ok = (q->device.len == ngx_strlen(devices[i])
-              && ngx_strncmp(q->device.data, devices[i], q->device.len) == 0);
-    }
-
-    if (!ok) {
+    if (!ngx_http_identity_admin_one_of(&q->device, devices)) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "identity: admin: invalid device \"%V\"", &q->device);
         actx->msg = "device must be Desktop, Mobile, Tablet, Bot or Other";
         return NGX_HTTP_BAD_REQUEST;
     }
 
-    for (ok = (q->risk.len == 0), i = 0; !ok && risks[i]; i++) {
-        ok = (q->risk.len == ngx_strlen(risks[i])
-              && ngx_strncmp(q->risk.data, risks[i], q->risk.len) == 0);
-    }
-
-    if (!ok) {
+    if (!(q->risk.len == 3 && ngx_strncmp(q->risk.data, "any", 3) == 0)
+        && !ngx_http_identity_admin_one_of(&q->risk,
+                                           ngx_http_identity_risk_signals))
+    {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "identity: admin: invalid risk \"%V\"", &q->risk);
         actx->msg = "risk must be any, new_country, new_device, "
@@ -465,6 +457,23 @@ ngx_http_identity_admin_risk_filters(ngx_http_request_t *r,
     }
 
     return NGX_OK;
+}
+
+
+/* 1: "v" is empty, or one of the NULL-ended "list" */
+
+static ngx_uint_t
+ngx_http_identity_admin_one_of(ngx_str_t *v, const char **list)
+{
+    for ( /* void */ ; v->len && *list; list++) {
+        if (v->len == ngx_strlen(*list)
+            && ngx_strncmp(v->data, *list, v->len) == 0)
+        {
+            return 1;
+        }
+    }
+
+    return v->len == 0;
 }
 
 
